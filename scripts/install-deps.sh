@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs every Debian package kube2iam needs to build, test and run.
+# Idempotent and quiet: packages already present are not touched.
+set -eu
+
+BUILD="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+libsystemd-dev libcurl4-openssl-dev libcjson-dev libssl-dev libmnl-dev libnftnl-dev
+libmicrohttpd-dev libyaml-dev libxml2-dev"
+TEST="python3 python3-pytest python3-botocore awscli curl openssl nftables iproute2
+systemd systemd-container debootstrap clang-format wrk nginx-light valgrind
+dpkg-dev debhelper rpm lintian"
+
+missing=""
+for p in $BUILD $TEST; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+        exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

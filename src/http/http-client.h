@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* HttpClient: libcurl's multi interface glued to the sd-event loop (socket and timer callbacks),
+ * so every outgoing HTTP request (the IMDS proxy, STS, the node's IMDS client, the Kubernetes
+ * watches) runs on the one thread without blocking. It owns the CURLM and its event sources;
+ * callers own their CURL easy handles (reuse them: the multi handle keeps the connections) and
+ * get one completion callback per transfer. Callers in src/http, src/aws and src/kube may use
+ * libcurl's easy API directly; nothing else includes curl. */
+
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct HttpClient HttpClient;
+
+/* Called once when a transfer ends. error is 0 or a negative errno mapped from result (the
+ * HTTP status is read with curl_easy_getinfo(CURLINFO_RESPONSE_CODE)). The easy handle is no
+ * longer in the multi handle: the callback may free it, or start it again. */
+typedef void (*http_client_done_t)(HttpClient *c, CURL *easy, int error, CURLcode result, void *userdata);
+
+int http_client_new(sd_event *event, HttpClient **ret);
+/* Aborts every transfer still running without calling their callbacks. */
+HttpClient *http_client_free(HttpClient *c);
+static inline void http_client_freep(HttpClient **c) {
+        http_client_free(*c);
+}
+
+/* Starts a transfer. Overwrites CURLOPT_PRIVATE. */
+int http_client_start(HttpClient *c, CURL *easy, http_client_done_t done, void *userdata);
+/* Stops a running transfer without calling its callback; a no-op for one that is not running. */
+void http_client_cancel(HttpClient *c, CURL *easy);
+unsigned http_client_running(const HttpClient *c);
+sd_event *http_client_get_event(const HttpClient *c);
+
+int http_client_errno(CURLcode code);
