@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* Health: the state behind /healthz. Every HEALTH_CHECK_INTERVAL it asks the upstream IMDS for
+ * the instance id (IMDSv2 token first, as SDKs do), keeps the last answer, and renders kube2iam's
+ * body {"hostIP":"...","instanceId":"..."}. /healthz reports the daemon's own health: an IMDS
+ * that is slow or down is reported in the body and the kube2iam_healthcheck_status gauge, never
+ * by failing the probe (kube2iam #232, #251). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http-client.h"
+#include "string-util.h"
+#include "time-util.h"
+
+#define HEALTH_CHECK_INTERVAL (30 * USEC_PER_SEC)
+/* IMDS answers in milliseconds; a check that takes longer counts as failed. */
+#define HEALTH_CHECK_TIMEOUT_MSEC 2000L
+/* An instance id is "i-" and 8 or 17 hex digits; anything longer is not one. */
+#define HEALTH_INSTANCE_ID_MAX 64
+
+typedef struct Health Health;
+
+int health_new(HttpClient *client, const char *imds_host, uint16_t imds_port, const char *host_ip, Health **ret);
+Health *health_free(Health *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Health *, health_free);
+
+/* Starts the periodic check (the first one runs at once). */
+int health_start(Health *h);
+/* Whether the last check reached the upstream IMDS. */
+bool health_imds_ok(const Health *h);
+/* Appends the /healthz JSON body (with a trailing newline, as Go's encoder writes it). */
+void health_render(const Health *h, StrBuf *out);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* ImdsProxy: the reverse proxy to the upstream IMDS (--metadata-addr), kube2iam's catch-all
+ * route. Owns a pool of reusable curl easy handles on the shared HttpClient (the multi handle
+ * keeps upstream connections alive), the header rules (hop-by-hop dropped, Host kept,
+ * kube2iam's X-Forwarded-For rules), hard timeouts and the 502 on upstream failure. */
+
+#include <stdint.h>
+
+#include "http-client.h"
+#include "server.h"
+
+/* Whole upstream exchange. IMDS answers in milliseconds; SDKs give up after 1 s anyway. */
+#define PROXY_TIMEOUT_MSEC 3000L
+#define PROXY_CONNECT_TIMEOUT_MSEC 1000L
+/* user-data is at most 16 KiB; nothing IMDS serves comes near 1 MiB. */
+#define PROXY_MAX_RESPONSE_BYTES (1024U * 1024U)
+/* Idle easy handles kept for reuse. */
+#define PROXY_POOL_MAX 64U
+
+typedef struct ImdsProxy ImdsProxy;
+
+int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProxy **ret);
+ImdsProxy *imds_proxy_free(ImdsProxy *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsProxy *, imds_proxy_free);
+
+/* Forwards a kept request to the upstream, path (origin-form, already decoded and clean, as
+ * Go's ReverseProxy sends URL.Path) and the raw query kept, and answers it when the upstream
+ * does (or 502). extra_headers replace same-named client headers (NULL-terminated name/value
+ * pairs, e.g. the daemon's own IMDSv2 token); drop_headers are removed. */
+void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
+                        size_t n_extra, const char *const *drop_headers);
+
+/* kube2iam's rule: no X-Forwarded-For is added to the IMDSv2 token PUT (`^/?[^/]+/api/token$`)
+ * nor to a GET carrying an X-aws-ec2-metadata-token header, because IMDS rejects those. */
+bool imds_proxy_adds_xff(const char *method, const char *path, const char *token_header);
+/* Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones Go removes). */
+bool imds_proxy_is_hop_header(const char *name);
+
+unsigned imds_proxy_in_flight(const ImdsProxy *p);

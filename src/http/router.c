@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "string-util.h"
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int router_unescape_path(const char *p, char **ret) {
+        size_t n = strlen(p);
+        char *out, *o;
+
+        out = o = malloc(n + 1);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] != '%') {
+                        *o++ = p[i];
+                        continue;
+                }
+                if (i + 2 >= n) {
+                        free(out);
+                        return -EINVAL;
+                }
+                int h = unhex(p[i + 1]), l = h >= 0 ? unhex(p[i + 2]) : -1;
+                if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+                        /* Go answers 400 to a malformed escape; we also refuse NUL, which no IMDS path has */
+                        free(out);
+                        return -EINVAL;
+                }
+                *o++ = (char) (h * 16 + l);
+                i += 2;
+        }
+        *o = '\0';
+        *ret = out;
+        return 0;
+}
+
+char *router_escape_path(const char *p) {
+        static const char hex[] = "0123456789ABCDEF";
+        StrBuf b = {};
+
+        for (const unsigned char *s = (const unsigned char *) p; *s; s++) {
+                /* Go's shouldEscape(c, encodePath) */
+                if (isalnum(*s) || strchr("-_.~$&+,/:;=@", *s))
+                        strbuf_append_char(&b, (char) *s);
+                else {
+                        char e[3] = { '%', hex[*s >> 4], hex[*s & 15] };
+                        strbuf_append_n(&b, e, 3);
+                }
+        }
+        return strbuf_steal(&b);
+}
+
+char *router_clean_path(const char *p) {
+        _cleanup_strv_free_ char **parts = NULL, **out = NULL;
+        StrBuf b = {};
+        size_t n;
+        bool trailing;
+
+        if (isempty(p))
+                return strdup("/");
+        trailing = p[strlen(p) - 1] == '/';
+        if (strv_split(p, "/", &parts) < 0)
+                return NULL;
+        for (char **e = parts; *e; e++) {
+                if (streq(*e, "."))
+                        continue;
+                if (streq(*e, "..")) {
+                        n = strv_length(out);
+                        if (n > 0) {
+                                free(out[n - 1]);
+                                out[n - 1] = NULL;
+                        }
+                        continue; /* ".." at the root stays at the root */
+                }
+                if (strv_extend(&out, *e) < 0)
+                        return NULL;
+        }
+        for (char **e = out; e && *e; e++) {
+                strbuf_append_char(&b, '/');
+                strbuf_append(&b, *e);
+        }
+        if (b.len == 0)
+                strbuf_append_char(&b, '/');
+        else if (trailing)
+                strbuf_append_char(&b, '/');
+        return strbuf_steal(&b);
+}
+
+const char *route_handler_name(RouteId id) {
+        switch (id) {
+        case ROUTE_DEBUG_STORE:
+                return "debugStoreHandler";
+        case ROUTE_ROLE_LIST:
+                return "securityCredentialsHandler";
+        case ROUTE_ROLE_CREDENTIALS:
+                return "roleHandler";
+        case ROUTE_HEALTHZ:
+                return "healthHandler";
+        case ROUTE_PROXY:
+                return "reverseProxyHandler";
+        default:
+                return NULL;
+        }
+}
+
+void route_match_done(RouteMatch *m) {
+        free(m->path);
+        free(m->version);
+        free(m->role);
+        free(m->location);
+        free(m->host);
+        *m = (RouteMatch) {};
+}
+
+/* "/{version}/meta-data/iam/security-credentials" + rest: returns rest (after the fixed part),
+ * and the version, or NULL. */
+static const char *match_credentials(const char *path, char **ret_version) {
+        const char *v = path + 1, *slash, *rest;
+
+        if (path[0] != '/')
+                return NULL;
+        slash = strchr(v, '/');
+        if (!slash || slash == v)
+                return NULL;
+        rest = startswith(slash, "/meta-data/iam/security-credentials");
+        if (!rest)
+                return NULL;
+        *ret_version = strndup(v, (size_t) (slash - v));
+        return *ret_version ? rest : NULL;
+}
+
+int router_match(const RouterOptions *o, const char *raw_path, const char *raw_query, RouteMatch *ret) {
+        RouteMatch m = {};
+        _cleanup_free_ char *decoded = NULL, *clean = NULL;
+        const char *path = raw_path, *rest;
+        int r;
+
+        /* absolute-form: scheme://authority/path (RFC 9112 3.2.2) */
+        const char *after = startswith_no_case(raw_path, "http://") ?: startswith_no_case(raw_path, "https://");
+        if (after) {
+                size_t hl = strcspn(after, "/");
+                m.host = strndup(after, hl);
+                if (!m.host)
+                        return -ENOMEM;
+                path = after + hl;
+        }
+
+        r = router_unescape_path(path, &decoded);
+        if (r == -EINVAL) {
+                m.id = ROUTE_BAD_REQUEST;
+                *ret = m;
+                return 0;
+        }
+        if (r < 0) {
+                route_match_done(&m);
+                return r;
+        }
+
+        clean = router_clean_path(decoded);
+        if (!clean) {
+                route_match_done(&m);
+                return -ENOMEM;
+        }
+        if (!streq(clean, decoded)) {
+                _cleanup_free_ char *esc = router_escape_path(clean);
+                StrBuf b = {};
+                if (!esc) {
+                        route_match_done(&m);
+                        return -ENOMEM;
+                }
+                if (m.host)
+                        strbuf_appendf(&b, "http://%s", m.host);
+                strbuf_append(&b, esc);
+                if (raw_query && *raw_query)
+                        strbuf_appendf(&b, "?%s", raw_query);
+                m.location = strbuf_steal(&b);
+                if (!m.location) {
+                        route_match_done(&m);
+                        return -ENOMEM;
+                }
+                m.id = ROUTE_REDIRECT;
+                m.path = TAKE_PTR(clean);
+                *ret = m;
+                return 0;
+        }
+
+        if (o->debug && streq(decoded, "/debug/store"))
+                m.id = ROUTE_DEBUG_STORE;
+        else if ((rest = match_credentials(decoded, &m.version))) {
+                if (streq(rest, "") || streq(rest, "/"))
+                        m.id = ROUTE_ROLE_LIST;
+                else if (rest[0] == '/') {
+                        m.id = ROUTE_ROLE_CREDENTIALS;
+                        m.role = strdup(rest + 1);
+                        if (!m.role) {
+                                route_match_done(&m);
+                                return -ENOMEM;
+                        }
+                } else {
+                        /* e.g. /latest/meta-data/iam/security-credentialsX */
+                        m.version = mfree(m.version);
+                        m.id = ROUTE_PROXY;
+                }
+        } else if (streq(decoded, "/healthz"))
+                m.id = ROUTE_HEALTHZ;
+        else if (o->metrics && streq(decoded, "/metrics"))
+                m.id = ROUTE_METRICS;
+        else
+                m.id = ROUTE_PROXY;
+
+        if (m.id == ROUTE_PROXY)
+                m.version = mfree(m.version);
+        m.path = TAKE_PTR(decoded);
+        *ret = m;
+        return 0;
+}

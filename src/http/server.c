@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "server.h"
+#include "string-util.h"
+
+/* MHD's per-connection memory pool holds the read buffer, the parsed headers and the response
+ * headers: twice the header limit leaves MHD room for the rest, and a request over the limit is
+ * refused by MHD itself with 431/414. */
+#define HTTP_CONNECTION_POOL_BYTES (2U * HTTP_MAX_HEADER_BYTES)
+/* sd-event runs one source per iteration, lowest number first: MHD's sources go after timers and
+ * the HTTP client's, or timers fire late under load (TESTING.md, measured). */
+#define HTTP_SERVER_EVENT_PRIORITY 10
+
+typedef enum RequestState {
+        REQUEST_RECEIVING,  /* headers in, body (if any) arriving */
+        REQUEST_KEPT,       /* handed to the handler, suspended until answered */
+        REQUEST_ANSWERED,   /* response queued */
+} RequestState;
+
+struct HttpRequest {
+        HttpServer *server;
+        struct MHD_Connection *connection;
+        RequestState state;
+        bool first_call_done;
+        bool body_too_large;
+        bool in_handler;
+        bool suspended;
+
+        char *target;           /* raw request target */
+        const char *path;       /* into target */
+        const char *query;      /* into target, or NULL */
+        const char *method;     /* MHD's, valid for the connection */
+        char peer[INET6_ADDRSTRLEN];
+        StrBuf body;
+        usec_t start;
+        const char *label;
+
+        struct MHD_Response *response; /* prepared answer waiting to be queued */
+        unsigned status;
+
+        http_request_abort_t abort_cb;
+        void *owner_data;
+
+        HttpRequest *prev, *next; /* the server's list of requests not yet answered */
+};
+
+struct HttpServer {
+        sd_event *event;
+        struct MHD_Daemon *mhd;
+        sd_event_source *io, *timer, *defer;
+        char *name;
+        http_handler_t handler;
+        void *userdata;
+        http_observer_t observer;
+        void *observer_data;
+        int listen_fd;
+        HttpRequest *pending;
+        unsigned n_pending;
+};
+
+static void server_schedule(HttpServer *s);
+
+static void pending_link(HttpServer *s, HttpRequest *r) {
+        r->next = s->pending;
+        r->prev = NULL;
+        if (s->pending)
+                s->pending->prev = r;
+        s->pending = r;
+        s->n_pending++;
+}
+
+static void pending_unlink(HttpServer *s, HttpRequest *r) {
+        if (r->prev)
+                r->prev->next = r->next;
+        else if (s->pending == r)
+                s->pending = r->next;
+        else
+                return; /* not linked */
+        if (r->next)
+                r->next->prev = r->prev;
+        r->prev = r->next = NULL;
+        s->n_pending--;
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection) {
+        HttpServer *s = cls;
+        const union MHD_ConnectionInfo *ci;
+        HttpRequest *r;
+        char *q;
+
+        r = calloc(1, sizeof *r);
+        if (!r)
+                return NULL;
+        r->server = s;
+        r->connection = connection;
+        r->start = now_monotonic();
+        r->target = strdup(uri ?: "");
+        if (!r->target) {
+                free(r);
+                return NULL;
+        }
+        q = strchr(r->target, '?');
+        if (q) {
+                *q = '\0';
+                r->query = q + 1;
+        }
+        r->path = r->target;
+
+        ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, r->peer, sizeof r->peer);
+                else if (sa->sa_family == AF_INET6) {
+                        const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                        if (IN6_IS_ADDR_V4MAPPED(a))
+                                inet_ntop(AF_INET, &a->s6_addr[12], r->peer, sizeof r->peer);
+                        else
+                                inet_ntop(AF_INET6, a, r->peer, sizeof r->peer);
+                }
+        }
+        return r;
+}
+
+/* Keeps the target exactly as received: routing does its own decoding, as Go's mux does. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s) {
+        return strlen(s);
+}
+
+static enum MHD_Result queue_prepared(HttpRequest *r) {
+        enum MHD_Result ret;
+
+        ret = MHD_queue_response(r->connection, r->status, r->response);
+        MHD_destroy_response(r->response);
+        r->response = NULL;
+        r->state = REQUEST_ANSWERED;
+        pending_unlink(r->server, r);
+        if (r->server->observer)
+                r->server->observer(r, r->status, usec_sub(now_monotonic(), r->start), r->server->observer_data);
+        return ret;
+}
+
+static struct MHD_Response *make_response(const HttpHeader *headers, size_t n, const void *body, size_t size) {
+        struct MHD_Response *resp;
+
+        resp = MHD_create_response_from_buffer(size, (void *) (body ?: ""), MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (headers[i].name && headers[i].value &&
+                    MHD_add_response_header(resp, headers[i].name, headers[i].value) != MHD_YES) {
+                        MHD_destroy_response(resp);
+                        return NULL;
+                }
+        return resp;
+}
+
+static enum MHD_Result answer_now(HttpRequest *r, unsigned status, const char *body) {
+        static const HttpHeader h[] = {
+                { "Content-Type", "text/plain; charset=utf-8" },
+                { "X-Content-Type-Options", "nosniff" },
+        };
+        r->response = make_response(h, ELEMENTSOF(h), body, strlen(body));
+        if (!r->response)
+                return MHD_NO;
+        r->status = status;
+        return queue_prepared(r);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
+        HttpServer *s = cls;
+        HttpRequest *r = *con_cls;
+
+        if (!r)
+                return MHD_NO; /* allocation failed in on_uri: drop the connection */
+
+        if (r->response) /* answered while kept, and now resumed */
+                return queue_prepared(r);
+        if (r->state != REQUEST_RECEIVING)
+                return MHD_YES;
+
+        if (!r->first_call_done) {
+                /* Queue nothing on the first call: answering now would force Connection: close. */
+                r->first_call_done = true;
+                r->method = method;
+                pending_link(s, r);
+                return MHD_YES;
+        }
+
+        if (*upload_data_size > 0) {
+                if (r->body.len + *upload_data_size > HTTP_MAX_BODY_BYTES)
+                        r->body_too_large = true;
+                else
+                        strbuf_append_n(&r->body, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+
+        if (r->body_too_large)
+                return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
+        if (strbuf_error(&r->body) < 0)
+                return answer_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+
+        r->state = REQUEST_KEPT;
+        r->in_handler = true;
+        s->handler(r, s->userdata);
+        r->in_handler = false;
+
+        if (r->response)
+                return queue_prepared(r);
+
+        MHD_suspend_connection(connection);
+        r->suspended = true;
+        return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        HttpServer *s = cls;
+        HttpRequest *r = *con_cls;
+
+        if (!r)
+                return;
+        *con_cls = NULL;
+        pending_unlink(s, r);
+        if (r->state == REQUEST_KEPT && r->abort_cb)
+                r->abort_cb(r, r->owner_data);
+        if (r->response)
+                MHD_destroy_response(r->response);
+        strbuf_done(&r->body);
+        free(r->target);
+        free(r);
+}
+
+static void run_mhd(HttpServer *s) {
+        (void) MHD_run(s->mhd);
+        server_schedule(s);
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        run_mhd(userdata);
+        return 0;
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        run_mhd(userdata);
+        return 0;
+}
+
+static int on_defer(sd_event_source *src, void *userdata) {
+        run_mhd(userdata);
+        return 0;
+}
+
+/* Acts on all three MHD_get_timeout answers (TESTING.md): 0 = run again now (epoll is
+ * edge-triggered and pipelined requests would wait), none = no timer, N = a timer. */
+static void server_schedule(HttpServer *s) {
+        MHD_UNSIGNED_LONG_LONG ms;
+
+        if (!s->mhd)
+                return;
+        if (MHD_get_timeout(s->mhd, &ms) != MHD_YES) {
+                (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+                return;
+        }
+        if (ms == 0) {
+                (void) sd_event_source_set_enabled(s->defer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_source_set_time(s->timer, usec_add(now_monotonic(), (usec_t) ms * USEC_PER_MSEC));
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+int http_server_new(sd_event *event, int listen_fd, const char *name, http_handler_t handler, void *userdata,
+                    HttpServer **ret) {
+        _cleanup_(http_server_freep) HttpServer *s = NULL;
+        const union MHD_DaemonInfo *info;
+        int r;
+
+        if (!event || listen_fd < 0 || !handler || !ret)
+                return -EINVAL;
+        s = calloc(1, sizeof *s);
+        if (!s) {
+                safe_close(listen_fd);
+                return -ENOMEM;
+        }
+        s->event = sd_event_ref(event);
+        s->listen_fd = listen_fd;
+        s->handler = handler;
+        s->userdata = userdata;
+        s->name = strdup(name ?: "http");
+        if (!s->name)
+                return -ENOMEM;
+
+        s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                  on_access, s,
+                                  MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                                  MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS_PER_IP,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_IDLE_TIMEOUT_SEC,
+                                  MHD_OPTION_END);
+        if (!s->mhd)
+                return log_error_errno(EIO, "Failed to start the HTTP server (%s)", s->name);
+
+        info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return log_error_errno(EIO, "Failed to get the HTTP server's epoll fd (%s)", s->name);
+
+        r = sd_event_add_io(event, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the HTTP server: %m");
+        r = sd_event_add_time(event, &s->timer, CLOCK_MONOTONIC, 0, 1, on_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP server timer: %m");
+        r = sd_event_add_defer(event, &s->defer, on_defer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP server run source: %m");
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(s->defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_priority(s->io, HTTP_SERVER_EVENT_PRIORITY);
+        (void) sd_event_source_set_priority(s->timer, HTTP_SERVER_EVENT_PRIORITY);
+        (void) sd_event_source_set_priority(s->defer, HTTP_SERVER_EVENT_PRIORITY);
+        (void) sd_event_source_set_description(s->io, "http-server-io");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+HttpServer *http_server_free(HttpServer *s) {
+        if (!s)
+                return NULL;
+        if (s->mhd) {
+                http_server_abort_pending(s, MHD_HTTP_SERVICE_UNAVAILABLE);
+                MHD_stop_daemon(s->mhd);
+                s->mhd = NULL;
+        }
+        /* MHD does not close a socket passed with MHD_OPTION_LISTEN_SOCKET */
+        safe_close(s->listen_fd);
+        sd_event_source_disable_unref(s->io);
+        sd_event_source_disable_unref(s->timer);
+        sd_event_source_disable_unref(s->defer);
+        sd_event_unref(s->event);
+        free(s->name);
+        free(s);
+        return NULL;
+}
+
+void http_server_stop_accepting(HttpServer *s) {
+        MHD_socket fd;
+
+        if (!s || !s->mhd || s->listen_fd < 0)
+                return;
+        fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET) {
+                /* our copy only: under socket activation systemd keeps the socket and its backlog */
+                s->listen_fd = safe_close(s->listen_fd);
+        }
+        server_schedule(s);
+}
+
+unsigned http_server_pending(const HttpServer *s) {
+        return s ? s->n_pending : 0;
+}
+
+void http_server_abort_pending(HttpServer *s, unsigned status) {
+        /* answer every kept request; requests still receiving are left to MHD's own teardown */
+        for (HttpRequest *r = s->pending, *next; r; r = next) {
+                next = r->next;
+                if (r->state != REQUEST_KEPT || r->response)
+                        continue;
+                if (r->abort_cb) {
+                        http_request_abort_t cb = r->abort_cb;
+                        r->abort_cb = NULL;
+                        cb(r, r->owner_data);
+                }
+                (void) http_request_respond(r, status, (const HttpHeader[]) { { "Content-Type", "text/plain; charset=utf-8" } },
+                                            1, "service stopping\n", strlen("service stopping\n"));
+        }
+        if (s->mhd)
+                (void) MHD_run(s->mhd);
+}
+
+void http_server_set_observer(HttpServer *s, http_observer_t f, void *userdata) {
+        s->observer = f;
+        s->observer_data = userdata;
+}
+
+const char *http_request_method(const HttpRequest *r) {
+        return r->method ?: "GET";
+}
+
+const char *http_request_path(const HttpRequest *r) {
+        return r->path;
+}
+
+const char *http_request_query(const HttpRequest *r) {
+        return r->query;
+}
+
+const char *http_request_header(const HttpRequest *r, const char *name) {
+        return MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, name);
+}
+
+typedef struct HeaderIter {
+        bool (*f)(const char *, const char *, void *);
+        void *ud;
+} HeaderIter;
+
+static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        HeaderIter *it = cls;
+        return it->f(key, value ?: "", it->ud) ? MHD_YES : MHD_NO;
+}
+
+void http_request_foreach_header(const HttpRequest *r, bool (*f)(const char *, const char *, void *), void *ud) {
+        HeaderIter it = { f, ud };
+        MHD_get_connection_values(r->connection, MHD_HEADER_KIND, header_iter, &it);
+}
+
+const char *http_request_peer(const HttpRequest *r) {
+        return r->peer;
+}
+
+const void *http_request_body(const HttpRequest *r, size_t *ret_size) {
+        if (ret_size)
+                *ret_size = r->body.len;
+        return r->body.s;
+}
+
+usec_t http_request_start_usec(const HttpRequest *r) {
+        return r->start;
+}
+
+void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data) {
+        r->abort_cb = abort_cb;
+        r->owner_data = owner_data;
+}
+
+void http_request_set_label(HttpRequest *r, const char *label) {
+        r->label = label;
+}
+
+const char *http_request_label(const HttpRequest *r) {
+        return r->label;
+}
+
+int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                         const void *body, size_t size) {
+        int ret = 0;
+
+        if (!r || r->state != REQUEST_KEPT || r->response)
+                return -EINVAL;
+        r->abort_cb = NULL;
+        r->response = make_response(headers, n_headers, body, size);
+        r->status = status;
+        if (!r->response) {
+                ret = -ENOMEM;
+                r->response = make_response(NULL, 0, NULL, 0);
+                r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+                if (!r->response)
+                        return -ENOMEM;
+        }
+        if (!r->in_handler && r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->connection);
+                /* MHD 0.9.75 does not count a resume in MHD_get_timeout: run it ourselves */
+                (void) sd_event_source_set_enabled(r->server->defer, SD_EVENT_ONESHOT);
+        }
+        return ret;
+}

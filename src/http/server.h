@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* HttpServer: the libmicrohttpd adapter (the only file that includes microhttpd.h). One MHD
+ * daemon per listening socket, in external-epoll mode on the sd-event loop, with suspend/resume
+ * for requests that wait (proxy, cold credentials, pods not yet seen). Owns the named limits on
+ * what a client may send, the per-request state (HttpRequest) and the drain on shutdown.
+ * Handlers see HttpRequest only: raw path and query as received, headers, the peer address,
+ * and one way to answer (http_request_respond), now or later. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "time-util.h"
+
+/* Request line plus headers: IMDS clients send a few hundred bytes; 16 KiB leaves room for
+ * proxies' headers and is what nginx's large_client_header_buffers allows per line. */
+#define HTTP_MAX_HEADER_BYTES (16U * 1024U)
+/* IMDS requests carry no body (the token PUT neither); a small allowance keeps odd clients working. */
+#define HTTP_MAX_BODY_BYTES 1024U
+/* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn
+ * and is far below the default fd limit the unit sets. */
+#define HTTP_MAX_CONNECTIONS 1024U
+/* One pod (one address) should not starve the others. */
+#define HTTP_MAX_CONNECTIONS_PER_IP 128U
+/* Idle keep-alive connections are closed after this long (SDKs reconnect at will). */
+#define HTTP_IDLE_TIMEOUT_SEC 30U
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+
+typedef struct HttpHeader {
+        const char *name;
+        const char *value;
+} HttpHeader;
+
+/* Called once per request, when its headers (and small body) are in. The handler answers with
+ * http_request_respond() now, or keeps the request (it is suspended automatically) and answers
+ * later. userdata is the server's. */
+typedef void (*http_handler_t)(HttpRequest *req, void *userdata);
+/* Called when a kept request ends before it was answered (client gone, server stopping) so its
+ * owner drops its pointer to it. */
+typedef void (*http_request_abort_t)(HttpRequest *req, void *owner_data);
+
+/* listen_fd: a listening stream socket; ownership passes to the server. */
+int http_server_new(sd_event *event, int listen_fd, const char *name, http_handler_t handler, void *userdata,
+                    HttpServer **ret);
+HttpServer *http_server_free(HttpServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
+
+/* Stops accepting new connections (they stay in the socket's backlog, which systemd keeps for
+ * the next instance); requests in progress go on. */
+void http_server_stop_accepting(HttpServer *s);
+/* Requests accepted and not yet answered. */
+unsigned http_server_pending(const HttpServer *s);
+/* Answers every kept request with `status` (used at the end of a drain). */
+void http_server_abort_pending(HttpServer *s, unsigned status);
+
+const char *http_request_method(const HttpRequest *r);
+/* The request target's path exactly as received (no decoding), never NULL, may be absolute-form. */
+const char *http_request_path(const HttpRequest *r);
+/* The raw query string without '?', or NULL when the target had none. */
+const char *http_request_query(const HttpRequest *r);
+const char *http_request_header(const HttpRequest *r, const char *name);
+/* Calls f for every request header in order; stops early when f returns false. */
+void http_request_foreach_header(const HttpRequest *r, bool (*f)(const char *name, const char *value, void *ud),
+                                 void *ud);
+/* The TCP peer's address, normalised as Go's net.ParseIP(...).String() does (IPv4-mapped IPv6
+ * becomes dotted IPv4). */
+const char *http_request_peer(const HttpRequest *r);
+const void *http_request_body(const HttpRequest *r, size_t *ret_size);
+usec_t http_request_start_usec(const HttpRequest *r);
+
+/* Answers the request: copies headers and body. Content-Length is set by the server. Safe to
+ * call while the request is kept; after this call the HttpRequest pointer is no longer the
+ * caller's. Returns <0 only on allocation failure, when a bare 500 is sent instead. */
+int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                         const void *body, size_t size);
+/* Registers the owner of a kept request, told (abort) when the request ends unanswered. */
+void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data);
+/* Per-request slot for the handler layer (route label for metrics, etc.). */
+void http_request_set_label(HttpRequest *r, const char *label);
+const char *http_request_label(const HttpRequest *r);
+
+/* Observer of every answered request (metrics, request log). */
+typedef void (*http_observer_t)(const HttpRequest *r, unsigned status, usec_t duration, void *userdata);
+void http_server_set_observer(HttpServer *s, http_observer_t f, void *userdata);
