@@ -80,18 +80,19 @@ typedef struct OptionDoc {
 
 static const OptionDoc option_docs[] = {
         { ARG_API_SERVER, "api-server", required_argument, "URL", "Endpoint for the api server" },
-        { ARG_API_TOKEN, "api-token", required_argument, "TOKEN", "Token to authenticate with the api server" },
+        { ARG_API_TOKEN, "api-token", required_argument, "TOKEN",
+          "Token to authenticate with the api server" },
         { ARG_APP_PORT, "app-port", required_argument, "PORT", "Kube2iam server http port" },
         { ARG_AUTO_DISCOVER_BASE_ARN, "auto-discover-base-arn", optional_argument, NULL,
           "Queries EC2 Metadata to determine the base ARN" },
         { ARG_AUTO_DISCOVER_DEFAULT_ROLE, "auto-discover-default-role", optional_argument, NULL,
-          "Queries EC2 Metadata to determine the default Iam Role and base ARN, cannot be used with --default-role, overwrites any previous setting for --base-role-arn" },
+          "Queries EC2 Metadata to determine the default Iam Role and base ARN, cannot be used with "
+          "--default-role, overwrites any previous setting for --base-role-arn" },
         { ARG_BACKOFF_MAX_ELAPSED_TIME, "backoff-max-elapsed-time", required_argument, "DURATION",
           "Max elapsed time for backoff when querying for role" },
         { ARG_BACKOFF_MAX_INTERVAL, "backoff-max-interval", required_argument, "DURATION",
           "Max interval for backoff when querying for role" },
-        { ARG_BASE_ROLE_ARN, "base-role-arn", required_argument, "ARN",
-          "Base role ARN" },
+        { ARG_BASE_ROLE_ARN, "base-role-arn", required_argument, "ARN", "Base role ARN" },
         { ARG_CACHE_RESYNC_PERIOD, "cache-resync-period", required_argument, "DURATION",
           "Kubernetes caches resync period (accepted for compatibility; watches keep the caches current)" },
         { ARG_DEBUG, "debug", optional_argument, NULL, "Enable debug features (/debug/store)" },
@@ -99,18 +100,22 @@ static const OptionDoc option_docs[] = {
           "Fallback role to use when annotation is not set" },
         { ARG_HELP, "help", no_argument, NULL, "Print this help and exit" },
         { ARG_HOST_INTERFACE, "host-interface", required_argument, "IFACES",
-          "Host interface(s) for proxying AWS metadata, comma-separated; 'cali+' and 'cali*' both match every cali interface" },
+          "Host interface(s) for proxying AWS metadata, comma-separated; 'cali+' and 'cali*' both match "
+          "every cali interface" },
         { ARG_HOST_IP, "host-ip", required_argument, "IP", "IP address of host" },
-        { ARG_HOST_IPV6, "host-ipv6", required_argument, "IP6", "IPv6 address of host, target of the --ipv6 redirect" },
+        { ARG_HOST_IPV6, "host-ipv6", required_argument, "IP6",
+          "IPv6 address of host, target of the --ipv6 redirect" },
         { ARG_IAM_EXTERNAL_ID, "iam-external-id", required_argument, "KEY",
           "Pod annotation key used to retrieve the IAM ExternalId" },
         { ARG_IAM_ROLE_ERROR_TTL, "iam-role-error-ttl", required_argument, "DURATION",
           "TTL for caching an AssumeRole error (0 = off)" },
-        { ARG_IAM_ROLE_KEY, "iam-role-key", required_argument, "KEY", "Pod annotation key used to retrieve the IAM role" },
+        { ARG_IAM_ROLE_KEY, "iam-role-key", required_argument, "KEY",
+          "Pod annotation key used to retrieve the IAM role" },
         { ARG_IAM_ROLE_SESSION_TTL, "iam-role-session-ttl", required_argument, "DURATION",
           "Credential cache TTL; STS sessions last twice as long (900..43200 s)" },
         { ARG_IMDSV2_REQUIRED, "imdsv2-required", optional_argument, NULL,
-          "Require an IMDSv2 session token on credential and proxied requests, as HttpTokens=required does" },
+          "Require an IMDSv2 session token on credential and proxied requests, as HttpTokens=required "
+          "does" },
         { ARG_INSECURE, "insecure", optional_argument, NULL,
           "Kubernetes server should be accessed without verifying the TLS. Testing only" },
         { ARG_IPTABLES, "iptables", optional_argument, NULL,
@@ -120,15 +125,18 @@ static const OptionDoc option_docs[] = {
         { ARG_LISTEN_ADDRESS, "listen-address", required_argument, "ADDR",
           "Address to listen on when not socket-activated (default: all addresses)" },
         { ARG_LOG_FORMAT, "log-format", required_argument, "FORMAT", "Log format (text/json)" },
-        { ARG_LOG_LEVEL, "log-level", required_argument, "LEVEL", "Log level (debug, info, warn, error, fatal)" },
+        { ARG_LOG_LEVEL, "log-level", required_argument, "LEVEL",
+          "Log level (debug, info, warn, error, fatal)" },
         { ARG_METADATA_ADDR, "metadata-addr", required_argument, "HOST[:PORT]",
           "Address for the ec2 metadata" },
         { ARG_METADATA_ALLOW, "metadata-allow", required_argument, "PATTERNS",
-          "Comma-separated path patterns ('*' wildcard) proxied to the metadata service; default: all but the node's identity" },
+          "Comma-separated path patterns ('*' wildcard) proxied to the metadata service; default: all but "
+          "the node's identity" },
         { ARG_METRICS_PORT, "metrics-port", required_argument, "PORT",
           "Metrics server http port (default: same as kube2iam server port)" },
         { ARG_NAMESPACE_KEY, "namespace-key", required_argument, "KEY",
-          "Namespace annotation key used to retrieve the IAM roles allowed (value in annotation should be json array)" },
+          "Namespace annotation key used to retrieve the IAM roles allowed (value in annotation should be "
+          "json array)" },
         { ARG_NAMESPACE_RESTRICTION_FORMAT, "namespace-restriction-format", required_argument, "FORMAT",
           "Namespace Restriction Format (glob/regexp)" },
         { ARG_NAMESPACE_RESTRICTIONS, "namespace-restrictions", optional_argument, NULL,
@@ -139,7 +147,8 @@ static const OptionDoc option_docs[] = {
         { ARG_READY_SYNC_TIMEOUT, "ready-sync-timeout", required_argument, "DURATION",
           "At most this long, wait for the first pod list before telling systemd we are ready" },
         { ARG_RESOLVE_DUPLICATE_CACHE_IPS, "resolve-duplicate-cache-ips", optional_argument, NULL,
-          "Queries the k8s api server to find the source of truth when the pod cache contains multiple pods with the same IP" },
+          "Queries the k8s api server to find the source of truth when the pod cache contains multiple pods "
+          "with the same IP" },
         { ARG_STS_BURST, "sts-burst", required_argument, "N", "AssumeRole calls allowed in a burst" },
         { ARG_STS_ENDPOINT, "sts-endpoint", required_argument, "URL",
           "STS base URL (VPC endpoint, FIPS); default: the regional endpoint of the node's region" },
@@ -153,7 +162,7 @@ static const OptionDoc option_docs[] = {
 int config_init(Config *c) {
         char host[HOST_NAME_MAX + 1] = {};
 
-        *c = (Config) {
+        *c = (Config){
                 .app_port = 8181,
                 .metrics_port = 8181,
                 .metadata_port = 80,
@@ -202,7 +211,7 @@ void config_done(Config *c) {
         strv_free(c->host_interfaces);
         free(c->host_ipv6);
         free(c->command);
-        *c = (Config) {};
+        *c = (Config){};
 }
 
 static int bad_value(const char *flag, const char *value, const char *why) {
@@ -409,8 +418,9 @@ static int parse_one(Config *c, int id, const char *arg) {
         case ARG_BASE_ROLE_ARN: {
                 _cleanup_free_ char *s = NULL;
                 if (!config_base_arn_valid(arg))
-                        return bad_value(flag, arg,
-                                         "expected arn:<partition>:iam::<account>:role/[<path>/] (kube2iam's rule)");
+                        return bad_value(
+                                flag, arg,
+                                "expected arn:<partition>:iam::<account>:role/[<path>/] (kube2iam's rule)");
                 if (asprintf(&s, "%s%s", arg, endswith(arg, "/") ? "" : "/") < 0)
                         return -ENOMEM;
                 free_and_replace(c->base_role_arn, s);
@@ -435,9 +445,11 @@ static int parse_one(Config *c, int id, const char *arg) {
                 r = parse_duration_arg(flag, arg, &u);
                 if (r < 0)
                         return r;
-                if (2 * (u / USEC_PER_SEC) < STS_DURATION_MIN_SEC || u > (usec_t) STS_DURATION_MAX_SEC * USEC_PER_SEC / 2)
+                if (2 * (u / USEC_PER_SEC) < STS_DURATION_MIN_SEC ||
+                    u > (usec_t) STS_DURATION_MAX_SEC * USEC_PER_SEC / 2)
                         return bad_value(flag, arg,
-                                         "STS sessions last twice this value, which must be 900..43200 s (7m30s..6h)");
+                                         "STS sessions last twice this value, which must be 900..43200 s "
+                                         "(7m30s..6h)");
                 c->iam_role_session_ttl = u;
                 return 0;
         }
@@ -485,7 +497,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                         char *pat;
                         if (config_interface_pattern(*p, &pat) < 0)
                                 return bad_value(flag, *p,
-                                                 "expected an interface name of at most 15 characters [A-Za-z0-9_.:-], optionally ending in + or *");
+                                                 "expected an interface name of at most 15 characters "
+                                                 "[A-Za-z0-9_.:-], optionally ending in + or *");
                         r = strv_consume(&out, pat);
                         if (r < 0)
                                 return r;
@@ -578,7 +591,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                 unsigned long v;
                 errno = 0;
                 v = strtoul(arg, &end, 10);
-                if (errno != 0 || end == arg || *end || !isdigit((unsigned char) arg[0]) || v < 1 || v > 10000)
+                if (errno != 0 || end == arg || *end || !isdigit((unsigned char) arg[0]) || v < 1 ||
+                    v > 10000)
                         return bad_value(flag, arg, "expected a whole number 1..10000");
                 c->sts_burst = (unsigned) v;
                 return 0;
@@ -589,12 +603,14 @@ static int parse_one(Config *c, int id, const char *arg) {
 
 static int validate(Config *c, ConfigProgram program) {
         if (c->auto_discover_base_arn && c->base_role_arn) {
-                fprintf(stderr, "%s: flags --auto-discover-base-arn and --base-role-arn conflict: give one\n",
+                fprintf(stderr,
+                        "%s: flags --auto-discover-base-arn and --base-role-arn conflict: give one\n",
                         program_invocation_short_name);
                 return -EINVAL;
         }
         if (c->auto_discover_default_role && c->default_role) {
-                fprintf(stderr, "%s: flags --auto-discover-default-role and --default-role conflict: give one\n",
+                fprintf(stderr,
+                        "%s: flags --auto-discover-default-role and --default-role conflict: give one\n",
                         program_invocation_short_name);
                 return -EINVAL;
         }
@@ -653,7 +669,8 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                 all[n++] = argv[i];
 
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++)
-                longopts[i] = (struct option) { option_docs[i].name, option_docs[i].has_arg, NULL, option_docs[i].id };
+                longopts[i] = (struct option){ option_docs[i].name, option_docs[i].has_arg, NULL,
+                                               option_docs[i].id };
 
         optind = 0; /* full re-initialisation, so tests can parse repeatedly */
         opterr = 0;
@@ -663,10 +680,11 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                 if (opt == '?' || opt == ':') {
                         const char *bad = all[optind - 1];
                         if (optopt >= ARG_KUBECONFIG && doc_by_id(optopt))
-                                fprintf(stderr, "%s: flag needs an argument: --%s\n", program_invocation_short_name,
-                                        doc_by_id(optopt)->name);
+                                fprintf(stderr, "%s: flag needs an argument: --%s\n",
+                                        program_invocation_short_name, doc_by_id(optopt)->name);
                         else
-                                fprintf(stderr, "%s: unknown flag: %s\n", program_invocation_short_name, bad);
+                                fprintf(stderr, "%s: unknown flag: %s\n", program_invocation_short_name,
+                                        bad);
                         return -EINVAL;
                 }
                 r = parse_one(c, opt, optarg);
@@ -680,7 +698,8 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                         if (r < 0)
                                 return r;
                 } else {
-                        fprintf(stderr, "%s: unexpected argument: %s\n", program_invocation_short_name, all[optind]);
+                        fprintf(stderr, "%s: unexpected argument: %s\n", program_invocation_short_name,
+                                all[optind]);
                         return -EINVAL;
                 }
         }
@@ -768,9 +787,11 @@ void config_help(ConfigProgram program, FILE *f) {
         if (program == CONFIG_PROGRAM_NFT)
                 fprintf(f,
                         "Usage: %s [flags] install|remove|check\n\n"
-                        "Installs, removes or checks the nftables redirect of the metadata service to kube2iam.\n"
+                        "Installs, removes or checks the nftables redirect of the metadata service to "
+                        "kube2iam.\n"
                         "Reads the same flags and $%s as kube2iam; the ones that matter here are\n"
-                        "--host-interface, --host-ip, --app-port, --metadata-addr, --ipv6 and --host-ipv6.\n\n"
+                        "--host-interface, --host-ip, --app-port, --metadata-addr, --ipv6 and "
+                        "--host-ipv6.\n\n"
                         "Exit status: 0 done (check: the table is exactly what install writes),\n"
                         "  1 check found the table missing or different, 2 bad flags,\n"
                         "  3 no permission (CAP_NET_ADMIN needed), 4 nf_tables not available,\n"
@@ -780,13 +801,15 @@ void config_help(ConfigProgram program, FILE *f) {
                 fprintf(f,
                         "Usage: %s [flags]\n\n"
                         "Gives each Kubernetes pod the IAM role named in its annotation by answering its\n"
-                        "instance-metadata requests. Flags can also come from $%s (flags given here win).\n\n",
+                        "instance-metadata requests. Flags can also come from $%s (flags given here "
+                        "win).\n\n",
                         program_invocation_short_name, CONFIG_ARGS_ENV);
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++) {
                 const OptionDoc *o = &option_docs[i];
                 char left[64];
 
-                snprintf(left, sizeof left, "--%s%s%s", o->name, o->value_name ? " " : "", strempty(o->value_name));
+                snprintf(left, sizeof left, "--%s%s%s", o->name, o->value_name ? " " : "",
+                         strempty(o->value_name));
                 fprintf(f, "  %-34s %s", left, o->help);
                 print_default(&d, o->id, f);
                 fputc('\n', f);

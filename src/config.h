@@ -35,63 +35,63 @@ typedef enum ConfigProgram {
 
 typedef struct Config {
         /* Kubernetes */
-        char *kubeconfig;               /* --kubeconfig */
-        char *api_server;               /* --api-server */
-        Secret *api_token;              /* --api-token */
-        bool insecure;                  /* --insecure */
-        char *node;                     /* --node; default: this host's name, lower case */
-        usec_t cache_resync_period;     /* --cache-resync-period (kept for compatibility; watches need none) */
+        char *kubeconfig;           /* --kubeconfig */
+        char *api_server;           /* --api-server */
+        Secret *api_token;          /* --api-token */
+        bool insecure;              /* --insecure */
+        char *node;                 /* --node; default: this host's name, lower case */
+        usec_t cache_resync_period; /* --cache-resync-period (kept for compatibility; watches need none) */
         bool resolve_duplicate_cache_ips; /* --resolve-duplicate-cache-ips */
-        usec_t ready_sync_timeout;      /* --ready-sync-timeout: max wait for the first pod list before READY=1 */
+        usec_t ready_sync_timeout; /* --ready-sync-timeout: max wait for the first pod list before READY=1 */
 
         /* Serving */
-        uint16_t app_port;              /* --app-port */
-        uint16_t metrics_port;          /* --metrics-port; == app_port means /metrics on the app listener */
-        char *listen_address;           /* --listen-address; NULL = all addresses (when not socket-activated) */
-        char *metadata_host;            /* --metadata-addr host part (IPv6 without brackets) */
-        uint16_t metadata_port;         /* --metadata-addr port part, default 80 */
-        bool imdsv2_required;           /* --imdsv2-required */
-        char **metadata_allow;          /* --metadata-allow: path patterns proxied; NULL = everything else */
-        bool debug;                     /* --debug: /debug/store */
+        uint16_t app_port;      /* --app-port */
+        uint16_t metrics_port;  /* --metrics-port; == app_port means /metrics on the app listener */
+        char *listen_address;   /* --listen-address; NULL = all addresses (when not socket-activated) */
+        char *metadata_host;    /* --metadata-addr host part (IPv6 without brackets) */
+        uint16_t metadata_port; /* --metadata-addr port part, default 80 */
+        bool imdsv2_required;   /* --imdsv2-required */
+        char **metadata_allow;  /* --metadata-allow: path patterns proxied; NULL = everything else */
+        bool debug;             /* --debug: /debug/store */
 
         /* Roles */
-        char *base_role_arn;            /* --base-role-arn, validated, '/'-terminated */
-        char *default_role;             /* --default-role */
-        bool auto_discover_base_arn;    /* --auto-discover-base-arn */
+        char *base_role_arn;             /* --base-role-arn, validated, '/'-terminated */
+        char *default_role;              /* --default-role */
+        bool auto_discover_base_arn;     /* --auto-discover-base-arn */
         bool auto_discover_default_role; /* --auto-discover-default-role */
-        char *iam_role_key;             /* --iam-role-key (pod annotation) */
-        char *iam_external_id;          /* --iam-external-id (pod annotation key) */
-        bool namespace_restrictions;    /* --namespace-restrictions */
+        char *iam_role_key;              /* --iam-role-key (pod annotation) */
+        char *iam_external_id;           /* --iam-external-id (pod annotation key) */
+        bool namespace_restrictions;     /* --namespace-restrictions */
         NamespaceRestrictionFormat namespace_restriction_format; /* --namespace-restriction-format */
-        char *namespace_key;            /* --namespace-key (namespace annotation) */
-        usec_t backoff_max_interval;    /* --backoff-max-interval */
-        usec_t backoff_max_elapsed_time; /* --backoff-max-elapsed-time */
-        bool prefetch;                  /* --prefetch (default true): warm credentials when a pod appears */
+        char *namespace_key;                                     /* --namespace-key (namespace annotation) */
+        usec_t backoff_max_interval;                             /* --backoff-max-interval */
+        usec_t backoff_max_elapsed_time;                         /* --backoff-max-elapsed-time */
+        bool prefetch; /* --prefetch (default true): warm credentials when a pod appears */
 
         /* AWS */
-        usec_t iam_role_session_ttl;    /* --iam-role-session-ttl; STS DurationSeconds = 2 x this */
-        usec_t iam_role_error_ttl;      /* --iam-role-error-ttl */
-        char *sts_endpoint;             /* --sts-endpoint: STS base URL */
+        usec_t iam_role_session_ttl; /* --iam-role-session-ttl; STS DurationSeconds = 2 x this */
+        usec_t iam_role_error_ttl;   /* --iam-role-error-ttl */
+        char *sts_endpoint;          /* --sts-endpoint: STS base URL */
         bool use_regional_sts_endpoint; /* --use-regional-sts-endpoint (no effect, as in kube2iam: always regional) */
         double sts_rate;                /* --sts-rate: AssumeRole calls per second (token bucket) */
         unsigned sts_burst;             /* --sts-burst */
 
         /* Network redirect (kube2iam-nft, and the daemon with --iptables) */
-        bool iptables;                  /* --iptables: the daemon installs the nftables redirect itself */
-        char *host_ip;                  /* --host-ip */
-        char **host_interfaces;         /* --host-interface, comma-separated; '+' already turned into '*' */
-        bool ipv6;                      /* --ipv6: also redirect fd00:ec2::254 */
-        char *host_ipv6;                /* --host-ipv6: target of the IPv6 redirect */
+        bool iptables;          /* --iptables: the daemon installs the nftables redirect itself */
+        char *host_ip;          /* --host-ip */
+        char **host_interfaces; /* --host-interface, comma-separated; '+' already turned into '*' */
+        bool ipv6;              /* --ipv6: also redirect fd00:ec2::254 */
+        char *host_ipv6;        /* --host-ipv6: target of the IPv6 redirect */
 
         /* Logging */
-        int log_level;                  /* --log-level (syslog level), --verbose forces LOG_DEBUG */
-        bool log_json;                  /* --log-format */
+        int log_level; /* --log-level (syslog level), --verbose forces LOG_DEBUG */
+        bool log_json; /* --log-format */
         bool verbose;
 
         /* Set while parsing */
         bool show_version;
         bool show_help;
-        char *command;                  /* kube2iam-nft: install | remove | check */
+        char *command; /* kube2iam-nft: install | remove | check */
 } Config;
 
 /* Fills c with the defaults. */

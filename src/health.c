@@ -134,12 +134,15 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (h->step == HEALTH_IDLE)
                 (void) start_step(h, HEALTH_TOKEN);
-        (void) sd_event_source_set_time(s, usec_add(now_monotonic(), HEALTH_CHECK_INTERVAL));
+        /* after a failure, look again sooner so /healthz shows the instance id soon after IMDS is back */
+        (void) sd_event_source_set_time(s, usec_add(now_monotonic(),
+                                                    h->ok ? HEALTH_CHECK_INTERVAL : HEALTH_RETRY_INTERVAL));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }
 
-int health_new(HttpClient *client, const char *imds_host, uint16_t imds_port, const char *host_ip, Health **ret) {
+int health_new(HttpClient *client, const char *imds_host, uint16_t imds_port, const char *host_ip,
+               Health **ret) {
         Health *h;
 
         h = calloc(1, sizeof *h);
@@ -178,7 +181,8 @@ Health *health_free(Health *h) {
 int health_start(Health *h) {
         int r;
 
-        r = sd_event_add_time(http_client_get_event(h->client), &h->timer, CLOCK_MONOTONIC, 0, 0, on_timer, h);
+        r = sd_event_add_time(http_client_get_event(h->client), &h->timer, CLOCK_MONOTONIC, 0, 0, on_timer,
+                              h);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(h->timer, "health-check");

@@ -15,6 +15,7 @@
 #include "time-util.h"
 
 #define HEALTH_CHECK_INTERVAL (30 * USEC_PER_SEC)
+#define HEALTH_RETRY_INTERVAL (5 * USEC_PER_SEC)
 /* IMDS answers in milliseconds; a check that takes longer counts as failed. */
 #define HEALTH_CHECK_TIMEOUT_MSEC 2000L
 /* An instance id is "i-" and 8 or 17 hex digits; anything longer is not one. */
@@ -22,7 +23,8 @@
 
 typedef struct Health Health;
 
-int health_new(HttpClient *client, const char *imds_host, uint16_t imds_port, const char *host_ip, Health **ret);
+int health_new(HttpClient *client, const char *imds_host, uint16_t imds_port, const char *host_ip,
+               Health **ret);
 Health *health_free(Health *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Health *, health_free);
 

@@ -41,6 +41,7 @@ typedef struct Daemon {
         Health *health;
         RouterOptions router;
         bool stopping;
+        bool socket_activated;
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -134,11 +135,11 @@ static void on_answered(const HttpRequest *req, unsigned status, usec_t duration
         snprintf(ms, sizeof ms, "%f", (double) duration / USEC_PER_MSEC);
         snprintf(st, sizeof st, "%u", status);
         log_fields(LOG_DEBUG,
-                   ((const LogField[]) { { "REQ_METHOD", http_request_method(req) },
-                                         { "REQ_PATH", http_request_path(req) },
-                                         { "REQ_REMOTE", http_request_peer(req) },
-                                         { "RES_DURATION", ms },
-                                         { "RES_STATUS", st } }),
+                   ((const LogField[]){ { "REQ_METHOD", http_request_method(req) },
+                                        { "REQ_PATH", http_request_path(req) },
+                                        { "REQ_REMOTE", http_request_peer(req) },
+                                        { "RES_DURATION", ms },
+                                        { "RES_STATUS", st } }),
                    5, "%s %s (%u) took %s ms", http_request_method(req), http_request_path(req), status, ms);
 }
 
@@ -223,12 +224,14 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         strv_free(names);
         if (n > 0)
                 log_info("Using %i socket(s) passed by systemd", n);
+        d->socket_activated = app >= 0;
 
         if (app < 0) {
                 r = make_listener(d->config.listen_address, d->config.app_port, &app);
                 if (r < 0)
                         return log_error_errno(r, "Failed to listen on %s port %u: %m",
-                                               d->config.listen_address ?: "all addresses", d->config.app_port);
+                                               d->config.listen_address ?: "all addresses",
+                                               d->config.app_port);
         }
         if (metrics < 0 && d->config.metrics_port != d->config.app_port) {
                 r = make_listener(d->config.listen_address, d->config.metrics_port, &metrics);
@@ -272,7 +275,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         if (d->stopping)
                 return 0;
         d->stopping = true;
-        log_fields(LOG_INFO, ((const LogField[]) { { "MESSAGE_ID", LOG_MESSAGE_ID_STOPPING } }), 1,
+        log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STOPPING } }), 1,
                    "Received %s, draining %u request(s) in progress", strsignal((int) si->ssi_signo),
                    pending_requests(d));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Draining requests in progress");
@@ -280,7 +283,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         http_server_stop_accepting(d->app);
         http_server_stop_accepting(d->metrics);
         d->drain_deadline = usec_add(now_monotonic(), DRAIN_TIMEOUT);
-        r = sd_event_add_time(d->event, &d->drain_timer, CLOCK_MONOTONIC, now_monotonic(), 1, on_drain_tick, d);
+        r = sd_event_add_time(d->event, &d->drain_timer, CLOCK_MONOTONIC, now_monotonic(), 1, on_drain_tick,
+                              d);
         if (r < 0)
                 return sd_event_exit(d->event, 0);
         return 0;
@@ -291,6 +295,11 @@ static int run(Daemon *d) {
         char status[256];
         sigset_t mask;
         int r;
+
+        /* first, before anything opens an fd: passed sockets start at fd 3 */
+        r = get_listeners(d, &app_fd, &metrics_fd);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&d->event);
         if (r < 0)
@@ -316,18 +325,16 @@ static int run(Daemon *d) {
         r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
-        r = health_new(d->http, d->config.metadata_host, d->config.metadata_port, d->config.host_ip, &d->health);
+        r = health_new(d->http, d->config.metadata_host, d->config.metadata_port, d->config.host_ip,
+                       &d->health);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the health check: %m");
         r = health_start(d->health);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the health check: %m");
 
-        r = get_listeners(d, &app_fd, &metrics_fd);
-        if (r < 0)
-                return r;
-        d->router = (RouterOptions) { .debug = false, .metrics = false };
-        d->request_log_ratelimit = (LogRatelimit) { .interval_usec = USEC_PER_SEC, .burst = 100 };
+        d->router = (RouterOptions){ .debug = false, .metrics = false };
+        d->request_log_ratelimit = (LogRatelimit){ .interval_usec = USEC_PER_SEC, .burst = 100 };
 
         r = http_server_new(d->event, TAKE_FD(app_fd), "app", on_request, d, &d->app);
         if (r < 0)
@@ -339,10 +346,15 @@ static int run(Daemon *d) {
                         return r;
         }
 
-        log_fields(LOG_INFO, ((const LogField[]) { { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                   "Listening on port %u", d->config.app_port);
-        snprintf(status, sizeof status, "Serving on port %u; proxying to the metadata service at %s:%u",
-                 d->config.app_port, d->config.metadata_host, d->config.metadata_port);
+        if (d->socket_activated)
+                snprintf(status, sizeof status,
+                         "Serving on the socket from systemd; metadata service at %s:%u",
+                         d->config.metadata_host, d->config.metadata_port);
+        else
+                snprintf(status, sizeof status, "Serving on port %u; metadata service at %s:%u",
+                         d->config.app_port, d->config.metadata_host, d->config.metadata_port);
+        log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1, "%s",
+                   status);
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
 
         r = sd_event_loop(d->event);

@@ -48,9 +48,9 @@ int log_level_from_string(const char *s) {
                 const char *name;
                 int level;
         } table[] = {
-                { "panic", LOG_CRIT },  { "fatal", LOG_CRIT }, { "error", LOG_ERR },
+                { "panic", LOG_CRIT },   { "fatal", LOG_CRIT },      { "error", LOG_ERR },
                 { "warn", LOG_WARNING }, { "warning", LOG_WARNING }, { "info", LOG_INFO },
-                { "debug", LOG_DEBUG }, { "trace", LOG_DEBUG },
+                { "debug", LOG_DEBUG },  { "trace", LOG_DEBUG },
         };
         if (!s)
                 return -EINVAL;
@@ -92,8 +92,8 @@ static bool stderr_is_journal(void) {
 
 bool log_to_journal(void) {
         if (journal_resolved < 0)
-                journal_resolved = target == LOG_TARGET_JOURNAL ||
-                                   (target == LOG_TARGET_AUTO && stderr_is_journal());
+                journal_resolved =
+                        target == LOG_TARGET_JOURNAL || (target == LOG_TARGET_AUTO && stderr_is_journal());
         return journal_resolved > 0;
 }
 
@@ -111,17 +111,17 @@ static void write_journal(int level, const char *file, int line, const char *fun
         snprintf(code_file, sizeof code_file, "CODE_FILE=%s", file);
         snprintf(code_line, sizeof code_line, "CODE_LINE=%i", line);
         snprintf(code_func, sizeof code_func, "CODE_FUNC=%s", func);
-        iov[n++] = (struct iovec) { message, strlen(message) };
-        iov[n++] = (struct iovec) { prio, strlen(prio) };
-        iov[n++] = (struct iovec) { code_file, strlen(code_file) };
-        iov[n++] = (struct iovec) { code_line, strlen(code_line) };
-        iov[n++] = (struct iovec) { code_func, strlen(code_func) };
+        iov[n++] = (struct iovec){ message, strlen(message) };
+        iov[n++] = (struct iovec){ prio, strlen(prio) };
+        iov[n++] = (struct iovec){ code_file, strlen(code_file) };
+        iov[n++] = (struct iovec){ code_line, strlen(code_line) };
+        iov[n++] = (struct iovec){ code_func, strlen(code_func) };
         for (size_t i = 0; i < n_fields && nb < LOG_FIELDS_MAX; i++) {
                 if (!fields[i].key || !fields[i].value)
                         continue;
                 if (asprintf(&bufs[nb], "%s=%s", fields[i].key, fields[i].value) < 0)
                         break;
-                iov[n++] = (struct iovec) { bufs[nb], strlen(bufs[nb]) };
+                iov[n++] = (struct iovec){ bufs[nb], strlen(bufs[nb]) };
                 nb++;
         }
         (void) sd_journal_sendv(iov, (int) n);

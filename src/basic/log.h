@@ -20,7 +20,7 @@ typedef enum LogFormat {
 } LogFormat;
 
 typedef enum LogTarget {
-        LOG_TARGET_AUTO,    /* journal if stderr is the journal, else stderr */
+        LOG_TARGET_AUTO, /* journal if stderr is the journal, else stderr */
         LOG_TARGET_STDERR,
         LOG_TARGET_JOURNAL,
 } LogTarget;
@@ -32,12 +32,12 @@ typedef struct LogField {
 } LogField;
 
 /* Fixed MESSAGE_IDs for the events an operator searches for (journalctl MESSAGE_ID=...). */
-#define LOG_MESSAGE_ID_STARTED          "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a01"
-#define LOG_MESSAGE_ID_REDIRECT         "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a02"
-#define LOG_MESSAGE_ID_ROLE_DENIED      "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a03"
-#define LOG_MESSAGE_ID_STS_FAILURE      "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a04"
-#define LOG_MESSAGE_ID_CREDS_ISSUED     "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a05"
-#define LOG_MESSAGE_ID_STOPPING         "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a06"
+#define LOG_MESSAGE_ID_STARTED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a01"
+#define LOG_MESSAGE_ID_REDIRECT "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a02"
+#define LOG_MESSAGE_ID_ROLE_DENIED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a03"
+#define LOG_MESSAGE_ID_STS_FAILURE "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a04"
+#define LOG_MESSAGE_ID_CREDS_ISSUED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a05"
+#define LOG_MESSAGE_ID_STOPPING "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a06"
 
 void log_set_target(LogTarget t);
 void log_set_format(LogFormat f);
@@ -50,15 +50,15 @@ const char *log_level_to_string(int level);
 /* True when entries go to the journal (after LOG_TARGET_AUTO is resolved). */
 bool log_to_journal(void);
 
-int log_internal(int level, int error, const char *file, int line, const char *func,
-                 const LogField *fields, size_t n_fields, const char *format, ...) _printf_(8, 9);
+int log_internal(int level, int error, const char *file, int line, const char *func, const LogField *fields,
+                 size_t n_fields, const char *format, ...) _printf_(8, 9);
 
-#define log_full_errno(level, error, ...)                                                       \
-        ({                                                                                      \
-                int _l = (level), _e = (error);                                                 \
-                (log_get_max_level() >= _l)                                                     \
+#define log_full_errno(level, error, ...) \
+        ({ \
+                int _l = (level), _e = (error); \
+                (log_get_max_level() >= _l) \
                         ? log_internal(_l, _e, __FILE__, __LINE__, __func__, NULL, 0, __VA_ARGS__) \
-                        : -abs(_e);                                                             \
+                        : -abs(_e); \
         })
 #define log_full(level, ...) (void) log_full_errno(level, 0, __VA_ARGS__)
 
@@ -75,15 +75,15 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
 /* With structured fields: log_fields(LOG_INFO, 0, ((LogField[]) { {"POD_NAME", n}, ... }), n_fields, fmt, ...).
  * A field whose value is NULL is left out. */
-#define log_fields_errno(level, error, fields, n_fields, ...)                                   \
-        ({                                                                                      \
-                int _l = (level), _e = (error);                                                 \
-                (log_get_max_level() >= _l)                                                     \
-                        ? log_internal(_l, _e, __FILE__, __LINE__, __func__, fields, n_fields,  \
-                                       __VA_ARGS__)                                             \
-                        : -abs(_e);                                                             \
+#define log_fields_errno(level, error, fields, n_fields, ...) \
+        ({ \
+                int _l = (level), _e = (error); \
+                (log_get_max_level() >= _l) \
+                        ? log_internal(_l, _e, __FILE__, __LINE__, __func__, fields, n_fields, __VA_ARGS__) \
+                        : -abs(_e); \
         })
-#define log_fields(level, fields, n_fields, ...) (void) log_fields_errno(level, 0, fields, n_fields, __VA_ARGS__)
+#define log_fields(level, fields, n_fields, ...) \
+        (void) log_fields_errno(level, 0, fields, n_fields, __VA_ARGS__)
 
 /* A token bucket for log lines a remote party can trigger (per-request lines, audit entries).
  * Allows `burst` entries per `interval_usec`; log_ratelimit_test() says whether one more may go. */

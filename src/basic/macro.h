@@ -25,25 +25,25 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Takes ownership of a pointer: returns it and leaves NULL behind. */
-#define TAKE_PTR(p)                             \
-        ({                                      \
-                __typeof__(p) _p_ = (p);        \
-                (p) = NULL;                     \
-                _p_;                            \
+#define TAKE_PTR(p) \
+        ({ \
+                __typeof__(p) _p_ = (p); \
+                (p) = NULL; \
+                _p_; \
         })
 
-#define TAKE_FD(fd)                             \
-        ({                                      \
-                int _fd_ = (fd);                \
-                (fd) = -EBADF;                  \
-                _fd_;                           \
+#define TAKE_FD(fd) \
+        ({ \
+                int _fd_ = (fd); \
+                (fd) = -EBADF; \
+                _fd_; \
         })
 
 /* Defines foop(Foo **p) that calls foo_free(*p), for _cleanup_(foo_freep). */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \
-        static inline void func##p(type *p) {           \
-                if (*p)                                 \
-                        func(*p);                       \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) { \
+                if (*p) \
+                        func(*p); \
         }
 
 static inline void freep(void *p) {
@@ -69,12 +69,12 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
-#define free_and_replace(a, b)                  \
-        ({                                      \
-                free(a);                        \
-                (a) = (b);                      \
-                (b) = NULL;                     \
-                0;                              \
+#define free_and_replace(a, b) \
+        ({ \
+                free(a); \
+                (a) = (b); \
+                (b) = NULL; \
+                0; \
         })
 
 /* Negative errno from a positive or negative value; never 0 for an error. */

@@ -237,7 +237,7 @@ int strbuf_error(const StrBuf *b) {
 
 void strbuf_done(StrBuf *b) {
         free(b->s);
-        *b = (StrBuf) {};
+        *b = (StrBuf){};
 }
 
 void strbuf_done_erase(StrBuf *b) {

@@ -192,7 +192,7 @@ int http_client_start(HttpClient *c, CURL *easy, http_client_done_t done, void *
         t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
-        *t = (Transfer) { .client = c, .easy = easy, .done = done, .userdata = userdata };
+        *t = (Transfer){ .client = c, .easy = easy, .done = done, .userdata = userdata };
         if (curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK) {
                 free(t);
                 return -EIO;

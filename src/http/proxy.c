@@ -13,7 +13,7 @@ typedef struct ProxyCall ProxyCall;
 
 struct ImdsProxy {
         HttpClient *client;
-        char *base_url;     /* http://host:port */
+        char *base_url; /* http://host:port */
         CURL *pool[PROXY_POOL_MAX];
         unsigned n_pool;
         unsigned in_flight;
@@ -32,8 +32,8 @@ struct ProxyCall {
 };
 
 static const char *const hop_headers[] = {
-        "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-        "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+        "Connection", "Proxy-Connection",  "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te",
+        "Trailer",    "Transfer-Encoding", "Upgrade",
 };
 
 bool imds_proxy_is_hop_header(const char *name) {
@@ -65,7 +65,7 @@ int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProx
         if (!p)
                 return -ENOMEM;
         p->client = client;
-        p->error_ratelimit = (LogRatelimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 20 };
+        p->error_ratelimit = (LogRatelimit){ .interval_usec = 10 * USEC_PER_SEC, .burst = 20 };
         if (asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
                 free(p);
                 return -ENOMEM;
@@ -164,8 +164,10 @@ static void respond_502(ProxyCall *c, const char *why) {
         ImdsProxy *p = c->proxy;
 
         if (log_ratelimit_test(&p->error_ratelimit))
-                log_fields(LOG_ERR, ((const LogField[]) { { "METADATA_URL", c->url }, { "REQ_REMOTE", http_request_peer(c->req) } }), 2,
-                           "http: proxy error: %s", why);
+                log_fields(LOG_ERR,
+                           ((const LogField[]){ { "METADATA_URL", c->url },
+                                                { "REQ_REMOTE", http_request_peer(c->req) } }),
+                           2, "http: proxy error: %s", why);
         (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
 }
 
@@ -201,7 +203,7 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 if (imds_proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
                     strcasecmp(name, "Date") == 0)
                         continue;
-                h[n++] = (HttpHeader) { name, value };
+                h[n++] = (HttpHeader){ name, value };
         }
         (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.s, c->body.len);
         log_debug("Proxy ec2 metadata request %s (%ld)", c->url, status);
@@ -224,7 +226,7 @@ typedef struct HeaderCopy {
         const char *const *drop;
         const char *connection; /* headers named in Connection: are hop-by-hop too */
         bool has_accept;
-        StrBuf xff;             /* prior X-Forwarded-For values, joined with ", " as Go does */
+        StrBuf xff; /* prior X-Forwarded-For values, joined with ", " as Go does */
         bool oom;
 } HeaderCopy;
 
@@ -326,8 +328,11 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
                         goto fail;
         }
 
-        hc = (HeaderCopy) { .call = c, .extra = extra_headers, .n_extra = n_extra, .drop = drop_headers,
-                            .connection = http_request_header(req, "Connection") };
+        hc = (HeaderCopy){ .call = c,
+                           .extra = extra_headers,
+                           .n_extra = n_extra,
+                           .drop = drop_headers,
+                           .connection = http_request_header(req, "Connection") };
         http_request_foreach_header(req, copy_header, &hc);
         if (hc.oom || strbuf_error(&hc.xff) < 0)
                 goto fail;

@@ -122,7 +122,7 @@ void route_match_done(RouteMatch *m) {
         free(m->role);
         free(m->location);
         free(m->host);
-        *m = (RouteMatch) {};
+        *m = (RouteMatch){};
 }
 
 /* "/{version}/meta-data/iam/security-credentials" + rest: returns rest (after the fixed part),
@@ -149,7 +149,8 @@ int router_match(const RouterOptions *o, const char *raw_path, const char *raw_q
         int r;
 
         /* absolute-form: scheme://authority/path (RFC 9112 3.2.2) */
-        const char *after = startswith_no_case(raw_path, "http://") ?: startswith_no_case(raw_path, "https://");
+        const char *after =
+                startswith_no_case(raw_path, "http://") ?: startswith_no_case(raw_path, "https://");
         if (after) {
                 size_t hl = strcspn(after, "/");
                 m.host = strndup(after, hl);

@@ -29,11 +29,11 @@ typedef struct RouterOptions {
 
 typedef struct RouteMatch {
         RouteId id;
-        char *path;      /* decoded and (when not redirected) clean path */
-        char *version;   /* {version}, for the credential routes */
-        char *role;      /* {role}, decoded, may contain '/' */
-        char *location;  /* ROUTE_REDIRECT: the Location header value */
-        char *host;      /* host[:port] of an absolute-form target, else NULL */
+        char *path;     /* decoded and (when not redirected) clean path */
+        char *version;  /* {version}, for the credential routes */
+        char *role;     /* {role}, decoded, may contain '/' */
+        char *location; /* ROUTE_REDIRECT: the Location header value */
+        char *host;     /* host[:port] of an absolute-form target, else NULL */
 } RouteMatch;
 
 /* Matches a raw request target (path part, as received) and its raw query (NULL if none). */

@@ -22,9 +22,9 @@
 #define HTTP_SERVER_EVENT_PRIORITY 10
 
 typedef enum RequestState {
-        REQUEST_RECEIVING,  /* headers in, body (if any) arriving */
-        REQUEST_KEPT,       /* handed to the handler, suspended until answered */
-        REQUEST_ANSWERED,   /* response queued */
+        REQUEST_RECEIVING, /* headers in, body (if any) arriving */
+        REQUEST_KEPT,      /* handed to the handler, suspended until answered */
+        REQUEST_ANSWERED,  /* response queued */
 } RequestState;
 
 struct HttpRequest {
@@ -36,10 +36,10 @@ struct HttpRequest {
         bool in_handler;
         bool suspended;
 
-        char *target;           /* raw request target */
-        const char *path;       /* into target */
-        const char *query;      /* into target, or NULL */
-        const char *method;     /* MHD's, valid for the connection */
+        char *target;       /* raw request target */
+        const char *path;   /* into target */
+        const char *query;  /* into target, or NULL */
+        const char *method; /* MHD's, valid for the connection */
         char peer[INET6_ADDRSTRLEN];
         StrBuf body;
         usec_t start;
@@ -120,7 +120,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
         if (ci && ci->client_addr) {
                 const struct sockaddr *sa = ci->client_addr;
                 if (sa->sa_family == AF_INET)
-                        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, r->peer, sizeof r->peer);
+                        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, r->peer,
+                                  sizeof r->peer);
                 else if (sa->sa_family == AF_INET6) {
                         const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
                         if (IN6_IS_ADDR_V4MAPPED(a))
@@ -146,11 +147,13 @@ static enum MHD_Result queue_prepared(HttpRequest *r) {
         r->state = REQUEST_ANSWERED;
         pending_unlink(r->server, r);
         if (r->server->observer)
-                r->server->observer(r, r->status, usec_sub(now_monotonic(), r->start), r->server->observer_data);
+                r->server->observer(r, r->status, usec_sub(now_monotonic(), r->start),
+                                    r->server->observer_data);
         return ret;
 }
 
-static struct MHD_Response *make_response(const HttpHeader *headers, size_t n, const void *body, size_t size) {
+static struct MHD_Response *make_response(const HttpHeader *headers, size_t n, const void *body,
+                                          size_t size) {
         struct MHD_Response *resp;
 
         resp = MHD_create_response_from_buffer(size, (void *) (body ?: ""), MHD_RESPMEM_MUST_COPY);
@@ -177,9 +180,9 @@ static enum MHD_Result answer_now(HttpRequest *r, unsigned status, const char *b
         return queue_prepared(r);
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
         HttpServer *s = cls;
         HttpRequest *r = *con_cls;
 
@@ -304,17 +307,14 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
         if (!s->name)
                 return -ENOMEM;
 
-        s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                  on_access, s,
-                                  MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                                  MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
-                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS,
-                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS_PER_IP,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_IDLE_TIMEOUT_SEC,
-                                  MHD_OPTION_END);
+        s->mhd = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
+                MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS_PER_IP,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_IDLE_TIMEOUT_SEC, MHD_OPTION_END);
         if (!s->mhd)
                 return log_error_errno(EIO, "Failed to start the HTTP server (%s)", s->name);
 
@@ -389,8 +389,9 @@ void http_server_abort_pending(HttpServer *s, unsigned status) {
                         r->abort_cb = NULL;
                         cb(r, r->owner_data);
                 }
-                (void) http_request_respond(r, status, (const HttpHeader[]) { { "Content-Type", "text/plain; charset=utf-8" } },
-                                            1, "service stopping\n", strlen("service stopping\n"));
+                (void) http_request_respond(
+                        r, status, (const HttpHeader[]){ { "Content-Type", "text/plain; charset=utf-8" } },
+                        1, "service stopping\n", strlen("service stopping\n"));
         }
         if (s->mhd)
                 (void) MHD_run(s->mhd);
@@ -427,7 +428,8 @@ static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const cha
         return it->f(key, value ?: "", it->ud) ? MHD_YES : MHD_NO;
 }
 
-void http_request_foreach_header(const HttpRequest *r, bool (*f)(const char *, const char *, void *), void *ud) {
+void http_request_foreach_header(const HttpRequest *r, bool (*f)(const char *, const char *, void *),
+                                 void *ud) {
         HeaderIter it = { f, ud };
         MHD_get_connection_values(r->connection, MHD_HEADER_KIND, header_iter, &it);
 }

@@ -67,8 +67,8 @@ const char *http_request_path(const HttpRequest *r);
 const char *http_request_query(const HttpRequest *r);
 const char *http_request_header(const HttpRequest *r, const char *name);
 /* Calls f for every request header in order; stops early when f returns false. */
-void http_request_foreach_header(const HttpRequest *r, bool (*f)(const char *name, const char *value, void *ud),
-                                 void *ud);
+void http_request_foreach_header(const HttpRequest *r,
+                                 bool (*f)(const char *name, const char *value, void *ud), void *ud);
 /* The TCP peer's address, normalised as Go's net.ParseIP(...).String() does (IPv4-mapped IPv6
  * becomes dotted IPv4). */
 const char *http_request_peer(const HttpRequest *r);

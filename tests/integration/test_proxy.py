@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The reverse proxy to the upstream IMDS: kube2iam's catch-all route."""
+
+import http.client
+import socket
+import time
+
+import pytest
+
+
+def request(d, method, path, headers=None, body=None, timeout=10):
+    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def last(fake, path):
+    reqs = [r for r in fake.requests() if r["path"] == path]
+    assert reqs, f"upstream never saw {path}: {fake.requests()}"
+    return reqs[-1]
+
+
+def header(rec, name):
+    vals = [v for k, v in rec["headers"] if k.lower() == name.lower()]
+    return vals[0] if vals else None
+
+
+@pytest.fixture
+def proxied(fake_imds, daemon_factory):
+    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", "--host-ip=10.0.0.1"])
+    return d, fake_imds
+
+
+def test_proxy_keeps_path_query_and_host(proxied):
+    d, fake = proxied
+    r, body = request(d, "GET", "/latest/meta-data/instance-id?a=1&b=%2F", headers={"Host": "169.254.169.254"})
+    assert r.status == 200
+    assert body == b"i-0123456789abcdef0"
+    rec = last(fake, "/latest/meta-data/instance-id?a=1&b=%2F")
+    assert header(rec, "Host") == "169.254.169.254"
+    assert rec["method"] == "GET"
+
+
+def test_proxy_returns_upstream_status_and_headers(proxied):
+    d, fake = proxied
+    r, _ = request(d, "GET", "/latest/meta-data/no-such-thing")
+    assert r.status == 404
+    r, _ = request(d, "GET", "/latest/meta-data/instance-id")
+    assert r.getheader("Server") == "EC2ws"  # the upstream's, passed through
+
+
+def test_proxy_appends_peer_to_x_forwarded_for(proxied):
+    d, fake = proxied
+    request(d, "GET", "/latest/meta-data/local-ipv4", headers={"X-Forwarded-For": "1.2.3.4"})
+    assert header(last(fake, "/latest/meta-data/local-ipv4"), "X-Forwarded-For") == "1.2.3.4, 127.0.0.1"
+    fake.reset()
+    request(d, "GET", "/latest/meta-data/local-ipv4")
+    assert header(last(fake, "/latest/meta-data/local-ipv4"), "X-Forwarded-For") == "127.0.0.1"
+
+
+def test_token_put_is_proxied_without_x_forwarded_for(proxied):
+    d, fake = proxied
+    r, token = request(d, "PUT", "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    assert r.status == 200, token
+    assert header(last(fake, "/latest/api/token"), "X-Forwarded-For") is None
+    # a GET that carries a token gets no XFF either, and the token works upstream
+    r, body = request(d, "GET", "/latest/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token.decode()})
+    assert r.status == 200
+    assert header(last(fake, "/latest/meta-data/instance-id"), "X-Forwarded-For") is None
+
+
+def test_client_x_forwarded_for_passes_through_on_token_put(proxied):
+    d, fake = proxied
+    r, _ = request(d, "PUT", "/latest/api/token",
+                   headers={"X-aws-ec2-metadata-token-ttl-seconds": "60", "X-Forwarded-For": "9.9.9.9"})
+    # kube2iam passes a client's own XFF through; the real IMDS rejects such a PUT
+    assert header(last(fake, "/latest/api/token"), "X-Forwarded-For") == "9.9.9.9"
+    assert r.status == 403
+
+
+def test_hop_by_hop_headers_are_dropped(proxied):
+    d, fake = proxied
+    request(d, "GET", "/latest/meta-data/hostname",
+            headers={"Connection": "keep-alive, X-Drop-Me", "X-Drop-Me": "1", "Keep-Alive": "timeout=5",
+                     "Proxy-Authorization": "Basic Zm9vOmJhcg==", "Te": "trailers", "X-Keep-Me": "yes"})
+    rec = last(fake, "/latest/meta-data/hostname")
+    for h in ("Connection", "X-Drop-Me", "Keep-Alive", "Proxy-Authorization", "Te"):
+        assert header(rec, h) is None, h
+    assert header(rec, "X-Keep-Me") == "yes"
+
+
+def test_proxy_forwards_methods_and_bodies(proxied):
+    d, fake = proxied
+    r, _ = request(d, "POST", "/latest/meta-data/instance-id", body=b"hello", headers={"Content-Type": "text/plain"})
+    rec = last(fake, "/latest/meta-data/instance-id")
+    assert rec["method"] == "POST"
+    assert rec["body"] == "hello"
+    assert r.status == 405
+
+
+def test_upstream_down_gives_502_with_empty_body(daemon_factory):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    d = daemon_factory([f"--metadata-addr=127.0.0.1:{dead}"])
+    r, body = request(d, "GET", "/latest/meta-data/instance-id")
+    assert r.status == 502
+    assert body == b""
+    assert "proxy error" in d.output()
+
+
+def test_upstream_hang_gives_502_after_the_proxy_timeout(proxied):
+    d, fake = proxied
+    fake.configure(hang=True)
+    r, body = request(d, "GET", "/latest/meta-data/instance-id", timeout=30)
+    assert r.status == 502
+    # the daemon is still serving others
+    fake.configure(hang=False)
+    r, body = request(d, "GET", "/latest/meta-data/local-ipv4")
+    assert r.status == 200
+
+
+def test_upstream_connections_are_reused(proxied):
+    d, fake = proxied
+    for _ in range(20):
+        r, _ = request(d, "GET", "/latest/meta-data/local-ipv4")
+        assert r.status == 200
+    ports = {r["client_port"] for r in fake.requests() if r["path"] == "/latest/meta-data/local-ipv4"}
+    assert len([r for r in fake.requests() if r["path"] == "/latest/meta-data/local-ipv4"]) == 20
+    # sequential requests share one kept-alive upstream connection
+    assert len(ports) <= 2, ports
+
+
+def test_dropped_upstream_connection_gives_502(proxied):
+    d, fake = proxied
+    fake.configure(drop=True)
+    r, body = request(d, "GET", "/latest/meta-data/instance-id")
+    assert r.status == 502
+
+
+def test_identity_and_other_paths_are_proxied_until_the_credential_service(proxied):
+    d, fake = proxied
+    r, body = request(d, "GET", "/latest/user-data")
+    assert r.status == 200 and b"node user data" in body
