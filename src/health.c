@@ -135,8 +135,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (h->step == HEALTH_IDLE)
                 (void) start_step(h, HEALTH_TOKEN);
         /* after a failure, look again sooner so /healthz shows the instance id soon after IMDS is back */
-        (void) sd_event_source_set_time(s, usec_add(now_monotonic(),
-                                                    h->ok ? HEALTH_CHECK_INTERVAL : HEALTH_RETRY_INTERVAL));
+        (void) sd_event_source_set_time(
+                s, usec_add(now_monotonic(), h->ok ? HEALTH_CHECK_INTERVAL : HEALTH_RETRY_INTERVAL));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }
