@@ -674,7 +674,7 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
 
         optind = 0; /* full re-initialisation, so tests can parse repeatedly */
         opterr = 0;
-        while ((opt = getopt_long(n, all, "+h", longopts, NULL)) >= 0) {
+        while ((opt = getopt_long(n, all, "h", longopts, NULL)) >= 0) {
                 if (opt == 'h')
                         opt = ARG_HELP;
                 if (opt == '?' || opt == ':') {

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* Roles: kube2iam's rules from annotations to role ARNs (shared/reference/kube2iam-behaviour.md
+ * section 2), kept exactly, quirks included: RoleARN() base-ARN joining, the default role and the
+ * bare-base-ARN fallback, namespace restrictions (glob anchored with '*' only; regexp unanchored
+ * and prefixed with the base ARN, as kube2iam #341 describes), the default role's bypass, and the
+ * URL role versus pod role comparison. Pure: the caller passes the pod's annotation and the
+ * namespace's allowed roles. */
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "macro.h"
+
+typedef struct Roles Roles;
+
+/* base_arn: the validated, '/'-terminated base ARN (after auto-discovery), or NULL.
+ * default_role: --default-role (after auto-discovery), or NULL. */
+int roles_new(const char *base_arn, const char *default_role, bool restrictions,
+              NamespaceRestrictionFormat format, Roles **ret);
+Roles *roles_free(Roles *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Roles *, roles_free);
+
+/* kube2iam's RoleARN(x): x when it starts with "arn:" (any case), else base ARN + x. */
+char *roles_arn(const Roles *r, const char *name);
+const char *roles_base_arn(const Roles *r);
+/* RoleARN(--default-role); with a base ARN and no default role this is the bare base ARN (quirk). */
+const char *roles_default_arn(const Roles *r);
+
+typedef enum RoleSource {
+        ROLE_SOURCE_ANNOTATION,
+        ROLE_SOURCE_DEFAULT,
+} RoleSource;
+
+/* The pod's role. annotation: the value of --iam-role-key, or NULL when the pod has none (an
+ * empty value counts as present). -ENOENT when there is no annotation and no default. */
+int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSource *ret_source);
+
+/* Namespace restrictions. namespace_known: the namespace is in the watch cache. allowed: its
+ * allowed-roles annotation parsed as a JSON array of strings (NULL or empty: nothing allowed). */
+bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known, char *const *allowed);
+
+/* What the role list answers: the ARN without the base ARN when it starts with it. */
+const char *roles_list_name(const Roles *r, const char *arn);
+
+/* kube2iam's check of /security-credentials/{role}: RoleARN(url_role) == the pod's ARN, byte for byte. */
+bool roles_url_matches(const Roles *r, const char *url_role, const char *pod_arn);
+
+/* '*' matches any run of characters, '/' included; anchored at both ends; case-sensitive. */
+bool roles_glob_match(const char *pattern, const char *s);
+/* Go-RE2-like search (PCRE2), unanchored. An invalid pattern matches nothing (-EINVAL). */
+int roles_regexp_search(const char *pattern, const char *s);
