@@ -110,8 +110,10 @@ static const char *extack_message(const struct nlmsghdr *nlh) {
         return NULL;
 }
 
-static int classify_rejection(int error, const char *description) {
-        if (error == EPERM || error == EACCES)
+static int classify_rejection(int error, bool whole_batch, const char *description) {
+        /* nfnetlink checks CAP_NET_ADMIN once per batch and answers on BATCH_BEGIN; EPERM on one
+         * command means something else (a table owned by another process) */
+        if ((error == EPERM || error == EACCES) && whole_batch)
                 return -EPERM;
         if (error == EOPNOTSUPP || error == EAFNOSUPPORT)
                 return -EOPNOTSUPP;
@@ -124,7 +126,7 @@ static int classify_rejection(int error, const char *description) {
 
 static int log_rejection(int error, uint32_t seq, const RedirectBatch *b, const char *extack) {
         const char *what = redirect_batch_describe(b, seq);
-        int r = classify_rejection(error, what);
+        int r = classify_rejection(error, seq == b->seq_begin, what);
 
         if (r == -EPERM)
                 log_error_errno(error,
