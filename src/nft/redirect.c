@@ -153,8 +153,8 @@ int redirect_install_spec(const RedirectSpec *s) {
                            { "HOST_IPV6", s->ipv6 ? host6 : NULL },
                            { "APP_PORT", port },
                    }),
-                   5, "Installed the metadata redirect: table ip %s%s, %s:%d on %s to %s:%u%s%s%s", REDIRECT_TABLE,
-                   s->ipv6 ? " and ip6" : "", imds4, REDIRECT_IMDS_PORT, strna(ifaces), host4, s->port,
+                   5, "Installed the metadata redirect: table%s %s, %s:%d on %s to %s:%u%s%s%s",
+                   s->ipv6 ? "s ip and ip6" : " ip", REDIRECT_TABLE, imds4, REDIRECT_IMDS_PORT, strna(ifaces), host4, s->port,
                    s->ipv6 ? ", [" REDIRECT_IMDS_IPV6 "] to [" : "", s->ipv6 ? host6 : "", s->ipv6 ? "]" : "");
         return 0;
 }

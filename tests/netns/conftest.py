@@ -8,7 +8,6 @@ is never touched."""
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import uuid
@@ -68,7 +67,9 @@ class Netns:
         """kube2iam-nft ARGS inside the namespace (flags first, the command last)."""
         cmd = [helper_path(), *args]
         if drop_net_admin:
-            cmd = ["capsh", "--drop=cap_net_admin", "--", "-c", "exec " + shlex.join(cmd)]
+            # setpriv is in util-linux (essential); dropping the capability from the bounding
+            # set leaves root without it after exec
+            cmd = ["setpriv", "--bounding-set=-net_admin", "--", *cmd]
         return self.exec(*cmd, timeout=timeout)
 
     def nft(self, *args):
