@@ -50,6 +50,10 @@ static void body_wipe(BoundedBody *b) {
         b->len = 0;
 }
 
+static size_t family_addr_len(int family) {
+        return family == AF_INET6 ? sizeof(struct in6_addr) : sizeof(struct in_addr);
+}
+
 /* One bounded request. Returns the HTTP status (>0), or <0 when no HTTP answer came at all. */
 static int imds_request(const char *url, bool put, const char *header, BoundedBody *body) {
         _cleanup_(curl_easy_cleanupp) CURL *e = NULL;
@@ -93,6 +97,7 @@ int redirect_host_from_imds(const char *host, uint16_t port, int family, void *r
         _cleanup_erase_ char *token_header = NULL;
         _cleanup_free_ char *base = NULL, *url = NULL;
         BoundedBody body = { .max = REDIRECT_IMDS_MAX_TOKEN };
+        struct in6_addr addr; /* large enough for both families */
         bool v6host = strchr(host, ':');
         char ttl_header[64];
         int status;
@@ -137,10 +142,11 @@ int redirect_host_from_imds(const char *host, uint16_t port, int family, void *r
         }
         while (body.len > 0 && isspace((unsigned char) body.buf[body.len - 1]))
                 body.buf[--body.len] = '\0';
-        if (inet_pton(family, body.buf, ret) != 1) {
+        if (inet_pton(family, body.buf, &addr) != 1) {
                 log_debug("IMDS %s answered something that is not an address", url);
                 return -EBADMSG;
         }
+        memcpy(ret, &addr, family_addr_len(family));
         return 0;
 }
 
@@ -166,10 +172,6 @@ static int route_attr(const struct nlattr *a, void *data) {
                 return MNL_CB_OK;
         tb[type] = a;
         return MNL_CB_OK;
-}
-
-static size_t family_addr_len(int family) {
-        return family == AF_INET6 ? sizeof(struct in6_addr) : sizeof(struct in_addr);
 }
 
 static int route_one(const struct nlmsghdr *nlh, void *userdata) {

@@ -120,6 +120,7 @@ class Pod:
 
     def __init__(self, make_ns, node, node_if, subnet):
         self.ns = make_ns("k2i-pod-")
+        self.node_ns = node.name
         self.node_if = node_if
         self.pod_if = unique("p")
         self.node_ip = f"{subnet}.1"
@@ -131,6 +132,14 @@ class Pod:
         run("ip", "-n", node.name, "link", "set", self.node_if, "up")
         run("ip", "-n", self.ns.name, "link", "set", self.pod_if, "up")
         run("ip", "-n", self.ns.name, "route", "add", "default", "via", self.node_ip)
+
+    def add_ipv6(self, prefix):
+        """Adds PREFIX::1 (node side) and PREFIX::2 (pod side), without duplicate detection so
+        they are usable at once, and the pod's default IPv6 route."""
+        self.node_ip6, self.ip6 = f"{prefix}::1", f"{prefix}::2"
+        run("ip", "-n", self.node_ns, "-6", "addr", "add", f"{self.node_ip6}/64", "dev", self.node_if, "nodad")
+        run("ip", "-n", self.ns.name, "-6", "addr", "add", f"{self.ip6}/64", "dev", self.pod_if, "nodad")
+        run("ip", "-n", self.ns.name, "-6", "route", "add", "default", "via", self.node_ip6)
 
 
 @pytest.fixture
@@ -146,7 +155,7 @@ def make_pod(netns, node):
 
 # The server kube2iam stands for in the redirect test: answers every GET with who asked.
 ECHO_SERVER = r"""
-import http.server, json, sys
+import http.server, json, socket, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps({"client": self.client_address[0], "path": self.path,
@@ -158,7 +167,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-s = http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), H)
+class S(http.server.HTTPServer):
+    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = S((sys.argv[1], int(sys.argv[2])), H)
 print("ready", flush=True)
 s.serve_forever()
 """

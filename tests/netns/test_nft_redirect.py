@@ -248,3 +248,17 @@ def test_pod_request_reaches_the_node_server_with_its_own_address(node, make_pod
     # remove takes the redirect away again
     assert_ok(node.helper("remove"))
     assert curl(pod.ns, f"http://{IMDS}/latest/meta-data/", 2).returncode == 28
+
+
+def test_ipv6_pod_request_reaches_the_node_server(node, make_pod, serve):
+    pod = make_pod("k2icali6", "10.203.0")
+    pod.add_ipv6("fd00:203")
+    port = random.randint(20000, 60000)
+    serve(node, "echo", pod.node_ip6, port)
+    assert_ok(node.helper("--host-ip", pod.node_ip, "--host-interface", "k2icali+", "--app-port", str(port),
+                          "--ipv6", "--host-ipv6", pod.node_ip6, "install"))
+    res = curl(pod.ns, "http://[fd00:ec2::254]/latest/meta-data/")
+    assert res.returncode == 0, res.stderr
+    seen = json.loads(res.stdout)
+    assert seen["client"] == pod.ip6
+    assert seen["host"] == "[fd00:ec2::254]"
