@@ -183,7 +183,8 @@ static int add_dnat(struct nftnl_rule *r, uint16_t family) {
         return rule_add_expr(r, &e);
 }
 
-int redirect_rule_new(const RedirectSpec *s, uint16_t family, const char *interface, struct nftnl_rule **ret) {
+int redirect_rule_new(const RedirectSpec *s, uint16_t family, const char *interface,
+                      struct nftnl_rule **ret) {
         _cleanup_(nftnl_rule_freep) struct nftnl_rule *r = NULL;
         char ifname[IFNAMSIZ] = {};
         size_t n = strlen(interface);
@@ -265,7 +266,8 @@ static int batch_add_rule(RedirectBatch *b, const RedirectSpec *s, uint16_t fami
         if (r < 0)
                 return r;
         /* NLM_F_APPEND: rules keep the order of --host-interface (without it each one goes first) */
-        nlh = nftnl_nlmsg_build_hdr(p, NFT_MSG_NEWRULE, family, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, seq);
+        nlh = nftnl_nlmsg_build_hdr(p, NFT_MSG_NEWRULE, family, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+                                    seq);
         nftnl_rule_nlmsg_build_payload(nlh, rule);
         return batch_commit(b, nlh, true, "add rule %s %s %s iifname \"%s\"", family_name(family),
                             REDIRECT_TABLE, REDIRECT_CHAIN, interface);
@@ -363,7 +365,8 @@ int redirect_batch_build(const RedirectSpec *s, RedirectOp op, uint32_t seq, Red
 static void canonical_nat(StrBuf *sb, const struct nftnl_expr *e) {
         uint32_t type = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE);
         uint32_t family = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FAMILY);
-        uint32_t flags = nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FLAGS) ? nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS) : 0;
+        uint32_t flags =
+                nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FLAGS) ? nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS) : 0;
         uint32_t amin = 0, amax = 0, pmin = 0, pmax = 0;
 
         if (nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_ADDR_MIN))

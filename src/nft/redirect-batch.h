@@ -24,7 +24,7 @@ typedef enum RedirectOp {
 /* Upper bound of one message of our batch (the largest, an IPv6 rule, is ~600 bytes): every
  * message is built only where this much room is left. */
 #define REDIRECT_MSG_MAX 2048
-/* What a message is, for an operator reading the error: "add rule ip kube2iam prerouting iifname "cali*"". */
+/* What a message is, for an operator reading an error: add rule ip kube2iam prerouting iifname "cali*" */
 #define REDIRECT_DESCRIPTION_MAX 96
 
 typedef struct RedirectMessage {
@@ -34,11 +34,11 @@ typedef struct RedirectMessage {
 
 typedef struct RedirectBatch {
         char *buf;
-        size_t size;                    /* bytes used, from BATCH_BEGIN to BATCH_END */
+        size_t size; /* bytes used, from BATCH_BEGIN to BATCH_END */
         size_t allocated;
-        uint32_t seq_begin;             /* the BATCH_BEGIN message; seq_begin + 1.. are the commands */
-        uint32_t seq_end;               /* the BATCH_END message */
-        RedirectMessage *messages;      /* every message that asks for an ACK (all but begin/end) */
+        uint32_t seq_begin;        /* the BATCH_BEGIN message; seq_begin + 1.. are the commands */
+        uint32_t seq_end;          /* the BATCH_END message */
+        RedirectMessage *messages; /* every message that asks for an ACK (all but begin/end) */
         size_t n_messages;
 } RedirectBatch;
 
@@ -57,7 +57,8 @@ const char *redirect_batch_describe(const RedirectBatch *b, uint32_t seq);
 /* The chain and one rule of table `family kube2iam` as install writes them. family is
  * NFPROTO_IPV4 or NFPROTO_IPV6. */
 int redirect_chain_new(uint16_t family, struct nftnl_chain **ret);
-int redirect_rule_new(const RedirectSpec *s, uint16_t family, const char *interface, struct nftnl_rule **ret);
+int redirect_rule_new(const RedirectSpec *s, uint16_t family, const char *interface,
+                      struct nftnl_rule **ret);
 
 /* "[ meta load iifname => reg 1 ] [ cmp eq reg 1 0x696c6163 ] ... [ nat dnat ip addr reg 1 proto reg 2 ]":
  * the expressions of r in a form in which a rule as we send it and as the kernel dumps it back

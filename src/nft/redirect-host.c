@@ -75,7 +75,8 @@ static int imds_request(const char *url, bool put, const char *header, BoundedBo
             curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) REDIRECT_IMDS_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) REDIRECT_IMDS_CONNECT_TIMEOUT_MSEC) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) REDIRECT_IMDS_CONNECT_TIMEOUT_MSEC) !=
+                    CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, body) != CURLE_OK ||
             (headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) != CURLE_OK) ||
@@ -196,7 +197,8 @@ static int route_one(const struct nlmsghdr *nlh, void *userdata) {
                 priority = mnl_attr_get_u32(tb[RTA_PRIORITY]);
         if (tb[RTA_OIF] && mnl_attr_validate(tb[RTA_OIF], MNL_TYPE_U32) == 0)
                 oif = mnl_attr_get_u32(tb[RTA_OIF]);
-        else if (tb[RTA_MULTIPATH] && mnl_attr_get_payload_len(tb[RTA_MULTIPATH]) >= sizeof(struct rtnexthop)) {
+        else if (tb[RTA_MULTIPATH] &&
+                 mnl_attr_get_payload_len(tb[RTA_MULTIPATH]) >= sizeof(struct rtnexthop)) {
                 const struct rtnexthop *nh = mnl_attr_get_payload(tb[RTA_MULTIPATH]);
                 oif = (uint32_t) nh->rtnh_ifindex;
         }
@@ -206,7 +208,8 @@ static int route_one(const struct nlmsghdr *nlh, void *userdata) {
         l->found = true;
         l->priority = priority;
         l->oif = oif;
-        l->has_prefsrc = tb[RTA_PREFSRC] && mnl_attr_get_payload_len(tb[RTA_PREFSRC]) == family_addr_len(l->family);
+        l->has_prefsrc =
+                tb[RTA_PREFSRC] && mnl_attr_get_payload_len(tb[RTA_PREFSRC]) == family_addr_len(l->family);
         if (l->has_prefsrc)
                 memcpy(&l->prefsrc, mnl_attr_get_payload(tb[RTA_PREFSRC]), family_addr_len(l->family));
         return 0;

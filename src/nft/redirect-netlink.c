@@ -129,8 +129,8 @@ static int log_rejection(int error, uint32_t seq, const RedirectBatch *b, const 
         int r = classify_rejection(error, seq == b->seq_begin, what);
 
         if (r == -EPERM)
-                log_error_errno(error,
-                                "No permission to change nftables (CAP_NET_ADMIN needed in this network namespace): %m");
+                log_error_errno(error, "No permission to change nftables (CAP_NET_ADMIN needed in this "
+                                       "network namespace): %m");
         else if (r == -EOPNOTSUPP)
                 log_error_errno(error,
                                 "nf_tables with NAT support is not available in this kernel (%s): %m%s%s",
@@ -159,11 +159,14 @@ int redirect_netlink_send_batch(RedirectNetlink *nl, const RedirectBatch *b) {
                 int len;
 
                 if (n == -ETIMEDOUT)
-                        return log_error_errno(n, "No answer from the kernel to the nftables batch "
-                                                  "(%zu of %zu messages unanswered)", pending, b->n_messages);
+                        return log_error_errno(n,
+                                               "No answer from the kernel to the nftables batch "
+                                               "(%zu of %zu messages unanswered)",
+                                               pending, b->n_messages);
                 if (n < 0)
                         /* ENOBUFS: replies were dropped, so the outcome of the batch is unknown */
-                        return log_error_errno((int) n, "Failed to read the kernel's answer to the nftables batch: %m");
+                        return log_error_errno(
+                                (int) n, "Failed to read the kernel's answer to the nftables batch: %m");
 
                 len = (int) n;
                 for (const struct nlmsghdr *nlh = (const struct nlmsghdr *) nl->buf; mnl_nlmsg_ok(nlh, len);

@@ -51,8 +51,10 @@ int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret) 
                 return -EINVAL;
         }
         if (inet_pton(AF_INET, c->metadata_host, &s.imds4) != 1) {
-                log_error("Invalid --metadata-addr \"%s\" for the redirect: pods' requests go to an IPv4 address, "
-                          "give one (default 169.254.169.254)", c->metadata_host);
+                log_error("Invalid --metadata-addr \"%s\" for the redirect: pods' requests go to an IPv4 "
+                          "address, "
+                          "give one (default 169.254.169.254)",
+                          c->metadata_host);
                 return -EINVAL;
         }
         if (inet_pton(AF_INET6, REDIRECT_IMDS_IPV6, &s.imds6) != 1)
@@ -66,23 +68,26 @@ int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret) 
         } else if (resolve) {
                 r = redirect_host_address(c, AF_INET, &s.host4);
                 if (r < 0) {
-                        log_error("Cannot determine the host address (no answer from the metadata service at "
-                                  "%s:%u, no default route with an address): give --host-ip",
-                                  c->metadata_host, c->metadata_port);
+                        log_error(
+                                "Cannot determine the host address (no answer from the metadata service at "
+                                "%s:%u, no default route with an address): give --host-ip",
+                                c->metadata_host, c->metadata_port);
                         return -EADDRNOTAVAIL;
                 }
         }
         if (c->ipv6) {
                 if (c->host_ipv6) {
                         if (inet_pton(AF_INET6, c->host_ipv6, &s.host6) != 1) {
-                                log_error("Invalid --host-ipv6 \"%s\": expected an IPv6 address", c->host_ipv6);
+                                log_error("Invalid --host-ipv6 \"%s\": expected an IPv6 address",
+                                          c->host_ipv6);
                                 return -EINVAL;
                         }
                 } else if (resolve) {
                         r = redirect_host_address(c, AF_INET6, &s.host6);
                         if (r < 0) {
-                                log_error("Cannot determine the host's IPv6 address for --ipv6 (none from the "
-                                          "metadata service or the default IPv6 route): give --host-ipv6");
+                                log_error(
+                                        "Cannot determine the host's IPv6 address for --ipv6 (none from the "
+                                        "metadata service or the default IPv6 route): give --host-ipv6");
                                 return -EADDRNOTAVAIL;
                         }
                 }
@@ -146,7 +151,7 @@ int redirect_install_spec(const RedirectSpec *s) {
         inet_ntop(AF_INET6, &s->host6, host6, sizeof host6);
         snprintf(port, sizeof port, "%u", s->port);
         log_fields(LOG_INFO,
-                   ((LogField[]) {
+                   ((LogField[]){
                            { "MESSAGE_ID", LOG_MESSAGE_ID_REDIRECT },
                            { "HOST_INTERFACES", ifaces },
                            { "HOST_IP", host4 },
@@ -154,8 +159,9 @@ int redirect_install_spec(const RedirectSpec *s) {
                            { "APP_PORT", port },
                    }),
                    5, "Installed the metadata redirect: table%s %s, %s:%d on %s to %s:%u%s%s%s",
-                   s->ipv6 ? "s ip and ip6" : " ip", REDIRECT_TABLE, imds4, REDIRECT_IMDS_PORT, strna(ifaces), host4, s->port,
-                   s->ipv6 ? ", [" REDIRECT_IMDS_IPV6 "] to [" : "", s->ipv6 ? host6 : "", s->ipv6 ? "]" : "");
+                   s->ipv6 ? "s ip and ip6" : " ip", REDIRECT_TABLE, imds4, REDIRECT_IMDS_PORT,
+                   strna(ifaces), host4, s->port, s->ipv6 ? ", [" REDIRECT_IMDS_IPV6 "] to [" : "",
+                   s->ipv6 ? host6 : "", s->ipv6 ? "]" : "");
         return 0;
 }
 
@@ -176,7 +182,7 @@ int redirect_remove(const Config *c) {
         r = run_batch(&s, REDIRECT_OP_REMOVE);
         if (r < 0)
                 return r;
-        log_fields(LOG_INFO, ((LogField[]) { { "MESSAGE_ID", LOG_MESSAGE_ID_REDIRECT } }), 1,
+        log_fields(LOG_INFO, ((LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_REDIRECT } }), 1,
                    "Removed the metadata redirect (tables ip and ip6 %s)", REDIRECT_TABLE);
         return 0;
 }
@@ -188,17 +194,17 @@ typedef struct FamilyState {
         uint32_t table_flags;
         size_t n_chains;
         bool chain_ok;
-        char *chain_seen;               /* the first chain that differs, described */
-        char **rules;                   /* canonical text, in chain order */
-        char **rule_chains;             /* their chains */
-        size_t n_other;                 /* sets, objects, flowtables in our table */
+        char *chain_seen;   /* the first chain that differs, described */
+        char **rules;       /* canonical text, in chain order */
+        char **rule_chains; /* their chains */
+        size_t n_other;     /* sets, objects, flowtables in our table */
 } FamilyState;
 
 static void family_state_done(FamilyState *f) {
         free(f->chain_seen);
         strv_free(f->rules);
         strv_free(f->rule_chains);
-        *f = (FamilyState) { .family = f->family };
+        *f = (FamilyState){ .family = f->family };
 }
 
 static int table_one(const struct nlmsghdr *nlh, void *userdata) {
@@ -214,7 +220,8 @@ static int table_one(const struct nlmsghdr *nlh, void *userdata) {
         if (!name || !streq(name, REDIRECT_TABLE) || nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) != f->family)
                 return 0;
         f->table_found = true;
-        f->table_flags = nftnl_table_is_set(t, NFTNL_TABLE_FLAGS) ? nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) : 0;
+        f->table_flags =
+                nftnl_table_is_set(t, NFTNL_TABLE_FLAGS) ? nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) : 0;
         return 0;
 }
 
@@ -229,7 +236,8 @@ static int chain_one(const struct nlmsghdr *nlh, void *userdata) {
         if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
                 return -EBADMSG;
         table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
-        if (!table || !streq(table, REDIRECT_TABLE) || nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) != f->family)
+        if (!table || !streq(table, REDIRECT_TABLE) ||
+            nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) != f->family)
                 return 0;
         f->n_chains++;
         name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
@@ -238,13 +246,15 @@ static int chain_one(const struct nlmsghdr *nlh, void *userdata) {
              nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
              nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) == NF_INET_PRE_ROUTING &&
              nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) == REDIRECT_CHAIN_PRIORITY &&
-             nftnl_chain_is_set(c, NFTNL_CHAIN_POLICY) && nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_ACCEPT &&
+             nftnl_chain_is_set(c, NFTNL_CHAIN_POLICY) &&
+             nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_ACCEPT &&
              !nftnl_chain_is_set(c, NFTNL_CHAIN_DEV) && !nftnl_chain_is_set(c, NFTNL_CHAIN_DEVICES);
         if (ok)
                 f->chain_ok = true;
         else if (!f->chain_seen &&
-                 asprintf(&f->chain_seen, "chain %s type %s hook %u priority %d policy %u", strna(name), strna(type),
-                          nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM), nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO),
+                 asprintf(&f->chain_seen, "chain %s type %s hook %u priority %d policy %u", strna(name),
+                          strna(type), nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM),
+                          nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO),
                           nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY)) < 0) {
                 f->chain_seen = NULL;
                 return -ENOMEM;
@@ -265,7 +275,8 @@ static int rule_one(const struct nlmsghdr *nlh, void *userdata) {
                 return -EBADMSG;
         table = nftnl_rule_get_str(rule, NFTNL_RULE_TABLE);
         chain = nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN);
-        if (!table || !streq(table, REDIRECT_TABLE) || nftnl_rule_get_u32(rule, NFTNL_RULE_FAMILY) != f->family)
+        if (!table || !streq(table, REDIRECT_TABLE) ||
+            nftnl_rule_get_u32(rule, NFTNL_RULE_FAMILY) != f->family)
                 return 0;
         /* more rules than install could write: no need to keep them all to say so */
         if (strv_length(f->rules) > REDIRECT_MAX_INTERFACES)
@@ -291,14 +302,16 @@ static int other_one(const struct nlmsghdr *nlh, void *userdata) {
         if (g->nfgen_family != f->family)
                 return 0;
         mnl_attr_for_each(a, nlh, sizeof *g) {
-                if (mnl_attr_get_type(a) == NFTA_SET_TABLE && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+                if (mnl_attr_get_type(a) == NFTA_SET_TABLE &&
+                    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
                     streq(mnl_attr_get_str(a), REDIRECT_TABLE))
                         f->n_other++;
         }
         return 0;
 }
 
-static int nft_dump(RedirectNetlink *nl, uint16_t type, uint16_t family, redirect_dump_cb cb, void *userdata) {
+static int nft_dump(RedirectNetlink *nl, uint16_t type, uint16_t family, redirect_dump_cb cb,
+                    void *userdata) {
         char buf[REDIRECT_NETLINK_REQUEST_BYTES] = {};
         struct nlmsghdr *nlh;
 
@@ -329,7 +342,8 @@ static int get_generation(RedirectNetlink *nl, uint32_t *ret) {
         struct nlmsghdr *nlh;
 
         /* NLM_F_ACK: the ACK after the one NEWGEN reply ends the exchange */
-        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, redirect_netlink_next_seq(nl));
+        nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK,
+                                    redirect_netlink_next_seq(nl));
         return redirect_netlink_dump(nl, nlh, gen_one, ret);
 }
 
@@ -369,18 +383,21 @@ static int compare_family(const RedirectSpec *s, const FamilyState *f, bool want
                 return 0;
         }
         if (f->table_flags != 0) {
-                log_notice("Table %s %s has flags 0x%x, install writes none", fam, REDIRECT_TABLE, f->table_flags);
+                log_notice("Table %s %s has flags 0x%x, install writes none", fam, REDIRECT_TABLE,
+                           f->table_flags);
                 return 0;
         }
         if (f->n_chains != 1 || !f->chain_ok) {
-                log_notice("Table %s %s has %zu chain(s)%s%s, install writes one: chain %s type nat hook prerouting "
-                           "priority %d policy accept", fam, REDIRECT_TABLE, f->n_chains, f->chain_seen ? ", " : "",
+                log_notice("Table %s %s has %zu chain(s)%s%s, install writes one: chain %s type nat hook "
+                           "prerouting "
+                           "priority %d policy accept",
+                           fam, REDIRECT_TABLE, f->n_chains, f->chain_seen ? ", " : "",
                            strempty(f->chain_seen), REDIRECT_CHAIN, REDIRECT_CHAIN_PRIORITY);
                 return 0;
         }
         if (f->n_other > 0) {
-                log_notice("Table %s %s holds %zu set(s), object(s) or flowtable(s), install writes none", fam,
-                           REDIRECT_TABLE, f->n_other);
+                log_notice("Table %s %s holds %zu set(s), object(s) or flowtable(s), install writes none",
+                           fam, REDIRECT_TABLE, f->n_other);
                 return 0;
         }
         if (n_rules != n_expected) {
@@ -400,7 +417,8 @@ static int compare_family(const RedirectSpec *s, const FamilyState *f, bool want
                         return r;
                 if (!streq(f->rule_chains[i], REDIRECT_CHAIN) || !streq(f->rules[i], text)) {
                         log_notice("Rule %zu of table %s %s (iifname \"%s\") differs: found %s in chain %s, "
-                                   "install writes %s", i + 1, fam, REDIRECT_TABLE, s->interfaces[i], f->rules[i],
+                                   "install writes %s",
+                                   i + 1, fam, REDIRECT_TABLE, s->interfaces[i], f->rules[i],
                                    f->rule_chains[i], text);
                         return 0;
                 }

@@ -33,23 +33,23 @@
 /* kube2iam-nft's exit statuses, as config_help(CONFIG_PROGRAM_NFT) documents them. */
 typedef enum RedirectExit {
         REDIRECT_EXIT_OK = 0,
-        REDIRECT_EXIT_MISMATCH = 1,     /* check: missing or different */
-        REDIRECT_EXIT_USAGE = 2,        /* bad flags (CONFIG_EXIT_USAGE) */
-        REDIRECT_EXIT_PERMISSION = 3,   /* CAP_NET_ADMIN missing */
-        REDIRECT_EXIT_NO_NFTABLES = 4,  /* nf_tables (or its NAT support) not available */
-        REDIRECT_EXIT_REJECTED = 5,     /* the kernel rejected the batch, or netlink failed */
-        REDIRECT_EXIT_NO_HOST = 6,      /* the host address could not be determined */
+        REDIRECT_EXIT_MISMATCH = 1,    /* check: missing or different */
+        REDIRECT_EXIT_USAGE = 2,       /* bad flags (CONFIG_EXIT_USAGE) */
+        REDIRECT_EXIT_PERMISSION = 3,  /* CAP_NET_ADMIN missing */
+        REDIRECT_EXIT_NO_NFTABLES = 4, /* nf_tables (or its NAT support) not available */
+        REDIRECT_EXIT_REJECTED = 5,    /* the kernel rejected the batch, or netlink failed */
+        REDIRECT_EXIT_NO_HOST = 6,     /* the host address could not be determined */
 } RedirectExit;
 
 /* What install writes, fully resolved (no network needed to turn it into a batch). */
 typedef struct RedirectSpec {
-        char *const *interfaces;        /* nft patterns (trailing '*' for a prefix); borrowed */
-        uint16_t port;                  /* --app-port */
-        struct in_addr imds4;           /* --metadata-addr host: the daddr pods use */
-        struct in_addr host4;           /* --host-ip: the DNAT target */
-        bool ipv6;                      /* --ipv6: also write table ip6 kube2iam */
-        struct in6_addr imds6;          /* fd00:ec2::254 */
-        struct in6_addr host6;          /* --host-ipv6 */
+        char *const *interfaces; /* nft patterns (trailing '*' for a prefix); borrowed */
+        uint16_t port;           /* --app-port */
+        struct in_addr imds4;    /* --metadata-addr host: the daddr pods use */
+        struct in_addr host4;    /* --host-ip: the DNAT target */
+        bool ipv6;               /* --ipv6: also write table ip6 kube2iam */
+        struct in6_addr imds6;   /* fd00:ec2::254 */
+        struct in6_addr host6;   /* --host-ipv6 */
 } RedirectSpec;
 
 /* Fills ret from c. With resolve, a missing --host-ip (and --host-ipv6 with --ipv6) is found

@@ -61,8 +61,8 @@ static void compare_golden(const RedirectBatch *b, const char *name) {
         fclose(f);
         for (long i = 0; i < n; i++)
                 if (want[i] != b->buf[i])
-                        tap_fail(__FILE__, __LINE__, "%s differs at byte %ld: 0x%02x != golden 0x%02x", name, i,
-                                 (unsigned char) b->buf[i], (unsigned char) want[i]);
+                        tap_fail(__FILE__, __LINE__, "%s differs at byte %ld: 0x%02x != golden 0x%02x", name,
+                                 i, (unsigned char) b->buf[i], (unsigned char) want[i]);
         free(want);
 }
 
@@ -86,7 +86,7 @@ static size_t walk(const RedirectBatch *b, Seen *out, size_t max) {
              nlh = mnl_nlmsg_next(nlh, &len)) {
                 const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
                 ASSERT_TRUE(n < max);
-                out[n++] = (Seen) {
+                out[n++] = (Seen){
                         .type = is_batch_marker(nlh) ? nlh->nlmsg_type : (uint16_t) (nlh->nlmsg_type & 0xff),
                         .family = g->nfgen_family,
                         .flags = nlh->nlmsg_flags,
@@ -141,7 +141,8 @@ static const char *const nft_cali_v4[] = {
         NULL,
 };
 /* ... iifname "docker0" ...: the whole NUL-padded 16-byte name, so docker01 does not match */
-static const char *const nft_docker0_iifname = "[ cmp eq reg 1 0x6b636f64 0x00307265 0x00000000 0x00000000 ]";
+static const char *const nft_docker0_iifname =
+        "[ cmp eq reg 1 0x6b636f64 0x00307265 0x00000000 0x00000000 ]";
 /* nft --debug=netlink for: iifname "cali*" ip6 daddr fd00:ec2::254 tcp dport 80 dnat to [fd00::1]:8181 */
 static const char *const nft_cali_v6[] = {
         "[ meta load iifname => reg 1 ]",
@@ -188,8 +189,10 @@ TEST(install_batch_replaces_table_in_one_transaction) {
                 { NFT_MSG_DELTABLE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_ACK, 9 },
                 { NFT_MSG_NEWTABLE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 10 },
                 { NFT_MSG_NEWCHAIN, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 11 },
-                { NFT_MSG_NEWRULE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 12 },
-                { NFT_MSG_NEWRULE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 13 },
+                { NFT_MSG_NEWRULE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+                  12 },
+                { NFT_MSG_NEWRULE, NFPROTO_IPV4, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+                  13 },
                 { NFT_MSG_NEWTABLE, NFPROTO_IPV6, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 14 },
                 { NFT_MSG_DELTABLE, NFPROTO_IPV6, NLM_F_REQUEST | NLM_F_ACK, 15 },
                 { NFNL_MSG_BATCH_END, AF_UNSPEC, NLM_F_REQUEST, 16 },
@@ -366,9 +369,16 @@ TEST(check_treats_kernel_filled_nat_fields_as_equal) {
 }
 
 TEST(spec_from_config_takes_flags_and_refuses_a_hostname_as_metadata_addr) {
-        char *argv[] = { "kube2iam-nft", "--host-ip=10.1.2.3", "--host-interface=cali+,eni+", "--app-port=9000",
-                         "--ipv6", "--host-ipv6=fd00::5", "install", NULL };
-        char *argv_bad[] = { "kube2iam-nft", "--host-ip=10.1.2.3", "--metadata-addr=imds.internal", "install", NULL };
+        char *argv[] = { "kube2iam-nft",
+                         "--host-ip=10.1.2.3",
+                         "--host-interface=cali+,eni+",
+                         "--app-port=9000",
+                         "--ipv6",
+                         "--host-ipv6=fd00::5",
+                         "install",
+                         NULL };
+        char *argv_bad[] = { "kube2iam-nft", "--host-ip=10.1.2.3", "--metadata-addr=imds.internal",
+                             "install", NULL };
         char text[INET6_ADDRSTRLEN];
         RedirectSpec s;
         Config c;
