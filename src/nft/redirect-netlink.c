@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,8 +97,12 @@ static const char *extack_message(const struct nlmsghdr *nlh) {
 
         if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
                 return NULL;
-        if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+        if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+                /* the whole request is echoed before the TLVs */
+                if (err->msg.nlmsg_len < sizeof(struct nlmsghdr) || err->msg.nlmsg_len > len)
+                        return NULL;
                 off += err->msg.nlmsg_len - sizeof(struct nlmsghdr);
+        }
         if (off >= len)
                 return NULL;
         tlvs = (const char *) err + off;
@@ -124,88 +129,126 @@ static int classify_rejection(int error, bool whole_batch, const char *descripti
         return -EPROTO;
 }
 
-static int log_rejection(int error, uint32_t seq, const RedirectBatch *b, const char *extack) {
-        const char *what = redirect_batch_describe(b, seq);
-        int r = classify_rejection(error, seq == b->seq_begin, what);
+int redirect_acks_init(RedirectAcks *a, const RedirectBatch *b, uint32_t portid) {
+        *a = (RedirectAcks){
+                .batch = b,
+                .portid = portid,
+                .pending = b->n_messages,
+        };
+        a->answered = calloc(b->n_messages ?: 1, sizeof(bool));
+        return a->answered ? 0 : -ENOMEM;
+}
 
+void redirect_acks_done(RedirectAcks *a) {
+        a->answered = mfree(a->answered);
+}
+
+int redirect_acks_feed(RedirectAcks *a, const void *buf, size_t size) {
+        const RedirectBatch *b = a->batch;
+        int len = (int) MIN(size, (size_t) INT32_MAX);
+
+        for (const struct nlmsghdr *nlh = buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                const struct nlmsgerr *err;
+                uint32_t seq = nlh->nlmsg_seq;
+                size_t idx;
+
+                if (nlh->nlmsg_pid != a->portid || seq < b->seq_begin || seq > b->seq_end)
+                        continue; /* not an answer to this batch */
+                if (nlh->nlmsg_type != NLMSG_ERROR)
+                        continue; /* no NLM_F_ECHO asked: nothing else is expected */
+                if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nlmsgerr))
+                        return -EBADMSG;
+                err = mnl_nlmsg_get_payload(nlh);
+
+                if (err->error != 0) {
+                        int e = -err->error;
+                        if (e <= 0 || e >= 4096)
+                                e = EPROTO;
+                        if (a->error == 0) {
+                                const char *msg = extack_message(nlh);
+                                a->error = e;
+                                a->error_seq = seq;
+                                snprintf(a->extack, sizeof a->extack, "%s", strempty(msg));
+                        } else
+                                log_debug_errno(e, "Kernel also rejected %s: %m",
+                                                strna(redirect_batch_describe(b, seq)));
+                        /* an error on BATCH_BEGIN/END is about the batch as a whole
+                         * (permission, nf_tables missing): nothing else will follow */
+                        if (seq == b->seq_begin || seq == b->seq_end) {
+                                a->whole_batch = true;
+                                return 1;
+                        }
+                }
+                idx = seq - b->seq_begin - 1;
+                if (idx < b->n_messages && !a->answered[idx]) {
+                        a->answered[idx] = true;
+                        a->pending--;
+                }
+        }
+        return a->pending == 0;
+}
+
+int redirect_acks_result(const RedirectAcks *a) {
+        const RedirectBatch *b = a->batch;
+        const char *what, *extack = isempty(a->extack) ? NULL : a->extack;
+        int r;
+
+        if (a->error == 0)
+                return 0;
+        what = redirect_batch_describe(b, a->error_seq);
+        r = classify_rejection(a->error, a->error_seq == b->seq_begin, what);
         if (r == -EPERM)
-                log_error_errno(error, "No permission to change nftables (CAP_NET_ADMIN needed in this "
-                                       "network namespace): %m");
+                log_error_errno(a->error, "No permission to change nftables (CAP_NET_ADMIN needed in this "
+                                          "network namespace): %m");
         else if (r == -EOPNOTSUPP)
-                log_error_errno(error,
+                log_error_errno(a->error,
                                 "nf_tables with NAT support is not available in this kernel (%s): %m%s%s",
                                 strna(what), extack ? ": " : "", strempty(extack));
         else
-                log_error_errno(error, "Kernel rejected \"%s\" (batch message %u): %m%s%s", strna(what),
-                                seq - b->seq_begin, extack ? ": " : "", strempty(extack));
+                log_error_errno(a->error, "Kernel rejected %s (batch message %u): %m%s%s", strna(what),
+                                a->error_seq - b->seq_begin, extack ? ": " : "", strempty(extack));
         return r;
 }
 
 int redirect_netlink_send_batch(RedirectNetlink *nl, const RedirectBatch *b) {
-        _cleanup_free_ bool *answered = NULL;
-        size_t pending = b->n_messages;
-        int first_error = 0;
-        int result = 0;
+        RedirectAcks a;
+        int r;
 
-        answered = calloc(b->n_messages ?: 1, sizeof(bool));
-        if (!answered)
-                return -ENOMEM;
-
-        if (mnl_socket_sendto(nl->sock, b->buf, b->size) < 0)
-                return log_error_errno(errno, "Failed to send the nftables batch: %m");
-
-        while (pending > 0) {
-                ssize_t n = netlink_recv(nl);
-                int len;
-
-                if (n == -ETIMEDOUT)
-                        return log_error_errno(n,
-                                               "No answer from the kernel to the nftables batch "
-                                               "(%zu of %zu messages unanswered)",
-                                               pending, b->n_messages);
-                if (n < 0)
-                        /* ENOBUFS: replies were dropped, so the outcome of the batch is unknown */
-                        return log_error_errno(
-                                (int) n, "Failed to read the kernel's answer to the nftables batch: %m");
-
-                len = (int) n;
-                for (const struct nlmsghdr *nlh = (const struct nlmsghdr *) nl->buf; mnl_nlmsg_ok(nlh, len);
-                     nlh = mnl_nlmsg_next(nlh, &len)) {
-                        const struct nlmsgerr *err;
-                        uint32_t seq = nlh->nlmsg_seq;
-                        size_t idx;
-
-                        if (nlh->nlmsg_pid != nl->portid || seq < b->seq_begin || seq > b->seq_end)
-                                continue; /* not an answer to this batch */
-                        if (nlh->nlmsg_type != NLMSG_ERROR)
-                                continue; /* no NLM_F_ECHO asked: nothing else is expected */
-                        if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nlmsgerr))
-                                return log_error_errno(EBADMSG, "Truncated ACK from the kernel");
-                        err = mnl_nlmsg_get_payload(nlh);
-
-                        if (err->error != 0) {
-                                int e = -err->error;
-                                if (e <= 0 || e >= 4096)
-                                        e = EPROTO;
-                                if (first_error == 0) {
-                                        first_error = e;
-                                        result = log_rejection(e, seq, b, extack_message(nlh));
-                                } else
-                                        log_debug_errno(e, "Kernel also rejected \"%s\": %m",
-                                                        strna(redirect_batch_describe(b, seq)));
-                                /* an error on BATCH_BEGIN/END is about the batch as a whole
-                                 * (permission, nf_tables missing): nothing else will follow */
-                                if (seq == b->seq_begin || seq == b->seq_end)
-                                        return result;
-                        }
-                        idx = seq - b->seq_begin - 1;
-                        if (idx < b->n_messages && !answered[idx]) {
-                                answered[idx] = true;
-                                pending--;
-                        }
-                }
+        r = redirect_acks_init(&a, b, nl->portid);
+        if (r < 0)
+                return r;
+        if (mnl_socket_sendto(nl->sock, b->buf, b->size) < 0) {
+                r = log_error_errno(errno, "Failed to send the nftables batch: %m");
+                goto finish;
         }
-        return result;
+        for (;;) {
+                ssize_t n = netlink_recv(nl);
+
+                if (n == -ETIMEDOUT) {
+                        r = log_error_errno(n,
+                                            "No answer from the kernel to the nftables batch "
+                                            "(%zu of %zu messages unanswered)",
+                                            a.pending, b->n_messages);
+                        goto finish;
+                }
+                if (n < 0) {
+                        /* ENOBUFS: replies were dropped, so the outcome of the batch is unknown */
+                        r = log_error_errno((int) n,
+                                            "Failed to read the kernel's answer to the nftables batch: %m");
+                        goto finish;
+                }
+                r = redirect_acks_feed(&a, nl->buf, (size_t) n);
+                if (r < 0) {
+                        r = log_error_errno(r, "Malformed answer from the kernel to the nftables batch: %m");
+                        goto finish;
+                }
+                if (r > 0)
+                        break;
+        }
+        r = redirect_acks_result(&a);
+finish:
+        redirect_acks_done(&a);
+        return r;
 }
 
 struct dump_ctx {

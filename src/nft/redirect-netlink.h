@@ -6,6 +6,8 @@
  * nftables' src/mnl.c does), and runs dump requests (nf_tables objects, routes, addresses)
  * with a bounded wait for every reply. */
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "redirect-batch.h"
@@ -34,6 +36,31 @@ uint32_t redirect_netlink_next_seq(RedirectNetlink *nl);
  * 0, -EPERM (no CAP_NET_ADMIN), -EOPNOTSUPP (nf_tables or its NAT support missing) or -EPROTO
  * (any other rejection). */
 int redirect_netlink_send_batch(RedirectNetlink *nl, const RedirectBatch *b);
+
+/* The answers to one batch, as they arrive: every message asking for an ACK must be answered
+ * (nfnetlink processes the whole batch and reports every error before it aborts), unless the
+ * kernel refused the batch as a whole with an error on BATCH_BEGIN. The first error is kept with
+ * its sequence number, so it is reported against the message that caused it. */
+#define REDIRECT_EXTACK_MAX 256
+typedef struct RedirectAcks {
+        const RedirectBatch *batch;
+        uint32_t portid;
+        bool *answered; /* by message, seq_begin + 1 + i */
+        size_t pending;
+        int error; /* first kernel error, a positive errno; 0 none */
+        uint32_t error_seq;
+        bool whole_batch;                 /* the error named BATCH_BEGIN or BATCH_END */
+        char extack[REDIRECT_EXTACK_MAX]; /* the kernel's reason for error, or "" */
+} RedirectAcks;
+
+int redirect_acks_init(RedirectAcks *a, const RedirectBatch *b, uint32_t portid);
+void redirect_acks_done(RedirectAcks *a);
+/* Feeds one datagram from the socket. Returns 1 when nothing more is due, 0 when answers are
+ * still missing, -EBADMSG for a truncated ACK. Messages of other requests are skipped. */
+int redirect_acks_feed(RedirectAcks *a, const void *buf, size_t size);
+/* 0 when every message was accepted, else logs the first error with its message and returns
+ * -EPERM (no CAP_NET_ADMIN), -EOPNOTSUPP (nf_tables or NAT support missing) or -EPROTO. */
+int redirect_acks_result(const RedirectAcks *a);
 
 /* Sends the dump request req (its nlmsg_seq set by the caller from redirect_netlink_next_seq())
  * and calls cb for every reply message until NLMSG_DONE. cb returns <0 to stop with that error.
