@@ -64,6 +64,10 @@ uint32_t redirect_netlink_next_seq(RedirectNetlink *nl) {
         return nl->seq++;
 }
 
+void redirect_netlink_used_seq(RedirectNetlink *nl, uint32_t last) {
+        nl->seq = last + 1;
+}
+
 /* Reads one datagram into nl->buf, waiting at most REDIRECT_NETLINK_TIMEOUT_MSEC. */
 static ssize_t netlink_recv(RedirectNetlink *nl) {
         struct pollfd p = { .fd = mnl_socket_get_fd(nl->sock), .events = POLLIN };

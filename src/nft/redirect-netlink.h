@@ -30,6 +30,8 @@ static inline void redirect_netlink_closep(RedirectNetlink **nl) {
 }
 /* A fresh sequence number for a request. */
 uint32_t redirect_netlink_next_seq(RedirectNetlink *nl);
+/* A batch built from next_seq() used the numbers up to last: later requests start after it. */
+void redirect_netlink_used_seq(RedirectNetlink *nl, uint32_t last);
 
 /* Sends b and reads until every message asking for an ACK was answered (or the kernel
  * rejected the batch as a whole). Logs each kernel error with the message it names; returns

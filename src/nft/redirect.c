@@ -120,8 +120,7 @@ static int run_batch(const RedirectSpec *s, RedirectOp op) {
         r = redirect_batch_build(s, op, redirect_netlink_next_seq(nl), &b);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the nftables batch: %m");
-        for (uint32_t i = b->seq_begin; i < b->seq_end; i++)
-                (void) redirect_netlink_next_seq(nl);
+        redirect_netlink_used_seq(nl, b->seq_end);
         return redirect_netlink_send_batch(nl, b);
 }
 
