@@ -1,22 +1,52 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/* kube2iam-nft: installs, removes or checks the nftables redirect of the metadata service to
+ * kube2iam (ExecStartPre=+kube2iam-nft install in kube2iam.service). The work is in redirect.c;
+ * this maps its result to the exit statuses `--help` documents. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
+#include "log.h"
+#include "redirect.h"
+
+static int run(const Config *c) {
+        int r;
+
+        if (streq(c->command, "install"))
+                return redirect_exit_status(redirect_install(c));
+        if (streq(c->command, "remove"))
+                return redirect_exit_status(redirect_remove(c));
+        r = redirect_check(c);
+        if (r < 0)
+                return redirect_exit_status(r);
+        return r > 0 ? REDIRECT_EXIT_OK : REDIRECT_EXIT_MISMATCH;
+}
 
 int main(int argc, char *argv[]) {
         Config c;
         int r;
 
         if (config_init(&c) < 0)
-                return EXIT_FAILURE;
+                return REDIRECT_EXIT_REJECTED;
         r = config_parse(&c, CONFIG_PROGRAM_NFT, argc, argv);
         if (r < 0) {
                 config_done(&c);
-                return CONFIG_EXIT_USAGE;
+                return r == -ENOMEM ? REDIRECT_EXIT_REJECTED : CONFIG_EXIT_USAGE;
         }
-        if (c.show_help)
+        if (c.show_help) {
                 config_help(CONFIG_PROGRAM_NFT, stdout);
+                config_done(&c);
+                return 0;
+        }
+        if (c.show_version) {
+                printf("Version: %s\n", KUBE2IAM_VERSION);
+                config_done(&c);
+                return 0;
+        }
+        log_set_max_level(c.log_level);
+        log_set_format(c.log_json ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+
+        r = run(&c);
         config_done(&c);
-        return 0;
+        return r;
 }
