@@ -21,6 +21,7 @@
 #include "http-client.h"
 #include "log.h"
 #include "proxy.h"
+#include "redirect.h"
 #include "router.h"
 #include "server.h"
 #include "string-util.h"
@@ -395,6 +396,17 @@ int main(int argc, char *argv[]) {
                 log_error("Failed to initialise libcurl");
                 config_done(&d.config);
                 return EXIT_FAILURE;
+        }
+
+        /* kube2iam's --iptables: the redirect before serving, fatal when it fails. It writes
+         * nftables (the same code as kube2iam-nft install); the units use the helper instead. */
+        if (d.config.iptables) {
+                r = redirect_install(&d.config);
+                if (r < 0) {
+                        config_done(&d.config);
+                        curl_global_cleanup();
+                        return (int) redirect_exit_status(r);
+                }
         }
 
         r = run(&d);
