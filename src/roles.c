@@ -22,8 +22,8 @@ struct Roles {
         NamespaceRestrictionFormat format;
 };
 
-int roles_new(const char *base_arn, const char *default_role, bool restrictions, NamespaceRestrictionFormat format,
-              Roles **ret) {
+int roles_new(const char *base_arn, const char *default_role, bool restrictions,
+              NamespaceRestrictionFormat format, Roles **ret) {
         _cleanup_(roles_freep) Roles *r = NULL;
 
         r = calloc(1, sizeof *r);
@@ -119,8 +119,7 @@ int roles_regexp_search(const char *pattern, const char *s) {
 
         if (strlen(pattern) > ROLES_PATTERN_MAX)
                 return -EINVAL;
-        re = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                           &errcode, &erroff, NULL);
+        re = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &errcode, &erroff, NULL);
         if (!re)
                 return -EINVAL;
         md = pcre2_match_data_create_from_pattern(re, NULL);
@@ -143,7 +142,8 @@ int roles_regexp_search(const char *pattern, const char *s) {
         return -EINVAL; /* limit hit, bad UTF-8: treated as no match */
 }
 
-bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known, char *const *allowed) {
+bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known,
+                            char *const *allowed) {
         if (!r->restrictions || streq(role_arn, r->default_arn))
                 return true;
         if (!namespace_known)

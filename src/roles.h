@@ -39,7 +39,8 @@ int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSo
 
 /* Namespace restrictions. namespace_known: the namespace is in the watch cache. allowed: its
  * allowed-roles annotation parsed as a JSON array of strings (NULL or empty: nothing allowed). */
-bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known, char *const *allowed);
+bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known,
+                            char *const *allowed);
 
 /* What the role list answers: the ARN without the base ARN when it starts with it. */
 const char *roles_list_name(const Roles *r, const char *arn);
