@@ -135,6 +135,30 @@ if [ "${K2I_SKIP_ASAN:-0}" != 1 ]; then
         fi
 fi
 
+note "Fuzzing: each target for ${K2I_FUZZ_SECONDS:-20} s under ASan+UBSan (libFuzzer, clang)"
+rm -rf build-fuzz
+if CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
+                >"$OUT/setup-fuzz.log" 2>&1 && ninja -C build-fuzz >"$OUT/build-fuzz.log" 2>&1; then
+        for t in build-fuzz/tests/fuzz/fuzz-*; do
+                [ -x "$t" ] || continue
+                name=$(basename "$t")
+                work=$(mktemp -d)
+                if "$t" -max_total_time="${K2I_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -timeout=10 \
+                                -artifact_prefix="$OUT/$name-" "$work" "tests/fuzz/corpus/$name" \
+                                >"$OUT/$name.log" 2>&1; then
+                        pass
+                        echo "$name: $(grep -o 'Done [0-9]* runs' "$OUT/$name.log")"
+                else
+                        tail -30 "$OUT/$name.log"
+                        fail "$name (reproducer under $OUT/$name-*)"
+                fi
+                rm -rf "$work"
+        done
+else
+        tail -30 "$OUT/build-fuzz.log"
+        fail "fuzz build"
+fi
+
 note "Format of changed C files (.clang-format)"
 if ./scripts/check-format.sh >"$OUT/format.log" 2>&1; then pass; else cat "$OUT/format.log" | tail -20; fail "format"; fi
 
