@@ -34,10 +34,14 @@ int roles_new(const char *base_arn, const char *default_role, bool restrictions,
         r->base_arn = strdup(strempty(base_arn));
         if (!r->base_arn)
                 return -ENOMEM;
-        /* kube2iam stores RoleARN(--default-role) at start: "" stays "" only without a base ARN */
-        r->default_arn = roles_arn(r, strempty(default_role));
-        if (!r->default_arn)
-                return -ENOMEM;
+        /* kube2iam stores RoleARN(--default-role) even when no default role is given, which with a
+         * base ARN makes the bare base ARN every unannotated pod's "role" (an empty 200 on the role
+         * list). DESIGN.md changes that on purpose: without --default-role there is no fallback. */
+        if (!isempty(default_role)) {
+                r->default_arn = roles_arn(r, default_role);
+                if (!r->default_arn)
+                        return -ENOMEM;
+        }
         *ret = TAKE_PTR(r);
         return 0;
 }
@@ -144,7 +148,7 @@ int roles_regexp_search(const char *pattern, const char *s) {
 
 bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known,
                             char *const *allowed) {
-        if (!r->restrictions || streq(role_arn, r->default_arn))
+        if (!r->restrictions || (r->default_arn && streq(role_arn, r->default_arn)))
                 return true;
         if (!namespace_known)
                 return false;

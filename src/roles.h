@@ -3,7 +3,7 @@
 
 /* Roles: kube2iam's rules from annotations to role ARNs (shared/reference/kube2iam-behaviour.md
  * section 2), kept exactly, quirks included: RoleARN() base-ARN joining, the default role and the
- * bare-base-ARN fallback, namespace restrictions (glob anchored with '*' only; regexp unanchored
+ * (not kube2iam's bare-base-ARN fallback: DESIGN.md drops it on purpose), namespace restrictions (glob anchored with '*' only; regexp unanchored
  * and prefixed with the base ARN, as kube2iam #341 describes), the default role's bypass, and the
  * URL role versus pod role comparison. Pure: the caller passes the pod's annotation and the
  * namespace's allowed roles. */
@@ -25,7 +25,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Roles *, roles_free);
 /* kube2iam's RoleARN(x): x when it starts with "arn:" (any case), else base ARN + x. */
 char *roles_arn(const Roles *r, const char *name);
 const char *roles_base_arn(const Roles *r);
-/* RoleARN(--default-role); with a base ARN and no default role this is the bare base ARN (quirk). */
+/* RoleARN(--default-role), or NULL without --default-role (kube2iam: the bare base ARN). */
 const char *roles_default_arn(const Roles *r);
 
 typedef enum RoleSource {

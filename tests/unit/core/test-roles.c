@@ -62,14 +62,10 @@ TEST(pod_role_from_annotation_default_or_none) {
         ASSERT_EQ(src, ROLE_SOURCE_ANNOTATION);
         free(a);
 
-        /* quirk: base ARN and no default role: the fallback is the bare base ARN */
-        ASSERT_STREQ(roles_default_arn(quirk), BASE);
-        ASSERT_OK(roles_for_pod(quirk, NULL, &a, &src));
-        ASSERT_STREQ(a, BASE);
-        ASSERT_EQ(src, ROLE_SOURCE_DEFAULT);
-        ASSERT_STREQ(roles_list_name(quirk, a), "");
-        ASSERT_FALSE(roles_url_matches(quirk, "anything", a));
-        free(a);
+        /* kube2iam's quirk (base ARN, no default role: the bare base ARN as a fallback, an empty 200)
+         * is changed on purpose: no default role means no role */
+        ASSERT_NULL(roles_default_arn(quirk));
+        ASSERT_ERROR(roles_for_pod(quirk, NULL, &a, &src), -ENOENT);
 }
 
 TEST(role_list_strips_the_base_arn) {
