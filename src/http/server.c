@@ -152,11 +152,37 @@ static enum MHD_Result queue_prepared(HttpRequest *r) {
         return ret;
 }
 
-static struct MHD_Response *make_response(const HttpHeader *headers, size_t n, const void *body,
-                                          size_t size) {
+/* A body that holds secrets (credentials): our own copy, wiped when MHD lets go of it. */
+typedef struct SecretBody {
+        size_t size;
+        char data[];
+} SecretBody;
+
+static void secret_body_free(void *cls) {
+        SecretBody *b = cls;
+        explicit_bzero(b->data, b->size);
+        free(b);
+}
+
+static struct MHD_Response *make_response(const HttpHeader *headers, size_t n, const void *body, size_t size,
+                                          bool secret) {
         struct MHD_Response *resp;
 
-        resp = MHD_create_response_from_buffer(size, (void *) (body ?: ""), MHD_RESPMEM_MUST_COPY);
+        if (secret) {
+                SecretBody *b = malloc(sizeof(SecretBody) + size + 1);
+                if (!b)
+                        return NULL;
+                b->size = size;
+                if (size > 0)
+                        memcpy(b->data, body, size);
+                resp = MHD_create_response_from_buffer_with_free_callback_cls(size, b->data,
+                                                                              secret_body_free, b);
+                if (!resp) {
+                        secret_body_free(b);
+                        return NULL;
+                }
+        } else
+                resp = MHD_create_response_from_buffer(size, (void *) (body ?: ""), MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return NULL;
         for (size_t i = 0; i < n; i++)
@@ -173,7 +199,7 @@ static enum MHD_Result answer_now(HttpRequest *r, unsigned status, const char *b
                 { "Content-Type", "text/plain; charset=utf-8" },
                 { "X-Content-Type-Options", "nosniff" },
         };
-        r->response = make_response(h, ELEMENTSOF(h), body, strlen(body));
+        r->response = make_response(h, ELEMENTSOF(h), body, strlen(body), false);
         if (!r->response)
                 return MHD_NO;
         r->status = status;
@@ -461,18 +487,18 @@ const char *http_request_label(const HttpRequest *r) {
         return r->label;
 }
 
-int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
-                         const void *body, size_t size) {
+static int respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                   const void *body, size_t size, bool secret) {
         int ret = 0;
 
         if (!r || r->state != REQUEST_KEPT || r->response)
                 return -EINVAL;
         r->abort_cb = NULL;
-        r->response = make_response(headers, n_headers, body, size);
+        r->response = make_response(headers, n_headers, body, size, secret);
         r->status = status;
         if (!r->response) {
                 ret = -ENOMEM;
-                r->response = make_response(NULL, 0, NULL, 0);
+                r->response = make_response(NULL, 0, NULL, 0, false);
                 r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
                 if (!r->response)
                         return -ENOMEM;
@@ -484,4 +510,14 @@ int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *head
                 (void) sd_event_source_set_enabled(r->server->defer, SD_EVENT_ONESHOT);
         }
         return ret;
+}
+
+int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                         const void *body, size_t size) {
+        return respond(r, status, headers, n_headers, body, size, false);
+}
+
+int http_request_respond_secret(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                                const void *body, size_t size) {
+        return respond(r, status, headers, n_headers, body, size, true);
 }

@@ -80,6 +80,9 @@ usec_t http_request_start_usec(const HttpRequest *r);
  * caller's. Returns <0 only on allocation failure, when a bare 500 is sent instead. */
 int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
                          const void *body, size_t size);
+/* The same, for a body that holds secrets: the server's copy is wiped when it is freed. */
+int http_request_respond_secret(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
+                                const void *body, size_t size);
 /* Registers the owner of a kept request, told (abort) when the request ends unanswered. */
 void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data);
 /* Per-request slot for the handler layer (route label for metrics, etc.). */
