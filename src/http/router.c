@@ -111,6 +111,12 @@ const char *route_handler_name(RouteId id) {
                 return "healthHandler";
         case ROUTE_PROXY:
                 return "reverseProxyHandler";
+        case ROUTE_API_TOKEN:
+                return "apiTokenHandler";
+        case ROUTE_IAM_INFO:
+                return "iamInfoHandler";
+        case ROUTE_IDENTITY:
+                return "identityCredentialsHandler";
         default:
                 return NULL;
         }
@@ -125,21 +131,44 @@ void route_match_done(RouteMatch *m) {
         *m = (RouteMatch){};
 }
 
-/* "/{version}/meta-data/iam/security-credentials" + rest: returns rest (after the fixed part),
- * and the version, or NULL. */
-static const char *match_credentials(const char *path, char **ret_version) {
-        const char *v = path + 1, *slash, *rest;
+/* Splits "/{version}/rest" into the version segment and "/rest" (mux's `[^/]+`). */
+static int split_version(const char *path, char **ret_version, const char **ret_rest) {
+        const char *v = path + 1, *slash;
 
         if (path[0] != '/')
-                return NULL;
+                return 0;
         slash = strchr(v, '/');
         if (!slash || slash == v)
-                return NULL;
-        rest = startswith(slash, "/meta-data/iam/security-credentials");
-        if (!rest)
-                return NULL;
+                return 0;
         *ret_version = strndup(v, (size_t) (slash - v));
-        return *ret_version ? rest : NULL;
+        if (!*ret_version)
+                return -ENOMEM;
+        *ret_rest = slash;
+        return 1;
+}
+
+/* Routes below a {version} segment; ROUTE_PROXY when none matches. */
+static RouteId match_versioned(const char *rest, char **ret_role) {
+        const char *r;
+
+        r = startswith(rest, "/meta-data/iam/security-credentials");
+        if (r) {
+                if (streq(r, "") || streq(r, "/"))
+                        return ROUTE_ROLE_LIST;
+                if (r[0] == '/') {
+                        *ret_role = strdup(r + 1);
+                        return *ret_role ? ROUTE_ROLE_CREDENTIALS : _ROUTE_MAX;
+                }
+                return ROUTE_PROXY; /* e.g. /latest/meta-data/iam/security-credentialsX */
+        }
+        if (streq(rest, "/api/token"))
+                return ROUTE_API_TOKEN;
+        if (streq(rest, "/meta-data/iam/info"))
+                return ROUTE_IAM_INFO;
+        r = startswith(rest, "/meta-data/identity-credentials");
+        if (r && (streq(r, "") || r[0] == '/'))
+                return ROUTE_IDENTITY;
+        return ROUTE_PROXY;
 }
 
 int router_match(const RouterOptions *o, const char *raw_path, const char *raw_query, RouteMatch *ret) {
@@ -200,27 +229,22 @@ int router_match(const RouterOptions *o, const char *raw_path, const char *raw_q
 
         if (o->debug && streq(decoded, "/debug/store"))
                 m.id = ROUTE_DEBUG_STORE;
-        else if ((rest = match_credentials(decoded, &m.version))) {
-                if (streq(rest, "") || streq(rest, "/"))
-                        m.id = ROUTE_ROLE_LIST;
-                else if (rest[0] == '/') {
-                        m.id = ROUTE_ROLE_CREDENTIALS;
-                        m.role = strdup(rest + 1);
-                        if (!m.role) {
-                                route_match_done(&m);
-                                return -ENOMEM;
-                        }
-                } else {
-                        /* e.g. /latest/meta-data/iam/security-credentialsX */
-                        m.version = mfree(m.version);
-                        m.id = ROUTE_PROXY;
-                }
-        } else if (streq(decoded, "/healthz"))
+        else if (streq(decoded, "/healthz"))
                 m.id = ROUTE_HEALTHZ;
         else if (o->metrics && streq(decoded, "/metrics"))
                 m.id = ROUTE_METRICS;
-        else
-                m.id = ROUTE_PROXY;
+        else {
+                r = split_version(decoded, &m.version, &rest);
+                if (r < 0) {
+                        route_match_done(&m);
+                        return r;
+                }
+                m.id = r > 0 ? match_versioned(rest, &m.role) : ROUTE_PROXY;
+                if (m.id == _ROUTE_MAX) {
+                        route_match_done(&m);
+                        return -ENOMEM;
+                }
+        }
 
         if (m.id == ROUTE_PROXY)
                 m.version = mfree(m.version);

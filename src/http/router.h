@@ -5,7 +5,8 @@
  * (shared/reference/kube2iam-behaviour.md section 1): the path is percent-decoded, cleaned like
  * Go's path.Clean (a target whose cleaned form differs is answered 301 with the cleaned
  * Location), routes are tried in kube2iam's order, any `{version}` segment matches, every method
- * reaches its handler. Absolute-form targets (explicit HTTP proxy use) are routed by their path,
+ * reaches its handler. Ours on top (DESIGN.md "Compatibility"): the IMDSv2 token path, iam/info and the
+ * node's identity credentials are the daemon's, never proxied. Absolute-form targets (explicit HTTP proxy use) are routed by their path,
  * with the host kept for the caller to judge. Pure: no I/O, no state. */
 
 #include <stdbool.h>
@@ -18,7 +19,10 @@ typedef enum RouteId {
         ROUTE_ROLE_CREDENTIALS, /* /{version}/meta-data/iam/security-credentials/{role} */
         ROUTE_HEALTHZ,          /* /healthz */
         ROUTE_METRICS,          /* /metrics, when metrics share the app port */
-        ROUTE_PROXY,            /* everything else: the upstream IMDS */
+        ROUTE_API_TOKEN,        /* /{version}/api/token: IMDSv2 tokens, minted by the daemon */
+        ROUTE_IAM_INFO,         /* /{version}/meta-data/iam/info: answered for the pod's role */
+        ROUTE_IDENTITY, /* /{version}/meta-data/identity-credentials[/...]: the node's, never proxied */
+        ROUTE_PROXY,    /* everything else: the upstream IMDS */
         _ROUTE_MAX,
 } RouteId;
 

@@ -82,11 +82,35 @@ TEST(near_misses_are_proxied) {
         route_match_done(&m);
         ASSERT_EQ(route(&o, "/meta-data/iam/security-credentials/", &m), ROUTE_PROXY);
         route_match_done(&m);
-        ASSERT_EQ(route(&o, "/latest/meta-data/iam/info", &m), ROUTE_PROXY);
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/info/x", &m), ROUTE_PROXY);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/identity-credentialsX", &m), ROUTE_PROXY);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/a/b/api/token", &m), ROUTE_PROXY);
         route_match_done(&m);
         ASSERT_EQ(route(&o, "/healthz/", &m), ROUTE_PROXY);
         route_match_done(&m);
         ASSERT_EQ(route(&o, "/a/b/meta-data/iam/security-credentials", &m), ROUTE_PROXY);
+        route_match_done(&m);
+}
+
+TEST(daemon_owned_routes) {
+        RouterOptions o = {};
+        RouteMatch m;
+
+        ASSERT_EQ(route(&o, "/latest/api/token", &m), ROUTE_API_TOKEN);
+        ASSERT_STREQ(m.version, "latest");
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/2021-03-23/api/token", &m), ROUTE_API_TOKEN);
+        ASSERT_STREQ(m.version, "2021-03-23");
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/info", &m), ROUTE_IAM_INFO);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+                        &m),
+                  ROUTE_IDENTITY);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/identity-credentials", &m), ROUTE_IDENTITY);
         route_match_done(&m);
 }
 
