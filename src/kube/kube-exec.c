@@ -15,12 +15,9 @@
 #include "kube-exec.h"
 #include "log.h"
 #include "string-util.h"
+#include "watch-parser.h"
 
 extern char **environ;
-
-static void json_deletep(cJSON **j) {
-        cJSON_Delete(*j);
-}
 
 struct KubeExec {
         sd_event *event;
