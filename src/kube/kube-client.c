@@ -47,6 +47,8 @@ typedef struct Watcher {
         bool is_pods;
         Request req;
         WatchParser *parser;
+        StrBuf incoming;                /* watch bytes not yet parsed */
+        sd_event_source *incoming_source; /* parses them outside libcurl's callbacks */
         WatcherState state;
         bool listing;                   /* the running transfer is a list page */
         char *rv;                       /* NULL: the next request is a (re-)list */
@@ -450,6 +452,39 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         return 0;
 }
 
+/* Feeds the watch bytes received so far to the parser, which applies the events to the store.
+ * Never called from inside a libcurl callback: store observers start transfers of their own
+ * (credential prefetch), and libcurl refuses curl_multi_add_handle() from its callbacks. */
+static int watcher_drain(Watcher *w) {
+        int r;
+
+        if (w->incoming.len == 0)
+                return 0;
+        r = watch_parser_feed(w->parser, w->incoming.s, w->incoming.len, apply_event, w);
+        strbuf_reset(&w->incoming);
+        if (r >= 0 && w->events_this_stream > 0)
+                w->backoff = 0;
+        return r;
+}
+
+static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result, int abort_reason);
+
+static int on_incoming(sd_event_source *s, void *userdata) {
+        Watcher *w = userdata;
+        int r;
+
+        if (w->state != WATCHER_WATCHING)
+                return 0;
+        r = watcher_drain(w);
+        if (r < 0) {
+                /* a 410 ERROR event, a malformed event: this stream is over */
+                CURL *easy = w->req.easy;
+                http_client_cancel(w->client->http, easy);
+                watcher_finished(w, easy, -ECANCELED, CURLE_WRITE_ERROR, r);
+        }
+        return 0;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         Watcher *w = userdata;
         size_t n = size * nmemb;
@@ -467,13 +502,22 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
                 strbuf_append_n(&w->req.body, data, n);
                 return n;
         }
-        r = watch_parser_feed(w->parser, data, n, apply_event, w);
+        /* libcurl hands over at most a few hundred KiB per socket event before the loop runs
+         * on_incoming; the bound only stops a runaway */
+        if (w->incoming.len + n > KUBE_WATCH_BACKLOG_MAX_BYTES) {
+                w->abort_reason = -E2BIG;
+                return 0;
+        }
+        strbuf_append_n(&w->incoming, data, n);
+        if (strbuf_error(&w->incoming) < 0) {
+                w->abort_reason = -ENOMEM;
+                return 0;
+        }
+        r = sd_event_source_set_enabled(w->incoming_source, SD_EVENT_ONESHOT);
         if (r < 0) {
                 w->abort_reason = r;
-                return 0; /* stops the transfer; on_done decides */
+                return 0;
         }
-        if (w->events_this_stream > 0 && w->backoff > 0)
-                w->backoff = 0;
         return n;
 }
 
@@ -621,13 +665,27 @@ static void watcher_forbidden(Watcher *w, const char *message) {
 
 static void on_done(HttpClient *h, CURL *easy, int error, CURLcode result, void *userdata) {
         Watcher *w = userdata;
+        int abort_reason = w->abort_reason;
+
+        w->abort_reason = 0;
+        if (!w->listing && abort_reason == 0 && response_code(easy) == 200) {
+                /* what arrived before the end still counts */
+                int r = watcher_drain(w);
+                if (r < 0)
+                        abort_reason = r;
+        }
+        strbuf_reset(&w->incoming);
+        watcher_finished(w, easy, error, result, abort_reason);
+}
+
+static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result, int abort_reason) {
         KubeClient *k = w->client;
         long code = response_code(easy);
         _cleanup_free_ char *message = NULL;
-        int abort_reason = w->abort_reason;
         int r;
 
-        w->abort_reason = 0;
+        (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_OFF);
+        strbuf_reset(&w->incoming);
         if (code != 200 && code != 0)
                 message = status_message(&w->req.body);
 
@@ -710,7 +768,7 @@ static void on_done(HttpClient *h, CURL *easy, int error, CURLcode result, void 
         }
         if (abort_reason == -EBADMSG || abort_reason == -E2BIG) {
                 log_error("Malformed %s watch stream from %s (%s): re-listing", w->what, k->kubeconfig->server,
-                          abort_reason == -E2BIG ? "event larger than " "MAX_WATCH_EVENT_BYTES" : "not a watch event");
+                          abort_reason == -E2BIG ? "an event over the size limit" : "not a watch event");
                 watcher_relist(w);
                 watcher_backoff(w);
                 return;
@@ -834,7 +892,7 @@ static void on_exec_done(KubeExec *x, int error, KubeCredentials **creds, void *
                 if (ws[i]->state != WATCHER_WAIT_CREDENTIALS)
                         continue;
                 if (error < 0) {
-                        watcher_set_error(ws[i], "exec plugin %s failed", k->kubeconfig->exec->command);
+                        watcher_set_error(ws[i], "the exec credential plugin failed");
                         watcher_backoff(ws[i]);
                 } else {
                         ws[i]->state = WATCHER_IDLE;
@@ -937,7 +995,13 @@ static void client_kick(KubeClient *k) {
 /* ---- public ---- */
 
 static int watcher_init(KubeClient *k, Watcher *w, const char *what, bool is_pods) {
+        int r;
+
         *w = (Watcher) { .client = k, .what = what, .is_pods = is_pods };
+        r = sd_event_add_defer(k->event, &w->incoming_source, on_incoming, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_OFF);
         return watch_parser_new(MAX_WATCH_EVENT_BYTES, &w->parser);
 }
 
@@ -946,6 +1010,8 @@ static void watcher_done(Watcher *w) {
                 http_client_cancel(w->client->http, w->req.easy);
         request_done(&w->req);
         watch_parser_free(w->parser);
+        strbuf_done(&w->incoming);
+        sd_event_source_disable_unref(w->incoming_source);
         watcher_drop_pending(w);
         free(w->rv);
         free(w->last_error);

@@ -46,6 +46,9 @@ typedef struct KubeClient KubeClient;
 #define KUBE_LIST_PAGE_MAX_BYTES (64 * 1024 * 1024)
 /* Error bodies are only read for their message. */
 #define KUBE_ERROR_BODY_MAX_BYTES (64 * 1024)
+/* Watch bytes received but not yet applied (they are applied on the next loop iteration); far
+ * above what libcurl delivers per socket event, so reaching it means something is wrong. */
+#define KUBE_WATCH_BACKLOG_MAX_BYTES (4 * MAX_WATCH_EVENT_BYTES)
 /* Refresh exec credentials this long before they expire, so no request carries an expired token. */
 #define KUBE_CREDENTIAL_REFRESH_MARGIN_USEC (60 * USEC_PER_SEC)
 /* A live pod lookup (--resolve-duplicate-cache-ips) answers a waiting request: keep it short. */

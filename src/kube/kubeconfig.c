@@ -787,7 +787,8 @@ int kubeconfig_read_credentials(const KubeConfig *k, KubeCredentials **ret) {
                 while (m > 0 && (t[m - 1] == '\n' || t[m - 1] == '\r' || t[m - 1] == ' '))
                         m--;
                 r = m > 0 ? secret_new(t, m, &c->token) : 0;
-                explicit_bzero(t, n);
+                if (t)
+                        explicit_bzero(t, n);
                 if (r < 0)
                         return r;
                 if (m == 0)

@@ -68,7 +68,8 @@ class KubeWatch:
         self.stderr = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._err_thread = threading.Thread(target=self._read_err, daemon=True)
+        self._err_thread.start()
 
     def _read(self):
         for line in self.proc.stdout:
@@ -118,6 +119,7 @@ class KubeWatch:
         return self.wait_for(lambda o: o.get("event") == "status" and o.get("pods_synced"), timeout)
 
     def stop(self):
+        """Stops the tool; returns sanitizer reports found in its stderr (empty when clean)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -125,3 +127,5 @@ class KubeWatch:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._err_thread.join(10)
+        return [line for line in self.stderr if "Sanitizer" in line or "runtime error" in line]

@@ -43,8 +43,10 @@ def watchers():
         started.append(kw)
         return kw
     yield start
+    reports = []
     for kw in started:
-        kw.stop()
+        reports += kw.stop()
+    assert not reports, "".join(reports)  # an ASan build (KUBE2IAM_BUILD_DIR) reports here
 
 
 def kubelet_kubeconfig(tmp_path, server, pki, name="kubelet"):
@@ -296,3 +298,27 @@ def test_paged_list_and_live_resolve(tmp_path, pki, watchers):
         assert res["error"] < 0
     finally:
         srv.stop()
+
+
+def test_malformed_event_forces_relist(tmp_path, server, pki, watchers):
+    gone = server.add_pod("gone", ip="10.0.11.1", role="old")
+    path, _, _ = kubelet_kubeconfig(tmp_path, server, pki)
+    kw = watchers(["--kubeconfig", path])
+    kw.wait_synced()
+    assert server.wait_watches("pods")
+    server.delete_pod(gone, silently=True)
+    server.send_raw('{"type":"ADDED","object":{"metadata":{"name":"x"}}\n')  # not JSON: one brace short
+    kw.wait_for(is_event("removed", "gone"))
+    assert any("Malformed pods watch stream" in line for line in kw.stderr)
+
+
+def test_observers_may_start_transfers(tmp_path, server, pki, watchers):
+    """The credential prefetch starts STS calls from the pod observer: that must work while the
+    event came in on a watch stream (libcurl refuses new transfers from its own callbacks)."""
+    path, _, _ = kubelet_kubeconfig(tmp_path, server, pki)
+    kw = watchers(["--kubeconfig", path], env={"KUBE_WATCH_RESOLVE_ON_ADD": "1"})
+    kw.wait_synced()
+    assert server.wait_watches("pods")
+    server.add_pod("watched", ip="10.0.12.1", role="r")
+    res = kw.wait_for(lambda o: o.get("resolve") == "10.0.12.1")
+    assert res["error"] == 0 and res["name"] == "watched"

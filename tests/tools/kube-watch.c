@@ -7,7 +7,9 @@
  *   resolve IP    -> {"resolve":IP,"error":0|-errno,"pod":..,"role":..}   (live API, --resolve-duplicate-cache-ips)
  *   dump          -> {"debug_store":<kube2iam /debug/store JSON>}  (also on SIGUSR1)
  *   stats         -> {"stats":{"events_applied":N,"pods":N,"namespaces":N,"rss_kb":N}}
- * KUBE_WATCH_IDLE_SEC overrides the watch idle limit; KUBE_WATCH_QUIET=1 leaves out pod events. */
+ * KUBE_WATCH_IDLE_SEC overrides the watch idle limit; KUBE_WATCH_QUIET=1 leaves out pod events;
+ * KUBE_WATCH_RESOLVE_ON_ADD=1 starts a live lookup from the pod observer for every pod added (as
+ * the credential prefetch starts STS calls from it), printed like "resolve". */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ typedef struct Tool {
         Store *store;
         KubeClient *client;
         bool quiet;
+        bool resolve_on_add;
         StrBuf line;
 } Tool;
 
@@ -58,6 +61,8 @@ static void add_pod(cJSON *o, const StorePod *p) {
                 cJSON_AddItemToArray(ips, cJSON_CreateString(*ip));
 }
 
+static void on_resolved(KubeClient *k, int error, const StorePod *pod, void *userdata);
+
 static void on_pod(Store *s, StorePodEvent ev, const StorePod *p, void *userdata) {
         static const char *const names[] = { "added", "changed", "removed" };
         Tool *t = userdata;
@@ -69,6 +74,12 @@ static void on_pod(Store *s, StorePodEvent ev, const StorePod *p, void *userdata
         cJSON_AddStringToObject(o, "event", names[ev]);
         add_pod(o, p);
         emit(o);
+        if (t->resolve_on_add && ev == STORE_POD_ADDED && p->ips) {
+                char *ip = strdup(p->ips[0]);
+                int r = ip ? kube_client_resolve_ip(t->client, ip, on_resolved, ip) : -ENOMEM;
+                if (r < 0)
+                        on_resolved(t->client, r, NULL, ip);
+        }
 }
 
 static void on_ip(Store *s, const char *ip, void *userdata) {
@@ -225,7 +236,8 @@ int main(int argc, char *argv[]) {
         if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0 ||
             kube_client_new(event, http, &c, store, &client) < 0)
                 return 1;
-        t = (Tool) { .event = event, .store = store, .client = client, .quiet = getenv("KUBE_WATCH_QUIET") != NULL };
+        t = (Tool) { .event = event, .store = store, .client = client, .quiet = getenv("KUBE_WATCH_QUIET") != NULL,
+                      .resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL };
         if (idle)
                 kube_client_set_idle_timeout(client, (usec_t) atoi(idle) * USEC_PER_SEC);
         store_add_observer(store, on_pod, on_ip, &t);
