@@ -6,7 +6,8 @@
  *   lookup IP     -> {"lookup":IP,"status":"found"|"not_found"|"ambiguous","pod":..,"role":..,"error":..}
  *   resolve IP    -> {"resolve":IP,"error":0|-errno,"pod":..,"role":..}   (live API, --resolve-duplicate-cache-ips)
  *   dump          -> {"debug_store":<kube2iam /debug/store JSON>}  (also on SIGUSR1)
- *   stats         -> {"stats":{"events_applied":N,"pods":N,"namespaces":N,"rss_kb":N}}
+ *   stats         -> {"stats":{"events_applied":N,"pods":N,"namespaces":N,"rss_kb":N,"pods_changed":N,
+ *                     "first_change_usec":T,"last_change_usec":T}}   (CLOCK_MONOTONIC)
  * KUBE_WATCH_IDLE_SEC overrides the watch idle limit; KUBE_WATCH_QUIET=1 leaves out pod events;
  * KUBE_WATCH_RESOLVE_ON_ADD=1 starts a live lookup from the pod observer for every pod added (as
  * the credential prefetch starts STS calls from it), printed like "resolve". */
@@ -32,6 +33,8 @@ typedef struct Tool {
         KubeClient *client;
         bool quiet;
         bool resolve_on_add;
+        unsigned long long n_changed;   /* pod changes seen by the observer (benchmark) */
+        usec_t first_change, last_change;
         StrBuf line;
 } Tool;
 
@@ -68,6 +71,11 @@ static void on_pod(Store *s, StorePodEvent ev, const StorePod *p, void *userdata
         Tool *t = userdata;
         cJSON *o;
 
+        if (ev == STORE_POD_CHANGED) {
+                t->last_change = now_monotonic();
+                if (t->n_changed++ == 0)
+                        t->first_change = t->last_change;
+        }
         if (t->quiet)
                 return;
         o = cJSON_CreateObject();
@@ -178,6 +186,9 @@ static void command(Tool *t, const char *line) {
                 cJSON_AddNumberToObject(s, "pods", (double) store_n_pods(t->store));
                 cJSON_AddNumberToObject(s, "namespaces", (double) store_n_namespaces(t->store));
                 cJSON_AddNumberToObject(s, "rss_kb", (double) rss_kb());
+                cJSON_AddNumberToObject(s, "pods_changed", (double) t->n_changed);
+                cJSON_AddNumberToObject(s, "first_change_usec", (double) t->first_change);
+                cJSON_AddNumberToObject(s, "last_change_usec", (double) t->last_change);
                 emit(o);
         }
 }
