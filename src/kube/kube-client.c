@@ -64,6 +64,7 @@ typedef struct Watcher {
         int abort_reason;               /* why the write callback stopped the transfer */
         unsigned events_this_stream;
         unsigned auth_failures;
+        usec_t retry_after;             /* from a 429/503 Retry-After header */
         char *last_error;
 } Watcher;
 
@@ -380,6 +381,9 @@ static void watcher_backoff(Watcher *w) {
 
         w->backoff = w->backoff == 0 ? KUBE_BACKOFF_FIRST_USEC : MIN(w->backoff * 2, KUBE_BACKOFF_MAX_USEC);
         d = w->backoff / 2 + random_u64() % (w->backoff / 2 + 1);
+        /* 429 and 503 say when to come back (API priority and fairness, a restarting server) */
+        d = MAX(d, MIN(w->retry_after, KUBE_RETRY_AFTER_MAX_USEC));
+        w->retry_after = 0;
         watcher_schedule(w, d, WATCHER_BACKOFF);
         client_state_changed(w->client);
 }
@@ -701,6 +705,11 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         }
         if (code >= 200 && code < 300)
                 w->auth_failures = 0;
+        if (code == 429 || code == 503) {
+                curl_off_t after = 0;
+                if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+                        w->retry_after = (usec_t) after * USEC_PER_SEC;
+        }
 
         if (w->listing) {
                 if (code == 410) {

@@ -31,6 +31,8 @@ typedef struct KubeClient KubeClient;
 /* Reconnect backoff: doubles from the first to the last, each wait jittered to 50-100 %. */
 #define KUBE_BACKOFF_FIRST_USEC (500 * USEC_PER_MSEC)
 #define KUBE_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+/* A Retry-After beyond this is not believed: the watch must come back eventually. */
+#define KUBE_RETRY_AFTER_MAX_USEC (5 * USEC_PER_MINUTE)
 /* RBAC is fixed by a human: ask again for namespaces after 403 this rarely. */
 #define KUBE_FORBIDDEN_RETRY_USEC (5 * USEC_PER_MINUTE)
 /* client-go's watch timeout: random in [5, 10) minutes, so watches of many nodes spread out. */

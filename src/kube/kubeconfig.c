@@ -601,10 +601,26 @@ int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting
         int r;
 
         if (c->kubeconfig) {
-                r = kubeconfig_load(c->kubeconfig, ret);
+                _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
+
+                r = kubeconfig_load(c->kubeconfig, &k);
                 if (r == -ENOENT && ret_waiting_for)
                         *ret_waiting_for = strdup(c->kubeconfig);
-                return r;
+                if (r < 0)
+                        return r;
+                /* kube2iam (clientcmd.BuildConfigFromFlags): --api-server overrides the file's server */
+                if (c->api_server) {
+                        bool has_scheme = startswith(c->api_server, "https://") ||
+                                          startswith(c->api_server, "http://");
+                        char *s;
+                        if (asprintf(&s, "%s%s", has_scheme ? "" : "https://", c->api_server) < 0)
+                                return -ENOMEM;
+                        free_and_replace(k->server, s);
+                        while (endswith(k->server, "/"))
+                                k->server[strlen(k->server) - 1] = '\0';
+                }
+                *ret = TAKE_PTR(k);
+                return 0;
         }
         if (c->api_server) {
                 _cleanup_(kubeconfig_freep) KubeConfig *k = calloc(1, sizeof *k);

@@ -64,6 +64,8 @@ class FakeApiServer:
         self.continues = {}     # token -> (rv, remaining items)
         self.requests = []      # (method, path, auth kind)
         self.unauthorized_next = 0
+        self.throttle_next = 0          # the next N requests get 429 with Retry-After: 1
+        self.expire_next_continue = False  # the next continue request gets 410
         self._httpd = None
         self._thread = None
         self.port = None
@@ -306,6 +308,19 @@ class _Handler(BaseHTTPRequestHandler):
                 api.unauthorized_next -= 1
         if who is None or forced:
             return self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+        with api.lock:
+            throttled = api.throttle_next > 0
+            if throttled:
+                api.throttle_next -= 1
+        if throttled:
+            body = json.dumps(_status(429, "TooManyRequests", "too many requests, please try again later")).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if url.path == "/api/v1/pods":
             kind = "pods"
         elif url.path == "/api/v1/namespaces":
@@ -329,6 +344,9 @@ class _Handler(BaseHTTPRequestHandler):
         cont = q.get("continue", [None])[0]
         with api.lock:
             if cont:
+                if api.expire_next_continue:
+                    api.expire_next_continue = False
+                    api.continues.pop(cont, None)
                 if cont not in api.continues:
                     return self._send_json(410, _status(
                         410, "Expired", "The provided continue parameter is too old to display a consistent "

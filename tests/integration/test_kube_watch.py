@@ -322,3 +322,29 @@ def test_observers_may_start_transfers(tmp_path, server, pki, watchers):
     server.add_pod("watched", ip="10.0.12.1", role="r")
     res = kw.wait_for(lambda o: o.get("resolve") == "10.0.12.1")
     assert res["error"] == 0 and res["name"] == "watched"
+
+
+def test_expired_continue_token_restarts_the_list(tmp_path, pki, watchers):
+    srv = FakeApiServer(pki, tokens={"good-token"}, page_size=2).start()
+    try:
+        for i in range(5):
+            srv.add_pod("p%d" % i, ip="10.0.13.%d" % i, role="r")
+        srv.expire_next_continue = True
+        path = str(tmp_path / "kubeconfig")
+        write_kubeconfig(path, srv.url, ca=pki.ca_cert, token="good-token")
+        kw = watchers(["--kubeconfig", path])
+        kw.wait_for(lambda o: o.get("event") == "status" and o.get("pods_synced") and o.get("pods") == 5)
+        assert any("continue token expired" in line for line in kw.stderr)
+    finally:
+        srv.stop()
+
+
+def test_throttled_requests_wait_and_recover(tmp_path, server, pki, watchers):
+    server.add_pod("p", ip="10.0.14.1", role="r")
+    server.throttle_next = 3
+    path = str(tmp_path / "kubeconfig")
+    write_kubeconfig(path, server.url, ca=pki.ca_cert, token="good-token")
+    kw = watchers(["--kubeconfig", path])
+    kw.wait_synced()
+    assert kw.lookup("10.0.14.1")["role"] == "r"
+    assert any("429" in line for line in kw.stderr)

@@ -291,6 +291,23 @@ TEST(kubeconfig_from_config_prefers_flag_then_api_server) {
         secret_free(c.api_token);
 }
 
+TEST(kubeconfig_api_server_flag_overrides_the_file_server) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
+        Config c = {};
+        char path[512];
+
+        ASSERT_NOT_NULL(dir);
+        write_file(dir, "kubelet.conf", KUBEADM);
+        snprintf(path, sizeof path, "%s/kubelet.conf", dir);
+        c.kubeconfig = path;
+        c.api_server = (char *) "10.9.9.9:443";
+        ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
+        ASSERT_STREQ(k->server, "https://10.9.9.9:443");
+        ASSERT_STREQ(k->client_cert_file, "/var/lib/kubelet/pki/kubelet-client-current.pem");
+        rm_rf(dir);
+}
+
 TEST(kube_read_file_is_bounded) {
         char *s = NULL;
         size_t n;
