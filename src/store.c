@@ -361,10 +361,14 @@ static int apply_pod(Store *s, StorePod *pod) {
         StorePod *p = TAKE_PTR(new);
         r = index_pod(s, p);
         notify_pod(s, old ? STORE_POD_CHANGED : STORE_POD_ADDED, p);
+        /* the answer for each IP the pod holds or held may differ now (a new pod, a pod that
+         * started terminating, a pod that moved): waiting requests look again */
         if (p->indexed)
                 for (char **ip = p->ips; ip && *ip; ip++)
-                        if (!strv_contains(was_at, *ip))
-                                notify_ip(s, *ip);
+                        notify_ip(s, *ip);
+        for (char **ip = was_at; ip && *ip; ip++)
+                if (!(p->indexed && strv_contains(p->ips, *ip)) && table_get(&s->ips, *ip))
+                        notify_ip(s, *ip);
         return r;
 }
 
@@ -386,6 +390,10 @@ int store_pod_remove(Store *s, const char *uid) {
                 return -ENOENT;
         unindex(s, p);
         notify_pod(s, STORE_POD_REMOVED, p);
+        /* an IP it shared may now have a single answer */
+        for (char **ip = p->ips; ip && *ip; ip++)
+                if (table_get(&s->ips, *ip))
+                        notify_ip(s, *ip);
         store_pod_free(p);
         return 0;
 }

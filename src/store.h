@@ -52,9 +52,10 @@ typedef enum StorePodEvent {
 } StorePodEvent;
 
 /* Called after the store has applied the change, so lookups from the callback see it. The pod
- * is valid during the call only. */
+ * is valid during the call only. Observers read the store; they must not change it. */
 typedef void (*store_pod_observer_t)(Store *s, StorePodEvent event, const StorePod *pod, void *userdata);
-/* Called when ip newly maps to a pod (a waiting request for that IP may now be answered). */
+/* Called when the answer for ip may have changed while a pod still holds it: a pod appeared or
+ * changed there, or a pod sharing it went away. A request waiting for that IP looks again. */
 typedef void (*store_ip_observer_t)(Store *s, const char *ip, void *userdata);
 
 typedef enum StoreLookupStatus {

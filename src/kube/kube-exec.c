@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "kube-exec.h"
 #include "log.h"
@@ -269,6 +270,21 @@ static char *exec_info(const KubeConfig *k) {
                 if (k->tls_server_name)
                         cJSON_AddStringToObject(cl, "tls-server-name", k->tls_server_name);
                 cJSON_AddBoolToObject(cl, "insecure-skip-tls-verify", k->insecure_skip_tls_verify);
+                /* the plugin gets the CA as kubectl passes it: base64 of the PEM */
+                _cleanup_free_ char *pem = NULL;
+                size_t n = 0;
+                if (k->ca_data) {
+                        pem = strndup_safe(k->ca_data, k->ca_size);
+                        n = k->ca_size;
+                } else if (k->ca_file && kube_read_file(k->ca_file, KUBE_CREDENTIAL_FILE_MAX_BYTES, &pem, &n) < 0)
+                        pem = NULL;
+                if (pem) {
+                        _cleanup_free_ char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+                        if (!b64)
+                                return NULL;
+                        EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) pem, (int) n);
+                        cJSON_AddStringToObject(cl, "certificate-authority-data", b64);
+                }
         }
         return cJSON_PrintUnformatted(o);
 }

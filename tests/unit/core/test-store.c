@@ -163,10 +163,18 @@ TEST(store_relist_replaces_state_and_notifies_like_events) {
         list[0] = pod("u2", "b", "10.1.0.2", "r2-changed");
         list[1] = pod("u3", "c", "10.1.0.1", "r3"); /* takes over a's IP */
         ASSERT_OK(store_pods_replace(s, list, 2));
-        ASSERT_STREQ(strbuf_str(&t.b), "removed:a changed:b added:c ip:10.1.0.1 ");
+        ASSERT_STREQ(strbuf_str(&t.b), "removed:a changed:b ip:10.1.0.2 added:c ip:10.1.0.1 ");
         ASSERT_STREQ(role_for(s, "10.1.0.1"), "r3");
         ASSERT_STREQ(role_for(s, "10.1.0.2"), "r2-changed");
         ASSERT_EQ(store_n_pods(s), 2);
+
+        /* an ambiguous IP settles when one of its pods goes: the waiting request hears of it */
+        ASSERT_OK(store_pod_update(s, pod("u4", "d", "10.1.0.1", "r4")));
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "<none>");
+        strbuf_reset(&t.b);
+        ASSERT_OK(store_pod_remove(s, "u3"));
+        ASSERT_STREQ(strbuf_str(&t.b), "removed:c ip:10.1.0.1 ");
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "r4");
 
         strbuf_reset(&t.b);
         ASSERT_OK(store_pods_replace(s, NULL, 0));

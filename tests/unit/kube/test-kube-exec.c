@@ -22,7 +22,7 @@ static void on_done(KubeExec *x, int error, KubeCredentials **creds, void *userd
 }
 
 /* Runs sh -c script as the exec plugin and returns what the callback got. */
-static void run_plugin(const char *script, const char *api_version, Result *res) {
+static void run_plugin_with(const char *script, const char *api_version, bool cluster_info, Result *res) {
         _cleanup_(kubeconfig_freep) KubeConfig *k = calloc(1, sizeof *k);
         _cleanup_(kube_exec_freep) KubeExec *x = NULL;
         sd_event *e = NULL;
@@ -37,12 +37,32 @@ static void run_plugin(const char *script, const char *api_version, Result *res)
         ASSERT_OK(strv_extend(&ec->args, "-c"));
         ASSERT_OK(strv_extend(&ec->args, script));
         ASSERT_OK(strv_extend(&ec->env, "PLUGIN_TEST_VAR=from-kubeconfig"));
+        ec->provide_cluster_info = cluster_info;
+        k->ca_data = strdup("PEM");
+        k->ca_size = 3;
         ASSERT_OK(sd_event_new(&e));
         *res = (Result) {};
         ASSERT_OK(kube_exec_start(e, k, on_done, res, &x));
         while (!res->done)
                 ASSERT_OK(sd_event_run(e, UINT64_MAX));
         sd_event_unref(e);
+}
+
+static void run_plugin(const char *script, const char *api_version, Result *res) {
+        run_plugin_with(script, api_version, false, res);
+}
+
+TEST(exec_plugin_gets_cluster_info_when_asked) {
+        Result res;
+        /* base64("PEM") = UEVN */
+        run_plugin_with("case \"$KUBERNETES_EXEC_INFO\" in *'\"server\":\"https://127.0.0.1:1\"'*'\"certificate-authority-data\":\"UEVN\"'*) ;;"
+                        " *) exit 3;; esac;"
+                        "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+                        "\"status\":{\"token\":\"t\"}}'",
+                        "client.authentication.k8s.io/v1", true, &res);
+        ASSERT_OK(res.error);
+        ASSERT_STREQ(secret_reveal(res.creds->token), "t");
+        kube_credentials_free(res.creds);
 }
 
 TEST(exec_plugin_token_and_expiry_are_parsed_with_exec_info_and_env) {
