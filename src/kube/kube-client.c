@@ -453,6 +453,9 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         }
         w->events_this_stream++;
         k->events_applied++;
+        /* the counts in the status text changed */
+        if (ev->type == WATCH_EVENT_ADDED || ev->type == WATCH_EVENT_DELETED)
+                client_state_changed(k);
         return 0;
 }
 
