@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* Store: what the daemon knows about the cluster, kept in memory so that no request waits on
+ * the network. Owns the pods on this node keyed by uid with an index by pod IP (status.podIP
+ * and every status.podIPs entry), and the namespaces keyed by name with their allowed-roles
+ * annotation parsed once per change. Written by the watches (src/kube/kube-client), read by
+ * requests; observers hear about pods appearing, changing and going away, and about an IP
+ * gaining a pod. Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
+ * whose absence from a re-list has been applied is never served again, a terminating pod loses
+ * to a live one, and anything still ambiguous is no answer (fail closed).
+ * Reference: shared/reference/kube2iam-behaviour.md sections 1e, 2.6, 2.7, 4. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+
+/* Pods sharing one IP on one node: at most a terminating pod or two and its successor. 16 is
+ * far past any real overlap; beyond it the IP is treated as ambiguous rather than growing. */
+#define MAX_PODS_PER_IP 16
+/* Dual-stack pods have two IPs; the API allows a handful more. */
+#define MAX_IPS_PER_POD 8
+
+typedef struct Store Store;
+
+/* Only what decisions need. Strings are owned by the pod. */
+typedef struct StorePod {
+        char *uid;
+        char *namespace;
+        char *name;
+        char *phase;            /* Pending, Running, Succeeded, Failed, Unknown ("" when absent) */
+        bool host_network;
+        bool terminating;       /* metadata.deletionTimestamp is set */
+        char *role;             /* the role annotation; NULL when absent, "" when present but empty */
+        char *external_id;      /* the external-id annotation; NULL when absent */
+        char **ips;             /* status.podIP and status.podIPs, no duplicates; NULL when none */
+        bool indexed;           /* the store indexes it by IP (set by the store) */
+} StorePod;
+
+typedef struct StoreNamespace {
+        char *name;
+        char *annotation;       /* the raw allowed-roles annotation, NULL when absent */
+        char **allowed_roles;   /* parsed; NULL allows nothing (absent, empty or invalid) */
+        bool invalid;           /* the annotation was not a JSON array of strings */
+} StoreNamespace;
+
+typedef enum StorePodEvent {
+        STORE_POD_ADDED,
+        STORE_POD_CHANGED,      /* a field above changed (a new resourceVersion alone is no change) */
+        STORE_POD_REMOVED,      /* DELETED event or absent from a re-list; already out of the index */
+} StorePodEvent;
+
+/* Called after the store has applied the change, so lookups from the callback see it. The pod
+ * is valid during the call only. Observers read the store; they must not change it. */
+typedef void (*store_pod_observer_t)(Store *s, StorePodEvent event, const StorePod *pod, void *userdata);
+/* Called when the answer for ip may have changed while a pod still holds it: a pod appeared or
+ * changed there, or a pod sharing it went away. A request waiting for that IP looks again. */
+typedef void (*store_ip_observer_t)(Store *s, const char *ip, void *userdata);
+
+typedef enum StoreLookupStatus {
+        STORE_LOOKUP_FOUND,
+        STORE_LOOKUP_NOT_FOUND,
+        STORE_LOOKUP_AMBIGUOUS,     /* several live pods claim the IP: ask the live API or deny */
+} StoreLookupStatus;
+
+typedef struct StoreLookup {
+        StoreLookupStatus status;
+        const StorePod *pod;    /* FOUND: valid until the store next changes (the next loop iteration) */
+        char *error;            /* otherwise: kube2iam's error text, e.g. `pod with specificed IP "X" not
+                                 * found`, `2 pods ([a b]) with the ip X indexed` */
+} StoreLookup;
+
+/* Describes one namespace for store_namespaces_replace(). */
+typedef struct StoreNamespaceSpec {
+        const char *name;
+        const char *annotation; /* NULL when absent */
+} StoreNamespaceSpec;
+
+int store_new(Store **ret);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+/* A pod from its fields; ips may be NULL. The result is handed to store_pod_update(). */
+int store_pod_new(const char *uid, const char *namespace, const char *name, StorePod **ret);
+/* Adds ip unless present (at most MAX_IPS_PER_POD, -E2BIG beyond). */
+int store_pod_add_ip(StorePod *p, const char *ip);
+StorePod *store_pod_free(StorePod *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StorePod *, store_pod_free);
+
+/* ADDED or MODIFIED: takes ownership of pod (also on failure). */
+int store_pod_update(Store *s, StorePod *pod);
+/* DELETED: -ENOENT when unknown. */
+int store_pod_remove(Store *s, const char *uid);
+/* A complete list (re-list): afterwards the store holds exactly these pods, as if DELETED
+ * events had been applied for the others. Takes ownership of the pods and of the array. */
+int store_pods_replace(Store *s, StorePod **pods, size_t n);
+
+/* Namespace ADDED/MODIFIED; the annotation is parsed only when it changed. */
+int store_namespace_update(Store *s, const char *name, const char *annotation);
+int store_namespace_remove(Store *s, const char *name);
+int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
+/* False until a namespace list was applied, and again after store_namespaces_unavailable()
+ * (the credentials may not read namespaces): restrictions must then deny. */
+bool store_namespaces_known(const Store *s);
+void store_namespaces_unavailable(Store *s);
+
+int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
+void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
+
+/* Fills *ret (never fails but for -ENOMEM); free ret->error with store_lookup_done(). */
+int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret);
+void store_lookup_done(StoreLookup *l);
+const StorePod *store_get_pod(Store *s, const char *uid);
+const StoreNamespace *store_get_namespace(Store *s, const char *name);
+size_t store_n_pods(const Store *s);
+size_t store_n_namespaces(const Store *s);
+
+/* kube2iam's /debug/store body: {"namespaceByIP":{},"rolesByIP":{},"rolesByNamespace":{}},
+ * keys sorted, no trailing newline, IPs without a single answer left out. */
+int store_debug_json(Store *s, char **ret);

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "store.h"
+#include "string-util.h"
+#include "tap.h"
+
+static StorePod *pod(const char *uid, const char *name, const char *ip, const char *role) {
+        StorePod *p = NULL;
+
+        if (store_pod_new(uid, "default", name, &p) < 0)
+                return NULL;
+        free(p->phase);
+        p->phase = strdup("Running");
+        if (ip && store_pod_add_ip(p, ip) < 0)
+                return store_pod_free(p);
+        p->role = role ? strdup(role) : NULL;
+        return p;
+}
+
+/* The role a request from ip would get, or "<none>". */
+static const char *role_for(Store *s, const char *ip) {
+        static char buf[256];
+        StoreLookup l;
+
+        if (store_lookup_ip(s, ip, &l) < 0)
+                return "<oom>";
+        snprintf(buf, sizeof buf, "%s", l.status == STORE_LOOKUP_FOUND ? strna(l.pod->role) : "<none>");
+        store_lookup_done(&l);
+        return buf;
+}
+
+typedef struct Trace {
+        StrBuf b;
+} Trace;
+
+static void on_pod(Store *s, StorePodEvent ev, const StorePod *p, void *userdata) {
+        static const char *const names[] = { "added", "changed", "removed" };
+        Trace *t = userdata;
+        /* the store has applied the change before telling: a removed pod is not served any more */
+        if (ev == STORE_POD_REMOVED)
+                for (char **ip = p->ips; ip && *ip; ip++) {
+                        StoreLookup l;
+                        ASSERT_OK(store_lookup_ip(s, *ip, &l));
+                        ASSERT_TRUE(l.status != STORE_LOOKUP_FOUND || l.pod != p);
+                        store_lookup_done(&l);
+                }
+        strbuf_appendf(&t->b, "%s:%s ", names[ev], p->name);
+}
+
+static void on_ip(Store *s, const char *ip, void *userdata) {
+        Trace *t = userdata;
+        strbuf_appendf(&t->b, "ip:%s ", ip);
+}
+
+TEST(store_lookup_by_every_pod_ip_and_kube2iam_not_found_text) {
+        _cleanup_(store_freep) Store *s = NULL;
+        StorePod *p = pod("u1", "web", "10.0.0.5", "role-a");
+        StoreLookup l;
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_pod_add_ip(p, "fd00::5"));
+        ASSERT_OK(store_pod_update(s, p));
+        ASSERT_STREQ(role_for(s, "10.0.0.5"), "role-a");
+        ASSERT_STREQ(role_for(s, "fd00::5"), "role-a");
+        ASSERT_OK(store_lookup_ip(s, "10.0.0.6", &l));
+        ASSERT_EQ(l.status, STORE_LOOKUP_NOT_FOUND);
+        ASSERT_STREQ(l.error, "pod with specificed IP \"10.0.0.6\" not found");
+        store_lookup_done(&l);
+        ASSERT_EQ(store_n_pods(s), 1);
+}
+
+TEST(store_terminal_phase_and_host_network_pods_are_not_indexed) {
+        _cleanup_(store_freep) Store *s = NULL;
+        StorePod *done = pod("u1", "job", "10.0.0.7", "job-role");
+        StorePod *hostnet = pod("u2", "ds", "10.0.0.1", "node-role");
+        StorePod *pending = pod("u3", "starting", "10.0.0.8", "p-role");
+
+        ASSERT_OK(store_new(&s));
+        free(done->phase);
+        done->phase = strdup("Succeeded");
+        hostnet->host_network = true;
+        free(pending->phase);
+        pending->phase = strdup("Pending");
+        ASSERT_OK(store_pod_update(s, done));
+        ASSERT_OK(store_pod_update(s, hostnet));
+        ASSERT_OK(store_pod_update(s, pending));
+        ASSERT_STREQ(role_for(s, "10.0.0.7"), "<none>");
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "<none>");
+        ASSERT_STREQ(role_for(s, "10.0.0.8"), "p-role"); /* Pending pods with an IP are served, as in kube2iam */
+        ASSERT_EQ(store_n_pods(s), 3);
+
+        /* a pod that finishes leaves the index */
+        StorePod *p = pod("u3", "starting", "10.0.0.8", "p-role");
+        free(p->phase);
+        p->phase = strdup("Failed");
+        ASSERT_OK(store_pod_update(s, p));
+        ASSERT_STREQ(role_for(s, "10.0.0.8"), "<none>");
+}
+
+TEST(store_pod_ip_reuse_never_serves_old_role) {
+        _cleanup_(store_freep) Store *s = NULL;
+        StoreLookup l;
+
+        ASSERT_OK(store_new(&s));
+        /* order 1: the new pod arrives while the old one is terminating: the live one wins */
+        StorePod *old = pod("old", "old", "10.0.0.9", "old-role");
+        old->terminating = true;
+        ASSERT_OK(store_pod_update(s, old));
+        ASSERT_STREQ(role_for(s, "10.0.0.9"), "old-role"); /* still alive: it may still ask */
+        ASSERT_OK(store_pod_update(s, pod("new", "new", "10.0.0.9", "new-role")));
+        ASSERT_STREQ(role_for(s, "10.0.0.9"), "new-role");
+        ASSERT_OK(store_pod_remove(s, "old"));
+        ASSERT_STREQ(role_for(s, "10.0.0.9"), "new-role");
+        ASSERT_OK(store_pod_remove(s, "new"));
+
+        /* order 2: the new pod arrives before the old one's deletionTimestamp: ambiguous, no answer */
+        ASSERT_OK(store_pod_update(s, pod("old2", "a", "10.0.0.10", "old-role")));
+        ASSERT_OK(store_pod_update(s, pod("new2", "b", "10.0.0.10", "new-role")));
+        ASSERT_OK(store_lookup_ip(s, "10.0.0.10", &l));
+        ASSERT_EQ(l.status, STORE_LOOKUP_AMBIGUOUS);
+        ASSERT_NULL(l.pod);
+        ASSERT_TRUE(streq(l.error, "2 pods ([a b]) with the ip 10.0.0.10 indexed") ||
+                    streq(l.error, "2 pods ([b a]) with the ip 10.0.0.10 indexed"));
+        store_lookup_done(&l);
+        /* then the old one's DELETED: only the new one remains */
+        ASSERT_OK(store_pod_remove(s, "old2"));
+        ASSERT_STREQ(role_for(s, "10.0.0.10"), "new-role");
+
+        /* order 3: the old pod's DELETED is missed and a re-list without it is applied */
+        ASSERT_OK(store_pod_update(s, pod("old3", "c", "10.0.0.11", "old-role")));
+        StorePod **list = calloc(2, sizeof(StorePod *));
+        list[0] = pod("new2", "b", "10.0.0.10", "new-role");
+        list[1] = pod("new3", "d", "10.0.0.11", "new-role");
+        ASSERT_OK(store_pods_replace(s, list, 2));
+        ASSERT_STREQ(role_for(s, "10.0.0.11"), "new-role");
+        ASSERT_NULL(store_get_pod(s, "old3"));
+
+        /* two terminating pods on one IP and no live one: ambiguous */
+        StorePod *t1 = pod("t1", "t1", "10.0.0.12", "x"), *t2 = pod("t2", "t2", "10.0.0.12", "y");
+        t1->terminating = t2->terminating = true;
+        ASSERT_OK(store_pod_update(s, t1));
+        ASSERT_OK(store_pod_update(s, t2));
+        ASSERT_STREQ(role_for(s, "10.0.0.12"), "<none>");
+}
+
+TEST(store_relist_replaces_state_and_notifies_like_events) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Trace t = {};
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_add_observer(s, on_pod, on_ip, &t));
+        ASSERT_OK(store_pod_update(s, pod("u1", "a", "10.1.0.1", "r1")));
+        ASSERT_OK(store_pod_update(s, pod("u2", "b", "10.1.0.2", "r2")));
+        /* a MODIFIED that changes nothing a decision uses says nothing */
+        ASSERT_OK(store_pod_update(s, pod("u2", "b", "10.1.0.2", "r2")));
+        ASSERT_STREQ(strbuf_str(&t.b), "added:a ip:10.1.0.1 added:b ip:10.1.0.2 ");
+        strbuf_reset(&t.b);
+
+        StorePod **list = calloc(2, sizeof(StorePod *));
+        list[0] = pod("u2", "b", "10.1.0.2", "r2-changed");
+        list[1] = pod("u3", "c", "10.1.0.1", "r3"); /* takes over a's IP */
+        ASSERT_OK(store_pods_replace(s, list, 2));
+        ASSERT_STREQ(strbuf_str(&t.b), "removed:a changed:b ip:10.1.0.2 added:c ip:10.1.0.1 ");
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "r3");
+        ASSERT_STREQ(role_for(s, "10.1.0.2"), "r2-changed");
+        ASSERT_EQ(store_n_pods(s), 2);
+
+        /* an ambiguous IP settles when one of its pods goes: the waiting request hears of it */
+        ASSERT_OK(store_pod_update(s, pod("u4", "d", "10.1.0.1", "r4")));
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "<none>");
+        strbuf_reset(&t.b);
+        ASSERT_OK(store_pod_remove(s, "u3"));
+        ASSERT_STREQ(strbuf_str(&t.b), "removed:c ip:10.1.0.1 ");
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "r4");
+
+        strbuf_reset(&t.b);
+        ASSERT_OK(store_pods_replace(s, NULL, 0));
+        ASSERT_EQ(store_n_pods(s), 0);
+        ASSERT_STREQ(role_for(s, "10.1.0.1"), "<none>");
+        store_remove_observer(s, on_pod, on_ip, &t);
+        strbuf_done(&t.b);
+}
+
+TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
+        _cleanup_(store_freep) Store *s = NULL;
+        const StoreNamespace *n;
+        int saved = log_get_max_level();
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_FALSE(store_namespaces_known(s));
+        ASSERT_OK(store_namespace_update(s, "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]"));
+        ASSERT_NULL(store_get_namespace(s, "a")); /* not before a full list */
+        StoreNamespaceSpec specs[] = {
+                { "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]" },
+                { "b", NULL },
+                { "c", "role-1" },
+                { "d", "[\"ok\", 5]" },
+        };
+        log_set_max_level(LOG_EMERG);
+        ASSERT_OK(store_namespaces_replace(s, specs, ELEMENTSOF(specs)));
+        log_set_max_level(saved);
+        ASSERT_TRUE(store_namespaces_known(s));
+        n = store_get_namespace(s, "a");
+        ASSERT_NOT_NULL(n);
+        ASSERT_EQ(strv_length(n->allowed_roles), 2);
+        ASSERT_STREQ(n->allowed_roles[1], "arn:aws:iam::1:role/x*");
+        ASSERT_NULL(store_get_namespace(s, "b")->allowed_roles);
+        ASSERT_NULL(store_get_namespace(s, "c")->allowed_roles);
+        ASSERT_TRUE(store_get_namespace(s, "c")->invalid);
+        ASSERT_NULL(store_get_namespace(s, "d")->allowed_roles);
+        ASSERT_OK(store_namespace_update(s, "b", "[\"new\"]"));
+        ASSERT_STREQ(store_get_namespace(s, "b")->allowed_roles[0], "new");
+        ASSERT_OK(store_namespace_remove(s, "b"));
+        ASSERT_NULL(store_get_namespace(s, "b"));
+        ASSERT_EQ(store_n_namespaces(s), 3);
+
+        /* credentials lost the right to read namespaces: nothing is known, restrictions deny */
+        store_namespaces_unavailable(s);
+        ASSERT_FALSE(store_namespaces_known(s));
+        ASSERT_NULL(store_get_namespace(s, "a"));
+}
+
+TEST(store_debug_json_has_kube2iam_shape_with_sorted_keys) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char *j = NULL;
+        StoreNamespaceSpec specs[] = { { "zeta", "[\"r\"]" }, { "alpha", NULL } };
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_pod_update(s, pod("u1", "a", "10.0.0.2", "role-a")));
+        ASSERT_OK(store_pod_update(s, pod("u2", "b", "10.0.0.1", NULL)));
+        ASSERT_OK(store_pod_update(s, pod("u3", "c", "10.0.0.3", "x")));
+        ASSERT_OK(store_pod_update(s, pod("u4", "d", "10.0.0.3", "y"))); /* ambiguous: left out */
+        ASSERT_OK(store_namespaces_replace(s, specs, 2));
+        ASSERT_OK(store_debug_json(s, &j));
+        ASSERT_STREQ(j, "{\"namespaceByIP\":{\"10.0.0.1\":\"default\",\"10.0.0.2\":\"default\"},"
+                        "\"rolesByIP\":{\"10.0.0.1\":\"\",\"10.0.0.2\":\"role-a\"},"
+                        "\"rolesByNamespace\":{\"alpha\":null,\"zeta\":[\"r\"]}}");
+}
+
+TEST(store_many_pods_and_namespaces_grow_the_tables) {
+        _cleanup_(store_freep) Store *s = NULL;
+        char uid[32], ip[32];
+
+        ASSERT_OK(store_new(&s));
+        for (int i = 0; i < 5000; i++) {
+                snprintf(uid, sizeof uid, "uid-%d", i);
+                snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
+                ASSERT_OK(store_pod_update(s, pod(uid, uid, ip, uid)));
+        }
+        for (int i = 0; i < 5000; i += 2) {
+                snprintf(uid, sizeof uid, "uid-%d", i);
+                ASSERT_OK(store_pod_remove(s, uid));
+        }
+        ASSERT_EQ(store_n_pods(s), 2500);
+        ASSERT_STREQ(role_for(s, "10.2.3.1"), "uid-751");
+        ASSERT_STREQ(role_for(s, "10.2.3.2"), "<none>");
+        ASSERT_ERROR(store_pod_remove(s, "uid-0"), -ENOENT);
+}
