@@ -16,7 +16,7 @@
 
 typedef struct Entry {
         struct Entry *next;
-        const char *key;        /* points into value */
+        const char *key; /* points into value */
         void *value;
 } Entry;
 
@@ -37,7 +37,7 @@ static uint64_t hash_string(const Table *t, const char *s) {
 }
 
 static int table_init(Table *t) {
-        *t = (Table) { .n_buckets = 64 };
+        *t = (Table){ .n_buckets = 64 };
         t->buckets = calloc(t->n_buckets, sizeof(Entry *));
         if (!t->buckets)
                 return -ENOMEM;
@@ -83,7 +83,7 @@ static int table_put(Table *t, const char *key, void *value) {
         if (!e)
                 return -ENOMEM;
         h = hash_string(t, key) % t->n_buckets;
-        *e = (Entry) { .next = t->buckets[h], .key = key, .value = value };
+        *e = (Entry){ .next = t->buckets[h], .key = key, .value = value };
         t->buckets[h] = e;
         t->n++;
         return 0;
@@ -103,8 +103,8 @@ static void *table_remove(Table *t, const char *key) {
 }
 
 /* Calls f on every value; f must not change the table. */
-#define TABLE_FOREACH(e, t)                                      \
-        for (size_t _i = 0; _i < (t)->n_buckets; _i++)          \
+#define TABLE_FOREACH(e, t) \
+        for (size_t _i = 0; _i < (t)->n_buckets; _i++) \
                 for (Entry *e = (t)->buckets[_i]; e; e = e->next)
 
 static void table_clear(Table *t, void (*free_value)(void *)) {
@@ -131,7 +131,7 @@ static void table_done(Table *t, void (*free_value)(void *)) {
                         free(e);
                 }
         free(t->buckets);
-        *t = (Table) {};
+        *t = (Table){};
 }
 
 /* ---- the store ---- */
@@ -140,7 +140,7 @@ typedef struct IpSlot {
         char *ip;
         StorePod *pods[MAX_PODS_PER_IP];
         size_t n;
-        bool overflow;          /* more than MAX_PODS_PER_IP claimed it: never answer */
+        bool overflow; /* more than MAX_PODS_PER_IP claimed it: never answer */
 } IpSlot;
 
 typedef struct Observer {
@@ -150,9 +150,9 @@ typedef struct Observer {
 } Observer;
 
 struct Store {
-        Table pods;             /* uid -> StorePod */
-        Table ips;              /* ip -> IpSlot */
-        Table namespaces;       /* name -> StoreNamespace */
+        Table pods;       /* uid -> StorePod */
+        Table ips;        /* ip -> IpSlot */
+        Table namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
         Observer *observers;
         size_t n_observers;
@@ -278,7 +278,8 @@ static void unindex(Store *s, StorePod *p) {
                         continue;
                 for (size_t i = 0; i < slot->n; i++)
                         if (slot->pods[i] == p) {
-                                memmove(slot->pods + i, slot->pods + i + 1, (slot->n - i - 1) * sizeof(StorePod *));
+                                memmove(slot->pods + i, slot->pods + i + 1,
+                                        (slot->n - i - 1) * sizeof(StorePod *));
                                 slot->n--;
                                 break;
                         }
@@ -410,7 +411,8 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n) {
         if (r < 0)
                 goto out;
         for (size_t i = 0; i < n; i++)
-                if (!table_get(&incoming, pods[i]->uid) && (r = table_put(&incoming, pods[i]->uid, pods[i])) < 0)
+                if (!table_get(&incoming, pods[i]->uid) &&
+                    (r = table_put(&incoming, pods[i]->uid, pods[i])) < 0)
                         goto out;
 
         /* Removals first: a pod that vanished meanwhile must be out of the index before its IP's
@@ -421,8 +423,8 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n) {
                 goto out;
         }
         TABLE_FOREACH(e, &s->pods)
-                if (!table_get(&incoming, e->key))
-                        gone[n_gone++] = e->value;
+        if (!table_get(&incoming, e->key))
+                gone[n_gone++] = e->value;
         /* a duplicate uid in the list: the first wins */
         for (size_t i = 0; i < n; i++)
                 if (table_get(&incoming, pods[i]->uid) != pods[i])
@@ -460,8 +462,10 @@ static int parse_allowed_roles(const char *ns, const char *annotation, char ***r
         root = cJSON_Parse(annotation);
         if (!cJSON_IsArray(root)) {
                 cJSON_Delete(root);
-                log_error("Unable to decode roles on namespace %s: the allowed-roles annotation is not a JSON "
-                          "array of strings; it allows no role", ns);
+                log_error(
+                        "Unable to decode roles on namespace %s: the allowed-roles annotation is not a JSON "
+                        "array of strings; it allows no role",
+                        ns);
                 *ret_invalid = true;
                 *ret = NULL;
                 return 0;
@@ -469,8 +473,10 @@ static int parse_allowed_roles(const char *ns, const char *annotation, char ***r
         cJSON_ArrayForEach(i, root) {
                 if (!cJSON_IsString(i)) {
                         cJSON_Delete(root);
-                        log_error("Unable to decode roles on namespace %s: the allowed-roles annotation holds a "
-                                  "non-string; it allows no role", ns);
+                        log_error("Unable to decode roles on namespace %s: the allowed-roles annotation "
+                                  "holds a "
+                                  "non-string; it allows no role",
+                                  ns);
                         *ret_invalid = true;
                         *ret = NULL;
                         return 0;
@@ -551,7 +557,8 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                if (!table_get(&incoming, ns[i].name) && (r = table_put(&incoming, ns[i].name, (void *) &ns[i])) < 0)
+                if (!table_get(&incoming, ns[i].name) &&
+                    (r = table_put(&incoming, ns[i].name, (void *) &ns[i])) < 0)
                         goto out;
         gone = calloc(s->namespaces.n + 1, sizeof(char *));
         if (!gone) {
@@ -559,8 +566,8 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
                 goto out;
         }
         TABLE_FOREACH(e, &s->namespaces)
-                if (!table_get(&incoming, e->key))
-                        gone[n_gone++] = (char *) e->key;
+        if (!table_get(&incoming, e->key))
+                gone[n_gone++] = (char *) e->key;
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
@@ -594,15 +601,17 @@ int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_
         if (!o)
                 return -ENOMEM;
         s->observers = o;
-        o[s->n_observers++] = (Observer) { pod_cb, ip_cb, userdata };
+        o[s->n_observers++] = (Observer){ pod_cb, ip_cb, userdata };
         return 0;
 }
 
-void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata) {
+void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb,
+                           void *userdata) {
         for (size_t i = 0; s && i < s->n_observers; i++)
                 if (s->observers[i].pod_cb == pod_cb && s->observers[i].ip_cb == ip_cb &&
                     s->observers[i].userdata == userdata) {
-                        memmove(s->observers + i, s->observers + i + 1, (s->n_observers - i - 1) * sizeof(Observer));
+                        memmove(s->observers + i, s->observers + i + 1,
+                                (s->n_observers - i - 1) * sizeof(Observer));
                         s->n_observers--;
                         return;
                 }
@@ -613,7 +622,7 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
         size_t n_live = 0, n_dying = 0;
         IpSlot *slot;
 
-        *ret = (StoreLookup) { .status = STORE_LOOKUP_NOT_FOUND };
+        *ret = (StoreLookup){ .status = STORE_LOOKUP_NOT_FOUND };
         slot = s && ip ? table_get(&s->ips, ip) : NULL;
         if (!slot || slot->n == 0) {
                 if (asprintf(&ret->error, "pod with specificed IP \"%s\" not found", strempty(ip)) < 0)
@@ -679,7 +688,7 @@ static const char **sorted_keys(const Table *t) {
         if (!k)
                 return NULL;
         TABLE_FOREACH(e, t)
-                k[n++] = e->key;
+        k[n++] = e->key;
         qsort(k, n, sizeof(char *), cmp_str);
         return k;
 }

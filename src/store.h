@@ -29,26 +29,26 @@ typedef struct StorePod {
         char *uid;
         char *namespace;
         char *name;
-        char *phase;            /* Pending, Running, Succeeded, Failed, Unknown ("" when absent) */
+        char *phase; /* Pending, Running, Succeeded, Failed, Unknown ("" when absent) */
         bool host_network;
-        bool terminating;       /* metadata.deletionTimestamp is set */
-        char *role;             /* the role annotation; NULL when absent, "" when present but empty */
-        char *external_id;      /* the external-id annotation; NULL when absent */
-        char **ips;             /* status.podIP and status.podIPs, no duplicates; NULL when none */
-        bool indexed;           /* the store indexes it by IP (set by the store) */
+        bool terminating;  /* metadata.deletionTimestamp is set */
+        char *role;        /* the role annotation; NULL when absent, "" when present but empty */
+        char *external_id; /* the external-id annotation; NULL when absent */
+        char **ips;        /* status.podIP and status.podIPs, no duplicates; NULL when none */
+        bool indexed;      /* the store indexes it by IP (set by the store) */
 } StorePod;
 
 typedef struct StoreNamespace {
         char *name;
-        char *annotation;       /* the raw allowed-roles annotation, NULL when absent */
-        char **allowed_roles;   /* parsed; NULL allows nothing (absent, empty or invalid) */
-        bool invalid;           /* the annotation was not a JSON array of strings */
+        char *annotation;     /* the raw allowed-roles annotation, NULL when absent */
+        char **allowed_roles; /* parsed; NULL allows nothing (absent, empty or invalid) */
+        bool invalid;         /* the annotation was not a JSON array of strings */
 } StoreNamespace;
 
 typedef enum StorePodEvent {
         STORE_POD_ADDED,
-        STORE_POD_CHANGED,      /* a field above changed (a new resourceVersion alone is no change) */
-        STORE_POD_REMOVED,      /* DELETED event or absent from a re-list; already out of the index */
+        STORE_POD_CHANGED, /* a field above changed (a new resourceVersion alone is no change) */
+        STORE_POD_REMOVED, /* DELETED event or absent from a re-list; already out of the index */
 } StorePodEvent;
 
 /* Called after the store has applied the change, so lookups from the callback see it. The pod
@@ -61,13 +61,13 @@ typedef void (*store_ip_observer_t)(Store *s, const char *ip, void *userdata);
 typedef enum StoreLookupStatus {
         STORE_LOOKUP_FOUND,
         STORE_LOOKUP_NOT_FOUND,
-        STORE_LOOKUP_AMBIGUOUS,     /* several live pods claim the IP: ask the live API or deny */
+        STORE_LOOKUP_AMBIGUOUS, /* several live pods claim the IP: ask the live API or deny */
 } StoreLookupStatus;
 
 typedef struct StoreLookup {
         StoreLookupStatus status;
-        const StorePod *pod;    /* FOUND: valid until the store next changes (the next loop iteration) */
-        char *error;            /* otherwise: kube2iam's error text, e.g. `pod with specificed IP "X" not
+        const StorePod *pod; /* FOUND: valid until the store next changes (the next loop iteration) */
+        char *error;         /* otherwise: kube2iam's error text, e.g. `pod with specificed IP "X" not
                                  * found`, `2 pods ([a b]) with the ip X indexed` */
 } StoreLookup;
 

@@ -19,11 +19,11 @@
 
 typedef enum WatcherState {
         WATCHER_IDLE,
-        WATCHER_WAIT_CREDENTIALS,       /* an exec plugin runs */
+        WATCHER_WAIT_CREDENTIALS, /* an exec plugin runs */
         WATCHER_LISTING,
         WATCHER_WATCHING,
         WATCHER_BACKOFF,
-        WATCHER_FORBIDDEN,              /* 403: asked again after KUBE_FORBIDDEN_RETRY_USEC */
+        WATCHER_FORBIDDEN, /* 403: asked again after KUBE_FORBIDDEN_RETRY_USEC */
 } WatcherState;
 
 typedef struct NamespaceItem {
@@ -43,17 +43,17 @@ typedef struct Request {
 
 typedef struct Watcher {
         KubeClient *client;
-        const char *what;               /* "pods" or "namespaces" */
+        const char *what; /* "pods" or "namespaces" */
         bool is_pods;
         Request req;
         WatchParser *parser;
-        StrBuf incoming;                /* watch bytes not yet parsed */
+        StrBuf incoming;                  /* watch bytes not yet parsed */
         sd_event_source *incoming_source; /* parses them outside libcurl's callbacks */
         WatcherState state;
-        bool listing;                   /* the running transfer is a list page */
-        char *rv;                       /* NULL: the next request is a (re-)list */
-        char *cont;                     /* continue token of the list in progress */
-        StorePod **pods;                /* pages of the list in progress */
+        bool listing;    /* the running transfer is a list page */
+        char *rv;        /* NULL: the next request is a (re-)list */
+        char *cont;      /* continue token of the list in progress */
+        StorePod **pods; /* pages of the list in progress */
         size_t n_pods, cap_pods;
         NamespaceItem *ns;
         size_t n_ns, cap_ns;
@@ -61,10 +61,10 @@ typedef struct Watcher {
         usec_t backoff;
         bool synced;
         bool forbidden;
-        int abort_reason;               /* why the write callback stopped the transfer */
+        int abort_reason; /* why the write callback stopped the transfer */
         unsigned events_this_stream;
         unsigned auth_failures;
-        usec_t retry_after;             /* from a 429/503 Retry-After header */
+        usec_t retry_after; /* from a 429/503 Retry-After header */
         char *last_error;
 } Watcher;
 
@@ -84,11 +84,11 @@ struct KubeClient {
         Store *store;
         KubeObjectKeys keys;
         KubeConfig *kubeconfig;
-        char *waiting_for;              /* the kubeconfig path being waited for */
+        char *waiting_for; /* the kubeconfig path being waited for */
         bool kubeconfig_invalid;
         sd_event_source *poll_timer;
         usec_t poll_backoff;
-        KubeCredentials *exec_creds;    /* cached exec plugin result */
+        KubeCredentials *exec_creds; /* cached exec plugin result */
         KubeExec *exec;
         Watcher pods, namespaces;
         Resolve *resolves;
@@ -164,14 +164,15 @@ static int client_credentials(KubeClient *k, KubeCredentials **ret) {
         return 0;
 }
 
-#define SETOPT(easy, opt, val)                                          \
-        do {                                                            \
-                if (curl_easy_setopt(easy, opt, val) != CURLE_OK)       \
-                        return -EIO;                                    \
+#define SETOPT(easy, opt, val) \
+        do { \
+                if (curl_easy_setopt(easy, opt, val) != CURLE_OK) \
+                        return -EIO; \
         } while (0)
 
 /* Prepares r->easy for GET server + path (path includes the query). */
-static int request_setup(KubeClient *k, Request *r, const char *path, curl_write_callback write_cb, void *write_data) {
+static int request_setup(KubeClient *k, Request *r, const char *path, curl_write_callback write_cb,
+                         void *write_data) {
         const KubeConfig *kc = k->kubeconfig;
         _cleanup_free_ char *url = NULL;
         int q;
@@ -200,7 +201,8 @@ static int request_setup(KubeClient *k, Request *r, const char *path, curl_write
                           curl_url_get(u, CURLUPART_URL, &newurl, 0) == CURLUE_OK;
                 curl_url_cleanup(u);
                 if (!ok)
-                        return log_error_errno(-EINVAL, "Invalid server URL %s with tls-server-name %s in %s",
+                        return log_error_errno(-EINVAL,
+                                               "Invalid server URL %s with tls-server-name %s in %s",
                                                kc->server, kc->tls_server_name, strna(kc->path));
                 if (asprintf(&connect_to, "%s:%s:%s:%s", kc->tls_server_name, port, host, port) < 0)
                         return -ENOMEM;
@@ -235,14 +237,18 @@ static int request_setup(KubeClient *k, Request *r, const char *path, curl_write
                 SETOPT(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
                 SETOPT(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
         } else if (r->creds->ca_pem) {
-                struct curl_blob b = { .data = r->creds->ca_pem, .len = r->creds->ca_size, .flags = CURL_BLOB_NOCOPY };
+                struct curl_blob b = { .data = r->creds->ca_pem,
+                                       .len = r->creds->ca_size,
+                                       .flags = CURL_BLOB_NOCOPY };
                 SETOPT(r->easy, CURLOPT_CAINFO_BLOB, &b);
         }
         if (r->creds->cert_pem && r->creds->key_pem) {
-                struct curl_blob cert = { .data = r->creds->cert_pem, .len = r->creds->cert_size,
+                struct curl_blob cert = { .data = r->creds->cert_pem,
+                                          .len = r->creds->cert_size,
                                           .flags = CURL_BLOB_NOCOPY };
                 struct curl_blob key = { .data = (void *) secret_reveal(r->creds->key_pem),
-                                         .len = secret_size(r->creds->key_pem), .flags = CURL_BLOB_NOCOPY };
+                                         .len = secret_size(r->creds->key_pem),
+                                         .flags = CURL_BLOB_NOCOPY };
                 SETOPT(r->easy, CURLOPT_SSLCERT_BLOB, &cert);
                 SETOPT(r->easy, CURLOPT_SSLCERTTYPE, "PEM");
                 SETOPT(r->easy, CURLOPT_SSLKEY_BLOB, &key);
@@ -277,7 +283,7 @@ static long response_code(CURL *easy) {
 /* The message of a Kubernetes Status body, else the first bytes of the body. */
 static char *status_message(const StrBuf *b) {
         _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(strbuf_str(b), b->len);
-        const char *m = json_get_string_path(j, (const char *const[]) { "message" }, 1);
+        const char *m = json_get_string_path(j, (const char *const[]){ "message" }, 1);
         if (m)
                 return strdup(m);
         return strndup_safe(strbuf_str(b), MIN(b->len, (size_t) 200));
@@ -291,11 +297,14 @@ static void client_state_changed(KubeClient *k) {
 
         if (!k->kubeconfig) {
                 if (k->kubeconfig_invalid)
-                        strbuf_appendf(&b, "Kubeconfig %s is invalid (see the log), retrying; no pod is served",
+                        strbuf_appendf(&b,
+                                       "Kubeconfig %s is invalid (see the log), retrying; no pod is served",
                                        strna(k->waiting_for));
                 else
-                        strbuf_appendf(&b, "Waiting for kubeconfig %s (kubelet writes it after TLS bootstrap); "
-                                       "no pod is served", strna(k->waiting_for));
+                        strbuf_appendf(&b,
+                                       "Waiting for kubeconfig %s (kubelet writes it after TLS bootstrap); "
+                                       "no pod is served",
+                                       strna(k->waiting_for));
         } else if (!k->pods.synced) {
                 strbuf_appendf(&b, "Listing pods on node %s from %s", k->config->node, server);
                 if (k->pods.last_error)
@@ -303,7 +312,8 @@ static void client_state_changed(KubeClient *k) {
         } else {
                 strbuf_appendf(&b, "Synced %zu pods", store_n_pods(k->store));
                 if (k->namespaces.forbidden)
-                        strbuf_append(&b, "; namespaces forbidden (RBAC missing), namespace restrictions deny");
+                        strbuf_append(&b,
+                                      "; namespaces forbidden (RBAC missing), namespace restrictions deny");
                 else if (k->namespaces.synced)
                         strbuf_appendf(&b, ", %zu namespaces", store_n_namespaces(k->store));
                 else
@@ -370,7 +380,8 @@ static void watcher_schedule(Watcher *w, usec_t delay, WatcherState state) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time_relative(w->client->event, &w->timer, CLOCK_MONOTONIC, delay, 1, on_timer, w);
+                r = sd_event_add_time_relative(w->client->event, &w->timer, CLOCK_MONOTONIC, delay, 1,
+                                               on_timer, w);
         if (r < 0)
                 log_error_errno(r, "Failed to schedule the %s watch: %m", w->what);
 }
@@ -403,10 +414,12 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         switch (ev->type) {
         case WATCH_EVENT_ERROR:
                 if (ev->code == 410) {
-                        log_info("The %s watch history expired (%s): re-listing", w->what, strna(ev->message));
+                        log_info("The %s watch history expired (%s): re-listing", w->what,
+                                 strna(ev->message));
                         return -ESTALE;
                 }
-                log_warning("The %s watch ended with an error event %d: %s", w->what, ev->code, strna(ev->message));
+                log_warning("The %s watch ended with an error event %d: %s", w->what, ev->code,
+                            strna(ev->message));
                 return -EPROTO;
         case WATCH_EVENT_BOOKMARK:
                 break;
@@ -588,8 +601,8 @@ static int list_page_apply(Watcher *w) {
                 }
         }
 
-        cont = json_get_string_path(j, (const char *const[]) { "metadata", "continue" }, 2);
-        rv = json_get_string_path(j, (const char *const[]) { "metadata", "resourceVersion" }, 2);
+        cont = json_get_string_path(j, (const char *const[]){ "metadata", "continue" }, 2);
+        rv = json_get_string_path(j, (const char *const[]){ "metadata", "resourceVersion" }, 2);
         free(w->cont);
         w->cont = NULL;
         if (!isempty(cont)) {
@@ -614,7 +627,7 @@ static int list_page_apply(Watcher *w) {
                 if (!specs)
                         return -ENOMEM;
                 for (size_t x = 0; x < w->n_ns; x++)
-                        specs[x] = (StoreNamespaceSpec) { w->ns[x].name, w->ns[x].annotation };
+                        specs[x] = (StoreNamespaceSpec){ w->ns[x].name, w->ns[x].annotation };
                 int r = store_namespaces_replace(k->store, specs, w->n_ns);
                 if (r < 0)
                         return r;
@@ -652,10 +665,14 @@ static void watcher_forbidden(Watcher *w, const char *message) {
         watcher_set_error(w, "forbidden (403)");
         if (!w->is_pods) {
                 if (!w->forbidden)
-                        log_error("The credentials of kubeconfig %s may not list and watch namespaces (403: %s). "
-                                  "Namespace restrictions deny every role until a ClusterRole allowing get, list "
-                                  "and watch on namespaces is bound to this user (contrib/ ships one); pods are "
-                                  "still served", strna(k->kubeconfig->path), strna(message));
+                        log_error("The credentials of kubeconfig %s may not list and watch namespaces (403: "
+                                  "%s). "
+                                  "Namespace restrictions deny every role until a ClusterRole allowing get, "
+                                  "list "
+                                  "and watch on namespaces is bound to this user (contrib/ ships one); pods "
+                                  "are "
+                                  "still served",
+                                  strna(k->kubeconfig->path), strna(message));
                 w->forbidden = true;
                 w->synced = false;
                 store_namespaces_unavailable(k->store);
@@ -665,8 +682,8 @@ static void watcher_forbidden(Watcher *w, const char *message) {
                 return;
         }
         log_error("The credentials of kubeconfig %s may not list pods of node %s (403: %s); with kubelet "
-                  "credentials --node must be this node's name", strna(k->kubeconfig->path), k->config->node,
-                  strna(message));
+                  "credentials --node must be this node's name",
+                  strna(k->kubeconfig->path), k->config->node, strna(message));
         watcher_backoff(w);
 }
 
@@ -728,10 +745,12 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                                 watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
                                                   KUBE_LIST_PAGE_MAX_BYTES);
                         else if (code != 200 && code != 0)
-                                watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code, strna(message));
+                                watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code,
+                                                  strna(message));
                         else
                                 watcher_set_error(w, "listing %s: %s", w->what, curl_easy_strerror(result));
-                        log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server, w->last_error);
+                        log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server,
+                                    w->last_error);
                         watcher_relist(w);
                         request_release(&w->req);
                         watcher_backoff(w);
@@ -755,8 +774,9 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                         w->backoff = 0;
                         watcher_clear_error(w);
                         if (first)
-                                log_info("Listed %zu %s", w->is_pods ? store_n_pods(k->store)
-                                                                     : store_n_namespaces(k->store), w->what);
+                                log_info("Listed %zu %s",
+                                         w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
+                                         w->what);
                         client_state_changed(k);
                 }
                 w->state = WATCHER_IDLE;
@@ -772,14 +792,16 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
 
         if (abort_reason == -ESTALE || code == 410) {
                 if (code == 410)
-                        log_info("The %s watch's resourceVersion is too old (410 Gone): re-listing", w->what);
+                        log_info("The %s watch's resourceVersion is too old (410 Gone): re-listing",
+                                 w->what);
                 watcher_relist(w);
                 w->state = WATCHER_IDLE;
                 watcher_next(w);
                 return;
         }
         if (abort_reason == -EBADMSG || abort_reason == -E2BIG) {
-                log_error("Malformed %s watch stream from %s (%s): re-listing", w->what, k->kubeconfig->server,
+                log_error("Malformed %s watch stream from %s (%s): re-listing", w->what,
+                          k->kubeconfig->server,
                           abort_reason == -E2BIG ? "an event over the size limit" : "not a watch event");
                 watcher_relist(w);
                 watcher_backoff(w);
@@ -858,10 +880,12 @@ static int watcher_start_request(Watcher *w) {
         } else {
                 char *e = curl_easy_escape(NULL, w->rv, 0);
                 unsigned timeout = KUBE_WATCH_TIMEOUT_MIN_SEC +
-                                   (unsigned) (random_u64() % (KUBE_WATCH_TIMEOUT_MAX_SEC - KUBE_WATCH_TIMEOUT_MIN_SEC));
+                                   (unsigned) (random_u64() %
+                                               (KUBE_WATCH_TIMEOUT_MAX_SEC - KUBE_WATCH_TIMEOUT_MIN_SEC));
                 if (!e)
                         return -ENOMEM;
-                strbuf_appendf(&path, "watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u", e,
+                strbuf_appendf(&path,
+                               "watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u", e,
                                timeout);
                 curl_free(e);
         }
@@ -980,7 +1004,8 @@ static void client_kick(KubeClient *k) {
                         free_and_replace(k->waiting_for, waiting);
                 if (!k->poll_timer)
                         log_notice("Waiting for kubeconfig %s (kubelet writes it after its TLS bootstrap); "
-                                   "no pod is served meanwhile", strna(k->waiting_for));
+                                   "no pod is served meanwhile",
+                                   strna(k->waiting_for));
                 k->kubeconfig_invalid = false;
                 k->poll_backoff = 0;
                 delay = KUBECONFIG_POLL_USEC;
@@ -999,7 +1024,8 @@ static void client_kick(KubeClient *k) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(k->poll_timer, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time_relative(k->event, &k->poll_timer, CLOCK_MONOTONIC, delay, 1, on_poll, k);
+                r = sd_event_add_time_relative(k->event, &k->poll_timer, CLOCK_MONOTONIC, delay, 1, on_poll,
+                                               k);
         if (r < 0)
                 log_error_errno(r, "Failed to schedule the kubeconfig check: %m");
 }
@@ -1009,7 +1035,7 @@ static void client_kick(KubeClient *k) {
 static int watcher_init(KubeClient *k, Watcher *w, const char *what, bool is_pods) {
         int r;
 
-        *w = (Watcher) { .client = k, .what = what, .is_pods = is_pods };
+        *w = (Watcher){ .client = k, .what = what, .is_pods = is_pods };
         r = sd_event_add_defer(k->event, &w->incoming_source, on_incoming, w);
         if (r < 0)
                 return r;
@@ -1043,7 +1069,7 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, Store *s
         k->http = http;
         k->config = c;
         k->store = store;
-        k->keys = (KubeObjectKeys) { c->iam_role_key, c->iam_external_id, c->namespace_key };
+        k->keys = (KubeObjectKeys){ c->iam_role_key, c->iam_external_id, c->namespace_key };
         k->idle_timeout = KUBE_WATCH_IDLE_USEC;
         r = watcher_init(k, &k->pods, "pods", true);
         if (r < 0)
@@ -1152,7 +1178,8 @@ static void on_resolve_done(HttpClient *h, CURL *easy, int error, CURLcode resul
                             error < 0 ? curl_easy_strerror(result) : "unexpected HTTP status");
                 r = error < 0 ? error : -EIO;
         } else {
-                _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(strbuf_str(&x->req.body), x->req.body.len);
+                _cleanup_(json_deletep) cJSON *j =
+                        cJSON_ParseWithLength(strbuf_str(&x->req.body), x->req.body.len);
                 const cJSON *i, *items = cJSON_GetObjectItemCaseSensitive(j, "items");
 
                 if (!cJSON_IsObject(j))
@@ -1202,7 +1229,7 @@ int kube_client_resolve_ip(KubeClient *k, const char *ip, kube_client_resolve_t 
         x = calloc(1, sizeof *x);
         if (!x)
                 return -ENOMEM;
-        *x = (Resolve) { .client = k, .cb = cb, .userdata = userdata, .ip = strdup(ip), .next = k->resolves };
+        *x = (Resolve){ .client = k, .cb = cb, .userdata = userdata, .ip = strdup(ip), .next = k->resolves };
         if (k->resolves)
                 k->resolves->prev = x;
         k->resolves = x;

@@ -22,7 +22,7 @@ extern char **environ;
 
 struct KubeExec {
         sd_event *event;
-        char *what;             /* the command, for messages */
+        char *what; /* the command, for messages */
         char *api_version;
         pid_t pid;
         int pidfd;
@@ -30,7 +30,7 @@ struct KubeExec {
         int out_fd, err_fd;
         StrBuf out, err;
         bool exited, timed_out, too_long;
-        int status;             /* exit code, or -signal */
+        int status; /* exit code, or -signal */
         kube_exec_done_t done;
         void *userdata;
 };
@@ -109,13 +109,16 @@ int kube_exec_parse_credential(const char *json, size_t size, const char *api_ve
                 cJSON *key = cJSON_GetObjectItemCaseSensitive(status, "clientKeyData");
 
                 if (cJSON_IsString(cert) != cJSON_IsString(key)) {
-                        log_error("Exec plugin %s: clientCertificateData and clientKeyData must come together", what);
+                        log_error(
+                                "Exec plugin %s: clientCertificateData and clientKeyData must come together",
+                                what);
                         goto out;
                 }
                 if (cJSON_IsString(cert)) {
                         c->cert_pem = strdup(cert->valuestring);
                         c->cert_size = strlen(cert->valuestring);
-                        if (!c->cert_pem || secret_new(key->valuestring, strlen(key->valuestring), &c->key_pem) < 0) {
+                        if (!c->cert_pem ||
+                            secret_new(key->valuestring, strlen(key->valuestring), &c->key_pem) < 0) {
                                 r = -ENOMEM;
                                 goto out;
                         }
@@ -142,9 +145,8 @@ out:
         if (root) {
                 cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
                 cJSON *i;
-                cJSON_ArrayForEach(i, st)
-                        if (cJSON_IsString(i) && i->valuestring)
-                                explicit_bzero(i->valuestring, strlen(i->valuestring));
+                cJSON_ArrayForEach(i, st) if (cJSON_IsString(i) && i->valuestring)
+                        explicit_bzero(i->valuestring, strlen(i->valuestring));
                 cJSON_Delete(root);
         }
         return r;
@@ -174,7 +176,8 @@ static void finish(KubeExec *x) {
                         r = log_error_errno(-EIO, "Exec plugin %s failed with exit status %d: %s", x->what,
                                             x->status, last ? last + 1 : strna(e));
                 else
-                        r = log_error_errno(-EIO, "Exec plugin %s was killed by signal %d", x->what, -x->status);
+                        r = log_error_errno(-EIO, "Exec plugin %s was killed by signal %d", x->what,
+                                            -x->status);
         } else
                 r = kube_exec_parse_credential(strbuf_str(&x->out), x->out.len, x->api_version, x->what, &c);
 
@@ -232,10 +235,11 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
         drop_source(&x->child_source, &x->pidfd);
         /* a plugin that left a grandchild holding the pipes open must not stall us: read what is
          * there now and stop listening */
-        if (x->out_fd >= 0 && read_pipe(x, &x->out_fd, &x->out_source, &x->out, KUBE_EXEC_MAX_STDOUT,
-                                        &x->too_long) == 0)
+        if (x->out_fd >= 0 &&
+            read_pipe(x, &x->out_fd, &x->out_source, &x->out, KUBE_EXEC_MAX_STDOUT, &x->too_long) == 0)
                 drop_source(&x->out_source, &x->out_fd);
-        if (x->err_fd >= 0 && read_pipe(x, &x->err_fd, &x->err_source, &x->err, KUBE_EXEC_MAX_STDERR, NULL) == 0)
+        if (x->err_fd >= 0 &&
+            read_pipe(x, &x->err_fd, &x->err_source, &x->err, KUBE_EXEC_MAX_STDERR, NULL) == 0)
                 drop_source(&x->err_source, &x->err_fd);
         finish(x);
         return 0;
@@ -276,7 +280,8 @@ static char *exec_info(const KubeConfig *k) {
                 if (k->ca_data) {
                         pem = strndup_safe(k->ca_data, k->ca_size);
                         n = k->ca_size;
-                } else if (k->ca_file && kube_read_file(k->ca_file, KUBE_CREDENTIAL_FILE_MAX_BYTES, &pem, &n) < 0)
+                } else if (k->ca_file &&
+                           kube_read_file(k->ca_file, KUBE_CREDENTIAL_FILE_MAX_BYTES, &pem, &n) < 0)
                         pem = NULL;
                 if (pem) {
                         _cleanup_free_ char *b64 = malloc(4 * ((n + 2) / 3) + 1);
@@ -289,7 +294,8 @@ static char *exec_info(const KubeConfig *k) {
         return cJSON_PrintUnformatted(o);
 }
 
-int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done, void *userdata, KubeExec **ret) {
+int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done, void *userdata,
+                    KubeExec **ret) {
         _cleanup_(kube_exec_freep) KubeExec *x = NULL;
         _cleanup_strv_free_ char **argv = NULL, **envp = NULL;
         _cleanup_free_ char *info = NULL;
@@ -353,8 +359,8 @@ int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done,
                 r = posix_spawnp(&x->pid, k->exec->command, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
-                return log_error_errno(-r, "Failed to run exec plugin %s named by kubeconfig %s: %m", x->what,
-                                       strna(k->path));
+                return log_error_errno(-r, "Failed to run exec plugin %s named by kubeconfig %s: %m",
+                                       x->what, strna(k->path));
         out_w = safe_close(out_w);
         err_w = safe_close(err_w);
 

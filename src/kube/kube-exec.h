@@ -30,7 +30,8 @@ typedef struct KubeExec KubeExec;
 typedef void (*kube_exec_done_t)(KubeExec *x, int error, KubeCredentials **creds, void *userdata);
 
 /* Starts k->exec. */
-int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done, void *userdata, KubeExec **ret);
+int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done, void *userdata,
+                    KubeExec **ret);
 /* Kills a plugin still running (no callback). */
 KubeExec *kube_exec_free(KubeExec *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeExec *, kube_exec_free);

@@ -9,9 +9,9 @@
 #include "store.h"
 
 typedef struct KubeObjectKeys {
-        const char *role_key;           /* --iam-role-key */
-        const char *external_id_key;    /* --iam-external-id */
-        const char *namespace_key;      /* --namespace-key */
+        const char *role_key;        /* --iam-role-key */
+        const char *external_id_key; /* --iam-external-id */
+        const char *namespace_key;   /* --namespace-key */
 } KubeObjectKeys;
 
 /* A v1 Pod to a StorePod. -EBADMSG when uid, namespace or name is missing or a field has the

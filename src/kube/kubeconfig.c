@@ -157,7 +157,8 @@ static bool node_is_null(const yaml_node_t *n) {
 }
 
 /* A scalar field; absent or null gives NULL (0), anything but a scalar an error naming field. */
-static int get_string(const Parse *p, yaml_node_t *map, const char *key, const char *field, const char **ret) {
+static int get_string(const Parse *p, yaml_node_t *map, const char *key, const char *field,
+                      const char **ret) {
         yaml_node_t *n = map_get(p, map, key);
 
         if (node_is_null(n)) {
@@ -200,18 +201,20 @@ static int get_bool(const Parse *p, yaml_node_t *map, const char *key, const cha
 }
 
 /* Finds the entry named name in a list of {name: ..., <inner>: {...}} and returns its inner map. */
-static int find_named(const Parse *p, yaml_node_t *root, const char *list, const char *inner, const char *name,
-                      yaml_node_t **ret) {
+static int find_named(const Parse *p, yaml_node_t *root, const char *list, const char *inner,
+                      const char *name, yaml_node_t **ret) {
         yaml_node_t *l = map_get(p, root, list);
 
         if (!node_is_null(l) && l->type != YAML_SEQUENCE_NODE)
                 return parse_error(p, list, "expected a list");
         if (l && l->type == YAML_SEQUENCE_NODE)
-                for (yaml_node_item_t *i = l->data.sequence.items.start; i < l->data.sequence.items.top; i++) {
+                for (yaml_node_item_t *i = l->data.sequence.items.start; i < l->data.sequence.items.top;
+                     i++) {
                         yaml_node_t *e = yaml_document_get_node(p->doc, *i);
                         yaml_node_t *n = map_get(p, e, "name");
 
-                        if (n && n->type == YAML_SCALAR_NODE && streq((const char *) n->data.scalar.value, name)) {
+                        if (n && n->type == YAML_SCALAR_NODE &&
+                            streq((const char *) n->data.scalar.value, name)) {
                                 yaml_node_t *m = map_get(p, e, inner);
                                 char f[256];
 
@@ -281,7 +284,8 @@ static int parse_exec(Parse *p, yaml_node_t *exec, const char *field, KubeExecCo
         r = get_string(p, exec, "apiVersion", f, &v);
         if (r < 0)
                 goto fail;
-        if (!v || !(streq(v, "client.authentication.k8s.io/v1beta1") || streq(v, "client.authentication.k8s.io/v1"))) {
+        if (!v || !(streq(v, "client.authentication.k8s.io/v1beta1") ||
+                    streq(v, "client.authentication.k8s.io/v1"))) {
                 r = parse_error(p, f, "apiVersion must be client.authentication.k8s.io/v1beta1 or /v1");
                 goto fail;
         }
@@ -309,7 +313,8 @@ static int parse_exec(Parse *p, yaml_node_t *exec, const char *field, KubeExecCo
                         r = parse_error(p, f, "args must be a list of strings");
                         goto fail;
                 }
-                for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+                for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+                     i++) {
                         yaml_node_t *a = yaml_document_get_node(p->doc, *i);
                         if (!a || a->type != YAML_SCALAR_NODE) {
                                 r = parse_error(p, f, "args must be a list of strings");
@@ -326,14 +331,14 @@ static int parse_exec(Parse *p, yaml_node_t *exec, const char *field, KubeExecCo
                         r = parse_error(p, f, "env must be a list of {name, value}");
                         goto fail;
                 }
-                for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+                for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+                     i++) {
                         yaml_node_t *e = yaml_document_get_node(p->doc, *i);
                         const char *name = NULL, *value = NULL;
                         char *s;
 
-                        if (!e || e->type != YAML_MAPPING_NODE ||
-                            get_string(p, e, "name", f, &name) < 0 || get_string(p, e, "value", f, &value) < 0 ||
-                            isempty(name) || strchr(name, '=')) {
+                        if (!e || e->type != YAML_MAPPING_NODE || get_string(p, e, "name", f, &name) < 0 ||
+                            get_string(p, e, "value", f, &value) < 0 || isempty(name) || strchr(name, '=')) {
                                 r = parse_error(p, f, "env must be a list of {name, value}");
                                 goto fail;
                         }
@@ -501,8 +506,7 @@ static int check_events(const char *text, size_t size, const Parse *p) {
                         break;
                 }
                 yaml_event_type_t t = ev.type;
-                if (t == YAML_ALIAS_EVENT ||
-                    (t == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+                if (t == YAML_ALIAS_EVENT || (t == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
                     (t == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor) ||
                     (t == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor)) {
                         yaml_event_delete(&ev);
@@ -729,7 +733,8 @@ static int pem_certificates_only(char **pem, size_t *size) {
         return 0;
 }
 
-static int read_named(const KubeConfig *k, const char *field, const char *file, char **ret, size_t *ret_size) {
+static int read_named(const KubeConfig *k, const char *field, const char *file, char **ret,
+                      size_t *ret_size) {
         int r = kube_read_file(file, KUBE_CREDENTIAL_FILE_MAX_BYTES, ret, ret_size);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s %s named by kubeconfig %s: %m", field, file,
@@ -753,7 +758,8 @@ int kubeconfig_read_credentials(const KubeConfig *k, KubeCredentials **ret) {
                 memcpy(c->ca_pem, k->ca_data, k->ca_size);
                 c->ca_pem[k->ca_size] = '\0';
                 c->ca_size = k->ca_size;
-        } else if (k->ca_file && (r = read_named(k, "certificate-authority", k->ca_file, &c->ca_pem, &c->ca_size)) < 0)
+        } else if (k->ca_file &&
+                   (r = read_named(k, "certificate-authority", k->ca_file, &c->ca_pem, &c->ca_size)) < 0)
                 return r;
 
         if (k->client_cert_data) {
@@ -763,11 +769,12 @@ int kubeconfig_read_credentials(const KubeConfig *k, KubeCredentials **ret) {
                 memcpy(c->cert_pem, k->client_cert_data, k->client_cert_size);
                 c->cert_pem[k->client_cert_size] = '\0';
                 c->cert_size = k->client_cert_size;
-        } else if (k->client_cert_file &&
-                   (r = read_named(k, "client-certificate", k->client_cert_file, &c->cert_pem, &c->cert_size)) < 0)
+        } else if (k->client_cert_file && (r = read_named(k, "client-certificate", k->client_cert_file,
+                                                          &c->cert_pem, &c->cert_size)) < 0)
                 return r;
         if (c->cert_pem && pem_certificates_only(&c->cert_pem, &c->cert_size) < 0)
-                return log_error_errno(-EINVAL, "Invalid kubeconfig %s: client certificate holds no PEM CERTIFICATE",
+                return log_error_errno(-EINVAL,
+                                       "Invalid kubeconfig %s: client certificate holds no PEM CERTIFICATE",
                                        strna(k->path));
 
         if (k->client_key_data) {

@@ -31,41 +31,41 @@ typedef struct Config Config;
 #define KUBECONFIG_DEFAULT_PATHS "/var/lib/kubelet/kubeconfig", "/etc/kubernetes/kubelet.conf"
 
 typedef struct KubeExecConfig {
-        char *api_version;      /* client.authentication.k8s.io/v1beta1 or /v1 */
-        char *command;          /* absolute, or resolved through $PATH at run time */
+        char *api_version; /* client.authentication.k8s.io/v1beta1 or /v1 */
+        char *command;     /* absolute, or resolved through $PATH at run time */
         char **args;
-        char **env;             /* "NAME=value", added to the daemon's environment */
+        char **env; /* "NAME=value", added to the daemon's environment */
         bool provide_cluster_info;
 } KubeExecConfig;
 
 typedef struct KubeConfig {
-        char *path;             /* the file, or NULL when built from --api-server */
-        char *context;          /* current-context (for messages) */
-        char *server;           /* https://host[:port][/prefix], no trailing '/' */
+        char *path;    /* the file, or NULL when built from --api-server */
+        char *context; /* current-context (for messages) */
+        char *server;  /* https://host[:port][/prefix], no trailing '/' */
         char *tls_server_name;
         bool insecure_skip_tls_verify;
-        char *ca_file;          /* absolute; NULL when ca_data is set or none is given */
-        char *ca_data;          /* decoded PEM (certificate-authority-data wins over the file) */
+        char *ca_file; /* absolute; NULL when ca_data is set or none is given */
+        char *ca_data; /* decoded PEM (certificate-authority-data wins over the file) */
         size_t ca_size;
         char *client_cert_file;
         char *client_cert_data;
         size_t client_cert_size;
         char *client_key_file;
         Secret *client_key_data;
-        Secret *token;          /* wins over token_file */
+        Secret *token; /* wins over token_file */
         char *token_file;
         KubeExecConfig *exec;
 } KubeConfig;
 
 /* What a request carries, read from the files (or the exec plugin) at one moment. */
 typedef struct KubeCredentials {
-        char *ca_pem;           /* NULL: the system trust store */
+        char *ca_pem; /* NULL: the system trust store */
         size_t ca_size;
-        char *cert_pem;         /* NULL: no client certificate */
+        char *cert_pem; /* NULL: no client certificate */
         size_t cert_size;
         Secret *key_pem;
-        Secret *token;          /* bearer token, NULL: none */
-        usec_t expires;         /* CLOCK_REALTIME; USEC_INFINITY when they do not expire */
+        Secret *token;  /* bearer token, NULL: none */
+        usec_t expires; /* CLOCK_REALTIME; USEC_INFINITY when they do not expire */
 } KubeCredentials;
 
 /* Parses a kubeconfig held in memory. path names the file in errors and anchors relative paths

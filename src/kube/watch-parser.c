@@ -14,10 +14,8 @@ struct WatchParser {
 };
 
 static const char *const type_names[] = {
-        [WATCH_EVENT_ADDED] = "ADDED",
-        [WATCH_EVENT_MODIFIED] = "MODIFIED",
-        [WATCH_EVENT_DELETED] = "DELETED",
-        [WATCH_EVENT_BOOKMARK] = "BOOKMARK",
+        [WATCH_EVENT_ADDED] = "ADDED",     [WATCH_EVENT_MODIFIED] = "MODIFIED",
+        [WATCH_EVENT_DELETED] = "DELETED", [WATCH_EVENT_BOOKMARK] = "BOOKMARK",
         [WATCH_EVENT_ERROR] = "ERROR",
 };
 
@@ -94,16 +92,18 @@ static int parse_line(const char *line, size_t n, watch_event_handler_t handler,
 
         ev.type = (WatchEventType) t;
         ev.object = object;
-        ev.resource_version = json_get_string_path(object, (const char *const[]) { "metadata", "resourceVersion" }, 2);
+        ev.resource_version =
+                json_get_string_path(object, (const char *const[]){ "metadata", "resourceVersion" }, 2);
         if (ev.type == WATCH_EVENT_ERROR) {
                 const cJSON *code = cJSON_GetObjectItemCaseSensitive(object, "code");
                 ev.code = cJSON_IsNumber(code) ? code->valueint : 0;
-                ev.message = json_get_string_path(object, (const char *const[]) { "message" }, 1);
+                ev.message = json_get_string_path(object, (const char *const[]){ "message" }, 1);
         }
         return handler(&ev, userdata);
 }
 
-int watch_parser_feed(WatchParser *p, const char *data, size_t n, watch_event_handler_t handler, void *userdata) {
+int watch_parser_feed(WatchParser *p, const char *data, size_t n, watch_event_handler_t handler,
+                      void *userdata) {
         size_t start = 0;
         int r;
 

@@ -29,10 +29,10 @@ typedef enum WatchEventType {
 
 typedef struct WatchEvent {
         WatchEventType type;
-        const cJSON *object;            /* valid during the callback only */
-        const char *resource_version;   /* object.metadata.resourceVersion, NULL when absent */
-        int code;                       /* ERROR: status.code (410 = history expired, re-list) */
-        const char *message;            /* ERROR: status.message */
+        const cJSON *object;          /* valid during the callback only */
+        const char *resource_version; /* object.metadata.resourceVersion, NULL when absent */
+        int code;                     /* ERROR: status.code (410 = history expired, re-list) */
+        const char *message;          /* ERROR: status.message */
 } WatchEvent;
 
 /* Returns 0 to go on, a negative errno to stop feeding (returned by watch_parser_feed()). */
@@ -48,7 +48,8 @@ void watch_parser_reset(WatchParser *p);
 /* Feeds n bytes, calling handler for every event completed by them. Returns 0, or -EBADMSG for
  * a malformed event (not JSON, no known type, no object), -E2BIG for one over the limit, or the
  * handler's error. After an error the stream cannot be trusted: reset and re-list. */
-int watch_parser_feed(WatchParser *p, const char *data, size_t n, watch_event_handler_t handler, void *userdata);
+int watch_parser_feed(WatchParser *p, const char *data, size_t n, watch_event_handler_t handler,
+                      void *userdata);
 /* End of stream: parses a last event that lacked its newline. */
 int watch_parser_finish(WatchParser *p, watch_event_handler_t handler, void *userdata);
 size_t watch_parser_pending(const WatchParser *p);

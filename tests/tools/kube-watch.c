@@ -33,7 +33,7 @@ typedef struct Tool {
         KubeClient *client;
         bool quiet;
         bool resolve_on_add;
-        unsigned long long n_changed;   /* pod changes seen by the observer (benchmark) */
+        unsigned long long n_changed; /* pod changes seen by the observer (benchmark) */
         usec_t first_change, last_change;
         StrBuf line;
 } Tool;
@@ -247,8 +247,11 @@ int main(int argc, char *argv[]) {
         if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0 ||
             kube_client_new(event, http, &c, store, &client) < 0)
                 return 1;
-        t = (Tool) { .event = event, .store = store, .client = client, .quiet = getenv("KUBE_WATCH_QUIET") != NULL,
-                      .resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL };
+        t = (Tool){ .event = event,
+                    .store = store,
+                    .client = client,
+                    .quiet = getenv("KUBE_WATCH_QUIET") != NULL,
+                    .resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL };
         if (idle)
                 kube_client_set_idle_timeout(client, (usec_t) atoi(idle) * USEC_PER_SEC);
         store_add_observer(store, on_pod, on_ip, &t);

@@ -89,7 +89,8 @@ TEST(store_terminal_phase_and_host_network_pods_are_not_indexed) {
         ASSERT_OK(store_pod_update(s, pending));
         ASSERT_STREQ(role_for(s, "10.0.0.7"), "<none>");
         ASSERT_STREQ(role_for(s, "10.0.0.1"), "<none>");
-        ASSERT_STREQ(role_for(s, "10.0.0.8"), "p-role"); /* Pending pods with an IP are served, as in kube2iam */
+        ASSERT_STREQ(role_for(s, "10.0.0.8"),
+                     "p-role"); /* Pending pods with an IP are served, as in kube2iam */
         ASSERT_EQ(store_n_pods(s), 3);
 
         /* a pod that finishes leaves the index */

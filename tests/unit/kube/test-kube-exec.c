@@ -41,7 +41,7 @@ static void run_plugin_with(const char *script, const char *api_version, bool cl
         k->ca_data = strdup("PEM");
         k->ca_size = 3;
         ASSERT_OK(sd_event_new(&e));
-        *res = (Result) {};
+        *res = (Result){};
         ASSERT_OK(kube_exec_start(e, k, on_done, res, &x));
         while (!res->done)
                 ASSERT_OK(sd_event_run(e, UINT64_MAX));
@@ -55,11 +55,13 @@ static void run_plugin(const char *script, const char *api_version, Result *res)
 TEST(exec_plugin_gets_cluster_info_when_asked) {
         Result res;
         /* base64("PEM") = UEVN */
-        run_plugin_with("case \"$KUBERNETES_EXEC_INFO\" in *'\"server\":\"https://127.0.0.1:1\"'*'\"certificate-authority-data\":\"UEVN\"'*) ;;"
-                        " *) exit 3;; esac;"
-                        "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
-                        "\"status\":{\"token\":\"t\"}}'",
-                        "client.authentication.k8s.io/v1", true, &res);
+        run_plugin_with(
+                "case \"$KUBERNETES_EXEC_INFO\" in "
+                "*'\"server\":\"https://127.0.0.1:1\"'*'\"certificate-authority-data\":\"UEVN\"'*) ;;"
+                " *) exit 3;; esac;"
+                "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+                "\"status\":{\"token\":\"t\"}}'",
+                "client.authentication.k8s.io/v1", true, &res);
         ASSERT_OK(res.error);
         ASSERT_STREQ(secret_reveal(res.creds->token), "t");
         kube_credentials_free(res.creds);
@@ -68,11 +70,12 @@ TEST(exec_plugin_gets_cluster_info_when_asked) {
 TEST(exec_plugin_token_and_expiry_are_parsed_with_exec_info_and_env) {
         Result res;
         /* the plugin proves it saw KUBERNETES_EXEC_INFO and the configured env by echoing them into the token */
-        run_plugin("case \"$KUBERNETES_EXEC_INFO\" in *'\"interactive\":false'*) ;; *) exit 3;; esac;"
-                   "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\","
-                   "\"status\":{\"token\":\"k8s-aws-v1.'$PLUGIN_TEST_VAR'\",\"expirationTimestamp\":"
-                   "\"2030-01-02T03:04:05Z\"}}'",
-                   "client.authentication.k8s.io/v1beta1", &res);
+        run_plugin(
+                "case \"$KUBERNETES_EXEC_INFO\" in *'\"interactive\":false'*) ;; *) exit 3;; esac;"
+                "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\","
+                "\"status\":{\"token\":\"k8s-aws-v1.'$PLUGIN_TEST_VAR'\",\"expirationTimestamp\":"
+                "\"2030-01-02T03:04:05Z\"}}'",
+                "client.authentication.k8s.io/v1beta1", &res);
         ASSERT_OK(res.error);
         ASSERT_NOT_NULL(res.creds);
         ASSERT_STREQ(secret_reveal(res.creds->token), "k8s-aws-v1.from-kubeconfig");
@@ -88,7 +91,9 @@ TEST(exec_plugin_failures_are_errors_not_credentials) {
         static const char *const scripts[] = {
                 "echo 'no such cluster' >&2; exit 1",
                 "echo garbage",
-                "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{}}'",
+                "echo "
+                "'{\"apiVersion\":\"client.authentication.k8s.io/"
+                "v1\",\"kind\":\"ExecCredential\",\"status\":{}}'",
                 "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\","
                 "\"status\":{\"token\":\"x\"}}'", /* apiVersion mismatch */
                 "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","

@@ -25,7 +25,8 @@ TEST(pod_json_keeps_only_what_decisions_need_with_every_pod_ip) {
                            "\"iam.amazonaws.com/role\":\"reader\",\"iam.amazonaws.com/external-id\":\"ext\","
                            "\"other\":\"x\"}},\"spec\":{\"hostNetwork\":false,\"nodeName\":\"n\"},"
                            "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\",\"podIPs\":["
-                           "{\"ip\":\"10.0.0.5\"},{\"ip\":\"fd00::5\"}]}}", &p));
+                           "{\"ip\":\"10.0.0.5\"},{\"ip\":\"fd00::5\"}]}}",
+                           &p));
         ASSERT_STREQ(p->uid, "u1");
         ASSERT_STREQ(p->namespace, "payments");
         ASSERT_STREQ(p->name, "api-0");
@@ -43,10 +44,13 @@ TEST(pod_json_empty_role_annotation_is_present_and_missing_is_null) {
         _cleanup_(store_pod_freep) StorePod *a = NULL, *b = NULL;
 
         ASSERT_OK(pod_from("{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\",\"annotations\":"
-                           "{\"iam.amazonaws.com/role\":\"\"}},\"status\":{}}", &a));
+                           "{\"iam.amazonaws.com/role\":\"\"}},\"status\":{}}",
+                           &a));
         ASSERT_STREQ(a->role, "");
-        ASSERT_OK(pod_from("{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"b\",\"annotations\":null,"
-                           "\"deletionTimestamp\":null},\"spec\":{\"hostNetwork\":true}}", &b));
+        ASSERT_OK(pod_from(
+                "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"b\",\"annotations\":null,"
+                "\"deletionTimestamp\":null},\"spec\":{\"hostNetwork\":true}}",
+                &b));
         ASSERT_NULL(b->role);
         ASSERT_NULL(b->ips);
         ASSERT_TRUE(b->host_network);
@@ -62,9 +66,11 @@ TEST(pod_json_garbage_is_rejected) {
                 "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\",\"annotations\":[1]}}",
                 "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\",\"annotations\":"
                 "{\"iam.amazonaws.com/role\":7}}}",
-                "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"spec\":{\"hostNetwork\":\"yes\"}}",
+                "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"spec\":{\"hostNetwork\":"
+                "\"yes\"}}",
                 "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"status\":{\"podIP\":1}}",
-                "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"status\":{\"podIPs\":{}}}",
+                "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"status\":{\"podIPs\":{}}"
+                "}",
                 "{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\"},\"status\":{\"podIPs\":["
                 "{\"ip\":\"1\"},{\"ip\":\"2\"},{\"ip\":\"3\"},{\"ip\":\"4\"},{\"ip\":\"5\"},{\"ip\":\"6\"},"
                 "{\"ip\":\"7\"},{\"ip\":\"8\"},{\"ip\":\"9\"}]}}",

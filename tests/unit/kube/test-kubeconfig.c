@@ -43,25 +43,25 @@ static void rm_rf(const char *dir) {
         (void) system(cmd);
 }
 
-#define KUBEADM                                                                         \
-        "apiVersion: v1\n"                                                              \
-        "clusters:\n"                                                                   \
-        "- cluster:\n"                                                                  \
-        "    certificate-authority-data: " CERT_B64 "\n"                                \
-        "    server: https://10.0.0.1:6443/\n"                                          \
-        "  name: kubernetes\n"                                                          \
-        "contexts:\n"                                                                   \
-        "- context:\n"                                                                  \
-        "    cluster: kubernetes\n"                                                     \
-        "    user: system:node:node-1\n"                                                \
-        "  name: system:node:node-1@kubernetes\n"                                       \
-        "current-context: system:node:node-1@kubernetes\n"                              \
-        "kind: Config\n"                                                                \
-        "preferences: {}\n"                                                             \
-        "users:\n"                                                                      \
-        "- name: system:node:node-1\n"                                                  \
-        "  user:\n"                                                                     \
-        "    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n"    \
+#define KUBEADM \
+        "apiVersion: v1\n" \
+        "clusters:\n" \
+        "- cluster:\n" \
+        "    certificate-authority-data: " CERT_B64 "\n" \
+        "    server: https://10.0.0.1:6443/\n" \
+        "  name: kubernetes\n" \
+        "contexts:\n" \
+        "- context:\n" \
+        "    cluster: kubernetes\n" \
+        "    user: system:node:node-1\n" \
+        "  name: system:node:node-1@kubernetes\n" \
+        "current-context: system:node:node-1@kubernetes\n" \
+        "kind: Config\n" \
+        "preferences: {}\n" \
+        "users:\n" \
+        "- name: system:node:node-1\n" \
+        "  user:\n" \
+        "    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n" \
         "    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n"
 
 TEST(kubeconfig_kubeadm_kubelet_conf_uses_rotated_pem_and_embedded_ca) {
@@ -80,30 +80,29 @@ TEST(kubeconfig_kubeadm_kubelet_conf_uses_rotated_pem_and_embedded_ca) {
 
 TEST(kubeconfig_eks_exec_plugin_with_args_and_env) {
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
-        const char *eks =
-                "apiVersion: v1\n"
-                "kind: Config\n"
-                "clusters:\n"
-                "- cluster:\n"
-                "    certificate-authority: /etc/kubernetes/pki/ca.crt\n"
-                "    server: https://ABC.gr7.us-west-2.eks.amazonaws.com\n"
-                "  name: kubernetes\n"
-                "contexts:\n"
-                "- context:\n"
-                "    cluster: kubernetes\n"
-                "    user: kubelet\n"
-                "  name: kubelet\n"
-                "current-context: kubelet\n"
-                "users:\n"
-                "- name: kubelet\n"
-                "  user:\n"
-                "    exec:\n"
-                "      apiVersion: client.authentication.k8s.io/v1beta1\n"
-                "      command: aws\n"
-                "      args: [eks, get-token, --cluster-name, my-cluster, --region, us-west-2]\n"
-                "      env:\n"
-                "      - name: AWS_STS_REGIONAL_ENDPOINTS\n"
-                "        value: regional\n";
+        const char *eks = "apiVersion: v1\n"
+                          "kind: Config\n"
+                          "clusters:\n"
+                          "- cluster:\n"
+                          "    certificate-authority: /etc/kubernetes/pki/ca.crt\n"
+                          "    server: https://ABC.gr7.us-west-2.eks.amazonaws.com\n"
+                          "  name: kubernetes\n"
+                          "contexts:\n"
+                          "- context:\n"
+                          "    cluster: kubernetes\n"
+                          "    user: kubelet\n"
+                          "  name: kubelet\n"
+                          "current-context: kubelet\n"
+                          "users:\n"
+                          "- name: kubelet\n"
+                          "  user:\n"
+                          "    exec:\n"
+                          "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+                          "      command: aws\n"
+                          "      args: [eks, get-token, --cluster-name, my-cluster, --region, us-west-2]\n"
+                          "      env:\n"
+                          "      - name: AWS_STS_REGIONAL_ENDPOINTS\n"
+                          "        value: regional\n";
 
         ASSERT_OK(parse(eks, &k));
         ASSERT_STREQ(k->ca_file, "/etc/kubernetes/pki/ca.crt");
@@ -116,26 +115,26 @@ TEST(kubeconfig_eks_exec_plugin_with_args_and_env) {
         ASSERT_FALSE(k->exec->provide_cluster_info);
 }
 
-#define KOPS_RELATIVE                                                                   \
-        "apiVersion: v1\n"                                                              \
-        "kind: Config\n"                                                                \
-        "clusters:\n"                                                                   \
-        "- cluster:\n"                                                                  \
-        "    certificate-authority: pki/ca.crt\n"                                       \
-        "    server: https://api.internal.k.example.com\n"                              \
-        "    tls-server-name: kubernetes.default\n"                                     \
-        "  name: local\n"                                                               \
-        "contexts:\n"                                                                   \
-        "- context:\n"                                                                  \
-        "    cluster: local\n"                                                          \
-        "    user: kubelet\n"                                                           \
-        "  name: service-account-context\n"                                             \
-        "current-context: service-account-context\n"                                    \
-        "users:\n"                                                                      \
-        "- name: kubelet\n"                                                             \
-        "  user:\n"                                                                     \
-        "    client-certificate: kubelet.crt\n"                                         \
-        "    client-key: ../kubelet.key\n"                                              \
+#define KOPS_RELATIVE \
+        "apiVersion: v1\n" \
+        "kind: Config\n" \
+        "clusters:\n" \
+        "- cluster:\n" \
+        "    certificate-authority: pki/ca.crt\n" \
+        "    server: https://api.internal.k.example.com\n" \
+        "    tls-server-name: kubernetes.default\n" \
+        "  name: local\n" \
+        "contexts:\n" \
+        "- context:\n" \
+        "    cluster: local\n" \
+        "    user: kubelet\n" \
+        "  name: service-account-context\n" \
+        "current-context: service-account-context\n" \
+        "users:\n" \
+        "- name: kubelet\n" \
+        "  user:\n" \
+        "    client-certificate: kubelet.crt\n" \
+        "    client-key: ../kubelet.key\n" \
         "    tokenFile: token\n"
 
 TEST(kubeconfig_relative_paths_resolve_against_the_file_folder) {
@@ -151,20 +150,19 @@ TEST(kubeconfig_relative_paths_resolve_against_the_file_folder) {
 
 TEST(kubeconfig_data_wins_over_path_and_token_over_token_file) {
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
-        const char *t =
-                "current-context: c\n"
-                "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-                "clusters: [{name: k, cluster: {server: 'https://h', certificate-authority: /ca,"
-                " certificate-authority-data: " CERT_B64 ", insecure-skip-tls-verify: true}}]\n"
-                "users:\n"
-                "- name: u\n"
-                "  user:\n"
-                "    client-certificate: /c.pem\n"
-                "    client-certificate-data: " CERT_B64 "\n"
-                "    client-key: /k.pem\n"
-                "    client-key-data: " CERT_B64 "\n"
-                "    token: abc.def\n"
-                "    tokenFile: /t\n";
+        const char *t = "current-context: c\n"
+                        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                        "clusters: [{name: k, cluster: {server: 'https://h', certificate-authority: /ca,"
+                        " certificate-authority-data: " CERT_B64 ", insecure-skip-tls-verify: true}}]\n"
+                        "users:\n"
+                        "- name: u\n"
+                        "  user:\n"
+                        "    client-certificate: /c.pem\n"
+                        "    client-certificate-data: " CERT_B64 "\n"
+                        "    client-key: /k.pem\n"
+                        "    client-key-data: " CERT_B64 "\n"
+                        "    token: abc.def\n"
+                        "    tokenFile: /t\n";
 
         ASSERT_OK(parse(t, &k));
         ASSERT_NULL(k->ca_file);
@@ -182,8 +180,8 @@ TEST(kubeconfig_broken_forms_are_rejected) {
                 "",
                 "- a list\n",
                 "current-context: [x]\n",
-                "clusters: []\ncontexts: []\n",                         /* no current-context */
-                "current-context: c\ncontexts: []\n",                   /* context not found */
+                "clusters: []\ncontexts: []\n",       /* no current-context */
+                "current-context: c\ncontexts: []\n", /* context not found */
                 "current-context: c\ncontexts: 5\n",
                 "current-context: c\ncontexts: [{name: c, context: {user: u}}]\n", /* no cluster */
                 "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: []\n",
@@ -194,10 +192,12 @@ TEST(kubeconfig_broken_forms_are_rejected) {
                 "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
                 "clusters: [{name: k, cluster: {server: 'https://x', insecure-skip-tls-verify: maybe}}]\n",
                 "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-                "clusters: [{name: k, cluster: {server: 'https://x'}}]\nusers: [{name: u, user: {client-key: /k}}]\n",
+                "clusters: [{name: k, cluster: {server: 'https://x'}}]\nusers: [{name: u, user: "
+                "{client-key: /k}}]\n",
                 "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
                 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-                "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}}]\n",
+                "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1alpha1, "
+                "command: x}}}]\n",
                 "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
                 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
                 "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1}}}]\n",
@@ -205,9 +205,10 @@ TEST(kubeconfig_broken_forms_are_rejected) {
                 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
                 "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: x,"
                 " env: [{value: 1}]}}}]\n",
-                "a: &x [1]\nb: *x\n",                                   /* aliases */
+                "a: &x [1]\nb: *x\n", /* aliases */
                 "current-context: c\n  bad indentation: [\n",
-                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
+                "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
         };
         int saved = log_get_max_level();
 
@@ -245,7 +246,7 @@ TEST(kubeconfig_credentials_reread_files_and_keep_only_certificates_outside_secr
                 _cleanup_(kube_credentials_freep) KubeCredentials *c = NULL;
                 ASSERT_OK(kubeconfig_read_credentials(k, &c));
                 ASSERT_STREQ(c->ca_pem, CERT_PEM);
-                ASSERT_STREQ(c->cert_pem, CERT_PEM);     /* no private key bytes outside Secret */
+                ASSERT_STREQ(c->cert_pem, CERT_PEM); /* no private key bytes outside Secret */
                 ASSERT_TRUE(strstr(secret_reveal(c->key_pem), "PRIVATE KEY") != NULL);
                 ASSERT_STREQ(secret_reveal(c->token), "tok-1");
                 ASSERT_UEQ(c->expires, USEC_INFINITY);

@@ -9,9 +9,10 @@
 /* Records every event as "TYPE:name:rv[:code]" lines. */
 static int record(const WatchEvent *ev, void *userdata) {
         StrBuf *b = userdata;
-        const char *name = json_get_string_path(ev->object, (const char *const[]) { "metadata", "name" }, 2);
+        const char *name = json_get_string_path(ev->object, (const char *const[]){ "metadata", "name" }, 2);
 
-        strbuf_appendf(b, "%s:%s:%s", watch_event_type_to_string(ev->type), strna(name), strna(ev->resource_version));
+        strbuf_appendf(b, "%s:%s:%s", watch_event_type_to_string(ev->type), strna(name),
+                       strna(ev->resource_version));
         if (ev->type == WATCH_EVENT_ERROR)
                 strbuf_appendf(b, ":%d", ev->code);
         strbuf_append_char(b, '\n');
@@ -19,20 +20,23 @@ static int record(const WatchEvent *ev, void *userdata) {
 }
 
 static const char stream[] =
-        "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"10\"}}}\n"
+        "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":"
+        "\"10\"}}}\n"
         "\r\n"
-        "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"b\u00e9\\n\",\"resourceVersion\":\"11\"}}}\n"
+        "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"b\u00e9\\n\","
+        "\"resourceVersion\":\"11\"}}}\n"
         "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"resourceVersion\":\"12\"}}}\n"
-        "{\"type\":\"DELETED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"13\"}}}\n"
-        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+        "{\"type\":\"DELETED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\","
+        "\"resourceVersion\":\"13\"}}}\n"
+        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+        "\"status\":\"Failure\","
         "\"message\":\"too old resource version: 1 (3171407)\",\"reason\":\"Expired\",\"code\":410}}\n";
 
-static const char expected[] =
-        "ADDED:a:10\n"
-        "MODIFIED:b\u00e9\n:11\n"
-        "BOOKMARK:n/a:12\n"
-        "DELETED:a:13\n"
-        "ERROR:n/a:n/a:410\n";
+static const char expected[] = "ADDED:a:10\n"
+                               "MODIFIED:b\u00e9\n:11\n"
+                               "BOOKMARK:n/a:12\n"
+                               "DELETED:a:13\n"
+                               "ERROR:n/a:n/a:410\n";
 
 TEST(watch_parser_every_two_chunk_split_gives_the_same_events) {
         size_t n = strlen(stream);
@@ -48,7 +52,8 @@ TEST(watch_parser_every_two_chunk_split_gives_the_same_events) {
                         ASSERT_OK(watch_parser_finish(p, record, &b));
                         ASSERT_EQ(watch_parser_pending(p), 0);
                         if (!streq(strbuf_str(&b), expected))
-                                tap_fail(__FILE__, __LINE__, "split %zu/%zu gave:\n%s", i, j, strbuf_str(&b));
+                                tap_fail(__FILE__, __LINE__, "split %zu/%zu gave:\n%s", i, j,
+                                         strbuf_str(&b));
                 }
 }
 
@@ -68,7 +73,9 @@ TEST(watch_parser_event_larger_than_a_chunk_and_over_the_limit) {
         _cleanup_(watch_parser_freep) WatchParser *p = NULL;
         _cleanup_strbuf_ StrBuf ev = {}, b = {};
 
-        strbuf_append(&ev, "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"big\",\"annotations\":{\"x\":\"");
+        strbuf_append(
+                &ev,
+                "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"big\",\"annotations\":{\"x\":\"");
         for (int i = 0; i < 100000; i++)
                 strbuf_append_char(&ev, 'x');
         strbuf_append(&ev, "\"}}}}\n");
