@@ -464,7 +464,9 @@ static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
                 list = detach_waiters(e);
                 break;
         case STS_ERROR_THROTTLED:
-                c->throttle_factor = MIN(c->throttle_factor * 2, CREDS_THROTTLE_MAX_FACTOR);
+                /* calls throttled together count once: escalate at most once a second */
+                if (c->throttle_factor == 1 || now >= c->last_throttle + USEC_PER_SEC)
+                        c->throttle_factor = MIN(c->throttle_factor * 2, CREDS_THROTTLE_MAX_FACTOR);
                 c->last_throttle = now;
                 c->tokens = 0;
                 log_warning("STS is throttling: AssumeRole calls slowed to %g/s", rate_now(c));
@@ -652,7 +654,7 @@ static bool entry_droppable(const Creds *c, const Entry *e, usec_t now) {
 /* Someone still wants this entry kept fresh: a live pod, a waiting caller, or a request since the
  * last fetch. */
 static bool entry_wanted(const Entry *e) {
-        return e->in_use > 0 || e->waiters || e->last_requested >= e->obtained;
+        return e->in_use > 0 || e->waiters || e->last_requested > e->obtained;
 }
 
 typedef struct Answer {
