@@ -106,7 +106,7 @@ static void on_credentials(ImdsClient *imds, int error, Credentials *creds, void
         delay = left > NODE_CREDENTIALS_REFRESH_BEFORE_USEC ? left - NODE_CREDENTIALS_REFRESH_BEFORE_USEC
                                                             : NODE_CREDENTIALS_RETRY_MIN_USEC;
         delay = MIN(delay, NODE_CREDENTIALS_REFRESH_MAX_USEC);
-        log_debug("Node credentials %s from IMDS, next refresh in %llus", creds->access_key_id,
+        log_debug("Node credentials read from IMDS, next refresh in %llus",
                   (unsigned long long) (delay / USEC_PER_SEC));
         (void) schedule(n, delay);
 }

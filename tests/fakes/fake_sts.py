@@ -136,12 +136,15 @@ def make_handler(state):
 
         def _send(self, code, body, ctype="text/xml"):
             data = body.encode() if isinstance(body, str) else body
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", secrets.token_hex(8))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-amzn-RequestId", secrets.token_hex(8))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (its timeout during a hang): nothing to answer
 
         def _body(self):
             n = int(self.headers.get("Content-Length") or 0)
