@@ -138,7 +138,8 @@ int metrics_add_family(Metrics *m, const char *name, const char *help, MetricTyp
                         return -ENOMEM;
                 }
         }
-        memcpy(f->bounds, buckets, n_buckets * sizeof(double));
+        if (n_buckets > 0)
+                memcpy(f->bounds, buckets, n_buckets * sizeof(double));
         f->n_buckets = n_buckets;
         if (m->tail)
                 m->tail->next = f;
