@@ -18,9 +18,9 @@
 #define CREDS_BUCKETS 1024
 
 typedef enum FetchReason {
-        FETCH_MISS,             /* a caller is waiting */
-        FETCH_REFRESH,          /* background refresh ahead of expiry */
-        FETCH_PREFETCH,         /* a pod appeared */
+        FETCH_MISS,     /* a caller is waiting */
+        FETCH_REFRESH,  /* background refresh ahead of expiry */
+        FETCH_PREFETCH, /* a pod appeared */
 } FetchReason;
 
 typedef struct Entry Entry;
@@ -35,23 +35,23 @@ struct CredsWaiter {
 
 struct Entry {
         Creds *owner;
-        Entry *hnext;                   /* hash chain */
-        Entry *prev, *next;             /* all entries */
+        Entry *hnext;       /* hash chain */
+        Entry *prev, *next; /* all entries */
         char *role_arn;
-        char *external_id;              /* "" for none */
-        char *session_ip;               /* the caller that names the next STS session */
+        char *external_id; /* "" for none */
+        char *session_ip;  /* the caller that names the next STS session */
         Credentials *creds;
         usec_t obtained;
         usec_t refresh_at;
-        StsError *error;                /* the last failure */
-        usec_t error_until;             /* a denial is answered from the cache until then */
-        void *fetch;                    /* fetcher handle while a call runs */
+        StsError *error;    /* the last failure */
+        usec_t error_until; /* a denial is answered from the cache until then */
+        void *fetch;        /* fetcher handle while a call runs */
         bool fetching;
         FetchReason reason;
         usec_t fetch_started;
-        bool want_fetch;                /* waits for a token */
+        bool want_fetch; /* waits for a token */
         FetchReason want_reason;
-        usec_t retry_at;                /* 0: no retry planned */
+        usec_t retry_at; /* 0: no retry planned */
         usec_t backoff;
         unsigned in_use;
         usec_t last_requested;
@@ -91,7 +91,7 @@ static double rand01(Creds *c) {
 }
 
 void creds_settings_from_config(const Config *config, CredsSettings *ret) {
-        *ret = (CredsSettings) {
+        *ret = (CredsSettings){
                 .session_ttl = config->iam_role_session_ttl,
                 .error_ttl = config->iam_role_error_ttl,
                 .sts_rate = config->sts_rate,
@@ -114,7 +114,7 @@ static unsigned key_hash(const char *role, const char *ext) {
 
 static void metric_role(MetricFamily *f, const char *role) {
         if (f)
-                (void) metrics_counter_inc(f, (const char *const[]) { role });
+                (void) metrics_counter_inc(f, (const char *const[]){ role });
 }
 
 static int register_metrics(Creds *c) {
@@ -124,35 +124,37 @@ static int register_metrics(Creds *c) {
         int r;
 
         r = metrics_add_family(m, "kube2iam_iam_request_duration_seconds",
-                               "Duration of the STS AssumeRole calls made on a cache miss.", METRIC_HISTOGRAM,
-                               code_role, metrics_kube2iam_buckets, ELEMENTSOF(metrics_kube2iam_buckets), 0,
-                               &c->m_duration);
+                               "Duration of the STS AssumeRole calls made on a cache miss.",
+                               METRIC_HISTOGRAM, code_role, metrics_kube2iam_buckets,
+                               ELEMENTSOF(metrics_kube2iam_buckets), 0, &c->m_duration);
         if (r >= 0)
                 r = metrics_add_family(m, "kube2iam_iam_cache_hits_total",
                                        "Credential requests answered from the cache (errors included).",
                                        METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_hits);
         if (r >= 0)
                 r = metrics_add_family(m, "kube2iam_iam_cache_misses_total",
-                                       "Credential requests that had to wait for STS.", METRIC_COUNTER, role_label,
-                                       NULL, 0, 0, &c->m_misses);
+                                       "Credential requests that had to wait for STS.", METRIC_COUNTER,
+                                       role_label, NULL, 0, 0, &c->m_misses);
         if (r >= 0)
                 r = metrics_add_family(m, "kube2iam_iam_prefetches_total",
-                                       "AssumeRole calls made to warm the cache for a new pod.", METRIC_COUNTER,
-                                       role_label, NULL, 0, 0, &c->m_prefetches);
+                                       "AssumeRole calls made to warm the cache for a new pod.",
+                                       METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_prefetches);
         if (r >= 0)
-                r = metrics_add_family(m, "kube2iam_iam_refreshes_total",
-                                       "AssumeRole calls made to refresh cached credentials ahead of expiry.",
-                                       METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_refreshes);
+                r = metrics_add_family(
+                        m, "kube2iam_iam_refreshes_total",
+                        "AssumeRole calls made to refresh cached credentials ahead of expiry.",
+                        METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_refreshes);
         if (r >= 0)
-                r = metrics_add_family(m, "kube2iam_iam_errors_total", "Failed AssumeRole calls by error code.",
-                                       METRIC_COUNTER, code_role, NULL, 0, 0, &c->m_errors);
+                r = metrics_add_family(m, "kube2iam_iam_errors_total",
+                                       "Failed AssumeRole calls by error code.", METRIC_COUNTER, code_role,
+                                       NULL, 0, 0, &c->m_errors);
         if (r >= 0)
                 r = metrics_add_family(m, "kube2iam_iam_cache_entries", "Roles in the credential cache.",
                                        METRIC_GAUGE, NULL, NULL, 0, 0, &c->m_entries);
         if (r < 0)
                 return r;
-        (void) metrics_touch(c->m_duration, (const char *const[]) { "Success", "" });
-        (void) metrics_touch(c->m_duration, (const char *const[]) { "UnknownError", "" });
+        (void) metrics_touch(c->m_duration, (const char *const[]){ "Success", "" });
+        (void) metrics_touch(c->m_duration, (const char *const[]){ "UnknownError", "" });
         (void) metrics_gauge_set(c->m_entries, NULL, 0);
         return 0;
 }
@@ -164,8 +166,9 @@ int creds_new(const CredsSettings *settings, const CredsFetcher *fetcher, Metric
 
         if (!settings || !fetcher || !fetcher->start || !ret)
                 return -EINVAL;
-        if (settings->session_ttl * 2 / USEC_PER_SEC < 900 || settings->session_ttl * 2 / USEC_PER_SEC > 43200 ||
-            !(settings->sts_rate > 0) || settings->sts_burst == 0)
+        if (settings->session_ttl * 2 / USEC_PER_SEC < 900 ||
+            settings->session_ttl * 2 / USEC_PER_SEC > 43200 || !(settings->sts_rate > 0) ||
+            settings->sts_burst == 0)
                 return -EINVAL;
         c = calloc(1, sizeof *c);
         if (!c)
@@ -299,7 +302,9 @@ Creds *creds_free(Creds *c) {
                 return NULL;
         while (c->entries) {
                 Entry *e = c->entries;
-                StsError cancelled = { .class = STS_ERROR_TRANSIENT, .error = -ECANCELED, .code = (char *) "Cancelled" };
+                StsError cancelled = { .class = STS_ERROR_TRANSIENT,
+                                       .error = -ECANCELED,
+                                       .code = (char *) "Cancelled" };
 
                 while (e->waiters) {
                         CredsWaiter *w = e->waiters;
@@ -386,8 +391,8 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         e->fetching = true;
         e->reason = reason;
         e->fetch_started = now;
-        r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c), e->external_id,
-                             &handle, &err);
+        r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c),
+                             e->external_id, &handle, &err);
         if (r < 0) {
                 e->fetching = false;
                 if (!err && sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, &err) < 0)
@@ -442,18 +447,19 @@ static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
         StsError *copy = NULL;
 
         if (c->m_errors)
-                (void) metrics_counter_inc(c->m_errors, (const char *const[]) { err->code, e->role_arn });
+                (void) metrics_counter_inc(c->m_errors, (const char *const[]){ err->code, e->role_arn });
         if (sts_error_dup(err, &copy) >= 0)
                 set_error(e, copy);
 
-        log_fields(err->class == STS_ERROR_DENIED ? LOG_WARNING : LOG_NOTICE,
-                   ((LogField[]) { { "MESSAGE_ID", err->class == STS_ERROR_DENIED ? LOG_MESSAGE_ID_ROLE_DENIED
-                                                                                   : LOG_MESSAGE_ID_STS_FAILURE },
-                                   { "ROLE_ARN", e->role_arn },
-                                   { "STS_ERROR_CODE", err->code },
-                                   { "STS_REQUEST_ID", err->request_id } }),
-                   4, "AssumeRole %s failed (%s, %s): %s", e->role_arn, err->code,
-                   sts_error_class_to_string(err->class), strna(err->message));
+        log_fields(
+                err->class == STS_ERROR_DENIED ? LOG_WARNING : LOG_NOTICE,
+                ((LogField[]){ { "MESSAGE_ID", err->class == STS_ERROR_DENIED ? LOG_MESSAGE_ID_ROLE_DENIED
+                                                                              : LOG_MESSAGE_ID_STS_FAILURE },
+                               { "ROLE_ARN", e->role_arn },
+                               { "STS_ERROR_CODE", err->code },
+                               { "STS_REQUEST_ID", err->request_id } }),
+                4, "AssumeRole %s failed (%s, %s): %s", e->role_arn, err->code,
+                sts_error_class_to_string(err->class), strna(err->message));
 
         switch (err->class) {
         case STS_ERROR_DENIED:
@@ -496,13 +502,18 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
         if (e->reason == FETCH_MISS && c->m_duration)
                 (void) metrics_histogram_observe(
                         c->m_duration,
-                        (const char *const[]) { creds ? "Success" : error && error->code ? error->code : "UnknownError",
-                                                e->role_arn },
+                        (const char *const[]){ creds                  ? "Success"
+                                               : error && error->code ? error->code
+                                                                      : "UnknownError",
+                                               e->role_arn },
                         (double) usec_sub(now, e->fetch_started) / (double) USEC_PER_SEC);
 
         if (!creds || credentials_remaining(creds, now) == 0) {
-                StsError expired = { .class = STS_ERROR_TRANSIENT, .error = -ESTALE, .code = (char *) "ExpiredCredentials",
-                                     .message = (char *) "STS returned credentials that are already expired" };
+                StsError expired = { .class = STS_ERROR_TRANSIENT,
+                                     .error = -ESTALE,
+                                     .code = (char *) "ExpiredCredentials",
+                                     .message =
+                                             (char *) "STS returned credentials that are already expired" };
                 fail_fetch(c, e, error ?: &expired, now);
                 reschedule(c);
                 return;
@@ -511,16 +522,18 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
         e->creds = credentials_ref(creds);
         e->obtained = now;
         life = usec_sub(creds->expiration, now);
-        frac = CREDS_REFRESH_REMAINING_MIN + rand01(c) * (CREDS_REFRESH_REMAINING_MAX - CREDS_REFRESH_REMAINING_MIN);
+        frac = CREDS_REFRESH_REMAINING_MIN +
+               rand01(c) * (CREDS_REFRESH_REMAINING_MAX - CREDS_REFRESH_REMAINING_MIN);
         e->refresh_at = now + (usec_t) ((1.0 - frac) * (double) life);
         e->retry_at = 0;
         e->backoff = 0;
         e->error_until = 0;
         set_error(e, NULL);
-        log_fields(LOG_DEBUG,
-                   ((LogField[]) { { "MESSAGE_ID", LOG_MESSAGE_ID_CREDS_ISSUED }, { "ROLE_ARN", e->role_arn } }), 2,
-                   "AssumeRole %s: credentials valid for %llus", e->role_arn,
-                   (unsigned long long) (life / USEC_PER_SEC));
+        log_fields(
+                LOG_DEBUG,
+                ((LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_CREDS_ISSUED }, { "ROLE_ARN", e->role_arn } }),
+                2, "AssumeRole %s: credentials valid for %llus", e->role_arn,
+                (unsigned long long) (life / USEC_PER_SEC));
         deliver(detach_waiters(e), creds, NULL);
         reschedule(c);
 }
@@ -529,7 +542,8 @@ static const char *ext_or_empty(const char *ext) {
         return ext ? ext : "";
 }
 
-static int immediate_error(StsErrorClass class, int error, const char *code, const char *message, StsError **ret) {
+static int immediate_error(StsErrorClass class, int error, const char *code, const char *message,
+                           StsError **ret) {
         int r = sts_error_new(class, error, 0, code, message, ret);
         return r < 0 ? r : error;
 }
@@ -546,10 +560,11 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         now = now_of(c);
         r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), true, &e);
         if (r == -ENOSPC)
-                return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles", "the credential cache is full", ret_error);
+                return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles",
+                                       "the credential cache is full", ret_error);
         if (r < 0)
-                return immediate_error(STS_ERROR_DENIED, r, "InvalidParameter", "role ARN or external id too long",
-                                       ret_error);
+                return immediate_error(STS_ERROR_DENIED, r, "InvalidParameter",
+                                       "role ARN or external id too long", ret_error);
         e->last_requested = now;
         if (req->caller_ip && (!e->session_ip || !streq(e->session_ip, req->caller_ip))) {
                 char *ip = strdup(req->caller_ip);
@@ -597,7 +612,9 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
-        *w = (CredsWaiter) { .entry = e, .deadline = req->deadline, .done = req->done, .userdata = req->userdata };
+        *w = (CredsWaiter){
+                .entry = e, .deadline = req->deadline, .done = req->done, .userdata = req->userdata
+        };
         w->next = e->waiters;
         if (e->waiters)
                 e->waiters->prev = w;
@@ -692,11 +709,11 @@ void creds_run(Creds *c) {
                         /* at the deadline, valid credentials beat an error */
                         if (valid(e, now))
                                 a->creds = credentials_ref(e->creds);
-                        else if (!e->error ||
-                                 sts_error_dup(e->error, &a->error) < 0 ||
+                        else if (!e->error || sts_error_dup(e->error, &a->error) < 0 ||
                                  (a->error->error = -ETIMEDOUT, false))
                                 (void) sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout",
-                                                     "no credentials from STS before the deadline", &a->error);
+                                                     "no credentials from STS before the deadline",
+                                                     &a->error);
                         a->next = answers;
                         answers = a;
                 }
@@ -814,8 +831,11 @@ int creds_debug_json(Creds *c, StrBuf *out) {
         strbuf_append_char(out, '[');
         for (Entry *e = c->entries; e; e = e->next) {
                 char buf[TIMESTAMP_MAX];
-                const char *state = e->fetching ? "fetching" : fresh(c, e, now) ? "fresh" : valid(e, now) ? "stale"
-                                                           : e->error ? "error" : "empty";
+                const char *state = e->fetching        ? "fetching"
+                                    : fresh(c, e, now) ? "fresh"
+                                    : valid(e, now)    ? "stale"
+                                    : e->error         ? "error"
+                                                       : "empty";
 
                 strbuf_appendf(out, "%s{\"roleArn\":\"", first ? "" : ",");
                 /* role ARNs are validated printable ASCII; escape what JSON needs anyway */
@@ -854,8 +874,9 @@ static void on_sts_done(StsClient *sts, Credentials *creds, const StsError *erro
         creds_fetch_complete(c, token, creds, error);
 }
 
-static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                           unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error) {
+static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *role_arn,
+                           const char *session_name, unsigned duration, const char *external_id,
+                           void **ret_handle, StsError **ret_error) {
         StsFetch *f = calloc(1, sizeof *f);
         int r;
 
@@ -863,22 +884,26 @@ static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *ro
                 return -ENOMEM;
         f->creds = c;
         f->token = token;
-        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f, &f->call);
+        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f,
+                            &f->call);
         if (r < 0) {
                 free(f);
                 switch (r) {
                 case -EXDEV:
                         (void) sts_error_new(STS_ERROR_DENIED, r, 0, "PartitionMismatch",
-                                             "the role ARN's partition differs from the region's", ret_error);
+                                             "the role ARN's partition differs from the region's",
+                                             ret_error);
                         break;
                 case -EINVAL:
-                        (void) sts_error_new(STS_ERROR_DENIED, r, 0, "InvalidParameter",
-                                             "role ARN, session name or external id rejected by AssumeRole's limits",
-                                             ret_error);
+                        (void) sts_error_new(
+                                STS_ERROR_DENIED, r, 0, "InvalidParameter",
+                                "role ARN, session name or external id rejected by AssumeRole's limits",
+                                ret_error);
                         break;
                 case -EADDRNOTAVAIL:
                         (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoRegion",
-                                             "no AWS region known yet (AWS_REGION or IMDS placement/region)", ret_error);
+                                             "no AWS region known yet (AWS_REGION or IMDS placement/region)",
+                                             ret_error);
                         break;
                 case -ENOKEY:
                         (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoNodeCredentials",

@@ -51,10 +51,10 @@ typedef struct CredsWaiter CredsWaiter;
 #define CREDS_THROTTLE_RECOVER_USEC (60 * USEC_PER_SEC)
 
 typedef struct CredsSettings {
-        usec_t session_ttl;     /* --iam-role-session-ttl: STS DurationSeconds = 2 x this */
-        usec_t error_ttl;       /* --iam-role-error-ttl: how long a denial is answered from the cache */
-        double sts_rate;        /* --sts-rate: AssumeRole calls per second */
-        unsigned sts_burst;     /* --sts-burst */
+        usec_t session_ttl; /* --iam-role-session-ttl: STS DurationSeconds = 2 x this */
+        usec_t error_ttl;   /* --iam-role-error-ttl: how long a denial is answered from the cache */
+        double sts_rate;    /* --sts-rate: AssumeRole calls per second */
+        unsigned sts_burst; /* --sts-burst */
 } CredsSettings;
 
 void creds_settings_from_config(const Config *config, CredsSettings *ret);
@@ -64,7 +64,8 @@ void creds_settings_from_config(const Config *config, CredsSettings *ret);
  * as <0 with *ret_error set (classified). */
 typedef struct CredsFetcher {
         int (*start)(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                     unsigned duration_sec, const char *external_id, void **ret_handle, StsError **ret_error);
+                     unsigned duration_sec, const char *external_id, void **ret_handle,
+                     StsError **ret_error);
         void (*cancel)(void *userdata, void *handle);
         void *userdata;
 } CredsFetcher;
@@ -87,9 +88,9 @@ void creds_set_seed(Creds *c, uint64_t seed);
 
 typedef struct CredsRequest {
         const char *role_arn;
-        const char *external_id;        /* NULL or "" for none */
-        const char *caller_ip;          /* names the STS session as kube2iam does */
-        usec_t deadline;                /* realtime usec: when a waiting caller gives up */
+        const char *external_id; /* NULL or "" for none */
+        const char *caller_ip;   /* names the STS session as kube2iam does */
+        usec_t deadline;         /* realtime usec: when a waiting caller gives up */
         /* Called once for a waiting caller: creds (borrowed) or error (borrowed; error->error is the
          * errno: -ETIMEDOUT at the deadline, -ECANCELED on shutdown, -EACCES for a denial). */
         void (*done)(Credentials *creds, const StsError *error, void *userdata);

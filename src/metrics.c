@@ -15,8 +15,8 @@ typedef struct Series Series;
 struct Series {
         Series *next;
         char *values[METRICS_MAX_LABELS];
-        double value;                           /* counter, gauge */
-        double sum;                             /* histogram */
+        double value; /* counter, gauge */
+        double sum;   /* histogram */
         unsigned long long count;
         unsigned long long buckets[METRICS_MAX_BUCKETS];
 };
@@ -33,7 +33,7 @@ struct MetricFamily {
         size_t n_buckets;
         size_t max_series;
         size_t n_series;
-        Series *series, *series_tail;           /* in creation order, so output is stable */
+        Series *series, *series_tail; /* in creation order, so output is stable */
         unsigned long long dropped;
 };
 
@@ -86,7 +86,8 @@ static bool name_valid(const char *s, bool label) {
         if (isempty(s))
                 return false;
         for (const char *p = s; *p; p++) {
-                bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (!label && *p == ':');
+                bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+                             (!label && *p == ':');
                 if (!alpha && !(p > s && *p >= '0' && *p <= '9'))
                         return false;
         }
@@ -100,15 +101,17 @@ MetricFamily *metrics_find_family(Metrics *m, const char *name) {
         return NULL;
 }
 
-int metrics_add_family(Metrics *m, const char *name, const char *help, MetricType type, const char *const *label_names,
-                       const double *buckets, size_t n_buckets, size_t max_series, MetricFamily **ret) {
+int metrics_add_family(Metrics *m, const char *name, const char *help, MetricType type,
+                       const char *const *label_names, const double *buckets, size_t n_buckets,
+                       size_t max_series, MetricFamily **ret) {
         MetricFamily *f;
 
         if (!m || !name_valid(name, false) || !help)
                 return -EINVAL;
         if (metrics_find_family(m, name))
                 return -EEXIST;
-        if (type == METRIC_HISTOGRAM ? (n_buckets == 0 || n_buckets > METRICS_MAX_BUCKETS || !buckets) : n_buckets != 0)
+        if (type == METRIC_HISTOGRAM ? (n_buckets == 0 || n_buckets > METRICS_MAX_BUCKETS || !buckets)
+                                     : n_buckets != 0)
                 return -EINVAL;
         for (size_t i = 1; i < n_buckets; i++)
                 if (!(buckets[i] > buckets[i - 1]))
@@ -343,9 +346,11 @@ int metrics_render(Metrics *m, StrBuf *out) {
                         strbuf_appendf(out, " %llu\n", s->count);
                 }
         }
-        strbuf_append(out, "# HELP kube2iam_metrics_series_dropped_total Metric updates dropped because a family "
-                           "reached its series limit.\n# TYPE kube2iam_metrics_series_dropped_total counter\n");
+        strbuf_append(out,
+                      "# HELP kube2iam_metrics_series_dropped_total Metric updates dropped because a family "
+                      "reached its series limit.\n# TYPE kube2iam_metrics_series_dropped_total counter\n");
         for (MetricFamily *f = m->families; f; f = f->next)
-                strbuf_appendf(out, "kube2iam_metrics_series_dropped_total{family=\"%s\"} %llu\n", f->name, f->dropped);
+                strbuf_appendf(out, "kube2iam_metrics_series_dropped_total{family=\"%s\"} %llu\n", f->name,
+                               f->dropped);
         return strbuf_error(out);
 }

@@ -38,8 +38,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Metrics *, metrics_free);
 /* label_names: NULL-terminated (NULL for none). buckets: ascending upper bounds, histograms only.
  * max_series 0 means METRICS_DEFAULT_MAX_SERIES. The family is owned by m. -EEXIST for a name
  * already registered, -EINVAL for a bad name, label or bucket list. */
-int metrics_add_family(Metrics *m, const char *name, const char *help, MetricType type, const char *const *label_names,
-                       const double *buckets, size_t n_buckets, size_t max_series, MetricFamily **ret);
+int metrics_add_family(Metrics *m, const char *name, const char *help, MetricType type,
+                       const char *const *label_names, const double *buckets, size_t n_buckets,
+                       size_t max_series, MetricFamily **ret);
 MetricFamily *metrics_find_family(Metrics *m, const char *name);
 
 /* label_values: as many as the family has label names (NULL when it has none).

@@ -11,7 +11,8 @@ bool credentials_access_key_valid(const char *s) {
         if (n == 0 || n > CREDENTIALS_ACCESS_KEY_MAX)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+                if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                      (s[i] >= '0' && s[i] <= '9')))
                         return false;
         return true;
 }

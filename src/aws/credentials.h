@@ -17,9 +17,9 @@ typedef struct Credentials {
         unsigned n_ref;
         char *access_key_id;
         Secret *secret_access_key;
-        Secret *session_token;          /* NULL for long-term keys from the environment */
-        usec_t expiration;              /* CLOCK_REALTIME usec; USEC_INFINITY for long-term keys */
-        usec_t last_updated;            /* CLOCK_REALTIME usec when we obtained them */
+        Secret *session_token; /* NULL for long-term keys from the environment */
+        usec_t expiration;     /* CLOCK_REALTIME usec; USEC_INFINITY for long-term keys */
+        usec_t last_updated;   /* CLOCK_REALTIME usec when we obtained them */
 } Credentials;
 
 /* Takes ownership of secret and token (also on failure). access_key_id is copied and must be

@@ -54,7 +54,8 @@ const AwsPartition *aws_partition_for_region(const char *region) {
         if (!aws_region_valid(region))
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(partitions); i++)
-                for (size_t j = 0; j < ELEMENTSOF(partitions[i].prefixes) && partitions[i].prefixes[j]; j++) {
+                for (size_t j = 0; j < ELEMENTSOF(partitions[i].prefixes) && partitions[i].prefixes[j];
+                     j++) {
                         const char *rest = startswith(region, partitions[i].prefixes[j]);
                         if (rest && rest_matches(rest))
                                 return &partitions[i].partition;

@@ -28,7 +28,7 @@ struct ImdsRead {
         char *path;
         CURL *easy;
         struct curl_slist *headers;
-        StrBuf body;                    /* may hold credentials: wiped */
+        StrBuf body; /* may hold credentials: wiped */
         bool overflow;
         bool retried_token;
         imds_done_t done;
@@ -37,9 +37,9 @@ struct ImdsRead {
 
 struct ImdsClient {
         HttpClient *http;
-        char *base;                     /* "http://host:port" */
+        char *base; /* "http://host:port" */
         Secret *token;
-        usec_t token_until;             /* CLOCK_MONOTONIC */
+        usec_t token_until; /* CLOCK_MONOTONIC */
         ImdsRead *reads;
 };
 
@@ -115,7 +115,7 @@ static void read_finish(ImdsRead *rd, int error, long status) {
         ImdsClient *c = rd->client;
         StrBuf body = rd->body;
 
-        rd->body = (StrBuf) {};
+        rd->body = (StrBuf){};
         read_free(rd);
         done(c, error, status, strbuf_str(&body), body.len, userdata);
         strbuf_done_erase(&body);
@@ -166,7 +166,11 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
                         return read_finish(rd, r, 0);
                 return;
         }
-        read_finish(rd, status == 200 ? 0 : status == 404 ? -ENOENT : status == 401 || status == 403 ? -EACCES : -EIO,
+        read_finish(rd,
+                    status == 200                    ? 0
+                    : status == 404                  ? -ENOENT
+                    : status == 401 || status == 403 ? -EACCES
+                                                     : -EIO,
                     status);
 }
 
@@ -186,12 +190,14 @@ static int read_start(ImdsRead *rd) {
                 c->token = secret_free(c->token);
         if (rd->state == READ_TOKEN) {
                 if (asprintf(&url, "%s/latest/api/token", c->base) < 0 ||
-                    asprintf(&token_header, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL_SEC) < 0)
+                    asprintf(&token_header, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL_SEC) <
+                            0)
                         return -ENOMEM;
         } else {
                 if (asprintf(&url, "%s/latest/%s", c->base, rd->path) < 0)
                         return -ENOMEM;
-                if (c->token && asprintf(&token_header, "X-aws-ec2-metadata-token: %s", secret_reveal(c->token)) < 0)
+                if (c->token &&
+                    asprintf(&token_header, "X-aws-ec2-metadata-token: %s", secret_reveal(c->token)) < 0)
                         return -ENOMEM;
         }
         if (token_header) {
@@ -206,7 +212,8 @@ static int read_start(ImdsRead *rd) {
         if (curl_easy_setopt(rd->easy, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_TIMEOUT_MS, (long) (IMDS_TIMEOUT_USEC / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(rd->easy, CURLOPT_TIMEOUT_MS, (long) (IMDS_TIMEOUT_USEC / USEC_PER_MSEC)) !=
+                    CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, rd) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_PROXY, "") != CURLE_OK ||
@@ -258,7 +265,7 @@ static int chain_new(imds_string_done_t sd, imds_credentials_done_t cd, void *us
         Chain *ch = calloc(1, sizeof *ch);
         if (!ch)
                 return -ENOMEM;
-        *ch = (Chain) { .string_done = sd, .creds_done = cd, .userdata = userdata };
+        *ch = (Chain){ .string_done = sd, .creds_done = cd, .userdata = userdata };
         *ret = ch;
         return 0;
 }
@@ -296,7 +303,8 @@ int imds_client_get_region(ImdsClient *c, imds_string_done_t done, void *userdat
         return r < 0 ? r : chain_get(c, "meta-data/placement/region", on_region, ch);
 }
 
-static void on_iam_info(ImdsClient *c, int error, long status, const char *body, size_t size, void *userdata) {
+static void on_iam_info(ImdsClient *c, int error, long status, const char *body, size_t size,
+                        void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         cJSON *j = NULL, *code, *arn;
         const char *v = NULL;
@@ -327,13 +335,14 @@ static bool role_name_valid(const char *s) {
         if (n == 0 || n > 64)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-                      strchr("+=,.@_-", s[i])))
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr("+=,.@_-", s[i])))
                         return false;
         return true;
 }
 
-static void on_role_name(ImdsClient *c, int error, long status, const char *body, size_t size, void *userdata) {
+static void on_role_name(ImdsClient *c, int error, long status, const char *body, size_t size,
+                         void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         _cleanup_free_ char *v = NULL;
 
@@ -393,7 +402,8 @@ int imds_parse_credentials(const char *body, size_t size, usec_t now, Credential
         return r;
 }
 
-static void on_credentials(ImdsClient *c, int error, long status, const char *body, size_t size, void *userdata) {
+static void on_credentials(ImdsClient *c, int error, long status, const char *body, size_t size,
+                           void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         _cleanup_credentials_ Credentials *creds = NULL;
 

@@ -24,7 +24,8 @@ typedef struct ImdsClient ImdsClient;
 
 /* error < 0 on transport failure or a non-200 status (-ENOENT for 404, -EACCES for 401/403, -EIO otherwise).
  * The body is only valid during the callback. */
-typedef void (*imds_done_t)(ImdsClient *c, int error, long status, const char *body, size_t size, void *userdata);
+typedef void (*imds_done_t)(ImdsClient *c, int error, long status, const char *body, size_t size,
+                            void *userdata);
 typedef void (*imds_string_done_t)(ImdsClient *c, int error, const char *value, void *userdata);
 /* creds borrowed (credentials_ref() to keep). */
 typedef void (*imds_credentials_done_t)(ImdsClient *c, int error, Credentials *creds, void *userdata);

@@ -15,7 +15,7 @@ struct NodeCredentials {
         bool from_env;
         bool fetching;
         sd_event_source *timer;
-        usec_t retry;                   /* current backoff after failures */
+        usec_t retry; /* current backoff after failures */
 };
 
 int node_credentials_new(sd_event *event, ImdsClient *imds, NodeCredentials **ret) {
@@ -35,7 +35,8 @@ int node_credentials_new(sd_event *event, ImdsClient *imds, NodeCredentials **re
                 Secret *s = NULL, *t = NULL;
 
                 if (isempty(key) || isempty(secret))
-                        return log_error_errno(-EINVAL, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
+                        return log_error_errno(
+                                -EINVAL, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
                 r = secret_new(secret, strlen(secret), &s);
                 if (r >= 0 && !isempty(token))
                         r = secret_new(token, strlen(token), &t);
@@ -93,7 +94,8 @@ static void on_credentials(ImdsClient *imds, int error, Credentials *creds, void
                                          : MIN(2 * n->retry, NODE_CREDENTIALS_RETRY_MAX_USEC);
                 /* keep what we have while it is valid; say so once per failure streak step */
                 log_warning_errno(error < 0 ? error : -ESTALE,
-                                  "Failed to read the node's instance-profile credentials from IMDS, %s, retrying in %llus: %m",
+                                  "Failed to read the node's instance-profile credentials from IMDS, %s, "
+                                  "retrying in %llus: %m",
                                   node_credentials_get(n) ? "keeping the current ones" : "none available",
                                   (unsigned long long) (n->retry / USEC_PER_SEC));
                 (void) schedule(n, n->retry);
@@ -128,7 +130,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r = fetch(n);
 
         if (r < 0) {
-                n->retry = MIN(MAX(2 * n->retry, NODE_CREDENTIALS_RETRY_MIN_USEC), NODE_CREDENTIALS_RETRY_MAX_USEC);
+                n->retry = MIN(MAX(2 * n->retry, NODE_CREDENTIALS_RETRY_MIN_USEC),
+                               NODE_CREDENTIALS_RETRY_MAX_USEC);
                 (void) schedule(n, n->retry);
         }
         return 0;
@@ -145,7 +148,8 @@ static int schedule(NodeCredentials *n, usec_t delay) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(n->timer, SD_EVENT_ONESHOT);
         } else {
-                r = sd_event_add_time(n->event, &n->timer, CLOCK_MONOTONIC, when, USEC_PER_MSEC, on_timer, n);
+                r = sd_event_add_time(n->event, &n->timer, CLOCK_MONOTONIC, when, USEC_PER_MSEC, on_timer,
+                                      n);
                 if (r >= 0)
                         (void) sd_event_source_set_description(n->timer, "node-credentials-refresh");
         }

@@ -269,9 +269,9 @@ static int canonical_query(StrBuf *out, const char *query) {
 }
 
 typedef struct CanonHeader {
-        char *name;     /* lower case */
-        char *value;    /* trimmed, inner whitespace runs collapsed */
-        size_t order;   /* keeps duplicates in the order sent */
+        char *name;   /* lower case */
+        char *value;  /* trimmed, inner whitespace runs collapsed */
+        size_t order; /* keeps duplicates in the order sent */
 } CanonHeader;
 
 static int canon_header_cmp(const void *a, const void *b) {

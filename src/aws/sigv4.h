@@ -28,33 +28,33 @@ typedef struct SigV4Header {
 } SigV4Header;
 
 typedef struct SigV4Request {
-        const char *method;             /* "POST" */
-        const char *path;               /* as sent, not yet encoded ("/", "/example space/") */
-        const char *query;              /* without '?'; NULL or "" for none */
-        const SigV4Header *headers;     /* must include Host; x-amz-date etc. are added by the signer */
+        const char *method;         /* "POST" */
+        const char *path;           /* as sent, not yet encoded ("/", "/example space/") */
+        const char *query;          /* without '?'; NULL or "" for none */
+        const SigV4Header *headers; /* must include Host; x-amz-date etc. are added by the signer */
         size_t n_headers;
         const void *body;
         size_t body_size;
-        bool normalize_path;            /* remove dot segments and empty segments (every service but S3) */
-        bool sign_body;                 /* add and sign x-amz-content-sha256 */
-        bool omit_session_token;        /* sign without x-amz-security-token, send it anyway (old STS style) */
+        bool normalize_path;     /* remove dot segments and empty segments (every service but S3) */
+        bool sign_body;          /* add and sign x-amz-content-sha256 */
+        bool omit_session_token; /* sign without x-amz-security-token, send it anyway (old STS style) */
 } SigV4Request;
 
 typedef struct SigV4Credentials {
         const char *access_key_id;
         const Secret *secret_access_key;
-        const Secret *session_token;    /* NULL without one */
+        const Secret *session_token; /* NULL without one */
 } SigV4Credentials;
 
 /* The result: the headers the caller must send besides its own, and the intermediate strings
  * (for tests). */
 typedef struct SigV4Signature {
-        char amz_date[SIGV4_AMZ_DATE_MAX];              /* X-Amz-Date */
-        char payload_hash[SIGV4_HEX_SHA256_MAX];        /* X-Amz-Content-Sha256 when sign_body */
+        char amz_date[SIGV4_AMZ_DATE_MAX];       /* X-Amz-Date */
+        char payload_hash[SIGV4_HEX_SHA256_MAX]; /* X-Amz-Content-Sha256 when sign_body */
         char signature[SIGV4_HEX_SHA256_MAX];
-        char *canonical_request;                        /* holds the session token: wiped on done */
+        char *canonical_request; /* holds the session token: wiped on done */
         char *string_to_sign;
-        char *authorization;                            /* Authorization header value */
+        char *authorization; /* Authorization header value */
 } SigV4Signature;
 
 void sigv4_signature_done(SigV4Signature *s);

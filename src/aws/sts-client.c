@@ -16,9 +16,9 @@ struct StsCall {
         StsClient *client;
         StsCall *prev, *next;
         CURL *easy;
-        struct curl_slist *headers;     /* holds the session token and the signature: wiped */
+        struct curl_slist *headers; /* holds the session token and the signature: wiped */
         char *form;
-        StrBuf reply;                   /* holds secrets: wiped */
+        StrBuf reply; /* holds secrets: wiped */
         bool overflow;
         sts_done_t done;
         void *userdata;
@@ -29,7 +29,7 @@ struct StsClient {
         NodeCredentials *node;
         char *override;
         char *region;
-        SigV4Signer *signer;            /* for the current region; keeps the derived key */
+        SigV4Signer *signer; /* for the current region; keeps the derived key */
         usec_t timeout;
         StsCall *calls;
         unsigned n_calls;
@@ -160,7 +160,10 @@ static void finish_error(StsCall *call, StsErrorClass class, int error, long sta
         call_free(call);
         if (sts_error_new(class, error, status, code, message, &e) < 0) {
                 /* still report, without the details we could not allocate */
-                StsError fallback = { .class = class, .error = -ENOMEM, .http_status = status, .code = (char *) "OutOfMemory" };
+                StsError fallback = { .class = class,
+                                      .error = -ENOMEM,
+                                      .http_status = status,
+                                      .code = (char *) "OutOfMemory" };
                 done(c, NULL, &fallback, userdata);
                 return;
         }
@@ -179,7 +182,8 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (call->overflow)
-                return finish_error(call, STS_ERROR_TRANSIENT, -EFBIG, status, "MalformedReply", "reply too large");
+                return finish_error(call, STS_ERROR_TRANSIENT, -EFBIG, status, "MalformedReply",
+                                    "reply too large");
         if (error < 0)
                 return finish_error(call, STS_ERROR_TRANSIENT, error, 0,
                                     error == -ETIMEDOUT ? "RequestTimeout" : "TransportError",
@@ -241,7 +245,6 @@ static int append_header(struct curl_slist **l, const char *name, const char *va
         *l = n;
         return 0;
 }
-
 
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
                     const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call) {
@@ -314,13 +317,15 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         c->calls = call;
         c->n_calls++;
 
-        r = append_header(&call->headers, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+        r = append_header(&call->headers, "Content-Type",
+                          "application/x-www-form-urlencoded; charset=utf-8");
         if (r >= 0)
                 r = append_header(&call->headers, "X-Amz-Date", sig.amz_date);
         if (r >= 0)
                 r = append_header(&call->headers, "Authorization", sig.authorization);
         if (r >= 0 && node->session_token)
-                r = append_header(&call->headers, "X-Amz-Security-Token", secret_reveal(node->session_token));
+                r = append_header(&call->headers, "X-Amz-Security-Token",
+                                  secret_reveal(node->session_token));
         if (r >= 0)
                 r = append_header(&call->headers, "Expect", NULL);
         if (r < 0)
@@ -338,7 +343,8 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
             curl_easy_setopt(call->easy, CURLOPT_POSTFIELDSIZE, (long) strlen(call->form)) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) !=
+                    CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, call) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK) {

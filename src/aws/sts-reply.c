@@ -93,8 +93,8 @@ static int garbage_error(long status, const char *why, StsError **ret) {
         if (status >= 200 && status < 300)
                 return make_error(STS_ERROR_TRANSIENT, -EBADMSG, status, "MalformedReply", why, ret);
         (void) snprintf(code, sizeof code, "HTTP%ld", status);
-        return make_error(sts_error_classify(NULL, status), status >= 500 || status == 429 ? -EAGAIN : -EACCES,
-                          status, code, why, ret);
+        return make_error(sts_error_classify(NULL, status),
+                          status >= 500 || status == 429 ? -EAGAIN : -EACCES, status, code, why, ret);
 }
 
 static int parse_error(xmlNode *root, long status, StsError **ret) {
@@ -130,7 +130,8 @@ static int parse_error(xmlNode *root, long status, StsError **ret) {
         return 0;
 }
 
-static int parse_success(xmlNode *root, long status, usec_t now, Credentials **ret_creds, StsError **ret_error) {
+static int parse_success(xmlNode *root, long status, usec_t now, Credentials **ret_creds,
+                         StsError **ret_error) {
         xmlNode *cred = find_element(root, "Credentials", 0);
         _cleanup_free_ char *key_id = NULL, *expiration = NULL;
         _cleanup_erase_ char *secret = NULL, *token = NULL;
@@ -168,8 +169,8 @@ static int parse_success(xmlNode *root, long status, usec_t now, Credentials **r
         return credentials_new(key_id, s, t, exp, now, ret_creds);
 }
 
-int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime, Credentials **ret_creds,
-                    StsError **ret_error) {
+int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime,
+                    Credentials **ret_creds, StsError **ret_error) {
         Credentials *creds = NULL;
         StsError *error = NULL;
         xmlDoc *doc = NULL;
@@ -185,7 +186,8 @@ int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_
         else {
                 /* No network, no entity substitution, no DTD loading: the reply is data, not a program. */
                 doc = xmlReadMemory(body, (int) size, "sts-reply.xml", NULL,
-                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+                                            XML_PARSE_NOCDATA);
                 root = doc ? xmlDocGetRootElement(doc) : NULL;
                 if (!root)
                         r = garbage_error(http_status, "reply is not XML", &error);

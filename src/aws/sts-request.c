@@ -100,16 +100,26 @@ int sts_role_session_name(const char *caller_ip, const char *role_arn, char **re
 }
 
 static const char *const throttle_codes[] = {
-        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-        "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
-        "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
-        "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
 };
 
 /* botocore standard retry's transient codes (retries/standard.py), plus AWS's generic 5xx codes. */
 static const char *const transient_codes[] = {
         "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalFailure",
-        "InternalError", "ServiceUnavailable", "IDPCommunicationError",
+        "InternalError",  "ServiceUnavailable",      "IDPCommunicationError",
 };
 
 bool sts_error_code_is_throttle(const char *code) {
@@ -184,7 +194,8 @@ int sts_error_dup(const StsError *e, StsError **ret) {
         r = sts_error_new(e->class, e->error, e->http_status, e->code, e->message, &d);
         if (r < 0)
                 return r;
-        if ((e->request_id && !(d->request_id = strdup(e->request_id))) || (e->type && !(d->type = strdup(e->type))))
+        if ((e->request_id && !(d->request_id = strdup(e->request_id))) ||
+            (e->type && !(d->type = strdup(e->type))))
                 return -ENOMEM;
         *ret = TAKE_PTR(d);
         return 0;

@@ -25,19 +25,19 @@
 #define STS_ERROR_MESSAGE_MAX 1024
 
 typedef enum StsErrorClass {
-        STS_ERROR_THROTTLED,    /* a throttling code: retry later, and slow the token bucket down */
-        STS_ERROR_TRANSIENT,    /* 5xx, timeouts, transport failures, garbage: retry with backoff */
-        STS_ERROR_DENIED,       /* AccessDenied and other client errors: never retried, cached for the error TTL */
+        STS_ERROR_THROTTLED, /* a throttling code: retry later, and slow the token bucket down */
+        STS_ERROR_TRANSIENT, /* 5xx, timeouts, transport failures, garbage: retry with backoff */
+        STS_ERROR_DENIED, /* AccessDenied and other client errors: never retried, cached for the error TTL */
 } StsErrorClass;
 
 typedef struct StsError {
         StsErrorClass class;
-        int error;              /* negative errno (transport failure, -EACCES for a denial, ...) */
-        long http_status;       /* 0 when no reply was received */
-        char *code;             /* AWS error code, "Throttling"; never NULL */
-        char *message;          /* may be NULL */
-        char *request_id;       /* may be NULL */
-        char *type;             /* "Sender" | "Receiver" | NULL */
+        int error;        /* negative errno (transport failure, -EACCES for a denial, ...) */
+        long http_status; /* 0 when no reply was received */
+        char *code;       /* AWS error code, "Throttling"; never NULL */
+        char *message;    /* may be NULL */
+        char *request_id; /* may be NULL */
+        char *type;       /* "Sender" | "Receiver" | NULL */
 } StsError;
 
 /* code and message are copied (NULL message allowed). */
@@ -68,5 +68,5 @@ uint32_t sts_fnv32a(const char *s);
  * *ret_error is set: success gives Credentials (Expiration with or without fractional seconds;
  * elements in any order; surrounding whitespace trimmed); anything else an StsError, classified.
  * Returns <0 only when out of memory. now_realtime becomes Credentials.last_updated. */
-int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime, Credentials **ret_creds,
-                    StsError **ret_error);
+int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime,
+                    Credentials **ret_creds, StsError **ret_error);

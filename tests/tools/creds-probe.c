@@ -111,21 +111,29 @@ static void print_summary(Probe *p) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { OPT_ENDPOINT = 256, OPT_REGION, OPT_METADATA, OPT_TTL, OPT_ERROR_TTL, OPT_RATE, OPT_BURST,
-               OPT_TIMEOUT, OPT_DEADLINE, OPT_VERBOSE };
-        static const struct option options[] = {
-                { "sts-endpoint", required_argument, NULL, OPT_ENDPOINT },
-                { "region", required_argument, NULL, OPT_REGION },
-                { "metadata", required_argument, NULL, OPT_METADATA },
-                { "session-ttl-sec", required_argument, NULL, OPT_TTL },
-                { "error-ttl-ms", required_argument, NULL, OPT_ERROR_TTL },
-                { "sts-rate", required_argument, NULL, OPT_RATE },
-                { "sts-burst", required_argument, NULL, OPT_BURST },
-                { "sts-timeout-ms", required_argument, NULL, OPT_TIMEOUT },
-                { "deadline-ms", required_argument, NULL, OPT_DEADLINE },
-                { "verbose", no_argument, NULL, OPT_VERBOSE },
-                {}
+        enum {
+                OPT_ENDPOINT = 256,
+                OPT_REGION,
+                OPT_METADATA,
+                OPT_TTL,
+                OPT_ERROR_TTL,
+                OPT_RATE,
+                OPT_BURST,
+                OPT_TIMEOUT,
+                OPT_DEADLINE,
+                OPT_VERBOSE
         };
+        static const struct option options[] = { { "sts-endpoint", required_argument, NULL, OPT_ENDPOINT },
+                                                 { "region", required_argument, NULL, OPT_REGION },
+                                                 { "metadata", required_argument, NULL, OPT_METADATA },
+                                                 { "session-ttl-sec", required_argument, NULL, OPT_TTL },
+                                                 { "error-ttl-ms", required_argument, NULL, OPT_ERROR_TTL },
+                                                 { "sts-rate", required_argument, NULL, OPT_RATE },
+                                                 { "sts-burst", required_argument, NULL, OPT_BURST },
+                                                 { "sts-timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+                                                 { "deadline-ms", required_argument, NULL, OPT_DEADLINE },
+                                                 { "verbose", no_argument, NULL, OPT_VERBOSE },
+                                                 {} };
         _cleanup_free_ char *endpoint = NULL, *region = NULL, *md_host = NULL, *line = NULL;
         uint16_t md_port = 80;
         CredsSettings settings = { .session_ttl = 30 * USEC_PER_MINUTE, .sts_rate = 5, .sts_burst = 10 };
@@ -229,12 +237,15 @@ int main(int argc, char *argv[]) {
                         const char *ext = w[3] && !streq(w[3], "-") ? w[3] : NULL;
                         const char *ip = w[3] && w[4] ? w[4] : "10.0.0.1";
 
-                        p = (Probe) { .event = p.event, .min_left = USEC_INFINITY };
+                        p = (Probe){ .event = p.event, .min_left = USEC_INFINITY };
                         for (unsigned i = 0; i < MIN(n, (unsigned) PROBE_MAX_REQUESTS); i++) {
                                 Credentials *cr = NULL;
                                 StsError *err = NULL;
-                                CredsRequest req = { .role_arn = w[1], .external_id = ext, .caller_ip = ip,
-                                                     .deadline = now_realtime() + deadline, .done = on_done,
+                                CredsRequest req = { .role_arn = w[1],
+                                                     .external_id = ext,
+                                                     .caller_ip = ip,
+                                                     .deadline = now_realtime() + deadline,
+                                                     .done = on_done,
                                                      .userdata = &p };
 
                                 r = creds_get(creds, &req, &cr, &err, NULL);

@@ -35,7 +35,7 @@ static void desc_done(Desc *d) {
                 free(d->names[i]);
                 free(d->values[i]);
         }
-        *d = (Desc) {};
+        *d = (Desc){};
 }
 
 static int sign_one(Desc *d) {
@@ -56,7 +56,7 @@ static int sign_one(Desc *d) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < d->n_headers; i++)
-                h[i] = (SigV4Header) { d->names[i], d->values[i] };
+                h[i] = (SigV4Header){ d->names[i], d->values[i] };
         SigV4Request req = {
                 .method = d->method,
                 .path = d->path ?: "/",
@@ -67,7 +67,9 @@ static int sign_one(Desc *d) {
                 .body_size = d->body ? strlen(d->body) : 0,
                 .normalize_path = true,
         };
-        SigV4Credentials c = { .access_key_id = d->access_key, .secret_access_key = secret, .session_token = token };
+        SigV4Credentials c = { .access_key_id = d->access_key,
+                               .secret_access_key = secret,
+                               .session_token = token };
         r = sigv4_sign(s, &req, &c, d->time * USEC_PER_SEC, &sig);
         if (r < 0)
                 return r;
@@ -111,15 +113,16 @@ int main(void) {
                 } else if (streq(line, "time"))
                         d.time = strtoull(v, NULL, 10);
                 else {
-                        char **f = streq(line, "access_key") ? &d.access_key :
-                                   streq(line, "secret_key") ? &d.secret_key :
-                                   streq(line, "token")      ? &d.token :
-                                   streq(line, "region")     ? &d.region :
-                                   streq(line, "service")    ? &d.service :
-                                   streq(line, "method")     ? &d.method :
-                                   streq(line, "path")       ? &d.path :
-                                   streq(line, "query")      ? &d.query :
-                                   streq(line, "body")       ? &d.body : NULL;
+                        char **f = streq(line, "access_key")   ? &d.access_key
+                                   : streq(line, "secret_key") ? &d.secret_key
+                                   : streq(line, "token")      ? &d.token
+                                   : streq(line, "region")     ? &d.region
+                                   : streq(line, "service")    ? &d.service
+                                   : streq(line, "method")     ? &d.method
+                                   : streq(line, "path")       ? &d.path
+                                   : streq(line, "query")      ? &d.query
+                                   : streq(line, "body")       ? &d.body
+                                                               : NULL;
                         if (!f)
                                 return 2;
                         free(*f);

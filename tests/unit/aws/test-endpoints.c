@@ -39,25 +39,30 @@ TEST(sts_endpoint_is_regional_and_checks_arn_partition) {
         _cleanup_free_ char *url = NULL, *signing = NULL;
         char *u = NULL, *s = NULL;
 
-        ASSERT_OK(sts_endpoint_resolve(NULL, "eu-west-1", "arn:aws:iam::123456789012:role/r", &url, &signing));
+        ASSERT_OK(
+                sts_endpoint_resolve(NULL, "eu-west-1", "arn:aws:iam::123456789012:role/r", &url, &signing));
         ASSERT_STREQ(url, "https://sts.eu-west-1.amazonaws.com/");
         ASSERT_STREQ(signing, "eu-west-1");
         url = mfree(url);
         signing = mfree(signing);
-        ASSERT_OK(sts_endpoint_resolve(NULL, "cn-north-1", "arn:aws-cn:iam::123456789012:role/r", &url, &signing));
+        ASSERT_OK(sts_endpoint_resolve(NULL, "cn-north-1", "arn:aws-cn:iam::123456789012:role/r", &url,
+                                       &signing));
         ASSERT_STREQ(url, "https://sts.cn-north-1.amazonaws.com.cn/");
         url = mfree(url);
         signing = mfree(signing);
-        ASSERT_OK(sts_endpoint_resolve(NULL, "us-gov-east-1", "arn:aws-us-gov:iam::1:role/r", &url, &signing));
+        ASSERT_OK(
+                sts_endpoint_resolve(NULL, "us-gov-east-1", "arn:aws-us-gov:iam::1:role/r", &url, &signing));
         ASSERT_STREQ(url, "https://sts.us-gov-east-1.amazonaws.com/");
         url = mfree(url);
         signing = mfree(signing);
-        ASSERT_OK(sts_endpoint_resolve("http://127.0.0.1:9/", NULL, "arn:aws:iam::1:role/r", &url, &signing));
+        ASSERT_OK(
+                sts_endpoint_resolve("http://127.0.0.1:9/", NULL, "arn:aws:iam::1:role/r", &url, &signing));
         ASSERT_STREQ(url, "http://127.0.0.1:9/");
         ASSERT_STREQ(signing, "us-east-1");
 
         ASSERT_ERROR(sts_endpoint_resolve(NULL, "us-east-1", "arn:aws-cn:iam::1:role/r", &u, &s), -EXDEV);
-        ASSERT_ERROR(sts_endpoint_resolve("http://x/", "cn-north-1", "arn:aws:iam::1:role/r", &u, &s), -EXDEV);
+        ASSERT_ERROR(sts_endpoint_resolve("http://x/", "cn-north-1", "arn:aws:iam::1:role/r", &u, &s),
+                     -EXDEV);
         ASSERT_ERROR(sts_endpoint_resolve(NULL, NULL, "arn:aws:iam::1:role/r", &u, &s), -EINVAL);
         ASSERT_ERROR(sts_endpoint_resolve(NULL, "us-east-1", "role/r", &u, &s), -EINVAL);
         ASSERT_NULL(u);

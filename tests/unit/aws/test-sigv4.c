@@ -101,7 +101,7 @@ static int parse_request(char *text, Vector *v) {
                 p = e + 1;
         }
         for (size_t i = 0; i < v->n_headers; i++)
-                v->headers[i] = (SigV4Header) { v->names[i], v->values[i] };
+                v->headers[i] = (SigV4Header){ v->names[i], v->values[i] };
         return 0;
 }
 
@@ -117,7 +117,8 @@ static const char *json_str(cJSON *o, const char *key) {
 
 /* Returns the number of cases checked, or fails the test. */
 static unsigned check_case(const char *dir) {
-        _cleanup_free_ char *req_text = read_text(dir, "request.txt"), *ctx_text = read_text(dir, "context.json"),
+        _cleanup_free_ char *req_text = read_text(dir, "request.txt"),
+                            *ctx_text = read_text(dir, "context.json"),
                             *want_creq = read_text(dir, "header-canonical-request.txt"),
                             *want_sts = read_text(dir, "header-string-to-sign.txt"),
                             *want_sig = read_text(dir, "header-signature.txt");
@@ -138,8 +139,8 @@ static unsigned check_case(const char *dir) {
         ASSERT_NOT_NULL(ctx);
         creds = cJSON_GetObjectItemCaseSensitive(ctx, "credentials");
         ASSERT_NOT_NULL(json_str(creds, "access_key_id"));
-        ASSERT_OK(secret_new(json_str(creds, "secret_access_key"), strlen(json_str(creds, "secret_access_key")),
-                             &secret));
+        ASSERT_OK(secret_new(json_str(creds, "secret_access_key"),
+                             strlen(json_str(creds, "secret_access_key")), &secret));
         if (json_str(creds, "token"))
                 ASSERT_OK(secret_new(json_str(creds, "token"), strlen(json_str(creds, "token")), &token));
         ASSERT_OK(parse_timestamp_rfc3339(json_str(ctx, "timestamp"), &ts));
@@ -167,8 +168,8 @@ static unsigned check_case(const char *dir) {
         ok = streq(sig.canonical_request, want_creq) && streq(sig.string_to_sign, want_sts) &&
              streq(sig.signature, want_sig);
         if (!ok)
-                printf("# case %s\n# got creq:\n%s\n# want:\n%s\n# got sts:\n%s\n# got sig %s want %s\n", dir,
-                       sig.canonical_request, want_creq, sig.string_to_sign, sig.signature, want_sig);
+                printf("# case %s\n# got creq:\n%s\n# want:\n%s\n# got sts:\n%s\n# got sig %s want %s\n",
+                       dir, sig.canonical_request, want_creq, sig.string_to_sign, sig.signature, want_sig);
         vector_done(&v);
         cJSON_Delete(ctx);
         ASSERT_TRUE(ok);
@@ -206,7 +207,9 @@ TEST(sigv4_caches_derived_key_per_date_and_secret) {
         _cleanup_(sigv4_signer_freep) SigV4Signer *s = NULL;
         _cleanup_secret_ Secret *k1 = NULL, *k2 = NULL;
         SigV4Header h[] = { { "Host", "sts.us-east-1.amazonaws.com" } };
-        SigV4Request req = { .method = "POST", .path = "/", .headers = h, .n_headers = 1, .normalize_path = true };
+        SigV4Request req = {
+                .method = "POST", .path = "/", .headers = h, .n_headers = 1, .normalize_path = true
+        };
         SigV4Signature sig = {};
         usec_t day = 1440000000ULL * USEC_PER_SEC;
 

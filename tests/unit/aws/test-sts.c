@@ -7,15 +7,19 @@
 TEST(sts_form_has_every_parameter_percent_encoded) {
         _cleanup_free_ char *f = NULL;
 
-        ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/path/my-role", "debebe8d-my-role", 3600,
-                                       "ext:id/x=y", &f));
-        ASSERT_STREQ(f, "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F"
-                        "path%2Fmy-role&RoleSessionName=debebe8d-my-role&DurationSeconds=3600&ExternalId=ext%3Aid%2F"
-                        "x%3Dy");
+        ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/path/my-role", "debebe8d-my-role",
+                                       3600, "ext:id/x=y", &f));
+        ASSERT_STREQ(
+                f,
+                "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F"
+                "path%2Fmy-role&RoleSessionName=debebe8d-my-role&DurationSeconds=3600&ExternalId=ext%3Aid%2F"
+                "x%3Dy");
         f = mfree(f);
         ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "", &f));
-        ASSERT_STREQ(f, "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr"
-                        "&RoleSessionName=ab&DurationSeconds=900");
+        ASSERT_STREQ(
+                f,
+                "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr"
+                "&RoleSessionName=ab&DurationSeconds=900");
 }
 
 TEST(sts_form_rejects_what_aws_would_reject) {
@@ -25,11 +29,14 @@ TEST(sts_form_rejects_what_aws_would_reject) {
         ASSERT_ERROR(sts_assume_role_form("not-an-arn-but-long-enough", "ab", 900, NULL, &f), -EINVAL);
         ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::1:role/x y z w", "ab", 900, NULL, &f), -EINVAL);
         ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a", 900, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a b", 900, NULL, &f), -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a b", 900, NULL, &f),
+                     -EINVAL);
         ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 899, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 43201, NULL, &f), -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 43201, NULL, &f),
+                     -EINVAL);
         ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "x", &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "a&b", &f), -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "a&b", &f),
+                     -EINVAL);
         memset(big, 'a', sizeof big - 1);
         big[sizeof big - 1] = '\0';
         ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, big, &f), -EINVAL);
@@ -46,10 +53,11 @@ TEST(sts_session_name_matches_kube2iam) {
         ASSERT_OK(sts_role_session_name("10.1.4.151", "arn:aws:iam::123456789012:role/r", &b));
         ASSERT_STREQ(b, "40d690-r");
         /* cut to 64 */
-        ASSERT_OK(sts_role_session_name("10.0.0.1",
-                                        "arn:aws:iam::123456789012:role/"
-                                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-                                        &c));
+        ASSERT_OK(sts_role_session_name(
+                "10.0.0.1",
+                "arn:aws:iam::123456789012:role/"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                &c));
         snprintf(want, sizeof want, "debebe8d-%.*s", 55,
                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         ASSERT_STREQ(c, want);
@@ -72,7 +80,8 @@ static const char success_xml[] =
         "    </Credentials>\n"
         "    <PackedPolicySize>6</PackedPolicySize>\n"
         "  </AssumeRoleResult>\n"
-        "  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>\n"
+        "  "
+        "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>\n"
         "</AssumeRoleResponse>\n";
 
 TEST(sts_reply_parses_reordered_whitespaced_fractional_success) {
@@ -103,12 +112,14 @@ TEST(sts_reply_parses_expiration_without_fraction_and_huge_token) {
         for (size_t i = 0; i < n; i++)
                 token[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"[i % 38];
         token[n] = '\0';
-        ASSERT_TRUE(asprintf(&xml,
-                             "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
-                             "<SecretAccessKey>s</SecretAccessKey><SessionToken>%s</SessionToken>"
-                             "<Expiration>2030-01-02T03:04:05Z</Expiration></Credentials></AssumeRoleResult>"
-                             "</AssumeRoleResponse>",
-                             token) > 0);
+        ASSERT_TRUE(
+                asprintf(
+                        &xml,
+                        "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
+                        "<SecretAccessKey>s</SecretAccessKey><SessionToken>%s</SessionToken>"
+                        "<Expiration>2030-01-02T03:04:05Z</Expiration></Credentials></AssumeRoleResult>"
+                        "</AssumeRoleResponse>",
+                        token) > 0);
         ASSERT_OK(sts_reply_parse(xml, strlen(xml), 200, 0, &c, &e));
         ASSERT_NULL(e);
         ASSERT_UEQ(secret_size(c->session_token), n);
@@ -127,13 +138,15 @@ static StsError *parse_error(const char *xml, long status) {
 }
 
 TEST(sts_reply_classifies_errors) {
-        _cleanup_(sts_error_freep) StsError *denied = NULL, *throttled = NULL, *internal = NULL, *validation = NULL;
+        _cleanup_(sts_error_freep) StsError *denied = NULL, *throttled = NULL, *internal = NULL,
+                                            *validation = NULL;
 
-        denied = parse_error("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
-                             "<Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::1:x is not "
-                             "authorized to perform: sts:AssumeRole</Message></Error>"
-                             "<RequestId>abc-123</RequestId></ErrorResponse>",
-                             403);
+        denied = parse_error(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+                "<Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::1:x is not "
+                "authorized to perform: sts:AssumeRole</Message></Error>"
+                "<RequestId>abc-123</RequestId></ErrorResponse>",
+                403);
         ASSERT_EQ(denied->class, STS_ERROR_DENIED);
         ASSERT_STREQ(denied->code, "AccessDenied");
         ASSERT_STREQ(denied->type, "Sender");
@@ -147,11 +160,13 @@ TEST(sts_reply_classifies_errors) {
         ASSERT_EQ(throttled->class, STS_ERROR_THROTTLED);
         ASSERT_STREQ(throttled->code, "Throttling");
 
-        internal = parse_error("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>", 500);
+        internal = parse_error("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>",
+                               500);
         ASSERT_EQ(internal->class, STS_ERROR_TRANSIENT);
         ASSERT_NULL(internal->message);
 
-        validation = parse_error("<ErrorResponse><Error><Code>ValidationError</Code></Error></ErrorResponse>", 400);
+        validation = parse_error(
+                "<ErrorResponse><Error><Code>ValidationError</Code></Error></ErrorResponse>", 400);
         ASSERT_EQ(validation->class, STS_ERROR_DENIED);
 }
 
@@ -167,13 +182,17 @@ TEST(sts_reply_survives_garbage) {
                 { "<ErrorResponse/>", 403, STS_ERROR_DENIED },
                 { "<ErrorResponse><Error><Code>a b</Code></Error></ErrorResponse>", 400, STS_ERROR_DENIED },
                 { "<AssumeRoleResponse><Credentials><AccessKeyId>ASIA</AccessKeyId></Credentials>"
-                  "</AssumeRoleResponse>", 200, STS_ERROR_TRANSIENT },
+                  "</AssumeRoleResponse>",
+                  200, STS_ERROR_TRANSIENT },
                 { "<AssumeRoleResponse><Credentials><AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>s"
                   "</SecretAccessKey><SessionToken>t</SessionToken><Expiration>tomorrow</Expiration>"
-                  "</Credentials></AssumeRoleResponse>", 200, STS_ERROR_TRANSIENT },
+                  "</Credentials></AssumeRoleResponse>",
+                  200, STS_ERROR_TRANSIENT },
                 { "<AssumeRoleResponse><Credentials><AccessKeyId>AS IA</AccessKeyId><SecretAccessKey>s"
-                  "</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>"
-                  "</Credentials></AssumeRoleResponse>", 200, STS_ERROR_TRANSIENT },
+                  "</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2030-01-01T00:00:00Z</"
+                  "Expiration>"
+                  "</Credentials></AssumeRoleResponse>",
+                  200, STS_ERROR_TRANSIENT },
                 { "<!DOCTYPE x [<!ENTITY a \"aaaa\">]><AssumeRoleResponse>&a;</AssumeRoleResponse>", 200,
                   STS_ERROR_TRANSIENT },
                 { "<a><b><c>unterminated", 200, STS_ERROR_TRANSIENT },

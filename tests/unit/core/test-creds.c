@@ -81,8 +81,8 @@ static void fake_fail_all(FakeSts *f, Creds *c, StsErrorClass class, const char 
         while (f->n_pending > 0) {
                 void *token = f->pending[--f->n_pending];
                 StsError *e = NULL;
-                ASSERT_OK(sts_error_new(class, class == STS_ERROR_DENIED ? -EACCES : -EAGAIN, status, code, "fake",
-                                        &e));
+                ASSERT_OK(sts_error_new(class, class == STS_ERROR_DENIED ? -EACCES : -EAGAIN, status, code,
+                                        "fake", &e));
                 creds_fetch_complete(c, token, NULL, e);
                 sts_error_free(e);
         }
@@ -137,8 +137,11 @@ static Creds *new_cache(FakeSts *f, const CredsSettings *s, Metrics *m) {
 static int get(Creds *c, FakeSts *f, Result *res, const char *role, usec_t *left) {
         Credentials *cr = NULL;
         StsError *err = NULL;
-        CredsRequest req = { .role_arn = role, .caller_ip = "10.0.0.1", .deadline = f->now + 5 * USEC_PER_SEC,
-                             .done = on_done, .userdata = res };
+        CredsRequest req = { .role_arn = role,
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f->now + 5 * USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = res };
         int r = creds_get(c, &req, &cr, &err, NULL);
 
         if (r == 0) {
@@ -174,11 +177,14 @@ TEST(cold_role_100_concurrent_requests_make_one_sts_call) {
         ASSERT_EQ(f.calls, 1);
         ASSERT_UEQ(left, 60 * USEC_PER_MINUTE);
         printf("# STS calls for 100 concurrent cold requests: %u\n", f.calls);
-        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_hits_total"), (const char *const[]) { ROLE }), 1);
-        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_misses_total"), (const char *const[]) { ROLE }),
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_hits_total"),
+                              (const char *const[]){ ROLE }),
+                  1);
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_misses_total"),
+                              (const char *const[]){ ROLE }),
                   100);
         ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_request_duration_seconds"),
-                              (const char *const[]) { "Success", ROLE }),
+                              (const char *const[]){ "Success", ROLE }),
                   1);
 }
 
@@ -188,8 +194,12 @@ TEST(key_includes_external_id) {
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
         Credentials *cr = NULL;
         StsError *err = NULL;
-        CredsRequest req = { .role_arn = ROLE, .external_id = "ext-1", .caller_ip = "10.0.0.1",
-                             .deadline = f.now + USEC_PER_SEC, .done = on_done, .userdata = &res };
+        CredsRequest req = { .role_arn = ROLE,
+                             .external_id = "ext-1",
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f.now + USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = &res };
 
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         ASSERT_EQ(creds_get(c, &req, &cr, &err, NULL), CREDS_WAIT);
@@ -244,7 +254,8 @@ TEST(three_simulated_hours_never_serve_less_than_session_ttl) {
                 }
         }
         least = MIN(least, res.least_remaining);
-        printf("# 3 h simulated: %u served from cache, %u after waiting, %u STS calls, least remaining life %llu s\n",
+        printf("# 3 h simulated: %u served from cache, %u after waiting, %u STS calls, least remaining life "
+               "%llu s\n",
                served, res.ok, f.calls, (unsigned long long) (least / USEC_PER_SEC));
         ASSERT_TRUE(least >= 30 * USEC_PER_MINUTE);
         ASSERT_TRUE(f.calls >= 5 && f.calls <= 9); /* one per 24..30 min */
@@ -423,8 +434,11 @@ TEST(cancelled_waiter_is_not_called) {
         CredsWaiter *w = NULL;
         Credentials *cr = NULL;
         StsError *err = NULL;
-        CredsRequest req = { .role_arn = ROLE, .caller_ip = "10.0.0.1", .deadline = f.now + USEC_PER_SEC,
-                             .done = on_done, .userdata = &res };
+        CredsRequest req = { .role_arn = ROLE,
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f.now + USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = &res };
 
         ASSERT_EQ(creds_get(c, &req, &cr, &err, &w), CREDS_WAIT);
         creds_waiter_cancel(w);
