@@ -590,6 +590,9 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         /* STS is failing and we hold valid credentials: serve them rather than make the caller wait */
         if (valid(e, now) && e->error && !e->fetching) {
                 metric_role(c->m_hits, e->role_arn);
+                /* and ask again in the background once any backoff has passed */
+                if (!e->want_fetch && e->retry_at <= now)
+                        want_fetch(c, e, FETCH_REFRESH, now);
                 *ret_creds = credentials_ref(e->creds);
                 return 0;
         }
@@ -669,9 +672,11 @@ static bool entry_droppable(const Creds *c, const Entry *e, usec_t now) {
 }
 
 /* Someone still wants this entry kept fresh: a live pod, a waiting caller, or a request since the
- * last fetch. */
-static bool entry_wanted(const Entry *e) {
-        return e->in_use > 0 || e->waiters || e->last_requested > e->obtained;
+ * last fetch that is recent (within one credential life, 2 x session TTL), so a role nobody asks
+ * for any more is not retried forever while STS fails. */
+static bool entry_wanted(const Creds *c, const Entry *e, usec_t now) {
+        return e->in_use > 0 || e->waiters ||
+               (e->last_requested > e->obtained && now < e->last_requested + 2 * c->settings.session_ttl);
 }
 
 typedef struct Answer {
@@ -709,8 +714,9 @@ void creds_run(Creds *c) {
                         /* at the deadline, valid credentials beat an error */
                         if (valid(e, now))
                                 a->creds = credentials_ref(e->creds);
-                        else if (!e->error || sts_error_dup(e->error, &a->error) < 0 ||
-                                 (a->error->error = -ETIMEDOUT, false))
+                        else if (e->error && sts_error_dup(e->error, &a->error) >= 0)
+                                a->error->error = -ETIMEDOUT; /* keep the code that explains why */
+                        else
                                 (void) sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout",
                                                      "no credentials from STS before the deadline",
                                                      &a->error);
@@ -719,14 +725,14 @@ void creds_run(Creds *c) {
                 }
                 if (e->fetching || e->want_fetch)
                         continue;
-                if (e->retry_at > 0 && now >= e->retry_at && entry_wanted(e)) {
+                if (e->retry_at > 0 && now >= e->retry_at && entry_wanted(c, e, now)) {
                         e->want_fetch = true;
                         e->want_reason = e->waiters ? FETCH_MISS : FETCH_REFRESH;
-                } else if (e->creds && e->retry_at == 0 && now >= e->refresh_at && entry_wanted(e) &&
+                } else if (e->creds && e->retry_at == 0 && now >= e->refresh_at && entry_wanted(c, e, now) &&
                            !(e->error && e->error->class == STS_ERROR_DENIED)) {
                         e->want_fetch = true;
                         e->want_reason = FETCH_REFRESH;
-                } else if (entry_droppable(c, e, now) && !(e->retry_at > 0 && entry_wanted(e))) {
+                } else if (entry_droppable(c, e, now) && !(e->retry_at > 0 && entry_wanted(c, e, now))) {
                         log_debug("Dropping unused credentials of %s", e->role_arn);
                         entry_free(e);
                 }

@@ -118,8 +118,17 @@ static const char *const throttle_codes[] = {
 
 /* botocore standard retry's transient codes (retries/standard.py), plus AWS's generic 5xx codes. */
 static const char *const transient_codes[] = {
-        "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalFailure",
-        "InternalError",  "ServiceUnavailable",      "IDPCommunicationError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "IDPCommunicationError",
+        /* about the node's own credentials or clock, not the role: they heal when those are renewed */
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
 };
 
 bool sts_error_code_is_throttle(const char *code) {

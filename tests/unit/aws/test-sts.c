@@ -226,4 +226,7 @@ TEST(sts_throttle_codes_are_botocores) {
         ASSERT_EQ(sts_error_classify("RegionDisabledException", 403), STS_ERROR_DENIED);
         ASSERT_EQ(sts_error_classify("Whatever", 503), STS_ERROR_TRANSIENT);
         ASSERT_EQ(sts_error_classify(NULL, 0), STS_ERROR_TRANSIENT);
+        /* the node's token expired: not the role's fault, retried once the node's credentials renew */
+        ASSERT_EQ(sts_error_classify("ExpiredToken", 400), STS_ERROR_TRANSIENT);
+        ASSERT_EQ(sts_error_classify("InvalidClientTokenId", 403), STS_ERROR_DENIED);
 }

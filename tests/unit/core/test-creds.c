@@ -457,3 +457,22 @@ TEST(shutdown_answers_waiters_and_cancels_fetches) {
         ASSERT_EQ(res.last_error, -ECANCELED);
         ASSERT_EQ(f.cancelled, 1);
 }
+
+TEST(failing_role_nobody_asks_for_stops_being_retried) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        unsigned calls_after_first_hour = 0;
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        for (int i = 0; i < 6 * 60; i++) {
+                f.now += 20 * USEC_PER_SEC;
+                creds_run(c);
+                fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
+                if (i == 3 * 60)
+                        calls_after_first_hour = f.calls;
+        }
+        ASSERT_EQ(res.errors, 1); /* the one caller got an error at its deadline */
+        ASSERT_EQ(creds_size(c), 0);
+        ASSERT_EQ(f.calls, calls_after_first_hour);
+}
