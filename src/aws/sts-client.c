@@ -6,6 +6,7 @@
 
 #include "endpoints.h"
 #include "http/http-client.h"
+#include "imds-client.h"
 #include "log.h"
 #include "node-credentials.h"
 #include "sigv4.h"
@@ -35,6 +36,10 @@ struct StsClient {
         unsigned n_calls;
         CURL *idle[STS_CLIENT_MAX_CALLS]; /* reused easy handles: the multi handle keeps the connections */
         unsigned n_idle;
+        ImdsClient *imds; /* region discovery, not owned */
+        sd_event_source *region_timer;
+        usec_t region_retry;
+        bool region_fetching;
 };
 
 int sts_client_new(HttpClient *http, NodeCredentials *node, const char *endpoint_override, StsClient **ret) {
@@ -89,6 +94,7 @@ StsClient *sts_client_free(StsClient *c) {
                 call_free(c->calls);
         for (unsigned i = 0; i < c->n_idle; i++)
                 curl_easy_cleanup(c->idle[i]);
+        sd_event_source_disable_unref(c->region_timer);
         sigv4_signer_free(c->signer);
         free(c->override);
         free(c->region);
@@ -360,4 +366,84 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
 fail:
         call_free(call);
         return r;
+}
+
+static int region_fetch(StsClient *c);
+
+static int on_region_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        StsClient *c = userdata;
+
+        if (region_fetch(c) < 0) {
+                c->region_retry = MIN(2 * c->region_retry, STS_REGION_RETRY_MAX_USEC);
+                (void) sd_event_source_set_time_relative(c->region_timer, c->region_retry);
+                (void) sd_event_source_set_enabled(c->region_timer, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static void on_region(ImdsClient *imds, int error, const char *value, void *userdata) {
+        StsClient *c = userdata;
+        int r;
+
+        c->region_fetching = false;
+        r = error < 0 ? error : sts_client_set_region(c, value);
+        if (r >= 0) {
+                log_info("AWS region %s (from the instance metadata), STS calls go to its regional endpoint",
+                         value);
+                return;
+        }
+        log_warning_errno(r,
+                          "Failed to read the AWS region from the instance metadata, retrying in %llus: %m",
+                          (unsigned long long) (c->region_retry / USEC_PER_SEC));
+        (void) sd_event_source_set_time_relative(c->region_timer, c->region_retry);
+        (void) sd_event_source_set_enabled(c->region_timer, SD_EVENT_ONESHOT);
+        c->region_retry = MIN(2 * c->region_retry, STS_REGION_RETRY_MAX_USEC);
+}
+
+static int region_fetch(StsClient *c) {
+        int r;
+
+        if (c->region_fetching)
+                return 0;
+        r = imds_client_get_region(c->imds, on_region, c);
+        if (r < 0)
+                return r;
+        c->region_fetching = true;
+        return 0;
+}
+
+int sts_client_discover_region(StsClient *c, ImdsClient *imds) {
+        _cleanup_free_ char *region = NULL;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        r = aws_region_from_env(&region);
+        if (r == -EINVAL)
+                return log_error_errno(r, "AWS_REGION / AWS_DEFAULT_REGION is not a valid region name");
+        if (r >= 0) {
+                r = sts_client_set_region(c, region);
+                if (r < 0)
+                        return r;
+                log_info("AWS region %s (from the environment)", region);
+                return 0;
+        }
+        if (!imds)
+                return log_error_errno(-ENOENT,
+                                       "No AWS region: set AWS_REGION or let the instance metadata tell it");
+        c->imds = imds;
+        c->region_retry = STS_REGION_RETRY_MIN_USEC;
+        if (!c->region_timer) {
+                r = sd_event_add_time(http_client_get_event(c->http), &c->region_timer, CLOCK_MONOTONIC,
+                                      USEC_INFINITY, USEC_PER_MSEC, on_region_timer, c);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the region discovery timer: %m");
+                (void) sd_event_source_set_enabled(c->region_timer, SD_EVENT_OFF);
+        }
+        r = region_fetch(c);
+        if (r < 0) {
+                (void) sd_event_source_set_time_relative(c->region_timer, c->region_retry);
+                (void) sd_event_source_set_enabled(c->region_timer, SD_EVENT_ONESHOT);
+        }
+        return 1;
 }

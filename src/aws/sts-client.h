@@ -11,6 +11,7 @@
 #include "sts.h"
 
 typedef struct HttpClient HttpClient;
+typedef struct ImdsClient ImdsClient;
 typedef struct NodeCredentials NodeCredentials;
 typedef struct StsClient StsClient;
 typedef struct StsCall StsCall;
@@ -18,6 +19,9 @@ typedef struct StsCall StsCall;
 /* STS answers in tens of milliseconds; five seconds means it will not answer. Callers waiting on a
  * cold cache have their own (shorter) deadline; the call goes on to warm the cache. */
 #define STS_CLIENT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Region discovery retries: IMDS may not answer in the first seconds of boot. */
+#define STS_REGION_RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define STS_REGION_RETRY_MAX_USEC (60 * USEC_PER_SEC)
 /* Calls at once; more wait in the cache's token bucket anyway. */
 #define STS_CLIENT_MAX_CALLS 64
 
@@ -35,6 +39,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(StsClient *, sts_client_free);
  * unless an endpoint override is given (then signed as us-east-1). */
 int sts_client_set_region(StsClient *c, const char *region);
 const char *sts_client_get_region(const StsClient *c);
+/* Sets the region from AWS_REGION / AWS_DEFAULT_REGION now (-EINVAL if set but malformed), else
+ * asks imds for placement/region on the loop, retrying with backoff until it answers (calls fail
+ * with "NoRegion" meanwhile). imds may be NULL only when the environment names the region.
+ * Returns 0 when the region is already set, 1 when it is being fetched. */
+int sts_client_discover_region(StsClient *c, ImdsClient *imds);
 void sts_client_set_timeout(StsClient *c, usec_t timeout);
 
 /* Starts AssumeRole. Returned here, with nothing called: -EINVAL (a bad ARN, session name, duration

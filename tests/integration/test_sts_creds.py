@@ -259,13 +259,17 @@ class FakeImdsHandler(BaseHTTPRequestHandler):
                 "AccessKeyId": NODE_KEY, "SecretAccessKey": NODE_SECRET, "Token": NODE_TOKEN,
                 "Expiration": "2099-01-01T00:00:00Z"}),
         }
+        if self.path == "/latest/meta-data/placement/region" and self.state.get("region_failures", 0) > 0:
+            self.state["region_failures"] -= 1
+            return self._send(500, "")
         if self.path in paths:
             return self._send(200, paths[self.path])
         return self._send(404, "")
 
 
 def test_sts_node_credentials_and_region_from_imds(probes):
-    state = {"token": secrets.token_urlsafe(40), "region": "ap-southeast-2", "requests": []}
+    # the first region read fails (IMDS not ready at boot): discovery retries
+    state = {"token": secrets.token_urlsafe(40), "region": "ap-southeast-2", "requests": [], "region_failures": 1}
     handler = type("H", (FakeImdsHandler,), {"state": state})
     imds = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=imds.serve_forever, daemon=True).start()
@@ -281,9 +285,18 @@ def test_sts_node_credentials_and_region_from_imds(probes):
         assert ("PUT", "/latest/api/token") in methods
         assert ("GET", "/latest/meta-data/iam/security-credentials/node-role") in methods
         assert all(tok == state["token"] for m, _, tok in state["requests"] if m == "GET")
+        assert methods.count(("GET", "/latest/meta-data/placement/region")) == 2
         out, err = p.close()
         assert NODE_SECRET not in out + err and NODE_TOKEN not in out + err and state["token"] not in out + err
     finally:
         fake.stop()
         imds.shutdown()
         imds.server_close()
+
+
+def test_sts_region_from_environment(sts, probes):
+    p = Probe(sts.port, env={"AWS_DEFAULT_REGION": "eu-west-1"})
+    probes.append(p)
+    assert p.ready == "ready node=env region=eu-west-1"
+    assert p.get(ROLE)["ok"] == 1
+    assert [c["verified"] for c in sts.calls()] == [True]

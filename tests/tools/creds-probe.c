@@ -36,9 +36,6 @@ typedef struct Probe {
         usec_t min_left;
         char **keys;
         char **codes;
-        char *region;
-        int region_error;
-        bool region_done;
 } Probe;
 
 static void record(Probe *p, Credentials *creds, const StsError *error) {
@@ -84,16 +81,9 @@ static bool never(Probe *p) {
         return false;
 }
 
-static bool region_done(Probe *p) {
-        return p->region_done;
-}
-
-static void on_region(ImdsClient *c, int error, const char *value, void *userdata) {
-        Probe *p = userdata;
-        p->region_done = true;
-        p->region_error = error;
-        if (value)
-                p->region = strdup(value);
+static StsClient *probe_sts;
+static bool region_known(Probe *p) {
+        return sts_client_get_region(probe_sts) != NULL;
 }
 
 static NodeCredentials *probe_node;
@@ -192,6 +182,7 @@ int main(int argc, char *argv[]) {
                 r = node_credentials_new(p.event, imds, &probe_node);
         if (r >= 0)
                 r = sts_client_new(http, probe_node, endpoint, &sts);
+        probe_sts = sts;
         if (r >= 0)
                 r = metrics_new(&metrics);
         if (r >= 0)
@@ -204,22 +195,24 @@ int main(int argc, char *argv[]) {
         }
         sts_client_set_timeout(sts, sts_timeout);
 
-        if (!region && aws_region_from_env(&region) < 0 && imds) {
-                (void) imds_client_get_region(imds, on_region, &p);
-                if (run_until(&p, region_done, PROBE_WAIT_MAX_USEC) < 0 || p.region_error < 0) {
-                        log_error("No region from IMDS");
-                        return 1;
-                }
-                region = TAKE_PTR(p.region);
+        if (region)
+                r = sts_client_set_region(sts, region);
+        else {
+                r = sts_client_discover_region(sts, imds);
+                if (r > 0)
+                        r = run_until(&p, region_known, PROBE_WAIT_MAX_USEC);
         }
-        if (region && sts_client_set_region(sts, region) < 0)
-                return 2;
+        if (r < 0) {
+                log_error_errno(r, "No region: %m");
+                return 1;
+        }
         r = node_credentials_start(probe_node);
         if (r < 0 || run_until(&p, node_ready, PROBE_WAIT_MAX_USEC) < 0) {
                 log_error("No node credentials (source %s)", node_credentials_source(probe_node));
                 return 1;
         }
-        printf("ready node=%s region=%s\n", node_credentials_source(probe_node), strna(region));
+        printf("ready node=%s region=%s\n", node_credentials_source(probe_node),
+               strna(sts_client_get_region(sts)));
         fflush(stdout);
 
         line = malloc(PROBE_LINE_MAX);
