@@ -476,3 +476,22 @@ TEST(failing_role_nobody_asks_for_stops_being_retried) {
         ASSERT_EQ(creds_size(c), 0);
         ASSERT_EQ(f.calls, calls_after_first_hour);
 }
+
+TEST(debug_json_shows_state_but_no_secret_or_key) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        _cleanup_strbuf_ StrBuf out = {};
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        ASSERT_OK(creds_debug_json(c, &out));
+        ASSERT_STREQ(strbuf_str(&out),
+                     "[{\"roleArn\":\"arn:aws:iam::123456789012:role/app\",\"externalId\":false,"
+                     "\"state\":\"fresh\",\"inUse\":1,\"waiters\":0,"
+                     "\"expiration\":\"2026-05-28T21:26:40Z\"}]");
+        ASSERT_NULL(strstr(strbuf_str(&out), "ASIAFAKE"));
+        ASSERT_NULL(strstr(strbuf_str(&out), "secret"));
+        ASSERT_NULL(strstr(strbuf_str(&out), "token"));
+}
