@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* StsClient: asynchronous AssumeRole on the loop (HttpClient, libcurl multi). Owns the endpoint
+ * choice (--sts-endpoint, else regional by partition), the SigV4 signer with its cached key, a pool
+ * of reused curl easy handles and the hard timeout of every call. The node's own credentials sign
+ * the calls (node-credentials.h). A call ends in exactly one callback with Credentials or a
+ * classified StsError (sts.h); a call can be cancelled, and then nothing is called. */
+
+#include "credentials.h"
+#include "sts.h"
+
+typedef struct HttpClient HttpClient;
+typedef struct ImdsClient ImdsClient;
+typedef struct NodeCredentials NodeCredentials;
+typedef struct StsClient StsClient;
+typedef struct StsCall StsCall;
+
+/* STS answers in tens of milliseconds; five seconds means it will not answer. Callers waiting on a
+ * cold cache have their own (shorter) deadline; the call goes on to warm the cache. */
+#define STS_CLIENT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Region discovery retries: IMDS may not answer in the first seconds of boot. */
+#define STS_REGION_RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define STS_REGION_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+/* Calls at once; more wait in the cache's token bucket anyway. */
+#define STS_CLIENT_MAX_CALLS 64
+
+/* creds is borrowed (credentials_ref() to keep it), error likewise; exactly one is non-NULL.
+ * The call is finished and freed when this runs. */
+typedef void (*sts_done_t)(StsClient *c, Credentials *creds, const StsError *error, void *userdata);
+
+/* endpoint_override: --sts-endpoint or NULL. node: whose credentials sign (not owned; must outlive c). */
+int sts_client_new(HttpClient *http, NodeCredentials *node, const char *endpoint_override, StsClient **ret);
+StsClient *sts_client_free(StsClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StsClient *, sts_client_free);
+
+/* The region whose regional endpoint to use and to sign for (AWS_REGION/AWS_DEFAULT_REGION, else the
+ * upstream IMDS placement/region). Until it is set, calls fail with a transient "NoRegion" error,
+ * unless an endpoint override is given (then signed as us-east-1). */
+int sts_client_set_region(StsClient *c, const char *region);
+const char *sts_client_get_region(const StsClient *c);
+/* Sets the region from AWS_REGION / AWS_DEFAULT_REGION now (-EINVAL if set but malformed), else
+ * asks imds for placement/region on the loop, retrying with backoff until it answers (calls fail
+ * with "NoRegion" meanwhile). imds may be NULL only when the environment names the region.
+ * Returns 0 when the region is already set, 1 when it is being fetched. */
+int sts_client_discover_region(StsClient *c, ImdsClient *imds);
+void sts_client_set_timeout(StsClient *c, usec_t timeout);
+
+/* Starts AssumeRole. Returned here, with nothing called: -EINVAL (a bad ARN, session name, duration
+ * or external id) and -EXDEV (role ARN partition differs from the region's) are permanent;
+ * -EADDRNOTAVAIL (no region known yet), -ENOKEY (no node credentials yet) and -EBUSY (too many calls)
+ * are transient. Everything later ends in done().
+ * *ret_call (optional) identifies the call for sts_call_cancel(). */
+int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
+                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call);
+void sts_call_cancel(StsCall *call);
+unsigned sts_client_calls_running(const StsClient *c);

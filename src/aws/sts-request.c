@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sigv4.h"
+#include "string-util.h"
+#include "sts.h"
+
+#define STS_DURATION_MIN 900
+#define STS_DURATION_MAX 43200
+
+static bool word_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static bool session_name_char(char c) {
+        return word_char(c) || strchr("+=,.@-", c);
+}
+
+static bool chars_valid(const char *s, const char *extra, size_t min, size_t max) {
+        size_t n = strlen(s);
+
+        if (n < min || n > max)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!word_char(s[i]) && !strchr(extra, s[i]))
+                        return false;
+        return true;
+}
+
+static bool role_arn_valid(const char *arn) {
+        size_t n = strlen(arn);
+
+        if (n < STS_ROLE_ARN_MIN || n > STS_ROLE_ARN_MAX || !startswith(arn, "arn:"))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) arn[i] < 0x21 || (unsigned char) arn[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
+                         const char *external_id, char **ret) {
+        _cleanup_strbuf_ StrBuf b = {};
+        int r;
+
+        if (!role_arn || !session_name || !ret)
+                return -EINVAL;
+        if (!role_arn_valid(role_arn) || !chars_valid(session_name, "+=,.@-", 2, STS_SESSION_NAME_MAX) ||
+            duration_sec < STS_DURATION_MIN || duration_sec > STS_DURATION_MAX)
+                return -EINVAL;
+        if (!isempty(external_id) &&
+            !chars_valid(external_id, "+=,.@:/-", STS_EXTERNAL_ID_MIN, STS_EXTERNAL_ID_MAX))
+                return -EINVAL;
+
+        strbuf_append(&b, "Action=AssumeRole&Version=2011-06-15&RoleArn=");
+        sigv4_uri_encode(&b, role_arn, strlen(role_arn), false);
+        strbuf_append(&b, "&RoleSessionName=");
+        sigv4_uri_encode(&b, session_name, strlen(session_name), false);
+        strbuf_appendf(&b, "&DurationSeconds=%u", duration_sec);
+        if (!isempty(external_id)) {
+                strbuf_append(&b, "&ExternalId=");
+                sigv4_uri_encode(&b, external_id, strlen(external_id), false);
+        }
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        *ret = strbuf_steal(&b);
+        return 0;
+}
+
+uint32_t sts_fnv32a(const char *s) {
+        uint32_t h = 2166136261u;
+
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                h ^= *p;
+                h *= 16777619u;
+        }
+        return h;
+}
+
+int sts_role_session_name(const char *caller_ip, const char *role_arn, char **ret) {
+        const char *name;
+        char buf[STS_SESSION_NAME_MAX + 1];
+        size_t n;
+
+        if (!caller_ip || !role_arn || !ret)
+                return -EINVAL;
+        name = strrchr(role_arn, '/');
+        name = name ? name + 1 : role_arn;
+        n = (size_t) snprintf(buf, sizeof buf, "%x-", sts_fnv32a(caller_ip));
+        for (const char *p = name; *p && n < STS_SESSION_NAME_MAX; p++)
+                if (session_name_char(*p))
+                        buf[n++] = *p;
+        buf[n] = '\0';
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const char *const throttle_codes[] = {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+};
+
+/* botocore standard retry's transient codes (retries/standard.py), plus AWS's generic 5xx codes. */
+static const char *const transient_codes[] = {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "IDPCommunicationError",
+        /* about the node's own credentials or clock, not the role: they heal when those are renewed */
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+};
+
+bool sts_error_code_is_throttle(const char *code) {
+        for (size_t i = 0; code && i < ELEMENTSOF(throttle_codes); i++)
+                if (streq(code, throttle_codes[i]))
+                        return true;
+        return false;
+}
+
+StsErrorClass sts_error_classify(const char *code, long http_status) {
+        if (sts_error_code_is_throttle(code) || http_status == 429)
+                return STS_ERROR_THROTTLED;
+        for (size_t i = 0; code && i < ELEMENTSOF(transient_codes); i++)
+                if (streq(code, transient_codes[i]))
+                        return STS_ERROR_TRANSIENT;
+        if (http_status >= 500 || http_status == 0)
+                return STS_ERROR_TRANSIENT;
+        return STS_ERROR_DENIED;
+}
+
+const char *sts_error_class_to_string(StsErrorClass c) {
+        switch (c) {
+        case STS_ERROR_THROTTLED:
+                return "throttled";
+        case STS_ERROR_TRANSIENT:
+                return "transient";
+        case STS_ERROR_DENIED:
+                return "denied";
+        }
+        return "unknown";
+}
+
+int sts_error_new(StsErrorClass class, int error, long http_status, const char *code, const char *message,
+                  StsError **ret) {
+        StsError *e;
+
+        if (!ret || isempty(code))
+                return -EINVAL;
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->class = class;
+        e->error = error < 0 ? error : -EIO;
+        e->http_status = http_status;
+        e->code = strndup(code, STS_ERROR_CODE_MAX);
+        e->message = message ? strndup(message, STS_ERROR_MESSAGE_MAX) : NULL;
+        if (!e->code || (message && !e->message)) {
+                sts_error_free(e);
+                return -ENOMEM;
+        }
+        *ret = e;
+        return 0;
+}
+
+StsError *sts_error_free(StsError *e) {
+        if (!e)
+                return NULL;
+        free(e->code);
+        free(e->message);
+        free(e->request_id);
+        free(e->type);
+        free(e);
+        return NULL;
+}
+
+int sts_error_dup(const StsError *e, StsError **ret) {
+        _cleanup_(sts_error_freep) StsError *d = NULL;
+        int r;
+
+        if (!e || !ret)
+                return -EINVAL;
+        r = sts_error_new(e->class, e->error, e->http_status, e->code, e->message, &d);
+        if (r < 0)
+                return r;
+        if ((e->request_id && !(d->request_id = strdup(e->request_id))) ||
+            (e->type && !(d->type = strdup(e->type))))
+                return -ENOMEM;
+        *ret = TAKE_PTR(d);
+        return 0;
+}

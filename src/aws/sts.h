@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* STS AssumeRole over the Query API: the request form, kube2iam's RoleSessionName, the reply
+ * (success or error) parsed into Credentials or a classified StsError. The reply parser
+ * (sts-reply.c) is the only file that includes libxml2. The asynchronous client is sts-client.h. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "credentials.h"
+
+/* AssumeRole API limits (botocore data/sts/2011-06-15/service-2.json). */
+#define STS_ROLE_ARN_MIN 20
+#define STS_ROLE_ARN_MAX 2048
+#define STS_SESSION_NAME_MAX 64
+#define STS_EXTERNAL_ID_MIN 2
+#define STS_EXTERNAL_ID_MAX 1224
+/* A real reply is a few KB (the session token is the only large part, "size not fixed"); a
+ * megabyte leaves room for any token while bounding what a broken peer can make us hold. */
+#define STS_REPLY_MAX_BYTES (1024 * 1024)
+/* Error codes and messages are echoed to logs and metric labels: keep them short. */
+#define STS_ERROR_CODE_MAX 128
+#define STS_ERROR_MESSAGE_MAX 1024
+
+typedef enum StsErrorClass {
+        STS_ERROR_THROTTLED, /* a throttling code: retry later, and slow the token bucket down */
+        STS_ERROR_TRANSIENT, /* 5xx, timeouts, transport failures, garbage: retry with backoff */
+        STS_ERROR_DENIED, /* AccessDenied and other client errors: never retried, cached for the error TTL */
+} StsErrorClass;
+
+typedef struct StsError {
+        StsErrorClass class;
+        int error;        /* negative errno (transport failure, -EACCES for a denial, ...) */
+        long http_status; /* 0 when no reply was received */
+        char *code;       /* AWS error code, "Throttling"; never NULL */
+        char *message;    /* may be NULL */
+        char *request_id; /* may be NULL */
+        char *type;       /* "Sender" | "Receiver" | NULL */
+} StsError;
+
+/* code and message are copied (NULL message allowed). */
+int sts_error_new(StsErrorClass class, int error, long http_status, const char *code, const char *message,
+                  StsError **ret);
+StsError *sts_error_free(StsError *e);
+int sts_error_dup(const StsError *e, StsError **ret);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StsError *, sts_error_free);
+const char *sts_error_class_to_string(StsErrorClass c);
+
+/* botocore's standard-mode throttling codes. */
+bool sts_error_code_is_throttle(const char *code);
+/* Classifies an AWS error code with the HTTP status it came with. */
+StsErrorClass sts_error_classify(const char *code, long http_status);
+
+/* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]",
+ * values percent-encoded with the unreserved set -._~. Validates every input against the API limits:
+ * -EINVAL for anything AWS would reject. external_id may be NULL or "". */
+int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
+                         const char *external_id, char **ret);
+
+/* kube2iam's RoleSessionName: lowercase hex fnv32a of the caller address string (not zero-padded),
+ * '-', the part of the role ARN after its last '/'; characters outside [\w+=,.@-] dropped, cut to 64. */
+int sts_role_session_name(const char *caller_ip, const char *role_arn, char **ret);
+uint32_t sts_fnv32a(const char *s);
+
+/* Parses an AssumeRole reply body with its HTTP status. On return exactly one of *ret_creds and
+ * *ret_error is set: success gives Credentials (Expiration with or without fractional seconds;
+ * elements in any order; surrounding whitespace trimmed); anything else an StsError, classified.
+ * Returns <0 only when out of memory. now_realtime becomes Credentials.last_updated. */
+int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime,
+                    Credentials **ret_creds, StsError **ret_error);

@@ -1,0 +1,942 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "aws/sts-client.h"
+#include "config.h"
+#include "creds.h"
+#include "log.h"
+#include "metrics.h"
+#include "string-util.h"
+
+/* A power of two; at CREDS_MAX_ENTRIES this keeps chains short. */
+#define CREDS_BUCKETS 1024
+
+typedef enum FetchReason {
+        FETCH_MISS,     /* a caller is waiting */
+        FETCH_REFRESH,  /* background refresh ahead of expiry */
+        FETCH_PREFETCH, /* a pod appeared */
+} FetchReason;
+
+typedef struct Entry Entry;
+
+struct CredsWaiter {
+        Entry *entry;
+        CredsWaiter *prev, *next;
+        usec_t deadline;
+        void (*done)(Credentials *creds, const StsError *error, void *userdata);
+        void *userdata;
+};
+
+struct Entry {
+        Creds *owner;
+        Entry *hnext;       /* hash chain */
+        Entry *prev, *next; /* all entries */
+        char *role_arn;
+        char *external_id; /* "" for none */
+        char *session_ip;  /* the caller that names the next STS session */
+        Credentials *creds;
+        usec_t obtained;
+        usec_t refresh_at;
+        StsError *error;    /* the last failure */
+        usec_t error_until; /* a denial is answered from the cache until then */
+        void *fetch;        /* fetcher handle while a call runs */
+        bool fetching;
+        FetchReason reason;
+        usec_t fetch_started;
+        bool want_fetch; /* waits for a token */
+        FetchReason want_reason;
+        usec_t retry_at; /* 0: no retry planned */
+        usec_t backoff;
+        unsigned in_use;
+        usec_t last_requested;
+        CredsWaiter *waiters;
+        unsigned n_waiters;
+};
+
+struct Creds {
+        CredsSettings settings;
+        CredsFetcher fetcher;
+        Entry *buckets[CREDS_BUCKETS];
+        Entry *entries;
+        size_t n_entries;
+        usec_t (*now)(void *userdata);
+        void *now_userdata;
+        uint64_t rng;
+        double tokens;
+        usec_t tokens_at;
+        unsigned throttle_factor;
+        usec_t last_throttle;
+        sd_event_source *timer;
+        bool running;
+        Metrics *metrics;
+        MetricFamily *m_duration, *m_hits, *m_misses, *m_prefetches, *m_refreshes, *m_errors, *m_entries;
+};
+
+static usec_t now_of(Creds *c) {
+        return c->now ? c->now(c->now_userdata) : now_realtime();
+}
+
+/* xorshift64*: jitter only, not security */
+static double rand01(Creds *c) {
+        c->rng ^= c->rng >> 12;
+        c->rng ^= c->rng << 25;
+        c->rng ^= c->rng >> 27;
+        return (double) ((c->rng * 2685821657736338717ULL) >> 11) / (double) (1ULL << 53);
+}
+
+void creds_settings_from_config(const Config *config, CredsSettings *ret) {
+        *ret = (CredsSettings){
+                .session_ttl = config->iam_role_session_ttl,
+                .error_ttl = config->iam_role_error_ttl,
+                .sts_rate = config->sts_rate,
+                .sts_burst = config->sts_burst,
+        };
+}
+
+static unsigned duration_sec(const Creds *c) {
+        return (unsigned) (2 * c->settings.session_ttl / USEC_PER_SEC);
+}
+
+static unsigned key_hash(const char *role, const char *ext) {
+        uint32_t h = sts_fnv32a(role);
+        for (const unsigned char *p = (const unsigned char *) ext; *p; p++) {
+                h ^= *p;
+                h *= 16777619u;
+        }
+        return h & (CREDS_BUCKETS - 1);
+}
+
+static void metric_role(MetricFamily *f, const char *role) {
+        if (f)
+                (void) metrics_counter_inc(f, (const char *const[]){ role });
+}
+
+static int register_metrics(Creds *c) {
+        static const char *const role_label[] = { "role_arn", NULL };
+        static const char *const code_role[] = { "code", "role_arn", NULL };
+        Metrics *m = c->metrics;
+        int r;
+
+        r = metrics_add_family(m, "kube2iam_iam_request_duration_seconds",
+                               "Duration of the STS AssumeRole calls made on a cache miss.",
+                               METRIC_HISTOGRAM, code_role, metrics_kube2iam_buckets,
+                               ELEMENTSOF(metrics_kube2iam_buckets), 0, &c->m_duration);
+        if (r >= 0)
+                r = metrics_add_family(m, "kube2iam_iam_cache_hits_total",
+                                       "Credential requests answered from the cache (errors included).",
+                                       METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_hits);
+        if (r >= 0)
+                r = metrics_add_family(m, "kube2iam_iam_cache_misses_total",
+                                       "Credential requests that had to wait for STS.", METRIC_COUNTER,
+                                       role_label, NULL, 0, 0, &c->m_misses);
+        if (r >= 0)
+                r = metrics_add_family(m, "kube2iam_iam_prefetches_total",
+                                       "AssumeRole calls made to warm the cache for a new pod.",
+                                       METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_prefetches);
+        if (r >= 0)
+                r = metrics_add_family(
+                        m, "kube2iam_iam_refreshes_total",
+                        "AssumeRole calls made to refresh cached credentials ahead of expiry.",
+                        METRIC_COUNTER, role_label, NULL, 0, 0, &c->m_refreshes);
+        if (r >= 0)
+                r = metrics_add_family(m, "kube2iam_iam_errors_total",
+                                       "Failed AssumeRole calls by error code.", METRIC_COUNTER, code_role,
+                                       NULL, 0, 0, &c->m_errors);
+        if (r >= 0)
+                r = metrics_add_family(m, "kube2iam_iam_cache_entries", "Roles in the credential cache.",
+                                       METRIC_GAUGE, NULL, NULL, 0, 0, &c->m_entries);
+        if (r < 0)
+                return r;
+        (void) metrics_touch(c->m_duration, (const char *const[]){ "Success", "" });
+        (void) metrics_touch(c->m_duration, (const char *const[]){ "UnknownError", "" });
+        (void) metrics_gauge_set(c->m_entries, NULL, 0);
+        return 0;
+}
+
+int creds_new(const CredsSettings *settings, const CredsFetcher *fetcher, Metrics *metrics, Creds **ret) {
+        _cleanup_(creds_freep) Creds *c = NULL;
+        uint64_t seed = 0;
+        int r;
+
+        if (!settings || !fetcher || !fetcher->start || !ret)
+                return -EINVAL;
+        if (settings->session_ttl * 2 / USEC_PER_SEC < 900 ||
+            settings->session_ttl * 2 / USEC_PER_SEC > 43200 || !(settings->sts_rate > 0) ||
+            settings->sts_burst == 0)
+                return -EINVAL;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->settings = *settings;
+        c->fetcher = *fetcher;
+        c->throttle_factor = 1;
+        c->tokens = settings->sts_burst;
+        c->tokens_at = USEC_INFINITY; /* set at first use, so an injected clock starts where it wants */
+        if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
+                seed = now_monotonic();
+        c->rng = seed | 1;
+        if (metrics) {
+                c->metrics = metrics;
+                r = register_metrics(c);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+void creds_set_clock(Creds *c, usec_t (*now)(void *userdata), void *userdata) {
+        c->now = now;
+        c->now_userdata = userdata;
+}
+
+void creds_set_seed(Creds *c, uint64_t seed) {
+        c->rng = seed | 1;
+}
+
+size_t creds_size(const Creds *c) {
+        return c ? c->n_entries : 0;
+}
+
+static Entry *entry_find(Creds *c, const char *role, const char *ext) {
+        for (Entry *e = c->buckets[key_hash(role, ext)]; e; e = e->hnext)
+                if (streq(e->role_arn, role) && streq(e->external_id, ext))
+                        return e;
+        return NULL;
+}
+
+static int entry_get(Creds *c, const char *role, const char *ext, bool create, Entry **ret) {
+        unsigned h;
+        Entry *e = entry_find(c, role, ext);
+
+        if (e || !create) {
+                *ret = e;
+                return e ? 0 : -ENOENT;
+        }
+        if (c->n_entries >= CREDS_MAX_ENTRIES)
+                return -ENOSPC;
+        if (strlen(role) > STS_ROLE_ARN_MAX || strlen(ext) > STS_EXTERNAL_ID_MAX)
+                return -EINVAL;
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->owner = c;
+        e->role_arn = strdup(role);
+        e->external_id = strdup(ext);
+        if (!e->role_arn || !e->external_id) {
+                free(e->role_arn);
+                free(e->external_id);
+                free(e);
+                return -ENOMEM;
+        }
+        h = key_hash(role, ext);
+        e->hnext = c->buckets[h];
+        c->buckets[h] = e;
+        e->next = c->entries;
+        if (c->entries)
+                c->entries->prev = e;
+        c->entries = e;
+        c->n_entries++;
+        if (c->m_entries)
+                (void) metrics_gauge_set(c->m_entries, NULL, (double) c->n_entries);
+        *ret = e;
+        return 0;
+}
+
+static void entry_free(Entry *e) {
+        Creds *c = e->owner;
+        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id)];
+
+        assert(!e->waiters);
+        while (*pp && *pp != e)
+                pp = &(*pp)->hnext;
+        if (*pp)
+                *pp = e->hnext;
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                c->entries = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        c->n_entries--;
+        if (c->m_entries)
+                (void) metrics_gauge_set(c->m_entries, NULL, (double) c->n_entries);
+        if (e->fetching && c->fetcher.cancel)
+                c->fetcher.cancel(c->fetcher.userdata, e->fetch);
+        credentials_unref(e->creds);
+        sts_error_free(e->error);
+        free(e->role_arn);
+        free(e->external_id);
+        free(e->session_ip);
+        free(e);
+}
+
+static void waiter_unlink(CredsWaiter *w) {
+        Entry *e = w->entry;
+
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                e->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        e->n_waiters--;
+        w->prev = w->next = NULL;
+}
+
+void creds_waiter_cancel(CredsWaiter *w) {
+        if (!w)
+                return;
+        waiter_unlink(w);
+        free(w);
+}
+
+Creds *creds_free(Creds *c) {
+        if (!c)
+                return NULL;
+        while (c->entries) {
+                Entry *e = c->entries;
+                StsError cancelled = { .class = STS_ERROR_TRANSIENT,
+                                       .error = -ECANCELED,
+                                       .code = (char *) "Cancelled" };
+
+                while (e->waiters) {
+                        CredsWaiter *w = e->waiters;
+                        waiter_unlink(w);
+                        w->done(NULL, &cancelled, w->userdata);
+                        free(w);
+                }
+                entry_free(e);
+        }
+        sd_event_source_disable_unref(c->timer);
+        free(c);
+        return NULL;
+}
+
+/* The least life an entry's credentials must have to be handed out while STS works: the session TTL
+ * (30 min at the defaults), or half the life STS granted if that is shorter. */
+static usec_t min_serve(const Creds *c, const Entry *e) {
+        usec_t life = e->creds ? usec_sub(e->creds->expiration, e->obtained) : 0;
+        return MIN(c->settings.session_ttl, life / 2);
+}
+
+static bool fresh(const Creds *c, const Entry *e, usec_t now) {
+        return e->creds && credentials_remaining(e->creds, now) >= min_serve(c, e) &&
+               credentials_remaining(e->creds, now) > 0;
+}
+
+static bool valid(const Entry *e, usec_t now) {
+        return e->creds && credentials_remaining(e->creds, now) > 0;
+}
+
+static double rate_now(const Creds *c) {
+        return c->settings.sts_rate / c->throttle_factor;
+}
+
+static void bucket_refill(Creds *c, usec_t now) {
+        if (c->tokens_at == USEC_INFINITY || now < c->tokens_at) {
+                c->tokens_at = now;
+                return;
+        }
+        c->tokens = MIN((double) c->settings.sts_burst,
+                        c->tokens + rate_now(c) * (double) (now - c->tokens_at) / (double) USEC_PER_SEC);
+        c->tokens_at = now;
+        if (c->throttle_factor > 1 && now >= c->last_throttle + CREDS_THROTTLE_RECOVER_USEC) {
+                c->throttle_factor = 1;
+                log_info("STS calls back at their full rate (%g/s)", c->settings.sts_rate);
+        }
+}
+
+static bool bucket_take(Creds *c, usec_t now) {
+        bucket_refill(c, now);
+        if (c->tokens < 1)
+                return false;
+        c->tokens -= 1;
+        return true;
+}
+
+static usec_t backoff_next(Creds *c, Entry *e) {
+        usec_t b = e->backoff == 0 ? CREDS_RETRY_MIN_USEC : MIN(2 * e->backoff, CREDS_RETRY_MAX_USEC);
+        e->backoff = b;
+        /* "equal jitter": half fixed, half random, so retries of many roles spread out */
+        return b / 2 + (usec_t) (rand01(c) * (double) (b / 2));
+}
+
+static void set_error(Entry *e, StsError *err) {
+        sts_error_free(e->error);
+        e->error = err;
+}
+
+static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now);
+static void reschedule(Creds *c);
+
+static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
+        _cleanup_free_ char *session = NULL;
+        _cleanup_(sts_error_freep) StsError *err = NULL;
+        void *handle = NULL;
+        int r;
+
+        e->want_fetch = false;
+        r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
+        if (r < 0) {
+                e->retry_at = now + backoff_next(c, e);
+                return;
+        }
+        e->fetching = true;
+        e->reason = reason;
+        e->fetch_started = now;
+        r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c),
+                             e->external_id, &handle, &err);
+        if (r < 0) {
+                e->fetching = false;
+                if (!err && sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, &err) < 0)
+                        return;
+                fail_fetch(c, e, err, now);
+                return;
+        }
+        e->fetch = handle;
+        if (reason == FETCH_REFRESH)
+                metric_role(c->m_refreshes, e->role_arn);
+        else if (reason == FETCH_PREFETCH)
+                metric_role(c->m_prefetches, e->role_arn);
+}
+
+/* Starts a fetch now if a token allows, else queues it for creds_run(). */
+static void want_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
+        if (e->fetching)
+                return;
+        if (e->retry_at > now && !(reason == FETCH_MISS && e->error && e->error->class == STS_ERROR_DENIED))
+                return; /* backing off: the retry is scheduled */
+        if (bucket_take(c, now))
+                start_fetch(c, e, reason, now);
+        else {
+                e->want_fetch = true;
+                e->want_reason = reason;
+        }
+}
+
+/* Waiters are answered after the state is updated, from a detached list: their callbacks may call
+ * back into the cache. */
+static void deliver(CredsWaiter *list, Credentials *creds, const StsError *error) {
+        while (list) {
+                CredsWaiter *w = list;
+                list = w->next;
+                w->done(creds, creds ? NULL : error, w->userdata);
+                free(w);
+        }
+}
+
+static CredsWaiter *detach_waiters(Entry *e) {
+        CredsWaiter *l = e->waiters;
+        for (CredsWaiter *w = l; w; w = w->next)
+                w->entry = NULL;
+        e->waiters = NULL;
+        e->n_waiters = 0;
+        return l;
+}
+
+static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
+        _cleanup_credentials_ Credentials *serve = NULL;
+        CredsWaiter *list = NULL;
+        StsError *copy = NULL;
+
+        if (c->m_errors)
+                (void) metrics_counter_inc(c->m_errors, (const char *const[]){ err->code, e->role_arn });
+        if (sts_error_dup(err, &copy) >= 0)
+                set_error(e, copy);
+
+        log_fields(
+                err->class == STS_ERROR_DENIED ? LOG_WARNING : LOG_NOTICE,
+                ((LogField[]){ { "MESSAGE_ID", err->class == STS_ERROR_DENIED ? LOG_MESSAGE_ID_ROLE_DENIED
+                                                                              : LOG_MESSAGE_ID_STS_FAILURE },
+                               { "ROLE_ARN", e->role_arn },
+                               { "STS_ERROR_CODE", err->code },
+                               { "STS_REQUEST_ID", err->request_id } }),
+                4, "AssumeRole %s failed (%s, %s): %s", e->role_arn, err->code,
+                sts_error_class_to_string(err->class), strna(err->message));
+
+        switch (err->class) {
+        case STS_ERROR_DENIED:
+                e->error_until = now + c->settings.error_ttl;
+                e->backoff = 0;
+                e->retry_at = e->in_use > 0 ? now + MAX(c->settings.error_ttl, CREDS_DENIED_RETRY_USEC) : 0;
+                /* a denial answers every waiter now, unless valid credentials remain to be served */
+                list = detach_waiters(e);
+                break;
+        case STS_ERROR_THROTTLED:
+                /* calls throttled together count once: escalate at most once a second */
+                if (c->throttle_factor == 1 || now >= c->last_throttle + USEC_PER_SEC)
+                        c->throttle_factor = MIN(c->throttle_factor * 2, CREDS_THROTTLE_MAX_FACTOR);
+                c->last_throttle = now;
+                c->tokens = 0;
+                log_warning("STS is throttling: AssumeRole calls slowed to %g/s", rate_now(c));
+                /* fall through */
+        case STS_ERROR_TRANSIENT:
+                e->retry_at = now + backoff_next(c, e);
+                /* waiters keep waiting for the retry (until their deadline), unless something valid
+                 * can be served right now */
+                if (valid(e, now))
+                        list = detach_waiters(e);
+                break;
+        }
+        if (valid(e, now))
+                serve = credentials_ref(e->creds);
+        deliver(list, serve, e->error ?: err);
+}
+
+void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsError *error) {
+        Entry *e = token;
+        usec_t now = now_of(c), life;
+        double frac;
+
+        if (!c || !e || !e->fetching)
+                return;
+        e->fetching = false;
+        e->fetch = NULL;
+        if (e->reason == FETCH_MISS && c->m_duration)
+                (void) metrics_histogram_observe(
+                        c->m_duration,
+                        (const char *const[]){ creds                  ? "Success"
+                                               : error && error->code ? error->code
+                                                                      : "UnknownError",
+                                               e->role_arn },
+                        (double) usec_sub(now, e->fetch_started) / (double) USEC_PER_SEC);
+
+        if (!creds || credentials_remaining(creds, now) == 0) {
+                StsError expired = { .class = STS_ERROR_TRANSIENT,
+                                     .error = -ESTALE,
+                                     .code = (char *) "ExpiredCredentials",
+                                     .message =
+                                             (char *) "STS returned credentials that are already expired" };
+                fail_fetch(c, e, error ?: &expired, now);
+                reschedule(c);
+                return;
+        }
+        credentials_unref(e->creds);
+        e->creds = credentials_ref(creds);
+        e->obtained = now;
+        life = usec_sub(creds->expiration, now);
+        frac = CREDS_REFRESH_REMAINING_MIN +
+               rand01(c) * (CREDS_REFRESH_REMAINING_MAX - CREDS_REFRESH_REMAINING_MIN);
+        e->refresh_at = now + (usec_t) ((1.0 - frac) * (double) life);
+        e->retry_at = 0;
+        e->backoff = 0;
+        e->error_until = 0;
+        set_error(e, NULL);
+        log_fields(
+                LOG_DEBUG,
+                ((LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_CREDS_ISSUED }, { "ROLE_ARN", e->role_arn } }),
+                2, "AssumeRole %s: credentials valid for %llus", e->role_arn,
+                (unsigned long long) (life / USEC_PER_SEC));
+        deliver(detach_waiters(e), creds, NULL);
+        reschedule(c);
+}
+
+static const char *ext_or_empty(const char *ext) {
+        return ext ? ext : "";
+}
+
+static int immediate_error(StsErrorClass class, int error, const char *code, const char *message,
+                           StsError **ret) {
+        int r = sts_error_new(class, error, 0, code, message, ret);
+        return r < 0 ? r : error;
+}
+
+int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsError **ret_error,
+              CredsWaiter **ret_waiter) {
+        usec_t now;
+        Entry *e;
+        CredsWaiter *w;
+        int r;
+
+        if (!c || !req || !req->role_arn || !req->done || !ret_creds || !ret_error)
+                return -EINVAL;
+        now = now_of(c);
+        r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), true, &e);
+        if (r == -ENOSPC)
+                return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles",
+                                       "the credential cache is full", ret_error);
+        if (r < 0)
+                return immediate_error(STS_ERROR_DENIED, r, "InvalidParameter",
+                                       "role ARN or external id too long", ret_error);
+        e->last_requested = now;
+        if (req->caller_ip && (!e->session_ip || !streq(e->session_ip, req->caller_ip))) {
+                char *ip = strdup(req->caller_ip);
+                if (ip)
+                        free_and_replace(e->session_ip, ip);
+        }
+
+        if (fresh(c, e, now)) {
+                metric_role(c->m_hits, e->role_arn);
+                *ret_creds = credentials_ref(e->creds);
+                return 0;
+        }
+        if (e->error && e->error->class == STS_ERROR_DENIED && now < e->error_until) {
+                /* kube2iam counts error-cache hits as hits */
+                metric_role(c->m_hits, e->role_arn);
+                if (valid(e, now)) {
+                        *ret_creds = credentials_ref(e->creds);
+                        return 0;
+                }
+                r = sts_error_dup(e->error, ret_error);
+                return r < 0 ? r : e->error->error;
+        }
+        /* STS is failing and we hold valid credentials: serve them rather than make the caller wait */
+        if (valid(e, now) && e->error && !e->fetching) {
+                metric_role(c->m_hits, e->role_arn);
+                /* and ask again in the background once any backoff has passed */
+                if (!e->want_fetch && e->retry_at <= now)
+                        want_fetch(c, e, FETCH_REFRESH, now);
+                *ret_creds = credentials_ref(e->creds);
+                return 0;
+        }
+        if (e->n_waiters >= CREDS_MAX_WAITERS_PER_ENTRY)
+                return immediate_error(STS_ERROR_THROTTLED, -EBUSY, "TooManyWaiters", NULL, ret_error);
+
+        metric_role(c->m_misses, e->role_arn);
+        /* Start (or queue) the fetch before this caller waits, so a failure known at once (a bad ARN,
+         * a partition mismatch) is returned here rather than through done() from inside this call. */
+        if (!e->fetching) {
+                if (e->error && e->error->class == STS_ERROR_DENIED)
+                        e->retry_at = 0; /* the cached denial expired: ask again */
+                want_fetch(c, e, FETCH_MISS, now);
+                if (!e->fetching && !e->want_fetch && e->error && e->error->class == STS_ERROR_DENIED) {
+                        r = sts_error_dup(e->error, ret_error);
+                        reschedule(c);
+                        return r < 0 ? r : e->error->error;
+                }
+        }
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (CredsWaiter){
+                .entry = e, .deadline = req->deadline, .done = req->done, .userdata = req->userdata
+        };
+        w->next = e->waiters;
+        if (e->waiters)
+                e->waiters->prev = w;
+        e->waiters = w;
+        e->n_waiters++;
+        if (ret_waiter)
+                *ret_waiter = w;
+        reschedule(c);
+        return CREDS_WAIT;
+}
+
+int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip) {
+        usec_t now;
+        Entry *e;
+        int r;
+
+        if (!c || !role_arn)
+                return -EINVAL;
+        now = now_of(c);
+        r = entry_get(c, role_arn, ext_or_empty(external_id), true, &e);
+        if (r < 0)
+                return r;
+        if (caller_ip && !e->session_ip)
+                e->session_ip = strdup(caller_ip);
+        if (fresh(c, e, now) || e->fetching || e->want_fetch || (e->error && now < e->error_until))
+                return 0;
+        want_fetch(c, e, FETCH_PREFETCH, now);
+        reschedule(c);
+        return 0;
+}
+
+int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use) {
+        Entry *e;
+        int r;
+
+        if (!c || !role_arn)
+                return -EINVAL;
+        r = entry_get(c, role_arn, ext_or_empty(external_id), in_use, &e);
+        if (r < 0)
+                return in_use ? r : 0;
+        if (in_use)
+                e->in_use++;
+        else if (e->in_use > 0)
+                e->in_use--;
+        reschedule(c);
+        return 0;
+}
+
+static bool entry_droppable(const Creds *c, const Entry *e, usec_t now) {
+        return !e->fetching && !e->waiters && e->in_use == 0 && !e->want_fetch && !fresh(c, e, now) &&
+               !(e->error && e->error->class == STS_ERROR_DENIED && now < e->error_until);
+}
+
+/* Someone still wants this entry kept fresh: a live pod, a waiting caller, or a request since the
+ * last fetch that is recent (within one credential life, 2 x session TTL), so a role nobody asks
+ * for any more is not retried forever while STS fails. */
+static bool entry_wanted(const Creds *c, const Entry *e, usec_t now) {
+        return e->in_use > 0 || e->waiters ||
+               (e->last_requested > e->obtained && now < e->last_requested + 2 * c->settings.session_ttl);
+}
+
+typedef struct Answer {
+        struct Answer *next;
+        CredsWaiter *waiter;
+        Credentials *creds;
+        StsError *error;
+} Answer;
+
+void creds_run(Creds *c) {
+        Answer *answers = NULL;
+        usec_t now;
+
+        if (!c || c->running)
+                return;
+        c->running = true;
+        now = now_of(c);
+        bucket_refill(c, now);
+
+        for (Entry *e = c->entries, *next; e; e = next) {
+                next = e->next;
+
+                for (CredsWaiter *w = e->waiters, *wn; w; w = wn) {
+                        Answer *a;
+
+                        wn = w->next;
+                        if (w->deadline > now)
+                                continue;
+                        a = calloc(1, sizeof *a);
+                        if (!a)
+                                continue; /* try again at the next run */
+                        waiter_unlink(w);
+                        w->entry = NULL;
+                        a->waiter = w;
+                        /* at the deadline, valid credentials beat an error */
+                        if (valid(e, now))
+                                a->creds = credentials_ref(e->creds);
+                        else if (e->error && sts_error_dup(e->error, &a->error) >= 0)
+                                a->error->error = -ETIMEDOUT; /* keep the code that explains why */
+                        else
+                                (void) sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout",
+                                                     "no credentials from STS before the deadline",
+                                                     &a->error);
+                        a->next = answers;
+                        answers = a;
+                }
+                if (e->fetching || e->want_fetch)
+                        continue;
+                if (e->retry_at > 0 && now >= e->retry_at && entry_wanted(c, e, now)) {
+                        e->want_fetch = true;
+                        e->want_reason = e->waiters ? FETCH_MISS : FETCH_REFRESH;
+                } else if (e->creds && e->retry_at == 0 && now >= e->refresh_at && entry_wanted(c, e, now) &&
+                           !(e->error && e->error->class == STS_ERROR_DENIED)) {
+                        e->want_fetch = true;
+                        e->want_reason = FETCH_REFRESH;
+                } else if (entry_droppable(c, e, now) && !(e->retry_at > 0 && entry_wanted(c, e, now))) {
+                        log_debug("Dropping unused credentials of %s", e->role_arn);
+                        entry_free(e);
+                }
+        }
+
+        /* queued fetches: entries with waiting callers first, then refreshes and prefetches */
+        for (int pass = 0; pass < 2; pass++)
+                for (Entry *e = c->entries; e; e = e->next) {
+                        if (!e->want_fetch || e->fetching || (pass == 0) != (e->waiters != NULL))
+                                continue;
+                        if (!bucket_take(c, now))
+                                goto out;
+                        start_fetch(c, e, e->waiters ? FETCH_MISS : e->want_reason, now);
+                }
+out:
+        c->running = false;
+        while (answers) {
+                Answer *a = answers;
+                answers = a->next;
+                a->waiter->done(a->creds, a->creds ? NULL : a->error, a->waiter->userdata);
+                free(a->waiter);
+                credentials_unref(a->creds);
+                sts_error_free(a->error);
+                free(a);
+        }
+        reschedule(c);
+}
+
+usec_t creds_next_wakeup(Creds *c) {
+        usec_t t = USEC_INFINITY, now;
+        bool queued = false;
+
+        if (!c)
+                return USEC_INFINITY;
+        now = now_of(c);
+        for (Entry *e = c->entries; e; e = e->next) {
+                for (CredsWaiter *w = e->waiters; w; w = w->next)
+                        t = MIN(t, w->deadline);
+                if (e->want_fetch)
+                        queued = true;
+                if (e->fetching)
+                        continue;
+                if (e->retry_at > 0)
+                        t = MIN(t, e->retry_at);
+                else if (e->creds)
+                        t = MIN(t, e->refresh_at);
+                if (e->creds)
+                        /* when it stops being servable, it may be dropped */
+                        t = MIN(t, usec_sub(e->creds->expiration, min_serve(c, e)));
+                if (e->error && e->error_until > now)
+                        t = MIN(t, e->error_until);
+                if (!e->creds && !e->waiters && e->in_use == 0)
+                        t = MIN(t, now);
+        }
+        if (queued) {
+                double need = c->tokens >= 1 ? 0 : (1 - c->tokens) / rate_now(c);
+                t = MIN(t, now + (usec_t) ceil(need * (double) USEC_PER_SEC));
+        }
+        return t;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        creds_run(userdata);
+        return 0;
+}
+
+static void reschedule(Creds *c) {
+        usec_t t;
+        int r;
+
+        if (!c->timer || c->running)
+                return;
+        t = creds_next_wakeup(c);
+        if (t == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time(c->timer, MAX(t, 1));
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the credential cache timer: %m");
+}
+
+int creds_attach_event(Creds *c, sd_event *event) {
+        int r;
+
+        if (!c || !event || c->timer)
+                return -EINVAL;
+        r = sd_event_add_time(event, &c->timer, CLOCK_REALTIME, USEC_INFINITY, 1, on_timer, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the credential cache timer: %m");
+        (void) sd_event_source_set_description(c->timer, "creds-timer");
+        reschedule(c);
+        return 0;
+}
+
+int creds_debug_json(Creds *c, StrBuf *out) {
+        usec_t now = now_of(c);
+        bool first = true;
+
+        strbuf_append_char(out, '[');
+        for (Entry *e = c->entries; e; e = e->next) {
+                char buf[TIMESTAMP_MAX];
+                const char *state = e->fetching        ? "fetching"
+                                    : fresh(c, e, now) ? "fresh"
+                                    : valid(e, now)    ? "stale"
+                                    : e->error         ? "error"
+                                                       : "empty";
+
+                strbuf_appendf(out, "%s{\"roleArn\":\"", first ? "" : ",");
+                /* role ARNs are validated printable ASCII; escape what JSON needs anyway */
+                for (const char *p = e->role_arn; *p; p++)
+                        if (*p == '"' || *p == '\\')
+                                strbuf_appendf(out, "\\%c", *p);
+                        else if ((unsigned char) *p >= 0x20)
+                                strbuf_append_char(out, *p);
+                strbuf_appendf(out, "\",\"externalId\":%s,\"state\":\"%s\",\"inUse\":%u,\"waiters\":%u",
+                               isempty(e->external_id) ? "false" : "true", state, e->in_use, e->n_waiters);
+                if (e->creds)
+                        strbuf_appendf(out, ",\"expiration\":\"%s\"",
+                                       format_timestamp_imds(e->creds->expiration, buf, sizeof buf));
+                if (e->error)
+                        strbuf_appendf(out, ",\"lastError\":\"%s\"", e->error->code);
+                strbuf_append_char(out, '}');
+                first = false;
+        }
+        strbuf_append_char(out, ']');
+        return strbuf_error(out);
+}
+
+/* The production fetcher: AssumeRole through an StsClient. */
+typedef struct StsFetch {
+        Creds *creds;
+        void *token;
+        StsCall *call;
+} StsFetch;
+
+static void on_sts_done(StsClient *sts, Credentials *creds, const StsError *error, void *userdata) {
+        StsFetch *f = userdata;
+        Creds *c = f->creds;
+        void *token = f->token;
+
+        free(f);
+        creds_fetch_complete(c, token, creds, error);
+}
+
+static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *role_arn,
+                           const char *session_name, unsigned duration, const char *external_id,
+                           void **ret_handle, StsError **ret_error) {
+        StsFetch *f = calloc(1, sizeof *f);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        f->creds = c;
+        f->token = token;
+        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f,
+                            &f->call);
+        if (r < 0) {
+                free(f);
+                switch (r) {
+                case -EXDEV:
+                        (void) sts_error_new(STS_ERROR_DENIED, r, 0, "PartitionMismatch",
+                                             "the role ARN's partition differs from the region's",
+                                             ret_error);
+                        break;
+                case -EINVAL:
+                        (void) sts_error_new(
+                                STS_ERROR_DENIED, r, 0, "InvalidParameter",
+                                "role ARN, session name or external id rejected by AssumeRole's limits",
+                                ret_error);
+                        break;
+                case -EADDRNOTAVAIL:
+                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoRegion",
+                                             "no AWS region known yet (AWS_REGION or IMDS placement/region)",
+                                             ret_error);
+                        break;
+                case -ENOKEY:
+                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoNodeCredentials",
+                                             "the node's own credentials are not available yet", ret_error);
+                        break;
+                default:
+                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, ret_error);
+                }
+                return r;
+        }
+        *ret_handle = f;
+        return 0;
+}
+
+static void sts_fetch_cancel(void *userdata, void *handle) {
+        StsFetch *f = handle;
+
+        if (!f)
+                return;
+        sts_call_cancel(f->call);
+        free(f);
+}
+
+int creds_new_sts(const CredsSettings *settings, StsClient *sts, Metrics *metrics, Creds **ret) {
+        CredsFetcher f = { .start = sts_fetch_start, .cancel = sts_fetch_cancel, .userdata = sts };
+
+        if (!sts)
+                return -EINVAL;
+        return creds_new(settings, &f, metrics, ret);
+}

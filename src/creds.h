@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* Creds: the credential cache, keyed by (role ARN, external id) (issue 3).
+ * - One STS call in flight per key (single flight): callers register a completion callback and a
+ *   deadline; any number of them wait for the same fetch.
+ * - STS DurationSeconds = 2 x --iam-role-session-ttl. Entries are refreshed in the background once
+ *   60%..50% of their life remains (jittered per fetch), and no caller is handed credentials with
+ *   less than --iam-role-session-ttl left (30 min at the defaults) while STS works; when STS fails,
+ *   cached credentials are served for as long as they are valid.
+ * - Entries no live pod uses (creds_set_in_use) and nobody asked for since their last fetch are not
+ *   refreshed, and are dropped once they could no longer be served.
+ * - AssumeRole calls pass a token bucket (--sts-rate, --sts-burst) that slows down on Throttling;
+ *   throttling, 5xx and timeouts are retried with jittered backoff; denials (AccessDenied and other
+ *   client errors) are not retried, and are cached for --iam-role-error-ttl.
+ * - Metrics: kube2iam_iam_request_duration_seconds{code,role_arn} (misses only) and
+ *   kube2iam_iam_cache_hits_total{role_arn} as kube2iam has them, plus our misses, prefetches,
+ *   refreshes, errors and entries.
+ * Secrets stay inside Credentials; nothing here logs them. The clock is CLOCK_REALTIME (expiry is
+ * wall-clock time) and can be injected for tests, as can the STS side (CredsFetcher). */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "aws/credentials.h"
+#include "aws/sts.h"
+#include "string-util.h"
+#include "time-util.h"
+
+typedef struct Config Config;
+typedef struct Metrics Metrics;
+typedef struct StsClient StsClient;
+typedef struct Creds Creds;
+typedef struct CredsWaiter CredsWaiter;
+
+/* kube2iam's ccache held 5000 items; one node never has that many distinct roles. */
+#define CREDS_MAX_ENTRIES 5000
+/* Waiters per entry: every pod request in flight for one role; beyond this the node is under attack. */
+#define CREDS_MAX_WAITERS_PER_ENTRY 4096
+/* Jittered exponential backoff after a retryable STS failure. */
+#define CREDS_RETRY_MIN_USEC (500 * USEC_PER_MSEC)
+#define CREDS_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+/* After a denial, an entry a live pod uses is tried again at most this often (or after the error TTL,
+ * if longer), so a fixed trust policy is picked up without hammering STS. */
+#define CREDS_DENIED_RETRY_USEC (5 * USEC_PER_MINUTE)
+/* Refresh when this fraction of the life remains (uniform between the two, per fetch). */
+#define CREDS_REFRESH_REMAINING_MAX 0.60
+#define CREDS_REFRESH_REMAINING_MIN 0.50
+/* On Throttling the bucket's rate is divided by up to this factor; it recovers after a quiet minute. */
+#define CREDS_THROTTLE_MAX_FACTOR 16
+#define CREDS_THROTTLE_RECOVER_USEC (60 * USEC_PER_SEC)
+
+typedef struct CredsSettings {
+        usec_t session_ttl; /* --iam-role-session-ttl: STS DurationSeconds = 2 x this */
+        usec_t error_ttl;   /* --iam-role-error-ttl: how long a denial is answered from the cache */
+        double sts_rate;    /* --sts-rate: AssumeRole calls per second */
+        unsigned sts_burst; /* --sts-burst */
+} CredsSettings;
+
+void creds_settings_from_config(const Config *config, CredsSettings *ret);
+
+/* The STS side. start() begins AssumeRole and returns a handle; later, exactly once unless cancelled,
+ * the fetcher calls creds_fetch_complete(c, token, creds, error). A failure known at once is returned
+ * as <0 with *ret_error set (classified). */
+typedef struct CredsFetcher {
+        int (*start)(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
+                     unsigned duration_sec, const char *external_id, void **ret_handle,
+                     StsError **ret_error);
+        void (*cancel)(void *userdata, void *handle);
+        void *userdata;
+} CredsFetcher;
+/* creds and error are borrowed; exactly one is non-NULL. */
+void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsError *error);
+
+/* metrics may be NULL. */
+int creds_new(const CredsSettings *settings, const CredsFetcher *fetcher, Metrics *metrics, Creds **ret);
+/* The production cache: fetches through sts (not owned; must outlive the cache). */
+int creds_new_sts(const CredsSettings *settings, StsClient *sts, Metrics *metrics, Creds **ret);
+/* Cancels running fetches and calls every waiter with -ECANCELED (shutdown answers them). */
+Creds *creds_free(Creds *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Creds *, creds_free);
+
+/* Production: a CLOCK_REALTIME timer on the loop runs creds_run() whenever something is due. */
+int creds_attach_event(Creds *c, sd_event *event);
+/* Tests: the clock (realtime usec) and the seed of the jitter. */
+void creds_set_clock(Creds *c, usec_t (*now)(void *userdata), void *userdata);
+void creds_set_seed(Creds *c, uint64_t seed);
+
+typedef struct CredsRequest {
+        const char *role_arn;
+        const char *external_id; /* NULL or "" for none */
+        const char *caller_ip;   /* names the STS session as kube2iam does */
+        usec_t deadline;         /* realtime usec: when a waiting caller gives up */
+        /* Called once for a waiting caller: creds (borrowed) or error (borrowed; error->error is the
+         * errno: -ETIMEDOUT at the deadline, -ECANCELED on shutdown, -EACCES for a denial). */
+        void (*done)(Credentials *creds, const StsError *error, void *userdata);
+        void *userdata;
+} CredsRequest;
+
+#define CREDS_WAIT 1
+/* Answers a credential request.
+ *   0           *ret_creds is a new reference to credentials to serve now.
+ *   CREDS_WAIT  a fetch is under way; req->done will be called exactly once, never from inside this
+ *               call. *ret_waiter (optional) lets the caller withdraw (creds_waiter_cancel).
+ *   <0          *ret_error (owned) says why: a cached or immediate denial (-EACCES, -EINVAL, -EXDEV),
+ *               or -ENOSPC (too many roles). */
+int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsError **ret_error,
+              CredsWaiter **ret_waiter);
+/* Withdraws a waiting caller; its done is not called. */
+void creds_waiter_cancel(CredsWaiter *w);
+
+/* Warms an entry through the same single-flight path (a pod appeared). Never waits. */
+int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip);
+/* The pod store's observer: a live pod on this node uses (role, external id). Counted: every true
+ * needs its false. */
+int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use);
+
+/* Does what is due now (refreshes, retries, deadlines, drops, queued fetches). */
+void creds_run(Creds *c);
+/* When creds_run() next has something to do (realtime usec), USEC_INFINITY for never. */
+usec_t creds_next_wakeup(Creds *c);
+size_t creds_size(const Creds *c);
+/* Appends a JSON array describing the entries for /debug: role, external id presence, expiry,
+ * in-use count, state. No secret and no access key id. */
+int creds_debug_json(Creds *c, StrBuf *out);

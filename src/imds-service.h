@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* ImdsService: the instance-metadata service as pods see it. Owns every answer the daemon gives
+ * itself (kube2iam-behaviour.md sections 1b, 1c, 2; DESIGN.md "Compatibility"):
+ * - the role list and the credentials of the pod's role, found by the TCP peer's address in
+ *   the store; a request from an address the store does not know yet waits (suspended) until
+ *   the pod appears or the kube2iam backoff budget runs out, woken by the store, not by polling;
+ * - IMDSv2 tokens (minted here, bound to the pod's address) and their check on every request,
+ *   required with --imdsv2-required;
+ * - iam/info for the pod's role, never the node's profile; the node's identity credentials are
+ *   never served; --metadata-allow limits what else is proxied, with the daemon's own upstream
+ *   token in place of the pod's;
+ * - explicit HTTP proxy use (absolute-form targets for the metadata address only);
+ * - prefetch of a pod's role when it appears, and telling the cache which roles live pods use;
+ * - one audit entry per issuance and per denial, rate-limited per pod. */
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "router.h"
+#include "server.h"
+
+typedef struct Config Config;
+typedef struct Creds Creds;
+typedef struct ImdsClient ImdsClient;
+typedef struct ImdsProxy ImdsProxy;
+typedef struct ImdsTokens ImdsTokens;
+typedef struct KubeClient KubeClient;
+typedef struct Metrics Metrics;
+typedef struct Roles Roles;
+typedef struct Store Store;
+typedef struct ImdsService ImdsService;
+
+/* A cold STS call takes a few hundred milliseconds; past this the pod's SDK gave up long ago. */
+#define IMDS_SERVICE_CREDS_WAIT (5 * USEC_PER_SEC)
+/* Audit entries per pod: a change of result is always written, a repeat once a minute at most. */
+#define IMDS_SERVICE_AUDIT_REPEAT (60 * USEC_PER_SEC)
+/* Requests waiting for a pod at once: a node's pods with a few requests each. Beyond it, 503. */
+#define IMDS_SERVICE_MAX_WAITING 4096U
+
+typedef struct ImdsServiceDeps {
+        sd_event *event;
+        const Config *config;
+        Store *store;
+        KubeClient *kube;       /* NULL: no Kubernetes (no pod is ever known) */
+        Roles *roles;
+        Creds *creds;
+        ImdsTokens *tokens;
+        ImdsProxy *proxy;
+        ImdsClient *imds;       /* NULL: proxied requests carry no upstream token */
+        Metrics *metrics;       /* NULL: no metrics */
+} ImdsServiceDeps;
+
+int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret);
+/* Answers (503) and frees every waiting request first. */
+ImdsService *imds_service_free(ImdsService *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsService *, imds_service_free);
+
+/* Answers a routed request: ROUTE_ROLE_LIST, ROUTE_ROLE_CREDENTIALS, ROUTE_IAM_INFO,
+ * ROUTE_API_TOKEN, ROUTE_IDENTITY and ROUTE_PROXY (after the token and allow-list checks). */
+void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m);
+/* The Kubernetes client's sync state changed: waiting requests are looked at again. */
+void imds_service_kube_changed(ImdsService *s);
+unsigned imds_service_waiting(const ImdsService *s);
+
+/* The IMDS credential document, as IMDS writes it (field order, two-space indent, " : ").
+ * Exposed for tests; the bytes hold secrets: free with strbuf_done_erase(). */
+typedef struct Credentials Credentials;
+int imds_credentials_json(const Credentials *c, StrBuf *out);
+/* iam/info for a role: a role-backed instance profile's shape. */
+int imds_iam_info_json(const char *role_arn, usec_t last_updated, StrBuf *out);
+/* An absolute-form target's host (host, host:port, [v6], [v6]:port) names the metadata service. */
+bool imds_service_host_is_metadata(const char *host, const char *metadata_host);

@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""A stand-in for AWS STS (AssumeRole over the Query API), for tests and the local demo.
+
+It answers AssumeRole with AWS's XML only when the request's SigV4 signature verifies: botocore's
+SigV4Auth recomputes it from the request with the credentials the node is known to have (access
+key, secret key and session token), so a wrong key, token, scope, signed header or body is refused
+with SignatureDoesNotMatch / InvalidClientTokenId as AWS does. Every call gets distinct keys. Every
+call is recorded, with what was issued (so tests can grep their outputs for leaked secrets).
+
+Control interface (same port):
+  GET  /_control/calls     the recorded calls as JSON
+  POST /_control/reset     forget recorded calls, back to normal answers
+  POST /_control/config    JSON, any of: {"mode": "ok"|"throttle"|"deny"|"error500"|"hang",
+                           "delay": seconds before answering, "deny_roles": [role ARN, ...],
+                           "expires_in": seconds of life of issued credentials (default DurationSeconds),
+                           "region": the region the signature's scope must name (null: any)}
+  "hang" holds the connection until the mode changes or the server stops.
+Run standalone: fake_sts.py --port N --access-key AK --secret-key SK [--session-token T] [--region R]
+It prints "READY <port>" on stdout once it listens.
+"""
+
+import argparse
+import datetime
+import json
+import secrets
+import string
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+# AWS refuses requests whose X-Amz-Date is further than this from its clock.
+MAX_SKEW = datetime.timedelta(minutes=15)
+MAX_BODY = 64 * 1024
+
+
+def error_xml(code, message, kind="Sender"):
+    rid = secrets.token_hex(16)
+    return (f'<ErrorResponse xmlns="{NS}">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n'
+            f'    <Message>{message}</Message>\n  </Error>\n  <RequestId>{rid}</RequestId>\n</ErrorResponse>\n')
+
+
+class State:
+    def __init__(self, access_key, secret_key, session_token, region=None):
+        self.lock = threading.Lock()
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.session_token = session_token
+        self.calls = []
+        self.serial = 0
+        self.release = threading.Event()
+        self.reset()
+        self.config["region"] = region
+
+    def reset(self):
+        self.config = {"mode": "ok", "delay": 0.0, "deny_roles": [], "expires_in": None,
+                       "region": getattr(self, "config", {}).get("region")}
+        self.release.set()
+        self.release = threading.Event()
+        self.calls = []
+
+    def configure(self, cfg):
+        with self.lock:
+            self.config.update(cfg)
+            # a mode change ends any hang
+            self.release.set()
+            self.release = threading.Event()
+
+
+def verify_signature(state, method, path, headers, body):
+    """Returns None when the signature verifies, else (status, code, message)."""
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return 403, "IncompleteSignature", "Authorization header missing or not SigV4"
+    fields = {}
+    for part in auth[len("AWS4-HMAC-SHA256 "):].split(","):
+        k, _, v = part.strip().partition("=")
+        fields[k] = v
+    try:
+        access_key, date, region, service, term = fields["Credential"].split("/")
+        signed = fields["SignedHeaders"].split(";")
+        fields["Signature"]
+    except (KeyError, ValueError):
+        return 403, "IncompleteSignature", "malformed Authorization header"
+    if access_key != state.access_key:
+        return 403, "InvalidClientTokenId", "The security token included in the request is invalid."
+    if service != "sts" or term != "aws4_request":
+        return 403, "SignatureDoesNotMatch", "wrong credential scope"
+    if state.config.get("region") and region != state.config["region"]:
+        return 403, "SignatureDoesNotMatch", f"credential scope names region {region}"
+    if state.session_token is not None and headers.get("X-Amz-Security-Token") != state.session_token:
+        return 403, "InvalidClientTokenId", "The security token included in the request is invalid."
+    if "x-amz-security-token" not in signed and state.session_token is not None:
+        return 403, "SignatureDoesNotMatch", "session token not signed"
+    amz_date = headers.get("X-Amz-Date", "")
+    try:
+        when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return 403, "IncompleteSignature", "X-Amz-Date missing or malformed"
+    if abs(datetime.datetime.now(datetime.timezone.utc) - when) > MAX_SKEW or date != amz_date[:8]:
+        return 403, "SignatureDoesNotMatch", "Signature expired or date mismatch"
+
+    to_sign = {}
+    for name in signed:
+        if name in ("x-amz-date", "x-amz-security-token", "authorization"):
+            continue
+        if headers.get(name) is None:
+            return 403, "SignatureDoesNotMatch", f"signed header {name} missing"
+        to_sign[name] = headers.get(name)
+    host = headers.get("Host", "")
+    req = AWSRequest(method=method, url=f"http://{host}{path}", data=body, headers=to_sign)
+    creds = Credentials(state.access_key, state.secret_key, state.session_token)
+    with mock.patch("botocore.auth.datetime") as dt:
+        dt.datetime.now.return_value = when
+        dt.datetime.utcnow.return_value = when.replace(tzinfo=None)
+        SigV4Auth(creds, "sts", region).add_auth(req)
+    if req.headers["Authorization"] != auth:
+        return 403, "SignatureDoesNotMatch", ("The request signature we calculated does not match the signature "
+                                              "you provided.")
+    return None
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            pass
+
+        def _send(self, code, body, ctype="text/xml"):
+            data = body.encode() if isinstance(body, str) else body
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-amzn-RequestId", secrets.token_hex(8))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (its timeout during a hang): nothing to answer
+
+        def _body(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            if n > MAX_BODY:
+                raise ValueError("body too large")
+            return self.rfile.read(n) if n > 0 else b""
+
+        def do_GET(self):
+            if self.path == "/_control/calls":
+                with state.lock:
+                    data = json.dumps(state.calls)
+                return self._send(200, data, "application/json")
+            self._send(404, error_xml("InvalidAction", "GET is not supported"))
+
+        def do_POST(self):
+            try:
+                body = self._body()
+            except ValueError:
+                return self._send(413, error_xml("RequestEntityTooLarge", "too large"))
+            if self.path == "/_control/reset":
+                with state.lock:
+                    state.reset()
+                return self._send(200, "{}", "application/json")
+            if self.path == "/_control/config":
+                state.configure(json.loads(body or b"{}"))
+                return self._send(200, "{}", "application/json")
+            self._assume_role(body)
+
+        def _assume_role(self, body):
+            form = urllib.parse.parse_qs(body.decode(errors="replace"), keep_blank_values=True)
+            params = {k: v[0] for k, v in form.items()}
+            with state.lock:
+                cfg = dict(state.config)
+                release = state.release
+            call = {"role_arn": params.get("RoleArn"), "session_name": params.get("RoleSessionName"),
+                    "duration": params.get("DurationSeconds"), "external_id": params.get("ExternalId"),
+                    "content_type": self.headers.get("Content-Type"), "mode": cfg["mode"]}
+            bad = verify_signature(state, "POST", self.path, self.headers, body)
+            if bad is None and (params.get("Action") != "AssumeRole" or params.get("Version") != "2011-06-15"
+                                or not params.get("RoleArn") or not params.get("RoleSessionName")):
+                bad = (400, "ValidationError", "missing or invalid AssumeRole parameters")
+            if bad is None:
+                dur = int(params.get("DurationSeconds") or 3600)
+                if dur < 900 or dur > 43200:
+                    bad = (400, "ValidationError", "DurationSeconds out of range")
+            call["verified"] = bad is None or bad[1] == "ValidationError"
+            with state.lock:
+                state.calls.append(call)
+            if cfg["delay"]:
+                release.wait(cfg["delay"])
+            if bad is not None:
+                call["result"] = bad[1]
+                return self._send(bad[0], error_xml(bad[1], bad[2]))
+            mode = cfg["mode"]
+            if mode == "hang":
+                call["result"] = "hang"
+                release.wait(3600)
+                return self._send(500, error_xml("InternalFailure", "released from hang", "Receiver"))
+            if mode == "throttle":
+                call["result"] = "Throttling"
+                return self._send(400, error_xml("Throttling", "Rate exceeded"))
+            if mode == "error500":
+                call["result"] = "InternalFailure"
+                return self._send(500, error_xml("InternalFailure", "We encountered an internal error.", "Receiver"))
+            if mode == "deny" or params["RoleArn"] in cfg["deny_roles"]:
+                call["result"] = "AccessDenied"
+                return self._send(403, error_xml(
+                    "AccessDenied", f"User: arn:aws:sts::123456789012:assumed-role/node/i-0 is not authorized to "
+                    f"perform: sts:AssumeRole on resource: {params['RoleArn']}"))
+            with state.lock:
+                state.serial += 1
+                serial = state.serial
+            key = "ASIA" + "".join(secrets.choice(string.ascii_uppercase + "234567") for _ in range(16))
+            secret = secrets.token_urlsafe(30)[:40]
+            token = "FwoGZXIvYXdzE" + secrets.token_urlsafe(600)
+            life = cfg["expires_in"] if cfg["expires_in"] is not None else dur
+            exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
+            # AWS writes Expiration with or without fractional seconds: alternate
+            exp_s = exp.strftime("%Y-%m-%dT%H:%M:%S") + (f".{exp.microsecond // 1000:03d}Z" if serial % 2 else "Z")
+            call.update({"result": "Success", "access_key_id": key, "secret_access_key": secret,
+                         "session_token": token, "expiration": exp_s})
+            role_name = params["RoleArn"].rsplit("/", 1)[-1]
+            xml = (f'<AssumeRoleResponse xmlns="{NS}">\n  <AssumeRoleResult>\n'
+                   f'    <AssumedRoleUser>\n      <AssumedRoleId>AROA{serial:016d}:{params["RoleSessionName"]}'
+                   f'</AssumedRoleId>\n      <Arn>arn:aws:sts::123456789012:assumed-role/{role_name}/'
+                   f'{params["RoleSessionName"]}</Arn>\n    </AssumedRoleUser>\n    <Credentials>\n'
+                   f'      <SessionToken>{token}</SessionToken>\n      <SecretAccessKey>{secret}</SecretAccessKey>\n'
+                   f'      <Expiration>{exp_s}</Expiration>\n      <AccessKeyId>{key}</AccessKeyId>\n'
+                   f'    </Credentials>\n  </AssumeRoleResult>\n  <ResponseMetadata>\n'
+                   f'    <RequestId>{secrets.token_hex(16)}</RequestId>\n  </ResponseMetadata>\n'
+                   f'</AssumeRoleResponse>\n')
+            self._send(200, xml)
+
+    return Handler
+
+
+class FakeSts:
+    """In-process use: FakeSts(access_key, secret_key, token).start() -> .port; .stop()."""
+
+    def __init__(self, access_key, secret_key, session_token=None, region=None, port=0, host="127.0.0.1"):
+        self.state = State(access_key, secret_key, session_token, region)
+        self.server = ThreadingHTTPServer((host, port), make_handler(self.state))
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.state.configure({"mode": "ok"})
+        self.server.shutdown()
+        self.server.server_close()
+
+    def calls(self):
+        with self.state.lock:
+            return [dict(c) for c in self.state.calls]
+
+    def configure(self, **cfg):
+        self.state.configure(cfg)
+
+    def reset(self):
+        with self.state.lock:
+            self.state.reset()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--access-key", required=True)
+    p.add_argument("--secret-key", required=True)
+    p.add_argument("--session-token")
+    p.add_argument("--region")
+    a = p.parse_args()
+    fake = FakeSts(a.access_key, a.secret_key, a.session_token, a.region, a.port, a.host)
+    print(f"READY {fake.port}", flush=True)
+    try:
+        fake.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

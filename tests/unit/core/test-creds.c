@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "creds.h"
+#include "metrics.h"
+#include "tap.h"
+
+/* A fake STS at the cache's boundary: records calls, answers when the test says so. */
+#define FAKE_MAX_PENDING 64
+
+typedef struct FakeSts {
+        usec_t now;
+        unsigned calls;
+        unsigned cancelled;
+        char last_session[80];
+        char last_ext[80];
+        unsigned last_duration;
+        void *pending[FAKE_MAX_PENDING];
+        unsigned n_pending;
+        unsigned serial;
+        StsError *fail_start; /* returned at start when set */
+} FakeSts;
+
+static usec_t fake_now(void *userdata) {
+        return ((FakeSts *) userdata)->now;
+}
+
+static int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
+                      unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error) {
+        FakeSts *f = userdata;
+
+        if (f->fail_start) {
+                (void) sts_error_dup(f->fail_start, ret_error);
+                return f->fail_start->error;
+        }
+        f->calls++;
+        snprintf(f->last_session, sizeof f->last_session, "%s", session_name);
+        snprintf(f->last_ext, sizeof f->last_ext, "%s", strempty(external_id));
+        f->last_duration = duration;
+        if (f->n_pending >= FAKE_MAX_PENDING)
+                return -EBUSY;
+        f->pending[f->n_pending++] = token;
+        *ret_handle = token;
+        return 0;
+}
+
+static void fake_cancel(void *userdata, void *handle) {
+        FakeSts *f = userdata;
+        for (unsigned i = 0; i < f->n_pending; i++)
+                if (f->pending[i] == handle) {
+                        f->pending[i] = f->pending[--f->n_pending];
+                        f->cancelled++;
+                        return;
+                }
+}
+
+static Credentials *make_creds(FakeSts *f, usec_t life) {
+        Secret *s = NULL, *t = NULL;
+        Credentials *c = NULL;
+        char key[32];
+
+        snprintf(key, sizeof key, "ASIAFAKE%u", ++f->serial);
+        ASSERT_OK(secret_new("secret", 6, &s));
+        ASSERT_OK(secret_new("token", 5, &t));
+        ASSERT_OK(credentials_new(key, s, t, f->now + life, f->now, &c));
+        return c;
+}
+
+/* Answers every pending call with credentials of the requested duration. */
+static void fake_succeed_all(FakeSts *f, Creds *c) {
+        while (f->n_pending > 0) {
+                void *token = f->pending[--f->n_pending];
+                Credentials *cr = make_creds(f, (usec_t) f->last_duration * USEC_PER_SEC);
+                creds_fetch_complete(c, token, cr, NULL);
+                credentials_unref(cr);
+        }
+}
+
+static void fake_fail_all(FakeSts *f, Creds *c, StsErrorClass class, const char *code, long status) {
+        while (f->n_pending > 0) {
+                void *token = f->pending[--f->n_pending];
+                StsError *e = NULL;
+                ASSERT_OK(sts_error_new(class, class == STS_ERROR_DENIED ? -EACCES : -EAGAIN, status, code,
+                                        "fake", &e));
+                creds_fetch_complete(c, token, NULL, e);
+                sts_error_free(e);
+        }
+}
+
+typedef struct Result {
+        unsigned calls;
+        unsigned ok;
+        unsigned errors;
+        int last_error;
+        usec_t least_remaining;
+        FakeSts *fake;
+} Result;
+
+static void on_done(Credentials *creds, const StsError *error, void *userdata) {
+        Result *r = userdata;
+
+        r->calls++;
+        if (creds) {
+                usec_t left = credentials_remaining(creds, r->fake->now);
+                r->ok++;
+                if (left < r->least_remaining)
+                        r->least_remaining = left;
+        } else {
+                r->errors++;
+                r->last_error = error->error;
+        }
+}
+
+static const CredsSettings defaults = {
+        .session_ttl = 30 * USEC_PER_MINUTE,
+        .error_ttl = 0,
+        .sts_rate = 5,
+        .sts_burst = 10,
+};
+
+#define T0 ((usec_t) 1780000000 * USEC_PER_SEC)
+#define ROLE "arn:aws:iam::123456789012:role/app"
+
+static Creds *new_cache(FakeSts *f, const CredsSettings *s, Metrics *m) {
+        Creds *c = NULL;
+        CredsFetcher fetcher = { .start = fake_start, .cancel = fake_cancel, .userdata = f };
+
+        f->now = T0;
+        ASSERT_OK(creds_new(s, &fetcher, m, &c));
+        creds_set_clock(c, fake_now, f);
+        creds_set_seed(c, 42);
+        return c;
+}
+
+/* Returns 0 (served: remaining life into *left), CREDS_WAIT, or <0. */
+static int get(Creds *c, FakeSts *f, Result *res, const char *role, usec_t *left) {
+        Credentials *cr = NULL;
+        StsError *err = NULL;
+        CredsRequest req = { .role_arn = role,
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f->now + 5 * USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = res };
+        int r = creds_get(c, &req, &cr, &err, NULL);
+
+        if (r == 0) {
+                ASSERT_NOT_NULL(cr);
+                if (left)
+                        *left = credentials_remaining(cr, f->now);
+                credentials_unref(cr);
+        } else if (r < 0) {
+                ASSERT_NOT_NULL(err);
+                sts_error_free(err);
+        }
+        return r;
+}
+
+TEST(cold_role_100_concurrent_requests_make_one_sts_call) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_(creds_freep) Creds *c = NULL;
+        usec_t left;
+
+        ASSERT_OK(metrics_new(&m));
+        c = new_cache(&f, &defaults, m);
+        for (int i = 0; i < 100; i++)
+                ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(res.calls, 0); /* never answered from inside creds_get() */
+        ASSERT_EQ(f.calls, 1);
+        ASSERT_EQ(f.last_duration, 3600);
+        ASSERT_STREQ(f.last_session, "debebe8d-app");
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(res.ok, 100);
+        ASSERT_EQ(get(c, &f, &res, ROLE, &left), 0);
+        ASSERT_EQ(f.calls, 1);
+        ASSERT_UEQ(left, 60 * USEC_PER_MINUTE);
+        printf("# STS calls for 100 concurrent cold requests: %u\n", f.calls);
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_hits_total"),
+                              (const char *const[]){ ROLE }),
+                  1);
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_misses_total"),
+                              (const char *const[]){ ROLE }),
+                  100);
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_request_duration_seconds"),
+                              (const char *const[]){ "Success", ROLE }),
+                  1);
+}
+
+TEST(key_includes_external_id) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        Credentials *cr = NULL;
+        StsError *err = NULL;
+        CredsRequest req = { .role_arn = ROLE,
+                             .external_id = "ext-1",
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f.now + USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = &res };
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(creds_get(c, &req, &cr, &err, NULL), CREDS_WAIT);
+        ASSERT_EQ(f.calls, 2);
+        ASSERT_STREQ(f.last_ext, "ext-1");
+        ASSERT_EQ(creds_size(c), 2);
+}
+
+TEST(refresh_happens_between_60_and_50_percent_of_life) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        /* 60 min life: nothing before 24 min have passed (60% left) */
+        f.now = T0 + 24 * USEC_PER_MINUTE - 1;
+        creds_run(c);
+        ASSERT_EQ(f.calls, 1);
+        ASSERT_TRUE(creds_next_wakeup(c) >= T0 + 24 * USEC_PER_MINUTE);
+        ASSERT_TRUE(creds_next_wakeup(c) <= T0 + 30 * USEC_PER_MINUTE);
+        f.now = creds_next_wakeup(c);
+        creds_run(c);
+        ASSERT_EQ(f.calls, 2);
+        fake_succeed_all(&f, c);
+}
+
+TEST(three_simulated_hours_never_serve_less_than_session_ttl) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        usec_t least = USEC_INFINITY;
+        unsigned served = 0;
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        /* a request every 7 s, STS answering 0.3 s after a call starts */
+        for (usec_t t = 0; t <= 3 * USEC_PER_HOUR; t += 7 * USEC_PER_SEC) {
+                usec_t left;
+                int r;
+
+                f.now = T0 + t;
+                creds_run(c);
+                r = get(c, &f, &res, ROLE, &left);
+                if (r == 0) {
+                        served++;
+                        least = MIN(least, left);
+                }
+                if (f.n_pending > 0) {
+                        f.now += 300 * USEC_PER_MSEC;
+                        fake_succeed_all(&f, c);
+                }
+        }
+        least = MIN(least, res.least_remaining);
+        printf("# 3 h simulated: %u served from cache, %u after waiting, %u STS calls, least remaining life "
+               "%llu s\n",
+               served, res.ok, f.calls, (unsigned long long) (least / USEC_PER_SEC));
+        ASSERT_TRUE(least >= 30 * USEC_PER_MINUTE);
+        ASSERT_TRUE(f.calls >= 5 && f.calls <= 9); /* one per 24..30 min */
+}
+
+TEST(denial_is_cached_for_error_ttl_and_not_retried_in_a_loop) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        CredsSettings s = defaults;
+        _cleanup_(creds_freep) Creds *c = NULL;
+
+        s.error_ttl = 2 * USEC_PER_MINUTE;
+        c = new_cache(&f, &s, NULL);
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_fail_all(&f, c, STS_ERROR_DENIED, "AccessDenied", 403);
+        ASSERT_EQ(res.errors, 1);
+        ASSERT_EQ(res.last_error, -EACCES);
+        /* within the TTL: answered from the error cache, no STS call */
+        f.now += USEC_PER_MINUTE;
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), -EACCES);
+        ASSERT_EQ(f.calls, 1);
+        /* an hour of loop runs: never retried on its own */
+        for (int i = 0; i < 60; i++) {
+                f.now += USEC_PER_MINUTE;
+                creds_run(c);
+        }
+        ASSERT_EQ(f.calls, 1);
+        /* after the TTL a new request asks STS again */
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(f.calls, 2);
+}
+
+TEST(permanent_start_failure_is_returned_not_called_back) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_OK(sts_error_new(STS_ERROR_DENIED, -EXDEV, 0, "PartitionMismatch", "x", &f.fail_start));
+        ASSERT_EQ(get(c, &f, &res, "arn:aws-cn:iam::123456789012:role/app", NULL), -EXDEV);
+        ASSERT_EQ(res.calls, 0);
+        f.fail_start = sts_error_free(f.fail_start);
+}
+
+TEST(cached_credentials_served_while_sts_fails) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        usec_t left;
+        unsigned served = 0, waited = 0;
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        /* from the first refresh on, STS fails: 500s and throttling, alternately */
+        for (usec_t t = 0; t < 59 * USEC_PER_MINUTE; t += 10 * USEC_PER_SEC) {
+                int r;
+
+                f.now = T0 + t;
+                creds_run(c);
+                fake_fail_all(&f, c, (t / 10) % 2 ? STS_ERROR_TRANSIENT : STS_ERROR_THROTTLED,
+                              (t / 10) % 2 ? "InternalFailure" : "Throttling", (t / 10) % 2 ? 500 : 400);
+                r = get(c, &f, &res, ROLE, &left);
+                if (r == 0)
+                        served++;
+                else {
+                        ASSERT_EQ(r, CREDS_WAIT);
+                        waited++;
+                        fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
+                }
+        }
+        printf("# %u served, %u waited, %u STS calls while STS failed\n", served, waited, f.calls);
+        ASSERT_TRUE(served > 340);
+        ASSERT_EQ(res.errors, 0);
+        /* retries are backed off: far fewer calls than the 354 loop turns */
+        ASSERT_TRUE(f.calls < 120);
+        /* once expired nothing is served: the caller gets an error at its deadline */
+        f.now = T0 + 61 * USEC_PER_MINUTE;
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
+        f.now += 6 * USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_TRUE(res.errors >= 1);
+}
+
+TEST(waiter_gets_timeout_at_deadline_when_sts_hangs) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_UEQ(creds_next_wakeup(c), T0 + 5 * USEC_PER_SEC);
+        f.now += 5 * USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_EQ(res.errors, 1);
+        ASSERT_EQ(res.last_error, -ETIMEDOUT);
+        /* the call goes on and warms the cache */
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), 0);
+}
+
+TEST(unused_entry_is_not_refreshed_and_is_dropped) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(creds_size(c), 1);
+        for (int i = 0; i < 40; i++) {
+                f.now += USEC_PER_MINUTE;
+                creds_run(c);
+        }
+        ASSERT_EQ(f.calls, 1);
+        ASSERT_EQ(creds_size(c), 0);
+}
+
+TEST(entry_in_use_is_refreshed_and_kept_until_released) {
+        FakeSts f = {};
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1"));
+        ASSERT_EQ(f.calls, 1);
+        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1")); /* single flight */
+        ASSERT_EQ(f.calls, 1);
+        fake_succeed_all(&f, c);
+        for (int i = 0; i < 120; i++) {
+                f.now += USEC_PER_MINUTE;
+                creds_run(c);
+                fake_succeed_all(&f, c);
+        }
+        ASSERT_TRUE(f.calls >= 5);
+        ASSERT_EQ(creds_size(c), 1);
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, false));
+        for (int i = 0; i < 60; i++) {
+                f.now += USEC_PER_MINUTE;
+                creds_run(c);
+                fake_succeed_all(&f, c);
+        }
+        ASSERT_EQ(creds_size(c), 0);
+}
+
+TEST(token_bucket_limits_sts_calls_and_slows_on_throttling) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        CredsSettings s = defaults;
+        _cleanup_(creds_freep) Creds *c = NULL;
+        char role[64];
+
+        s.sts_rate = 1;
+        s.sts_burst = 2;
+        c = new_cache(&f, &s, NULL);
+        for (int i = 0; i < 6; i++) {
+                snprintf(role, sizeof role, "arn:aws:iam::123456789012:role/r%d", i);
+                ASSERT_EQ(get(c, &f, &res, role, NULL), CREDS_WAIT);
+        }
+        ASSERT_EQ(f.calls, 2);
+        fake_succeed_all(&f, c);
+        f.now += USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_EQ(f.calls, 3);
+        /* throttled: the rate halves, so the next token takes 2 s */
+        fake_fail_all(&f, c, STS_ERROR_THROTTLED, "Throttling", 400);
+        f.now += USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_EQ(f.calls, 3);
+        f.now += USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_EQ(f.calls, 4);
+}
+
+TEST(cancelled_waiter_is_not_called) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        CredsWaiter *w = NULL;
+        Credentials *cr = NULL;
+        StsError *err = NULL;
+        CredsRequest req = { .role_arn = ROLE,
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f.now + USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = &res };
+
+        ASSERT_EQ(creds_get(c, &req, &cr, &err, &w), CREDS_WAIT);
+        creds_waiter_cancel(w);
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(res.calls, 0);
+}
+
+TEST(shutdown_answers_waiters_and_cancels_fetches) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        creds_free(c);
+        ASSERT_EQ(res.errors, 1);
+        ASSERT_EQ(res.last_error, -ECANCELED);
+        ASSERT_EQ(f.cancelled, 1);
+}
+
+TEST(failing_role_nobody_asks_for_stops_being_retried) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        unsigned calls_after_first_hour = 0;
+
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        for (int i = 0; i < 6 * 60; i++) {
+                f.now += 20 * USEC_PER_SEC;
+                creds_run(c);
+                fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
+                if (i == 3 * 60)
+                        calls_after_first_hour = f.calls;
+        }
+        ASSERT_EQ(res.errors, 1); /* the one caller got an error at its deadline */
+        ASSERT_EQ(creds_size(c), 0);
+        ASSERT_EQ(f.calls, calls_after_first_hour);
+}
+
+TEST(debug_json_shows_state_but_no_secret_or_key) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        _cleanup_strbuf_ StrBuf out = {};
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        ASSERT_OK(creds_debug_json(c, &out));
+        ASSERT_STREQ(strbuf_str(&out),
+                     "[{\"roleArn\":\"arn:aws:iam::123456789012:role/app\",\"externalId\":false,"
+                     "\"state\":\"fresh\",\"inUse\":1,\"waiters\":0,"
+                     "\"expiration\":\"2026-05-28T21:26:40Z\"}]");
+        ASSERT_NULL(strstr(strbuf_str(&out), "ASIAFAKE"));
+        ASSERT_NULL(strstr(strbuf_str(&out), "secret"));
+        ASSERT_NULL(strstr(strbuf_str(&out), "token"));
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdlib.h>
+
+#include "metrics.h"
+#include "tap.h"
+
+TEST(metrics_render_text_format_with_escaping) {
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_strbuf_ StrBuf out = {};
+        MetricFamily *hits, *up, *dur;
+        static const double b[] = { 0.5, 1 };
+
+        ASSERT_OK(metrics_new(&m));
+        ASSERT_OK(metrics_add_family(m, "t_hits_total", "Hits.\nSecond line \\ here", METRIC_COUNTER,
+                                     (const char *const[]){ "role_arn", NULL }, NULL, 0, 0, &hits));
+        ASSERT_OK(metrics_add_family(m, "t_up", "Up.", METRIC_GAUGE, NULL, NULL, 0, 0, &up));
+        ASSERT_OK(metrics_add_family(m, "t_seconds", "Durations.", METRIC_HISTOGRAM,
+                                     (const char *const[]){ "code", NULL }, b, 2, 0, &dur));
+        ASSERT_OK(metrics_counter_inc(hits, (const char *const[]){ "a\"b\\c\nd" }));
+        ASSERT_OK(metrics_counter_add(hits, (const char *const[]){ "a\"b\\c\nd" }, 2));
+        ASSERT_OK(metrics_gauge_set(up, NULL, 1));
+        ASSERT_OK(metrics_histogram_observe(dur, (const char *const[]){ "Success" }, 0.25));
+        ASSERT_OK(metrics_histogram_observe(dur, (const char *const[]){ "Success" }, 0.75));
+        ASSERT_OK(metrics_histogram_observe(dur, (const char *const[]){ "Success" }, 3));
+        ASSERT_OK(metrics_render(m, &out));
+        ASSERT_STREQ(strbuf_str(&out), "# HELP t_hits_total Hits.\\nSecond line \\\\ here\n"
+                                       "# TYPE t_hits_total counter\n"
+                                       "t_hits_total{role_arn=\"a\\\"b\\\\c\\nd\"} 3\n"
+                                       "# HELP t_up Up.\n"
+                                       "# TYPE t_up gauge\n"
+                                       "t_up 1\n"
+                                       "# HELP t_seconds Durations.\n"
+                                       "# TYPE t_seconds histogram\n"
+                                       "t_seconds_bucket{code=\"Success\",le=\"0.5\"} 1\n"
+                                       "t_seconds_bucket{code=\"Success\",le=\"1\"} 2\n"
+                                       "t_seconds_bucket{code=\"Success\",le=\"+Inf\"} 3\n"
+                                       "t_seconds_sum{code=\"Success\"} 4\n"
+                                       "t_seconds_count{code=\"Success\"} 3\n"
+                                       "# HELP kube2iam_metrics_series_dropped_total Metric updates dropped "
+                                       "because a family reached "
+                                       "its series limit.\n"
+                                       "# TYPE kube2iam_metrics_series_dropped_total counter\n"
+                                       "kube2iam_metrics_series_dropped_total{family=\"t_hits_total\"} 0\n"
+                                       "kube2iam_metrics_series_dropped_total{family=\"t_up\"} 0\n"
+                                       "kube2iam_metrics_series_dropped_total{family=\"t_seconds\"} 0\n");
+}
+
+TEST(metrics_kube2iam_buckets_render_as_go_does) {
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_strbuf_ StrBuf out = {};
+        MetricFamily *f;
+
+        ASSERT_OK(metrics_new(&m));
+        ASSERT_OK(metrics_add_family(m, "d", "D.", METRIC_HISTOGRAM, NULL, metrics_kube2iam_buckets, 14, 0,
+                                     &f));
+        ASSERT_OK(metrics_touch(f, NULL));
+        ASSERT_OK(metrics_render(m, &out));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&out), "d_bucket{le=\"0.008\"} 0\n"));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&out), "d_bucket{le=\"8.192\"} 0\n"));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&out), "d_count 0\n"));
+}
+
+TEST(metrics_series_limit_drops_and_counts) {
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_strbuf_ StrBuf out = {};
+        MetricFamily *f;
+        char v[16];
+
+        ASSERT_OK(metrics_new(&m));
+        ASSERT_OK(metrics_add_family(m, "x_total", "X.", METRIC_COUNTER, (const char *const[]){ "k", NULL },
+                                     NULL, 0, 3, &f));
+        for (int i = 0; i < 5; i++) {
+                snprintf(v, sizeof v, "v%d", i);
+                if (i < 3)
+                        ASSERT_OK(metrics_counter_inc(f, (const char *const[]){ v }));
+                else
+                        ASSERT_ERROR(metrics_counter_inc(f, (const char *const[]){ v }), -ENOSPC);
+        }
+        ASSERT_OK(metrics_counter_inc(f, (const char *const[]){ "v0" }));
+        ASSERT_EQ(metrics_get(f, (const char *const[]){ "v0" }), 2);
+        ASSERT_OK(metrics_render(m, &out));
+        ASSERT_NOT_NULL(
+                strstr(strbuf_str(&out), "kube2iam_metrics_series_dropped_total{family=\"x_total\"} 2\n"));
+        ASSERT_NULL(strstr(strbuf_str(&out), "v3"));
+}
+
+TEST(metrics_reject_bad_definitions) {
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        static const double bad[] = { 1, 0.5 };
+        MetricFamily *f;
+
+        ASSERT_OK(metrics_new(&m));
+        ASSERT_ERROR(metrics_add_family(m, "1bad", "x", METRIC_COUNTER, NULL, NULL, 0, 0, &f), -EINVAL);
+        ASSERT_ERROR(metrics_add_family(m, "h", "x", METRIC_HISTOGRAM, NULL, bad, 2, 0, &f), -EINVAL);
+        ASSERT_ERROR(metrics_add_family(m, "h", "x", METRIC_HISTOGRAM, (const char *const[]){ "le", NULL },
+                                        metrics_kube2iam_buckets, 14, 0, &f),
+                     -EINVAL);
+        ASSERT_OK(metrics_add_family(m, "c", "x", METRIC_COUNTER, NULL, NULL, 0, 0, &f));
+        ASSERT_ERROR(metrics_add_family(m, "c", "x", METRIC_COUNTER, NULL, NULL, 0, 0, &f), -EEXIST);
+        ASSERT_ERROR(metrics_counter_add(f, NULL, -1), -EINVAL);
+        ASSERT_ERROR(metrics_gauge_set(f, NULL, 1), -EINVAL);
+}
