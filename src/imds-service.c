@@ -31,9 +31,9 @@ typedef struct PodRequest PodRequest;
 /* What a pod was last marked as using in the cache, and its last audit entry. */
 typedef struct PodState {
         char *uid;
-        char *role_arn;         /* in use in the cache, or NULL */
+        char *role_arn; /* in use in the cache, or NULL */
         char *external_id;
-        char *audit_key;        /* "<result> <role>" of the last audit entry */
+        char *audit_key; /* "<result> <role>" of the last audit entry */
         usec_t audit_at;
 } PodState;
 
@@ -49,14 +49,14 @@ struct ImdsService {
 
 struct PodRequest {
         ImdsService *service;
-        HttpRequest *req;       /* NULL once the client is gone (a live lookup may still be running) */
+        HttpRequest *req; /* NULL once the client is gone (a live lookup may still be running) */
         RouteId route;
         char *url_role;
         char ip[64];
-        usec_t deadline;        /* CLOCK_MONOTONIC */
+        usec_t deadline; /* CLOCK_MONOTONIC */
         sd_event_source *timer;
         CredsWaiter *waiter;
-        bool resolving;         /* a live API lookup (--resolve-duplicate-cache-ips) is running */
+        bool resolving; /* a live API lookup (--resolve-duplicate-cache-ips) is running */
         bool resolved_once;
         bool linked;
         bool counted_miss;
@@ -196,7 +196,7 @@ static PodState *pod_state(ImdsService *s, const char *uid, bool create) {
                 s->pods = p;
                 s->cap_pods = cap;
         }
-        s->pods[s->n_pods] = (PodState) { .uid = strdup(uid) };
+        s->pods[s->n_pods] = (PodState){ .uid = strdup(uid) };
         if (!s->pods[s->n_pods].uid)
                 return NULL;
         return &s->pods[s->n_pods++];
@@ -211,7 +211,8 @@ static void pod_state_drop(ImdsService *s, PodState *p) {
 }
 
 static void audit(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
-                  const char *role, const char *result, int level, const char *message_id, const char *detail) {
+                  const char *role, const char *result, int level, const char *message_id,
+                  const char *detail) {
         _cleanup_free_ char *key = NULL;
         PodState *p = uid ? pod_state(s, uid, true) : NULL;
         usec_t now = now_monotonic();
@@ -227,13 +228,13 @@ static void audit(ImdsService *s, const char *uid, const char *ns, const char *n
                 p->audit_at = now;
         }
         log_fields(level,
-                   ((const LogField[]) { { "MESSAGE_ID", message_id },
-                                         { "POD_NAMESPACE", ns },
-                                         { "POD_NAME", name },
-                                         { "POD_UID", uid },
-                                         { "POD_IP", ip },
-                                         { "ROLE_ARN", role },
-                                         { "RESULT", result } }),
+                   ((const LogField[]){ { "MESSAGE_ID", message_id },
+                                        { "POD_NAMESPACE", ns },
+                                        { "POD_NAME", name },
+                                        { "POD_UID", uid },
+                                        { "POD_IP", ip },
+                                        { "ROLE_ARN", role },
+                                        { "RESULT", result } }),
                    7, "Credentials %s for pod %s/%s at %s, role %s%s%s", result, strna(ns), strna(name), ip,
                    strna(role), detail ? ": " : "", strempty(detail));
 }
@@ -320,8 +321,8 @@ static void wait_for_pod(PodRequest *pr) {
                 pr->linked = true;
                 s->n_waiting++;
         }
-        if (!pr->timer &&
-            sd_event_add_time(s->d.event, &pr->timer, CLOCK_MONOTONIC, pr->deadline, 1, on_deadline, pr) < 0) {
+        if (!pr->timer && sd_event_add_time(s->d.event, &pr->timer, CLOCK_MONOTONIC, pr->deadline, 1,
+                                            on_deadline, pr) < 0) {
                 pod_request_answer_error(pr, 500, "failed to wait for the pod");
                 return;
         }
@@ -344,8 +345,8 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                         respond_error(req, 500, "out of memory");
                 } else {
                         respond_ok_text(req, b.s, true);
-                        audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role, "issued",
-                              LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
+                        audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
+                              "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
                 }
         } else {
                 _cleanup_free_ char *msg = NULL;
@@ -353,8 +354,8 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                              error->message ? ": " : "", strempty(error->message)) < 0)
                         msg = NULL;
                 respond_error(req, 500, msg ?: "Error assuming role");
-                audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role, "sts-error", LOG_ERR,
-                      LOG_MESSAGE_ID_STS_FAILURE, error->code);
+                audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role, "sts-error",
+                      LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code);
         }
         pod_request_done(pr);
 }
@@ -392,8 +393,9 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         if (!roles_namespace_allows(s->d.roles, arn, ns != NULL, ns ? ns->allowed_roles : NULL)) {
                 if (!ns)
                         log_debug("Unable to find an indexed namespace of %s", pod->namespace);
-                (void) asprintf(&msg, "role requested %s not valid for namespace of pod at %s with namespace %s", arn,
-                                pr->ip, pod->namespace);
+                (void) asprintf(&msg,
+                                "role requested %s not valid for namespace of pod at %s with namespace %s",
+                                arn, pr->ip, pod->namespace);
                 audit(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "denied", LOG_WARNING,
                       LOG_MESSAGE_ID_ROLE_DENIED, ns ? "namespace restriction" : "namespace not known");
                 pod_request_answer_error(pr, 404, msg ?: "role not valid for namespace");
@@ -429,10 +431,10 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
 
         if (!roles_url_matches(s->d.roles, pr->url_role, arn)) {
                 log_fields(LOG_ERR,
-                           ((const LogField[]) { { "POD_IAM_ROLE", arn },
-                                                 { "NS_NAME", pod->namespace },
-                                                 { "PARAMS_IAM_ROLE", pr->url_role },
-                                                 { "POD_IP", pr->ip } }),
+                           ((const LogField[]){ { "POD_IAM_ROLE", arn },
+                                                { "NS_NAME", pod->namespace },
+                                                { "PARAMS_IAM_ROLE", pr->url_role },
+                                                { "POD_IP", pr->ip } }),
                            4, "Invalid role: does not match annotated role");
                 (void) asprintf(&msg, "Invalid role %s", pr->url_role);
                 audit(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "wrong-role", LOG_WARNING,
@@ -484,10 +486,12 @@ static void on_resolved(KubeClient *k, int error, const StorePod *pod, void *use
         if (error < 0 || !pod) {
                 _cleanup_free_ char *msg = NULL;
                 if (error == -ENOENT)
-                        msg = strdup("more than a pod with the same IP has been indexed, this can happen when pods "
+                        msg = strdup("more than a pod with the same IP has been indexed, this can happen "
+                                     "when pods "
                                      "have hostNetwork: true");
                 else
-                        (void) asprintf(&msg, "resolveDuplicatedIP: Error retriving the pod with IP %s", pr->ip);
+                        (void) asprintf(&msg, "resolveDuplicatedIP: Error retriving the pod with IP %s",
+                                        pr->ip);
                 pod_request_answer_error(pr, 404, msg ?: "duplicate IP");
                 return;
         }
@@ -665,10 +669,11 @@ static void handle_proxy(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         size_t n_extra = 0;
 
         if (!path_allowed(s->d.config->metadata_allow, m->path))
-                return respond_error(req, 403, "Forbidden: this path is not served to pods (--metadata-allow)");
+                return respond_error(req, 403,
+                                     "Forbidden: this path is not served to pods (--metadata-allow)");
         /* the pod's token is ours, not the upstream's: use the daemon's own upstream token */
         if (s->d.imds && imds_client_token(s->d.imds, &upstream) >= 0 && upstream) {
-                extra[0] = (HttpHeader) { TOKEN_HEADER, upstream };
+                extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
         imds_proxy_forward(s->d.proxy, req, m->path, extra, n_extra, drop);
@@ -680,8 +685,9 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         PodRequest *pr;
 
         if (m->host && !imds_service_host_is_metadata(m->host, s->d.config->metadata_host))
-                return respond_error(req, 403,
-                                     "Forbidden: only the instance metadata service (169.254.169.254) is served here");
+                return respond_error(
+                        req, 403,
+                        "Forbidden: only the instance metadata service (169.254.169.254) is served here");
 
         if (m->id == ROUTE_API_TOKEN)
                 return handle_token(s, req, m);
@@ -731,23 +737,23 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
         if (!s)
                 return -ENOMEM;
         s->d = *deps;
-        s->audit_ratelimit = (LogRatelimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 200 };
+        s->audit_ratelimit = (LogRatelimit){ .interval_usec = 10 * USEC_PER_SEC, .burst = 200 };
         if (deps->metrics) {
                 r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_pod_not_in_pod_cache",
-                                       "Requests from an address no known pod had.", METRIC_COUNTER, NULL, NULL, 0,
-                                       0, &s->m_not_in_cache);
+                                       "Requests from an address no known pod had.", METRIC_COUNTER, NULL,
+                                       NULL, 0, 0, &s->m_not_in_cache);
                 if (r >= 0)
                         r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_dup_req_count",
-                                               "Live API lookups for an address several pods had.", METRIC_COUNTER,
-                                               NULL, NULL, 0, 0, &s->m_dup);
+                                               "Live API lookups for an address several pods had.",
+                                               METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_dup);
                 if (r >= 0)
                         r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_dup_req_success_count",
-                                               "Live API lookups that found the pod.", METRIC_COUNTER, NULL, NULL, 0, 0,
-                                               &s->m_dup_success);
+                                               "Live API lookups that found the pod.", METRIC_COUNTER, NULL,
+                                               NULL, 0, 0, &s->m_dup_success);
                 if (r >= 0)
                         r = metrics_add_family(deps->metrics, "kube2iam_imds_tokens_issued_total",
-                                               "IMDSv2 session tokens minted for pods.", METRIC_COUNTER, NULL, NULL, 0,
-                                               0, &s->m_tokens);
+                                               "IMDSv2 session tokens minted for pods.", METRIC_COUNTER,
+                                               NULL, NULL, 0, 0, &s->m_tokens);
                 if (r < 0)
                         return r;
                 (void) metrics_touch(s->m_not_in_cache, NULL);

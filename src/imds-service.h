@@ -43,13 +43,13 @@ typedef struct ImdsServiceDeps {
         sd_event *event;
         const Config *config;
         Store *store;
-        KubeClient *kube;       /* NULL: no Kubernetes (no pod is ever known) */
+        KubeClient *kube; /* NULL: no Kubernetes (no pod is ever known) */
         Roles *roles;
         Creds *creds;
         ImdsTokens *tokens;
         ImdsProxy *proxy;
-        ImdsClient *imds;       /* NULL: proxied requests carry no upstream token */
-        Metrics *metrics;       /* NULL: no metrics */
+        ImdsClient *imds; /* NULL: proxied requests carry no upstream token */
+        Metrics *metrics; /* NULL: no metrics */
 } ImdsServiceDeps;
 
 int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret);

@@ -16,14 +16,25 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "aws/imds-client.h"
+#include "aws/node-credentials.h"
+#include "aws/sts-client.h"
 #include "config.h"
+#include "creds.h"
 #include "health.h"
 #include "http-client.h"
+#include "imds-service.h"
+#include "imds-token.h"
+#include "kube/kube-client.h"
+#include "kube/kubeconfig.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "redirect.h"
+#include "roles.h"
 #include "router.h"
 #include "server.h"
+#include "store.h"
 #include "string-util.h"
 
 /* How long SIGTERM waits for requests in progress before answering the rest 503 and exiting.
@@ -31,6 +42,8 @@
 #define DRAIN_TIMEOUT (10 * USEC_PER_SEC)
 #define DRAIN_POLL_INTERVAL (20 * USEC_PER_MSEC)
 #define LISTEN_BACKLOG 4096
+/* --auto-discover-*: kube2iam reads IMDS once at start and dies when it cannot; we wait this long. */
+#define DISCOVERY_TIMEOUT (30 * USEC_PER_SEC)
 
 typedef struct Daemon {
         Config config;
@@ -40,6 +53,20 @@ typedef struct Daemon {
         HttpServer *metrics;
         ImdsProxy *proxy;
         Health *health;
+        Metrics *registry;
+        MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting;
+        ImdsClient *imds;
+        NodeCredentials *node;
+        StsClient *sts;
+        Creds *creds;
+        Roles *roles;
+        Store *store;
+        KubeClient *kube;
+        ImdsTokens *tokens;
+        ImdsService *service;
+        sd_event_source *ready_timer;
+        bool ready;
+        bool has_kubeconfig;
         RouterOptions router;
         bool stopping;
         bool socket_activated;
@@ -50,11 +77,23 @@ typedef struct Daemon {
 
 static void daemon_done(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
+        d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+        /* waiting requests first (they hold cache waiters), then the servers */
+        d->service = imds_service_free(d->service);
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
+        d->kube = kube_client_free(d->kube);
+        d->creds = creds_free(d->creds);
+        d->sts = sts_client_free(d->sts);
+        d->node = node_credentials_free(d->node);
         d->proxy = imds_proxy_free(d->proxy);
         d->health = health_free(d->health);
+        d->imds = imds_client_free(d->imds);
         d->http = http_client_free(d->http);
+        d->store = store_free(d->store);
+        d->roles = roles_free(d->roles);
+        d->tokens = imds_tokens_free(d->tokens);
+        d->registry = metrics_free(d->registry);
         d->event = sd_event_unref(d->event);
         config_done(&d->config);
 }
@@ -78,16 +117,42 @@ static void handle_healthz(Daemon *d, HttpRequest *req) {
         _cleanup_strbuf_ StrBuf b = {};
         const HttpHeader h[] = { { "Content-Type", "application/json" } };
 
-        health_render(d->health, &b);
+        health_render(d->health, d->kube && kube_client_pods_synced(d->kube), &b);
         if (strbuf_error(&b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
         (void) http_request_respond(req, 200, h, 1, b.s, b.len);
+}
+
+static void handle_metrics(Daemon *d, HttpRequest *req) {
+        _cleanup_strbuf_ StrBuf b = {};
+        const HttpHeader h[] = { { "Content-Type", METRICS_CONTENT_TYPE } };
+
+        (void) metrics_gauge_set(d->m_health, NULL, health_imds_ok(d->health) ? 1 : 0);
+        (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
+        (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
+        (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        if (metrics_render(d->registry, &b) < 0)
+                return respond_text(req, 500, NULL, "out of memory");
+        (void) http_request_respond(req, 200, h, 1, b.s, b.len);
+}
+
+static void handle_debug_store(Daemon *d, HttpRequest *req) {
+        _cleanup_free_ char *json = NULL;
+        const HttpHeader h[] = { { "Content-Type", "application/json" } };
+
+        if (store_debug_json(d->store, &json) < 0)
+                return respond_text(req, 500, NULL, "out of memory");
+        (void) http_request_respond(req, 200, h, 1, json, strlen(json));
 }
 
 static void on_request(HttpRequest *req, void *userdata) {
         Daemon *d = userdata;
         RouteMatch m = {};
         int r;
+
+        /* explicit proxy use: tunnels are never opened, to the metadata service or anywhere */
+        if (streq(http_request_method(req), "CONNECT"))
+                return respond_text(req, 405, NULL, "Method Not Allowed: CONNECT is not supported");
 
         r = router_match(&d->router, http_request_path(req), http_request_query(req), &m);
         if (r < 0) {
@@ -108,25 +173,45 @@ static void on_request(HttpRequest *req, void *userdata) {
         case ROUTE_HEALTHZ:
                 handle_healthz(d, req);
                 break;
-        case ROUTE_ROLE_LIST:
-        case ROUTE_ROLE_CREDENTIALS:
-                /* pods get roles once the credential service lands (issue 5): until then no
-                 * credentials at all, never the node's */
-                respond_text(req, 404, "EC2ws", "credentials are not served yet");
+        case ROUTE_METRICS:
+                handle_metrics(d, req);
                 break;
         case ROUTE_DEBUG_STORE:
-        case ROUTE_METRICS:
-        case ROUTE_PROXY:
+                handle_debug_store(d, req);
+                break;
         default:
-                imds_proxy_forward(d->proxy, req, m.path, NULL, 0, NULL);
+                imds_service_handle(d->service, req, &m);
                 break;
         }
+        route_match_done(&m);
+}
+
+/* The separate --metrics-port listener serves /metrics only, as kube2iam's does. */
+static void on_metrics_request(HttpRequest *req, void *userdata) {
+        Daemon *d = userdata;
+        RouteMatch m = {};
+        const RouterOptions o = { .metrics = true };
+
+        if (router_match(&o, http_request_path(req), http_request_query(req), &m) >= 0 &&
+            m.id == ROUTE_METRICS)
+                handle_metrics(d, req);
+        else
+                respond_text(req, 404, NULL, "404 page not found");
         route_match_done(&m);
 }
 
 static void on_answered(const HttpRequest *req, unsigned status, usec_t duration, void *userdata) {
         Daemon *d = userdata;
         char ms[32], st[8];
+
+        /* kube2iam times its app handlers; mux's redirects and /metrics are not */
+        if (http_request_label(req)) {
+                snprintf(st, sizeof st, "%u", status);
+                (void) metrics_histogram_observe(
+                        d->m_http,
+                        (const char *const[]){ st, http_request_method(req), http_request_label(req) },
+                        (double) duration / USEC_PER_SEC);
+        }
 
         /* kube2iam logs every request but /healthz at info; ours are debug, and rate-limited */
         if (log_get_max_level() < LOG_DEBUG || streq(http_request_path(req), "/healthz"))
@@ -291,9 +376,162 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static void update_status(Daemon *d) {
+        char status[512];
+
+        snprintf(status, sizeof status, "%s; %s%s", d->ready ? "Serving" : "Starting",
+                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API",
+                 d->stopping ? "; stopping" : "");
+        (void) sd_notifyf(false, "STATUS=%s", status);
+}
+
+static void notify_ready(Daemon *d, const char *why) {
+        if (d->ready)
+                return;
+        d->ready = true;
+        d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+        log_info("Ready: %s", why);
+        (void) sd_notify(false, "READY=1");
+        update_status(d);
+}
+
+static void on_kube_state(KubeClient *k, void *userdata) {
+        Daemon *d = userdata;
+
+        if (kube_client_pods_synced(k))
+                notify_ready(d, "caches have been synced");
+        update_status(d);
+        imds_service_kube_changed(d->service);
+}
+
+static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        log_warning("No pod list within --ready-sync-timeout; serving anyway (unknown pods are refused)");
+        notify_ready(d, "--ready-sync-timeout reached");
+        return 0;
+}
+
+typedef struct Discovery {
+        int pending;
+        int error;
+        char *profile_arn;
+        char *role_name;
+} Discovery;
+
+static void on_discovered_profile(ImdsClient *c, int error, const char *value, void *userdata) {
+        Discovery *x = userdata;
+        x->pending--;
+        if (error < 0)
+                x->error = error;
+        else if (!(x->profile_arn = strdup(value)))
+                x->error = -ENOMEM;
+}
+
+static void on_discovered_role(ImdsClient *c, int error, const char *value, void *userdata) {
+        Discovery *x = userdata;
+        x->pending--;
+        if (error < 0)
+                x->error = error;
+        else if (!(x->role_name = strdup(value)))
+                x->error = -ENOMEM;
+}
+
+/* kube2iam's base ARN discovery: InstanceProfileArn with its first "instance-profile" turned into
+ * "role", cut after the first '/': any path is dropped. */
+static int base_arn_from_profile(const char *profile, char **ret) {
+        const char *ip = strstr(profile, "instance-profile");
+        const char *slash;
+
+        if (!ip)
+                return -EINVAL;
+        slash = strchr(ip, '/');
+        if (!slash)
+                return -EINVAL;
+        if (asprintf(ret, "%.*srole/", (int) (ip - profile), profile) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* --auto-discover-base-arn / --auto-discover-default-role: asks the upstream IMDS before serving. */
+static int discover_roles(Daemon *d, char **base, char **def) {
+        Discovery x = {};
+        usec_t deadline = usec_add(now_monotonic(), DISCOVERY_TIMEOUT);
+        int r = 0;
+
+        if (!d->config.auto_discover_base_arn && !d->config.auto_discover_default_role)
+                return 0;
+        if (imds_client_get_instance_profile_arn(d->imds, on_discovered_profile, &x) >= 0)
+                x.pending++;
+        if (d->config.auto_discover_default_role &&
+            imds_client_get_role_name(d->imds, on_discovered_role, &x) >= 0)
+                x.pending++;
+        while (x.pending > 0 && now_monotonic() < deadline) {
+                r = sd_event_run(d->event, 100 * USEC_PER_MSEC);
+                if (r < 0)
+                        break;
+        }
+        if (x.pending > 0 || x.error < 0 || !x.profile_arn ||
+            (d->config.auto_discover_default_role && !x.role_name)) {
+                r = log_error_errno(x.error < 0 ? x.error : ETIMEDOUT,
+                                    "Failed to discover the base ARN from the instance metadata: %m");
+                goto finish;
+        }
+        r = base_arn_from_profile(x.profile_arn, base);
+        if (r < 0) {
+                r = log_error_errno(r, "can't determine BaseARN from %s", x.profile_arn);
+                goto finish;
+        }
+        log_info("base ARN autodetected, %s", *base);
+        if (d->config.auto_discover_default_role) {
+                *def = TAKE_PTR(x.role_name);
+                log_info("Using instance IAMRole %s%s as default", *base, *def);
+        }
+        r = 0;
+finish:
+        free(x.profile_arn);
+        free(x.role_name);
+        return r;
+}
+
+static int setup_metrics(Daemon *d) {
+        static const char *const http_labels[] = { "code", "method", "handler", NULL };
+        static const char *const info_labels[] = { "version", "build_date", "commit_hash", NULL };
+        MetricFamily *info;
+        int r;
+
+        r = metrics_new(&d->registry);
+        if (r < 0)
+                return r;
+        r = metrics_add_family(d->registry, "kube2iam_http_request_duration_seconds",
+                               "Time spent answering pods' HTTP requests.", METRIC_HISTOGRAM, http_labels,
+                               metrics_kube2iam_buckets, ELEMENTSOF(metrics_kube2iam_buckets), 0,
+                               &d->m_http);
+        if (r >= 0)
+                r = metrics_add_family(d->registry, "kube2iam_healthcheck_status",
+                                       "1 when the last check of the instance metadata service passed.",
+                                       METRIC_GAUGE, NULL, NULL, 0, 0, &d->m_health);
+        if (r >= 0)
+                r = metrics_add_family(d->registry, "kube2iam_info", "Build information.", METRIC_GAUGE,
+                                       info_labels, NULL, 0, 0, &info);
+        if (r >= 0)
+                r = metrics_add_family(d->registry, "kube2iam_pods_known", "Pods of this node in the store.",
+                                       METRIC_GAUGE, NULL, NULL, 0, 0, &d->m_pods);
+        if (r >= 0)
+                r = metrics_add_family(d->registry, "kube2iam_namespaces_known", "Namespaces in the store.",
+                                       METRIC_GAUGE, NULL, NULL, 0, 0, &d->m_namespaces);
+        if (r >= 0)
+                r = metrics_add_family(d->registry, "kube2iam_requests_waiting",
+                                       "Requests waiting for their pod to be known.", METRIC_GAUGE, NULL,
+                                       NULL, 0, 0, &d->m_waiting);
+        if (r < 0)
+                return r;
+        return metrics_gauge_set(info, (const char *const[]){ KUBE2IAM_VERSION, "", "" }, 1);
+}
+
 static int run(Daemon *d) {
         _cleanup_close_ int app_fd = -EBADF, metrics_fd = -EBADF;
-        char status[256];
+        _cleanup_free_ char *base = NULL, *def = NULL;
+        CredsSettings settings;
         sigset_t mask;
         int r;
 
@@ -319,22 +557,81 @@ static int run(Daemon *d) {
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, continuing without: %m");
 
+        r = setup_metrics(d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up metrics: %m");
         r = http_client_new(d->event, &d->http);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metadata client: %m");
 
+        /* roles first: auto-discovery may be needed before anything can be answered */
+        r = discover_roles(d, &base, &def);
+        if (r < 0)
+                return r;
+        r = roles_new(base ?: d->config.base_role_arn, def ?: d->config.default_role,
+                      d->config.namespace_restrictions, d->config.namespace_restriction_format, &d->roles);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up role rules: %m");
+
+        /* the node's own credentials sign STS calls */
+        r = node_credentials_new(d->event, d->imds, &d->node);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the node's credentials from the environment: %m");
+        r = node_credentials_start(d->node);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start fetching the node's credentials: %m");
+        r = sts_client_new(d->http, d->node, d->config.sts_endpoint, &d->sts);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the STS client: %m");
+        r = sts_client_discover_region(d->sts, d->imds);
+        if (r < 0)
+                return log_error_errno(r, "Invalid region in AWS_REGION/AWS_DEFAULT_REGION: %m");
+        creds_settings_from_config(&d->config, &settings);
+        r = creds_new_sts(&settings, d->sts, d->registry, &d->creds);
+        if (r >= 0)
+                r = creds_attach_event(d->creds, d->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the credential cache: %m");
+
+        r = store_new(&d->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the pod store: %m");
+        r = imds_tokens_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
         r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
-        r = health_new(d->http, d->config.metadata_host, d->config.metadata_port, d->config.host_ip,
-                       &d->health);
+        r = kube_client_new(d->event, d->http, &d->config, d->store, &d->kube);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+
+        r = imds_service_new(&(const ImdsServiceDeps){ .event = d->event,
+                                                       .config = &d->config,
+                                                       .store = d->store,
+                                                       .kube = d->kube,
+                                                       .roles = d->roles,
+                                                       .creds = d->creds,
+                                                       .tokens = d->tokens,
+                                                       .proxy = d->proxy,
+                                                       .imds = d->imds,
+                                                       .metrics = d->registry },
+                             &d->service);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metadata service: %m");
+
+        r = health_new(d->event, d->imds, d->config.host_ip, &d->health);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the health check: %m");
         r = health_start(d->health);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the health check: %m");
 
-        d->router = (RouterOptions){ .debug = false, .metrics = false };
+        d->router = (RouterOptions){ .debug = d->config.debug,
+                                     .metrics = d->config.metrics_port == d->config.app_port };
         d->request_log_ratelimit = (LogRatelimit){ .interval_usec = USEC_PER_SEC, .burst = 100 };
 
         r = http_server_new(d->event, TAKE_FD(app_fd), "app", on_request, d, &d->app);
@@ -342,21 +639,44 @@ static int run(Daemon *d) {
                 return r;
         http_server_set_observer(d->app, on_answered, d);
         if (metrics_fd >= 0) {
-                r = http_server_new(d->event, TAKE_FD(metrics_fd), "metrics", on_request, d, &d->metrics);
+                r = http_server_new(d->event, TAKE_FD(metrics_fd), "metrics", on_metrics_request, d,
+                                    &d->metrics);
                 if (r < 0)
                         return r;
         }
 
+        kube_client_set_state_callback(d->kube, on_kube_state, d);
+        {
+                _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
+                d->has_kubeconfig = kubeconfig_from_config(&d->config, &kc, NULL) != -ENOENT;
+        }
+        r = kube_client_start(d->kube);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the Kubernetes client: %m");
+
         if (d->socket_activated)
-                snprintf(status, sizeof status,
-                         "Serving on the socket from systemd; metadata service at %s:%u",
-                         d->config.metadata_host, d->config.metadata_port);
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Serving on the socket from systemd; metadata service at %s:%u; node credentials "
+                           "from %s",
+                           d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
         else
-                snprintf(status, sizeof status, "Serving on port %u; metadata service at %s:%u",
-                         d->config.app_port, d->config.metadata_host, d->config.metadata_port);
-        log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1, "%s",
-                   status);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Listening on port %u; metadata service at %s:%u; node credentials from %s",
+                           d->config.app_port, d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
+
+        /* DESIGN.md boot order: with a kubeconfig, wait (bounded) for the first pod list so the
+         * pods kubelet restarts are answered from memory; without one, never wait for it */
+        if (!d->has_kubeconfig || kube_client_pods_synced(d->kube) || d->config.ready_sync_timeout == 0)
+                notify_ready(d, d->has_kubeconfig ? "serving" : "serving; waiting for a kubeconfig");
+        else {
+                r = sd_event_add_time_relative(d->event, &d->ready_timer, CLOCK_MONOTONIC,
+                                               d->config.ready_sync_timeout, 1, on_ready_timeout, d);
+                if (r < 0)
+                        notify_ready(d, "serving");
+                update_status(d);
+        }
 
         r = sd_event_loop(d->event);
         if (r < 0)

@@ -107,6 +107,10 @@ class Daemon:
         self.notify = notify
         self.logfile = tempfile.NamedTemporaryFile(prefix="k2i-daemon-", suffix=".log", delete=False)
         full_env = dict(os.environ)
+        # hermetic: no credentials, region or proxy of the machine running the tests
+        for k in list(full_env):
+            if k.startswith("AWS_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+                full_env.pop(k)
         full_env.pop("KUBE2IAM_ARGS", None)
         full_env.pop("JOURNAL_STREAM", None)
         full_env.pop("NOTIFY_SOCKET", None)
@@ -115,6 +119,19 @@ class Daemon:
         if notify is not None:
             full_env["NOTIFY_SOCKET"] = notify.path
         cmd = [binary(binary_name)]
+        # never reach a real AWS endpoint, API server or metadata service: loopback stand-ins
+        # unless the test names its own
+        args = list(args)
+        if binary_name == "kube2iam":
+            given = " ".join(args)
+            if "--metadata-addr" not in given:
+                args.append("--metadata-addr=127.0.0.1:9")
+            if "--sts-endpoint" not in given:
+                args.append("--sts-endpoint=http://127.0.0.1:9")
+            if "--kubeconfig" not in given and "--api-server" not in given:
+                args.append("--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig"))
+            if "--node" not in given:
+                args.append("--node=node-1")
         if socket_activate:
             cmd = ["systemd-socket-activate", "-l", f"{host}:{self.port}"]
             if notify is not None:

@@ -444,3 +444,19 @@ int imds_client_get_credentials(ImdsClient *c, imds_credentials_done_t done, voi
                 free(ch);
         return r;
 }
+
+int imds_client_token(ImdsClient *c, char **ret) {
+        char *t;
+
+        if (!c || !ret)
+                return -EINVAL;
+        if (!c->token || now_monotonic() >= c->token_until) {
+                *ret = NULL;
+                return 0;
+        }
+        t = strdup(secret_reveal(c->token));
+        if (!t)
+                return -ENOMEM;
+        *ret = t;
+        return 1;
+}

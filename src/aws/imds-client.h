@@ -47,5 +47,9 @@ int imds_client_get_role_name(ImdsClient *c, imds_string_done_t done, void *user
 /* The instance role's credentials (role name, then meta-data/iam/security-credentials/<role>). */
 int imds_client_get_credentials(ImdsClient *c, imds_credentials_done_t done, void *userdata);
 
+/* The daemon's current upstream session token (a copy to wipe and free), for the requests pods
+ * make through the proxy: 1 and *ret set, or 0 and *ret NULL when there is none (IMDSv1, or none
+ * fetched yet: every read above fetches one). */
+int imds_client_token(ImdsClient *c, char **ret);
 /* Parses an IMDS credentials document; for tests and the node's credentials. */
 int imds_parse_credentials(const char *body, size_t size, usec_t now_realtime, Credentials **ret);

@@ -51,7 +51,8 @@ def test_healthz_has_kube2iams_shape(daemon):
     assert r.status == 200
     assert r.getheader("Content-Type") == "application/json"
     assert body.endswith(b"\n")
-    assert doc == {"hostIP": "10.0.0.1", "instanceId": "i-0123456789abcdef0"}
+    # kube2iam's two fields, plus whether the pod cache is synced (no kubeconfig here: not synced)
+    assert doc == {"hostIP": "10.0.0.1", "instanceId": "i-0123456789abcdef0", "cachesSynced": False}
 
 
 def test_healthz_does_not_fail_when_imds_hangs(fake_imds, daemon_factory):
@@ -79,15 +80,22 @@ def test_unclean_paths_redirect_like_mux(daemon):
     assert r.status == 200
 
 
-def test_credential_routes_answer_404_with_ec2ws_until_roles_are_served(daemon):
+def test_credential_routes_answer_404_for_an_unknown_pod_after_the_backoff_budget(fake_imds, daemon_factory):
+    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", "--backoff-max-elapsed-time=200ms",
+                        "--backoff-max-interval=100ms"])
     for path in ("/latest/meta-data/iam/security-credentials",
                  "/latest/meta-data/iam/security-credentials/",
                  "/2016-09-02/meta-data/iam/security-credentials/some-role",
-                 "/foo/meta-data/iam/security-credentials/arn:aws:iam::1:role/path/x"):
-        r, body = request(daemon, "GET", path)
+                 "/foo/meta-data/iam/security-credentials/arn:aws:iam::1:role/path/x",
+                 "/latest/meta-data/iam/info"):
+        r, body = request(d, "GET", path)
         assert r.status == 404, path
+        assert body == b'pod with specificed IP "127.0.0.1" not found\n'
         assert r.getheader("Server") == "EC2ws"
         assert r.getheader("Content-Type") == "text/plain; charset=utf-8"
+    # never the node's role: the upstream saw none of these
+    assert not [q for q in fake_imds.requests() if "security-credentials/" in q["path"] and
+                q["path"] != "/latest/meta-data/iam/security-credentials/" and "node-role" not in q["path"]]
 
 
 def test_malformed_percent_escape_is_400(daemon):
