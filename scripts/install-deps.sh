@@ -6,7 +6,7 @@ set -eu
 BUILD="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libsystemd-dev libcurl4-openssl-dev libcjson-dev libssl-dev libmnl-dev libnftnl-dev
 libmicrohttpd-dev libyaml-dev libxml2-dev libpcre2-dev"
-TEST="python3 python3-pytest python3-botocore awscli curl openssl nftables iproute2
+TEST="python3 python3-pytest python3-botocore python3-prometheus-client awscli curl openssl nftables iproute2
 systemd systemd-container debootstrap clang-format wrk nginx-light valgrind
 dpkg-dev debhelper rpm lintian"
 

@@ -230,3 +230,17 @@ def daemon_factory():
     reports = [r for r in (d.cleanup() for d in started) if r]
     if reports:
         pytest.fail("sanitizer report from the daemon:\n" + reports[0])
+
+
+@pytest.fixture
+def node_env():
+    """A node's outside world on loopback (tests/fakes/node_env.py)."""
+    from node_env import NodeEnv
+    env = NodeEnv()
+    yield env
+    env.stop()
+
+
+def assert_no_secrets(text, env):
+    for s in env.secrets():
+        assert s not in text, "a secret issued by the fakes appears in the daemon's output"
