@@ -72,7 +72,7 @@ def deb(workdir, clone):
 def rpm(workdir, clone):
     """Builds the .rpm from a `meson dist` tarball with the spec meson configured, with the fallback
     macros (TESTING.md); returns {'rpm', 'root', 'db'}."""
-    need("rpmbuild", "rpm", "rpm2cpio", "cpio", "meson")
+    need("rpmbuild", "rpm", "rpm2archive", "tar", "meson")
     top = workdir / "rpm"
     build = top / "meson-build"
     run(["meson", "setup", str(build), str(clone)])
@@ -91,9 +91,11 @@ def rpm(workdir, clone):
     assert len(rpms) == 1, rpms
     root = top / "root"
     root.mkdir()
-    p1 = subprocess.Popen(["rpm2cpio", str(rpms[0])], stdout=subprocess.PIPE)
-    subprocess.run(["cpio", "-idm", "--quiet"], stdin=p1.stdout, cwd=root, check=True)
-    assert p1.wait() == 0
+    # rpm2archive (from Debian's rpm2cpio package) turns the payload into a tar: no cpio needed.
+    with open(rpms[0], "rb") as f:
+        tgz = subprocess.run(["rpm2archive", "-"], stdin=f, stdout=subprocess.PIPE,
+                             check=True).stdout
+    subprocess.run(["tar", "-xzf", "-", "-C", str(root)], input=tgz, check=True)
     return {"rpm": rpms[0], "root": root, "db": db, "spec": spec}
 
 
