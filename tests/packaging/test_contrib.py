@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from pkg_helpers import REPO
 
 PACKER = REPO / "contrib" / "packer"
 

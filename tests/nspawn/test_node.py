@@ -1,0 +1,149 @@
+"""kube2iam under a real systemd (issue 7): a node's first boot with the package baked into the image,
+then the package's removal. One container per module; the tests run in file order.
+
+What the daemon and the helper cannot do yet is marked xfail with the missing piece named; those
+tests assert the real behaviour and start passing (XPASS) when the piece lands.
+"""
+import json
+import re
+
+import pytest
+
+from nspawn_helpers import APP_PORT
+
+READY_WAIT = 20     # seconds: the daemon sends READY=1 at once without a kubeconfig (DESIGN.md)
+
+MISSING_READY = ("kube2iam does not send READY=1 yet: src/main.c only parses flags (the lead's "
+                 "event loop with sd_notify READY=1/STATUS= is not merged)")
+MISSING_NFT = ("kube2iam-nft install does not write the table yet: src/nft/nft-main.c only parses "
+               "flags (the nft helper is not merged)")
+MISSING_LOGS = "the daemon logs nothing yet: src/main.c only parses flags"
+
+
+@pytest.fixture(scope="module")
+def ready(node):
+    """Waits (bounded) for kube2iam.service to become active; returns its properties either way."""
+    node.wait_for(lambda: node.show("kube2iam.service", "ActiveState") == "active", READY_WAIT,
+                  "kube2iam.service active")
+    return node.show("kube2iam.service", "ActiveState", "SubState", "StatusText",
+                     "ActiveEnterTimestampMonotonic", "ExecMainStatus", "ExecMainCode", "MainPID",
+                     "NRestarts", "Result")
+
+
+def test_socket_listens_on_8181_at_boot_and_accepts_pod_connections(node):
+    assert node.show("kube2iam.socket", "ActiveState") == "active"
+    listen = node.show("kube2iam.socket", "Listen")
+    assert listen.startswith(f"[::]:{APP_PORT}") or listen.startswith(f"0.0.0.0:{APP_PORT}"), listen
+    # Accepted into the kernel's backlog whether or not the daemon is up (DESIGN.md invariant 2).
+    assert node.pod_connect()
+
+
+def test_daemon_starts_inside_its_sandbox(node, ready):
+    # 226/NAMESPACE, 218/CAPABILITIES or a seccomp kill would mean the unit's sandbox cannot be
+    # set up (or is too tight for the binary's start-up): the daemon either runs or exited by itself.
+    started = node.show("kube2iam.service", "ExecMainStartTimestampMonotonic")
+    assert started not in ("", "0"), "ExecStart= never ran"
+    running = ready["MainPID"] != "0"
+    assert running or (ready["ExecMainCode"] == "1" and ready["ExecMainStatus"] == "0"), ready
+
+
+@pytest.mark.xfail(reason=MISSING_READY, strict=False, raises=AssertionError)
+def test_service_becomes_active_once_daemon_sends_ready(node, ready):
+    assert ready["ActiveState"] == "active" and ready["SubState"] == "running", ready
+    assert ready["StatusText"], "no STATUS= line"
+    ready_usec = int(ready["ActiveEnterTimestampMonotonic"])
+    print(f"boot to READY: {(ready_usec - node.boot_usec) / 1e6:.3f} s")
+
+
+def test_kubelet_dropin_requires_and_orders_kubelet_after_kube2iam(node):
+    props = node.show("kubelet.service", "After", "Requires", "DropInPaths")
+    assert "kube2iam.service" in props["After"].split()
+    assert "kube2iam.service" in props["Requires"].split()
+    # /lib or /usr/lib, depending on whether the rootfs is merged-/usr.
+    assert any(p.endswith("/lib/systemd/system/kubelet.service.d/10-kube2iam.conf")
+               for p in props["DropInPaths"].split()), props["DropInPaths"]
+    # And kube2iam is ordered before kubelet from its side as well.
+    assert "kubelet.service" in node.show("kube2iam.service", "Before").split()
+
+
+def test_kubelet_never_started_without_the_redirect(node, ready):
+    starts = node.sh("cat /var/log/fake-kubelet/starts 2>/dev/null || true").stdout.split("\n")
+    starts = [l for l in starts if l.strip()]
+    if starts:
+        assert all(l.split()[1] == "present" for l in starts), starts
+    else:
+        # systemd held kubelet back because kube2iam.service never became ready.
+        log = node.sh("journalctl -b --no-pager -o cat -u kubelet.service").stdout
+        assert re.search(r"^Dependency failed for (kubelet\.service - )?stand-in kubelet", log, re.M), log
+
+
+@pytest.mark.xfail(reason=f"{MISSING_READY}; {MISSING_NFT}", strict=False, raises=AssertionError)
+def test_kubelet_starts_after_the_redirect_exists(node, ready):
+    assert node.wait_for(lambda: node.show("kubelet.service", "ActiveState") == "active",
+                         READY_WAIT, "kubelet active")
+    starts = node.sh("cat /var/log/fake-kubelet/starts").stdout.split()
+    assert starts[1::2] and set(starts[1::2]) == {"present"}, starts
+    kubelet_start = int(node.show("kubelet.service", "ExecMainStartTimestampMonotonic"))
+    assert kubelet_start >= int(ready["ActiveEnterTimestampMonotonic"])
+
+
+@pytest.mark.xfail(reason=MISSING_NFT, strict=False, raises=AssertionError)
+def test_redirect_installed_at_boot(node, ready):
+    assert node.rule_present()
+
+
+def test_journal_has_the_units_lines(node, ready):
+    log = node.sh("journalctl -b --no-pager -o cat -u kube2iam.service").stdout
+    assert "kube2iam IAM roles for pods over the EC2 metadata API" in log, log
+
+
+@pytest.mark.xfail(reason=MISSING_LOGS, strict=False, raises=AssertionError)
+def test_journal_has_the_daemons_own_lines(node, ready):
+    out = node.sh("journalctl -b --no-pager -o json -u kube2iam.service _COMM=kube2iam").stdout
+    entries = [json.loads(l) for l in out.splitlines() if l.strip()]
+    assert entries, "no journal entry written by the kube2iam process"
+
+
+@pytest.fixture(scope="module")
+def removal(node, ready):
+    """Removes the package (dpkg -r, then -P) on the running node; records before and after."""
+    before = {"rule": node.rule_present(),
+              "unit": node.sh("test -e /lib/systemd/system/kube2iam.service", check=False).returncode == 0}
+    removed = node.sh("dpkg -r kube2iam 2>&1", check=False)
+    after = {
+        "dpkg_r": removed.returncode, "dpkg_r_out": removed.stdout,
+        "rule": node.rule_present(),
+        "service": node.show("kube2iam.service", "LoadState"),
+        "socket": node.show("kube2iam.socket", "LoadState"),
+        "socket_file": node.sh("test -e /lib/systemd/system/kube2iam.socket", check=False).returncode == 0,
+        "dropin": node.show("kubelet.service", "DropInPaths"),
+        "listening": node.sh(f"ss -Hltn 'sport = :{APP_PORT}'").stdout.strip(),
+        "envfile_after_remove": node.sh("test -e /etc/default/kube2iam", check=False).returncode == 0,
+    }
+    purged = node.sh("dpkg -P kube2iam 2>&1", check=False)
+    after["dpkg_p"] = purged.returncode
+    after["envfile_after_purge"] = node.sh("test -e /etc/default/kube2iam", check=False).returncode == 0
+    return before, after
+
+
+def test_removal_removes_units_dropin_and_listener(removal):
+    before, after = removal
+    assert before["unit"]
+    assert after["dpkg_r"] == 0, after["dpkg_r_out"]
+    assert after["service"] == "not-found" and after["socket"] == "not-found", after
+    assert not after["socket_file"]
+    assert "10-kube2iam.conf" not in after["dropin"]
+    assert after["listening"] == "", after["listening"]
+
+
+def test_purge_removes_environment_file_kept_by_remove(removal):
+    _, after = removal
+    assert after["envfile_after_remove"], "dpkg -r must keep the conffile"
+    assert after["dpkg_p"] == 0 and not after["envfile_after_purge"]
+
+
+@pytest.mark.xfail(reason=MISSING_NFT, strict=False, raises=AssertionError)
+def test_removal_removes_the_redirect(removal):
+    before, after = removal
+    assert before["rule"], "the redirect was never installed"
+    assert not after["rule"]
