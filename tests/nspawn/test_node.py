@@ -104,6 +104,74 @@ def test_journal_has_the_daemons_own_lines(node, ready):
     assert entries, "no journal entry written by the kube2iam process"
 
 
+# What the sandboxed daemon may and may not touch, proven by running a probe under the installed
+# unit's own [Service] sandbox settings (a copy of kube2iam.service with only the ExecStart= and the
+# service-type lines replaced). The files stand in for a node's kubelet state.
+NOT_SANDBOX = ("Type=", "NotifyAccess=", "ExecStartPre=", "ExecStart=", "Restart", "WatchdogSec=",
+               "TimeoutStopSec=")
+PROBE = r"""
+ok() { if "$@" >/dev/null 2>&1; then echo "yes $*"; else echo "no $*"; fi; }
+ok cat /var/lib/kubelet/kubeconfig
+ok cat /var/lib/kubelet/pki/kubelet-client-current.pem
+ok cat /etc/kubernetes/pki/ca.crt
+ok cat /var/lib/kubelet/pods/uid-1/volumes/secret/token
+ok ls /var/lib/dpkg
+ok test -e /run/dbus/system_bus_socket
+ok systemctl --no-pager show -p Version
+ok busctl --system --no-pager list
+ok test -e /run/containerd/containerd.sock
+ok touch /etc/kube2iam-probe
+ok touch /var/lib/kubelet/kube2iam-probe
+ok touch /tmp/kube2iam-probe
+ok ls /root
+"""
+
+
+@pytest.fixture(scope="module")
+def sandbox_probe(node):
+    node.sh("mkdir -p /var/lib/kubelet/pki /var/lib/kubelet/pods/uid-1/volumes/secret "
+            "/etc/kubernetes/pki /run/containerd /root && "
+            "echo kubeconfig >/var/lib/kubelet/kubeconfig && "
+            "echo key >/var/lib/kubelet/pki/kubelet-client-current.pem && "
+            "chmod 0600 /var/lib/kubelet/pki/kubelet-client-current.pem && "
+            "echo ca >/etc/kubernetes/pki/ca.crt && "
+            "echo secret >/var/lib/kubelet/pods/uid-1/volumes/secret/token && "
+            "touch /run/containerd/containerd.sock")
+    unit = node.sh("systemctl cat kube2iam.service").stdout
+    service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
+    keep = [l for l in service.splitlines()
+            if l.strip() and not l.startswith("#") and not l.startswith(NOT_SANDBOX)]
+    probe_unit = ("[Service]\nType=oneshot\nStandardOutput=file:/run/kube2iam-probe.out\n"
+                  + "\n".join(keep) + "\nExecStart=/bin/sh /usr/local/sbin/kube2iam-probe\n")
+    node.sh(f"cat >/usr/local/sbin/kube2iam-probe <<'EOF'\n{PROBE}\nEOF\n"
+            f"cat >/run/systemd/system/kube2iam-probe.service <<'EOF'\n{probe_unit}EOF\n"
+            "systemctl daemon-reload && systemctl start kube2iam-probe.service")
+    out = node.sh("cat /run/kube2iam-probe.out").stdout
+    return {l.split(" ", 1)[1]: l.startswith("yes") for l in out.splitlines() if " " in l}
+
+
+def test_sandbox_reads_kubeconfig_and_kubelet_pki_as_root_without_capabilities(sandbox_probe):
+    assert sandbox_probe["cat /var/lib/kubelet/kubeconfig"], sandbox_probe
+    assert sandbox_probe["cat /var/lib/kubelet/pki/kubelet-client-current.pem"], sandbox_probe
+    assert sandbox_probe["cat /etc/kubernetes/pki/ca.crt"], sandbox_probe
+
+
+def test_sandbox_hides_pod_secrets_other_state_and_control_sockets(sandbox_probe):
+    for hidden in ("cat /var/lib/kubelet/pods/uid-1/volumes/secret/token", "ls /var/lib/dpkg",
+                   "test -e /run/dbus/system_bus_socket",
+                   # PID 1's private socket stays visible (a mode-0000 inode over it): what matters
+                   # is that root without capabilities cannot talk to PID 1 or D-Bus through it.
+                   "systemctl --no-pager show -p Version", "busctl --system --no-pager list",
+                   "test -e /run/containerd/containerd.sock", "ls /root"):
+        assert not sandbox_probe[hidden], (hidden, sandbox_probe)
+
+
+def test_sandbox_is_read_only_but_for_a_private_tmp(sandbox_probe):
+    assert not sandbox_probe["touch /etc/kube2iam-probe"]
+    assert not sandbox_probe["touch /var/lib/kubelet/kube2iam-probe"]
+    assert sandbox_probe["touch /tmp/kube2iam-probe"]
+
+
 @pytest.fixture(scope="module")
 def removal(node, ready):
     """Removes the package (dpkg -r, then -P) on the running node; records before and after."""
