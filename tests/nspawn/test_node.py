@@ -41,10 +41,20 @@ def test_socket_listens_on_8181_at_boot_and_accepts_pod_connections(node):
 def test_daemon_starts_inside_its_sandbox(node, ready):
     # 226/NAMESPACE, 218/CAPABILITIES or a seccomp kill would mean the unit's sandbox cannot be
     # set up (or is too tight for the binary's start-up): the daemon either runs or exited by itself.
-    started = node.show("kube2iam.service", "ExecMainStartTimestampMonotonic")
-    assert started not in ("", "0"), "ExecStart= never ran"
-    running = ready["MainPID"] != "0"
-    assert running or (ready["ExecMainCode"] == "1" and ready["ExecMainStatus"] == "0"), ready
+    state = {}
+
+    def main_ran():
+        state.update(node.show("kube2iam.service", "MainPID", "ExecMainCode", "ExecMainStatus",
+                               "ExecMainStartTimestampMonotonic"))
+        return state["MainPID"] != "0" or state["ExecMainCode"] != "0"
+
+    # A restart cycle passes through states with neither (ExecStartPre= running): sample again.
+    assert node.wait_for(main_ran, READY_WAIT, "kube2iam's main process"), state
+    assert state["ExecMainStartTimestampMonotonic"] not in ("", "0"), "ExecStart= never ran"
+    if state["MainPID"] == "0":
+        assert state["ExecMainCode"] == "1" and state["ExecMainStatus"] == "0", state
+    log = node.sh("journalctl -b --no-pager -o cat -u kube2iam.service").stdout
+    assert not re.search(r"status=(2[0-4]\d)/|code=(killed|dumped)", log), log
 
 
 @pytest.mark.xfail(reason=MISSING_READY, strict=False, raises=AssertionError)
