@@ -182,6 +182,25 @@ def test_sandbox_is_read_only_but_for_a_private_tmp(sandbox_probe):
     assert sandbox_probe["touch /tmp/kube2iam-probe"]
 
 
+def listener(node):
+    """The listening socket's inode on the app port: a new one means the port was closed."""
+    out = node.sh(f"ss -Hltne 'sport = :{APP_PORT}'").stdout
+    m = re.search(r"ino:(\d+)", out)
+    return m.group(1) if m else None
+
+
+def test_upgrade_restarts_the_service_but_keeps_the_socket_open(node, ready):
+    sock_before = node.show("kube2iam.socket", "ActiveEnterTimestampMonotonic")
+    ino_before = listener(node)
+    assert ino_before, "nothing listens on the app port"
+    # Reinstalling the same version runs the maintainer scripts of an upgrade ("configure <old>").
+    node.sh("dpkg -i --force-confold /var/tmp/kube2iam.deb")
+    assert node.show("kube2iam.socket", "ActiveState") == "active"
+    assert node.show("kube2iam.socket", "ActiveEnterTimestampMonotonic") == sock_before
+    assert listener(node) == ino_before
+    assert node.pod_connect()
+
+
 @pytest.fixture(scope="module")
 def removal(node, ready):
     """Removes the package (dpkg -r, then -P) on the running node; records before and after."""
