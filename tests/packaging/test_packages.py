@@ -40,6 +40,7 @@ def normalise(path):
 def distro_only(path):
     """Files one packaging system adds by itself and the other has no counterpart for."""
     return (path == "/usr/share/doc/kube2iam/changelog.gz"        # dh_installchangelogs
+            or path == "/usr/share/lintian/overrides/kube2iam"    # dh_lintian
             or path.startswith("/usr/lib/.build-id/"))            # rpm's debuginfo links
 
 
