@@ -8,7 +8,7 @@ libsystemd-dev libcurl4-openssl-dev libcjson-dev libssl-dev libmnl-dev libnftnl-
 libmicrohttpd-dev libyaml-dev libxml2-dev libpcre2-dev"
 TEST="python3 python3-pytest python3-botocore python3-prometheus-client awscli curl openssl nftables iproute2
 systemd systemd-container debootstrap clang-format wrk nginx-light valgrind
-dpkg-dev debhelper rpm lintian"
+dpkg-dev debhelper rpm rpm2cpio lintian shellcheck python3-yaml"
 
 missing=""
 for p in $BUILD $TEST; do

@@ -1,0 +1,219 @@
+"""A Kubernetes node under a real systemd: a Debian bookworm rootfs booted with systemd-nspawn in a
+"node" network namespace, with a "pod" namespace beside it (TESTING.md). The package is installed
+into the rootfs before boot, as an image build (Packer) does, so the first boot is a node's boot.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("KUBE2IAM_TEST_CACHE", "/var/cache/kube2iam-tests"))
+NODE_IP = "10.200.0.1"
+POD_IP = "10.200.0.2"
+APP_PORT = 8181
+# The daemon's runtime libraries, so that one cached rootfs serves every build of the package;
+# whatever else the .deb's Depends: names is added (and makes a new cached rootfs).
+RUNTIME_LIBS = ["libc6", "libcjson1", "libcurl4", "libmicrohttpd12", "libmnl0", "libnftnl11",
+                "libssl3", "libsystemd0", "libxml2", "libyaml-0-2"]
+BOOT_TIMEOUT = 90      # seconds; a boot takes ~1 s here, the margin is for loaded CI machines
+CMD_TIMEOUT = 60
+
+FAKE_KUBELET = """#!/bin/sh
+# Stand-in kubelet: records when it started (seconds since the host booted) and whether
+# kube2iam's redirect existed then. The tests order it with systemd's own timestamps.
+now=$(cut -d' ' -f1 /proc/uptime)
+if nft list table ip kube2iam >/dev/null 2>&1; then rule=present; else rule=absent; fi
+mkdir -p /var/log/fake-kubelet
+echo "$now $rule" >>/var/log/fake-kubelet/starts
+exec sleep infinity
+"""
+
+FAKE_KUBELET_UNIT = """[Unit]
+Description=stand-in kubelet (records its start and whether the kube2iam redirect existed)
+
+[Service]
+ExecStart=/usr/local/sbin/fake-kubelet
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+class CommandFailed(Exception):
+    """A setup or inspection command failed: an error of the harness, never an expected failure
+    (the xfail tests accept only AssertionError)."""
+
+
+def run(cmd, check=True, timeout=CMD_TIMEOUT, **kw):
+    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise CommandFailed(f"{' '.join(map(str, cmd))} exited {p.returncode}:\n{p.stdout[-6000:]}")
+    return p
+
+
+def build_deb(workdir):
+    """The .deb from a clean clone of HEAD (TESTING.md), or $KUBE2IAM_DEB when CI built it already."""
+    if os.environ.get("KUBE2IAM_DEB"):
+        return Path(os.environ["KUBE2IAM_DEB"])
+    tree = Path(workdir) / "deb" / "kube2iam"
+    tree.parent.mkdir(parents=True)
+    run(["git", "clone", "-q", REPO, tree])
+    run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree, timeout=600)
+    debs = sorted(tree.parent.glob("kube2iam_*.deb"))
+    assert len(debs) == 1, debs
+    return debs[0]
+
+
+def deb_depends(deb):
+    out = run(["dpkg-deb", "-f", deb, "Depends"]).stdout
+    names = []
+    for dep in out.split(","):
+        first = dep.split("|")[0].strip()
+        if first:
+            names.append(first.split()[0].split(":")[0])
+    return names
+
+
+def rootfs_tarball(deb):
+    pkgs = sorted(set(RUNTIME_LIBS) | set(deb_depends(deb)))
+    out = run([HERE / "build-rootfs.sh", CACHE] + pkgs, timeout=900).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def monotonic_usec(value):
+    return int(value) if value and value != "0" else None
+
+
+class Node:
+    """One booted container. Names are unique per run; close() removes everything."""
+
+    def __init__(self, workdir, tarball, deb):
+        self.id = uuid.uuid4().hex[:6]
+        self.ns_node = f"k2i-node-{self.id}"
+        self.ns_pod = f"k2i-pod-{self.id}"
+        self.if_node = f"k2n{self.id}"
+        self.if_pod = f"k2p{self.id}"
+        self.workdir = Path(workdir)
+        self.root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.workdir))
+        self.deb = Path(deb)
+        self.tarball = tarball
+        self.nspawn = None
+        self.leader = None
+        self.boot_usec = None
+
+    # --- setup -------------------------------------------------------------------------------
+    def setup_network(self):
+        run(["ip", "netns", "add", self.ns_node])
+        run(["ip", "netns", "add", self.ns_pod])
+        run(["ip", "link", "add", self.if_node, "netns", self.ns_node, "type", "veth",
+             "peer", "name", self.if_pod, "netns", self.ns_pod])
+        run(["ip", "-n", self.ns_node, "addr", "add", f"{NODE_IP}/24", "dev", self.if_node])
+        run(["ip", "-n", self.ns_pod, "addr", "add", f"{POD_IP}/24", "dev", self.if_pod])
+        for ns, dev in ((self.ns_node, self.if_node), (self.ns_pod, self.if_pod)):
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+        run(["ip", "-n", self.ns_pod, "route", "add", "default", "via", NODE_IP])
+
+    def prepare_rootfs(self):
+        run(["tar", "-C", self.root, "-xf", self.tarball], timeout=300)
+        sbin = self.root / "usr/local/sbin"
+        sbin.mkdir(parents=True, exist_ok=True)
+        (sbin / "fake-kubelet").write_text(FAKE_KUBELET)
+        (sbin / "fake-kubelet").chmod(0o755)
+        unit = self.root / "etc/systemd/system/kubelet.service"
+        unit.write_text(FAKE_KUBELET_UNIT)
+        wants = self.root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / "kubelet.service").symlink_to("/etc/systemd/system/kubelet.service")
+        # The node's settings, in place before the package (dpkg keeps them: --force-confold).
+        (self.root / "etc/default").mkdir(parents=True, exist_ok=True)
+        (self.root / "etc/default/kube2iam").write_text(
+            f'KUBE2IAM_ARGS="--host-ip={NODE_IP} --host-interface={self.if_node} '
+            f'--node=kube2iam-node"\n')
+        # Installed as an image build would: no systemd running, so the units are only enabled.
+        # (Not in /tmp: nspawn mounts a fresh tmpfs there.)
+        shutil.copy(self.deb, self.root / "var/tmp/kube2iam.deb")
+        run(["systemd-nspawn", "-q", "-D", self.root, "--register=no", "--keep-unit",
+             "--private-network", "dpkg", "-i", "--force-confold", "/var/tmp/kube2iam.deb"],
+            timeout=120)
+
+    def boot(self):
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "-q", "-D", str(self.root), "--register=no", "--keep-unit",
+             "--console=passive", "-b", f"--network-namespace-path=/run/netns/{self.ns_node}",
+             "--capability=CAP_NET_ADMIN", f"--machine=k2i-{self.id}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while self.leader is None:
+            assert self.nspawn.poll() is None, f"systemd-nspawn exited {self.nspawn.returncode}"
+            assert time.monotonic() < deadline, "the container's PID 1 never appeared"
+            try:
+                kids = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children").read_text()
+                if kids.split():
+                    self.leader = int(kids.split()[0])
+            except FileNotFoundError:
+                pass
+            time.sleep(0.1)
+        state = ""
+        while state not in ("running", "degraded"):
+            assert time.monotonic() < deadline, f"the container did not finish booting: {state}"
+            state = self.sh("systemctl is-system-running", check=False).stdout.strip()
+            time.sleep(0.2)
+        self.boot_usec = monotonic_usec(self.manager_prop("UserspaceTimestampMonotonic"))
+
+    # --- access ------------------------------------------------------------------------------
+    def sh(self, script, check=True, timeout=CMD_TIMEOUT):
+        """Runs a shell script inside the container (all its namespaces)."""
+        return run(["nsenter", "-t", self.leader, "-a", "sh", "-c", script], check=check,
+                   timeout=timeout)
+
+    def show(self, unit, *props):
+        out = self.sh(f"systemctl show {unit} " + " ".join(f"-p {p}" for p in props)).stdout
+        vals = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+        return vals[props[0]] if len(props) == 1 else vals
+
+    def manager_prop(self, prop):
+        return self.sh(f"systemctl show -p {prop} --value").stdout.strip()
+
+    def rule_present(self):
+        """The redirect as the kernel has it, read from the host in the node namespace."""
+        return run(["ip", "netns", "exec", self.ns_node, "nft", "list", "table", "ip", "kube2iam"],
+                   check=False).returncode == 0
+
+    def pod_connect(self, port=APP_PORT, timeout=3):
+        """True when a TCP connection from the pod namespace to the node's port is accepted."""
+        code = ("import socket,sys\n"
+                f"s=socket.create_connection(('{NODE_IP}',{port}),timeout={timeout})\n"
+                "s.close()\n")
+        return run(["ip", "netns", "exec", self.ns_pod, "/usr/bin/python3", "-c", code],
+                   check=False).returncode == 0
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    # --- teardown ----------------------------------------------------------------------------
+    def close(self):
+        if self.nspawn and self.nspawn.poll() is None:
+            if self.leader:
+                run(["nsenter", "-t", self.leader, "-a", "systemctl", "poweroff"], check=False)
+            try:
+                self.nspawn.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.nspawn.pid, 9)
+                self.nspawn.wait(timeout=10)
+        for ns in (self.ns_pod, self.ns_node):
+            run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,158 @@
+"""The .deb and the .rpm: built from a clean clone, lintian-clean, carrying the same files, and their
+systemd units verified and sandboxed (issue 7)."""
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pkg_helpers import REPO, meson_version, need, run
+
+EXPOSURE_MAX = 2.0
+UNITS = ["kube2iam.service", "kube2iam.socket", "kube2iam-metrics.socket"]
+
+
+def payload(root):
+    """Files (not directories) under an extracted package root, as '/path' strings."""
+    return {"/" + str(p.relative_to(root)) for p in Path(root).rglob("*")
+            if p.is_file() or p.is_symlink()}
+
+
+def normalise(path):
+    """Maps one distribution's location of a file to a neutral name, so both packages compare."""
+    # dh_compress gzips documentation; Fedora's brp scripts do it for man pages only.
+    if path.startswith("/usr/share/doc/") and path.endswith(".gz"):
+        path = path[:-3]
+    rules = [
+        (r"^/(usr/)?lib/systemd/system/", "UNITDIR/"),
+        (r"^/etc/(default|sysconfig)/kube2iam$", "ENVFILE"),
+        (r"^/usr/share/man/(man\d)/(.*?)(\.gz)?$", r"MAN/\1/\2"),
+        # The license: debian/copyright in the .deb, %license in the .rpm.
+        (r"^/usr/share/doc/kube2iam/copyright$", "LICENSE"),
+        (r"^/usr/share/licenses/kube2iam(-[\d.]+)?/LICENSE$", "LICENSE"),
+    ]
+    for pat, rep in rules:
+        if re.match(pat, path):
+            return re.sub(pat, rep, path)
+    return path
+
+
+def distro_only(path):
+    """Files one packaging system adds by itself and the other has no counterpart for."""
+    return (path == "/usr/share/doc/kube2iam/changelog.gz"        # dh_installchangelogs
+            or path == "/usr/share/lintian/overrides/kube2iam"    # dh_lintian
+            or path.startswith("/usr/lib/.build-id/"))            # rpm's debuginfo links
+
+
+def test_deb_builds_from_clean_clone_with_meson_version(deb, clone):
+    assert deb["deb"].name.startswith(f"kube2iam_{meson_version(clone)}_")
+
+
+def test_debian_changelog_version_is_meson_project_version(clone):
+    # The version lives in project(); debian/changelog must not drift from it.
+    first = (clone / "debian" / "changelog").read_text().splitlines()[0]
+    m = re.match(r"kube2iam \(([^)]+)\)", first)
+    assert m and m.group(1).split("-")[0] == meson_version(clone)
+
+
+def test_lintian_reports_no_errors_or_warnings(deb):
+    need("lintian")
+    p = run(["lintian", "--fail-on", "error,warning", "--display-info", str(deb["changes"])],
+            check=False)
+    print(p.stdout)
+    bad = [l for l in p.stdout.splitlines() if re.match(r"^[EW]: ", l)]
+    assert p.returncode == 0 and not bad, p.stdout
+
+
+def test_deb_environment_file_is_a_conffile_and_named_by_the_unit(deb):
+    conffiles = (deb["control"] / "conffiles").read_text().split()
+    assert "/etc/default/kube2iam" in conffiles
+    unit = (deb["root"] / "lib/systemd/system/kube2iam.service").read_text()
+    assert "EnvironmentFile=-/etc/default/kube2iam" in unit
+
+
+def test_deb_enables_socket_and_service_and_keeps_socket_on_upgrade(deb):
+    postinst = (deb["control"] / "postinst").read_text()
+    assert "deb-systemd-helper enable 'kube2iam.service'" in postinst
+    assert "deb-systemd-helper enable 'kube2iam.socket'" in postinst
+    # The socket is only started, never restarted: systemd keeps the port open across upgrades.
+    assert "deb-systemd-invoke start 'kube2iam.socket'" in postinst
+    assert "restart 'kube2iam.socket'" not in postinst
+    prerm = (deb["control"] / "prerm").read_text()
+    assert "stop 'kube2iam.socket'" in prerm and '"$1" = remove' in prerm
+
+
+def test_deb_prerm_removes_redirect_only_on_remove_after_stopping_units(deb):
+    prerm = (deb["control"] / "prerm").read_text()
+    stop = prerm.index("deb-systemd-invoke stop 'kube2iam.service'")
+    remove = prerm.index("/usr/sbin/kube2iam-nft remove")
+    guard = prerm.index('if [ "$1" = remove ] && [ -x /usr/sbin/kube2iam-nft ]; then')
+    assert stop < guard < remove and "fi" not in prerm[guard:remove].split()
+
+
+def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
+    spec = (REPO / "kube2iam.spec.in").read_text()
+    for macro in ("%meson ", "%meson_build", "%meson_install", "%systemd_post ", "%systemd_preun ",
+                  "%systemd_postun_with_restart ", "%{_unitdir}",
+                  "%config(noreplace) %{_sysconfdir}/sysconfig/kube2iam"):
+        assert macro in spec
+    conf = run(["rpm", "-qpc", "--dbpath", str(rpm["db"]), str(rpm["rpm"])]).stdout.split()
+    assert conf == ["/etc/sysconfig/kube2iam"]
+    unit = (rpm["root"] / "usr/lib/systemd/system/kube2iam.service").read_text()
+    assert "EnvironmentFile=-/etc/sysconfig/kube2iam" in unit
+
+
+def test_rpm_version_is_meson_project_version(rpm, clone):
+    v = run(["rpm", "-qp", "--dbpath", str(rpm["db"]), "--qf", "%{VERSION}", str(rpm["rpm"])]).stdout
+    assert v == meson_version(clone)
+
+
+def test_rpm_preun_removes_redirect_only_on_erase(rpm):
+    s = run(["rpm", "-qp", "--dbpath", str(rpm["db"]), "--scripts", str(rpm["rpm"])]).stdout
+    preun = s.split("preuninstall scriptlet")[1].split("postuninstall scriptlet")[0]
+    remove = preun.index("/usr/sbin/kube2iam-nft remove")
+    guard = preun.index("if [ $1 -eq 0 ] && [ -x /usr/sbin/kube2iam-nft ]; then")
+    assert guard < remove and "fi" not in preun[guard:remove].split()
+
+
+def test_deb_and_rpm_carry_the_same_files(deb, rpm):
+    d = {normalise(p) for p in payload(deb["root"]) if not distro_only(p)}
+    r = {normalise(p) for p in payload(rpm["root"]) if not distro_only(p)}
+    assert d == r, f"only in .deb: {sorted(d - r)}; only in .rpm: {sorted(r - d)}"
+    for must in ("/usr/bin/kube2iam", "/usr/sbin/kube2iam-nft", "UNITDIR/kube2iam.service",
+                 "UNITDIR/kube2iam.socket", "UNITDIR/kubelet.service.d/10-kube2iam.conf",
+                 "ENVFILE", "LICENSE", "MAN/man8/kube2iam.8", "MAN/man8/kube2iam-nft.8"):
+        assert must in d
+
+
+def test_units_verify_clean(installed_units):
+    p = run(["systemd-analyze", "verify", "--man=no"] + UNITS + ["kubelet.service"],
+            cwd=installed_units, check=False)
+    assert p.returncode == 0 and p.stdout.strip() == "", p.stdout
+
+
+def test_kubelet_dropin_requires_and_orders_after_kube2iam(installed_units):
+    text = (installed_units / "kubelet.service.d" / "10-kube2iam.conf").read_text()
+    lines = {l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")}
+    assert {"[Unit]", "Requires=kube2iam.service", "After=kube2iam.service"} <= lines
+
+
+def test_service_exposure_at_most_2(installed_units):
+    p = run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+             str(installed_units / "kube2iam.service")], check=False)
+    m = re.search(r"Overall exposure level for kube2iam\.service:\s*([\d.]+)", p.stdout)
+    assert m, p.stdout
+    print(f"exposure {m.group(1)}")
+    assert float(m.group(1)) <= EXPOSURE_MAX, p.stdout
+
+
+def test_service_runs_helper_privileged_and_daemon_without_capabilities(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    assert re.search(r"^ExecStartPre=\+\S*/kube2iam-nft install$", unit, re.M)
+    assert re.search(r"^ExecStart=\S*/kube2iam$", unit, re.M)
+    assert re.search(r"^CapabilityBoundingSet=$", unit, re.M)
+    for key in ("Type=notify", "Restart=always", "WatchdogSec=", "Before=kubelet.service",
+                "After=kube2iam.socket network-online.target", "Wants=network-online.target",
+                "WantedBy=multi-user.target", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service"):
+        assert key in unit
