@@ -164,7 +164,7 @@ int config_init(Config *c) {
 
         *c = (Config){
                 .app_port = 8181,
-                .metrics_port = 8181,
+                .metrics_port = 0, /* same as --app-port unless given */
                 .metadata_port = 80,
                 .cache_resync_period = 30 * USEC_PER_MINUTE,
                 .ready_sync_timeout = 10 * USEC_PER_SEC,
@@ -636,6 +636,10 @@ static int validate(Config *c, ConfigProgram program) {
         }
         if (c->verbose)
                 c->log_level = LOG_DEBUG;
+        /* kube2iam's help says "(default: same as kube2iam server port)": follow --app-port, so a
+         * daemon moved to another port does not also grab 8181 for its metrics */
+        if (c->metrics_port == 0)
+                c->metrics_port = c->app_port;
         return 0;
 }
 
@@ -718,7 +722,7 @@ static void print_default(const Config *d, int id, FILE *f) {
                 fprintf(f, " (default %u)", d->app_port);
                 break;
         case ARG_METRICS_PORT:
-                fprintf(f, " (default %u)", d->metrics_port);
+                fprintf(f, " (default: the --app-port)");
                 break;
         case ARG_BACKOFF_MAX_ELAPSED_TIME:
                 fprintf(f, " (default %s)", format_duration(d->backoff_max_elapsed_time, buf, sizeof buf));
