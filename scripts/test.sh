@@ -102,10 +102,14 @@ if [ "$(id -u)" -eq 0 ]; then
 else
         echo "not root: the netns, packaging and nspawn suites need root and are not run"
 fi
-note "pytest: ${pytest_dirs[*]}"
-KUBE2IAM_BUILD_DIR=$ROOT/build $PY -m pytest -q -p no:cacheprovider --junitxml="$OUT/pytest.xml" \
-        "${pytest_dirs[@]}" 2>&1 | tee "$OUT/pytest.log" | tail -15
-count_pytest "$OUT/pytest.xml" "pytest"
+# one pytest run per suite: each suite may have its own conftest.py
+for d in "${pytest_dirs[@]}"; do
+        name=$(basename "$d")
+        note "pytest: $d"
+        KUBE2IAM_BUILD_DIR=$ROOT/build $PY -m pytest -q -p no:cacheprovider --junitxml="$OUT/pytest-$name.xml" \
+                "$d" 2>&1 | tee "$OUT/pytest-$name.log" | tail -15
+        count_pytest "$OUT/pytest-$name.xml" "pytest $name"
+done
 
 note "Building with clang (warnings are errors)"
 rm -rf build-clang

@@ -1,205 +1,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Shared pytest fixtures: where the built binaries are, free ports, the daemon as a process,
-a systemd notify socket, and the fakes of the outside world (tests/fakes)."""
+"""Fixtures for every pytest suite under tests/: the fakes of the outside world (tests/fakes), a
+systemd notify socket, and the daemon as a child process (helpers in tests/pylib/k2i_testlib.py)."""
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+for _d in ("pylib", "fakes"):
+    if os.path.join(_TESTS, _d) not in sys.path:
+        sys.path.insert(0, os.path.join(_TESTS, _d))
 
-
-def build_dir():
-    return os.environ.get("KUBE2IAM_BUILD_DIR", os.path.join(REPO, "build"))
-
-
-def binary(name):
-    path = os.path.join(build_dir(), name)
-    if not os.path.exists(path):
-        pytest.fail(f"{path} not built (set KUBE2IAM_BUILD_DIR or run meson/ninja)")
-    return path
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(host, port, timeout=10.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
-class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="k2i-notify-")
-        self.path = os.path.join(self.dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.1)
-        self.messages = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.messages.append(data.decode(errors="replace"))
-
-    def assignments(self):
-        out = []
-        with self.lock:
-            for m in self.messages:
-                out.extend(line for line in m.split("\n") if line)
-        return out
-
-    def wait_for(self, prefix, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for a in self.assignments():
-                if a.startswith(prefix):
-                    return a
-            time.sleep(0.02)
-        return None
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(timeout=1)
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Daemon:
-    """kube2iam as a child process, with its output kept in a file."""
-
-    def __init__(self, args, env=None, port=None, socket_activate=False, notify=None, host="127.0.0.1",
-                 binary_name="kube2iam", wait=True):
-        self.port = port or free_port()
-        self.host = host
-        self.notify = notify
-        self.logfile = tempfile.NamedTemporaryFile(prefix="k2i-daemon-", suffix=".log", delete=False)
-        full_env = dict(os.environ)
-        # hermetic: no credentials, region or proxy of the machine running the tests
-        for k in list(full_env):
-            if k.startswith("AWS_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
-                full_env.pop(k)
-        full_env.pop("KUBE2IAM_ARGS", None)
-        full_env.pop("JOURNAL_STREAM", None)
-        full_env.pop("NOTIFY_SOCKET", None)
-        full_env.pop("LISTEN_FDS", None)
-        full_env.update(env or {})
-        if notify is not None:
-            full_env["NOTIFY_SOCKET"] = notify.path
-        cmd = [binary(binary_name)]
-        # never reach a real AWS endpoint, API server or metadata service: loopback stand-ins
-        # unless the test names its own
-        args = list(args)
-        if binary_name == "kube2iam":
-            given = " ".join(args)
-            if "--metadata-addr" not in given:
-                args.append("--metadata-addr=127.0.0.1:9")
-            if "--sts-endpoint" not in given:
-                args.append("--sts-endpoint=http://127.0.0.1:9")
-            if "--kubeconfig" not in given and "--api-server" not in given:
-                args.append("--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig"))
-            if "--node" not in given:
-                args.append("--node=node-1")
-        if socket_activate:
-            cmd = ["systemd-socket-activate", "-l", f"{host}:{self.port}"]
-            if notify is not None:
-                cmd += ["-E", "NOTIFY_SOCKET"]
-            for k in (env or {}):
-                cmd += ["-E", k]
-            cmd += [binary(binary_name)]
-            args = list(args)
-        else:
-            args = [f"--app-port={self.port}"] + list(args)
-            if not any(a.startswith("--listen-address") for a in args):
-                args.append(f"--listen-address={host}")
-        self.cmd = cmd + args
-        self.proc = subprocess.Popen(self.cmd, env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        if wait and not socket_activate:
-            if not wait_for_port(host, self.port, proc=self.proc):
-                out = self.output()
-                self.kill()
-                raise RuntimeError(f"daemon did not start: {self.cmd}\n{out}")
-        elif wait and socket_activate:
-            wait_for_port(host, self.port, proc=self.proc)
-
-    def url(self, path):
-        return f"http://{self.host}:{self.port}{path}"
-
-    def output(self):
-        with open(self.logfile.name, "r", errors="replace") as f:
-            return f.read()
-
-    def send(self, sig):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        self.send(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def sanitizer_report(self):
-        out = self.output()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if marker in out:
-                return out[out.index(marker) - 200 if out.index(marker) > 200 else 0:][:6000]
-        return None
-
-    def cleanup(self):
-        """Stops the daemon the way systemd would (SIGTERM), so sanitizers get to report at exit."""
-        if self.proc.poll() is None:
-            try:
-                self.stop(signal.SIGTERM, timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        report = self.sanitizer_report()
-        try:
-            os.unlink(self.logfile.name)
-        except OSError:
-            pass
-        return report
+from k2i_testlib import Daemon, NotifySocket  # noqa: E402
 
 
 @pytest.fixture
@@ -239,8 +52,3 @@ def node_env():
     env = NodeEnv()
     yield env
     env.stop()
-
-
-def assert_no_secrets(text, env):
-    for s in env.secrets():
-        assert s not in text, "a secret issued by the fakes appears in the daemon's output"

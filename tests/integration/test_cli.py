@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import binary
+from k2i_testlib import binary
 
 KUBE2IAM_FLAGS = [
     "kubeconfig", "api-server", "api-token", "insecure", "app-port", "metrics-port", "base-role-arn",

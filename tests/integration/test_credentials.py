@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import assert_no_secrets
+from k2i_testlib import assert_no_secrets
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -396,7 +396,7 @@ def test_metrics_exposition_parses_and_has_kube2iams_names(node_env, daemon_fact
 
 
 def test_metrics_on_a_separate_port(node_env, daemon_factory):
-    from conftest import free_port
+    from k2i_testlib import free_port
     port = free_port()
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", f"--metrics-port={port}")
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

@@ -71,7 +71,7 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(fake_imds
     import os
     import socket
     import subprocess
-    from conftest import binary, free_port
+    from k2i_testlib import binary, free_port
 
     port = free_port()
     lsock = socket.socket()
