@@ -190,6 +190,10 @@ static int decode(const char *in, unsigned char *out, size_t n) {
                         out[o++] = (unsigned char) (acc >> bits);
                 }
         }
+        /* canonical encoding only: the unused low bits of the last character must be zero, or
+         * several spellings would decode to the same token */
+        if (bits > 0 && (acc & ((1U << bits) - 1)) != 0)
+                return -EBADMSG;
         return o == n ? 0 : -EBADMSG;
 }
 
