@@ -40,7 +40,8 @@ static void write_file(const char *dir, const char *name, const char *content) {
 static void rm_rf(const char *dir) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        (void) system(cmd);
+        if (system(cmd) != 0)
+                printf("# could not remove %s\n", dir);
 }
 
 #define KUBEADM \
