@@ -28,8 +28,7 @@ struct ImdsRead {
         char *path;
         CURL *easy;
         struct curl_slist *headers;
-        StrBuf body; /* may hold credentials: wiped */
-        bool overflow;
+        HttpBody body; /* may hold credentials: wiped */
         bool retried_token;
         imds_done_t done;
         void *userdata;
@@ -79,7 +78,7 @@ static void read_free(ImdsRead *rd) {
         for (struct curl_slist *h = rd->headers; h; h = h->next)
                 explicit_bzero(h->data, strlen(h->data));
         curl_slist_free_all(rd->headers);
-        strbuf_done_erase(&rd->body);
+        strbuf_done_erase(&rd->body.buf);
         free(rd->path);
         free(rd);
 }
@@ -95,27 +94,15 @@ ImdsClient *imds_client_free(ImdsClient *c) {
         return NULL;
 }
 
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        ImdsRead *rd = userdata;
-        size_t n = size * nmemb;
-
-        if (rd->body.len + n > IMDS_REPLY_MAX_BYTES) {
-                rd->overflow = true;
-                return 0;
-        }
-        strbuf_append_n(&rd->body, ptr, n);
-        return strbuf_error(&rd->body) < 0 ? 0 : n;
-}
-
 static int read_start(ImdsRead *rd);
 
 static void read_finish(ImdsRead *rd, int error, long status) {
         imds_done_t done = rd->done;
         void *userdata = rd->userdata;
         ImdsClient *c = rd->client;
-        StrBuf body = rd->body;
+        StrBuf body = rd->body.buf;
 
-        rd->body = (StrBuf){};
+        rd->body.buf = (StrBuf){};
         read_free(rd);
         done(c, error, status, strbuf_str(&body), body.len, userdata);
         strbuf_done_erase(&body);
@@ -128,15 +115,15 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
         int r;
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (rd->overflow)
+        if (rd->body.overflow)
                 error = -EFBIG;
         if (error < 0)
                 return read_finish(rd, error, status);
 
         if (rd->state == READ_TOKEN) {
-                if (status == 200 && rd->body.len > 0 && rd->body.len <= IMDS_VALUE_MAX) {
+                if (status == 200 && rd->body.buf.len > 0 && rd->body.buf.len <= IMDS_VALUE_MAX) {
                         c->token = secret_free(c->token);
-                        r = secret_new(rd->body.s, rd->body.len, &c->token);
+                        r = secret_new(rd->body.buf.s, rd->body.buf.len, &c->token);
                         if (r < 0)
                                 return read_finish(rd, r, status);
                         c->token_until = usec_add(now_monotonic(), IMDS_TOKEN_TTL_SEC * USEC_PER_SEC -
@@ -148,7 +135,7 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
                 } else
                         return read_finish(rd, -EIO, status);
                 rd->state = READ_GET;
-                strbuf_done_erase(&rd->body);
+                strbuf_done_erase(&rd->body.buf);
                 r = read_start(rd);
                 if (r < 0)
                         return read_finish(rd, r, 0);
@@ -160,7 +147,7 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
                 rd->retried_token = true;
                 c->token = secret_free(c->token);
                 rd->state = READ_TOKEN;
-                strbuf_done_erase(&rd->body);
+                strbuf_done_erase(&rd->body.buf);
                 r = read_start(rd);
                 if (r < 0)
                         return read_finish(rd, r, 0);
@@ -184,7 +171,8 @@ static int read_start(ImdsRead *rd) {
                 explicit_bzero(x->data, strlen(x->data));
         curl_slist_free_all(rd->headers);
         rd->headers = NULL;
-        rd->overflow = false;
+        rd->body.overflow = false;
+        rd->body.max = IMDS_REPLY_MAX_BYTES;
 
         if (rd->state == READ_GET && c->token && now_monotonic() >= c->token_until)
                 c->token = secret_free(c->token);
@@ -214,8 +202,8 @@ static int read_start(ImdsRead *rd) {
             curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_TIMEOUT_MS, (long) (IMDS_TIMEOUT_USEC / USEC_PER_MSEC)) !=
                     CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, rd) != CURLE_OK ||
+            curl_easy_setopt(rd->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
+            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, &rd->body) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_PROXY, "") != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK)
                 return -EIO;

@@ -133,16 +133,6 @@ void sigv4_uri_encode(StrBuf *out, const char *s, size_t n, bool keep_slash) {
         }
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Query components may arrive encoded ("%E1%88%B4") or raw: decode, then encode canonically. */
 static void uri_decode_encode(StrBuf *out, const char *s, size_t n) {
         _cleanup_strbuf_ StrBuf raw = {};
@@ -150,8 +140,8 @@ static void uri_decode_encode(StrBuf *out, const char *s, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 int hi, lo;
 
-                if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-                    (lo = hex_value(s[i + 2])) >= 0) {
+                if (s[i] == '%' && i + 2 < n && (hi = unhexchar(s[i + 1])) >= 0 &&
+                    (lo = unhexchar(s[i + 2])) >= 0) {
                         strbuf_append_char(&raw, (char) (hi << 4 | lo));
                         i += 2;
                 } else

@@ -19,8 +19,7 @@ struct StsCall {
         CURL *easy;
         struct curl_slist *headers; /* holds the session token and the signature: wiped */
         char *form;
-        StrBuf reply; /* holds secrets: wiped */
-        bool overflow;
+        HttpBody reply; /* holds secrets: wiped */
         sts_done_t done;
         void *userdata;
 };
@@ -83,7 +82,7 @@ static void call_free(StsCall *call) {
                 explicit_bzero(h->data, strlen(h->data));
         curl_slist_free_all(call->headers);
         free(call->form);
-        strbuf_done_erase(&call->reply);
+        strbuf_done_erase(&call->reply.buf);
         free(call);
 }
 
@@ -144,18 +143,6 @@ void sts_call_cancel(StsCall *call) {
                 call_free(call);
 }
 
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        StsCall *call = userdata;
-        size_t n = size * nmemb;
-
-        if (call->reply.len + n > STS_REPLY_MAX_BYTES) {
-                call->overflow = true;
-                return 0; /* aborts the transfer */
-        }
-        strbuf_append_n(&call->reply, ptr, n);
-        return strbuf_error(&call->reply) < 0 ? 0 : n;
-}
-
 static void finish_error(StsCall *call, StsErrorClass class, int error, long status, const char *code,
                          const char *message) {
         _cleanup_(sts_error_freep) StsError *e = NULL;
@@ -187,14 +174,14 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
         int r;
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (call->overflow)
+        if (call->reply.overflow)
                 return finish_error(call, STS_ERROR_TRANSIENT, -EFBIG, status, "MalformedReply",
                                     "reply too large");
         if (error < 0)
                 return finish_error(call, STS_ERROR_TRANSIENT, error, 0,
                                     error == -ETIMEDOUT ? "RequestTimeout" : "TransportError",
                                     curl_easy_strerror(result));
-        r = sts_reply_parse(call->reply.s, call->reply.len, status, now_realtime(), &creds, &e);
+        r = sts_reply_parse(call->reply.buf.s, call->reply.buf.len, status, now_realtime(), &creds, &e);
         if (r < 0)
                 return finish_error(call, STS_ERROR_TRANSIENT, r, status, "OutOfMemory", NULL);
         call_free(call);
@@ -316,6 +303,7 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         call->client = c;
         call->done = done;
         call->userdata = userdata;
+        call->reply.max = STS_REPLY_MAX_BYTES;
         call->form = TAKE_PTR(form);
         call->next = c->calls;
         if (c->calls)
@@ -351,8 +339,8 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
             curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) !=
                     CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, call) != CURLE_OK ||
+            curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
+            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, &call->reply) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK) {
                 r = -EIO;
                 goto fail;

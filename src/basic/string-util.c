@@ -30,6 +30,16 @@ char *ascii_strlower(char *s) {
         return s;
 }
 
+int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -EINVAL;
+}
+
 char *strndup_safe(const char *s, size_t n) {
         return s ? strndup(s, n) : NULL;
 }

@@ -15,6 +15,8 @@ const char *startswith(const char *s, const char *prefix) _pure_;
 const char *startswith_no_case(const char *s, const char *prefix) _pure_;
 bool endswith(const char *s, const char *suffix) _pure_;
 char *ascii_strlower(char *s);
+/* The value of one hex digit, or -EINVAL. */
+int unhexchar(char c) _pure_;
 /* Returns a copy of at most n bytes; NULL on allocation failure. */
 char *strndup_safe(const char *s, size_t n);
 

@@ -267,3 +267,20 @@ int http_client_errno(CURLcode code) {
                 return -EIO;
         }
 }
+
+size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        HttpBody *b = userdata;
+        size_t n = size * nmemb;
+
+        if (b->buf.len + n > b->max) {
+                b->overflow = true;
+                return 0; /* aborts the transfer */
+        }
+        strbuf_append_n(&b->buf, ptr, n);
+        return strbuf_error(&b->buf) < 0 ? 0 : n;
+}
+
+void http_body_reset(HttpBody *b) {
+        strbuf_reset(&b->buf);
+        b->overflow = false;
+}

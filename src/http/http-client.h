@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "string-util.h"
 
 typedef struct HttpClient HttpClient;
 
@@ -35,3 +36,15 @@ unsigned http_client_running(const HttpClient *c);
 sd_event *http_client_get_event(const HttpClient *c);
 
 int http_client_errno(CURLcode code);
+
+/* A response body read into memory, with a cap: CURLOPT_WRITEFUNCTION http_body_write and
+ * CURLOPT_WRITEDATA the HttpBody. Past max bytes the transfer is aborted and overflow set. */
+typedef struct HttpBody {
+        StrBuf buf;
+        size_t max;
+        bool overflow;
+} HttpBody;
+
+size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+/* Empties the body for another transfer (the cap stays). */
+void http_body_reset(HttpBody *b);

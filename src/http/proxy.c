@@ -25,9 +25,8 @@ struct ProxyCall {
         HttpRequest *req;
         CURL *easy;
         struct curl_slist *headers;
-        StrBuf body;
+        HttpBody body;
         StrBuf resp_headers; /* "name\0value\0" pairs */
-        bool too_large;
         char *url;
 };
 
@@ -115,22 +114,10 @@ static void call_free(ProxyCall *c) {
         }
         c->proxy->in_flight--;
         curl_slist_free_all(c->headers);
-        strbuf_done(&c->body);
+        strbuf_done(&c->body.buf);
         strbuf_done(&c->resp_headers);
         free(c->url);
         free(c);
-}
-
-static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
-        ProxyCall *c = userdata;
-        size_t n = size * nmemb;
-
-        if (c->body.len + n > PROXY_MAX_RESPONSE_BYTES) {
-                c->too_large = true;
-                return 0; /* aborts the transfer */
-        }
-        strbuf_append_n(&c->body, data, n);
-        return strbuf_error(&c->body) < 0 ? 0 : n;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -177,8 +164,9 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
         size_t n = 0, max;
         long status = 0;
 
-        if (error < 0 || c->too_large) {
-                respond_502(c, c->too_large ? "upstream response too large" : curl_easy_strerror(result));
+        if (error < 0 || c->body.overflow) {
+                respond_502(c,
+                            c->body.overflow ? "upstream response too large" : curl_easy_strerror(result));
                 goto finish;
         }
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -205,7 +193,7 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                         continue;
                 h[n++] = (HttpHeader){ name, value };
         }
-        (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.s, c->body.len);
+        (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.buf.s, c->body.buf.len);
         log_debug("Proxy ec2 metadata request %s (%ld)", c->url, status);
 
 finish:
@@ -307,6 +295,7 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
         }
         c->proxy = p;
         c->req = req;
+        c->body.max = PROXY_MAX_RESPONSE_BYTES;
         p->in_flight++;
 
         c->easy = pool_get(p);
@@ -359,8 +348,8 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
         if (curl_easy_setopt(c->easy, CURLOPT_URL, c->url) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_PROXY, "") != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c) != CURLE_OK ||
+            curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
+            curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->body) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, PROXY_TIMEOUT_MSEC) != CURLE_OK ||

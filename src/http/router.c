@@ -7,16 +7,6 @@
 #include "router.h"
 #include "string-util.h"
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int router_unescape_path(const char *p, char **ret) {
         size_t n = strlen(p);
         char *out, *o;
@@ -33,7 +23,7 @@ int router_unescape_path(const char *p, char **ret) {
                         free(out);
                         return -EINVAL;
                 }
-                int h = unhex(p[i + 1]), l = h >= 0 ? unhex(p[i + 2]) : -1;
+                int h = unhexchar(p[i + 1]), l = h >= 0 ? unhexchar(p[i + 2]) : -1;
                 if (h < 0 || l < 0 || (h == 0 && l == 0)) {
                         /* Go answers 400 to a malformed escape; we also refuse NUL, which no IMDS path has */
                         free(out);
