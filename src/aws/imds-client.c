@@ -32,6 +32,7 @@ struct ImdsRead {
         bool retried_token;
         imds_done_t done;
         void *userdata;
+        void (*userdata_free)(void *); /* frees userdata when the read ends without its callback */
 };
 
 struct ImdsClient {
@@ -64,6 +65,9 @@ int imds_client_new(HttpClient *http, const char *host, uint16_t port, ImdsClien
 
 static void read_free(ImdsRead *rd) {
         ImdsClient *c = rd->client;
+
+        if (rd->userdata_free)
+                rd->userdata_free(rd->userdata);
 
         if (rd->prev)
                 rd->prev->next = rd->next;
@@ -103,6 +107,7 @@ static void read_finish(ImdsRead *rd, int error, long status) {
         StrBuf body = rd->body.buf;
 
         rd->body.buf = (StrBuf){};
+        rd->userdata_free = NULL; /* the callback owns userdata now */
         read_free(rd);
         done(c, error, status, strbuf_str(&body), body.len, userdata);
         strbuf_done_erase(&body);
@@ -212,7 +217,8 @@ static int read_start(ImdsRead *rd) {
         return http_client_start(c->http, rd->easy, on_done, rd);
 }
 
-int imds_client_get(ImdsClient *c, const char *path, imds_done_t done, void *userdata) {
+static int read_get(ImdsClient *c, const char *path, imds_done_t done, void *userdata,
+                    void (*userdata_free)(void *)) {
         ImdsRead *rd;
         int r;
 
@@ -239,6 +245,7 @@ int imds_client_get(ImdsClient *c, const char *path, imds_done_t done, void *use
                 read_free(rd);
                 return r;
         }
+        rd->userdata_free = userdata_free; /* from here on the read owns userdata until done */
         return 0;
 }
 
@@ -247,7 +254,16 @@ typedef struct Chain {
         imds_string_done_t string_done;
         imds_credentials_done_t creds_done;
         void *userdata;
+        void (*userdata_free)(void *); /* when the chain ends without its callback */
 } Chain;
+
+/* A chain dropped unfinished (the client is freed mid-read) frees what it carries. */
+static void chain_free(void *p) {
+        Chain *ch = p;
+        if (ch->userdata_free)
+                ch->userdata_free(ch->userdata);
+        free(ch);
+}
 
 static int chain_new(imds_string_done_t sd, imds_credentials_done_t cd, void *userdata, Chain **ret) {
         Chain *ch = calloc(1, sizeof *ch);
@@ -259,7 +275,7 @@ static int chain_new(imds_string_done_t sd, imds_credentials_done_t cd, void *us
 }
 
 static int chain_get(ImdsClient *c, const char *path, imds_done_t cb, Chain *ch) {
-        int r = imds_client_get(c, path, cb, ch);
+        int r = read_get(c, path, cb, ch, chain_free);
         if (r < 0)
                 free(ch);
         return r;
@@ -414,7 +430,7 @@ static void on_role_for_credentials(ImdsClient *c, int error, const char *value,
                 path = NULL;
                 r = -ENOMEM;
         } else
-                r = imds_client_get(c, path, on_credentials, ch);
+                r = read_get(c, path, on_credentials, ch, chain_free);
         if (r < 0) {
                 ch->creds_done(c, r, NULL, ch->userdata);
                 free(ch);
@@ -422,14 +438,21 @@ static void on_role_for_credentials(ImdsClient *c, int error, const char *value,
 }
 
 int imds_client_get_credentials(ImdsClient *c, imds_credentials_done_t done, void *userdata) {
-        Chain *ch;
+        Chain *ch, *inner;
         int r = chain_new(NULL, done, userdata, &ch);
 
         if (r < 0)
                 return r;
-        r = imds_client_get_role_name(c, on_role_for_credentials, ch);
-        if (r < 0)
+        /* the role name first; the inner chain carries (and, dropped, frees) the outer one */
+        r = chain_new(on_role_for_credentials, NULL, ch, &inner);
+        if (r < 0) {
                 free(ch);
+                return r;
+        }
+        inner->userdata_free = free;
+        r = chain_get(c, "meta-data/iam/security-credentials/", on_role_name, inner);
+        if (r < 0)
+                free(ch); /* chain_get freed inner, not what it carries */
         return r;
 }
 
@@ -447,4 +470,8 @@ int imds_client_token(ImdsClient *c, char **ret) {
                 return -ENOMEM;
         *ret = t;
         return 1;
+}
+
+int imds_client_get(ImdsClient *c, const char *path, imds_done_t done, void *userdata) {
+        return read_get(c, path, done, userdata, NULL);
 }

@@ -104,6 +104,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
                         curl_multi_assign(c->multi, fd, s);
                 }
         }
+        if (r == -ESTALE)
+                return 0; /* the loop has finished: shutting down */
         if (r < 0) {
                 log_error_errno(r, "Failed to watch an HTTP client socket: %m");
                 return -1;
@@ -138,6 +140,8 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
                 if (r >= 0)
                         (void) sd_event_source_set_description(c->timer, "http-client-timer");
         }
+        if (r == -ESTALE)
+                return 0; /* the loop has finished: shutting down, nothing will run anyway */
         if (r < 0) {
                 log_error_errno(r, "Failed to set the HTTP client timer: %m");
                 return -1;
