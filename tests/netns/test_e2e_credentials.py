@@ -9,7 +9,6 @@ role), so "never reaches the upstream" is observed, not assumed. The test proces
 daemon's listening socket, as systemd's kube2iam.socket does, so a killed daemon leaves pods'
 connections waiting in the backlog (a timeout, never an RST)."""
 
-import ctypes
 import json
 import os
 import shutil
@@ -18,13 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
 
-from conftest import build_dir, helper_path  # noqa: E402  (tests/netns/conftest.py)
+from netns_util import in_netns  # noqa: E402
 from node_env import BASE_ARN, NodeEnv  # noqa: E402
 
 IMDS = "169.254.169.254"
@@ -35,32 +33,10 @@ CURL_REFUSED = 7
 CURL_TIMEOUT = 28
 SERVE_WAIT = 30     # seconds: bounded waits for the daemon to serve a pod (loaded CI machines)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextmanager
-def in_netns(name):
-    """Runs the block in network namespace NAME (this thread only): sockets made inside it,
-    such as the fakes' listeners, belong to that namespace for good."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        try:
-            yield
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back to the test's own namespace")
-    finally:
-        os.close(target)
-        os.close(own)
-
-
 def kube2iam_path():
-    path = os.path.join(build_dir(), "kube2iam")
+    build = os.environ.get("KUBE2IAM_BUILD_DIR",
+                           os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
+    path = os.path.join(build, "kube2iam")
     if not os.path.exists(path):
         pytest.fail(f"{path} not built (set KUBE2IAM_BUILD_DIR or run meson/ninja)")
     return path
