@@ -264,6 +264,12 @@ def test_daemon_iptables_flag_installs_the_same_redirect(world):
     assert node.exec("nft", "list", "table", "ip", "kube2iam").returncode != 0
     d = world["daemon"]("--iptables", f"--host-interface={world['pattern']}", "--listen-address=0.0.0.0",
                         hold=False)
+    # The pod must not ask before the daemon has installed the redirect: until then nothing
+    # protects 169.254.169.254 (that is why the units install it before kubelet starts).
+    deadline = time.monotonic() + SERVE_WAIT
+    while node.exec("nft", "list", "table", "ip", "kube2iam").returncode != 0:
+        assert d.proc.poll() is None and time.monotonic() < deadline, d.output()
+        time.sleep(0.1)
     assert served_role(pod.ns, d) == "app-role"
     # exactly what kube2iam-nft install writes for the same settings
     check = node.helper("--host-ip", pod.node_ip, "--host-interface", world["pattern"],
