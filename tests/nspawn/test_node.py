@@ -262,6 +262,29 @@ def test_restart_while_a_pod_client_loops_refuses_nothing_and_leaves_kubelet_alo
     assert pod_never_reached_upstream(node)
 
 
+def pod_imdsv2(node, *curl_args):
+    p = run(["ip", "netns", "exec", node.ns_pod, "curl", "-sS", "-m", "5", "-o", "-", "-w", "\n%{http_code}",
+             *curl_args], check=False, timeout=40)
+    body, _, code = p.stdout.rpartition("\n")
+    return code, body
+
+
+def test_imdsv2_token_survives_a_restart_through_the_runtime_directory(node, ready):
+    code, token = pod_imdsv2(node, "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 600",
+                             f"http://{IMDS}/latest/api/token")
+    assert code == "200" and token, (code, token)
+    # the key behind the token is in /run/kube2iam (RuntimeDirectory=, kept by
+    # RuntimeDirectoryPreserve=yes), not in the process
+    assert node.sh("test -d /run/kube2iam && [ -n \"$(ls -A /run/kube2iam)\" ]", check=False).returncode == 0
+    node.sh("systemctl restart kube2iam.service")
+    assert node.sh("test -d /run/kube2iam", check=False).returncode == 0
+    code, body = pod_imdsv2(node, "-H", f"X-aws-ec2-metadata-token: {token}", CREDS)
+    assert (code, body) == ("200", POD_ROLE)
+    # and a token it never minted is still refused, so the 200 above was the token's
+    code, _ = pod_imdsv2(node, "-H", "X-aws-ec2-metadata-token: " + "A" * len(token), CREDS)
+    assert code == "401"
+
+
 def test_kill_9_systemd_restarts_the_daemon_pods_served_again_rule_never_left(node, ready):
     kubelet_before = kubelet_start(node)
     before = node.show("kube2iam.service", "MainPID", "NRestarts")
