@@ -2,7 +2,6 @@
 "node" network namespace, with a "pod" namespace beside it (TESTING.md). The package is installed
 into the rootfs before boot, as an image build (Packer) does, so the first boot is a node's boot.
 """
-import json
 import os
 import shutil
 import subprocess
