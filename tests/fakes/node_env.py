@@ -22,11 +22,14 @@ NODE = "node-1"
 
 
 class NodeEnv:
-    def __init__(self, workdir=None, node=NODE, region="us-east-1", kubeconfig=True, namespaces=("default",)):
+    def __init__(self, workdir=None, node=NODE, region="us-east-1", kubeconfig=True, namespaces=("default",),
+                 imds_host="127.0.0.1", imds_port=0):
+        # imds_host/imds_port: a node namespace may put the fake at 169.254.169.254:80 itself, so a
+        # pod request that escapes the redirect would really reach it
         self.owns_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="k2i-node-")
         self.node = node
-        self.imds = FakeImds(region=region, access_key="ASIANODE" + secrets.token_hex(6).upper()).start()
+        self.imds = FakeImds(host=imds_host, port=imds_port, region=region, access_key="ASIANODE" + secrets.token_hex(6).upper()).start()
         self.sts = FakeSts(self.imds.access_key, self.imds.secret_key, self.imds.session_token,
                            region=region).start()
         self.pki = Pki(os.path.join(self.dir, "pki"))

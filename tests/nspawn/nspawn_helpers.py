@@ -2,10 +2,10 @@
 "node" network namespace, with a "pod" namespace beside it (TESTING.md). The package is installed
 into the rootfs before boot, as an image build (Packer) does, so the first boot is a node's boot.
 """
-import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -13,6 +13,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO / "tests" / "fakes"))
+
+from netns_util import in_netns  # noqa: E402
+from node_env import BASE_ARN, NodeEnv  # noqa: E402
+from apiserver_harness import write_kubeconfig  # noqa: E402
+
+IMDS = "169.254.169.254"
+NODE_NAME = "kube2iam-node"
+POD_NAME = "app"
+POD_ROLE = "app-role"
+# Where the kubelet's kubeconfig and PKI live in the container (the unit lets the daemon read
+# /var/lib/kubelet and nothing else of /var/lib).
+KUBELET_DIR = "/var/lib/kubelet"
 CACHE = Path(os.environ.get("KUBE2IAM_TEST_CACHE", "/var/cache/kube2iam-tests"))
 NODE_IP = "10.200.0.1"
 POD_IP = "10.200.0.2"
@@ -46,8 +59,8 @@ WantedBy=multi-user.target
 
 
 class CommandFailed(Exception):
-    """A setup or inspection command failed: an error of the harness, never an expected failure
-    (the xfail tests accept only AssertionError)."""
+    """A setup or inspection command failed: an error of the harness, not of the behaviour under
+    test (those are AssertionErrors)."""
 
 
 def run(cmd, check=True, timeout=CMD_TIMEOUT, **kw):
@@ -107,6 +120,7 @@ class Node:
         self.nspawn = None
         self.leader = None
         self.boot_usec = None
+        self.env = None
 
     # --- setup -------------------------------------------------------------------------------
     def setup_network(self):
@@ -121,8 +135,32 @@ class Node:
             run(["ip", "-n", ns, "link", "set", dev, "up"])
         run(["ip", "-n", self.ns_pod, "route", "add", "default", "via", NODE_IP])
 
+    def start_fakes(self):
+        """The node's outside world, run by the test on the host but inside the node namespace the
+        container shares (the rootfs needs no python3): the fake upstream IMDS at
+        169.254.169.254:80, where a pod request that escaped the redirect would land, the fake
+        STS and API server on the node's loopback. The kubeconfig and the kubelet's PKI are
+        written into the rootfs, where the daemon reads them."""
+        kubelet = self.root / KUBELET_DIR.lstrip("/")
+        kubelet.mkdir(parents=True, exist_ok=True)
+        run(["ip", "-n", self.ns_node, "addr", "add", f"{IMDS}/32", "dev", "lo"])
+        with in_netns(self.ns_node):
+            self.env = NodeEnv(workdir=str(kubelet), node=NODE_NAME, imds_host=IMDS, imds_port=80)
+        inside = lambda p: "/" + str(Path(p).relative_to(self.root))  # noqa: E731
+        self.kubeconfig = f"{KUBELET_DIR}/kubelet.conf"
+        write_kubeconfig(str(self.root / self.kubeconfig.lstrip("/")), self.env.api.url,
+                         ca=inside(self.env.pki.ca_cert), cert=inside(self.env.kubelet_pem),
+                         key=inside(self.env.kubelet_pem))
+        self.env.add_pod(POD_NAME, POD_IP, role=POD_ROLE)
+
+    def daemon_args(self):
+        return (f"--host-ip={NODE_IP} --host-interface={self.if_node} --node={NODE_NAME} "
+                f"--kubeconfig={self.kubeconfig} --metadata-addr={IMDS}:80 "
+                f"--sts-endpoint=http://127.0.0.1:{self.env.sts.port} --base-role-arn={BASE_ARN}")
+
     def prepare_rootfs(self):
         run(["tar", "-C", self.root, "-xf", self.tarball], timeout=300)
+        self.start_fakes()
         sbin = self.root / "usr/local/sbin"
         sbin.mkdir(parents=True, exist_ok=True)
         (sbin / "fake-kubelet").write_text(FAKE_KUBELET)
@@ -135,8 +173,7 @@ class Node:
         # The node's settings, in place before the package (dpkg keeps them: --force-confold).
         (self.root / "etc/default").mkdir(parents=True, exist_ok=True)
         (self.root / "etc/default/kube2iam").write_text(
-            f'KUBE2IAM_ARGS="--host-ip={NODE_IP} --host-interface={self.if_node} '
-            f'--node=kube2iam-node"\n')
+            f'KUBE2IAM_ARGS="{self.daemon_args()}"\n')
         # Installed as an image build would: no systemd running, so the units are only enabled.
         # (Not in /tmp: nspawn mounts a fresh tmpfs there.)
         shutil.copy(self.deb, self.root / "var/tmp/kube2iam.deb")
@@ -214,6 +251,8 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.nspawn.pid, 9)
                 self.nspawn.wait(timeout=10)
+        if self.env:
+            self.env.stop()
         for ns in (self.ns_pod, self.ns_node):
             run(["ip", "netns", "del", ns], check=False)
         shutil.rmtree(self.root, ignore_errors=True)

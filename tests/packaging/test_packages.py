@@ -64,6 +64,12 @@ def test_lintian_reports_no_errors_or_warnings(deb):
     assert p.returncode == 0 and not bad, p.stdout
 
 
+def test_deb_kubelet_dropin_checks_with_the_packaged_helper_and_settings(deb):
+    text = (deb["root"] / "lib/systemd/system/kubelet.service.d/10-kube2iam.conf").read_text()
+    assert "\nExecStartPre=/usr/sbin/kube2iam-nft check\n" in text
+    assert "\nEnvironmentFile=-/etc/default/kube2iam\n" in text
+
+
 def test_deb_environment_file_is_a_conffile_and_named_by_the_unit(deb):
     conffiles = (deb["control"] / "conffiles").read_text().split()
     assert "/etc/default/kube2iam" in conffiles
@@ -131,10 +137,20 @@ def test_units_verify_clean(installed_units):
     assert p.returncode == 0 and p.stdout.strip() == "", p.stdout
 
 
-def test_kubelet_dropin_requires_and_orders_after_kube2iam(installed_units):
+def test_kubelet_dropin_wants_orders_and_checks_the_redirect_without_requires(installed_units):
     text = (installed_units / "kubelet.service.d" / "10-kube2iam.conf").read_text()
     lines = {l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")}
-    assert {"[Unit]", "Requires=kube2iam.service", "After=kube2iam.service"} <= lines
+    assert {"[Unit]", "Wants=kube2iam.service", "After=kube2iam.service", "[Service]"} <= lines, lines
+    assert any(re.fullmatch(r"ExecStartPre=/\S*/sbin/kube2iam-nft check", l) for l in lines), lines
+    assert any(re.fullmatch(r"EnvironmentFile=-/\S*/kube2iam", l) for l in lines), lines
+    # Requires= would restart kubelet on every kube2iam restart or crash
+    assert not any(l.startswith(("Requires=", "BindsTo=", "PartOf=")) for l in lines), lines
+
+
+def test_service_keeps_its_runtime_directory_across_restarts(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    for key in ("RuntimeDirectory=kube2iam", "RuntimeDirectoryPreserve=yes"):
+        assert re.search(rf"^{key}$", unit, re.M), key
 
 
 def test_service_exposure_at_most_2(installed_units):
