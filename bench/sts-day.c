@@ -67,7 +67,8 @@ static usec_t sim_now(void *userdata) {
 }
 
 static int sim_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                     unsigned duration_sec, const char *external_id, void **ret_handle, StsError **ret_error) {
+                     unsigned duration_sec, const char *external_id, void **ret_handle,
+                     StsError **ret_error) {
         Sim *s = userdata;
 
         (void) c;
@@ -115,8 +116,8 @@ static int sim_complete_due(Sim *s, Creds *c) {
                         secret_free(secret);
                         return r;
                 }
-                r = credentials_new(key, secret, token, s->now + (usec_t) p.duration_sec * USEC_PER_SEC, s->now,
-                                    &cr);
+                r = credentials_new(key, secret, token, s->now + (usec_t) p.duration_sec * USEC_PER_SEC,
+                                    s->now, &cr);
                 if (r < 0)
                         return r;
                 creds_fetch_complete(c, p.token, cr, NULL);
@@ -204,12 +205,14 @@ static int parse_uint(const char *s, unsigned max, unsigned *ret) {
 }
 
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "pods", required_argument, NULL, 'p' },        { "roles", required_argument, NULL, 'r' },
-                { "hours", required_argument, NULL, 'h' },       { "poll", required_argument, NULL, 'P' },
-                { "churn", required_argument, NULL, 'c' },       { "sts-latency", required_argument, NULL, 'l' },
-                { "session-ttl", required_argument, NULL, 't' }, {}
-        };
+        static const struct option options[] = { { "pods", required_argument, NULL, 'p' },
+                                                 { "roles", required_argument, NULL, 'r' },
+                                                 { "hours", required_argument, NULL, 'h' },
+                                                 { "poll", required_argument, NULL, 'P' },
+                                                 { "churn", required_argument, NULL, 'c' },
+                                                 { "sts-latency", required_argument, NULL, 'l' },
+                                                 { "session-ttl", required_argument, NULL, 't' },
+                                                 {} };
         unsigned n_pods = 250, n_roles = 40, hours = 24, poll_sec = 300, churn_sec = 600, latency_ms = 200;
         _cleanup_(creds_freep) Creds *c = NULL;
         CredsSettings settings;
@@ -229,14 +232,29 @@ int main(int argc, char *argv[]) {
 
         while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 switch (opt) {
-                case 'p': r = parse_uint(optarg, SIM_MAX_PODS, &n_pods); break;
-                case 'r': r = parse_uint(optarg, SIM_MAX_ROLES, &n_roles); break;
-                case 'h': r = parse_uint(optarg, SIM_MAX_HOURS, &hours); break;
-                case 'P': r = parse_uint(optarg, 86400, &poll_sec); break;
-                case 'c': r = parse_uint(optarg, 86400, &churn_sec); break;
-                case 'l': r = parse_uint(optarg, 60000, &latency_ms); break;
-                case 't': r = parse_duration(optarg, &settings.session_ttl); break;
-                default: return EXIT_FAILURE;
+                case 'p':
+                        r = parse_uint(optarg, SIM_MAX_PODS, &n_pods);
+                        break;
+                case 'r':
+                        r = parse_uint(optarg, SIM_MAX_ROLES, &n_roles);
+                        break;
+                case 'h':
+                        r = parse_uint(optarg, SIM_MAX_HOURS, &hours);
+                        break;
+                case 'P':
+                        r = parse_uint(optarg, 86400, &poll_sec);
+                        break;
+                case 'c':
+                        r = parse_uint(optarg, 86400, &churn_sec);
+                        break;
+                case 'l':
+                        r = parse_uint(optarg, 60000, &latency_ms);
+                        break;
+                case 't':
+                        r = parse_duration(optarg, &settings.session_ttl);
+                        break;
+                default:
+                        return EXIT_FAILURE;
                 }
                 if (r < 0) {
                         fprintf(stderr, "sts-day: bad value: %s\n", optarg);
@@ -249,8 +267,9 @@ int main(int argc, char *argv[]) {
         }
         sim.sts_latency = (usec_t) latency_ms * USEC_PER_MSEC;
 
-        r = creds_new(&settings, &(CredsFetcher){ .start = sim_start, .cancel = sim_cancel, .userdata = &sim },
-                      NULL, &c);
+        r = creds_new(&settings,
+                      &(CredsFetcher){ .start = sim_start, .cancel = sim_cancel, .userdata = &sim }, NULL,
+                      &c);
         if (r < 0)
                 return EXIT_FAILURE;
         creds_set_clock(c, sim_now, &sim);
@@ -258,7 +277,9 @@ int main(int argc, char *argv[]) {
 
         for (unsigned i = 0; i < n_pods; i++) {
                 /* pods start within the first minute, as after a node boots */
-                pods[i] = (Pod){ .sim = &sim, .role = i % n_roles, .started = SIM_T0 + (i % 60) * USEC_PER_SEC };
+                pods[i] = (Pod){ .sim = &sim,
+                                 .role = i % n_roles,
+                                 .started = SIM_T0 + (i % 60) * USEC_PER_SEC };
                 r = pod_appear(c, &pods[i], i);
                 if (r < 0)
                         return EXIT_FAILURE;
@@ -299,8 +320,8 @@ int main(int argc, char *argv[]) {
                ", \"sts_calls\": %" PRIu64 ", \"sts_calls_per_hour\": %.1f, \"per_role_per_hour\": %.2f"
                ", \"requests_served_from_cache\": %" PRIu64 ", \"requests_waited\": %" PRIu64
                ", \"errors\": %" PRIu64 ", \"pods_replaced\": %u, \"cache_entries\": %zu}\n",
-               n_pods, n_roles, hours, settings.session_ttl / USEC_PER_SEC, sim.calls, (double) sim.calls / hours,
-               (double) sim.calls / hours / n_roles, sim.served_now, sim.waited, sim.errors, churned,
-               creds_size(c));
+               n_pods, n_roles, hours, settings.session_ttl / USEC_PER_SEC, sim.calls,
+               (double) sim.calls / hours, (double) sim.calls / hours / n_roles, sim.served_now, sim.waited,
+               sim.errors, churned, creds_size(c));
         return sim.errors == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
