@@ -315,14 +315,16 @@ def callgrind_total(path):
     raise RuntimeError("no totals in " + path)
 
 
-def callgrind_run(a, n, outdir, name, idle=0):
+def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH):
     env = NodeEnv()
     out = os.path.join(outdir, f"callgrind.{name}.out")
-    d = None
+    d = up = None
     try:
         env.add_pod("bench", "127.0.0.1", role=CRED_ROLE)
+        # the same upstream as the load rows: nginx for the proxied path, the fake IMDS behind it
+        up = Nginx([{"files": {PROXIED_PATH: get(env.imds.port, PROXIED_PATH)[1]}, "proxy": env.imds.port}])
         d = Daemon(a.build, env, prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out],
-                   timeout=120)
+                   timeout=120, metadata_port=up.ports[0])
         # warm: the prefetch has finished and the first request is served from the cache
         end = time.monotonic() + 60
         while get(d.port, CRED_PATH)[0] != 200 and time.monotonic() < end:
@@ -334,7 +336,7 @@ def callgrind_run(a, n, outdir, name, idle=0):
                        timeout=60)
         t0 = time.monotonic()
         for _ in range(n):
-            c.request("GET", CRED_PATH)
+            c.request("GET", path)
             r = c.getresponse()
             r.read()
             assert r.status == 200
@@ -345,6 +347,8 @@ def callgrind_run(a, n, outdir, name, idle=0):
     finally:
         if d:
             d.stop()
+        if up:
+            up.stop()
         env.stop()
     return callgrind_total(out), took, out
 
@@ -355,12 +359,15 @@ def section_callgrind(a, R):
     total, took, out = callgrind_run(a, n, outdir, "requests")
     # the same window with no request: timers, the watch connections, the shutdown
     base, _, base_out = callgrind_run(a, 0, outdir, "idle", idle=took)
+    ptotal, _, pout = callgrind_run(a, n // 4, outdir, "proxied", path=PROXIED_PATH)
     R["callgrind"] = {"n": n, "ir_total": total, "ir_idle": base, "per_request": (total - base) / n,
+                      "proxied_n": n // 4, "proxied_per_request": (ptotal - base) / (n // 4),
                       "out": os.path.relpath(out, REPO)}
-    top = subprocess.run(["callgrind_annotate", "--inclusive=no", out], capture_output=True, text=True).stdout
+    top = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, text=True).stdout
     with open(os.path.join(outdir, "callgrind-top.txt"), "w") as f:
         f.write("\n".join(top.splitlines()[:60]) + "\n")
     os.unlink(base_out)
+    os.unlink(pout)
 
 
 def first_request(a, prefetch, trials):
@@ -518,6 +525,8 @@ def table(R):
             c["n"], c["per_request"]))
         L.append("  (%d total - %d idle baseline) / %d; top functions: bench/results/callgrind-top.txt" % (
             c["ir_total"], c["ir_idle"], c["n"]))
+        L.append("instructions per proxied request (instance-id, keep-alive, N=%d): %.0f" % (
+            c["proxied_n"], c["proxied_per_request"]))
     f = R.get("first")
     if f:
         L.append("")
