@@ -462,7 +462,11 @@ def section_sts(a, R):
 
 
 def section_start(a, R):
-    from conftest import NotifySocket
+    try:  # main moved the test helpers to tests/pylib
+        sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
+        from k2i_testlib import NotifySocket
+    except ImportError:
+        from conftest import NotifySocket
 
     def one(pods):
         env = NodeEnv()
