@@ -32,15 +32,10 @@ def stats(kw):
     return kw.command("stats", "stats")["stats"]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pods", type=int, default=250)
-    ap.add_argument("--namespaces", type=int, default=10000)
-    ap.add_argument("--events", type=int, default=50000)
-    a = ap.parse_args()
-    if not os.path.exists(kube_watch_binary()):
-        sys.exit("build %s first" % kube_watch_binary())
-
+def measure(pods, namespaces, events):
+    """Runs kube-watch against a fake API server holding pods pods on the node and namespaces
+    namespaces; returns the RSS figures (KiB), the initial sync time and the event rate."""
+    a = argparse.Namespace(pods=pods, namespaces=namespaces, events=events)
     with tempfile.TemporaryDirectory() as d:
         pki = Pki(os.path.join(d, "pki"))
         srv = FakeApiServer(pki, tokens=set(), bookmark_interval=3600).start()
@@ -90,13 +85,26 @@ def main():
         finally:
             srv.stop()
 
+    return {"rss_empty_kb": rss_empty, "rss_synced_kb": rss_synced, "rss_after_kb": rss_after,
+            "sync_s": sync_s, "events": a.events, "events_s": elapsed, "events_per_s": rate}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pods", type=int, default=250)
+    ap.add_argument("--namespaces", type=int, default=10000)
+    ap.add_argument("--events", type=int, default=50000)
+    a = ap.parse_args()
+    if not os.path.exists(kube_watch_binary()):
+        sys.exit("build %s first" % kube_watch_binary())
+    m = measure(a.pods, a.namespaces, a.events)
     print("kube-watch (%s)" % kube_watch_binary())
-    print("  RSS, empty cluster:                         %6d KiB" % rss_empty)
-    print("  RSS, %d pods + %d namespaces synced:     %6d KiB" % (a.pods, a.namespaces, rss_synced))
-    print("  RSS after %d watch events:                %6d KiB" % (a.events, rss_after))
-    print("  initial list (pods + namespaces, TLS):      %6.2f s" % sync_s)
+    print("  RSS, empty cluster:                         %6d KiB" % m["rss_empty_kb"])
+    print("  RSS, %d pods + %d namespaces synced:     %6d KiB" % (a.pods, a.namespaces, m["rss_synced_kb"]))
+    print("  RSS after %d watch events:                %6d KiB" % (a.events, m["rss_after_kb"]))
+    print("  initial list (pods + namespaces, TLS):      %6.2f s" % m["sync_s"])
     print("  watch events applied:                        %d in %.3f s = %.0f events/s" % (
-        a.events, elapsed, rate))
+        a.events, m["events_s"], m["events_per_s"]))
 
 
 if __name__ == "__main__":

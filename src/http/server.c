@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +19,11 @@
  * headers: twice the header limit leaves MHD room for the rest, and a request over the limit is
  * refused by MHD itself with 431/414. */
 #define HTTP_CONNECTION_POOL_BYTES (2U * HTTP_MAX_HEADER_BYTES)
+/* libmicrohttpd's own messages (a refused connection over the per-address limit, a broken
+ * request): a client can trigger one per connection, so they are rate-limited like request logs. */
+#define HTTP_LIBRARY_LOG_BURST 20U
+#define HTTP_LIBRARY_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+#define HTTP_LIBRARY_LOG_LINE_MAX 256U
 /* sd-event runs one source per iteration, lowest number first: MHD's sources go after timers and
  * the HTTP client's, or timers fire late under load (TESTING.md, measured). */
 #define HTTP_SERVER_EVENT_PRIORITY 10
@@ -66,9 +73,26 @@ struct HttpServer {
         int listen_fd;
         HttpRequest *pending;
         unsigned n_pending;
+        LogRatelimit library_log_ratelimit;
 };
 
 static void server_schedule(HttpServer *s);
+
+/* Without this, libmicrohttpd writes to stderr itself: one unstructured, unlimited line per
+ * connection refused at the per-address limit (120,000 lines in 30 s under bench/run.sh). */
+_printf_(2, 0) static void on_library_log(void *userdata, const char *fmt, va_list ap) {
+        HttpServer *s = userdata;
+        char line[HTTP_LIBRARY_LOG_LINE_MAX];
+        size_t n;
+
+        if (!log_ratelimit_test(&s->library_log_ratelimit))
+                return;
+        (void) vsnprintf(line, sizeof line, fmt, ap);
+        n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+        log_warning("HTTP server (%s): %s", s->name, line);
+}
 
 static void pending_link(HttpServer *s, HttpRequest *r) {
         r->next = s->pending;
@@ -327,6 +351,8 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
         }
         s->event = sd_event_ref(event);
         s->listen_fd = listen_fd;
+        s->library_log_ratelimit = (LogRatelimit){ .interval_usec = HTTP_LIBRARY_LOG_INTERVAL_USEC,
+                                                   .burst = HTTP_LIBRARY_LOG_BURST };
         s->handler = handler;
         s->userdata = userdata;
         s->name = strdup(name ?: "http");
@@ -335,12 +361,13 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
 
         s->mhd = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
-                MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HTTP_MAX_CONNECTIONS_PER_IP,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_IDLE_TIMEOUT_SEC, MHD_OPTION_END);
+                MHD_OPTION_EXTERNAL_LOGGER, on_library_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t) HTTP_CONNECTION_POOL_BYTES, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned) HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned) HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned) HTTP_IDLE_TIMEOUT_SEC, MHD_OPTION_END);
         if (!s->mhd)
                 return log_error_errno(EIO, "Failed to start the HTTP server (%s)", s->name);
 

@@ -1,0 +1,655 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""kube2iam's benchmark (issue 8): run through bench/run.sh, which builds build-bench first.
+
+Everything runs on loopback against the fakes of tests/fakes (node_env.py: IMDS, STS, API server).
+Machines are shared and noisy, so every throughput figure sits next to a reference measured in the
+same run (nginx, one worker, serving the same bytes or proxying to the same upstream) and the CPU
+cost is an instruction count (callgrind), not a time. Prints a table and writes it to
+bench/results/ as text, JSON and an SVG chart.
+
+    /usr/bin/python3 bench/bench.py --build build-bench [--quick] [--only load,callgrind,...]
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+from node_env import BASE_ARN, NodeEnv  # noqa: E402
+
+_handle_error = socketserver.BaseServer.handle_error
+
+
+def _quiet_handle_error(self, request, client_address):
+    # wrk and nginx drop keep-alive connections to the Python fakes when a run ends: not news
+    if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        _handle_error(self, request, client_address)
+
+
+socketserver.BaseServer.handle_error = _quiet_handle_error
+# http.server writes a response's headers and body in two send()s: with Nagle on, the body waits
+# for the client's delayed ACK (40 ms), which made every STS call of the fake look 45 ms long.
+socketserver.StreamRequestHandler.disable_nagle_algorithm = True
+
+SECTIONS = ["load", "proxy", "callgrind", "first", "scale", "sts", "start"]
+CRED_ROLE = "bench-role"
+CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
+PROXIED_PATH = "/latest/meta-data/instance-id"
+# Quiet, and fast to give up on unknown addresses (the first-request rows use fresh addresses).
+DAEMON_FLAGS = ["--log-level=warning", "--backoff-max-elapsed-time=2s", "--backoff-max-interval=100ms",
+                f"--base-role-arn={BASE_ARN}"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, source="127.0.0.1", timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+class Daemon:
+    """kube2iam from the bench build, listening on a loopback port of its own."""
+
+    def __init__(self, build, env, extra=(), prefix=(), notify_path=None, wait=True, timeout=30,
+                 metadata_port=None):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="k2i-bench-", suffix=".log", delete=False)
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith("AWS_") and k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
+        e.pop("NOTIFY_SOCKET", None)
+        e.pop("KUBE2IAM_ARGS", None)
+        if notify_path:
+            e["NOTIFY_SOCKET"] = notify_path
+        args = env.daemon_args(*extra)
+        if metadata_port:
+            args = [x if not x.startswith("--metadata-addr=") else f"--metadata-addr=127.0.0.1:{metadata_port}"
+                    for x in args]
+        self.cmd = [*prefix, os.path.join(build, "kube2iam"), f"--app-port={self.port}",
+                    "--listen-address=127.0.0.1", *DAEMON_FLAGS, *args]
+        self.t_exec = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_synced(timeout)
+
+    def wait_synced(self, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                break
+            try:
+                st, body = get(self.port, "/healthz", timeout=2)
+                if st == 200 and json.loads(body).get("cachesSynced"):
+                    return
+            except (OSError, ValueError, http.client.HTTPException):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("daemon not synced: %s\n%s" % (" ".join(self.cmd), self.output()[-3000:]))
+
+    def rss_kb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def output(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.unlink(self.log.name)
+
+
+class Nginx:
+    """One nginx worker with one loopback server per entry of servers: each serves files
+    ({path: bytes}) and proxies everything else to proxy (a loopback port) with keep-alive
+    upstream connections, as the daemon keeps its own."""
+
+    def __init__(self, servers):
+        self.dir = tempfile.mkdtemp(prefix="k2i-bench-nginx-")
+        os.chmod(self.dir, 0o755)
+        self.ports = []
+        blocks = []
+        for i, srv in enumerate(servers):
+            port = free_port()
+            self.ports.append(port)
+            www = os.path.join(self.dir, "www%d" % i)
+            os.makedirs(www)
+            os.chmod(www, 0o755)
+            for path, body in srv.get("files", {}).items():
+                fp = os.path.join(www, path.lstrip("/"))
+                os.makedirs(os.path.dirname(fp), mode=0o755, exist_ok=True)
+                with open(fp, "wb") as f:
+                    f.write(body)
+            if srv.get("proxy"):
+                blocks.append(f"""    upstream up{i} {{ server 127.0.0.1:{srv["proxy"]}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+        location / {{ try_files $uri @up; }}
+        location @up {{
+            proxy_pass http://up{i};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+""")
+            else:
+                blocks.append(f"    server {{ listen 127.0.0.1:{port}; root {www}; }}\n")
+        temps = "".join(f"    {k}_temp_path {self.dir}/{k};\n" for k in
+                        ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        conf = f"""{user}worker_processes 1;
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+{temps}    access_log off;
+    keepalive_requests 1000000;
+    default_type application/json;
+{"".join(blocks)}}}
+"""
+        conf_path = os.path.join(self.dir, "nginx.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", conf_path, "-e", self.dir + "/error.log"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                get(self.ports[-1], "/", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start: " + open(self.dir + "/error.log").read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def metrics(port, names):
+    out = {}
+    for line in get(port, "/metrics")[1].decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[name] = int(float(value))
+    return out
+
+
+def unit_us(v, unit):
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+
+def wrk(url, conns, seconds, close=False):
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    script = None
+    if close:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write('wrk.headers["Connection"] = "close"\n')
+        script.close()
+        cmd[1:1] = ["-s", script.name]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    if script:
+        os.unlink(script.name)
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % pct, out)
+        res["p" + pct] = unit_us(*m.groups()) if m else float("nan")
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    return res
+
+
+def median_run(runs):
+    """The run with the median requests/s (its latencies come with it)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+def section_load(a, R):
+    """Cached credentials (keep-alive and a connection per request) and proxied requests, next to
+    nginx in the same run. The upstream IMDS is an nginx worker serving the proxied path from a
+    file (the Python fake behind it still answers the node-credential paths), so the proxy rows
+    measure the proxies, not the Python fake."""
+    env = NodeEnv()
+    d = ref = up = None
+    try:
+        env.add_pod("bench", "127.0.0.1", role=CRED_ROLE)
+        instance_id = get(env.imds.port, PROXIED_PATH)[1]
+        up = Nginx([{"files": {PROXIED_PATH: instance_id}, "proxy": env.imds.port}])
+        d = Daemon(a.build, env, metadata_port=up.ports[0])
+        st, body = get(d.port, CRED_PATH)
+        assert st == 200, body
+        ref = Nginx([{"files": {CRED_PATH: body}}, {"proxy": up.ports[0]}])
+        assert get(ref.ports[0], CRED_PATH)[1] == body
+        secs = a.seconds
+        rows = []
+
+        def pair(url_k, url_n, conns, close=False):
+            # alternate the two, several rounds, and keep each one's median round: other tenants of
+            # the machine come and go, and both sides should see the same weather
+            ks, ns = [], []
+            for _ in range(a.rounds):
+                ks.append(wrk(url_k, conns, secs, close))
+                ns.append(wrk(url_n, conns, secs, close))
+            return median_run(ks), median_run(ns)
+
+        if "load" in a.only:
+            for close in (False, True):
+                for conns in (32, 256):
+                    k, n = pair(f"http://127.0.0.1:{d.port}{CRED_PATH}",
+                                f"http://127.0.0.1:{ref.ports[0]}{CRED_PATH}", conns, close)
+                    rows.append({"what": "cached credentials, %s, %d conns" % (
+                        "new conn per request" if close else "keep-alive", conns),
+                        "k2i": k, "ref": n, "ref_name": "nginx (same bytes)", "ratio": k["rps"] / n["rps"]})
+        if "proxy" in a.only:
+            assert get(d.port, PROXIED_PATH) == (200, instance_id)
+            assert get(ref.ports[1], PROXIED_PATH) == (200, instance_id)
+            k, n = pair(f"http://127.0.0.1:{d.port}{PROXIED_PATH}",
+                        f"http://127.0.0.1:{ref.ports[1]}{PROXIED_PATH}", 32)
+            u = wrk(f"http://127.0.0.1:{up.ports[0]}{PROXIED_PATH}", 32, secs)
+            rows.append({"what": "proxied (instance-id), keep-alive, 32 conns", "k2i": k, "ref": n,
+                         "ref_name": "nginx proxy_pass", "ratio": k["rps"] / n["rps"]})
+            rows.append({"what": "  the upstream alone (nginx, static), 32 conns", "k2i": u, "ref": None,
+                         "ref_name": "", "ratio": k["rps"] / u["rps"]})
+        out = d.output()
+        R["load"] = rows
+        R["load_log_lines"] = out.count("\n")
+        R["load_conn_limit_lines"] = out.count("reached connection limit")
+    finally:
+        for x in (ref, up, d):
+            if x:
+                x.stop()
+        env.stop()
+
+
+def callgrind_total(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in " + path)
+
+
+def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH):
+    env = NodeEnv()
+    out = os.path.join(outdir, f"callgrind.{name}.out")
+    d = up = None
+    try:
+        env.add_pod("bench", "127.0.0.1", role=CRED_ROLE)
+        # the same upstream as the load rows: nginx for the proxied path, the fake IMDS behind it
+        up = Nginx([{"files": {PROXIED_PATH: get(env.imds.port, PROXIED_PATH)[1]}, "proxy": env.imds.port}])
+        d = Daemon(a.build, env, prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out],
+                   timeout=120, metadata_port=up.ports[0])
+        # warm: the prefetch has finished and the first request is served from the cache
+        end = time.monotonic() + 60
+        while get(d.port, CRED_PATH)[0] != 200 and time.monotonic() < end:
+            time.sleep(0.1)
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60, source_address=("127.0.0.1", 0))
+        c.connect()
+        # count from here: startup, the list and the prefetch are not part of a request's cost
+        subprocess.run(["callgrind_control", "--zero", str(d.proc.pid)], check=True, capture_output=True,
+                       timeout=60)
+        t0 = time.monotonic()
+        for _ in range(n):
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+        if n == 0:
+            time.sleep(idle)
+        c.close()
+        took = time.monotonic() - t0
+    finally:
+        if d:
+            d.stop()
+        if up:
+            up.stop()
+        env.stop()
+    return callgrind_total(out), took, out
+
+
+def section_callgrind(a, R):
+    outdir = a.results
+    n = a.callgrind_n
+    total, took, out = callgrind_run(a, n, outdir, "requests")
+    # the same window with no request: timers, the watch connections, the shutdown
+    base, _, base_out = callgrind_run(a, 0, outdir, "idle", idle=took)
+    ptotal, _, pout = callgrind_run(a, n // 4, outdir, "proxied", path=PROXIED_PATH)
+    R["callgrind"] = {"n": n, "ir_total": total, "ir_idle": base, "per_request": (total - base) / n,
+                      "proxied_n": n // 4, "proxied_per_request": (ptotal - base) / (n // 4),
+                      "out": os.path.relpath(out, REPO)}
+    top = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, text=True).stdout
+    with open(os.path.join(outdir, "callgrind-top.txt"), "w") as f:
+        f.write("\n".join(top.splitlines()[:60]) + "\n")
+    os.unlink(base_out)
+    os.unlink(pout)
+
+
+def first_request(a, prefetch, trials):
+    """The watch event (the fake API server's ADDED) to the pod holding its credentials."""
+    env = NodeEnv()
+    d = None
+    at_once, later = [], []
+    try:
+        env.sts.configure(delay=a.sts_delay)
+        d = Daemon(a.build, env, extra=() if prefetch else ("--prefetch=false",))
+        # the daemon's first STS call also fetches the node's own credentials: a boot cost, not a pod's
+        env.add_pod("warm", "127.0.30.1", role="warm-role")
+        assert get(d.port, "/latest/meta-data/iam/security-credentials/warm-role", source="127.0.30.1")[0] == 200
+        for i in range(trials):
+            ip = "127.0.%d.%d" % (10 + prefetch, 10 + i)
+            t0 = time.monotonic()
+            env.add_pod(f"first-{i}", ip, role=f"first-{prefetch}-{i}")
+            st, body = get(d.port, f"/latest/meta-data/iam/security-credentials/first-{prefetch}-{i}",
+                           source=ip)
+            at_once.append((time.monotonic() - t0) * 1e3)
+            assert st == 200, body
+            # the app starts a moment after its pod is known (image pulled, process up)
+            ip = "127.0.%d.%d" % (20 + prefetch, 10 + i)
+            env.add_pod(f"later-{i}", ip, role=f"later-{prefetch}-{i}")
+            time.sleep(a.app_start)
+            t1 = time.monotonic()
+            st, body = get(d.port, f"/latest/meta-data/iam/security-credentials/later-{prefetch}-{i}",
+                           source=ip)
+            later.append((time.monotonic() - t1) * 1e3)
+            assert st == 200, body
+    finally:
+        if d:
+            d.stop()
+        env.stop()
+    return statistics.median(at_once), statistics.median(later)
+
+
+def section_first(a, R):
+    on = first_request(a, True, a.trials)
+    off = first_request(a, False, a.trials)
+    R["first"] = {"prefetch_at_once_ms": on[0], "noprefetch_at_once_ms": off[0],
+                  "prefetch_later_ms": on[1], "noprefetch_later_ms": off[1], "trials": a.trials,
+                  "sts_delay_ms": a.sts_delay * 1e3, "app_start_ms": a.app_start * 1e3}
+
+
+def section_scale(a, R):
+    spec = importlib.util.spec_from_file_location("kube_watch_bench", os.path.join(REPO, "bench", "kube-watch.py"))
+    kw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kw)
+    rows = []
+    for pods, nss in a.scale:
+        # the daemon itself: RSS once the pods and namespaces are listed
+        env = NodeEnv(namespaces=())
+        d = None
+        try:
+            for i in range(pods):
+                env.add_pod(f"pod-{i}", "10.%d.%d.%d" % (1 + i // 65536, (i // 256) % 256, i % 256),
+                            role=f"role-{i % 40}", namespace=f"ns-{i % nss}")
+            env.api.add_namespaces_bulk(f"ns-{i}" for i in range(nss))
+            t0 = time.monotonic()
+            # no STS traffic: this row is about the store, not 250 prefetches
+            d = Daemon(a.build, env, extra=("--prefetch=false",), timeout=180)
+            want = {"kube2iam_pods_known": pods, "kube2iam_namespaces_known": nss}
+            end = time.monotonic() + 180
+            while metrics(d.port, want) != want:
+                if time.monotonic() > end:
+                    raise RuntimeError("daemon did not list %r: %r" % (want, metrics(d.port, want)))
+                time.sleep(0.05)
+            sync = time.monotonic() - t0
+            rss = d.rss_kb()
+        finally:
+            if d:
+                d.stop()
+            env.stop()
+        m = kw.measure(pods, nss, a.events)
+        rows.append({"pods": pods, "namespaces": nss, "daemon_rss_kb": rss, "daemon_sync_s": sync, **m})
+    R["scale"] = rows
+
+
+def section_sts(a, R):
+    tool = os.path.join(a.build, "bench", "sts-day")
+    if not os.path.exists(tool):
+        R["sts"] = {"missing": "build-bench/bench/sts-day not built: meson.build lacks subdir('bench')"}
+        return
+    runs = {}
+    for ttl in ("30m", "15m"):
+        r = subprocess.run([tool, "--pods=250", "--roles=40", "--hours=24", f"--session-ttl={ttl}"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("sts-day failed: " + r.stderr)
+        runs[ttl] = json.loads(r.stdout)
+    R["sts"] = runs
+
+
+def section_start(a, R):
+    try:  # main moved the test helpers to tests/pylib
+        sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
+        from k2i_testlib import NotifySocket
+    except ImportError:
+        from conftest import NotifySocket
+
+    def one(pods):
+        env = NodeEnv()
+        n = NotifySocket()
+        d = None
+        try:
+            for i in range(pods):
+                env.add_pod(f"pod-{i}", "10.2.%d.%d" % (i // 250, i % 250 + 1), role=f"role-{i % 40}")
+            d = Daemon(a.build, env, notify_path=n.path, wait=False)
+            ready = n.wait_for("READY=1", timeout=60)
+            took = time.monotonic() - d.t_exec
+            if not ready:
+                raise RuntimeError("no READY=1:\n" + d.output()[-3000:])
+            return took * 1e3
+        finally:
+            if d:
+                d.stop()
+            n.close()
+            env.stop()
+
+    with_pods = statistics.median(one(250) for _ in range(a.trials))
+    empty = statistics.median(one(0) for _ in range(a.trials))
+    R["start"] = {"pods250_ms": with_pods, "pods0_ms": empty, "trials": a.trials}
+
+
+# ---------------------------------------------------------------------------------------------------
+
+def fmt_us(us):
+    return "%.2f ms" % (us / 1e3) if us >= 1000 else "%.0f us" % us
+
+
+def table(R):
+    L = []
+    L.append("kube2iam bench  %s  (%s, %d CPUs; loopback; fakes from tests/fakes)" % (
+        R["when"], R["build"], os.cpu_count()))
+    if R.get("load"):
+        L.append("")
+        L.append("%-50s %10s %9s %9s %6s | %10s %9s %9s | %6s" % (
+            "throughput", "k2i req/s", "p50", "p99", "errs", "ref req/s", "p50", "p99", "ratio"))
+        for row in R["load"]:
+            k, n = row["k2i"], row["ref"]
+            ref = ("%10.0f %9s %9s" % (n["rps"], fmt_us(n["p50"]), fmt_us(n["p99"]))) if n else "%30s" % ""
+            L.append("%-50s %10.0f %9s %9s %6d | %s | %5.2fx" % (
+                row["what"], k["rps"], fmt_us(k["p50"]), fmt_us(k["p99"]), k["errors"] + k["non2xx"], ref,
+                row["ratio"]))
+        L.append("  wrk -t2, %d s per run, %d alternating rounds per row, median round shown" % (
+            R["seconds"], R["rounds"]))
+        L.append("  ref: nginx 1.22, one worker, same bytes from a file; proxied: nginx proxy_pass (upstream "
+                 "keep-alive) to the same upstream; last row's ratio: k2i proxied / upstream alone")
+        L.append("  errs: wrk socket errors + non-2xx. 256 conns come from ONE address (127.0.0.1): the daemon "
+                 "caps a client address at 128 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
+        if R.get("load_conn_limit_lines"):
+            L.append("  daemon log: %d lines, %d of them MHD's \"reached connection limit\" (per-address "
+                     "limit %d)" % (R["load_log_lines"], R["load_conn_limit_lines"], 128))
+    c = R.get("callgrind")
+    if c:
+        L.append("")
+        L.append("instructions per cached credential request (callgrind, keep-alive, N=%d): %.0f" % (
+            c["n"], c["per_request"]))
+        L.append("  (%d total - %d idle baseline) / %d; top functions: bench/results/callgrind-top.txt" % (
+            c["ir_total"], c["ir_idle"], c["n"]))
+        L.append("instructions per proxied request (instance-id, keep-alive, N=%d): %.0f" % (
+            c["proxied_n"], c["proxied_per_request"]))
+    f = R.get("first")
+    if f:
+        L.append("")
+        L.append("new pod's first credential request (median of %d; fake STS answers after %.0f ms)" % (
+            f["trials"], f["sts_delay_ms"]))
+        L.append("  %-58s %8.1f ms  prefetch off %8.1f ms  ratio %.2f" % (
+            "ADDED event -> credentials in hand (client asks at once):", f["prefetch_at_once_ms"],
+            f["noprefetch_at_once_ms"], f["prefetch_at_once_ms"] / f["noprefetch_at_once_ms"]))
+        L.append("  %-58s %8.1f ms  prefetch off %8.1f ms  ratio %.2f" % (
+            "request latency when the app asks %.0f ms after ADDED:" % f["app_start_ms"],
+            f["prefetch_later_ms"], f["noprefetch_later_ms"],
+            f["prefetch_later_ms"] / f["noprefetch_later_ms"]))
+    if R.get("scale"):
+        L.append("")
+        L.append("%-24s %14s %10s %14s %16s %14s" % ("scale (pods/namespaces)", "daemon RSS", "list+sync",
+                                                      "kube-watch RSS", "watch events/s", "RSS after ev."))
+        for s in R["scale"]:
+            L.append("%-24s %11d KiB %8.2f s %11d KiB %16.0f %11d KiB" % (
+                "%d / %d" % (s["pods"], s["namespaces"]), s["daemon_rss_kb"], s["daemon_sync_s"],
+                s["rss_synced_kb"], s["events_per_s"], s["rss_after_kb"]))
+        L.append("  kube-watch: the daemon's Kubernetes half alone (tests/tools); events: %d pod updates in one "
+                 "burst, rate measured inside the client; empty-cluster RSS %d KiB" % (
+                     R["scale"][0]["events"], R["scale"][0]["rss_empty_kb"]))
+    s = R.get("sts")
+    if s:
+        L.append("")
+        if "missing" in s:
+            L.append("STS calls per hour: " + s["missing"])
+        else:
+            for ttl, r in s.items():
+                L.append("STS calls/hour, %d pods sharing %d roles, simulated %d h, --iam-role-session-ttl=%s: "
+                         "%.1f (%.2f per role per hour; %d requests from cache, %d waited)" % (
+                             r["pods"], r["roles"], r["hours"], ttl, r["sts_calls_per_hour"],
+                             r["per_role_per_hour"], r["requests_served_from_cache"], r["requests_waited"]))
+    st = R.get("start")
+    if st:
+        L.append("")
+        L.append("start, exec -> READY=1 (median of %d): %.0f ms with a 250-pod list, %.0f ms with none "
+                 "(ratio %.2f)" % (st["trials"], st["pods250_ms"], st["pods0_ms"], st["pods250_ms"] / st["pods0_ms"]))
+    L.append("")
+    L.append("bench wall time: %.0f s" % R["wall_s"])
+    return "\n".join(L) + "\n"
+
+
+def svg_chart(R):
+    """Grouped bars: kube2iam and its reference, requests/s, one group per load row."""
+    rows = [r for r in R.get("load", []) if r["ref"]]
+    if not rows:
+        return None
+    W, H, left, top, bottom = 760, 60 + 46 * len(rows), 300, 30, 30
+    peak = max(max(r["k2i"]["rps"], r["ref"]["rps"]) for r in rows) or 1
+    scale = (W - left - 80) / peak
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" '
+           f'font-size="12">', f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="10" y="18" font-size="14">kube2iam vs nginx (one worker), requests/s, same run '
+           f'({R["when"]})</text>']
+    for i, r in enumerate(rows):
+        y = top + 46 * i
+        out.append(f'<text x="10" y="{y + 22}">{r["what"][:44]}</text>')
+        for j, (v, colour, name) in enumerate(((r["k2i"]["rps"], "#2b6cb0", "kube2iam"),
+                                                (r["ref"]["rps"], "#a0aec0", "nginx"))):
+            w = max(1, v * scale)
+            yy = y + 4 + 18 * j
+            out.append(f'<rect x="{left}" y="{yy}" width="{w:.0f}" height="15" fill="{colour}"/>')
+            out.append(f'<text x="{left + w + 4:.0f}" y="{yy + 12}">{v:,.0f}'
+                       + (f' ({r["ratio"]:.2f}x)' if j == 0 else "") + '</text>')
+    out.append(f'<rect x="{left}" y="{H - bottom + 6}" width="12" height="12" fill="#2b6cb0"/>'
+               f'<text x="{left + 16}" y="{H - bottom + 16}">kube2iam</text>'
+               f'<rect x="{left + 90}" y="{H - bottom + 6}" width="12" height="12" fill="#a0aec0"/>'
+               f'<text x="{left + 106}" y="{H - bottom + 16}">nginx</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(REPO, "build-bench"))
+    ap.add_argument("--results", default=os.path.join(REPO, "bench", "results"))
+    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
+    ap.add_argument("--quick", action="store_true", help="shorter runs, fewer trials (a smoke test)")
+    a = ap.parse_args()
+    a.build = os.path.abspath(a.build)
+    a.only = a.only.split(",")
+    a.seconds = 2 if a.quick else 5
+    a.rounds = 1 if a.quick else 3
+    a.callgrind_n = 200 if a.quick else 2000
+    a.trials = 2 if a.quick else 5
+    a.events = 2000 if a.quick else 20000
+    a.scale = [(110, 1000), (250, 10000), (1000, 50000)] if not a.quick else [(110, 1000)]
+    a.sts_delay = 0.05  # a regional STS round trip
+    a.app_start = 0.5
+    os.makedirs(a.results, exist_ok=True)
+    os.environ["KUBE2IAM_BUILD_DIR"] = a.build  # kube-watch.py's tool
+
+    R = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "build": os.path.relpath(a.build, REPO),
+         "seconds": a.seconds, "rounds": a.rounds}
+    t0 = time.monotonic()
+    for name, fn in (("load", section_load), ("callgrind", section_callgrind), ("first", section_first),
+                     ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
+        if name in a.only or (name == "load" and "proxy" in a.only):
+            ts = time.monotonic()
+            print("bench: %s..." % name, file=sys.stderr, flush=True)
+            fn(a, R)
+            print("bench: %s done in %.0f s" % (name, time.monotonic() - ts), file=sys.stderr, flush=True)
+    R["wall_s"] = time.monotonic() - t0
+
+    text = table(R)
+    sys.stdout.write(text)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for name, data in ((f"bench-{stamp}.txt", text), ("latest.txt", text),
+                       ("latest.json", json.dumps(R, indent=1, default=str) + "\n")):
+        with open(os.path.join(a.results, name), "w") as f:
+            f.write(data)
+    svg = svg_chart(R)
+    if svg:
+        with open(os.path.join(a.results, "latest.svg"), "w") as f:
+            f.write(svg)
+    print("written: %s/{latest.txt,latest.json,latest.svg,bench-%s.txt}" % (
+        os.path.relpath(a.results, REPO), stamp))
+
+
+if __name__ == "__main__":
+    main()

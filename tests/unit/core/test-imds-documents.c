@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
+/* imds-service.h uses StrBuf and Credentials without including their headers */
+#include "aws/credentials.h"
+#include "string-util.h"
+#include "imds-service.h"
+#include "tap.h"
+
+#define T0 ((usec_t) 1780000000 * USEC_PER_SEC)
+
+static Credentials *make(const char *secret, const char *token) {
+        Secret *s = NULL, *t = NULL;
+        Credentials *c = NULL;
+
+        ASSERT_OK(secret_new(secret, strlen(secret), &s));
+        ASSERT_OK(secret_new(token, strlen(token), &t));
+        ASSERT_OK(credentials_new("ASIAEXAMPLE123456", s, t, T0 + USEC_PER_HOUR, T0, &c));
+        return c;
+}
+
+TEST(credential_document_has_imds_shape_and_order) {
+        _cleanup_(credentials_unrefp) Credentials *c =
+                make("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                     "IQoJb3JpZ2luX2VjEPT//////////wEaCXVzLWVhc3QtMSJH");
+        _cleanup_(strbuf_done_erase) StrBuf b = {};
+
+        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_STREQ(strbuf_str(&b),
+                     "{\n"
+                     "  \"Code\" : \"Success\",\n"
+                     "  \"LastUpdated\" : \"2026-05-28T20:26:40Z\",\n"
+                     "  \"Type\" : \"AWS-HMAC\",\n"
+                     "  \"AccessKeyId\" : \"ASIAEXAMPLE123456\",\n"
+                     "  \"SecretAccessKey\" : \"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\",\n"
+                     "  \"Token\" : \"IQoJb3JpZ2luX2VjEPT//////////wEaCXVzLWVhc3QtMSJH\",\n"
+                     "  \"Expiration\" : \"2026-05-28T21:26:40Z\"\n"
+                     "}");
+}
+
+TEST(credential_document_escapes_quotes_backslashes_and_control_bytes_anywhere) {
+        /* escapes at the start, in the middle and at the end of a run */
+        _cleanup_(credentials_unrefp) Credentials *c = make("\"a\\b\"", "x\ny\x01z\\");
+        _cleanup_(strbuf_done_erase) StrBuf b = {};
+
+        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"SecretAccessKey\" : \"\\\"a\\\\b\\\"\",\n"));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"x\\u000ay\\u0001z\\\\\",\n"));
+}
+
+TEST(empty_token_is_an_empty_string) {
+        _cleanup_(credentials_unrefp) Credentials *c = make("s", "");
+        _cleanup_(strbuf_done_erase) StrBuf b = {};
+
+        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"\",\n"));
+}
