@@ -348,7 +348,7 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                 return;
         }
         if (creds) {
-                _cleanup_(strbuf_done_erase) StrBuf b = {};
+                _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
                 if (imds_credentials_json(creds, &b) < 0) {
                         respond_error(req, 500, "out of memory");
                 } else {

@@ -20,6 +20,8 @@
 #include "macro.h"
 #include "router.h"
 #include "server.h"
+#include "string-util.h"
+#include "time-util.h"
 
 typedef struct Config Config;
 typedef struct Creds Creds;

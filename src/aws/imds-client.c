@@ -178,6 +178,7 @@ static int read_start(ImdsRead *rd) {
         rd->headers = NULL;
         rd->body.overflow = false;
         rd->body.max = IMDS_REPLY_MAX_BYTES;
+        rd->body.buf.erase = true;
 
         if (rd->state == READ_GET && c->token && now_monotonic() >= c->token_until)
                 c->token = secret_free(c->token);

@@ -304,6 +304,7 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         call->done = done;
         call->userdata = userdata;
         call->reply.max = STS_REPLY_MAX_BYTES;
+        call->reply.buf.erase = true;
         call->form = TAKE_PTR(form);
         call->next = c->calls;
         if (c->calls)

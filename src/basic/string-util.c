@@ -181,7 +181,18 @@ static bool strbuf_reserve(StrBuf *b, size_t extra) {
         if (need <= b->cap)
                 return true;
         cap = MAX(need, MAX((size_t) 64, b->cap * 2));
-        s = realloc(b->s, cap);
+        if (b->erase && b->s) {
+                /* realloc would leave the old bytes behind in freed memory */
+                s = malloc(cap);
+                if (!s) {
+                        b->oom = true;
+                        return false;
+                }
+                memcpy(s, b->s, b->len + 1);
+                explicit_bzero(b->s, b->cap);
+                free(b->s);
+        } else
+                s = realloc(b->s, cap);
         if (!s) {
                 b->oom = true;
                 return false;

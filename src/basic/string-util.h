@@ -44,6 +44,7 @@ typedef struct StrBuf {
         size_t len;
         size_t cap;
         bool oom;
+        bool erase; /* holds secrets: growing wipes the old allocation (see strbuf_done_erase) */
 } StrBuf;
 
 void strbuf_append_n(StrBuf *b, const char *s, size_t n);

@@ -17,9 +17,10 @@
 #include "macro.h"
 #include "time-util.h"
 
-/* Request line plus headers: IMDS clients send a few hundred bytes; 16 KiB leaves room for
- * proxies' headers and is what nginx's large_client_header_buffers allows per line. */
-#define HTTP_MAX_HEADER_BYTES (16U * 1024U)
+/* Request line plus headers: IMDS clients send a few hundred bytes; 8 KiB is nginx's default
+ * for one header line. MHD zeroes its per-connection pool (twice this) for every request, which
+ * was half of a cached credential request's instructions at 16 KiB (bench/, callgrind). */
+#define HTTP_MAX_HEADER_BYTES (8U * 1024U)
 /* IMDS requests carry no body (the token PUT neither); a small allowance keeps odd clients working. */
 #define HTTP_MAX_BODY_BYTES 1024U
 /* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn

@@ -52,3 +52,14 @@ TEST(prefixes) {
         ASSERT_TRUE(endswith("role/", "/"));
         ASSERT_FALSE(endswith("", "/"));
 }
+
+TEST(strbuf_holding_secrets_keeps_its_bytes_while_growing) {
+        _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
+        for (int i = 0; i < 5000; i++)
+                strbuf_append_char(&b, (char) ('a' + i % 26));
+        ASSERT_EQ(b.len, 5000);
+        for (int i = 0; i < 5000; i++)
+                if (b.s[i] != (char) ('a' + i % 26))
+                        tap_fail(__FILE__, __LINE__, "byte %d changed", i);
+        ASSERT_EQ(strbuf_error(&b), 0);
+}
