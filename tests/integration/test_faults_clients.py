@@ -238,3 +238,30 @@ def test_500_source_addresses_while_pods_churn_a_known_pod_is_always_served(serv
     assert set(results) == {404}, set(results)
     assert n_known > 5 and churned[0] > 20
     known_pod_served(d)
+
+
+def test_hostile_bytes_in_requests_never_break_the_log_format(node_env, daemon_factory):
+    """Pods choose the bytes of their paths and headers, and the daemon logs the role they asked
+    for: every log line must stay valid UTF-8 and, with --log-format=json, valid JSON."""
+    node_env.add_pod("app", KNOWN, role="app-role")
+    for fmt in ("json", "text"):
+        d = daemon_factory(node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}", f"--log-format={fmt}",
+                                                "--verbose"))
+        wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+        creds = CREDS.encode()
+        for target in (creds + b"\xff\xfe\xc3\x28", creds + b"%ff%c3%28", creds + b"%e2%80%ae%0a%1b[31m",
+                       b"/latest/\xc0\xaf" + b"%80" * 50, creds + b"ok%22%5c%0d%0a{}"):
+            raw(d, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUser-Agent: \xff\x01\r\n\r\n", source=KNOWN)
+        known_pod_served(d)
+        d.stop()
+        with open(d.logfile.name, "rb") as f:
+            out = f.read()
+        lines = out.splitlines()
+        assert any(b"wrong-role" in ln or b"Invalid role" in ln for ln in lines), out[-2000:]
+        for ln in lines:
+            text = ln.decode("utf-8")  # raises on invalid UTF-8
+            if fmt == "json":
+                json.loads(text)
+            else:
+                assert text.startswith("time="), text
+        assert_no_secrets(out.decode(), node_env)
