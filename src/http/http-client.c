@@ -173,7 +173,10 @@ int http_client_new(sd_event *event, HttpClient **ret) {
 HttpClient *http_client_free(HttpClient *c) {
         if (!c)
                 return NULL;
-        /* abort what still runs, without callbacks */
+        /* abort what still runs, without callbacks; curl would also re-arm its timer for each
+         * removed transfer, on a loop that may have finished already (-ESTALE) */
+        if (c->multi)
+                (void) curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, NULL);
         while (c->transfers)
                 http_client_cancel(c, c->transfers->easy);
         if (c->multi)
