@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!!c == !!e)
                 abort();
         if (c) {
-                if (status != 200 || !credentials_access_key_valid(c->access_key_id) || !c->secret_access_key)
+                if (status != 200 || !credentials_access_key_valid(c->access_key_id) ||
+                    !c->secret_access_key)
                         abort();
                 credentials_unref(c);
         }

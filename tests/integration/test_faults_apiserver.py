@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Fault injection against the Kubernetes API server (tests/fakes/fake_apiserver.py): dropped
 streams, HTTP and in-stream 410s, 500s, a stalled stream, a 20 MB bogus event and garbage JSON,
-for about 50 seconds (five rounds of eight faults). Throughout, the daemon keeps serving a known pod, re-lists, never serves a
-pod deleted during the chaos, and its memory stays flat. Loopback only: pods are 127.0.0.x."""
+for about 50 seconds (five rounds of eight faults). Throughout, the daemon keeps serving a known
+pod, re-lists, never serves a pod deleted during the chaos, and its memory stays flat. Loopback only: pods are 127.0.0.x."""
 
 import http.client
 import json

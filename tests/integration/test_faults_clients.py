@@ -24,6 +24,16 @@ DEADLINE = 10
 KNOWN = "127.0.0.2"
 
 
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
+    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
+        assert ln not in out, "the API server client key appears in the daemon's output"
+
+
 def get(d, path, source="127.0.0.1", timeout=DEADLINE):
     c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
     try:
@@ -88,7 +98,7 @@ def served(node_env, daemon_factory):
     yield d
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert d.proc.poll() is None, "the daemon died"
-    assert_no_secrets(d.output(), node_env)
+    assert_clean_output(d.output(), node_env)
 
 
 def test_1000_idle_connections_do_not_block_a_known_pod(served):
@@ -264,4 +274,4 @@ def test_hostile_bytes_in_requests_never_break_the_log_format(node_env, daemon_f
                 json.loads(text)
             else:
                 assert text.startswith("time="), text
-        assert_no_secrets(out.decode(), node_env)
+        assert_clean_output(out.decode(), node_env)

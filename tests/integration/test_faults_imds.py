@@ -22,6 +22,16 @@ PROXY_DEADLINE = 3 + 5
 CREDS_DEADLINE = 10
 
 
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
+    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
+        assert ln not in out, "the API server client key appears in the daemon's output"
+
+
 def get(d, path, source="127.0.0.1", timeout=CREDS_DEADLINE):
     c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
     try:
@@ -101,4 +111,4 @@ def test_upstream_imds_slow_hung_dropping_or_gone_gives_502_and_credentials_are_
     wait_until(lambda: pods_known(d) == n_pods + 1, what="pod late known")
     assert get(d, CREDS + "late-role", "127.0.0.40")[0] == 200
     assert d.proc.poll() is None
-    assert_no_secrets(d.output(), env)
+    assert_clean_output(d.output(), env)

@@ -25,6 +25,16 @@ DEADLINE = 15
 SLOW_SEC = 1.5
 
 
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
+    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
+        assert ln not in out, "the API server client key appears in the daemon's output"
+
+
 def get(host, port, path, source="127.0.0.1", timeout=DEADLINE):
     c = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0))
     try:
@@ -115,7 +125,7 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
     assert "draining" in out
     # a clean drain logs no error (the HTTP client once complained of its timer on the finished loop)
     assert not [ln for ln in out.splitlines() if "level=error" in ln], out[-2000:]
-    assert_no_secrets(out, env)
+    assert_clean_output(out, env)
 
 
 def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(fake_imds):

@@ -24,6 +24,16 @@ DEADLINE = 10
 SHORT_LIFE_SEC = 600
 
 
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
+    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
+        assert ln not in out, "the API server client key appears in the daemon's output"
+
+
 def get(d, path, source="127.0.0.1", timeout=DEADLINE):
     c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
     try:
@@ -105,7 +115,7 @@ def test_sts_failures_keep_serving_cached_credentials_and_answer_cold_roles_in_t
     wait_until(lambda: pods_known(d) == 2 + len(faults), what="pod after known")
     status, body = timed_get(d, CREDS + "after-role", "127.0.0.30")
     assert status == 200, body
-    assert_no_secrets(d.output(), env)
+    assert_clean_output(d.output(), env)
 
 
 def test_sts_burst_of_cold_roles_respects_the_token_bucket(node_env, daemon_factory):
@@ -142,4 +152,4 @@ def test_sts_burst_of_cold_roles_respects_the_token_bucket(node_env, daemon_fact
                 f"{j - i + 1} STS calls in {w:.2f} s exceed --sts-burst={burst} --sts-rate={rate:g}"
     # and a burst did happen, then the rate held: the calls were spread over ~(n - burst) / rate s
     assert times[-1] - times[0] >= (n - burst - 1) / rate * 0.9, times
-    assert_no_secrets(d.output(), env)
+    assert_clean_output(d.output(), env)
