@@ -144,7 +144,7 @@ rm -rf build-fuzz
 if CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
                 >"$OUT/setup-fuzz.log" 2>&1 && ninja -C build-fuzz >"$OUT/build-fuzz.log" 2>&1; then
         for t in build-fuzz/tests/fuzz/fuzz-*; do
-                [ -f "$t" ] && [ -x "$t" ] || continue
+                [ -f "$t" ] && [ -x "$t" ] || continue  # not the fuzz-*.p object directories
                 name=$(basename "$t")
                 work=$(mktemp -d)
                 if "$t" -max_total_time="${K2I_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -timeout=10 \

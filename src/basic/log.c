@@ -198,9 +198,66 @@ static void write_stderr(int level, const LogField *fields, size_t n_fields, con
         fflush(stderr);
 }
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), 0 when there is none. */
+static size_t utf8_sequence(const unsigned char *s) {
+        size_t n;
+        unsigned cp;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                n = 2, cp = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                n = 3, cp = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                n = 4, cp = s[0] & 0x07;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0; /* also stops at the terminating NUL */
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                return 0;
+        return n;
+}
+
+static bool utf8_valid(const char *s) {
+        for (size_t n; *s; s += n)
+                if ((n = utf8_sequence((const unsigned char *) s)) == 0)
+                        return false;
+        return true;
+}
+
+/* Pods choose bytes that reach the log (the role in a request path): a byte that is not part of
+ * well-formed UTF-8 becomes the text \xNN, so every entry stays valid UTF-8 for the journal (which
+ * shows anything else as a blob), JSON consumers and terminals. NULL when out of memory. */
+static char *utf8_escape(const char *s) {
+        char *out = malloc(strlen(s) * 4 + 1), *p = out;
+
+        if (!out)
+                return NULL;
+        for (size_t n; *s; s += n) {
+                n = utf8_sequence((const unsigned char *) s);
+                if (n == 0) {
+                        p += sprintf(p, "\\x%02x", (unsigned char) *s);
+                        n = 1;
+                } else {
+                        memcpy(p, s, n);
+                        p += n;
+                }
+        }
+        *p = '\0';
+        return out;
+}
+
 int log_internal(int level, int error, const char *file, int line, const char *func, const LogField *fields,
                  size_t n_fields, const char *fmt, ...) {
-        char msg[LOG_MESSAGE_MAX];
+        char msg[LOG_MESSAGE_MAX], *safe_msg = NULL, *owned[LOG_FIELDS_MAX] = {};
+        LogField safe_fields[LOG_FIELDS_MAX];
         int saved = errno;
         va_list ap;
 
@@ -210,11 +267,29 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
 
-        if (log_to_journal())
-                write_journal(level, file, line, func, fields, n_fields, msg);
-        else
-                write_stderr(level, fields, n_fields, msg);
+        if (!utf8_valid(msg))
+                safe_msg = utf8_escape(msg);
+        for (size_t i = 0; i < n_fields; i++)
+                if (fields[i].value && !utf8_valid(fields[i].value)) {
+                        /* rare: copy the fields (the journal keeps LOG_FIELDS_MAX of them anyway) */
+                        n_fields = MIN(n_fields, (size_t) LOG_FIELDS_MAX);
+                        for (size_t j = 0; j < n_fields; j++) {
+                                safe_fields[j] = fields[j];
+                                if (fields[j].value && !utf8_valid(fields[j].value))
+                                        safe_fields[j].value = owned[j] = utf8_escape(fields[j].value);
+                        }
+                        fields = safe_fields;
+                        break;
+                }
 
+        if (log_to_journal())
+                write_journal(level, file, line, func, fields, n_fields, safe_msg ?: msg);
+        else
+                write_stderr(level, fields, n_fields, safe_msg ?: msg);
+
+        free(safe_msg);
+        for (size_t i = 0; i < LOG_FIELDS_MAX; i++)
+                free(owned[i]);
         errno = saved;
         return -abs(error);
 }

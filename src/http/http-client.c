@@ -129,6 +129,10 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
 
         if (timeout_ms < 0)
                 return c->timer ? sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0 : 0;
+        /* At shutdown the owners cancel their transfers after the loop finished, and curl re-arms its
+         * timer for each: sd-event refuses (-ESTALE), and there is nothing left to time anyway. */
+        if (sd_event_get_state(c->event) == SD_EVENT_FINISHED)
+                return 0;
 
         when = usec_add(now_monotonic(), (usec_t) timeout_ms * USEC_PER_MSEC);
         if (c->timer) {

@@ -65,6 +65,7 @@ class FakeApiServer:
         self.requests = []      # (method, path, auth kind)
         self.unauthorized_next = 0
         self.throttle_next = 0          # the next N requests get 429 with Retry-After: 1
+        self.error_next = 0             # the next N requests get 500 (an overloaded or restarting server)
         self.expire_next_continue = False  # the next continue request gets 410
         self._httpd = None
         self._thread = None
@@ -81,6 +82,7 @@ class FakeApiServer:
         class Httpd(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # socketserver's default of 5 drops connections under load
 
             def finish_request(self, request, client_address):
                 if server.tls:
@@ -314,6 +316,13 @@ class _Handler(BaseHTTPRequestHandler):
             throttled = api.throttle_next > 0
             if throttled:
                 api.throttle_next -= 1
+        with api.lock:
+            failing = api.error_next > 0
+            if failing:
+                api.error_next -= 1
+        if failing:
+            return self._send_json(500, _status(500, "InternalError", "an error on the server has prevented the "
+                                                "request from succeeding"))
         if throttled:
             body = json.dumps(_status(429, "TooManyRequests", "too many requests, please try again later")).encode()
             self.send_response(429)

@@ -182,6 +182,12 @@ def make_handler(state):
     return Handler
 
 
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections under the daemon's load
+    request_queue_size = 128
+    daemon_threads = True
+
 class FakeImds:
     """Runs the fake in a thread of the test process."""
 
@@ -193,7 +199,7 @@ class FakeImds:
         self.access_key = access_key
         self.state = State(role, region, account, instance_id, local_ipv4, access_key, self.secret_key,
                            self.session_token)
-        self.server = ThreadingHTTPServer((host, port), make_handler(self.state))
+        self.server = _Server((host, port), make_handler(self.state))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.host = host

@@ -11,11 +11,13 @@ call is recorded, with what was issued (so tests can grep their outputs for leak
 Control interface (same port):
   GET  /_control/calls     the recorded calls as JSON
   POST /_control/reset     forget recorded calls, back to normal answers
-  POST /_control/config    JSON, any of: {"mode": "ok"|"throttle"|"deny"|"error500"|"hang",
+  POST /_control/config    JSON, any of: {"mode": "ok"|"throttle"|"deny"|"error500"|"hang"|"garbage",
                            "delay": seconds before answering, "deny_roles": [role ARN, ...],
                            "expires_in": seconds of life of issued credentials (default DurationSeconds),
                            "region": the region the signature's scope must name (null: any)}
   "hang" holds the connection until the mode changes or the server stops.
+  "garbage" answers 200 with a body that is not an AssumeRole reply (truncated XML, another
+  document, HTML, nothing), a different one each call.
 Run standalone: fake_sts.py --port N --access-key AK --secret-key SK [--session-token T] [--region R]
 It prints "READY <port>" on stdout once it listens.
 """
@@ -27,6 +29,7 @@ import secrets
 import string
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
@@ -41,10 +44,26 @@ MAX_SKEW = datetime.timedelta(minutes=15)
 MAX_BODY = 64 * 1024
 
 
+_SIGN_LOCK = threading.Lock()
+
 def error_xml(code, message, kind="Sender"):
     rid = secrets.token_hex(16)
     return (f'<ErrorResponse xmlns="{NS}">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n'
             f'    <Message>{message}</Message>\n  </Error>\n  <RequestId>{rid}</RequestId>\n</ErrorResponse>\n')
+
+
+# Replies with status 200 that are not AssumeRole replies (mode "garbage").
+GARBAGE_BODIES = [
+    f'<AssumeRoleResponse xmlns="{NS}"><AssumeRoleResult><Credentials><AccessKeyId>ASIAGARBAGE',
+    f'<GetCallerIdentityResponse xmlns="{NS}"><GetCallerIdentityResult><Arn>arn:aws:iam::1:user/x</Arn>'
+    '</GetCallerIdentityResult></GetCallerIdentityResponse>',
+    '<html><body><h1>502 Bad Gateway</h1></body></html>',
+    '',
+    f'<AssumeRoleResponse xmlns="{NS}"><AssumeRoleResult><Credentials><AccessKeyId>not a key!</AccessKeyId>'
+    '<SecretAccessKey></SecretAccessKey><Expiration>yesterday</Expiration></Credentials></AssumeRoleResult>'
+    '</AssumeRoleResponse>',
+    '\x00\xff<<<>>>&&&;',
+]
 
 
 class State:
@@ -117,7 +136,9 @@ def verify_signature(state, method, path, headers, body):
     host = headers.get("Host", "")
     req = AWSRequest(method=method, url=f"http://{host}{path}", data=body, headers=to_sign)
     creds = Credentials(state.access_key, state.secret_key, state.session_token)
-    with mock.patch("botocore.auth.datetime") as dt:
+    # botocore signs at "now": pin its clock to the request's X-Amz-Date. mock.patch swaps a
+    # module global, so concurrent requests (ThreadingHTTPServer) must take turns.
+    with _SIGN_LOCK, mock.patch("botocore.auth.datetime") as dt:
         dt.datetime.now.return_value = when
         dt.datetime.utcnow.return_value = when.replace(tzinfo=None)
         SigV4Auth(creds, "sts", region).add_auth(req)
@@ -183,7 +204,8 @@ def make_handler(state):
                 release = state.release
             call = {"role_arn": params.get("RoleArn"), "session_name": params.get("RoleSessionName"),
                     "duration": params.get("DurationSeconds"), "external_id": params.get("ExternalId"),
-                    "content_type": self.headers.get("Content-Type"), "mode": cfg["mode"]}
+                    "content_type": self.headers.get("Content-Type"), "mode": cfg["mode"],
+                    "time": time.monotonic()}
             bad = verify_signature(state, "POST", self.path, self.headers, body)
             if bad is None and (params.get("Action") != "AssumeRole" or params.get("Version") != "2011-06-15"
                                 or not params.get("RoleArn") or not params.get("RoleSessionName")):
@@ -211,6 +233,12 @@ def make_handler(state):
             if mode == "error500":
                 call["result"] = "InternalFailure"
                 return self._send(500, error_xml("InternalFailure", "We encountered an internal error.", "Receiver"))
+            if mode == "garbage":
+                with state.lock:
+                    state.serial += 1
+                    n = state.serial
+                call["result"] = "garbage"
+                return self._send(200, GARBAGE_BODIES[n % len(GARBAGE_BODIES)])
             if mode == "deny" or params["RoleArn"] in cfg["deny_roles"]:
                 call["result"] = "AccessDenied"
                 return self._send(403, error_xml(
@@ -243,12 +271,19 @@ def make_handler(state):
     return Handler
 
 
+
+class _Server(ThreadingHTTPServer):
+    # the daemon opens many connections at once under load: socketserver's default backlog of 5
+    # would drop some, which the daemon would rightly report as upstream failures
+    request_queue_size = 128
+    daemon_threads = True
+
 class FakeSts:
     """In-process use: FakeSts(access_key, secret_key, token).start() -> .port; .stop()."""
 
     def __init__(self, access_key, secret_key, session_token=None, region=None, port=0, host="127.0.0.1"):
         self.state = State(access_key, secret_key, session_token, region)
-        self.server = ThreadingHTTPServer((host, port), make_handler(self.state))
+        self.server = _Server((host, port), make_handler(self.state))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

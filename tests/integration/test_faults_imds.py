@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Fault injection against the upstream IMDS (tests/fakes/fake_imds.py): slow, hanging, dropping
+connections, and gone. Proxied paths answer 502 within PROXY_TIMEOUT_MSEC (3 s) plus slack, while
+pods' credentials, which the daemon holds itself (and signs STS calls with the node's cached
+credentials), are unaffected. Loopback only: pods are 127.0.0.x."""
+
+import http.client
+import json
+import socket
+import threading
+import time
+
+from conftest import assert_no_secrets
+from node_env import BASE_ARN
+
+FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
+CREDS = "/latest/meta-data/iam/security-credentials/"
+# src/http/proxy.h: PROXY_TIMEOUT_MSEC (3 s total, connect included); the socket deadline adds
+# 5 s of slack for a loaded machine. A request unanswered by then waited past its deadline.
+PROXY_DEADLINE = 3 + 5
+# A credential request waits at most IMDS_SERVICE_CREDS_WAIT (5 s), doubled for a loaded machine.
+CREDS_DEADLINE = 10
+
+
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
+    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
+        assert ln not in out, "the API server client key appears in the daemon's output"
+
+
+def get(d, path, source="127.0.0.1", timeout=CREDS_DEADLINE):
+    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    except socket.timeout:
+        raise AssertionError(f"{path} from {source} was not answered within {timeout} s")
+    finally:
+        c.close()
+
+
+def wait_until(pred, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pods_known(d):
+    for line in get(d, "/metrics")[1].decode().splitlines():
+        if line.startswith("kube2iam_pods_known "):
+            return int(float(line.split()[1]))
+    return -1
+
+
+def test_upstream_imds_slow_hung_dropping_or_gone_gives_502_and_credentials_are_unaffected(node_env,
+                                                                                          daemon_factory):
+    env = node_env
+    env.add_pod("app", "127.0.0.2", role="app-role")
+    d = daemon_factory(env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"))
+    wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    status, body = get(d, CREDS + "app-role", "127.0.0.2")
+    assert status == 200, body
+    key = json.loads(body)["AccessKeyId"]
+    assert get(d, "/latest/meta-data/instance-id", "127.0.0.2", PROXY_DEADLINE) == (200, b"i-0123456789abcdef0")
+
+    # slow but within the proxy's timeout: still answered
+    env.imds.configure(delay=1.0)
+    assert get(d, "/latest/meta-data/instance-id", "127.0.0.2", PROXY_DEADLINE)[0] == 200
+    env.imds.configure(delay=0)
+
+    n_pods = 1
+    for fault in ({"hang": True}, {"drop": True}):
+        env.imds.configure(**fault)
+        proxied = []
+
+        def ask_proxied(i):
+            proxied.append(get(d, f"/latest/meta-data/local-ipv4?i={i}", f"127.0.3.{i + 1}", PROXY_DEADLINE)[0])
+
+        # many pods asking the upstream at once, while a pod asks for its credentials
+        threads = [threading.Thread(target=ask_proxied, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        status, body = get(d, CREDS + "app-role", "127.0.0.2")
+        assert status == 200 and json.loads(body)["AccessKeyId"] == key, (fault, status, body)
+        # a role nobody asked for yet: STS is signed with the node's credentials the daemon holds
+        n_pods += 1
+        role = f"cold-{n_pods}"
+        env.add_pod(role, f"127.0.0.{n_pods + 10}", role=role)
+        wait_until(lambda: pods_known(d) == n_pods, what=f"pod {role} known")
+        status, body = get(d, CREDS + role, f"127.0.0.{n_pods + 10}")
+        assert status == 200, (fault, status, body)
+        for t in threads:
+            t.join(PROXY_DEADLINE + 5)
+        assert proxied == [502] * 20, (fault, proxied)
+        env.imds.configure(hang=False, drop=False)
+
+    # the upstream gone altogether: refused connections, 502 at once
+    env.imds.stop()
+    assert get(d, "/latest/meta-data/instance-id", "127.0.0.2", PROXY_DEADLINE) == (502, b"")
+    status, body = get(d, CREDS + "app-role", "127.0.0.2")
+    assert status == 200 and json.loads(body)["AccessKeyId"] == key
+    env.add_pod("late", "127.0.0.40", role="late-role")
+    wait_until(lambda: pods_known(d) == n_pods + 1, what="pod late known")
+    assert get(d, CREDS + "late-role", "127.0.0.40")[0] == 200
+    assert d.proc.poll() is None
+    assert_clean_output(d.output(), env)

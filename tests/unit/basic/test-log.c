@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tap.h"
+
+/* Logs one entry with stderr redirected to a temporary file; returns what was written. */
+static char *capture(LogFormat f, const char *field_value, const char *arg) {
+        char path[] = "/tmp/test-log-XXXXXX", *out;
+        int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+        FILE *in;
+        long n;
+
+        ASSERT_TRUE(fd >= 0 && saved >= 0);
+        unlink(path);
+        fflush(stderr);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        log_set_target(LOG_TARGET_STDERR);
+        log_set_format(f);
+        log_fields(LOG_WARNING, ((const LogField[]){ { "ROLE", field_value } }), 1, "asked for %s", arg);
+        fflush(stderr);
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        in = fdopen(fd, "r");
+        ASSERT_NOT_NULL(in);
+        fseek(in, 0, SEEK_END);
+        n = ftell(in);
+        rewind(in);
+        out = calloc(1, (size_t) n + 1);
+        ASSERT_NOT_NULL(out);
+        ASSERT_EQ(fread(out, 1, (size_t) n, in), (size_t) n);
+        fclose(in);
+        return out;
+}
+
+TEST(log_escapes_invalid_utf8_from_pods_in_json_and_text) {
+        for (LogFormat f = LOG_FORMAT_TEXT; f <= LOG_FORMAT_JSON; f++) {
+                char *out = capture(f, "r\xff\xc3\x28\xed\xa0\x80", "x\xc0\xaf");
+                ASSERT_NULL(strchr(out, '\xff'));
+                ASSERT_NULL(strchr(out, '\xc0'));
+                ASSERT_NULL(strchr(out, '\xed'));
+                ASSERT_NOT_NULL(strstr(out, "xff"));
+                ASSERT_NOT_NULL(strstr(out, "xc0"));
+                free(out);
+        }
+}
+
+TEST(log_keeps_valid_utf8_as_is) {
+        char *out = capture(LOG_FORMAT_JSON, "r\xc3\xa9le-\xe2\x82\xac-\xf0\x9f\x94\x91", "caf\xc3\xa9");
+        ASSERT_NOT_NULL(strstr(out, "r\xc3\xa9le-\xe2\x82\xac-\xf0\x9f\x94\x91"));
+        ASSERT_NOT_NULL(strstr(out, "caf\xc3\xa9"));
+        free(out);
+}
