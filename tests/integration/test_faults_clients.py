@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import assert_no_secrets
+from k2i_testlib import assert_no_secrets
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]

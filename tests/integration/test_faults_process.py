@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from conftest import assert_no_secrets, binary, free_port
+from k2i_testlib import assert_no_secrets, binary, free_port
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
