@@ -208,7 +208,7 @@ def test_sts_no_secret_in_tool_output(sts, probes):
         p.cmd(f"inuse arn:aws:iam::123456789012:role/r{i} 1")
         p.get(f"arn:aws:iam::123456789012:role/r{i}", 3)
     p.get("arn:aws:iam::123456789012:role/forbidden")
-    p.cmd("sleep 17000")  # refreshes
+    p.cmd("sleep 23000")  # past every refresh point (60..50% of 40 s of life remaining)
     sts.configure(mode="hang")
     p.cmd("sleep 4000")
     p.cmd("metrics")
