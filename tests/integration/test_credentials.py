@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from k2i_testlib import assert_no_secrets
+from k2i_testlib import assert_no_secrets, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -28,14 +28,6 @@ def get(d, path, source="127.0.0.1", method="GET", headers=None, timeout=10):
     c.close()
     return r, body
 
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(node_env, daemon_factory, *extra, pods_synced=True):

@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from k2i_testlib import assert_no_secrets
+from k2i_testlib import assert_no_secrets, client_key_lines, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -38,14 +38,6 @@ def get(d, path, source="127.0.0.1", timeout=DEADLINE):
         c.close()
 
 
-def wait_until(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -54,12 +46,6 @@ def rss_kb(pid):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
 
-
-def client_key_lines(env):
-    """The base64 lines of the kubelet client key the daemon reads: none may reach its output."""
-    text = open(env.kubelet_pem).read()
-    key = text[text.index("PRIVATE KEY-----"):]
-    return [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]
 
 
 def assert_clean_output(d, env):

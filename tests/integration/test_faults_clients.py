@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from k2i_testlib import assert_no_secrets
+from k2i_testlib import assert_clean_output, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -23,15 +23,6 @@ CREDS = "/latest/meta-data/iam/security-credentials/"
 DEADLINE = 10
 KNOWN = "127.0.0.2"
 
-
-def assert_clean_output(out, env):
-    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
-    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
-    assert_no_secrets(out, env)
-    text = open(env.kubelet_pem).read()
-    key = text[text.index("PRIVATE KEY-----"):]
-    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
-        assert ln not in out, "the API server client key appears in the daemon's output"
 
 
 def get(d, path, source="127.0.0.1", timeout=DEADLINE):
@@ -72,14 +63,6 @@ def raw(d, data, source="127.0.0.1", timeout=DEADLINE):
             pass
         return out
 
-
-def wait_until(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

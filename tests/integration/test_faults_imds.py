@@ -8,9 +8,8 @@ import http.client
 import json
 import socket
 import threading
-import time
 
-from k2i_testlib import assert_no_secrets
+from k2i_testlib import assert_clean_output, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -21,15 +20,6 @@ PROXY_DEADLINE = 3 + 5
 # A credential request waits at most IMDS_SERVICE_CREDS_WAIT (5 s), doubled for a loaded machine.
 CREDS_DEADLINE = 10
 
-
-def assert_clean_output(out, env):
-    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
-    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
-    assert_no_secrets(out, env)
-    text = open(env.kubelet_pem).read()
-    key = text[text.index("PRIVATE KEY-----"):]
-    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
-        assert ln not in out, "the API server client key appears in the daemon's output"
 
 
 def get(d, path, source="127.0.0.1", timeout=CREDS_DEADLINE):
@@ -43,14 +33,6 @@ def get(d, path, source="127.0.0.1", timeout=CREDS_DEADLINE):
     finally:
         c.close()
 
-
-def wait_until(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pods_known(d):

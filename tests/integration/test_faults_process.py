@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from k2i_testlib import assert_no_secrets, binary, free_port
+from k2i_testlib import assert_clean_output, binary, free_port, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -25,15 +25,6 @@ DEADLINE = 15
 SLOW_SEC = 1.5
 
 
-def assert_clean_output(out, env):
-    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens
-    (assert_no_secrets), and the kubelet client key the daemon reads for the API server."""
-    assert_no_secrets(out, env)
-    text = open(env.kubelet_pem).read()
-    key = text[text.index("PRIVATE KEY-----"):]
-    for ln in [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]:
-        assert ln not in out, "the API server client key appears in the daemon's output"
-
 
 def get(host, port, path, source="127.0.0.1", timeout=DEADLINE):
     c = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0))
@@ -44,14 +35,6 @@ def get(host, port, path, source="127.0.0.1", timeout=DEADLINE):
     finally:
         c.close()
 
-
-def wait_until(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env, daemon_factory):

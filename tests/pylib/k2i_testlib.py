@@ -208,3 +208,27 @@ class Daemon:
 def assert_no_secrets(text, env):
     for s in env.secrets():
         assert s not in text, "a secret issued by the fakes appears in the daemon's output"
+
+
+def wait_until(pred, timeout=20.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client_key_lines(env):
+    """The base64 lines of the kubelet client key the daemon reads: none may reach its output."""
+    text = open(env.kubelet_pem).read()
+    key = text[text.index("PRIVATE KEY-----"):]
+    return [ln for ln in key.splitlines()[1:] if ln and "-----" not in ln][:4]
+
+
+def assert_clean_output(out, env):
+    """None of the fakes' secrets in the daemon's output: STS and IMDS keys and tokens, and the
+    kubelet client key the daemon reads for the API server."""
+    assert_no_secrets(out, env)
+    for ln in client_key_lines(env):
+        assert ln not in out, "the API server client key appears in the daemon's output"
