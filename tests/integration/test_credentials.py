@@ -408,3 +408,33 @@ def test_no_secret_reaches_the_log_even_at_debug(node_env, daemon_factory):
     out = d.output()
     assert "RESULT=issued" in out  # the audit entry is there
     assert_no_secrets(out, node_env)
+
+
+def test_auto_discover_base_arn_and_default_role_from_the_instance_metadata(node_env, daemon_factory):
+    # the fake IMDS's iam/info names instance-profile/node-role in account 123456789012
+    node_env.add_pod("app", "127.0.0.26", role="app-role")
+    node_env.add_pod("plain", "127.0.0.27")
+    d = start(node_env, daemon_factory, "--auto-discover-default-role")
+    assert "base ARN autodetected, " + BASE_ARN in d.output()
+    r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.26")
+    assert r.status == 200 and body == b"app-role"  # relative to the discovered base ARN
+    r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.27")
+    assert r.status == 200 and body == b"node-role"  # the instance's role is the default
+    r, _ = get(d, "/latest/meta-data/iam/security-credentials/node-role", source="127.0.0.27")
+    assert r.status == 200
+    assert served_by_sts(node_env, BASE_ARN + "node-role")
+
+
+def test_auto_discovery_conflicts_and_failures_stop_the_daemon(node_env):
+    import subprocess
+    from k2i_testlib import binary, free_port
+    r = subprocess.run([binary("kube2iam"), "--auto-discover-base-arn", f"--base-role-arn={BASE_ARN}"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "--auto-discover-base-arn" in r.stderr
+    node_env.imds.configure(status=500)
+    r = subprocess.run([binary("kube2iam"), *node_env.daemon_args(), f"--app-port={free_port()}",
+                        "--listen-address=127.0.0.1", "--auto-discover-base-arn"],
+                       capture_output=True, text=True, timeout=60)
+    # kube2iam dies when it cannot discover the base ARN; so do we, saying why
+    assert r.returncode == 1, r.stderr
+    assert "Failed to discover the base ARN" in r.stderr
