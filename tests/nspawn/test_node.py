@@ -17,11 +17,12 @@ import time
 import pytest
 
 from nspawn_helpers import APP_PORT, BASE_ARN, IMDS, POD_IP, POD_NAME, POD_ROLE, run
+from k2i_testlib import message_ids
 
 READY_WAIT = 20     # seconds: bounded wait for the daemon's READY=1 (it waits at most 10 s for pods)
 SERVE_WAIT = 30     # seconds: bounded wait for a pod to be served (loaded CI machines)
 CREDS = f"http://{IMDS}/latest/meta-data/iam/security-credentials/"
-CREDS_ISSUED = "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a05"      # LOG_MESSAGE_ID_CREDS_ISSUED (src/basic/log.h)
+CREDS_ISSUED = message_ids()["CREDS_ISSUED"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_socket_listens_on_8181_at_boot_and_accepts_pod_connections(node):
     assert node.show("kube2iam.socket", "ActiveState") == "active"
     listen = node.show("kube2iam.socket", "Listen")
     assert listen.startswith(f"[::]:{APP_PORT}") or listen.startswith(f"0.0.0.0:{APP_PORT}"), listen
-    # Accepted into the kernel's backlog whether or not the daemon is up (DESIGN.md invariant 2).
+    # Accepted into the kernel's backlog whether or not the daemon is up (docs/design.md, invariant 2).
     assert node.pod_connect()
 
 
