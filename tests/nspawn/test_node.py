@@ -338,6 +338,35 @@ def test_kubelet_cannot_start_without_the_redirect(node, ready):
     assert node.sh("tail -n1 /var/log/fake-kubelet/starts").stdout.split()[1] == "present"
 
 
+SNAP_KUBELET = "snap.kubelet-eks.daemon.service"
+
+
+def test_ubuntu_eks_snap_kubelet_gets_the_same_dropin_and_cannot_start_without_the_redirect(node, ready):
+    """Ubuntu's EKS images run kubelet as the snap's service, which snapd writes into
+    /etc/systemd/system; the package's drop-in for it must apply exactly as kubelet.service's does."""
+    unit = f"/etc/systemd/system/{SNAP_KUBELET}"
+    node.sh(f"printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' >{unit}; "
+            "systemctl daemon-reload")
+    try:
+        props = node.show(SNAP_KUBELET, "After", "Wants", "Requires", "DropInPaths", "ExecStartPre")
+        assert "kube2iam.service" in props["After"].split()
+        assert "kube2iam.service" in props["Wants"].split()
+        assert "kube2iam.service" not in props["Requires"].split()
+        assert "/usr/sbin/kube2iam-nft" in props["ExecStartPre"] and "check" in props["ExecStartPre"]
+        assert any(p.endswith(f"/lib/systemd/system/{SNAP_KUBELET}.d/10-kube2iam.conf")
+                   for p in props["DropInPaths"].split()), props["DropInPaths"]
+        node.sh(f"systemctl start {SNAP_KUBELET}")
+        assert node.show(SNAP_KUBELET, "ActiveState") == "active"
+        node.sh(f"systemctl stop {SNAP_KUBELET}; /usr/sbin/kube2iam-nft remove")
+        assert node.sh(f"systemctl start {SNAP_KUBELET}", check=False).returncode != 0
+        assert node.show(SNAP_KUBELET, "ActiveState") == "failed"
+    finally:
+        node.sh("systemctl restart kube2iam.service")
+        node.sh(f"systemctl stop {SNAP_KUBELET}; systemctl reset-failed {SNAP_KUBELET}; rm -f {unit}; "
+                "systemctl daemon-reload", check=False)
+    assert node.rule_present()
+
+
 # What the sandboxed daemon may and may not touch, proven by running a probe under the installed
 # unit's own [Service] sandbox settings (a copy of kube2iam.service with only the ExecStart= and the
 # service-type lines replaced). The files stand in for a node's kubelet state.

@@ -127,7 +127,13 @@ def test_deb_and_rpm_carry_the_same_files(deb, rpm):
     assert d == r, f"only in .deb: {sorted(d - r)}; only in .rpm: {sorted(r - d)}"
     for must in ("/usr/bin/kube2iam", "/usr/sbin/kube2iam-nft", "UNITDIR/kube2iam.service",
                  "UNITDIR/kube2iam.socket", "UNITDIR/kubelet.service.d/10-kube2iam.conf",
-                 "ENVFILE", "LICENSE", "MAN/man8/kube2iam.8", "MAN/man8/kube2iam-nft.8"):
+                 "ENVFILE", "LICENSE", "MAN/man8/kube2iam.8", "MAN/man8/kube2iam-nft.8",
+                 "UNITDIR/snap.kubelet-eks.daemon.service.d/10-kube2iam.conf",
+                 "/usr/lib/systemd/catalog/kube2iam.catalog",
+                 "/usr/share/bash-completion/completions/kube2iam",
+                 "/usr/share/bash-completion/completions/kube2iam-nft",
+                 "/usr/share/doc/kube2iam/docs/README.md", "/usr/share/doc/kube2iam/docs/design.md",
+                 "/usr/share/doc/kube2iam/docs/compatibility.md", "/usr/share/doc/kube2iam/docs/testing.md"):
         assert must in d
 
 
