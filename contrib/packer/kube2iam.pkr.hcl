@@ -91,25 +91,14 @@ locals {
   }
 }
 
-source "amazon-ebs" "al2023" {
+# What both images share; the build block below names the two variants and their base images
+# (a build-level source may only add settings, not change these).
+source "amazon-ebs" "node" {
   region        = var.region
   instance_type = local.instance_type
-  ssh_username  = "ec2-user"
-  ami_name      = "k8s-node-kube2iam-al2023-${var.kubernetes_version}-${var.architecture}-${local.timestamp}"
   # Instances launched from the image are IMDSv2-only (HttpTokens=required); pods get IMDSv2
   # tokens from kube2iam, so no hop limit needs raising.
   imds_support = "v2.0"
-
-  source_ami_filter {
-    owners      = ["602401143452"] # Amazon EKS
-    most_recent = true
-    filters = {
-      name                = "amazon-eks-node-al2023-${var.architecture}-standard-${var.kubernetes_version}-${var.al2023_release}"
-      architecture        = var.architecture
-      virtualization-type = "hvm"
-      root-device-type    = "ebs"
-    }
-  }
 
   # The build instance's own metadata access (imds_support above is the image's).
   metadata_options {
@@ -124,38 +113,38 @@ source "amazon-ebs" "al2023" {
   }
 }
 
-source "amazon-ebs" "ubuntu" {
-  region        = var.region
-  instance_type = local.instance_type
-  ssh_username  = "ubuntu"
-  ami_name      = "k8s-node-kube2iam-ubuntu-${var.kubernetes_version}-${var.architecture}-${local.timestamp}"
-  imds_support  = "v2.0"
-
-  source_ami_filter {
-    owners      = ["099720109477"] # Canonical
-    most_recent = true
-    filters = {
-      name                = "ubuntu-eks/k8s_${var.kubernetes_version}/images/hvm-ssd-gp3/ubuntu-noble-24.04-${local.ubuntu_arch}-server-${var.ubuntu_release}"
-      architecture        = var.architecture
-      virtualization-type = "hvm"
-      root-device-type    = "ebs"
+build {
+  source "source.amazon-ebs.node" {
+    name         = "al2023"
+    ssh_username = "ec2-user"
+    ami_name     = "k8s-node-kube2iam-al2023-${var.kubernetes_version}-${var.architecture}-${local.timestamp}"
+    source_ami_filter {
+      owners      = ["602401143452"] # Amazon EKS
+      most_recent = true
+      filters = {
+        name                = "amazon-eks-node-al2023-${var.architecture}-standard-${var.kubernetes_version}-${var.al2023_release}"
+        architecture        = var.architecture
+        virtualization-type = "hvm"
+        root-device-type    = "ebs"
+      }
     }
   }
 
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
+  source "source.amazon-ebs.node" {
+    name         = "ubuntu"
+    ssh_username = "ubuntu"
+    ami_name     = "k8s-node-kube2iam-ubuntu-${var.kubernetes_version}-${var.architecture}-${local.timestamp}"
+    source_ami_filter {
+      owners      = ["099720109477"] # Canonical
+      most_recent = true
+      filters = {
+        name                = "ubuntu-eks/k8s_${var.kubernetes_version}/images/hvm-ssd-gp3/ubuntu-noble-24.04-${local.ubuntu_arch}-server-${var.ubuntu_release}"
+        architecture        = var.architecture
+        virtualization-type = "hvm"
+        root-device-type    = "ebs"
+      }
+    }
   }
-
-  tags = {
-    Name      = "k8s-node-kube2iam"
-    BaseImage = "{{ .SourceAMIName }}"
-  }
-}
-
-build {
-  sources = ["source.amazon-ebs.al2023", "source.amazon-ebs.ubuntu"]
 
   provisioner "file" {
     source      = local.packages[source.name]

@@ -75,16 +75,27 @@ def test_packer_requires_a_packer_with_endswith_and_pins_the_amazon_plugin(templ
     assert re.fullmatch(r"= ?\d+\.\d+\.\d+", plugins["amazon"]["version"]), plugins["amazon"]
 
 
+def variants(template):
+    """{name: settings} of the images the build makes: the shared top-level source with each
+    build-level source's additions (Packer forbids a build-level source to change a set value)."""
+    (base,) = template["source"]["amazon-ebs"]["node"]
+    (build,) = template["build"]
+    out = {}
+    for extra in build["source"]["source.amazon-ebs.node"]:
+        assert not set(extra) - {"name"} & set(base), f"{extra['name']} overrides {set(extra) & set(base)}"
+        out[extra["name"]] = {**base, **extra}
+    return out
+
+
 def test_packer_builds_al2023_and_ubuntu_images_that_require_imdsv2(template):
-    sources = template["source"]["amazon-ebs"]
-    assert set(sources) == {"al2023", "ubuntu"}
-    for name, (src,) in sources.items():
+    images = variants(template)
+    assert set(images) == {"al2023", "ubuntu"}
+    for name, src in images.items():
         # imds_support is the image's own setting; metadata_options only the build instance's
         assert src["imds_support"] == "v2.0", name
         (opts,) = src["metadata_options"]
         assert opts["http_tokens"] == "required", name
-    (build,) = template["build"]
-    assert sorted(build["sources"]) == ["source.amazon-ebs.al2023", "source.amazon-ebs.ubuntu"]
+    assert {"al2023": "ec2-user", "ubuntu": "ubuntu"} == {n: s["ssh_username"] for n, s in images.items()}
 
 
 def test_packer_sources_filter_by_architecture_and_a_pinned_release(template):
@@ -93,7 +104,7 @@ def test_packer_sources_filter_by_architecture_and_a_pinned_release(template):
     assert arch["default"] == "x86_64"
     assert "arm64" in arch["validation"][0]["condition"]
     owners = {"al2023": "602401143452", "ubuntu": "099720109477"}
-    for name, (src,) in template["source"]["amazon-ebs"].items():
+    for name, src in variants(template).items():
         (flt,) = src["source_ami_filter"]
         assert flt["owners"] == [owners[name]] and flt["most_recent"] is True
         assert flt["filters"]["architecture"] == "${var.architecture}", name
