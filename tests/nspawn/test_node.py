@@ -165,6 +165,18 @@ def test_journal_has_the_daemons_structured_lines(node, ready):
     assert POD_IP in e["POD_IP"]
 
 
+def test_journalctl_x_explains_the_daemons_entries_from_the_installed_catalog(node, ready):
+    """The package's catalog is compiled by the systemd package's trigger on install, so that
+    `journalctl -x -u kube2iam` shows what each MESSAGE_ID means."""
+    started = message_ids()["STARTED"]
+    out = node.sh(f"journalctl -b -x --no-pager -u kube2iam.service MESSAGE_ID={started}").stdout
+    assert "kube2iam serves pods' instance-metadata requests" in out, out
+    assert "Documentation: man:kube2iam(8)" in out, out
+    listed = node.sh("journalctl --list-catalog --no-pager").stdout
+    for name, mid in message_ids().items():
+        assert f"{mid} kube2iam: " in listed, name
+
+
 # A pod's client that loops until told to stop: a new connection per request, as SDKs make them,
 # one JSON line per request (status and body, or the error). The socket timeout is far above a
 # restart so that "waited in the backlog" and "refused" are told apart.
