@@ -160,3 +160,23 @@ def test_nft_help_lists_only_the_flags_that_change_what_it_does():
     r = subprocess.run([binary("kube2iam-nft"), "--help"], capture_output=True, text=True, timeout=10,
                        env={**os.environ, "KUBE2IAM_ARGS": "--base-role-arn=arn:aws:iam::1:role/ --debug"})
     assert r.returncode == 0, r.stderr
+
+
+def test_repository_cites_only_its_own_docs():
+    """The repository and its packages stand alone: comments, units, scripts and tests cite docs/,
+    never design notes or references kept outside the tree."""
+    outside = re.compile(r"\b(?:DESIGN|TESTING|STYLE)" r"\.md\b|\.\./shared\b|\bshared/(?:reference|vectors)\b"
+                         r"|(?<![\w/.-])reference/[\w-]+" r"\.md\b")
+    files = subprocess.run(["git", "-C", REPO, "ls-files"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    hits = []
+    for name in files:
+        if name.startswith("tests/vectors/"):
+            continue
+        try:
+            with open(os.path.join(REPO, name), encoding="utf-8") as f:
+                text = f.read()
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue
+        hits += [f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}" for m in outside.finditer(text)]
+    assert not hits, "\n".join(hits)
