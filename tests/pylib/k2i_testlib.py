@@ -231,13 +231,13 @@ def caches_synced(d):
         c.close()
 
 
-def start_with_pods(env, daemon_factory, pods, *args):
+def start_with_pods(env, daemon_factory, pods, *args, **kw):
     """The daemon on a node (tests/fakes/node_env.py) where each address in pods is a pod of this
     node without a role: only pods get metadata, so a test of the proxy's mechanics makes its
-    clients pods. Returns once the pod store is synced."""
+    clients pods. kw goes to the Daemon. Returns once the pod store is synced."""
     for i, ip in enumerate(pods):
         env.add_pod(f"client-{i}", ip)
-    d = daemon_factory(env.daemon_args(*args))
+    d = daemon_factory(env.daemon_args(*args), **kw)
     wait_until(lambda: caches_synced(d), what="pod cache sync")
     return d
 
