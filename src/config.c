@@ -131,8 +131,8 @@ static const OptionDoc option_docs[] = {
         { ARG_METADATA_ADDR, "metadata-addr", required_argument, "HOST[:PORT]",
           "Address for the ec2 metadata" },
         { ARG_METADATA_ALLOW, "metadata-allow", required_argument, "PATTERNS",
-          "Comma-separated path patterns ('*' wildcard) proxied to the metadata service; default: all but "
-          "the node's identity" },
+          "Comma-separated path patterns ('*' wildcard): only documented metadata they name is forwarded; "
+          "names user-data or instance-identity signatures to forward them (docs/imds-surface.md)" },
         { ARG_METRICS_PORT, "metrics-port", required_argument, "PORT",
           "Metrics server http port (default: same as kube2iam server port)" },
         { ARG_NAMESPACE_KEY, "namespace-key", required_argument, "KEY",

@@ -51,7 +51,7 @@ typedef struct Config {
         char *metadata_host;    /* --metadata-addr host part (IPv6 without brackets) */
         uint16_t metadata_port; /* --metadata-addr port part, default 80 */
         bool imdsv2_required;   /* --imdsv2-required */
-        char **metadata_allow;  /* --metadata-allow: path patterns proxied; NULL = everything else */
+        char **metadata_allow;  /* --metadata-allow: patterns over the metadata table; NULL = its defaults */
         bool debug;             /* --debug: /debug/store */
 
         /* Roles */

@@ -292,7 +292,8 @@ def test_metadata_allow_limits_proxied_paths(node_env, daemon_factory):
     node_env.add_pod("app", "127.0.0.18", role="app-role")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--metadata-allow=/latest/meta-data/placement/*")
     assert get(d, "/latest/meta-data/placement/region", source="127.0.0.18")[0].status == 200
-    assert get(d, "/latest/user-data", source="127.0.0.18")[0].status == 403
+    assert get(d, "/latest/meta-data/instance-id", source="127.0.0.18")[0].status == 404
+    assert get(d, "/latest/user-data", source="127.0.0.18")[0].status == 404
 
 
 def test_hundred_concurrent_cold_requests_make_one_sts_call(node_env, daemon_factory):

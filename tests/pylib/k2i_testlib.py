@@ -228,6 +228,29 @@ def wait_until(pred, timeout=20.0, what="condition", interval=0.02):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def caches_synced(d):
+    """The daemon's /healthz says its pod store is synced with the API server."""
+    import http.client
+    import json
+    c = http.client.HTTPConnection(d.host, d.port, timeout=5)
+    try:
+        c.request("GET", "/healthz")
+        return bool(json.loads(c.getresponse().read()).get("cachesSynced"))
+    finally:
+        c.close()
+
+
+def start_with_pods(env, daemon_factory, pods, *args, **kw):
+    """The daemon on a node (tests/fakes/node_env.py) where each address in pods is a pod of this
+    node without a role: only pods get metadata, so a test of the proxy's mechanics makes its
+    clients pods. kw goes to the Daemon. Returns once the pod store is synced."""
+    for i, ip in enumerate(pods):
+        env.add_pod(f"client-{i}", ip)
+    d = daemon_factory(env.daemon_args(*args), **kw)
+    wait_until(lambda: caches_synced(d), what="pod cache sync")
+    return d
+
+
 def client_key_lines(env):
     """The base64 lines of the kubelet client key the daemon reads: none may reach its output."""
     text = open(env.kubelet_pem).read()
