@@ -2,7 +2,7 @@
 #pragma once
 
 /* ImdsService: the instance-metadata service as pods see it. Owns every answer the daemon gives
- * itself (kube2iam-behaviour.md sections 1b, 1c, 2; DESIGN.md "Compatibility"):
+ * itself (docs/compatibility.md: "Routes" and "What changes"):
  * - the role list and the credentials of the pod's role, found by the TCP peer's address in
  *   the store; a request from an address the store does not know yet waits (suspended) until
  *   the pod appears or the kube2iam backoff budget runs out, woken by the store, not by polling;

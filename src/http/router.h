@@ -2,10 +2,10 @@
 #pragma once
 
 /* Router: which handler answers a request target, exactly as kube2iam's gorilla/mux does
- * (shared/reference/kube2iam-behaviour.md section 1): the path is percent-decoded, cleaned like
+ * (docs/compatibility.md, "Routes"): the path is percent-decoded, cleaned like
  * Go's path.Clean (a target whose cleaned form differs is answered 301 with the cleaned
  * Location), routes are tried in kube2iam's order, any `{version}` segment matches, every method
- * reaches its handler. Ours on top (docs/compatibility.md): the IMDSv2 token path, iam/info, the
+ * reaches its handler. Ours on top (docs/compatibility.md, "What changes"): the IMDSv2 token path, iam/info, the
  * SDKs' extended credentials API (iam/security-credentials-extended, same handlers) and the
  * node's identity credentials are the daemon's, never proxied; what is left (ROUTE_PROXY) is
  * judged by the metadata table (imds-surface.h). Absolute-form targets (explicit HTTP proxy use)

@@ -103,7 +103,7 @@ def test_imdsv1_role_list_and_credentials(node_env, daemon_factory):
     assert doc["AccessKeyId"] == call["access_key_id"]
     assert doc["SecretAccessKey"] == call["secret_access_key"]
     assert doc["Token"] == call["session_token"]
-    # at least 30 minutes of life (DESIGN.md), far from botocore's 15-minute stretch
+    # at least 30 minutes of life (docs/compatibility.md), far from botocore's 15-minute stretch
     exp = time.mktime(time.strptime(doc["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert exp - time.time() > 30 * 60
 

@@ -26,7 +26,7 @@ def clone(workdir):
 
 @pytest.fixture(scope="session")
 def deb(workdir, clone):
-    """Builds the .deb exactly as TESTING.md says; returns {'deb', 'changes', 'dir'}."""
+    """Builds the .deb exactly as docs/testing.md says; returns {'deb', 'changes', 'dir'}."""
     need("dpkg-buildpackage", "dh")
     # dpkg-buildpackage writes its results into the parent of the source tree.
     tree = workdir / "deb" / "kube2iam"
@@ -47,7 +47,7 @@ def deb(workdir, clone):
 @pytest.fixture(scope="session")
 def rpm(workdir, clone):
     """Builds the .rpm from a `meson dist` tarball with the spec meson configured, with the fallback
-    macros (TESTING.md); returns {'rpm', 'root', 'db'}."""
+    macros (docs/testing.md, packages); returns {'rpm', 'root', 'db'}."""
     need("rpmbuild", "rpm", "rpm2archive", "tar", "meson")
     top = workdir / "rpm"
     build = top / "meson-build"

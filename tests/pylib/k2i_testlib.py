@@ -30,6 +30,15 @@ def binary(name):
     return path
 
 
+def message_ids():
+    """The daemon's MESSAGE_IDs by name ("CREDS_ISSUED": "36ae..."), read from src/basic/log.h so
+    that tests and the journal catalog cannot drift from the code."""
+    import re
+    with open(os.path.join(REPO, "src", "basic", "log.h"), encoding="utf-8") as f:
+        text = f.read()
+    return dict(re.findall(r'#define LOG_MESSAGE_ID_([A-Z_]+) "([0-9a-f]{32})"', text))
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
