@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "build-info.h"
 #include "aws/imds-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
@@ -29,6 +30,7 @@
 #include "kube/kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
+#include "process-metrics.h"
 #include "proxy.h"
 #include "redirect.h"
 #include "roles.h"
@@ -131,6 +133,7 @@ static void handle_metrics(Daemon *d, HttpRequest *req) {
         (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
         (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
         (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        (void) process_metrics_update(d->registry);
         if (metrics_render(d->registry, &b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
         (void) http_request_respond(req, 200, h, 1, b.s, b.len);
@@ -523,9 +526,13 @@ static int setup_metrics(Daemon *d) {
                 r = metrics_add_family(d->registry, "kube2iam_requests_waiting",
                                        "Requests waiting for their pod to be known.", METRIC_GAUGE, NULL,
                                        NULL, 0, 0, &d->m_waiting);
+        if (r >= 0)
+                r = process_metrics_register(d->registry);
         if (r < 0)
                 return r;
-        return metrics_gauge_set(info, (const char *const[]){ KUBE2IAM_VERSION, "", "" }, 1);
+        return metrics_gauge_set(
+                info, (const char *const[]){ KUBE2IAM_VERSION, KUBE2IAM_BUILD_DATE, KUBE2IAM_COMMIT_HASH },
+                1);
 }
 
 static int run(Daemon *d) {
@@ -704,7 +711,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_SUCCESS;
         }
         if (d.config.show_version) {
-                printf("Version: %s\n", KUBE2IAM_VERSION);
+                /* kube2iam's exact line */
+                printf("Version: %s - Commit: %s - Date: %s\n", KUBE2IAM_VERSION, KUBE2IAM_COMMIT_HASH,
+                       KUBE2IAM_BUILD_DATE);
                 config_done(&d.config);
                 return EXIT_SUCCESS;
         }

@@ -2,6 +2,7 @@
 """Flags: kube2iam's names and defaults, our additions, $KUBE2IAM_ARGS, one-line errors, exit 2."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -37,13 +38,20 @@ def test_help_lists_every_flag_with_defaults():
     assert '(default "docker0")' in r.stdout
 
 
-def test_version_prints_the_meson_version():
+def test_version_prints_version_commit_and_date_as_kube2iam_does():
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "meson.build")) as f:
         text = f.read()
     version = text.split("version : '", 1)[1].split("'", 1)[0]
     r = run(["--version"])
     assert r.returncode == 0
-    assert r.stdout.strip() == f"Version: {version}"
+    m = re.fullmatch(r"Version: (\S+) - Commit: ([0-9a-f]{7,40}|unknown) - Date: "
+                     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)", r.stdout.strip())
+    assert m, r.stdout
+    assert m.group(1) == version
+    head = subprocess.run(["git", "-C", os.path.dirname(__file__), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode == 0:
+        assert head.stdout.startswith(m.group(2))
 
 
 @pytest.mark.parametrize("args,flag", [

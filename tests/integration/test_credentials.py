@@ -6,6 +6,7 @@ source address is that pod. awscli and botocore are the real clients."""
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -385,6 +386,23 @@ def test_metrics_exposition_parses_and_has_kube2iams_names(node_env, daemon_fact
     assert {"roleHandler", "securityCredentialsHandler"} <= handlers
     for s in node_env.secrets():
         assert s not in body.decode()
+
+
+def test_metrics_have_gos_process_series_and_a_filled_in_info(node_env, daemon_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}")
+    r, body = get(d, "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    value = {n: families[n].samples[0].value for n in (
+        "process_cpu_seconds", "process_open_fds", "process_max_fds", "process_virtual_memory_bytes",
+        "process_resident_memory_bytes", "process_start_time_seconds")}
+    assert families["process_cpu_seconds"].type == "counter"
+    assert value["process_open_fds"] >= 3 and value["process_max_fds"] >= value["process_open_fds"]
+    assert 0 < value["process_resident_memory_bytes"] < value["process_virtual_memory_bytes"]
+    assert abs(value["process_start_time_seconds"] - time.time()) < 600
+    info = families["kube2iam_info"].samples[0].labels
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["build_date"])
+    assert re.fullmatch(r"[0-9a-f]{7,40}|unknown", info["commit_hash"]) and info["version"]
 
 
 def test_metrics_on_a_separate_port(node_env, daemon_factory):
