@@ -72,6 +72,7 @@ typedef struct Daemon {
         RouterOptions router;
         bool stopping;
         bool socket_activated;
+        uint16_t listen_port; /* of the passed socket */
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -280,6 +281,19 @@ static int make_listener(const char *address, uint16_t port, int *ret) {
         return 0;
 }
 
+static uint16_t socket_port(int fd) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } sa = {};
+        socklen_t len = sizeof sa;
+
+        if (getsockname(fd, &sa.sa, &len) < 0)
+                return 0;
+        return ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in.sin_port);
+}
+
 /* Sockets from systemd (named "metrics" for the metrics listener, anything else for the app),
  * else our own. */
 static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
@@ -314,6 +328,8 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         if (n > 0)
                 log_info("Using %i socket(s) passed by systemd", n);
         d->socket_activated = app >= 0;
+        if (d->socket_activated)
+                d->listen_port = socket_port(app);
 
         if (app < 0) {
                 r = make_listener(d->config.listen_address, d->config.app_port, &app);
@@ -662,10 +678,11 @@ static int run(Daemon *d) {
                 return log_error_errno(r, "Failed to start the Kubernetes client: %m");
 
         if (d->socket_activated)
+                /* kube2iam's "Listening on port N" starts the line: people grep for it */
                 log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Serving on the socket from systemd; metadata service at %s:%u; node credentials "
-                           "from %s",
-                           d->config.metadata_host, d->config.metadata_port,
+                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
+                           "credentials from %s",
+                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
                            node_credentials_source(d->node));
         else
                 log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
@@ -729,7 +746,13 @@ int main(int argc, char *argv[]) {
 
         /* kube2iam's --iptables: the redirect before serving, fatal when it fails. It writes
          * nftables (the same code as kube2iam-nft install); the units use the helper instead. */
-        if (d.config.iptables) {
+        if (d.config.iptables && sd_listen_fds(false) > 0)
+                /* the packaged units: kube2iam-nft install ran as ExecStartPre, with the privileges this
+                 * sandboxed process lacks; installing again could only fail (and restart forever) */
+                log_notice(
+                        "--iptables: the redirect is installed by kube2iam-nft (the unit's ExecStartPre) "
+                        "when systemd passes the socket; not installing it again. The flag can be removed.");
+        else if (d.config.iptables) {
                 r = redirect_install(&d.config);
                 if (r < 0) {
                         config_done(&d.config);

@@ -66,7 +66,6 @@ def test_version_prints_version_commit_and_date_as_kube2iam_does():
     (["--metrics-port=http"], "--metrics-port"),
     (["--log-level=loud"], "--log-level"),
     (["--log-format=xml"], "--log-format"),
-    (["--namespace-restriction-format=regex"], "--namespace-restriction-format"),
     (["--host-ip=10.0.0"], "--host-ip"),
     (["--host-interface=cali+,bad/name"], "--host-interface"),
     (["--host-interface=averyveryverylongname"], "--host-interface"),
@@ -78,7 +77,7 @@ def test_version_prints_version_commit_and_date_as_kube2iam_does():
     (["--base-role-arn=arn:aws:iam::123:role/", "--auto-discover-base-arn"], "--auto-discover-base-arn"),
     (["--default-role=x", "--auto-discover-default-role"], "--auto-discover-default-role"),
     (["--app-port"], "--app-port"),
-    (["stray"], "stray"),
+    (["--node="], "--node"),
 ])
 def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag):
     r = run(args)
@@ -86,6 +85,27 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert flag in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,warning", [
+    (["--debug", "true"], 'ignoring argument "true"'),
+    (["--namespace-restriction-format=regex"], "glob patterns are used"),
+    (["--host-ip=fd00::1"], "used as --host-ipv6"),
+    (["--iam-role-key="], "every pod gets the default role"),
+    (["--node=$(NODE_NAME)"], "Kubernetes expansion"),
+    (["--host-ip=$(HOST_IP)"], "Kubernetes expansion"),
+])
+def test_values_kube2iam_accepted_give_one_warning_line_and_no_exit(args, warning):
+    r = run(args + ["--version"])
+    assert r.returncode == 0, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and warning in lines[0], r.stderr
+
+
+def test_empty_node_is_refused_with_the_reason():
+    r = run(["--node="])
+    assert r.returncode == 2
+    assert "every pod of the cluster" in r.stderr and "own node's pods" in r.stderr
 
 
 def test_api_token_is_never_echoed():
