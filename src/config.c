@@ -79,7 +79,8 @@ typedef struct OptionDoc {
 } OptionDoc;
 
 static const OptionDoc option_docs[] = {
-        { ARG_API_SERVER, "api-server", required_argument, "URL", "Endpoint for the api server" },
+        { ARG_API_SERVER, "api-server", required_argument, "URL",
+          "Endpoint for the api server (https://HOST[:PORT] or HOST[:PORT]); used with --api-token only" },
         { ARG_API_TOKEN, "api-token", required_argument, "TOKEN",
           "Token to authenticate with the api server" },
         { ARG_APP_PORT, "app-port", required_argument, "PORT", "Kube2iam server http port" },
@@ -124,7 +125,10 @@ static const OptionDoc option_docs[] = {
         { ARG_KUBECONFIG, "kubeconfig", required_argument, "PATH", "Absolute path to the kubeconfig file" },
         { ARG_LISTEN_ADDRESS, "listen-address", required_argument, "ADDR",
           "Address to listen on when not socket-activated (default: all addresses)" },
-        { ARG_LOG_FORMAT, "log-format", required_argument, "FORMAT", "Log format (text/json)" },
+        { ARG_LOG_FORMAT, "log-format", required_argument, "FORMAT",
+          "Log format (text/json) of the lines on stderr; under systemd (stderr is the journal) entries go "
+          "to "
+          "the journal with structured fields and this has no effect" },
         { ARG_LOG_LEVEL, "log-level", required_argument, "LEVEL",
           "Log level (debug, info, warn, error, fatal)" },
         { ARG_METADATA_ADDR, "metadata-addr", required_argument, "HOST[:PORT]",
@@ -602,12 +606,10 @@ static int parse_one(Config *c, int id, const char *arg) {
         case ARG_BACKOFF_MAX_ELAPSED_TIME:
                 return parse_duration_arg(flag, arg, &c->backoff_max_elapsed_time);
         case ARG_LOG_FORMAT:
-                if (strcasecmp(arg, "json") == 0)
-                        c->log_json = true;
-                else if (strcasecmp(arg, "text") == 0)
-                        c->log_json = false;
-                else
-                        return bad_value(flag, arg, "expected text or json");
+                /* kube2iam: "json" (any case) selects JSON, anything else is text */
+                c->log_json = strcasecmp(arg, "json") == 0;
+                if (!c->log_json && strcasecmp(arg, "text") != 0)
+                        warn_value(flag, arg, "not \"json\": text lines are written, as kube2iam does");
                 return 0;
         case ARG_LOG_LEVEL:
                 r = log_level_from_string(arg);

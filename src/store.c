@@ -491,6 +491,14 @@ static int parse_allowed_roles(const char *ns, const char *annotation, char ***r
         return 0;
 }
 
+/* kube2iam's namespace lines, which operators grep for: one per allowed role when a namespace
+ * appears or its annotation changes. */
+static void log_namespace_roles(const StoreNamespace *n, const char *event) {
+        for (char **role = n->allowed_roles; role && *role; role++)
+                log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name }, { "NS_ROLE", *role } }), 2,
+                           "Discovered role on namespace (%s)", event);
+}
+
 int store_namespace_update(Store *s, const char *name, const char *annotation) {
         StoreNamespace *n;
         int r;
@@ -515,6 +523,7 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 strv_free(n->allowed_roles);
                 n->allowed_roles = roles;
                 n->invalid = invalid;
+                log_namespace_roles(n, "OnUpdate");
                 return 0;
         }
         n = calloc(1, sizeof *n);
@@ -528,8 +537,11 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
         if (r >= 0)
                 r = table_put(&s->namespaces, n->name, n);
-        if (r < 0)
+        if (r < 0) {
                 namespace_free(n);
+                return r;
+        }
+        log_namespace_roles(n, "OnAdd");
         return r;
 }
 
@@ -541,6 +553,8 @@ int store_namespace_remove(Store *s, const char *name) {
         n = table_remove(&s->namespaces, name);
         if (!n)
                 return -ENOENT;
+        log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+                   "Deleting namespace (OnDelete)");
         namespace_free(n);
         return 0;
 }

@@ -209,3 +209,21 @@ int sts_error_dup(const StsError *e, StsError **ret) {
         *ret = TAKE_PTR(d);
         return 0;
 }
+
+int sts_error_describe(const StsError *e, char **ret) {
+        int r;
+
+        if (!e || !ret)
+                return -EINVAL;
+        if (e->http_status > 0)
+                r = asprintf(
+                        ret,
+                        "operation error STS: AssumeRole, https response error StatusCode: %ld, RequestID: "
+                        "%s, api error %s%s%s",
+                        e->http_status, strempty(e->request_id), e->code, e->message ? ": " : "",
+                        strempty(e->message));
+        else
+                r = asprintf(ret, "operation error STS: AssumeRole, %s%s%s", e->code, e->message ? ": " : "",
+                             strempty(e->message));
+        return r < 0 ? -ENOMEM : 0;
+}

@@ -47,6 +47,11 @@ StsError *sts_error_free(StsError *e);
 int sts_error_dup(const StsError *e, StsError **ret);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StsError *, sts_error_free);
 const char *sts_error_class_to_string(StsErrorClass c);
+/* The error as kube2iam's AWS SDK worded it, in its 500 body and its "Error assuming role" line:
+ * "operation error STS: AssumeRole, https response error StatusCode: 403, RequestID: <id>, api error
+ * <Code>: <message>"; without a reply "operation error STS: AssumeRole, <Code>: <message>". The
+ * fields people search for (status, request id, code) keep the SDK's order. */
+int sts_error_describe(const StsError *e, char **ret);
 
 /* botocore's standard-mode throttling codes. */
 bool sts_error_code_is_throttle(const char *code);

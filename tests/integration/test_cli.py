@@ -65,7 +65,6 @@ def test_version_prints_version_commit_and_date_as_kube2iam_does():
     (["--app-port=70000"], "--app-port"),
     (["--metrics-port=http"], "--metrics-port"),
     (["--log-level=loud"], "--log-level"),
-    (["--log-format=xml"], "--log-format"),
     (["--host-ip=10.0.0"], "--host-ip"),
     (["--host-interface=cali+,bad/name"], "--host-interface"),
     (["--host-interface=averyveryverylongname"], "--host-interface"),
@@ -92,6 +91,7 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag):
     (["--namespace-restriction-format=regex"], "glob patterns are used"),
     (["--host-ip=fd00::1"], "used as --host-ipv6"),
     (["--iam-role-key="], "every pod gets the default role"),
+    (["--log-format=xml"], "text lines are written"),
     (["--node=$(NODE_NAME)"], "Kubernetes expansion"),
     (["--host-ip=$(HOST_IP)"], "Kubernetes expansion"),
 ])
@@ -100,6 +100,12 @@ def test_values_kube2iam_accepted_give_one_warning_line_and_no_exit(args, warnin
     assert r.returncode == 0, r
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and warning in lines[0], r.stderr
+
+
+def test_help_says_log_format_has_no_effect_under_the_journal():
+    r = run(["--help"])
+    line = next(l for l in r.stdout.splitlines() if "--log-format" in l)
+    assert "journal" in line and "no effect" in line
 
 
 def test_empty_node_is_refused_with_the_reason():

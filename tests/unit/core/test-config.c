@@ -149,7 +149,6 @@ TEST(bad_values_are_rejected) {
                 "--base-role-arn=arn:aws:iam::123:user/x",
                 "--base-role-arn=foo",
                 "--log-level=verbose",
-                "--log-format=yaml",
                 "--host-ip=300.1.1.1",
                 "--host-interface=",
                 "--host-interface=a+b",
