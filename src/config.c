@@ -109,7 +109,8 @@ static const OptionDoc option_docs[] = {
         { ARG_IAM_EXTERNAL_ID, "iam-external-id", required_argument, "KEY",
           "Pod annotation key used to retrieve the IAM ExternalId" },
         { ARG_IAM_ROLE_ERROR_TTL, "iam-role-error-ttl", required_argument, "DURATION",
-          "TTL for caching an AssumeRole error (0 = off)" },
+          "TTL for caching an AssumeRole denial (AccessDenied and other client errors; throttling, 5xx and "
+          "timeouts are retried with backoff instead) (0 = off)" },
         { ARG_IAM_ROLE_KEY, "iam-role-key", required_argument, "KEY",
           "Pod annotation key used to retrieve the IAM role" },
         { ARG_IAM_ROLE_SESSION_TTL, "iam-role-session-ttl", required_argument, "DURATION",

@@ -740,11 +740,12 @@ int store_debug_json(Store *s, char **ret) {
                 const StoreNamespace *n = table_get(&s->namespaces, nss[i]);
                 cJSON *a;
 
-                if (!n->allowed_roles)
+                /* kube2iam (Go): null without a decodable annotation, [] for an empty array */
+                if (!n->allowed_roles && (isempty(n->annotation) || n->invalid))
                         a = cJSON_AddNullToObject(by_ns, nss[i]);
                 else {
                         a = cJSON_AddArrayToObject(by_ns, nss[i]);
-                        for (char **r = n->allowed_roles; a && *r; r++) {
+                        for (char **r = n->allowed_roles; a && r && *r; r++) {
                                 cJSON *str = cJSON_CreateString(*r);
                                 if (!str || !cJSON_AddItemToArray(a, str)) {
                                         cJSON_Delete(str);

@@ -504,3 +504,17 @@ def test_kube2iam_lines_people_grep_for_with_its_field_names(node_env, daemon_fa
                   "req.remote=127.0.0.28", "res.status=403", "res.duration="):
         assert field in req, req
     assert "MESSAGE_ID" not in d.output() and "REQ_METHOD" not in d.output()
+
+
+def test_empty_role_annotation_under_namespace_restrictions_is_404_and_debug_store_shows_empty_list(
+        node_env, daemon_factory):
+    # kube2iam: an empty annotation is the bare base ARN, equal to its bare-base-ARN "default", which
+    # bypassed the restrictions (an empty 200); here it is refused like any role the namespace lacks
+    node_env.api.add_namespace("restricted", {"iam.amazonaws.com/allowed-roles": "[]"})
+    node_env.add_pod("blank", "127.0.0.29", role="", namespace="restricted")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions", "--debug")
+    r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.29")
+    assert r.status == 404, body
+    r, body = get(d, "/debug/store")
+    assert r.getheader("Content-Type") == "application/json"
+    assert json.loads(body)["rolesByNamespace"]["restricted"] == []
