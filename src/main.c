@@ -602,16 +602,19 @@ static int run(Daemon *d) {
         /* the node's own credentials sign STS calls */
         r = node_credentials_new(d->event, d->imds, &d->node);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the node's credentials from the environment: %m");
-        r = node_credentials_start(d->node);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start fetching the node's credentials: %m");
+                return log_error_errno(
+                        r, "Failed to read the node's credentials (environment, AWS profile): %m");
         r = sts_client_new(d->http, d->node, d->config.sts_endpoint, &d->sts);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the STS client: %m");
         r = sts_client_discover_region(d->sts, d->imds);
         if (r < 0)
                 return log_error_errno(r, "Invalid region in AWS_REGION/AWS_DEFAULT_REGION: %m");
+        /* a web identity is exchanged through the same STS endpoint */
+        node_credentials_set_sts(d->node, d->sts);
+        r = node_credentials_start(d->node);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start fetching the node's credentials: %m");
         creds_settings_from_config(&d->config, &settings);
         r = creds_new_sts(&settings, d->sts, d->registry, &d->creds);
         if (r >= 0)
