@@ -212,8 +212,16 @@ static void write_stderr(int level, const LogField *log_fields, size_t n_log_fie
                 cJSON_AddStringToObject(o, "level", log_level_to_string(level));
                 cJSON_AddStringToObject(o, "msg", msg);
                 cJSON_AddStringToObject(o, "time", ts);
-                for (size_t i = 0; i < n_fields; i++)
-                        cJSON_AddStringToObject(o, fields[i].name, fields[i].value);
+                for (size_t i = 0; i < n_fields; i++) {
+                        char *end;
+                        double v = strtod(fields[i].value, &end);
+                        /* logrus wrote these two as numbers: pipelines compare them as such */
+                        if ((streq(fields[i].name, "res.status") || streq(fields[i].name, "res.duration")) &&
+                            end != fields[i].value && *end == '\0')
+                                cJSON_AddNumberToObject(o, fields[i].name, v);
+                        else
+                                cJSON_AddStringToObject(o, fields[i].name, fields[i].value);
+                }
                 s = cJSON_PrintUnformatted(o);
                 if (s) {
                         fprintf(stderr, "%s\n", s);

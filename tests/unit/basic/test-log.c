@@ -75,7 +75,7 @@ TEST(text_and_json_use_kube2iams_field_names_sorted_and_leave_message_id_to_the_
         out = capture_fields(LOG_FORMAT_JSON, f, ELEMENTSOF(f), "x");
         ASSERT_NOT_NULL(
                 strstr(out, "\"ns.name\":\"payments\",\"params.iam.role\":\"y\",\"pod.iam.role\":\"arn:x\","
-                            "\"req.method\":\"GET\",\"req.path\":\"/latest/x\",\"res.status\":\"403\"}"));
+                            "\"req.method\":\"GET\",\"req.path\":\"/latest/x\",\"res.status\":403}"));
         ASSERT_NULL(strstr(out, "abc123"));
         free(out);
 }
