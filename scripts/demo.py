@@ -157,7 +157,7 @@ def main():
         say(" - the credentials have an hour of life; kube2iam refreshes them at half-life")
         say(f" - kube2iam stopped on SIGTERM (exit {rc}); its audit entries (journald fields when under systemd):")
         for line in open(daemon_log):
-            if "RESULT=" in line or "MESSAGE_ID=" in line:
+            if "result=" in line:  # the audit entries (kube2iam-style field names on stderr)
                 say("   " + line.rstrip())
         return 0
     finally:

@@ -80,7 +80,8 @@ typedef struct OptionDoc {
 } OptionDoc;
 
 static const OptionDoc option_docs[] = {
-        { ARG_API_SERVER, "api-server", required_argument, "URL", "Endpoint for the api server" },
+        { ARG_API_SERVER, "api-server", required_argument, "URL",
+          "Endpoint for the api server (https://HOST[:PORT] or HOST[:PORT]); used with --api-token only" },
         { ARG_API_TOKEN, "api-token", required_argument, "TOKEN",
           "Token to authenticate with the api server" },
         { ARG_APP_PORT, "app-port", required_argument, "PORT", "Kube2iam server http port" },
@@ -109,7 +110,8 @@ static const OptionDoc option_docs[] = {
         { ARG_IAM_EXTERNAL_ID, "iam-external-id", required_argument, "KEY",
           "Pod annotation key used to retrieve the IAM ExternalId" },
         { ARG_IAM_ROLE_ERROR_TTL, "iam-role-error-ttl", required_argument, "DURATION",
-          "TTL for caching an AssumeRole error (0 = off)" },
+          "TTL for caching an AssumeRole denial (AccessDenied and other client errors; throttling, 5xx and "
+          "timeouts are retried with backoff instead) (0 = off)" },
         { ARG_IAM_ROLE_KEY, "iam-role-key", required_argument, "KEY",
           "Pod annotation key used to retrieve the IAM role" },
         { ARG_IAM_ROLE_SESSION_TTL, "iam-role-session-ttl", required_argument, "DURATION",
@@ -125,7 +127,10 @@ static const OptionDoc option_docs[] = {
         { ARG_KUBECONFIG, "kubeconfig", required_argument, "PATH", "Absolute path to the kubeconfig file" },
         { ARG_LISTEN_ADDRESS, "listen-address", required_argument, "ADDR",
           "Address to listen on when not socket-activated (default: all addresses)" },
-        { ARG_LOG_FORMAT, "log-format", required_argument, "FORMAT", "Log format (text/json)" },
+        { ARG_LOG_FORMAT, "log-format", required_argument, "FORMAT",
+          "Log format (text/json) of the lines on stderr; under systemd (stderr is the journal) entries go "
+          "to "
+          "the journal with structured fields and this has no effect" },
         { ARG_LOG_LEVEL, "log-level", required_argument, "LEVEL",
           "Log level (debug, info, warn, error, fatal)" },
         { ARG_METADATA_ADDR, "metadata-addr", required_argument, "HOST[:PORT]",
@@ -219,6 +224,19 @@ static int bad_value(const char *flag, const char *value, const char *why) {
         fprintf(stderr, "%s: invalid value \"%s\" for flag --%s: %s\n", program_invocation_short_name,
                 strempty(value), flag, why);
         return -EINVAL;
+}
+
+/* Values kube2iam accepted that mean something else here (or nothing): one line, and go on. Under
+ * systemd this line is in the journal, where the unit's start-up is read. */
+static void warn_value(const char *flag, const char *value, const char *what) {
+        fprintf(stderr, "%s: warning: --%s=%s: %s\n", program_invocation_short_name, flag, strempty(value),
+                what);
+}
+
+/* "$(NODE_NAME)": a Kubernetes dependent-variable reference that the kubelet expands in a pod's
+ * args; copied from the DaemonSet into KUBE2IAM_ARGS it arrives verbatim. */
+static bool is_kubernetes_expansion(const char *arg) {
+        return startswith(arg, "$(") && endswith(arg, ")");
 }
 
 static int parse_bool_arg(const char *flag, const char *arg, bool *ret) {
@@ -375,6 +393,17 @@ static bool url_valid(const char *s) {
         return rest && *rest && !strpbrk(rest, " \t\r\n");
 }
 
+static bool api_host_valid(const char *s) {
+        _cleanup_free_ char *h = NULL;
+        uint16_t p;
+        const char *slash = strchr(s, '/');
+        _cleanup_free_ char *hostport = slash ? strndup(s, (size_t) (slash - s)) : strdup(s);
+
+        if (!hostport)
+                return false;
+        return config_parse_host_port(hostport, 443, &h, &p) >= 0 && !strpbrk(s, " \t\r\n");
+}
+
 static const OptionDoc *doc_by_id(int id) {
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++)
                 if (option_docs[i].id == id)
@@ -392,8 +421,10 @@ static int parse_one(Config *c, int id, const char *arg) {
                         return bad_value(flag, arg, "expected a path");
                 return set_string(&c->kubeconfig, arg);
         case ARG_API_SERVER:
-                if (!url_valid(arg))
-                        return bad_value(flag, arg, "expected an https:// or http:// URL");
+                /* client-go takes "host:port" without a scheme too; we then use https (see
+                 * kubeconfig_from_config: a token never travels in clear) */
+                if (!url_valid(arg) && (strstr(arg, "://") || !api_host_valid(arg)))
+                        return bad_value(flag, arg, "expected an https:// URL or HOST[:PORT]");
                 return set_string(&c->api_server, arg);
         case ARG_API_TOKEN: {
                 Secret *s;
@@ -433,13 +464,17 @@ static int parse_one(Config *c, int id, const char *arg) {
                 return parse_bool_arg(flag, arg, &c->auto_discover_base_arn);
         case ARG_AUTO_DISCOVER_DEFAULT_ROLE:
                 return parse_bool_arg(flag, arg, &c->auto_discover_default_role);
+        /* kube2iam accepted empty annotation keys; no object can carry one (the API server
+         * refuses empty keys), so the annotation is simply never found */
         case ARG_IAM_ROLE_KEY:
                 if (isempty(arg))
-                        return bad_value(flag, arg, "expected an annotation key");
+                        warn_value(flag, arg,
+                                   "empty annotation key: no pod has it, every pod gets the default role");
                 return set_string(&c->iam_role_key, arg);
         case ARG_IAM_EXTERNAL_ID:
                 if (isempty(arg))
-                        return bad_value(flag, arg, "expected an annotation key");
+                        warn_value(flag, arg,
+                                   "empty annotation key: no pod has it, no ExternalId is ever sent");
                 return set_string(&c->iam_external_id, arg);
         case ARG_IAM_ROLE_SESSION_TTL: {
                 usec_t u;
@@ -459,29 +494,63 @@ static int parse_one(Config *c, int id, const char *arg) {
         case ARG_NAMESPACE_RESTRICTIONS:
                 return parse_bool_arg(flag, arg, &c->namespace_restrictions);
         case ARG_NAMESPACE_RESTRICTION_FORMAT:
-                if (strcasecmp(arg, "glob") == 0)
-                        c->namespace_restriction_format = NAMESPACE_RESTRICTION_GLOB;
-                else if (strcasecmp(arg, "regexp") == 0)
+                /* kube2iam: "regexp" (any case) selects regexps, anything else is glob */
+                if (strcasecmp(arg, "regexp") == 0)
                         c->namespace_restriction_format = NAMESPACE_RESTRICTION_REGEXP;
-                else
-                        return bad_value(flag, arg, "expected glob or regexp");
+                else {
+                        if (strcasecmp(arg, "glob") != 0)
+                                warn_value(flag, arg,
+                                           "not \"regexp\": glob patterns are used, as kube2iam does");
+                        c->namespace_restriction_format = NAMESPACE_RESTRICTION_GLOB;
+                }
                 return 0;
         case ARG_NAMESPACE_KEY:
                 if (isempty(arg))
-                        return bad_value(flag, arg, "expected an annotation key");
+                        warn_value(flag, arg,
+                                   "empty annotation key: no namespace has it, namespace "
+                                   "restrictions allow only the default role");
                 return set_string(&c->namespace_key, arg);
         case ARG_CACHE_RESYNC_PERIOD:
                 return parse_duration_arg(flag, arg, &c->cache_resync_period);
         case ARG_RESOLVE_DUPLICATE_CACHE_IPS:
                 return parse_bool_arg(flag, arg, &c->resolve_duplicate_cache_ips);
         case ARG_NODE:
+                if (is_kubernetes_expansion(arg)) {
+                        warn_value(
+                                flag, arg,
+                                "a Kubernetes expansion from the DaemonSet manifest, which nothing fills in "
+                                "on the node: ignored, this host's name is used (leave --node out, or "
+                                "write the node's name)");
+                        return 0;
+                }
+                if (isempty(arg))
+                        return bad_value(
+                                flag, arg,
+                                "empty: kube2iam then watched every pod of the cluster; a node agent "
+                                "watches its own node's pods only: leave --node out (default: this "
+                                "host's name) or give the node's name");
                 if (!hostname_valid(arg))
                         return bad_value(flag, arg, "expected a node name");
                 r = set_string(&c->node, arg);
                 return r;
         case ARG_HOST_IP:
+                if (is_kubernetes_expansion(arg)) {
+                        warn_value(
+                                flag, arg,
+                                "a Kubernetes expansion from the DaemonSet manifest, which nothing fills in "
+                                "on the node: ignored, this node's address is used (leave --host-ip out, "
+                                "or write the address)");
+                        return 0;
+                }
+                if (ip_valid(AF_INET6, arg)) {
+                        /* kube2iam took any IP; an IPv6 address can only be the IPv6 redirect's target */
+                        warn_value(flag, arg,
+                                   "an IPv6 address: used as --host-ipv6 (the target of the --ipv6 "
+                                   "redirect); the IPv4 redirect goes to this node's IPv4 address");
+                        return set_string(&c->host_ipv6, arg);
+                }
                 if (!ip_valid(AF_INET, arg))
-                        return bad_value(flag, arg, "expected an IPv4 address");
+                        return bad_value(flag, arg, "expected an IPv4 or IPv6 address");
                 return set_string(&c->host_ip, arg);
         case ARG_HOST_IPV6:
                 if (!ip_valid(AF_INET6, arg))
@@ -539,12 +608,10 @@ static int parse_one(Config *c, int id, const char *arg) {
         case ARG_BACKOFF_MAX_ELAPSED_TIME:
                 return parse_duration_arg(flag, arg, &c->backoff_max_elapsed_time);
         case ARG_LOG_FORMAT:
-                if (strcasecmp(arg, "json") == 0)
-                        c->log_json = true;
-                else if (strcasecmp(arg, "text") == 0)
-                        c->log_json = false;
-                else
-                        return bad_value(flag, arg, "expected text or json");
+                /* kube2iam: "json" (any case) selects JSON, anything else is text */
+                c->log_json = strcasecmp(arg, "json") == 0;
+                if (!c->log_json && strcasecmp(arg, "text") != 0)
+                        warn_value(flag, arg, "not \"json\": text lines are written, as kube2iam does");
                 return 0;
         case ARG_LOG_LEVEL:
                 r = log_level_from_string(arg);
@@ -602,6 +669,10 @@ static int parse_one(Config *c, int id, const char *arg) {
         return -EINVAL;
 }
 
+static bool nft_command_valid(const char *s) {
+        return streq(s, "install") || streq(s, "remove") || streq(s, "check");
+}
+
 static int validate(Config *c, ConfigProgram program) {
         if (c->auto_discover_base_arn && c->base_role_arn) {
                 fprintf(stderr,
@@ -620,16 +691,31 @@ static int validate(Config *c, ConfigProgram program) {
                         program_invocation_short_name);
                 return -EINVAL;
         }
-        if (c->api_server && !c->api_token && !c->kubeconfig)
-                log_debug("--api-server without --api-token is ignored, as in kube2iam");
+        if (c->insecure && program == CONFIG_PROGRAM_DAEMON)
+                fprintf(stderr, "%s: warning: --insecure: %s\n", program_invocation_short_name,
+                        c->kubeconfig || (c->api_server && c->api_token)
+                                ? "the API server's certificate is not verified"
+                                : "no effect without --kubeconfig or --api-server with --api-token (as in "
+                                  "kube2iam, whose in-cluster client ignored it)");
+        if (c->api_server && c->kubeconfig)
+                fprintf(stderr,
+                        "%s: warning: --api-server is ignored with --kubeconfig, as kube2iam does: "
+                        "the kubeconfig names the server\n",
+                        program_invocation_short_name);
+        else if (c->api_server && !c->api_token)
+                fprintf(stderr,
+                        "%s: warning: --api-server without --api-token: kube2iam then ignored --api-server "
+                        "and "
+                        "used its in-cluster service account; on the node the kubelet's kubeconfig plays "
+                        "that part and is used instead (give --kubeconfig to choose one)\n",
+                        program_invocation_short_name);
         if (program == CONFIG_PROGRAM_NFT) {
                 if (!c->command && !c->show_help && !c->show_version) {
                         fprintf(stderr, "%s: missing command: install, remove or check\n",
                                 program_invocation_short_name);
                         return -EINVAL;
                 }
-                if (c->command && !streq(c->command, "install") && !streq(c->command, "remove") &&
-                    !streq(c->command, "check")) {
+                if (c->command && !nft_command_valid(c->command)) {
                         fprintf(stderr, "%s: unknown command \"%s\": expected install, remove or check\n",
                                 program_invocation_short_name, c->command);
                         return -EINVAL;
@@ -697,16 +783,25 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                         return r;
         }
 
-        if (optind < (int) n) {
-                if (program == CONFIG_PROGRAM_NFT && optind == (int) n - 1) {
-                        r = set_string(&c->command, all[optind]);
+        /* kube2iam (pflag) ignored words that are not flags: "--debug true" is --debug and a stray
+         * "true". kube2iam-nft's last word is its command. */
+        for (int i = optind; i < (int) n; i++) {
+                if (program == CONFIG_PROGRAM_NFT && i == (int) n - 1) {
+                        r = set_string(&c->command, all[i]);
                         if (r < 0)
                                 return r;
-                } else {
-                        fprintf(stderr, "%s: unexpected argument: %s\n", program_invocation_short_name,
-                                all[optind]);
+                        continue;
+                }
+                if (program == CONFIG_PROGRAM_NFT && nft_command_valid(all[i])) {
+                        fprintf(stderr, "%s: more than one command: %s and %s\n",
+                                program_invocation_short_name, all[i], all[n - 1]);
                         return -EINVAL;
                 }
+                fprintf(stderr,
+                        "%s: warning: ignoring argument \"%s\", as kube2iam did; a flag's value must be "
+                        "joined with '=' (\"--debug true\" is --debug and a stray \"true\": write "
+                        "--debug=false to turn a flag off)\n",
+                        program_invocation_short_name, all[i]);
         }
         return validate(c, program);
 }

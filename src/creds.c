@@ -124,7 +124,7 @@ static int register_metrics(Creds *c) {
         int r;
 
         r = metrics_add_family(m, "kube2iam_iam_request_duration_seconds",
-                               "Duration of the STS AssumeRole calls made on a cache miss.",
+                               "Duration of every STS AssumeRole call (misses, prefetches and refreshes).",
                                METRIC_HISTOGRAM, code_role, metrics_kube2iam_buckets,
                                ELEMENTSOF(metrics_kube2iam_buckets), 0, &c->m_duration);
         if (r >= 0)
@@ -499,7 +499,10 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
                 return;
         e->fetching = false;
         e->fetch = NULL;
-        if (e->reason == FETCH_MISS && c->m_duration)
+        /* every AssumeRole call, whatever started it: kube2iam made STS calls only on a miss, so
+         * dashboards read this histogram as "all STS calls" (kube2iam_iam_prefetches_total and
+         * kube2iam_iam_refreshes_total tell the triggers apart, keeping kube2iam's label set) */
+        if (c->m_duration)
                 (void) metrics_histogram_observe(
                         c->m_duration,
                         (const char *const[]){ creds                  ? "Success"

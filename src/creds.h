@@ -13,7 +13,7 @@
  * - AssumeRole calls pass a token bucket (--sts-rate, --sts-burst) that slows down on Throttling;
  *   throttling, 5xx and timeouts are retried with jittered backoff; denials (AccessDenied and other
  *   client errors) are not retried, and are cached for --iam-role-error-ttl.
- * - Metrics: kube2iam_iam_request_duration_seconds{code,role_arn} (misses only) and
+ * - Metrics: kube2iam_iam_request_duration_seconds{code,role_arn} (every STS call) and
  *   kube2iam_iam_cache_hits_total{role_arn} as kube2iam has them, plus our misses, prefetches,
  *   refreshes, errors and entries.
  * Secrets stay inside Credentials; nothing here logs them. The clock is CLOCK_REALTIME (expiry is

@@ -263,9 +263,11 @@ static void pod_state_drop(ImdsService *s, PodState *p) {
         *p = s->pods[--s->n_pods];
 }
 
-static void audit(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
-                  const char *role, const char *result, int level, const char *message_id,
-                  const char *detail) {
+/* message: the line's text when kube2iam had one people grep for ("Error assuming role ..."); NULL
+ * for ours, "Credentials <result> for pod ...". */
+static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
+                       const char *role, const char *result, int level, const char *message_id,
+                       const char *detail, const char *message) {
         _cleanup_free_ char *key = NULL;
         PodState *p = uid ? pod_state(s, uid, true) : NULL;
         usec_t now = now_monotonic();
@@ -280,16 +282,23 @@ static void audit(ImdsService *s, const char *uid, const char *ns, const char *n
                 free_and_replace(p->audit_key, key);
                 p->audit_at = now;
         }
-        log_fields(level,
-                   ((const LogField[]){ { "MESSAGE_ID", message_id },
-                                        { "POD_NAMESPACE", ns },
-                                        { "POD_NAME", name },
-                                        { "POD_UID", uid },
-                                        { "POD_IP", ip },
-                                        { "ROLE_ARN", role },
-                                        { "RESULT", result } }),
-                   7, "Credentials %s for pod %s/%s at %s, role %s%s%s", result, strna(ns), strna(name), ip,
-                   strna(role), detail ? ": " : "", strempty(detail));
+        const LogField fields[] = {
+                { "MESSAGE_ID", message_id }, { "POD_NAMESPACE", ns }, { "POD_NAME", name },
+                { "POD_UID", uid },           { "POD_IP", ip },        { "ROLE_ARN", role },
+                { "RESULT", result },
+        };
+        if (message)
+                log_fields(level, fields, ELEMENTSOF(fields), "%s", message);
+        else
+                log_fields(level, fields, ELEMENTSOF(fields),
+                           "Credentials %s for pod %s/%s at %s, role %s%s%s", result, strna(ns), strna(name),
+                           ip, strna(role), detail ? ": " : "", strempty(detail));
+}
+
+static void audit(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
+                  const char *role, const char *result, int level, const char *message_id,
+                  const char *detail) {
+        audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL);
 }
 
 /* ---- waiting requests ---- */
@@ -406,13 +415,15 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                               "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
                 }
         } else {
-                _cleanup_free_ char *msg = NULL;
-                if (asprintf(&msg, "Error assuming role %s: %s%s%s", pr->audit_role, error->code,
-                             error->message ? ": " : "", strempty(error->message)) < 0)
-                        msg = NULL;
+                /* kube2iam's 500 body is the SDK's error string, and its log line "Error assuming role
+                 * <that string>" */
+                _cleanup_free_ char *msg = NULL, *line = NULL;
+                if (sts_error_describe(error, &msg) < 0 ||
+                    asprintf(&line, "Error assuming role %s", msg) < 0)
+                        line = NULL;
                 respond_error(req, 500, msg ?: "Error assuming role");
-                audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role, "sts-error",
-                      LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code);
+                audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
+                           "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line);
         }
         pod_request_done(pr);
 }
@@ -462,18 +473,24 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
                 pod_request_answer_error(pr, 500, "out of memory");
                 return;
         }
-        if (source == ROLE_SOURCE_DEFAULT)
-                log_debug("Using fallback role for IP %s", pr->ip);
+        /* kube2iam warns on every request; ours shares the audit's rate limit */
+        if (source == ROLE_SOURCE_DEFAULT && log_get_max_level() >= LOG_WARNING &&
+            log_ratelimit_test(&s->audit_ratelimit))
+                log_warning("Using fallback role for IP %s", pr->ip);
 
         ns = store_get_namespace(s->d.store, pod->namespace);
         if (!roles_namespace_allows(s->d.roles, arn, ns != NULL, ns ? ns->allowed_roles : NULL)) {
+                _cleanup_free_ char *line = NULL;
                 if (!ns)
                         log_debug("Unable to find an indexed namespace of %s", pod->namespace);
+                else if (asprintf(&line, "Role: %s on namespace: %s not found.", arn, pod->namespace) < 0)
+                        line = NULL; /* kube2iam's warning, word for word */
                 (void) asprintf(&msg,
                                 "role requested %s not valid for namespace of pod at %s with namespace %s",
                                 arn, pr->ip, pod->namespace);
-                audit(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "denied", LOG_WARNING,
-                      LOG_MESSAGE_ID_ROLE_DENIED, ns ? "namespace restriction" : "namespace not known");
+                audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "denied", LOG_WARNING,
+                           LOG_MESSAGE_ID_ROLE_DENIED, ns ? "namespace restriction" : "namespace not known",
+                           line);
                 pod_request_answer_error(pr, 404, msg ?: "role not valid for namespace");
                 return;
         }

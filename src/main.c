@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "build-info.h"
 #include "aws/imds-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
@@ -29,6 +30,7 @@
 #include "kube/kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
+#include "process-metrics.h"
 #include "proxy.h"
 #include "redirect.h"
 #include "roles.h"
@@ -70,6 +72,7 @@ typedef struct Daemon {
         RouterOptions router;
         bool stopping;
         bool socket_activated;
+        uint16_t listen_port; /* of the passed socket */
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -131,6 +134,7 @@ static void handle_metrics(Daemon *d, HttpRequest *req) {
         (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
         (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
         (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        (void) process_metrics_update(d->registry);
         if (metrics_render(d->registry, &b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
         (void) http_request_respond(req, 200, h, 1, b.s, b.len);
@@ -277,6 +281,19 @@ static int make_listener(const char *address, uint16_t port, int *ret) {
         return 0;
 }
 
+static uint16_t socket_port(int fd) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } sa = {};
+        socklen_t len = sizeof sa;
+
+        if (getsockname(fd, &sa.sa, &len) < 0)
+                return 0;
+        return ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in.sin_port);
+}
+
 /* Sockets from systemd (named "metrics" for the metrics listener, anything else for the app),
  * else our own. */
 static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
@@ -311,6 +328,8 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         if (n > 0)
                 log_info("Using %i socket(s) passed by systemd", n);
         d->socket_activated = app >= 0;
+        if (d->socket_activated)
+                d->listen_port = socket_port(app);
 
         if (app < 0) {
                 r = make_listener(d->config.listen_address, d->config.app_port, &app);
@@ -523,9 +542,13 @@ static int setup_metrics(Daemon *d) {
                 r = metrics_add_family(d->registry, "kube2iam_requests_waiting",
                                        "Requests waiting for their pod to be known.", METRIC_GAUGE, NULL,
                                        NULL, 0, 0, &d->m_waiting);
+        if (r >= 0)
+                r = process_metrics_register(d->registry);
         if (r < 0)
                 return r;
-        return metrics_gauge_set(info, (const char *const[]){ KUBE2IAM_VERSION, "", "" }, 1);
+        return metrics_gauge_set(
+                info, (const char *const[]){ KUBE2IAM_VERSION, KUBE2IAM_BUILD_DATE, KUBE2IAM_COMMIT_HASH },
+                1);
 }
 
 static int run(Daemon *d) {
@@ -579,16 +602,19 @@ static int run(Daemon *d) {
         /* the node's own credentials sign STS calls */
         r = node_credentials_new(d->event, d->imds, &d->node);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the node's credentials from the environment: %m");
-        r = node_credentials_start(d->node);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start fetching the node's credentials: %m");
+                return log_error_errno(
+                        r, "Failed to read the node's credentials (environment, AWS profile): %m");
         r = sts_client_new(d->http, d->node, d->config.sts_endpoint, &d->sts);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the STS client: %m");
         r = sts_client_discover_region(d->sts, d->imds);
         if (r < 0)
                 return log_error_errno(r, "Invalid region in AWS_REGION/AWS_DEFAULT_REGION: %m");
+        /* a web identity is exchanged through the same STS endpoint */
+        node_credentials_set_sts(d->node, d->sts);
+        r = node_credentials_start(d->node);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start fetching the node's credentials: %m");
         creds_settings_from_config(&d->config, &settings);
         r = creds_new_sts(&settings, d->sts, d->registry, &d->creds);
         if (r >= 0)
@@ -655,10 +681,11 @@ static int run(Daemon *d) {
                 return log_error_errno(r, "Failed to start the Kubernetes client: %m");
 
         if (d->socket_activated)
+                /* kube2iam's "Listening on port N" starts the line: people grep for it */
                 log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Serving on the socket from systemd; metadata service at %s:%u; node credentials "
-                           "from %s",
-                           d->config.metadata_host, d->config.metadata_port,
+                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
+                           "credentials from %s",
+                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
                            node_credentials_source(d->node));
         else
                 log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
@@ -704,7 +731,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_SUCCESS;
         }
         if (d.config.show_version) {
-                printf("Version: %s\n", KUBE2IAM_VERSION);
+                /* kube2iam's exact line */
+                printf("Version: %s - Commit: %s - Date: %s\n", KUBE2IAM_VERSION, KUBE2IAM_COMMIT_HASH,
+                       KUBE2IAM_BUILD_DATE);
                 config_done(&d.config);
                 return EXIT_SUCCESS;
         }
@@ -720,7 +749,13 @@ int main(int argc, char *argv[]) {
 
         /* kube2iam's --iptables: the redirect before serving, fatal when it fails. It writes
          * nftables (the same code as kube2iam-nft install); the units use the helper instead. */
-        if (d.config.iptables) {
+        if (d.config.iptables && sd_listen_fds(false) > 0)
+                /* the packaged units: kube2iam-nft install ran as ExecStartPre, with the privileges this
+                 * sandboxed process lacks; installing again could only fail (and restart forever) */
+                log_notice(
+                        "--iptables: the redirect is installed by kube2iam-nft (the unit's ExecStartPre) "
+                        "when systemd passes the socket; not installing it again. The flag can be removed.");
+        else if (d.config.iptables) {
                 r = redirect_install(&d.config);
                 if (r < 0) {
                         config_done(&d.config);

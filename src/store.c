@@ -491,6 +491,14 @@ static int parse_allowed_roles(const char *ns, const char *annotation, char ***r
         return 0;
 }
 
+/* kube2iam's namespace lines, which operators grep for: one per allowed role when a namespace
+ * appears or its annotation changes. */
+static void log_namespace_roles(const StoreNamespace *n, const char *event) {
+        for (char **role = n->allowed_roles; role && *role; role++)
+                log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name }, { "NS_ROLE", *role } }), 2,
+                           "Discovered role on namespace (%s)", event);
+}
+
 int store_namespace_update(Store *s, const char *name, const char *annotation) {
         StoreNamespace *n;
         int r;
@@ -515,6 +523,7 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 strv_free(n->allowed_roles);
                 n->allowed_roles = roles;
                 n->invalid = invalid;
+                log_namespace_roles(n, "OnUpdate");
                 return 0;
         }
         n = calloc(1, sizeof *n);
@@ -528,8 +537,11 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
         if (r >= 0)
                 r = table_put(&s->namespaces, n->name, n);
-        if (r < 0)
+        if (r < 0) {
                 namespace_free(n);
+                return r;
+        }
+        log_namespace_roles(n, "OnAdd");
         return r;
 }
 
@@ -541,6 +553,8 @@ int store_namespace_remove(Store *s, const char *name) {
         n = table_remove(&s->namespaces, name);
         if (!n)
                 return -ENOENT;
+        log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+                   "Deleting namespace (OnDelete)");
         namespace_free(n);
         return 0;
 }
@@ -726,11 +740,12 @@ int store_debug_json(Store *s, char **ret) {
                 const StoreNamespace *n = table_get(&s->namespaces, nss[i]);
                 cJSON *a;
 
-                if (!n->allowed_roles)
+                /* kube2iam (Go): null without a decodable annotation, [] for an empty array */
+                if (!n->allowed_roles && (isempty(n->annotation) || n->invalid))
                         a = cJSON_AddNullToObject(by_ns, nss[i]);
                 else {
                         a = cJSON_AddArrayToObject(by_ns, nss[i]);
-                        for (char **r = n->allowed_roles; a && *r; r++) {
+                        for (char **r = n->allowed_roles; a && r && *r; r++) {
                                 cJSON *str = cJSON_CreateString(*r);
                                 if (!str || !cJSON_AddItemToArray(a, str)) {
                                         cJSON_Delete(str);

@@ -81,7 +81,7 @@ static void call_free(StsCall *call) {
         for (struct curl_slist *h = call->headers; h; h = h->next)
                 explicit_bzero(h->data, strlen(h->data));
         curl_slist_free_all(call->headers);
-        free(call->form);
+        call->form = erase_and_free(call->form); /* a web identity token travels in the form */
         strbuf_done_erase(&call->reply.buf);
         free(call);
 }
@@ -239,6 +239,9 @@ static int append_header(struct curl_slist **l, const char *name, const char *va
         return 0;
 }
 
+static int call_start(StsClient *c, const char *url, char *form, const SigV4Signature *sig,
+                      const Secret *session_token, sts_done_t done, void *userdata, StsCall **ret_call);
+
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
                     const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call) {
         _cleanup_free_ char *url = NULL, *signing_region = NULL, *form = NULL, *host = NULL, *path = NULL;
@@ -246,7 +249,6 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         _cleanup_sigv4_signature_ SigV4Signature sig = {};
         SigV4Signer *signer;
         Credentials *node;
-        StsCall *call;
         int r;
 
         if (!c || !role_arn || !session_name || !done)
@@ -297,15 +299,26 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         if (r < 0)
                 return r;
 
+        return call_start(c, url, TAKE_PTR(form), &sig, node->session_token, done, userdata, ret_call);
+}
+
+/* Sends form (taken) to url; sig NULL for an unsigned call. */
+static int call_start(StsClient *c, const char *url, char *form, const SigV4Signature *sig,
+                      const Secret *session_token, sts_done_t done, void *userdata, StsCall **ret_call) {
+        StsCall *call;
+        int r;
+
         call = calloc(1, sizeof *call);
-        if (!call)
+        if (!call) {
+                erase_and_free(form);
                 return -ENOMEM;
+        }
         call->client = c;
         call->done = done;
         call->userdata = userdata;
         call->reply.max = STS_REPLY_MAX_BYTES;
         call->reply.buf.erase = true;
-        call->form = TAKE_PTR(form);
+        call->form = form;
         call->next = c->calls;
         if (c->calls)
                 c->calls->prev = call;
@@ -314,13 +327,12 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
 
         r = append_header(&call->headers, "Content-Type",
                           "application/x-www-form-urlencoded; charset=utf-8");
-        if (r >= 0)
-                r = append_header(&call->headers, "X-Amz-Date", sig.amz_date);
-        if (r >= 0)
-                r = append_header(&call->headers, "Authorization", sig.authorization);
-        if (r >= 0 && node->session_token)
-                r = append_header(&call->headers, "X-Amz-Security-Token",
-                                  secret_reveal(node->session_token));
+        if (r >= 0 && sig)
+                r = append_header(&call->headers, "X-Amz-Date", sig->amz_date);
+        if (r >= 0 && sig)
+                r = append_header(&call->headers, "Authorization", sig->authorization);
+        if (r >= 0 && sig && session_token)
+                r = append_header(&call->headers, "X-Amz-Security-Token", secret_reveal(session_token));
         if (r >= 0)
                 r = append_header(&call->headers, "Expect", NULL);
         if (r < 0)
@@ -355,6 +367,31 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
 fail:
         call_free(call);
         return r;
+}
+
+int sts_assume_role_with_web_identity(StsClient *c, const char *role_arn, const char *session_name,
+                                      unsigned duration_sec, const Secret *token, sts_done_t done,
+                                      void *userdata, StsCall **ret_call) {
+        _cleanup_free_ char *url = NULL, *signing_region = NULL;
+        char *form = NULL;
+        int r;
+
+        if (!c || !role_arn || !session_name || !token || !done)
+                return -EINVAL;
+        r = sts_web_identity_form(role_arn, session_name, duration_sec, token, &form);
+        if (r < 0)
+                return r;
+        r = sts_endpoint_resolve(c->override, c->region, role_arn, &url, &signing_region);
+        if (r == -EINVAL && !c->region && !c->override)
+                r = -EADDRNOTAVAIL;
+        if (r >= 0 && c->n_calls >= STS_CLIENT_MAX_CALLS)
+                r = -EBUSY;
+        if (r < 0) {
+                erase_and_free(form);
+                return r;
+        }
+        /* unsigned: the token proves who calls (the STS API reference says so for this action) */
+        return call_start(c, url, form, NULL, NULL, done, userdata, ret_call);
 }
 
 static int region_fetch(StsClient *c);

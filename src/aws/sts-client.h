@@ -53,5 +53,11 @@ void sts_client_set_timeout(StsClient *c, usec_t timeout);
  * *ret_call (optional) identifies the call for sts_call_cancel(). */
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
                     const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call);
+/* AssumeRoleWithWebIdentity, unsigned: the node's own identity from a web identity token
+ * (AWS_WEB_IDENTITY_TOKEN_FILE). Same endpoint, errors and callback as sts_assume_role(), but needs
+ * no node credentials. */
+int sts_assume_role_with_web_identity(StsClient *c, const char *role_arn, const char *session_name,
+                                      unsigned duration_sec, const Secret *token, sts_done_t done,
+                                      void *userdata, StsCall **ret_call);
 void sts_call_cancel(StsCall *call);
 unsigned sts_client_calls_running(const StsClient *c);

@@ -193,7 +193,8 @@ int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_
                         r = garbage_error(http_status, "reply is not XML", &error);
                 else if (doc->intSubset || doc->extSubset)
                         r = garbage_error(http_status, "reply carries a DTD", &error);
-                else if (http_status == 200 && name_is(root, "AssumeRoleResponse"))
+                else if (http_status == 200 && (name_is(root, "AssumeRoleResponse") ||
+                                                name_is(root, "AssumeRoleWithWebIdentityResponse")))
                         r = parse_success(root, http_status, now_realtime, &creds, &error);
                 else
                         r = parse_error(root, http_status, &error);

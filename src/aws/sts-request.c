@@ -71,6 +71,32 @@ int sts_assume_role_form(const char *role_arn, const char *session_name, unsigne
         return 0;
 }
 
+int sts_web_identity_form(const char *role_arn, const char *session_name, unsigned duration_sec,
+                          const Secret *token, char **ret) {
+        _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
+        size_t n;
+        int r;
+
+        if (!role_arn || !session_name || !token || !ret)
+                return -EINVAL;
+        n = secret_size(token);
+        if (!role_arn_valid(role_arn) || !chars_valid(session_name, "+=,.@-", 2, STS_SESSION_NAME_MAX) ||
+            duration_sec < STS_DURATION_MIN || duration_sec > STS_DURATION_MAX ||
+            n < STS_WEB_IDENTITY_TOKEN_MIN || n > STS_WEB_IDENTITY_TOKEN_MAX)
+                return -EINVAL;
+        strbuf_append(&b, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=");
+        sigv4_uri_encode(&b, role_arn, strlen(role_arn), false);
+        strbuf_append(&b, "&RoleSessionName=");
+        sigv4_uri_encode(&b, session_name, strlen(session_name), false);
+        strbuf_appendf(&b, "&DurationSeconds=%u&WebIdentityToken=", duration_sec);
+        sigv4_uri_encode(&b, secret_reveal(token), n, false);
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        *ret = strbuf_steal(&b);
+        return 0;
+}
+
 uint32_t sts_fnv32a(const char *s) {
         uint32_t h = 2166136261u;
 
@@ -208,4 +234,22 @@ int sts_error_dup(const StsError *e, StsError **ret) {
                 return -ENOMEM;
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+int sts_error_describe(const StsError *e, char **ret) {
+        int r;
+
+        if (!e || !ret)
+                return -EINVAL;
+        if (e->http_status > 0)
+                r = asprintf(
+                        ret,
+                        "operation error STS: AssumeRole, https response error StatusCode: %ld, RequestID: "
+                        "%s, api error %s%s%s",
+                        e->http_status, strempty(e->request_id), e->code, e->message ? ": " : "",
+                        strempty(e->message));
+        else
+                r = asprintf(ret, "operation error STS: AssumeRole, %s%s%s", e->code, e->message ? ": " : "",
+                             strempty(e->message));
+        return r < 0 ? -ENOMEM : 0;
 }

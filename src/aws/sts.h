@@ -47,6 +47,11 @@ StsError *sts_error_free(StsError *e);
 int sts_error_dup(const StsError *e, StsError **ret);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StsError *, sts_error_free);
 const char *sts_error_class_to_string(StsErrorClass c);
+/* The error as kube2iam's AWS SDK worded it, in its 500 body and its "Error assuming role" line:
+ * "operation error STS: AssumeRole, https response error StatusCode: 403, RequestID: <id>, api error
+ * <Code>: <message>"; without a reply "operation error STS: AssumeRole, <Code>: <message>". The
+ * fields people search for (status, request id, code) keep the SDK's order. */
+int sts_error_describe(const StsError *e, char **ret);
 
 /* botocore's standard-mode throttling codes. */
 bool sts_error_code_is_throttle(const char *code);
@@ -59,12 +64,23 @@ StsErrorClass sts_error_classify(const char *code, long http_status);
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
                          const char *external_id, char **ret);
 
+/* AssumeRoleWithWebIdentity's WebIdentityToken (botocore service-2.json): an OIDC token from a file
+ * (EKS pod identity webhook, IRSA). */
+#define STS_WEB_IDENTITY_TOKEN_MIN 4
+#define STS_WEB_IDENTITY_TOKEN_MAX 20000
+
+/* "Action=AssumeRoleWithWebIdentity&...&WebIdentityToken=...": the node's own identity from a web
+ * identity token file. The call is unsigned (the token is the proof). The result holds the token:
+ * wipe it (explicit_bzero) before freeing. */
+int sts_web_identity_form(const char *role_arn, const char *session_name, unsigned duration_sec,
+                          const Secret *token, char **ret);
+
 /* kube2iam's RoleSessionName: lowercase hex fnv32a of the caller address string (not zero-padded),
  * '-', the part of the role ARN after its last '/'; characters outside [\w+=,.@-] dropped, cut to 64. */
 int sts_role_session_name(const char *caller_ip, const char *role_arn, char **ret);
 uint32_t sts_fnv32a(const char *s);
 
-/* Parses an AssumeRole reply body with its HTTP status. On return exactly one of *ret_creds and
+/* Parses an AssumeRole (or AssumeRoleWithWebIdentity) reply body with its HTTP status. On return exactly one of *ret_creds and
  * *ret_error is set: success gives Credentials (Expiration with or without fractional seconds;
  * elements in any order; surrounding whitespace trimmed); anything else an StsError, classified.
  * Returns <0 only when out of memory. now_realtime becomes Credentials.last_updated. */

@@ -159,7 +159,46 @@ static void fput_value(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-static void write_stderr(int level, const LogField *fields, size_t n_fields, const char *msg) {
+/* Text and JSON lines carry kube2iam's field names, which log pipelines parse: the journal's
+ * REQ_METHOD is req.method, POD_IAM_ROLE pod.iam.role, NS_NAME ns.name. MESSAGE_ID is the
+ * journal's own and stays there. */
+#define LOG_FIELD_NAME_MAX 64
+
+static bool field_name_stderr(const char *key, char *buf, size_t size) {
+        size_t i = 0;
+
+        if (!key || streq(key, "MESSAGE_ID"))
+                return false;
+        for (; key[i] && i < size - 1; i++)
+                buf[i] = key[i] == '_' ? '.' : (char) tolower((unsigned char) key[i]);
+        buf[i] = '\0';
+        return true;
+}
+
+typedef struct StderrField {
+        char name[LOG_FIELD_NAME_MAX];
+        const char *value;
+} StderrField;
+
+static int stderr_field_cmp(const void *a, const void *b) {
+        return strcmp(((const StderrField *) a)->name, ((const StderrField *) b)->name);
+}
+
+/* logrus sorts the fields by name: so do we, in both formats. */
+static size_t stderr_fields(const LogField *fields, size_t n_fields,
+                            StderrField out[static LOG_FIELDS_MAX]) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < n_fields && n < LOG_FIELDS_MAX; i++)
+                if (fields[i].value && field_name_stderr(fields[i].key, out[n].name, sizeof out[n].name))
+                        out[n++].value = fields[i].value;
+        qsort(out, n, sizeof *out, stderr_field_cmp);
+        return n;
+}
+
+static void write_stderr(int level, const LogField *log_fields, size_t n_log_fields, const char *msg) {
+        StderrField fields[LOG_FIELDS_MAX];
+        size_t n_fields = stderr_fields(log_fields, n_log_fields, fields);
         char ts[64];
 
         format_timestamp_rfc3339(now_realtime(), ts, sizeof ts);
@@ -173,9 +212,16 @@ static void write_stderr(int level, const LogField *fields, size_t n_fields, con
                 cJSON_AddStringToObject(o, "level", log_level_to_string(level));
                 cJSON_AddStringToObject(o, "msg", msg);
                 cJSON_AddStringToObject(o, "time", ts);
-                for (size_t i = 0; i < n_fields; i++)
-                        if (fields[i].key && fields[i].value)
-                                cJSON_AddStringToObject(o, fields[i].key, fields[i].value);
+                for (size_t i = 0; i < n_fields; i++) {
+                        char *end;
+                        double v = strtod(fields[i].value, &end);
+                        /* logrus wrote these two as numbers: pipelines compare them as such */
+                        if ((streq(fields[i].name, "res.status") || streq(fields[i].name, "res.duration")) &&
+                            end != fields[i].value && *end == '\0')
+                                cJSON_AddNumberToObject(o, fields[i].name, v);
+                        else
+                                cJSON_AddStringToObject(o, fields[i].name, fields[i].value);
+                }
                 s = cJSON_PrintUnformatted(o);
                 if (s) {
                         fprintf(stderr, "%s\n", s);
@@ -187,9 +233,7 @@ static void write_stderr(int level, const LogField *fields, size_t n_fields, con
                 fprintf(stderr, "time=\"%s\" level=%s msg=", ts, log_level_to_string(level));
                 fput_value(stderr, msg);
                 for (size_t i = 0; i < n_fields; i++) {
-                        if (!fields[i].key || !fields[i].value)
-                                continue;
-                        fprintf(stderr, " %s=", fields[i].key);
+                        fprintf(stderr, " %s=", fields[i].name);
                         fput_value(stderr, fields[i].value);
                 }
                 fputc('\n', stderr);

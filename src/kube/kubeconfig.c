@@ -612,21 +612,16 @@ int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting
                         *ret_waiting_for = strdup(c->kubeconfig);
                 if (r < 0)
                         return r;
-                /* kube2iam (clientcmd.BuildConfigFromFlags): --api-server overrides the file's server */
-                if (c->api_server) {
-                        bool has_scheme = startswith(c->api_server, "https://") ||
-                                          startswith(c->api_server, "http://");
-                        char *s;
-                        if (asprintf(&s, "%s%s", has_scheme ? "" : "https://", c->api_server) < 0)
-                                return -ENOMEM;
-                        free_and_replace(k->server, s);
-                        while (endswith(k->server, "/"))
-                                k->server[strlen(k->server) - 1] = '\0';
-                }
+                /* kube2iam: --insecure skips verification with a kubeconfig too; --api-server is
+                 * ignored (the kubeconfig names the server) */
+                if (c->insecure)
+                        k->insecure_skip_tls_verify = true;
                 *ret = TAKE_PTR(k);
                 return 0;
         }
-        if (c->api_server) {
+        /* kube2iam used --api-server only with --api-token (else its in-cluster identity, for which
+         * the kubeconfigs below stand in on a node): never an anonymous client */
+        if (c->api_server && c->api_token) {
                 _cleanup_(kubeconfig_freep) KubeConfig *k = calloc(1, sizeof *k);
 
                 if (!k)
@@ -634,6 +629,8 @@ int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting
                 k->server = strdup(c->api_server);
                 if (!k->server)
                         return -ENOMEM;
+                /* "host:port" as client-go takes it, but always https: the token must not travel in
+                 * clear (client-go would pick http for a token without TLS settings) */
                 if (!startswith(k->server, "https://") && !startswith(k->server, "http://")) {
                         free(k->server);
                         if (asprintf(&k->server, "https://%s", c->api_server) < 0) {
@@ -643,7 +640,7 @@ int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting
                 }
                 while (endswith(k->server, "/"))
                         k->server[strlen(k->server) - 1] = '\0';
-                if (c->api_token && (r = secret_dup(c->api_token, &k->token)) < 0)
+                if ((r = secret_dup(c->api_token, &k->token)) < 0)
                         return r;
                 k->insecure_skip_tls_verify = c->insecure;
                 *ret = TAKE_PTR(k);

@@ -14,7 +14,9 @@ Control interface (same port):
   POST /_control/config    JSON, any of: {"mode": "ok"|"throttle"|"deny"|"error500"|"hang"|"garbage",
                            "delay": seconds before answering, "deny_roles": [role ARN, ...],
                            "expires_in": seconds of life of issued credentials (default DurationSeconds),
-                           "region": the region the signature's scope must name (null: any)}
+                           "region": the region the signature's scope must name (null: any),
+                           "web_identity_token": the token AssumeRoleWithWebIdentity accepts (unsigned);
+                           it answers with the node credentials given at start}
   "hang" holds the connection until the mode changes or the server stops.
   "garbage" answers 200 with a body that is not an AssumeRole reply (truncated XML, another
   document, HTML, nothing), a different one each call.
@@ -202,6 +204,8 @@ def make_handler(state):
             with state.lock:
                 cfg = dict(state.config)
                 release = state.release
+            if params.get("Action") == "AssumeRoleWithWebIdentity":
+                return self._assume_role_with_web_identity(params, cfg)
             call = {"role_arn": params.get("RoleArn"), "session_name": params.get("RoleSessionName"),
                     "duration": params.get("DurationSeconds"), "external_id": params.get("ExternalId"),
                     "content_type": self.headers.get("Content-Type"), "mode": cfg["mode"],
@@ -267,6 +271,33 @@ def make_handler(state):
                    f'    <RequestId>{secrets.token_hex(16)}</RequestId>\n  </ResponseMetadata>\n'
                    f'</AssumeRoleResponse>\n')
             self._send(200, xml)
+
+        def _assume_role_with_web_identity(self, params, cfg):
+            """Unsigned, as AWS takes it: the token is the proof. Issues the node credentials the fake
+            verifies AssumeRole signatures with, so what follows shows they were used."""
+            call = {"action": "AssumeRoleWithWebIdentity", "role_arn": params.get("RoleArn"),
+                    "session_name": params.get("RoleSessionName"), "duration": params.get("DurationSeconds"),
+                    "signed": "Authorization" in self.headers, "time": time.monotonic()}
+            with state.lock:
+                state.calls.append(call)
+            expected = cfg.get("web_identity_token")
+            if not expected or params.get("WebIdentityToken") != expected:
+                call["result"] = "InvalidIdentityToken"
+                return self._send(400, error_xml("InvalidIdentityToken", "Couldn't retrieve verification key"))
+            if call["signed"] or params.get("Version") != "2011-06-15" or not params.get("RoleArn"):
+                call["result"] = "ValidationError"
+                return self._send(400, error_xml("ValidationError", "unexpected AssumeRoleWithWebIdentity"))
+            call["result"] = "Success"
+            exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                seconds=int(params.get("DurationSeconds") or 3600))
+            token = f"<SessionToken>{state.session_token}</SessionToken>" if state.session_token else ""
+            self._send(200, f'<AssumeRoleWithWebIdentityResponse xmlns="{NS}"><AssumeRoleWithWebIdentityResult>'
+                            f'<Credentials>{token}<SecretAccessKey>{state.secret_key}</SecretAccessKey>'
+                            f'<Expiration>{exp.strftime("%Y-%m-%dT%H:%M:%SZ")}</Expiration>'
+                            f'<AccessKeyId>{state.access_key}</AccessKeyId></Credentials>'
+                            f'</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>'
+                            f'{secrets.token_hex(16)}</RequestId></ResponseMetadata>'
+                            f'</AssumeRoleWithWebIdentityResponse>')
 
     return Handler
 

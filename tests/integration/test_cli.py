@@ -2,6 +2,7 @@
 """Flags: kube2iam's names and defaults, our additions, $KUBE2IAM_ARGS, one-line errors, exit 2."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -37,13 +38,20 @@ def test_help_lists_every_flag_with_defaults():
     assert '(default "docker0")' in r.stdout
 
 
-def test_version_prints_the_meson_version():
+def test_version_prints_version_commit_and_date_as_kube2iam_does():
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "meson.build")) as f:
         text = f.read()
     version = text.split("version : '", 1)[1].split("'", 1)[0]
     r = run(["--version"])
     assert r.returncode == 0
-    assert r.stdout.strip() == f"Version: {version}"
+    m = re.fullmatch(r"Version: (\S+) - Commit: ([0-9a-f]{7,40}|unknown) - Date: "
+                     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)", r.stdout.strip())
+    assert m, r.stdout
+    assert m.group(1) == version
+    head = subprocess.run(["git", "-C", os.path.dirname(__file__), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode == 0:
+        assert head.stdout.startswith(m.group(2))
 
 
 @pytest.mark.parametrize("args,flag", [
@@ -57,8 +65,6 @@ def test_version_prints_the_meson_version():
     (["--app-port=70000"], "--app-port"),
     (["--metrics-port=http"], "--metrics-port"),
     (["--log-level=loud"], "--log-level"),
-    (["--log-format=xml"], "--log-format"),
-    (["--namespace-restriction-format=regex"], "--namespace-restriction-format"),
     (["--host-ip=10.0.0"], "--host-ip"),
     (["--host-interface=cali+,bad/name"], "--host-interface"),
     (["--host-interface=averyveryverylongname"], "--host-interface"),
@@ -70,7 +76,7 @@ def test_version_prints_the_meson_version():
     (["--base-role-arn=arn:aws:iam::123:role/", "--auto-discover-base-arn"], "--auto-discover-base-arn"),
     (["--default-role=x", "--auto-discover-default-role"], "--auto-discover-default-role"),
     (["--app-port"], "--app-port"),
-    (["stray"], "stray"),
+    (["--node="], "--node"),
 ])
 def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag):
     r = run(args)
@@ -78,6 +84,34 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert flag in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,warning", [
+    (["--debug", "true"], 'ignoring argument "true"'),
+    (["--namespace-restriction-format=regex"], "glob patterns are used"),
+    (["--host-ip=fd00::1"], "used as --host-ipv6"),
+    (["--iam-role-key="], "every pod gets the default role"),
+    (["--log-format=xml"], "text lines are written"),
+    (["--node=$(NODE_NAME)"], "Kubernetes expansion"),
+    (["--host-ip=$(HOST_IP)"], "Kubernetes expansion"),
+])
+def test_values_kube2iam_accepted_give_one_warning_line_and_no_exit(args, warning):
+    r = run(args + ["--version"])
+    assert r.returncode == 0, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and warning in lines[0], r.stderr
+
+
+def test_help_says_log_format_has_no_effect_under_the_journal():
+    r = run(["--help"])
+    line = next(l for l in r.stdout.splitlines() if "--log-format" in l)
+    assert "journal" in line and "no effect" in line
+
+
+def test_empty_node_is_refused_with_the_reason():
+    r = run(["--node="])
+    assert r.returncode == 2
+    assert "every pod of the cluster" in r.stderr and "own node's pods" in r.stderr
 
 
 def test_api_token_is_never_echoed():

@@ -6,6 +6,7 @@ source address is that pod. awscli and botocore are the real clients."""
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -388,6 +389,23 @@ def test_metrics_exposition_parses_and_has_kube2iams_names(node_env, daemon_fact
         assert s not in body.decode()
 
 
+def test_metrics_have_gos_process_series_and_a_filled_in_info(node_env, daemon_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}")
+    r, body = get(d, "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    value = {n: families[n].samples[0].value for n in (
+        "process_cpu_seconds", "process_open_fds", "process_max_fds", "process_virtual_memory_bytes",
+        "process_resident_memory_bytes", "process_start_time_seconds")}
+    assert families["process_cpu_seconds"].type == "counter"
+    assert value["process_open_fds"] >= 3 and value["process_max_fds"] >= value["process_open_fds"]
+    assert 0 < value["process_resident_memory_bytes"] < value["process_virtual_memory_bytes"]
+    assert abs(value["process_start_time_seconds"] - time.time()) < 600
+    info = families["kube2iam_info"].samples[0].labels
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["build_date"])
+    assert re.fullmatch(r"[0-9a-f]{7,40}|unknown", info["commit_hash"]) and info["version"]
+
+
 def test_metrics_on_a_separate_port(node_env, daemon_factory):
     from k2i_testlib import free_port
     port = free_port()
@@ -407,7 +425,7 @@ def test_no_secret_reaches_the_log_even_at_debug(node_env, daemon_factory):
         get(d, "/latest/meta-data/iam/security-credentials/app-role", source="127.0.0.25")
     d.stop()
     out = d.output()
-    assert "RESULT=issued" in out  # the audit entry is there
+    assert "result=issued" in out  # the audit entry is there
     assert_no_secrets(out, node_env)
 
 
@@ -439,3 +457,65 @@ def test_auto_discovery_conflicts_and_failures_stop_the_daemon(node_env):
     # kube2iam dies when it cannot discover the base ARN; so do we, saying why
     assert r.returncode == 1, r.stderr
     assert "Failed to discover the base ARN" in r.stderr
+
+
+def test_sts_failure_body_and_log_line_read_as_kube2iams(node_env, daemon_factory):
+    node_env.add_pod("app", "127.0.0.26", role="denied-role")
+    node_env.sts.configure(deny_roles=[BASE_ARN + "denied-role"])
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}")
+    r, body = get(d, "/latest/meta-data/iam/security-credentials/denied-role", source="127.0.0.26")
+    assert r.status == 500
+    m = re.fullmatch(rb"operation error STS: AssumeRole, https response error StatusCode: 403, "
+                     rb"RequestID: ([0-9a-f]+), api error AccessDenied: .+\n", body)
+    assert m, body
+    wait_until(lambda: "Error assuming role operation error STS: AssumeRole" in d.output(), what="log line")
+    line = next(l for l in d.output().splitlines() if "Error assuming role" in l)
+    assert "level=error" in line and m.group(1).decode() in line and "role.arn=" in line
+
+
+def test_kube2iam_lines_people_grep_for_with_its_field_names(node_env, daemon_factory):
+    node_env.api.add_namespace("restricted", {"iam.amazonaws.com/allowed-roles": '["allowed-*"]'})
+    node_env.add_pod("app", "127.0.0.27", role="other-role", namespace="restricted")
+    node_env.add_pod("plain", "127.0.0.28")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions",
+              "--default-role=fallback", "--verbose")
+    r, _ = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.27")
+    assert r.status == 404
+    r, _ = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.28")
+    assert r.status == 200
+    r, _ = get(d, "/latest/meta-data/iam/security-credentials/wrong", source="127.0.0.28")
+    assert r.status == 403
+    node_env.api.delete_namespace("restricted")
+    wait_until(lambda: "Deleting namespace (OnDelete)" in d.output(), what="namespace delete line")
+    out = d.output().splitlines()
+
+    def line(text):
+        found = [l for l in out if text in l]
+        assert found, (text, out)
+        return found[0]
+    assert "ns.name=restricted" in line("Discovered role on namespace (OnAdd)")
+    assert 'ns.role="allowed-*"' in line("Discovered role on namespace (OnAdd)")  # the raw pattern
+    assert "level=warning" in line(f"Role: {BASE_ARN}other-role on namespace: restricted not found.")
+    assert "level=warning" in line("Using fallback role for IP 127.0.0.28")
+    invalid = line("Invalid role: does not match annotated role")
+    for field in ("ns.name=default", f"pod.iam.role=\"{BASE_ARN}fallback\"", "params.iam.role=wrong"):
+        assert field in invalid, invalid
+    req = line("GET /latest/meta-data/iam/security-credentials/wrong (403) took")
+    for field in ("req.method=GET", "req.path=/latest/meta-data/iam/security-credentials/wrong",
+                  "req.remote=127.0.0.28", "res.status=403", "res.duration="):
+        assert field in req, req
+    assert "MESSAGE_ID" not in d.output() and "REQ_METHOD" not in d.output()
+
+
+def test_empty_role_annotation_under_namespace_restrictions_is_404_and_debug_store_shows_empty_list(
+        node_env, daemon_factory):
+    # kube2iam: an empty annotation is the bare base ARN, equal to its bare-base-ARN "default", which
+    # bypassed the restrictions (an empty 200); here it is refused like any role the namespace lacks
+    node_env.api.add_namespace("restricted", {"iam.amazonaws.com/allowed-roles": "[]"})
+    node_env.add_pod("blank", "127.0.0.29", role="", namespace="restricted")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions", "--debug")
+    r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.29")
+    assert r.status == 404, body
+    r, body = get(d, "/debug/store")
+    assert r.getheader("Content-Type") == "application/json"
+    assert json.loads(body)["rolesByNamespace"]["restricted"] == []

@@ -2,14 +2,17 @@
 """systemd integration without PID 1: socket activation, sd_notify, the watchdog, SIGTERM drain."""
 
 import http.client
+import os
 import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 
-from k2i_testlib import start_with_pods
+from k2i_testlib import binary, free_port, start_with_pods, wait_for_port
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
                                 reason="systemd-socket-activate not installed")
@@ -75,7 +78,6 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(node_env,
     import os
     import socket
     import subprocess
-    from k2i_testlib import binary, free_port
 
     node_env.add_pod("client", "127.0.0.1")  # only pods get metadata
     port = free_port()
@@ -132,3 +134,33 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(node_env,
         if p1.poll() is None:
             p1.kill()
         lsock.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root for unshare -n")
+def test_iptables_flag_left_in_the_args_is_noted_once_under_socket_activation():
+    # the daemon runs in a network namespace of its own (unshare -n execs in place, so systemd's
+    # LISTEN_PID still matches): if it tried to install the redirect, it would not touch the host
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    cmd = ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "unshare", "-n", binary("kube2iam"),
+           "--iptables=true", "--host-interface=cali+", "--metadata-addr=127.0.0.1:9", "--node=node-1",
+           "--sts-endpoint=http://127.0.0.1:9",
+           "--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LISTEN_", "KUBE2IAM_"))}
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_for_port("127.0.0.1", port, proc=p)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/healthz")  # answered by the daemon itself, from inside its namespace
+        r = c.getresponse()
+        assert r.status == 200 and b"hostIP" in r.read()
+        assert p.poll() is None
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=15)
+        log.seek(0)
+        out = log.read().decode(errors="replace")
+    assert out.count("--iptables: the redirect is installed by kube2iam-nft") == 1, out
+    assert "nf_tables" not in out
+    assert f"Listening on port {port} " in out, out

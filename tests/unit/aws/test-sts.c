@@ -170,6 +170,31 @@ TEST(sts_reply_classifies_errors) {
         ASSERT_EQ(validation->class, STS_ERROR_DENIED);
 }
 
+TEST(sts_error_reads_as_kube2iams_sdk_error) {
+        _cleanup_(sts_error_freep) StsError *denied = NULL, *internal = NULL, *transport = NULL;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        denied = parse_error(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                "<Message>User: arn:aws:sts::1:assumed-role/node/i-1 is not authorized to perform: "
+                "sts:AssumeRole</Message></Error><RequestId>abc-123</RequestId></ErrorResponse>",
+                403);
+        ASSERT_OK(sts_error_describe(denied, &a));
+        ASSERT_STREQ(a, "operation error STS: AssumeRole, https response error StatusCode: 403, RequestID: "
+                        "abc-123, api error AccessDenied: User: arn:aws:sts::1:assumed-role/node/i-1 is not "
+                        "authorized to perform: sts:AssumeRole");
+        internal = parse_error("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>",
+                               500);
+        ASSERT_OK(sts_error_describe(internal, &b));
+        ASSERT_STREQ(b,
+                     "operation error STS: AssumeRole, https response error StatusCode: 500, RequestID: , "
+                     "api error InternalFailure");
+        ASSERT_OK(sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout", "no answer in 5 s",
+                                &transport));
+        ASSERT_OK(sts_error_describe(transport, &c));
+        ASSERT_STREQ(c, "operation error STS: AssumeRole, RequestTimeout: no answer in 5 s");
+}
+
 TEST(sts_reply_survives_garbage) {
         static const struct {
                 const char *body;

@@ -7,7 +7,7 @@
 #include "tap.h"
 
 /* Logs one entry with stderr redirected to a temporary file; returns what was written. */
-static char *capture(LogFormat f, const char *field_value, const char *arg) {
+static char *capture_fields(LogFormat f, const LogField *fields, size_t n_fields, const char *arg) {
         char path[] = "/tmp/test-log-XXXXXX", *out;
         int fd = mkstemp(path), saved = dup(STDERR_FILENO);
         FILE *in;
@@ -19,7 +19,7 @@ static char *capture(LogFormat f, const char *field_value, const char *arg) {
         ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
         log_set_target(LOG_TARGET_STDERR);
         log_set_format(f);
-        log_fields(LOG_WARNING, ((const LogField[]){ { "ROLE", field_value } }), 1, "asked for %s", arg);
+        log_fields(LOG_WARNING, fields, n_fields, "asked for %s", arg);
         fflush(stderr);
         ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
         close(saved);
@@ -33,6 +33,10 @@ static char *capture(LogFormat f, const char *field_value, const char *arg) {
         ASSERT_EQ(fread(out, 1, (size_t) n, in), (size_t) n);
         fclose(in);
         return out;
+}
+
+static char *capture(LogFormat f, const char *field_value, const char *arg) {
+        return capture_fields(f, (const LogField[]){ { "ROLE", field_value } }, 1, arg);
 }
 
 TEST(log_escapes_invalid_utf8_from_pods_in_json_and_text) {
@@ -51,5 +55,27 @@ TEST(log_keeps_valid_utf8_as_is) {
         char *out = capture(LOG_FORMAT_JSON, "r\xc3\xa9le-\xe2\x82\xac-\xf0\x9f\x94\x91", "caf\xc3\xa9");
         ASSERT_NOT_NULL(strstr(out, "r\xc3\xa9le-\xe2\x82\xac-\xf0\x9f\x94\x91"));
         ASSERT_NOT_NULL(strstr(out, "caf\xc3\xa9"));
+        free(out);
+}
+
+TEST(text_and_json_use_kube2iams_field_names_sorted_and_leave_message_id_to_the_journal) {
+        const LogField f[] = {
+                { "RES_STATUS", "403" },     { "REQ_METHOD", "GET" },   { "MESSAGE_ID", "abc123" },
+                { "POD_IAM_ROLE", "arn:x" }, { "NS_NAME", "payments" }, { "PARAMS_IAM_ROLE", "y" },
+                { "REQ_PATH", "/latest/x" }, { "UNSET", NULL },
+        };
+        char *out = capture_fields(LOG_FORMAT_TEXT, f, ELEMENTSOF(f), "x");
+
+        ASSERT_NOT_NULL(strstr(out,
+                               " msg=\"asked for x\" ns.name=payments params.iam.role=y "
+                               "pod.iam.role=\"arn:x\" req.method=GET req.path=/latest/x res.status=403\n"));
+        ASSERT_NULL(strstr(out, "abc123"));
+        ASSERT_NULL(strstr(out, "REQ_"));
+        free(out);
+        out = capture_fields(LOG_FORMAT_JSON, f, ELEMENTSOF(f), "x");
+        ASSERT_NOT_NULL(
+                strstr(out, "\"ns.name\":\"payments\",\"params.iam.role\":\"y\",\"pod.iam.role\":\"arn:x\","
+                            "\"req.method\":\"GET\",\"req.path\":\"/latest/x\",\"res.status\":403}"));
+        ASSERT_NULL(strstr(out, "abc123"));
         free(out);
 }

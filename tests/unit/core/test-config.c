@@ -149,9 +149,6 @@ TEST(bad_values_are_rejected) {
                 "--base-role-arn=arn:aws:iam::123:user/x",
                 "--base-role-arn=foo",
                 "--log-level=verbose",
-                "--log-format=yaml",
-                "--namespace-restriction-format=re",
-                "--host-ip=::1",
                 "--host-ip=300.1.1.1",
                 "--host-interface=",
                 "--host-interface=a+b",
@@ -161,17 +158,16 @@ TEST(bad_values_are_rejected) {
                 "--metadata-addr=host:",
                 "--listen-address=::zz",
                 "--sts-endpoint=ftp://x",
-                "--api-server=k8s:6443",
+                "--api-server=ftp://k8s:6443",
+                "--api-server=k8s:port",
                 "--sts-rate=0",
                 "--sts-rate=nan",
                 "--sts-burst=0",
                 "--insecure=yes",
                 "--unknown",
                 "--node=",
-                "--iam-role-key=",
                 "--metadata-allow=latest",
                 "--kubeconfig=",
-                "extra-argument",
                 "--base-role-arn=arn:aws:iam::1:role/ --auto-discover-base-arn",
                 "--auto-discover-default-role --default-role=x",
         };
@@ -182,6 +178,83 @@ TEST(bad_values_are_rejected) {
                         tap_fail(__FILE__, __LINE__, "accepted: %s", bad[i]);
                 config_done(&c);
         }
+}
+
+/* Like parse(), but keeps what went to stderr in *ret_err. */
+static int parse_capture(Config *c, ConfigProgram p, const char *args, char **ret_err) {
+        _cleanup_strv_free_ char **v = NULL;
+        char *argv[64] = { (char *) "kube2iam" };
+        char buf[4096] = {};
+        int argc = 1, r;
+        FILE *saved = stderr, *tmp = tmpfile();
+
+        ASSERT_NOT_NULL(tmp);
+        ASSERT_OK(config_init(c));
+        ASSERT_OK(split_args(args, &v));
+        for (char **a = v; *a && argc < 63; a++)
+                argv[argc++] = *a;
+        stderr = tmp;
+        r = config_parse_strv(c, p, NULL, argc, argv);
+        stderr = saved;
+        rewind(tmp);
+        (void) !fread(buf, 1, sizeof buf - 1, tmp);
+        fclose(tmp);
+        *ret_err = strdup(buf);
+        return r;
+}
+
+TEST(values_kube2iam_accepted_start_with_a_warning) {
+        static const struct {
+                const char *args, *warning;
+        } cases[] = {
+                { "--namespace-restriction-format=regex", "glob patterns are used" },
+                { "--host-ip=fd00::1", "used as --host-ipv6" },
+                { "--iam-role-key=", "every pod gets the default role" },
+                { "--iam-external-id=", "no ExternalId" },
+                { "--namespace-key=", "only the default role" },
+                { "--debug true", "ignoring argument \"true\"" },
+                { "--node=$(NODE_NAME)", "Kubernetes expansion" },
+                { "--host-ip=$(HOST_IP)", "Kubernetes expansion" },
+                { "--api-server=k8s.example.com:6443 --api-token=t", "" },
+                { "--kubeconfig=/k --api-server=https://x", "--api-server is ignored with --kubeconfig" },
+                { "--api-server=https://x", "kubelet's kubeconfig" },
+                { "--insecure", "no effect" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *err = NULL;
+                Config c;
+                int r = parse_capture(&c, CONFIG_PROGRAM_DAEMON, cases[i].args, &err);
+                if (r < 0 || !err || !strstr(err, cases[i].warning))
+                        tap_fail(__FILE__, __LINE__, "%s: r=%i, stderr: %s", cases[i].args, r, strna(err));
+                config_done(&c);
+        }
+}
+
+TEST(accepted_values_mean_what_kube2iam_meant) {
+        _cleanup_free_ char *host = NULL;
+        Config c;
+
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--namespace-restriction-format=REGEXP"));
+        ASSERT_EQ(c.namespace_restriction_format, NAMESPACE_RESTRICTION_REGEXP);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--namespace-restriction-format=regex"));
+        ASSERT_EQ(c.namespace_restriction_format, NAMESPACE_RESTRICTION_GLOB);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--debug true --host-ip=fd00::1"));
+        ASSERT_TRUE(c.debug);
+        ASSERT_NULL(c.host_ip);
+        ASSERT_STREQ(c.host_ipv6, "fd00::1");
+        config_done(&c);
+        ASSERT_OK(config_init(&c));
+        host = strdup(c.node);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--node=$(NODE_NAME) --host-ip=$(HOST_IP)"));
+        ASSERT_STREQ(c.node, host);
+        ASSERT_NULL(c.host_ip);
+        config_done(&c);
+        /* an empty --node watched the whole cluster in kube2iam: refused */
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--node="), -EINVAL);
+        config_done(&c);
 }
 
 TEST(base_arn_rule_is_kube2iams) {

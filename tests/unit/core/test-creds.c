@@ -208,6 +208,35 @@ TEST(key_includes_external_id) {
         ASSERT_EQ(creds_size(c), 2);
 }
 
+TEST(every_sts_call_is_timed_prefetch_and_refresh_included) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_(creds_freep) Creds *c = NULL;
+        MetricFamily *d;
+
+        ASSERT_OK(metrics_new(&m));
+        c = new_cache(&f, &defaults, m);
+        d = metrics_find_family(m, "kube2iam_iam_request_duration_seconds");
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        /* a prefetch: no pod asked yet */
+        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1"));
+        ASSERT_EQ(f.calls, 1);
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(metrics_get(d, (const char *const[]){ "Success", ROLE }), 1);
+        /* a background refresh */
+        f.now = creds_next_wakeup(c);
+        creds_run(c);
+        ASSERT_EQ(f.calls, 2);
+        fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "ServiceUnavailable", 503);
+        ASSERT_EQ(metrics_get(d, (const char *const[]){ "ServiceUnavailable", ROLE }), 1);
+        /* still served from the cache: no miss, yet two STS calls were timed */
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), 0);
+        ASSERT_EQ(metrics_get(metrics_find_family(m, "kube2iam_iam_cache_misses_total"),
+                              (const char *const[]){ ROLE }),
+                  0);
+}
+
 TEST(refresh_happens_between_60_and_50_percent_of_life) {
         FakeSts f = {};
         Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
@@ -286,6 +315,41 @@ TEST(denial_is_cached_for_error_ttl_and_not_retried_in_a_loop) {
         /* after the TTL a new request asks STS again */
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         ASSERT_EQ(f.calls, 2);
+}
+
+/* kube2iam cached every failed AssumeRole for --iam-role-error-ttl; here only denials are: a
+ * throttled or failing STS is retried with backoff, never answered from the error cache. */
+TEST(error_ttl_caches_denials_only_not_throttling_or_5xx) {
+        static const struct {
+                StsErrorClass class;
+                const char *code;
+                long status;
+        } cases[] = {
+                { STS_ERROR_THROTTLED, "Throttling", 400 },
+                { STS_ERROR_TRANSIENT, "ServiceUnavailable", 503 },
+                { STS_ERROR_TRANSIENT, "InternalFailure", 500 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                FakeSts f = {};
+                Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+                CredsSettings s = defaults;
+                _cleanup_(creds_freep) Creds *c = NULL;
+                usec_t left;
+
+                s.error_ttl = USEC_PER_HOUR;
+                c = new_cache(&f, &s, NULL);
+                ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+                fake_fail_all(&f, c, cases[i].class, cases[i].code, cases[i].status);
+                /* well inside the error TTL, past the longest backoff: STS is asked again */
+                f.now += 2 * CREDS_RETRY_MAX_USEC;
+                creds_run(c);
+                if (f.n_pending == 0)
+                        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+                ASSERT_EQ(f.calls, 2);
+                fake_succeed_all(&f, c);
+                ASSERT_EQ(get(c, &f, &res, ROLE, &left), 0);
+                ASSERT_TRUE(left >= 30 * USEC_PER_MINUTE);
+        }
 }
 
 TEST(permanent_start_failure_is_returned_not_called_back) {

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "metrics.h"
+#include "process-metrics.h"
 #include "tap.h"
 
 TEST(metrics_render_text_format_with_escaping) {
@@ -99,4 +100,42 @@ TEST(metrics_reject_bad_definitions) {
         ASSERT_ERROR(metrics_add_family(m, "c", "x", METRIC_COUNTER, NULL, NULL, 0, 0, &f), -EEXIST);
         ASSERT_ERROR(metrics_counter_add(f, NULL, -1), -EINVAL);
         ASSERT_ERROR(metrics_gauge_set(f, NULL, 1), -EINVAL);
+}
+
+TEST(process_stat_parse_reads_fields_after_a_name_with_spaces_and_parens) {
+        static const char line[] =
+                "4242 (kube (2) iam) S 1 4242 4242 0 -1 4194560 1200 0 3 0 250 125 0 0 20 0 1 0 98765 "
+                "123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        ProcessStat st;
+
+        ASSERT_OK(process_stat_parse(line, &st));
+        ASSERT_UEQ(st.utime_ticks, 250);
+        ASSERT_UEQ(st.stime_ticks, 125);
+        ASSERT_UEQ(st.start_ticks, 98765);
+        ASSERT_UEQ(st.vsize_bytes, 123456789);
+        ASSERT_EQ(st.rss_pages, 2048);
+        ASSERT_EQ(process_stat_parse("4242 (cut", &st), -EINVAL);
+        ASSERT_EQ(process_stat_parse("4242 (x) S 1 2", &st), -EINVAL);
+}
+
+TEST(process_series_as_gos_default_registry_exports_them) {
+        _cleanup_(metrics_freep) Metrics *m = NULL;
+        _cleanup_strbuf_ StrBuf b = {};
+        static const char *const names[] = { "process_cpu_seconds_total",
+                                             "process_open_fds",
+                                             "process_max_fds",
+                                             "process_virtual_memory_bytes",
+                                             "process_resident_memory_bytes",
+                                             "process_start_time_seconds" };
+
+        ASSERT_OK(metrics_new(&m));
+        ASSERT_OK(process_metrics_register(m));
+        ASSERT_OK(process_metrics_update(m));
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                ASSERT_NOT_NULL(metrics_find_family(m, names[i]));
+        ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_open_fds"), NULL) >= 3);
+        ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_resident_memory_bytes"), NULL) > 0);
+        ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_start_time_seconds"), NULL) > 1.6e9);
+        ASSERT_OK(metrics_render(m, &b));
+        ASSERT_NOT_NULL(strstr(b.s, "# TYPE process_cpu_seconds_total counter\n"));
 }

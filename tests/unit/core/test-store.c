@@ -241,6 +241,20 @@ TEST(store_debug_json_has_kube2iam_shape_with_sorted_keys) {
                         "\"rolesByNamespace\":{\"alpha\":null,\"zeta\":[\"r\"]}}");
 }
 
+TEST(store_debug_json_shows_an_empty_allowed_list_as_empty_not_null) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char *j = NULL;
+        StoreNamespaceSpec specs[] = {
+                { "empty", "[]" }, { "garbage", "{" }, { "none", NULL }, { "blank", "" }
+        };
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_namespaces_replace(s, specs, ELEMENTSOF(specs)));
+        ASSERT_OK(store_debug_json(s, &j));
+        ASSERT_NOT_NULL(strstr(j, "\"rolesByNamespace\":{\"blank\":null,\"empty\":[],\"garbage\":null,"
+                                  "\"none\":null}"));
+}
+
 TEST(store_many_pods_and_namespaces_grow_the_tables) {
         _cleanup_(store_freep) Store *s = NULL;
         char uid[32], ip[32];

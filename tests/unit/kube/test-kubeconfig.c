@@ -293,7 +293,7 @@ TEST(kubeconfig_from_config_prefers_flag_then_api_server) {
         secret_free(c.api_token);
 }
 
-TEST(kubeconfig_api_server_flag_overrides_the_file_server) {
+TEST(kubeconfig_flag_ignores_api_server_and_takes_insecure_as_kube2iam_does) {
         _cleanup_free_ char *dir = make_tmpdir();
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
         Config c = {};
@@ -305,9 +305,29 @@ TEST(kubeconfig_api_server_flag_overrides_the_file_server) {
         c.kubeconfig = path;
         c.api_server = (char *) "10.9.9.9:443";
         ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
-        ASSERT_STREQ(k->server, "https://10.9.9.9:443");
+        ASSERT_STREQ(k->server, "https://10.0.0.1:6443");
         ASSERT_STREQ(k->client_cert_file, "/var/lib/kubelet/pki/kubelet-client-current.pem");
+        ASSERT_FALSE(k->insecure_skip_tls_verify);
+        k = kubeconfig_free(k);
+        c.insecure = true;
+        ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
+        ASSERT_TRUE(k->insecure_skip_tls_verify);
         rm_rf(dir);
+}
+
+TEST(api_server_without_token_is_never_an_anonymous_client) {
+        _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
+        _cleanup_free_ char *waiting = NULL;
+        Config c = { .api_server = (char *) "https://10.9.9.9:443" };
+        int r = kubeconfig_from_config(&c, &k, &waiting);
+
+        /* the node's kubeconfig stands in for kube2iam's in-cluster identity */
+        if (r == -ENOENT)
+                ASSERT_NOT_NULL(waiting);
+        else {
+                ASSERT_OK(r);
+                ASSERT_FALSE(streq(k->server, c.api_server));
+        }
 }
 
 TEST(kube_read_file_is_bounded) {
