@@ -24,9 +24,6 @@
 #define HTTP_LIBRARY_LOG_BURST 20U
 #define HTTP_LIBRARY_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define HTTP_LIBRARY_LOG_LINE_MAX 256U
-/* sd-event runs one source per iteration, lowest number first: MHD's sources go after timers and
- * the HTTP client's, or timers fire late under load (TESTING.md, measured). */
-#define HTTP_SERVER_EVENT_PRIORITY 10
 
 typedef enum RequestState {
         REQUEST_RECEIVING, /* headers in, body (if any) arriving */

@@ -32,6 +32,14 @@
 #define HTTP_MAX_CONNECTIONS_PER_IP 256U
 /* Idle keep-alive connections are closed after this long (SDKs reconnect at will). */
 #define HTTP_IDLE_TIMEOUT_SEC 30U
+/* sd-event dispatches one pending source per iteration: the lowest priority number first, and
+ * among equals the one pending longest. Every source of the daemon (this server, the HTTP client's
+ * curl sockets and timers, the watch, the credential timer) has this one priority, so none can be
+ * skipped twice while another is pending: the server never waits behind internal work for more
+ * than one turn of each, and a busy server cannot starve the timers and curl that answer its
+ * kept requests. A server at a lower priority than the rest waited for as long as any other
+ * source stayed pending (issue 11: a credential timer due "now" kept it waiting for 20 s). */
+#define HTTP_SERVER_EVENT_PRIORITY SD_EVENT_PRIORITY_NORMAL
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;
