@@ -517,10 +517,10 @@ def table(R):
         L.append("  ref: nginx 1.22, one worker, same bytes from a file; proxied: nginx proxy_pass (upstream "
                  "keep-alive) to the same upstream; last row's ratio: k2i proxied / upstream alone")
         L.append("  errs: wrk socket errors + non-2xx. 256 conns come from ONE address (127.0.0.1): the daemon "
-                 "caps a client address at 64 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
+                 "caps a client address at 128 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
         if R.get("load_conn_limit_lines"):
             L.append("  daemon log: %d lines, %d of them MHD's \"reached connection limit\" (per-address "
-                     "limit %d)" % (R["load_log_lines"], R["load_conn_limit_lines"], 64))
+                     "limit %d)" % (R["load_log_lines"], R["load_conn_limit_lines"], 128))
     c = R.get("callgrind")
     if c:
         L.append("")

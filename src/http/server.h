@@ -26,11 +26,11 @@
 /* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn.
  * The fd limit must exceed it (see HTTP_FD_RESERVE): the unit sets LimitNOFILE=4096. */
 #define HTTP_MAX_CONNECTIONS 1024U
-/* One address must not take the server: at 64 it takes 16 addresses (16 pods, whose addresses the
+/* One address must not take the server: at 128 it takes 8 addresses (8 pods, whose addresses the
  * CNI assigns, not they) to fill HTTP_MAX_CONNECTIONS, where 256 let 4 pods trickling request
- * heads hold every slot (issue 11). A pod's SDKs hold one or two connections each; 64 is a pod
- * with dozens of processes each fetching credentials at the same moment. */
-#define HTTP_MAX_CONNECTIONS_PER_IP 64U
+ * heads hold every slot (issue 11). Not lower: a pod whose 100 threads each build an SDK client at
+ * start asks IMDS 100 times at once, and a refused connection is a failed credential fetch. */
+#define HTTP_MAX_CONNECTIONS_PER_IP 128U
 /* A request head (and its small body) must be complete this long after the connection opened, or
  * after its request line arrived on a kept-alive connection. SDKs write a head in one go and give
  * up on IMDS after 1-2 s; a client trickling bytes resets MHD's idle timeout forever, this does

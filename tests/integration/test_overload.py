@@ -26,7 +26,7 @@ PROBE_BOUND_SEC = 1.0
 # src/http/server.h: a request head is due this long after the connection opened
 HEAD_DEADLINE_SEC = 10
 # src/http/server.h: connections one client address may hold
-MAX_CONNECTIONS_PER_IP = 64
+MAX_CONNECTIONS_PER_IP = 128
 # Attempts allowed a connect timeout before we call it a failure: a loaded CI machine can drop a
 # SYN, which costs 1 s in the kernel and is not the daemon's doing; it must stay the exception.
 PROBE_RETRIES = 2

@@ -22,7 +22,7 @@ TEST(connection_cap_fits_the_fd_limit) {
 
 TEST(one_address_cannot_fill_the_server) {
         /* it takes this many addresses (pods) to hold every connection */
-        ASSERT_TRUE(HTTP_MAX_CONNECTIONS / HTTP_MAX_CONNECTIONS_PER_IP >= 16);
+        ASSERT_TRUE(HTTP_MAX_CONNECTIONS / HTTP_MAX_CONNECTIONS_PER_IP >= 8);
         /* a head deadline is shorter than the idle timeout, or trickling would be the cheaper hold */
         ASSERT_TRUE(HTTP_HEAD_DEADLINE_SEC < HTTP_IDLE_TIMEOUT_SEC);
 }
