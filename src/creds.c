@@ -16,6 +16,10 @@
 
 /* A power of two; at CREDS_MAX_ENTRIES this keeps chains short. */
 #define CREDS_BUCKETS 1024
+/* A backstop, not a schedule: creds_run() does everything due when it runs, so the timer never has a
+ * reason to fire again within this gap. Should a change break that rule, the loop runs creds_run() at
+ * most 1,000 times a second instead of spinning on "now" (issue 11). */
+#define CREDS_TIMER_MIN_GAP_USEC (1 * USEC_PER_MSEC)
 
 typedef enum FetchReason {
         FETCH_MISS,     /* a caller is waiting */
@@ -73,6 +77,7 @@ struct Creds {
         unsigned throttle_factor;
         usec_t last_throttle;
         sd_event_source *timer;
+        usec_t last_run; /* the clock of the last creds_run(), 0 before the first */
         bool running;
         Metrics *metrics;
         MetricFamily *m_duration, *m_hits, *m_misses, *m_prefetches, *m_refreshes, *m_errors, *m_entries;
@@ -682,6 +687,57 @@ static bool entry_wanted(const Creds *c, const Entry *e, usec_t now) {
                (e->last_requested > e->obtained && now < e->last_requested + 2 * c->settings.session_ttl);
 }
 
+typedef enum EntryAction {
+        ENTRY_IDLE,
+        ENTRY_FETCH, /* a retry or a refresh is due: queue it for a token */
+        ENTRY_DROP,
+} EntryAction;
+
+/* What creds_run() does for an entry at `now`, waiters' deadlines and queued fetches aside. The one
+ * place that decides it: creds_next_wakeup() asks this same function at every time its answer can
+ * change, so the timer is never due for an entry that creds_run() would skip. A timer due "now"
+ * without progress outran the HTTP server once (issue 11: annotation churn starved every request). */
+static EntryAction entry_action(const Creds *c, const Entry *e, usec_t now) {
+        bool wanted;
+
+        if (e->fetching || e->want_fetch)
+                return ENTRY_IDLE; /* the fetch's completion or a token moves it on */
+        wanted = entry_wanted(c, e, now);
+        if (e->retry_at > 0 && wanted)
+                return now >= e->retry_at ? ENTRY_FETCH : ENTRY_IDLE;
+        if (e->creds && e->retry_at == 0 && wanted && !(e->error && e->error->class == STS_ERROR_DENIED) &&
+            now >= e->refresh_at)
+                return ENTRY_FETCH;
+        return entry_droppable(c, e, now) ? ENTRY_DROP : ENTRY_IDLE;
+}
+
+/* The earliest time >= now at which entry_action() has something to do, USEC_INFINITY for never.
+ * entry_action() compares the clock with these thresholds only (with <, <= or >=), so its answer is
+ * constant between them: trying each threshold and the microsecond after it is exact. */
+static usec_t entry_due(const Creds *c, const Entry *e, usec_t now) {
+        const usec_t at[] = {
+                now,
+                e->retry_at,
+                e->refresh_at,
+                e->creds ? usec_sub(e->creds->expiration, min_serve(c, e)) : USEC_INFINITY,
+                e->creds ? e->creds->expiration : USEC_INFINITY,
+                e->error_until,
+                usec_add(e->last_requested, 2 * c->settings.session_ttl),
+        };
+        usec_t due = USEC_INFINITY;
+
+        if (e->fetching || e->want_fetch)
+                return USEC_INFINITY;
+        for (size_t i = 0; i < ELEMENTSOF(at); i++)
+                for (usec_t k = 0; k <= 1; k++) {
+                        usec_t t = usec_add(at[i], k);
+
+                        if (t >= now && t < due && entry_action(c, e, t) != ENTRY_IDLE)
+                                due = t;
+                }
+        return due;
+}
+
 typedef struct Answer {
         struct Answer *next;
         CredsWaiter *waiter;
@@ -697,6 +753,7 @@ void creds_run(Creds *c) {
                 return;
         c->running = true;
         now = now_of(c);
+        c->last_run = now;
         bucket_refill(c, now);
 
         for (Entry *e = c->entries, *next; e; e = next) {
@@ -726,18 +783,21 @@ void creds_run(Creds *c) {
                         a->next = answers;
                         answers = a;
                 }
-                if (e->fetching || e->want_fetch)
-                        continue;
-                if (e->retry_at > 0 && now >= e->retry_at && entry_wanted(c, e, now)) {
+                /* A queued prefetch or refresh whose pod is gone (its external id changed again, say)
+                 * is worth no STS call: under annotation churn these would queue by the thousand. */
+                if (e->want_fetch && !entry_wanted(c, e, now))
+                        e->want_fetch = false;
+                switch (entry_action(c, e, now)) {
+                case ENTRY_FETCH:
                         e->want_fetch = true;
                         e->want_reason = e->waiters ? FETCH_MISS : FETCH_REFRESH;
-                } else if (e->creds && e->retry_at == 0 && now >= e->refresh_at && entry_wanted(c, e, now) &&
-                           !(e->error && e->error->class == STS_ERROR_DENIED)) {
-                        e->want_fetch = true;
-                        e->want_reason = FETCH_REFRESH;
-                } else if (entry_droppable(c, e, now) && !(e->retry_at > 0 && entry_wanted(c, e, now))) {
+                        break;
+                case ENTRY_DROP:
                         log_debug("Dropping unused credentials of %s", e->role_arn);
                         entry_free(e);
+                        break;
+                case ENTRY_IDLE:
+                        break;
                 }
         }
 
@@ -776,23 +836,12 @@ usec_t creds_next_wakeup(Creds *c) {
                         t = MIN(t, w->deadline);
                 if (e->want_fetch)
                         queued = true;
-                if (e->fetching)
-                        continue;
-                if (e->retry_at > 0)
-                        t = MIN(t, e->retry_at);
-                else if (e->creds)
-                        t = MIN(t, e->refresh_at);
-                if (e->creds)
-                        /* when it stops being servable, it may be dropped */
-                        t = MIN(t, usec_sub(e->creds->expiration, min_serve(c, e)));
-                if (e->error && e->error_until > now)
-                        t = MIN(t, e->error_until);
-                if (!e->creds && !e->waiters && e->in_use == 0)
-                        t = MIN(t, now);
+                t = MIN(t, entry_due(c, e, now));
         }
         if (queued) {
+                /* the next token; a microsecond over, so rounding never wakes us just before it */
                 double need = c->tokens >= 1 ? 0 : (1 - c->tokens) / rate_now(c);
-                t = MIN(t, now + (usec_t) ceil(need * (double) USEC_PER_SEC));
+                t = MIN(t, now + (usec_t) ceil(need * (double) USEC_PER_SEC) + (c->tokens >= 1 ? 0 : 1));
         }
         return t;
 }
@@ -809,6 +858,8 @@ static void reschedule(Creds *c) {
         if (!c->timer || c->running)
                 return;
         t = creds_next_wakeup(c);
+        if (t != USEC_INFINITY && c->last_run > 0)
+                t = MAX(t, usec_add(c->last_run, CREDS_TIMER_MIN_GAP_USEC));
         if (t == USEC_INFINITY) {
                 (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
                 return;

@@ -36,6 +36,7 @@ typedef struct PodState {
         char *external_id;
         char *audit_key; /* "<result> <role>" of the last audit entry */
         usec_t audit_at;
+        LogRatelimit log_ratelimit; /* the lines this pod's requests may cause */
 } PodState;
 
 struct ImdsService {
@@ -45,6 +46,7 @@ struct ImdsService {
         PodState *pods;
         size_t n_pods, cap_pods;
         LogRatelimit audit_ratelimit;
+        LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
 };
 
@@ -249,7 +251,11 @@ static PodState *pod_state(ImdsService *s, const char *uid, bool create) {
                 s->pods = p;
                 s->cap_pods = cap;
         }
-        s->pods[s->n_pods] = (PodState){ .uid = strdup(uid) };
+        s->pods[s->n_pods] = (PodState){
+                .uid = strdup(uid),
+                .log_ratelimit = { .interval_usec = IMDS_SERVICE_POD_LOG_INTERVAL,
+                                   .burst = IMDS_SERVICE_POD_LOG_BURST },
+        };
         if (!s->pods[s->n_pods].uid)
                 return NULL;
         return &s->pods[s->n_pods++];
@@ -276,7 +282,7 @@ static void audit_full(ImdsService *s, const char *uid, const char *ns, const ch
                 return;
         if (p && p->audit_key && streq(p->audit_key, key) && now - p->audit_at < IMDS_SERVICE_AUDIT_REPEAT)
                 return;
-        if (!log_ratelimit_test(&s->audit_ratelimit))
+        if (!log_ratelimit_allow(p ? &p->log_ratelimit : NULL, &s->audit_ratelimit))
                 return;
         if (p) {
                 free_and_replace(p->audit_key, key);
@@ -523,12 +529,14 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         }
 
         if (!roles_url_matches(s->d.roles, pr->url_role, arn)) {
-                log_fields(LOG_ERR,
-                           ((const LogField[]){ { "POD_IAM_ROLE", arn },
-                                                { "NS_NAME", pod->namespace },
-                                                { "PARAMS_IAM_ROLE", pr->url_role },
-                                                { "POD_IP", pr->ip } }),
-                           4, "Invalid role: does not match annotated role");
+                PodState *st = pod_state(s, pod->uid, true);
+
+                (void) log_ratelimited(st ? &st->log_ratelimit : NULL, &s->request_log_ratelimit, LOG_ERR, 0,
+                                       ((const LogField[]){ { "POD_IAM_ROLE", arn },
+                                                            { "NS_NAME", pod->namespace },
+                                                            { "PARAMS_IAM_ROLE", pr->url_role },
+                                                            { "POD_IP", pr->ip } }),
+                                       4, "Invalid role: does not match annotated role");
                 (void) asprintf(&msg, "Invalid role %s", pr->url_role);
                 audit(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "wrong-role", LOG_WARNING,
                       LOG_MESSAGE_ID_ROLE_DENIED, pr->url_role);
@@ -561,7 +569,8 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
                 on_creds(r >= 0 ? creds : NULL, r >= 0 ? NULL : error, pr);
                 if (r < 0 && !error) {
                         /* creds_get() always describes a failure; this only guards the contract */
-                        log_error_errno(r, "Credential cache failed: %m");
+                        (void) log_ratelimited(NULL, &s->request_log_ratelimit, LOG_ERR, r, NULL, 0,
+                                               "Credential cache failed: %m");
                 }
         }
 }
@@ -864,7 +873,10 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
         if (!s)
                 return -ENOMEM;
         s->d = *deps;
-        s->audit_ratelimit = (LogRatelimit){ .interval_usec = 10 * USEC_PER_SEC, .burst = 200 };
+        s->audit_ratelimit = (LogRatelimit){ .interval_usec = IMDS_SERVICE_AUDIT_INTERVAL,
+                                             .burst = IMDS_SERVICE_AUDIT_BURST };
+        s->request_log_ratelimit = (LogRatelimit){ .interval_usec = IMDS_SERVICE_REQUEST_LOG_INTERVAL,
+                                                   .burst = IMDS_SERVICE_REQUEST_LOG_BURST };
         if (deps->metrics) {
                 r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_pod_not_in_pod_cache",
                                        "Requests from an address no known pod had.", METRIC_COUNTER, NULL,

@@ -42,6 +42,17 @@ typedef struct ImdsService ImdsService;
 #define IMDS_SERVICE_CREDS_WAIT (5 * USEC_PER_SEC)
 /* Audit entries per pod: a change of result is always written, a repeat once a minute at most. */
 #define IMDS_SERVICE_AUDIT_REPEAT (60 * USEC_PER_SEC)
+/* Log lines one pod's requests may cause (audit entries, refused roles) per interval: a pod that
+ * alternates results or floods refusals writes this many, and the other pods' entries still fit
+ * in the shared budget below and in journald's per-unit limit (10,000 per 30 s by default). */
+#define IMDS_SERVICE_POD_LOG_BURST 20U
+#define IMDS_SERVICE_POD_LOG_INTERVAL (10 * USEC_PER_SEC)
+/* Audit entries of all pods together per interval: a node's pods starting at once fit. */
+#define IMDS_SERVICE_AUDIT_BURST 200U
+#define IMDS_SERVICE_AUDIT_INTERVAL (10 * USEC_PER_SEC)
+/* Other per-request lines of all pods together (a role refused, an internal failure). */
+#define IMDS_SERVICE_REQUEST_LOG_BURST 50U
+#define IMDS_SERVICE_REQUEST_LOG_INTERVAL (10 * USEC_PER_SEC)
 /* Requests waiting for a pod at once: a node's pods with a few requests each. Beyond it, 503. */
 #define IMDS_SERVICE_MAX_WAITING 4096U
 

@@ -46,6 +46,9 @@
 #define LISTEN_BACKLOG 4096
 /* --auto-discover-*: kube2iam reads IMDS once at start and dies when it cannot; we wait this long. */
 #define DISCOVERY_TIMEOUT (30 * USEC_PER_SEC)
+/* The per-request log (debug, --log-level=debug): enough to follow a few pods, not a flood. */
+#define REQUEST_LOG_BURST 100U
+#define REQUEST_LOG_INTERVAL_USEC USEC_PER_SEC
 
 typedef struct Daemon {
         Config config;
@@ -220,17 +223,16 @@ static void on_answered(const HttpRequest *req, unsigned status, usec_t duration
         /* kube2iam logs every request but /healthz at info; ours are debug, and rate-limited */
         if (log_get_max_level() < LOG_DEBUG || streq(http_request_path(req), "/healthz"))
                 return;
-        if (!log_ratelimit_test(&d->request_log_ratelimit))
-                return;
         snprintf(ms, sizeof ms, "%f", (double) duration / USEC_PER_MSEC);
         snprintf(st, sizeof st, "%u", status);
-        log_fields(LOG_DEBUG,
-                   ((const LogField[]){ { "REQ_METHOD", http_request_method(req) },
-                                        { "REQ_PATH", http_request_path(req) },
-                                        { "REQ_REMOTE", http_request_peer(req) },
-                                        { "RES_DURATION", ms },
-                                        { "RES_STATUS", st } }),
-                   5, "%s %s (%u) took %s ms", http_request_method(req), http_request_path(req), status, ms);
+        (void) log_ratelimited(NULL, &d->request_log_ratelimit, LOG_DEBUG, 0,
+                               ((const LogField[]){ { "REQ_METHOD", http_request_method(req) },
+                                                    { "REQ_PATH", http_request_path(req) },
+                                                    { "REQ_REMOTE", http_request_peer(req) },
+                                                    { "RES_DURATION", ms },
+                                                    { "RES_STATUS", st } }),
+                               5, "%s %s (%u) took %s ms", http_request_method(req), http_request_path(req),
+                               status, ms);
 }
 
 static int make_listener(const char *address, uint16_t port, int *ret) {
@@ -658,7 +660,8 @@ static int run(Daemon *d) {
 
         d->router = (RouterOptions){ .debug = d->config.debug,
                                      .metrics = d->config.metrics_port == d->config.app_port };
-        d->request_log_ratelimit = (LogRatelimit){ .interval_usec = USEC_PER_SEC, .burst = 100 };
+        d->request_log_ratelimit =
+                (LogRatelimit){ .interval_usec = REQUEST_LOG_INTERVAL_USEC, .burst = REQUEST_LOG_BURST };
 
         r = http_server_new(d->event, TAKE_FD(app_fd), "app", on_request, d, &d->app);
         if (r < 0)

@@ -355,3 +355,9 @@ bool log_ratelimit_test(LogRatelimit *r) {
         r->suppressed++;
         return false;
 }
+
+bool log_ratelimit_allow(LogRatelimit *client, LogRatelimit *shared) {
+        if (client && !log_ratelimit_test(client))
+                return false;
+        return !shared || log_ratelimit_test(shared);
+}

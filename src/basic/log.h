@@ -97,3 +97,16 @@ typedef struct LogRatelimit {
         unsigned suppressed;
 } LogRatelimit;
 bool log_ratelimit_test(LogRatelimit *r);
+/* The one gate for log lines a client can cause with each request (audit entries, refusals,
+ * proxy errors, the HTTP library's complaints): every such line above debug passes here.
+ * `client` (may be NULL) is the budget of the client that caused it and is asked first, so one
+ * client spends its own budget and never `shared`, the budget all clients draw from. Lines refused
+ * are counted and reported when the limiter's next window opens. */
+bool log_ratelimit_allow(LogRatelimit *client, LogRatelimit *shared);
+#define log_ratelimited(client, shared, level, error, fields, n_fields, ...) \
+        ({ \
+                int _l = (level), _e = (error); \
+                (log_get_max_level() >= _l && log_ratelimit_allow(client, shared)) \
+                        ? log_internal(_l, _e, __FILE__, __LINE__, __func__, fields, n_fields, __VA_ARGS__) \
+                        : -abs(_e); \
+        })

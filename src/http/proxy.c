@@ -67,7 +67,8 @@ int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProx
         if (!p)
                 return -ENOMEM;
         p->client = client;
-        p->error_ratelimit = (LogRatelimit){ .interval_usec = 10 * USEC_PER_SEC, .burst = 20 };
+        p->error_ratelimit = (LogRatelimit){ .interval_usec = PROXY_ERROR_LOG_INTERVAL_USEC,
+                                             .burst = PROXY_ERROR_LOG_BURST };
         if (asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
                 free(p);
                 return -ENOMEM;
@@ -154,11 +155,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
 static void respond_502(ProxyCall *c, const char *why) {
         ImdsProxy *p = c->proxy;
 
-        if (log_ratelimit_test(&p->error_ratelimit))
-                log_fields(LOG_ERR,
-                           ((const LogField[]){ { "METADATA_URL", c->url },
-                                                { "REQ_REMOTE", http_request_peer(c->req) } }),
-                           2, "http: proxy error: %s", why);
+        (void) log_ratelimited(NULL, &p->error_ratelimit, LOG_ERR, 0,
+                               ((const LogField[]){ { "METADATA_URL", c->url },
+                                                    { "REQ_REMOTE", http_request_peer(c->req) } }),
+                               2, "http: proxy error: %s", why);
         (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
 }
 

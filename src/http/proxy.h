@@ -18,6 +18,9 @@
 #define PROXY_MAX_RESPONSE_BYTES (1024U * 1024U)
 /* Idle easy handles kept for reuse. */
 #define PROXY_POOL_MAX 64U
+/* "proxy error" lines (one per failed proxied request): an IMDS outage is said, not repeated. */
+#define PROXY_ERROR_LOG_BURST 20U
+#define PROXY_ERROR_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 typedef struct ImdsProxy ImdsProxy;
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -24,9 +25,20 @@
 #define HTTP_LIBRARY_LOG_BURST 20U
 #define HTTP_LIBRARY_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define HTTP_LIBRARY_LOG_LINE_MAX 256U
-/* sd-event runs one source per iteration, lowest number first: MHD's sources go after timers and
- * the HTTP client's, or timers fire late under load (docs/design.md, "One thread, one event loop": measured). */
-#define HTTP_SERVER_EVENT_PRIORITY 10
+/* How late the head-deadline timer may fire: deadlines are seconds long, and one wakeup for the
+ * connections that expire close together costs less than one each. */
+#define HTTP_DEADLINE_ACCURACY_USEC (100 * USEC_PER_MSEC)
+/* Connections cut at their head deadline are reported in one line per this interval at most. */
+#define HTTP_DEADLINE_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+/* One per TCP connection, from accept to close (MHD's socket context): when its request head (or
+ * the next one, kept alive) must be in. */
+typedef struct HttpConnection {
+        HttpServer *server;
+        struct MHD_Connection *connection;
+        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a request is with the handler */
+        struct HttpConnection *prev, *next;
+} HttpConnection;
 
 typedef enum RequestState {
         REQUEST_RECEIVING, /* headers in, body (if any) arriving */
@@ -74,6 +86,12 @@ struct HttpServer {
         HttpRequest *pending;
         unsigned n_pending;
         LogRatelimit library_log_ratelimit;
+
+        HttpConnection *connections;
+        sd_event_source *deadline_timer;
+        usec_t deadline_armed; /* when deadline_timer fires, USEC_INFINITY when off */
+        unsigned cut_unreported;
+        LogRatelimit cut_log_ratelimit;
 };
 
 static void server_schedule(HttpServer *s);
@@ -85,7 +103,7 @@ _printf_(2, 0) static void on_library_log(void *userdata, const char *fmt, va_li
         char line[HTTP_LIBRARY_LOG_LINE_MAX];
         size_t n;
 
-        if (!log_ratelimit_test(&s->library_log_ratelimit))
+        if (!log_ratelimit_allow(NULL, &s->library_log_ratelimit))
                 return;
         (void) vsnprintf(line, sizeof line, fmt, ap);
         n = strlen(line);
@@ -116,9 +134,139 @@ static void pending_unlink(HttpServer *s, HttpRequest *r) {
         s->n_pending--;
 }
 
+unsigned http_server_connection_cap(uint64_t nofile) {
+        uint64_t fit;
+
+        if (nofile <= HTTP_FD_RESERVE)
+                return 1;
+        fit = (nofile - HTTP_FD_RESERVE) / HTTP_SERVERS_MAX;
+        return (unsigned) MAX(MIN(fit, (uint64_t) HTTP_MAX_CONNECTIONS), 1);
+}
+
+/* Raises the soft fd limit to what HTTP_SERVERS_MAX full servers need, if the hard limit allows
+ * (run by hand; the unit sets LimitNOFILE= and its syscall filter forbids this), and returns the
+ * connection cap that fits the limit there is, so accept() never fails with EMFILE. */
+static unsigned fd_budget_connection_cap(const char *name) {
+        const rlim_t need = (rlim_t) HTTP_SERVERS_MAX * HTTP_MAX_CONNECTIONS + HTTP_FD_RESERVE;
+        struct rlimit rl;
+        unsigned cap;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return HTTP_MAX_CONNECTIONS;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+                struct rlimit raised = { .rlim_cur = MIN(need, rl.rlim_max), .rlim_max = rl.rlim_max };
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        rl = raised;
+        }
+        cap = rl.rlim_cur == RLIM_INFINITY ? HTTP_MAX_CONNECTIONS : http_server_connection_cap(rl.rlim_cur);
+        if (cap < HTTP_MAX_CONNECTIONS)
+                log_warning("HTTP server (%s): the fd limit (%llu) holds %u connections, not %u: "
+                            "raise LimitNOFILE= to at least %llu",
+                            name, (unsigned long long) rl.rlim_cur, cap, HTTP_MAX_CONNECTIONS,
+                            (unsigned long long) need);
+        return cap;
+}
+
+static void deadline_arm(HttpServer *s, usec_t t) {
+        int r;
+
+        if (t >= s->deadline_armed)
+                return;
+        r = sd_event_source_set_time(s->deadline_timer, t);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->deadline_timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Failed to arm the HTTP server's head deadline: %m");
+                return;
+        }
+        s->deadline_armed = t;
+}
+
+static HttpConnection *connection_of(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+static void connection_set_deadline(struct MHD_Connection *connection, usec_t deadline) {
+        HttpConnection *hc = connection_of(connection);
+
+        if (!hc)
+                return;
+        hc->deadline = deadline;
+        deadline_arm(hc->server, deadline);
+}
+
+/* Ends a connection MHD would keep: the kernel reports the shutdown to MHD's epoll, and MHD closes
+ * the connection as it would any that the client closed. */
+static void connection_cut(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+                (void) shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        HttpServer *s = userdata;
+        usec_t now = now_monotonic(), next = USEC_INFINITY;
+
+        s->deadline_armed = USEC_INFINITY;
+        for (HttpConnection *hc = s->connections; hc; hc = hc->next) {
+                if (hc->deadline > now) {
+                        next = MIN(next, hc->deadline);
+                        continue;
+                }
+                hc->deadline = USEC_INFINITY;
+                connection_cut(hc->connection);
+                s->cut_unreported++;
+        }
+        if (s->cut_unreported > 0 && log_ratelimit_allow(NULL, &s->cut_log_ratelimit)) {
+                log_notice("HTTP server (%s): closed %u connection(s) that sent no complete request within "
+                           "%us (or %us after the last answer)",
+                           s->name, s->cut_unreported, HTTP_HEAD_DEADLINE_SEC, HTTP_IDLE_TIMEOUT_SEC);
+                s->cut_unreported = 0;
+        }
+        deadline_arm(s, next);
+        return 0;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        HttpServer *s = cls;
+        HttpConnection *hc;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                hc = calloc(1, sizeof *hc);
+                if (!hc) {
+                        connection_cut(connection); /* a connection without a deadline is not served */
+                        return;
+                }
+                *hc = (HttpConnection){ .server = s, .connection = connection, .next = s->connections };
+                if (s->connections)
+                        s->connections->prev = hc;
+                s->connections = hc;
+                *socket_context = hc;
+                connection_set_deadline(connection,
+                                        usec_add(now_monotonic(), HTTP_HEAD_DEADLINE_SEC * USEC_PER_SEC));
+                return;
+        }
+        hc = *socket_context;
+        if (!hc)
+                return;
+        *socket_context = NULL;
+        if (hc->prev)
+                hc->prev->next = hc->next;
+        else
+                s->connections = hc->next;
+        if (hc->next)
+                hc->next->prev = hc->prev;
+        free(hc);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection) {
         HttpServer *s = cls;
         const union MHD_ConnectionInfo *ci;
+        HttpConnection *hc;
         HttpRequest *r;
         char *q;
 
@@ -139,6 +287,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
                 r->query = q + 1;
         }
         r->path = r->target;
+        /* the rest of this head is due within the head deadline, whatever was allowed before */
+        hc = connection_of(connection);
+        if (hc)
+                connection_set_deadline(
+                        connection,
+                        MIN(hc->deadline, usec_add(r->start, HTTP_HEAD_DEADLINE_SEC * USEC_PER_SEC)));
 
         ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -267,6 +421,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 return answer_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 
         r->state = REQUEST_KEPT;
+        /* with the handler now: a request that waits (for STS, a pod, the proxy) has its own deadline */
+        connection_set_deadline(connection, USEC_INFINITY);
         r->in_handler = true;
         s->handler(r, s->userdata);
         r->in_handler = false;
@@ -284,6 +440,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         HttpServer *s = cls;
         HttpRequest *r = *con_cls;
 
+        /* kept alive, the connection has until the idle timeout to send its next request line */
+        connection_set_deadline(connection, usec_add(now_monotonic(), HTTP_IDLE_TIMEOUT_SEC * USEC_PER_SEC));
         if (!r)
                 return;
         *con_cls = NULL;
@@ -340,6 +498,7 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
                     HttpServer **ret) {
         _cleanup_(http_server_freep) HttpServer *s = NULL;
         const union MHD_DaemonInfo *info;
+        unsigned cap;
         int r;
 
         if (!event || listen_fd < 0 || !handler || !ret)
@@ -359,14 +518,25 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
         if (!s->name)
                 return -ENOMEM;
 
+        s->cut_log_ratelimit =
+                (LogRatelimit){ .interval_usec = HTTP_DEADLINE_LOG_INTERVAL_USEC, .burst = 1 };
+        s->deadline_armed = USEC_INFINITY;
+        cap = fd_budget_connection_cap(s->name);
+        r = sd_event_add_time(event, &s->deadline_timer, CLOCK_MONOTONIC, USEC_INFINITY,
+                              HTTP_DEADLINE_ACCURACY_USEC, on_deadline, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP server's head deadline timer: %m");
+        (void) sd_event_source_set_enabled(s->deadline_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_priority(s->deadline_timer, HTTP_SERVER_EVENT_PRIORITY);
+
         s->mhd = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
                 MHD_OPTION_EXTERNAL_LOGGER, on_library_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                (size_t) HTTP_CONNECTION_POOL_BYTES, MHD_OPTION_CONNECTION_LIMIT,
-                (unsigned) HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                (unsigned) HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
+                MHD_OPTION_CONNECTION_LIMIT, cap, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                MIN((unsigned) HTTP_MAX_CONNECTIONS_PER_IP, cap), MHD_OPTION_CONNECTION_TIMEOUT,
                 (unsigned) HTTP_IDLE_TIMEOUT_SEC, MHD_OPTION_END);
         if (!s->mhd)
                 return log_error_errno(EIO, "Failed to start the HTTP server (%s)", s->name);
@@ -403,8 +573,15 @@ HttpServer *http_server_free(HttpServer *s) {
                 MHD_stop_daemon(s->mhd);
                 s->mhd = NULL;
         }
+        /* MHD told us of every connection it closed; nothing is left, but free what would be */
+        while (s->connections) {
+                HttpConnection *hc = s->connections;
+                s->connections = hc->next;
+                free(hc);
+        }
         /* MHD does not close a socket passed with MHD_OPTION_LISTEN_SOCKET */
         safe_close(s->listen_fd);
+        sd_event_source_disable_unref(s->deadline_timer);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->defer);

@@ -23,15 +23,40 @@
 #define HTTP_MAX_HEADER_BYTES (8U * 1024U)
 /* IMDS requests carry no body (the token PUT neither); a small allowance keeps odd clients working. */
 #define HTTP_MAX_BODY_BYTES 1024U
-/* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn
- * and is far below the default fd limit the unit sets. */
+/* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn.
+ * The fd limit must exceed it (see HTTP_FD_RESERVE): the unit sets LimitNOFILE=4096. */
 #define HTTP_MAX_CONNECTIONS 1024U
-/* One pod (one address) should not starve the others: a quarter of the total each, so a pod
- * with a busy connection pool (256, as wrk -c256 in bench/) is served while three such pods
- * still leave room for the rest of the node. */
-#define HTTP_MAX_CONNECTIONS_PER_IP 256U
-/* Idle keep-alive connections are closed after this long (SDKs reconnect at will). */
+/* One address must not take the server: at 128 it takes 8 addresses (8 pods, whose addresses the
+ * CNI assigns, not they) to fill HTTP_MAX_CONNECTIONS, where 256 let 4 pods trickling request
+ * heads hold every slot (issue 11). Not lower: a pod whose 100 threads each build an SDK client at
+ * start asks IMDS 100 times at once, and a refused connection is a failed credential fetch. */
+#define HTTP_MAX_CONNECTIONS_PER_IP 128U
+/* A request head (and its small body) must be complete this long after the connection opened, or
+ * after its request line arrived on a kept-alive connection. SDKs write a head in one go and give
+ * up on IMDS after 1-2 s; a client trickling bytes resets MHD's idle timeout forever, this does
+ * not reset. Requests handed to a handler (waiting for STS, a pod, the proxy) are not subject. */
+#define HTTP_HEAD_DEADLINE_SEC 10U
+/* Idle keep-alive connections are closed after this long (SDKs reconnect at will). Between two
+ * requests it is also a deadline for the next request line that trickled bytes do not reset. */
 #define HTTP_IDLE_TIMEOUT_SEC 30U
+/* File descriptors kept for everything but pods' connections: curl's connections to STS, the real
+ * IMDS and the API server, the watch, the journal, kubeconfig exec plugins' pipes, sd-event's own.
+ * A few dozen in practice; the rest is headroom so accept() never meets EMFILE. */
+#define HTTP_FD_RESERVE 1024U
+/* The daemon's listeners sharing the fd limit: the pods' one and the metrics one. */
+#define HTTP_SERVERS_MAX 2U
+/* sd-event dispatches one pending source per iteration: the lowest priority number first, and
+ * among equals the one pending longest. Every source of the daemon (this server, the HTTP client's
+ * curl sockets and timers, the watch, the credential timer) has this one priority, so none can be
+ * skipped twice while another is pending: the server never waits behind internal work for more
+ * than one turn of each, and a busy server cannot starve the timers and curl that answer its
+ * kept requests. A server at a lower priority than the rest waited for as long as any other
+ * source stayed pending (issue 11: a credential timer due "now" kept it waiting for 20 s). */
+#define HTTP_SERVER_EVENT_PRIORITY SD_EVENT_PRIORITY_NORMAL
+
+/* The connection cap that fits an fd limit of `nofile`: HTTP_MAX_CONNECTIONS, or less when the
+ * limit cannot hold HTTP_SERVERS_MAX servers' caps plus HTTP_FD_RESERVE (at least 1). */
+unsigned http_server_connection_cap(uint64_t nofile);
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;

@@ -3,6 +3,7 @@
 daemon as a process, a systemd notify socket. (Fixtures live in tests/conftest.py; this is a
 plain module so suites with their own conftest.py can import it without a name clash.)"""
 
+import http.client
 import os
 import shutil
 import signal
@@ -217,6 +218,17 @@ class Daemon:
 def assert_no_secrets(text, env):
     for s in env.secrets():
         assert s not in text, "a secret issued by the fakes appears in the daemon's output"
+
+
+def http_get(d, path, source="127.0.0.1", timeout=10.0):
+    """One GET on a new connection from `source` (a pod is a loopback address): (status, body)."""
+    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
 
 
 def wait_until(pred, timeout=20.0, what="condition", interval=0.02):

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "tap.h"
+#include "time-util.h"
 
 /* Logs one entry with stderr redirected to a temporary file; returns what was written. */
 static char *capture_fields(LogFormat f, const LogField *fields, size_t n_fields, const char *arg) {
@@ -78,4 +79,27 @@ TEST(text_and_json_use_kube2iams_field_names_sorted_and_leave_message_id_to_the_
                             "\"req.method\":\"GET\",\"req.path\":\"/latest/x\",\"res.status\":403}"));
         ASSERT_NULL(strstr(out, "abc123"));
         free(out);
+}
+
+TEST(one_client_spends_its_own_log_budget_not_the_shared_one) {
+        LogRatelimit shared = { .interval_usec = 60 * USEC_PER_SEC, .burst = 30 };
+        LogRatelimit flooder = { .interval_usec = 60 * USEC_PER_SEC, .burst = 20 };
+        LogRatelimit other = { .interval_usec = 60 * USEC_PER_SEC, .burst = 20 };
+        unsigned allowed = 0;
+
+        for (int i = 0; i < 2000; i++)
+                allowed += log_ratelimit_allow(&flooder, &shared);
+        ASSERT_EQ(allowed, 20);
+        ASSERT_EQ(flooder.suppressed, 1980);
+        /* the shared budget was charged only for what the flooder's own let through */
+        ASSERT_EQ(shared.count, 20);
+        allowed = 0;
+        for (int i = 0; i < 5; i++)
+                allowed += log_ratelimit_allow(&other, &shared);
+        ASSERT_EQ(allowed, 5);
+        /* without a client budget, the shared one decides alone */
+        allowed = 0;
+        for (int i = 0; i < 10; i++)
+                allowed += log_ratelimit_allow(NULL, &shared);
+        ASSERT_EQ(allowed, 5);
 }

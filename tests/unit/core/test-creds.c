@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "creds.h"
 #include "metrics.h"
@@ -539,6 +540,68 @@ TEST(failing_role_nobody_asks_for_stops_being_retried) {
         ASSERT_EQ(res.errors, 1); /* the one caller got an error at its deadline */
         ASSERT_EQ(creds_size(c), 0);
         ASSERT_EQ(f.calls, calls_after_first_hour);
+}
+
+/* The rule behind issue 11: after creds_run() at T, nothing is due at T any more. A wakeup at or before
+ * T would be a timer firing "now" without progress, which once starved the HTTP server. */
+static void run_expecting_progress(Creds *c, FakeSts *f) {
+        creds_run(c);
+        ASSERT_TRUE(creds_next_wakeup(c) > f->now);
+}
+
+TEST(external_id_churn_never_wakes_the_timer_without_progress) {
+        FakeSts f = {};
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        char ext[32], prev[32] = "";
+        unsigned runs = 0;
+
+        /* one pod whose external id changes 300 times: each change releases the old key and
+         * prefetches the new one, far more than the bucket (burst 10) allows at once */
+        for (int i = 0; i < 300; i++) {
+                snprintf(ext, sizeof ext, "ext-%d", i);
+                ASSERT_OK(creds_set_in_use(c, ROLE, ext, true));
+                ASSERT_OK(creds_prefetch(c, ROLE, ext, "10.0.0.1"));
+                if (prev[0])
+                        ASSERT_OK(creds_set_in_use(c, ROLE, prev, false));
+                memcpy(prev, ext, sizeof prev);
+        }
+        ASSERT_EQ(f.calls, defaults.sts_burst);
+        run_expecting_progress(c, &f);
+        while (creds_next_wakeup(c) < T0 + USEC_PER_MINUTE && runs++ < 1000) {
+                f.now = creds_next_wakeup(c);
+                run_expecting_progress(c, &f);
+                fake_succeed_all(&f, c);
+        }
+        /* the abandoned ids' queued prefetches were dropped, not paid for: one more call, for
+         * the id the pod uses now */
+        ASSERT_EQ(f.calls, defaults.sts_burst + 1);
+        ASSERT_STREQ(f.last_ext, "ext-299");
+        printf("# timer runs in the first minute after 300 external-id changes: %u\n", runs);
+        ASSERT_TRUE(runs < 20);
+}
+
+TEST(failed_refresh_of_an_entry_nobody_uses_is_not_due_now) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        /* the refresh point: the refresh starts, fails, and the pod goes away meanwhile */
+        f.now = creds_next_wakeup(c);
+        run_expecting_progress(c, &f);
+        ASSERT_EQ(f.calls, 2);
+        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, false));
+        fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
+        /* the retry is not wanted, the credentials are still fresh: nothing to do until they are not */
+        for (int i = 0; i < 10 && creds_size(c) > 0; i++) {
+                ASSERT_TRUE(creds_next_wakeup(c) > f.now);
+                f.now = creds_next_wakeup(c);
+                run_expecting_progress(c, &f);
+        }
+        ASSERT_EQ(creds_size(c), 0);
+        ASSERT_EQ(f.calls, 2);
 }
 
 TEST(debug_json_shows_state_but_no_secret_or_key) {
