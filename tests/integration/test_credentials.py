@@ -516,6 +516,10 @@ def test_empty_role_annotation_under_namespace_restrictions_is_404_and_debug_sto
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions", "--debug")
     r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.29")
     assert r.status == 404, body
-    r, body = get(d, "/debug/store")
-    assert r.getheader("Content-Type") == "application/json"
-    assert json.loads(body)["rolesByNamespace"]["restricted"] == []
+    # the 404 does not wait for the namespace watch: wait for the namespace before reading the store
+    def store():
+        r, body = get(d, "/debug/store")
+        assert r.getheader("Content-Type") == "application/json"
+        return json.loads(body)["rolesByNamespace"]
+    wait_until(lambda: "restricted" in store(), what="the namespace in /debug/store")
+    assert store()["restricted"] == []
