@@ -105,6 +105,13 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
 bool store_namespaces_known(const Store *s);
 void store_namespaces_unavailable(Store *s);
 
+/* While set, no lookup finds a pod (NOT_FOUND, with a message saying why): the pods held could
+ * not be confirmed with the API server for too long (docs/pod-store.md). The contents are kept,
+ * so that the next complete list reports exactly what changed. Waiters are not woken here: the
+ * caller tells the requests that wait (imds_service_kube_changed()). */
+void store_set_pods_unconfirmed(Store *s, bool unconfirmed);
+bool store_pods_unconfirmed(const Store *s);
+
 int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
 void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
 

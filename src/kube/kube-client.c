@@ -50,10 +50,12 @@ typedef struct Watcher {
         StrBuf incoming;                  /* watch bytes not yet parsed */
         sd_event_source *incoming_source; /* parses them outside libcurl's callbacks */
         WatcherState state;
-        bool listing;    /* the running transfer is a list page */
-        char *rv;        /* NULL: the next request is a (re-)list */
-        char *cont;      /* continue token of the list in progress */
-        StorePod **pods; /* pages of the list in progress */
+        bool listing; /* the running transfer is a list page */
+        char *rv;     /* NULL: the next request is a (re-)list */
+        unsigned
+                page_limit; /* limit= of the next list page (KUBE_LIST_PAGE_LIMIT_MIN..KUBE_LIST_PAGE_LIMIT) */
+        char *cont;         /* continue token of the list in progress */
+        StorePod **pods;    /* pages of the list in progress */
         size_t n_pods, cap_pods;
         NamespaceItem *ns;
         size_t n_ns, cap_ns;
@@ -61,7 +63,9 @@ typedef struct Watcher {
         usec_t backoff;
         bool synced;
         bool forbidden;
-        int abort_reason; /* why the write callback stopped the transfer */
+        KubeFreshness fresh; /* pods only: since when refreshing fails while the server answers */
+        bool stale;          /* pods only: the store vouches for no pod (store_set_pods_unconfirmed) */
+        int abort_reason;    /* why the write callback stopped the transfer */
         unsigned events_this_stream;
         unsigned auth_failures;
         usec_t retry_after; /* from a 429/503 Retry-After header */
@@ -91,6 +95,7 @@ struct KubeClient {
         KubeCredentials *exec_creds; /* cached exec plugin result */
         KubeExec *exec;
         Watcher pods, namespaces;
+        sd_event_source *stale_timer; /* when the pod store turns stale, if nothing confirms it first */
         Resolve *resolves;
         usec_t idle_timeout;
         unsigned long long events_applied;
@@ -291,9 +296,14 @@ static char *status_message(const StrBuf *b) {
 
 /* ---- state ---- */
 
+static usec_t client_max_stale(const KubeClient *k) {
+        return k->config->pod_store_max_stale ?: KUBE_POD_STORE_MAX_STALE_USEC;
+}
+
 static void client_state_changed(KubeClient *k) {
         _cleanup_strbuf_ StrBuf b = {};
         const char *server = k->kubeconfig ? k->kubeconfig->server : NULL;
+        char dur[DURATION_MAX];
 
         if (!k->kubeconfig) {
                 if (k->kubeconfig_invalid)
@@ -309,6 +319,12 @@ static void client_state_changed(KubeClient *k) {
                 strbuf_appendf(&b, "Listing pods on node %s from %s", k->config->node, server);
                 if (k->pods.last_error)
                         strbuf_appendf(&b, " (retrying: %s)", k->pods.last_error);
+        } else if (k->pods.stale) {
+                strbuf_appendf(&b,
+                               "Pod list of node %s not refreshed for over %s while the API server answers "
+                               "(%s): no pod is answered for",
+                               k->config->node, format_duration(client_max_stale(k), dur, sizeof dur),
+                               strna(k->pods.last_error));
         } else {
                 strbuf_appendf(&b, "Synced %zu pods", store_n_pods(k->store));
                 if (k->namespaces.forbidden)
@@ -404,6 +420,68 @@ static void watcher_relist(Watcher *w) {
         watcher_drop_pending(w);
 }
 
+/* ---- freshness of the pod store ---- */
+
+static void client_update_staleness(KubeClient *k);
+
+static int on_stale_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        client_update_staleness(userdata);
+        return 0;
+}
+
+static void client_arm_stale_timer(KubeClient *k, usec_t deadline) {
+        int r;
+
+        if (deadline == USEC_INFINITY) {
+                if (k->stale_timer)
+                        (void) sd_event_source_set_enabled(k->stale_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (k->stale_timer) {
+                r = sd_event_source_set_time(k->stale_timer, deadline);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(k->stale_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(k->event, &k->stale_timer, CLOCK_MONOTONIC, deadline, 0,
+                                      on_stale_timer, k);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the pod store staleness check: %m");
+}
+
+/* Applies the staleness rule (kube-freshness.h) to the store: a stale store answers for no pod. */
+static void client_update_staleness(KubeClient *k) {
+        Watcher *w = &k->pods;
+        usec_t deadline = kube_freshness_deadline(&w->fresh, client_max_stale(k));
+        bool stale = w->synced && now_monotonic() >= deadline;
+        char dur[DURATION_MAX];
+
+        client_arm_stale_timer(k, stale ? USEC_INFINITY : deadline);
+        if (stale == w->stale)
+                return;
+        w->stale = stale;
+        store_set_pods_unconfirmed(k->store, stale);
+        if (stale)
+                log_error(
+                        "The pod list of node %s could not be refreshed for %s while the API server answers "
+                        "(%s): no pod is answered for until a complete list arrives",
+                        k->config->node, format_duration(client_max_stale(k), dur, sizeof dur),
+                        strna(w->last_error));
+        else
+                log_notice("The pod list of node %s is current again: answering for its pods",
+                           k->config->node);
+        client_state_changed(k);
+}
+
+static void watcher_record(Watcher *w, KubeRefresh outcome) {
+        if (!w->is_pods)
+                return;
+        /* the common case, every watch event of a healthy stream: nothing to do */
+        if (outcome == KUBE_REFRESH_CONFIRMED && w->fresh.failing_since == 0 && !w->stale)
+                return;
+        kube_freshness_record(&w->fresh, outcome, now_monotonic());
+        client_update_staleness(w->client);
+}
+
 /* ---- events ---- */
 
 static int apply_event(const WatchEvent *ev, void *userdata) {
@@ -466,6 +544,7 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         }
         w->events_this_stream++;
         k->events_applied++;
+        watcher_record(w, KUBE_REFRESH_CONFIRMED);
         /* the counts in the status text changed */
         if (ev->type == WATCH_EVENT_ADDED || ev->type == WATCH_EVENT_DELETED)
                 client_state_changed(k);
@@ -636,6 +715,21 @@ static int list_page_apply(Watcher *w) {
         return 0;
 }
 
+/* The page in progress was too large for us: the same page (same continue token, pages already
+ * received kept) with half as many items. */
+static void watcher_smaller_pages(Watcher *w) {
+        unsigned limit = MAX(w->page_limit / 2, (unsigned) KUBE_LIST_PAGE_LIMIT_MIN);
+
+        log_notice("A %s list page of up to %u items exceeded %d bytes: asking for pages of %u", w->what,
+                   w->page_limit, KUBE_LIST_PAGE_MAX_BYTES, limit);
+        watcher_set_error(w, "a %s list page of %u items exceeded %d bytes", w->what, w->page_limit,
+                          KUBE_LIST_PAGE_MAX_BYTES);
+        w->page_limit = limit;
+        request_release(&w->req);
+        w->state = WATCHER_IDLE;
+        watcher_next(w);
+}
+
 static void watcher_unauthorized(Watcher *w) {
         KubeClient *k = w->client;
 
@@ -713,6 +807,8 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         if (code != 200 && code != 0)
                 message = status_message(&w->req.body);
 
+        if (code == 401 || code == 403)
+                watcher_record(w, KUBE_REFRESH_FAILED);
         if (code == 401) {
                 request_release(&w->req);
                 watcher_unauthorized(w);
@@ -732,12 +828,18 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         }
 
         if (w->listing) {
+                if (code != 200 || error < 0 || abort_reason < 0)
+                        watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
                 if (code == 410) {
                         /* the continue token expired: start the list again */
                         log_info("The %s list's continue token expired: listing again", w->what);
                         watcher_relist(w);
                         request_release(&w->req);
                         watcher_schedule(w, 0, WATCHER_BACKOFF);
+                        return;
+                }
+                if (abort_reason == -EFBIG && w->page_limit > KUBE_LIST_PAGE_LIMIT_MIN) {
+                        watcher_smaller_pages(w);
                         return;
                 }
                 if (error < 0 || code != 200) {
@@ -759,6 +861,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                 r = list_page_apply(w);
                 request_release(&w->req);
                 if (r < 0) {
+                        watcher_record(w, KUBE_REFRESH_FAILED);
                         watcher_set_error(w, "listing %s: %s", w->what,
                                           r == -EBADMSG ? "malformed list" : strerror(-r));
                         log_error("Failed to apply the %s list from %s: %s", w->what, k->kubeconfig->server,
@@ -772,7 +875,10 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                         w->synced = true;
                         w->forbidden = false;
                         w->backoff = 0;
+                        /* the next list tries pages twice this size: the big pods may be gone */
+                        w->page_limit = MIN(w->page_limit * 2, (unsigned) KUBE_LIST_PAGE_LIMIT);
                         watcher_clear_error(w);
+                        watcher_record(w, KUBE_REFRESH_CONFIRMED);
                         if (first)
                                 log_info("Listed %zu %s",
                                          w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
@@ -789,6 +895,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                 (void) (r = watch_parser_finish(w->parser, apply_event, w)), abort_reason = r < 0 ? r : 0;
         watch_parser_reset(w->parser);
         request_release(&w->req);
+        watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
 
         if (abort_reason == -ESTALE || code == 410) {
                 if (code == 410)
@@ -869,7 +976,7 @@ static int watcher_start_request(Watcher *w) {
 
         w->listing = !w->rv;
         if (w->listing) {
-                strbuf_appendf(&path, "limit=%d", KUBE_LIST_PAGE_LIMIT);
+                strbuf_appendf(&path, "limit=%u", w->page_limit);
                 if (w->cont) {
                         char *e = curl_easy_escape(NULL, w->cont, 0);
                         if (!e)
@@ -1035,7 +1142,7 @@ static void client_kick(KubeClient *k) {
 static int watcher_init(KubeClient *k, Watcher *w, const char *what, bool is_pods) {
         int r;
 
-        *w = (Watcher){ .client = k, .what = what, .is_pods = is_pods };
+        *w = (Watcher){ .client = k, .what = what, .is_pods = is_pods, .page_limit = KUBE_LIST_PAGE_LIMIT };
         r = sd_event_add_defer(k->event, &w->incoming_source, on_incoming, w);
         if (r < 0)
                 return r;
@@ -1108,6 +1215,7 @@ KubeClient *kube_client_free(KubeClient *k) {
         kube_credentials_free(k->exec_creds);
         kubeconfig_free(k->kubeconfig);
         sd_event_source_disable_unref(k->poll_timer);
+        sd_event_source_disable_unref(k->stale_timer);
         free(k->waiting_for);
         free(k->status);
         sd_event_unref(k->event);
@@ -1136,6 +1244,10 @@ int kube_client_start(KubeClient *k) {
 
 bool kube_client_pods_synced(const KubeClient *k) {
         return k && k->pods.synced;
+}
+
+bool kube_client_pods_current(const KubeClient *k) {
+        return k && k->pods.synced && !k->pods.stale;
 }
 
 bool kube_client_namespaces_synced(const KubeClient *k) {
