@@ -622,66 +622,98 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 
 /* ---- list ---- */
 
-static int list_page_apply(Watcher *w) {
-        KubeClient *k = w->client;
-        _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(strbuf_str(&w->req.body), w->req.body.len);
-        const cJSON *items, *i;
-        const char *cont, *rv;
+static int list_add_pod(Watcher *w, const cJSON *item) {
+        StorePod *p = NULL;
+        int r = kube_pod_from_json(item, &w->client->keys, &p);
 
-        if (!cJSON_IsObject(j))
-                return -EBADMSG;
-        items = cJSON_GetObjectItemCaseSensitive(j, "items");
-        if (items && !cJSON_IsNull(items) && !cJSON_IsArray(items))
-                return -EBADMSG;
-        cJSON_ArrayForEach(i, items) {
-                if (w->is_pods) {
-                        StorePod *p = NULL;
-                        int r = kube_pod_from_json(i, &k->keys, &p);
-                        if (r == -EBADMSG) {
-                                log_warning("Skipping a malformed pod in the pod list");
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                        if (w->n_pods >= w->cap_pods) {
-                                size_t cap = MAX(w->cap_pods * 2, (size_t) 64);
-                                StorePod **a = realloc(w->pods, cap * sizeof(StorePod *));
-                                if (!a) {
-                                        store_pod_free(p);
-                                        return -ENOMEM;
-                                }
-                                w->pods = a;
-                                w->cap_pods = cap;
-                        }
-                        w->pods[w->n_pods++] = p;
-                } else {
-                        const char *name, *annotation;
-                        if (kube_namespace_from_json(i, &k->keys, &name, &annotation) < 0) {
-                                log_warning("Skipping a malformed namespace in the namespace list");
-                                continue;
-                        }
-                        if (w->n_ns >= w->cap_ns) {
-                                size_t cap = MAX(w->cap_ns * 2, (size_t) 64);
-                                NamespaceItem *a = realloc(w->ns, cap * sizeof(NamespaceItem));
-                                if (!a)
-                                        return -ENOMEM;
-                                w->ns = a;
-                                w->cap_ns = cap;
-                        }
-                        NamespaceItem *it = &w->ns[w->n_ns];
-                        it->name = strdup(name);
-                        it->annotation = annotation ? strdup(annotation) : NULL;
-                        if (!it->name || (annotation && !it->annotation)) {
-                                free(it->name);
-                                free(it->annotation);
-                                return -ENOMEM;
-                        }
-                        w->n_ns++;
-                }
+        if (r == -EBADMSG) {
+                log_warning("Skipping a malformed pod in the pod list");
+                return 0;
         }
+        if (r < 0)
+                return r;
+        if (w->n_pods >= w->cap_pods) {
+                size_t cap = MAX(w->cap_pods * 2, (size_t) 64);
+                StorePod **a = realloc(w->pods, cap * sizeof(StorePod *));
+                if (!a) {
+                        store_pod_free(p);
+                        return -ENOMEM;
+                }
+                w->pods = a;
+                w->cap_pods = cap;
+        }
+        w->pods[w->n_pods++] = p;
+        return 0;
+}
 
-        cont = json_get_string_path(j, (const char *const[]){ "metadata", "continue" }, 2);
-        rv = json_get_string_path(j, (const char *const[]){ "metadata", "resourceVersion" }, 2);
+static int list_add_namespace(Watcher *w, const cJSON *item) {
+        const char *name, *annotation;
+
+        if (kube_namespace_from_json(item, &w->client->keys, &name, &annotation) < 0) {
+                log_warning("Skipping a malformed namespace in the namespace list");
+                return 0;
+        }
+        if (w->n_ns >= w->cap_ns) {
+                size_t cap = MAX(w->cap_ns * 2, (size_t) 64);
+                NamespaceItem *a = realloc(w->ns, cap * sizeof(NamespaceItem));
+                if (!a)
+                        return -ENOMEM;
+                w->ns = a;
+                w->cap_ns = cap;
+        }
+        NamespaceItem *it = &w->ns[w->n_ns];
+        it->name = strdup(name);
+        it->annotation = annotation ? strdup(annotation) : NULL;
+        if (!it->name || (annotation && !it->annotation)) {
+                free(it->name);
+                free(it->annotation);
+                return -ENOMEM;
+        }
+        w->n_ns++;
+        return 0;
+}
+
+/* One item of a list page. An object over our per-object limit (or cut off with the page) is
+ * left out of the list, named in the log: the store then holds no version of it, so it is not
+ * answered for, while every other object is refreshed. */
+static int list_item_apply(const char *item, size_t len, bool complete, void *userdata) {
+        Watcher *w = userdata;
+
+        if (!complete || len > KUBE_OBJECT_MAX_BYTES) {
+                _cleanup_free_ char *who = NULL;
+                int r = kube_object_identity(item, len, &who);
+                if (r < 0)
+                        return r;
+                log_error("Leaving %s %s out of the %s list: the object is larger than %d bytes; it is not "
+                          "answered for until it shrinks",
+                          w->is_pods ? "pod" : "namespace", who, w->what, KUBE_OBJECT_MAX_BYTES);
+                return 0;
+        }
+        _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(item, len);
+        if (!cJSON_IsObject(j)) {
+                log_warning("Skipping a malformed %s in the %s list", w->is_pods ? "pod" : "namespace",
+                            w->what);
+                return 0;
+        }
+        return w->is_pods ? list_add_pod(w, j) : list_add_namespace(w, j);
+}
+
+/* Applies the page in w->req.body; cut_off: the transfer was stopped at KUBE_LIST_PAGE_MAX_BYTES
+ * (a page of one object). 1: more pages follow; 0: the list is complete and applied. */
+static int list_page_apply(Watcher *w, bool cut_off) {
+        KubeClient *k = w->client;
+        _cleanup_(json_deletep) cJSON *j = NULL;
+        const char *cont, *rv;
+        int r;
+
+        r = kube_list_scan(strbuf_str(&w->req.body), w->req.body.len, list_item_apply, w, &j);
+        if (r < 0)
+                return r;
+        if ((r > 0) != cut_off)
+                return -EBADMSG; /* a complete transfer ends inside an item, or a cut one does not */
+
+        cont = json_get_string_path(j, (const char *const[]){ "continue" }, 1);
+        rv = json_get_string_path(j, (const char *const[]){ "resourceVersion" }, 1);
         free(w->cont);
         w->cont = NULL;
         if (!isempty(cont)) {
@@ -697,7 +729,7 @@ static int list_page_apply(Watcher *w) {
 
         /* the complete list: one atomic replacement */
         if (w->is_pods) {
-                int r = store_pods_replace(k->store, TAKE_PTR(w->pods), w->n_pods);
+                r = store_pods_replace(k->store, TAKE_PTR(w->pods), w->n_pods);
                 w->n_pods = w->cap_pods = 0;
                 if (r < 0)
                         return r;
@@ -707,7 +739,7 @@ static int list_page_apply(Watcher *w) {
                         return -ENOMEM;
                 for (size_t x = 0; x < w->n_ns; x++)
                         specs[x] = (StoreNamespaceSpec){ w->ns[x].name, w->ns[x].annotation };
-                int r = store_namespaces_replace(k->store, specs, w->n_ns);
+                r = store_namespaces_replace(k->store, specs, w->n_ns);
                 if (r < 0)
                         return r;
         }
@@ -828,6 +860,9 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         }
 
         if (w->listing) {
+                /* a page of a single object cut off at our limit: that object is left out */
+                bool cut_off =
+                        abort_reason == -EFBIG && w->page_limit <= KUBE_LIST_PAGE_LIMIT_MIN && code == 200;
                 if (code != 200 || error < 0 || abort_reason < 0)
                         watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
                 if (code == 410) {
@@ -842,7 +877,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                         watcher_smaller_pages(w);
                         return;
                 }
-                if (error < 0 || code != 200) {
+                if ((error < 0 || code != 200) && !cut_off) {
                         if (abort_reason == -EFBIG)
                                 watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
                                                   KUBE_LIST_PAGE_MAX_BYTES);
@@ -858,7 +893,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                         watcher_backoff(w);
                         return;
                 }
-                r = list_page_apply(w);
+                r = list_page_apply(w, cut_off);
                 request_release(&w->req);
                 if (r < 0) {
                         watcher_record(w, KUBE_REFRESH_FAILED);

@@ -116,3 +116,26 @@ def test_unreachable_api_server_keeps_serving_the_last_view(node_env, daemon_fac
         api.resume()
     assert role_of(d, "127.0.0.7") == "app-role"
     assert "could not be refreshed" not in d.output()
+
+
+def test_pod_over_the_object_limit_is_named_and_never_served_while_the_rest_refreshes(node_env, daemon_factory):
+    env, api = node_env, node_env.api
+    api.add_namespace("tenant")
+    env.add_pod("app", "127.0.0.8", role="app-role")
+    # 5 MiB: over KUBE_OBJECT_MAX_BYTES (4 MiB), under a page (a real etcd refuses it; a broken or
+    # hostile API server need not)
+    env.add_pod("huge", "127.0.0.9", role="tenant-role", namespace="tenant", pad_bytes=5 * 1024 * 1024)
+    d = start(env, daemon_factory)
+    assert "Leaving pod tenant/huge uid " in d.output()
+    assert role_of(d, "127.0.0.8") == "app-role"
+    assert role_of(d, "127.0.0.9") == 404
+
+    # its watch event is over the limit too: the daemon re-lists, and still leaves it out
+    mark = len(api.list_limits)
+    env.add_pod("huge-2", "127.0.0.10", role="tenant-role", namespace="tenant", pad_bytes=5 * 1024 * 1024)
+    env.add_pod("late", "127.0.0.11", role="late-role")
+    wait_until(lambda: len(api.list_limits) > mark, what="the re-list after an event over the limit")
+    wait_until(lambda: role_of(d, "127.0.0.11") == "late-role", timeout=30, what="the pod added meanwhile")
+    assert "Leaving pod tenant/huge-2 uid " in d.output()
+    assert role_of(d, "127.0.0.10") == 404
+    assert synced(d)
