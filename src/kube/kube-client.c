@@ -65,6 +65,7 @@ typedef struct Watcher {
         bool forbidden;
         KubeFreshness fresh; /* pods only: since when refreshing fails while the server answers */
         bool stale;          /* pods only: the store vouches for no pod (store_set_pods_unconfirmed) */
+        bool accepted;       /* the running watch was answered 200, not yet recorded */
         int abort_reason;    /* why the write callback stopped the transfer */
         unsigned events_this_stream;
         unsigned auth_failures;
@@ -574,6 +575,11 @@ static int on_incoming(sd_event_source *s, void *userdata) {
 
         if (w->state != WATCHER_WATCHING)
                 return 0;
+        if (w->accepted) {
+                /* the server took our resourceVersion: every change since is on this stream */
+                w->accepted = false;
+                watcher_record(w, KUBE_REFRESH_CONFIRMED);
+        }
         r = watcher_drain(w);
         if (r < 0) {
                 /* a 410 ERROR event, a malformed event: this stream is over */
@@ -582,6 +588,19 @@ static int on_incoming(sd_event_source *s, void *userdata) {
                 watcher_finished(w, easy, -ECANCELED, CURLE_WRITE_ERROR, r);
         }
         return 0;
+}
+
+/* The end of a watch response's headers: a 200 means the watch was accepted. Noted here and
+ * acted upon in on_incoming(), outside libcurl's callbacks. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+        Watcher *w = userdata;
+        size_t n = size * nmemb;
+
+        if (!w->listing && n <= 2 && response_code(w->req.easy) == 200) {
+                w->accepted = true;
+                (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_ONESHOT);
+        }
+        return n;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -1041,13 +1060,16 @@ static int watcher_start_request(Watcher *w) {
                 /* silence beyond the idle limit (no event, no bookmark): a stalled stream */
                 long idle = (long) MAX((usec_t) 1, k->idle_timeout / USEC_PER_SEC);
                 if (curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
-                    curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_TIME, idle) != CURLE_OK)
+                    curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_TIME, idle) != CURLE_OK ||
+                    curl_easy_setopt(w->req.easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+                    curl_easy_setopt(w->req.easy, CURLOPT_HEADERDATA, w) != CURLE_OK)
                         return -EIO;
                 watch_parser_reset(w->parser);
         } else if (curl_easy_setopt(w->req.easy, CURLOPT_TIMEOUT, 120L) != CURLE_OK)
                 return -EIO;
         w->events_this_stream = 0;
         w->abort_reason = 0;
+        w->accepted = false;
         r = http_client_start(k->http, w->req.easy, on_done, w);
         if (r < 0)
                 return r;

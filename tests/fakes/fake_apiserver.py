@@ -68,6 +68,7 @@ class FakeApiServer:
         self.unauthorized_next = 0
         self.throttle_next = 0          # the next N requests get 429 with Retry-After: 1
         self.error_next = 0             # the next N requests get 500 (an overloaded or restarting server)
+        self.error_only = None          # a path such as "/api/v1/pods": error_next applies to it alone
         self.expire_next_continue = False  # the next continue request gets 410
         self._httpd = None
         self._thread = None
@@ -333,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
             if throttled:
                 api.throttle_next -= 1
         with api.lock:
-            failing = api.error_next > 0
+            failing = api.error_next > 0 and api.error_only in (None, url.path)
             if failing:
                 api.error_next -= 1
         if failing:

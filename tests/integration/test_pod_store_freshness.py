@@ -8,6 +8,7 @@ the API server answers but the list keeps failing, the store stops vouching afte
 at all, the last view is served. Loopback only: pods are 127.0.0.x."""
 
 import json
+import time
 
 from k2i_testlib import assert_clean_output, http_get, metric_value, wait_until
 from node_env import BASE_ARN
@@ -139,3 +140,19 @@ def test_pod_over_the_object_limit_is_named_and_never_served_while_the_rest_refr
     assert "Leaving pod tenant/huge-2 uid " in d.output()
     assert role_of(d, "127.0.0.10") == 404
     assert synced(d)
+
+
+def test_watch_accepted_after_a_failure_keeps_a_quiet_store_current(node_env, daemon_factory):
+    """A server that sends no bookmarks and a node where nothing changes: after one failed watch
+    request, the next watch being accepted is what confirms the store."""
+    env, api = node_env, node_env.api
+    env.add_pod("app", "127.0.0.12", role="app-role")
+    d = start(env, daemon_factory, "--pod-store-max-stale=3s")
+    api.bookmark_interval = 3600
+    api.error_only = "/api/v1/pods"
+    api.error_next = 1
+    api.drop_watches()
+    wait_until(lambda: api.error_next == 0 and api.n_watches("pods") == 1, what="the watch to be accepted again")
+    time.sleep(4)  # past the bound, with no event and no bookmark since the failure
+    assert synced(d)
+    assert role_of(d, "127.0.0.12") == "app-role"
