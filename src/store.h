@@ -8,7 +8,8 @@
  * requests; observers hear about pods appearing, changing and going away, and about an IP
  * gaining a pod. Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
  * whose absence from a re-list has been applied is never served again, a terminating pod loses
- * to a live one, and anything still ambiguous is no answer (fail closed).
+ * to a live one, and anything still ambiguous is no answer (fail closed). While the kube client
+ * marks the pods unconfirmed (docs/pod-store.md), no pod is found at all.
  * Reference: shared/reference/kube2iam-behaviour.md sections 1e, 2.6, 2.7, 4. */
 
 #include <stdbool.h>

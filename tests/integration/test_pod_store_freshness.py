@@ -36,8 +36,8 @@ def role_of(d, ip):
     return body.decode().strip() if status == 200 else status
 
 
-def start(env, daemon_factory, *extra):
-    d = daemon_factory(env.daemon_args(f"--base-role-arn={BASE_ARN}", *extra))
+def start(env, daemon_factory, *extra, notify=None):
+    d = daemon_factory(env.daemon_args(f"--base-role-arn={BASE_ARN}", *extra), notify=notify)
     wait_until(lambda: synced(d), timeout=60, what="pod cache sync")
     return d
 
@@ -72,12 +72,12 @@ def test_padded_pods_and_a_410_never_give_a_deleted_pods_ip_its_old_role(node_en
     assert_clean_output(d.output(), env)
 
 
-def test_api_answering_but_list_failing_stops_vouching_after_the_bound(node_env, daemon_factory):
+def test_api_answering_but_list_failing_stops_vouching_after_the_bound(node_env, daemon_factory, notify_socket):
     env, api = node_env, node_env.api
     for ns in ("payments", "web"):
         api.add_namespace(ns)
     old = env.add_pod("ledger", "127.0.0.6", role="payments-role", namespace="payments")
-    d = start(env, daemon_factory, f"--pod-store-max-stale={MAX_STALE}")
+    d = start(env, daemon_factory, f"--pod-store-max-stale={MAX_STALE}", notify=notify_socket)
     assert role_of(d, "127.0.0.6") == "payments-role"
 
     # every request now gets 500 (the API server answers; we cannot refresh), and a routine 410
@@ -91,12 +91,14 @@ def test_api_answering_but_list_failing_stops_vouching_after_the_bound(node_env,
     status, body = http_get(d, CREDS + "payments-role", source="127.0.0.6", timeout=DEADLINE)
     assert status == 404 and b"AccessKeyId" not in body
     assert "could not be refreshed" in d.output()
+    assert notify_socket.wait_for("STATUS=Serving; Pod list of node node-1 not refreshed for over 2s")
 
     # the API server works again: the new pod gets its own role
     api.error_next = 0
     wait_until(lambda: synced(d), timeout=60, what="cachesSynced true after a complete list")
     assert role_of(d, "127.0.0.6") == "web-role"
     assert "is current again" in d.output()
+    assert notify_socket.assignments()[-1].startswith("STATUS=Serving; Synced ")
     assert_clean_output(d.output(), env)
 
 
