@@ -72,7 +72,8 @@ TEST(every_flag_is_parsed) {
                 "--backoff-max-interval=500ms --backoff-max-elapsed-time=3s --log-format=JSON "
                 "--log-level=warn --debug --use-regional-sts-endpoint "
                 "--sts-endpoint=https://sts.vpce.example --listen-address=10.1.2.3 --imdsv2-required "
-                "--ready-sync-timeout=2s --pod-store-max-stale=5m --metadata-allow=/latest/meta-data/*,/latest/dynamic/* "
+                "--ready-sync-timeout=2s --pod-store-max-stale=5m "
+                "--metadata-allow=/latest/meta-data/*,/latest/dynamic/* "
                 "--prefetch=false --sts-rate=2.5 --sts-burst=7 --ipv6 --host-ipv6=fd00::1"));
         ASSERT_STREQ(c.kubeconfig, "/etc/k.conf");
         ASSERT_STREQ(c.api_server, "https://k:6443");
