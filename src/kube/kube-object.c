@@ -135,8 +135,8 @@ static const char *skip_string(const char *p, const char *end) {
         return NULL;
 }
 
-/* Returns the position after the value at p, NULL if the body ends first. Brackets are only
- * counted, not matched: the item's own parse (cJSON) validates it. */
+/* Returns the position after the value at p, NULL if the body ends first; p itself when no value
+ * starts there. Brackets are only counted, not matched: the item's own parse (cJSON) validates it. */
 static const char *skip_value(const char *p, const char *end) {
         size_t depth = 0;
 
@@ -190,6 +190,8 @@ static int scan_items(const char **pp, const char *end, kube_list_item_t cb, voi
                 const char *v = skip_value(p, end);
                 int r;
 
+                if (v == p)
+                        return -EBADMSG;
                 if (!v) {
                         r = p < end ? cb(p, (size_t) (end - p), false, userdata) : -EBADMSG;
                         return r < 0 ? r : 1;
@@ -235,7 +237,7 @@ int kube_list_scan(const char *body, size_t len, kube_list_item_t cb, void *user
                         }
                 } else {
                         v = skip_value(p, end);
-                        if (!v)
+                        if (!v || v == p)
                                 return -EBADMSG;
                         if (key_is(k, k_end, "metadata") && !meta) {
                                 meta = cJSON_ParseWithLength(p, (size_t) (v - p));
@@ -278,7 +280,7 @@ static bool find_member(const char *p, const char *end, const char *key, const c
                         return true;
                 }
                 v = skip_value(p, end);
-                if (!v)
+                if (!v || v == p)
                         return false;
                 p = skip_ws(v, end);
                 if (p < end && *p == ',')

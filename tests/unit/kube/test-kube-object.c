@@ -172,6 +172,8 @@ TEST(list_scan_rejects_what_is_not_a_list) {
         ASSERT_ERROR(scan("{\"items\":[{}]} trailing", &it, &meta), -EBADMSG);
         ASSERT_ERROR(scan("{\"metadata\":[1],\"items\":[]}", &it, &meta), -EBADMSG);
         ASSERT_ERROR(scan("", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"items\":[,{}]}", &it, &meta), -EBADMSG); /* no value: not an empty item */
+        ASSERT_ERROR(scan("{\"kind\":,\"items\":[]}", &it, &meta), -EBADMSG);
         ASSERT_NULL(meta);
 }
 
