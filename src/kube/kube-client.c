@@ -50,12 +50,11 @@ typedef struct Watcher {
         StrBuf incoming;                  /* watch bytes not yet parsed */
         sd_event_source *incoming_source; /* parses them outside libcurl's callbacks */
         WatcherState state;
-        bool listing; /* the running transfer is a list page */
-        char *rv;     /* NULL: the next request is a (re-)list */
-        unsigned
-                page_limit; /* limit= of the next list page (KUBE_LIST_PAGE_LIMIT_MIN..KUBE_LIST_PAGE_LIMIT) */
-        char *cont;         /* continue token of the list in progress */
-        StorePod **pods;    /* pages of the list in progress */
+        bool listing;        /* the running transfer is a list page */
+        char *rv;            /* NULL: the next request is a (re-)list */
+        unsigned page_limit; /* limit= of the next list page, from KUBE_LIST_PAGE_LIMIT down */
+        char *cont;          /* continue token of the list in progress */
+        StorePod **pods;     /* pages of the list in progress */
         size_t n_pods, cap_pods;
         NamespaceItem *ns;
         size_t n_ns, cap_ns;
@@ -847,6 +846,73 @@ static void on_done(HttpClient *h, CURL *easy, int error, CURLcode result, void 
         watcher_finished(w, easy, error, result, abort_reason);
 }
 
+/* A list page ended: the next page, the list applied, smaller pages, or a new list after a wait. */
+static void watcher_list_finished(Watcher *w, long code, const char *message, int error, CURLcode result,
+                                  int abort_reason) {
+        KubeClient *k = w->client;
+        int r;
+
+        /* a page of a single object cut off at our limit: that object is left out */
+        bool cut_off = abort_reason == -EFBIG && w->page_limit <= KUBE_LIST_PAGE_LIMIT_MIN && code == 200;
+        if (code != 200 || error < 0 || abort_reason < 0)
+                watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
+        if (code == 410) {
+                /* the continue token expired: start the list again */
+                log_info("The %s list's continue token expired: listing again", w->what);
+                watcher_relist(w);
+                request_release(&w->req);
+                watcher_schedule(w, 0, WATCHER_BACKOFF);
+                return;
+        }
+        if (abort_reason == -EFBIG && w->page_limit > KUBE_LIST_PAGE_LIMIT_MIN) {
+                watcher_smaller_pages(w);
+                return;
+        }
+        if ((error < 0 || code != 200) && !cut_off) {
+                if (abort_reason == -EFBIG)
+                        watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
+                                          KUBE_LIST_PAGE_MAX_BYTES);
+                else if (code != 200 && code != 0)
+                        watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code, strna(message));
+                else
+                        watcher_set_error(w, "listing %s: %s", w->what, curl_easy_strerror(result));
+                log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server, w->last_error);
+                watcher_relist(w);
+                request_release(&w->req);
+                watcher_backoff(w);
+                return;
+        }
+        r = list_page_apply(w, cut_off);
+        request_release(&w->req);
+        if (r < 0) {
+                watcher_record(w, KUBE_REFRESH_FAILED);
+                watcher_set_error(w, "listing %s: %s", w->what,
+                                  r == -EBADMSG ? "malformed list" : strerror(-r));
+                log_error("Failed to apply the %s list from %s: %s", w->what, k->kubeconfig->server,
+                          w->last_error);
+                watcher_relist(w);
+                watcher_backoff(w);
+                return;
+        }
+        if (r == 0) {
+                bool first = !w->synced;
+                w->synced = true;
+                w->forbidden = false;
+                w->backoff = 0;
+                /* the next list tries pages twice this size: the big pods may be gone */
+                w->page_limit = MIN(w->page_limit * 2, (unsigned) KUBE_LIST_PAGE_LIMIT);
+                watcher_clear_error(w);
+                watcher_record(w, KUBE_REFRESH_CONFIRMED);
+                if (first)
+                        log_info("Listed %zu %s",
+                                 w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
+                                 w->what);
+                client_state_changed(k);
+        }
+        w->state = WATCHER_IDLE;
+        watcher_next(w);
+}
+
 static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result, int abort_reason) {
         KubeClient *k = w->client;
         long code = response_code(easy);
@@ -879,68 +945,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         }
 
         if (w->listing) {
-                /* a page of a single object cut off at our limit: that object is left out */
-                bool cut_off =
-                        abort_reason == -EFBIG && w->page_limit <= KUBE_LIST_PAGE_LIMIT_MIN && code == 200;
-                if (code != 200 || error < 0 || abort_reason < 0)
-                        watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
-                if (code == 410) {
-                        /* the continue token expired: start the list again */
-                        log_info("The %s list's continue token expired: listing again", w->what);
-                        watcher_relist(w);
-                        request_release(&w->req);
-                        watcher_schedule(w, 0, WATCHER_BACKOFF);
-                        return;
-                }
-                if (abort_reason == -EFBIG && w->page_limit > KUBE_LIST_PAGE_LIMIT_MIN) {
-                        watcher_smaller_pages(w);
-                        return;
-                }
-                if ((error < 0 || code != 200) && !cut_off) {
-                        if (abort_reason == -EFBIG)
-                                watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
-                                                  KUBE_LIST_PAGE_MAX_BYTES);
-                        else if (code != 200 && code != 0)
-                                watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code,
-                                                  strna(message));
-                        else
-                                watcher_set_error(w, "listing %s: %s", w->what, curl_easy_strerror(result));
-                        log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server,
-                                    w->last_error);
-                        watcher_relist(w);
-                        request_release(&w->req);
-                        watcher_backoff(w);
-                        return;
-                }
-                r = list_page_apply(w, cut_off);
-                request_release(&w->req);
-                if (r < 0) {
-                        watcher_record(w, KUBE_REFRESH_FAILED);
-                        watcher_set_error(w, "listing %s: %s", w->what,
-                                          r == -EBADMSG ? "malformed list" : strerror(-r));
-                        log_error("Failed to apply the %s list from %s: %s", w->what, k->kubeconfig->server,
-                                  w->last_error);
-                        watcher_relist(w);
-                        watcher_backoff(w);
-                        return;
-                }
-                if (r == 0) {
-                        bool first = !w->synced;
-                        w->synced = true;
-                        w->forbidden = false;
-                        w->backoff = 0;
-                        /* the next list tries pages twice this size: the big pods may be gone */
-                        w->page_limit = MIN(w->page_limit * 2, (unsigned) KUBE_LIST_PAGE_LIMIT);
-                        watcher_clear_error(w);
-                        watcher_record(w, KUBE_REFRESH_CONFIRMED);
-                        if (first)
-                                log_info("Listed %zu %s",
-                                         w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
-                                         w->what);
-                        client_state_changed(k);
-                }
-                w->state = WATCHER_IDLE;
-                watcher_next(w);
+                watcher_list_finished(w, code, message, error, result, abort_reason);
                 return;
         }
 
