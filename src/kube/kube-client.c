@@ -644,10 +644,6 @@ static int list_add_pod(Watcher *w, const cJSON *item) {
         StorePod *p = NULL;
         int r = kube_pod_from_json(item, &w->client->keys, &p);
 
-        if (r == -EBADMSG) {
-                log_warning("Skipping a malformed pod in the pod list");
-                return 0;
-        }
         if (r < 0)
                 return r;
         if (w->n_pods >= w->cap_pods) {
@@ -667,10 +663,8 @@ static int list_add_pod(Watcher *w, const cJSON *item) {
 static int list_add_namespace(Watcher *w, const cJSON *item) {
         const char *name, *annotation;
 
-        if (kube_namespace_from_json(item, &w->client->keys, &name, &annotation) < 0) {
-                log_warning("Skipping a malformed namespace in the namespace list");
-                return 0;
-        }
+        if (kube_namespace_from_json(item, &w->client->keys, &name, &annotation) < 0)
+                return -EBADMSG;
         if (w->n_ns >= w->cap_ns) {
                 size_t cap = MAX(w->cap_ns * 2, (size_t) 64);
                 NamespaceItem *a = realloc(w->ns, cap * sizeof(NamespaceItem));
@@ -691,29 +685,37 @@ static int list_add_namespace(Watcher *w, const cJSON *item) {
         return 0;
 }
 
-/* One item of a list page. An object over our per-object limit (or cut off with the page) is
- * left out of the list, named in the log: the store then holds no version of it, so it is not
- * answered for, while every other object is refreshed. */
+/* One item of a list page. An object over our per-object limit (or cut off with the page) or one
+ * we cannot read (malformed, nested past cJSON's limit) is left out of the list, named in the
+ * log: the store then holds no version of it, so it is not answered for, while every other
+ * object is refreshed. */
 static int list_item_apply(const char *item, size_t len, bool complete, void *userdata) {
         Watcher *w = userdata;
+        _cleanup_(json_deletep) cJSON *j = NULL;
+        _cleanup_free_ char *who = NULL;
+        bool too_large = !complete || len > KUBE_OBJECT_MAX_BYTES;
+        int r;
 
-        if (!complete || len > KUBE_OBJECT_MAX_BYTES) {
-                _cleanup_free_ char *who = NULL;
-                int r = kube_object_identity(item, len, &who);
-                if (r < 0)
+        if (!too_large) {
+                j = cJSON_ParseWithLength(item, len);
+                r = !cJSON_IsObject(j) ? -EBADMSG
+                    : w->is_pods       ? list_add_pod(w, j)
+                                       : list_add_namespace(w, j);
+                if (r != -EBADMSG)
                         return r;
+        }
+        r = kube_object_identity(item, len, &who);
+        if (r < 0)
+                return r;
+        if (too_large)
                 log_error("Leaving %s %s out of the %s list: the object is larger than %d bytes; it is not "
                           "answered for until it shrinks",
                           w->is_pods ? "pod" : "namespace", who, w->what, KUBE_OBJECT_MAX_BYTES);
-                return 0;
-        }
-        _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(item, len);
-        if (!cJSON_IsObject(j)) {
-                log_warning("Skipping a malformed %s in the %s list", w->is_pods ? "pod" : "namespace",
-                            w->what);
-                return 0;
-        }
-        return w->is_pods ? list_add_pod(w, j) : list_add_namespace(w, j);
+        else
+                log_error(
+                        "Leaving %s %s out of the %s list: the object is malformed; it is not answered for",
+                        w->is_pods ? "pod" : "namespace", who, w->what);
+        return 0;
 }
 
 /* Applies the page in w->req.body; cut_off: the transfer was stopped at KUBE_LIST_PAGE_MAX_BYTES

@@ -121,17 +121,21 @@ def test_unreachable_api_server_keeps_serving_the_last_view(node_env, daemon_fac
     assert "could not be refreshed" not in d.output()
 
 
-def test_pod_over_the_object_limit_is_named_and_never_served_while_the_rest_refreshes(node_env, daemon_factory):
+def test_pod_over_the_object_limit_or_malformed_is_named_and_never_served_while_the_rest_refreshes(node_env, daemon_factory):
     env, api = node_env, node_env.api
     api.add_namespace("tenant")
     env.add_pod("app", "127.0.0.8", role="app-role")
     # 5 MiB: over KUBE_OBJECT_MAX_BYTES (4 MiB), under a page (a real etcd refuses it; a broken or
     # hostile API server need not)
     env.add_pod("huge", "127.0.0.9", role="tenant-role", namespace="tenant", pad_bytes=5 * 1024 * 1024)
+    # and one we cannot read: a field of the wrong type
+    env.add_pod("odd", "127.0.0.13", role="tenant-role", namespace="tenant", host_network="yes")
     d = start(env, daemon_factory)
     assert "Leaving pod tenant/huge uid " in d.output()
+    assert "Leaving pod tenant/odd uid " in d.output() and "malformed" in d.output()
     assert role_of(d, "127.0.0.8") == "app-role"
     assert role_of(d, "127.0.0.9") == 404
+    assert role_of(d, "127.0.0.13") == 404
 
     # its watch event is over the limit too: the daemon re-lists, and still leaves it out
     mark = len(api.list_limits)
