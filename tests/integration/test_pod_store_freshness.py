@@ -111,7 +111,9 @@ def test_unreachable_api_server_keeps_serving_the_last_view(node_env, daemon_fac
     api.pause()
     try:
         # several times the bound, with reconnects failing all along
-        n_failures = lambda: d.output().count("Failed to watch pods") + d.output().count("Failed to list pods")
+        def n_failures():
+            out = d.output()
+            return out.count("Failed to watch pods") + out.count("Failed to list pods")
         wait_until(lambda: n_failures() >= 3, timeout=60, what="reconnects to fail")
         assert synced(d)
         assert role_of(d, "127.0.0.7") == "app-role"
@@ -121,7 +123,8 @@ def test_unreachable_api_server_keeps_serving_the_last_view(node_env, daemon_fac
     assert "could not be refreshed" not in d.output()
 
 
-def test_pod_over_the_object_limit_or_malformed_is_named_and_never_served_while_the_rest_refreshes(node_env, daemon_factory):
+def test_pod_over_the_object_limit_or_malformed_is_named_and_never_served_while_the_rest_refreshes(
+        node_env, daemon_factory):
     env, api = node_env, node_env.api
     api.add_namespace("tenant")
     env.add_pod("app", "127.0.0.8", role="app-role")
