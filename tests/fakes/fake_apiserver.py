@@ -13,6 +13,9 @@ streams, 401 and 403 on demand. Controlled through its Python API while a client
     srv.send_in_stream_410()   # running watches get an ERROR event with code 410
     srv.drop_watches(); srv.stall_watches(); srv.forbid_namespaces = True
     srv.pause(); srv.resume()  # connections refused meanwhile, state kept
+    srv.add_pod("big", pad_bytes=1450 * 1024)  # a tenant's padded pod spec
+    srv.error_next = 5; srv.error_only = "/api/v1/pods"  # 500s, for pods only
+    srv.list_limits            # the limit= of every list request, in order
     srv.stop()
 
 Only ever listens on 127.0.0.1."""
