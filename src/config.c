@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "kubeconfig.h"
+#include "kube/kube-freshness.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -63,6 +64,7 @@ enum {
         ARG_LISTEN_ADDRESS,
         ARG_IMDSV2_REQUIRED,
         ARG_READY_SYNC_TIMEOUT,
+        ARG_POD_STORE_MAX_STALE,
         ARG_METADATA_ALLOW,
         ARG_PREFETCH,
         ARG_STS_RATE,
@@ -148,6 +150,9 @@ static const OptionDoc option_docs[] = {
         { ARG_NAMESPACE_RESTRICTIONS, "namespace-restrictions", optional_argument, NULL,
           "Enable namespace restrictions" },
         { ARG_NODE, "node", required_argument, "NAME", "Name of the node where kube2iam is running" },
+        { ARG_POD_STORE_MAX_STALE, "pod-store-max-stale", required_argument, "DURATION",
+          "Stop answering for pods once the API server has answered but the pod list could not be refreshed "
+          "for this long (an unreachable API server does not count)" },
         { ARG_PREFETCH, "prefetch", optional_argument, NULL,
           "Fetch a pod's credentials as soon as the pod appears on the node" },
         { ARG_READY_SYNC_TIMEOUT, "ready-sync-timeout", required_argument, "DURATION",
@@ -174,6 +179,7 @@ int config_init(Config *c) {
                 .metadata_port = 80,
                 .cache_resync_period = 30 * USEC_PER_MINUTE,
                 .ready_sync_timeout = 10 * USEC_PER_SEC,
+                .pod_store_max_stale = KUBE_POD_STORE_MAX_STALE_USEC,
                 .namespace_restriction_format = NAMESPACE_RESTRICTION_GLOB,
                 /* docs/compatibility.md: 30m by default (kube2iam: 15m), so credentials keep >= 30 minutes of life */
                 .iam_role_session_ttl = 30 * USEC_PER_MINUTE,
@@ -642,6 +648,17 @@ static int parse_one(Config *c, int id, const char *arg) {
                 return parse_bool_arg(flag, arg, &c->imdsv2_required);
         case ARG_READY_SYNC_TIMEOUT:
                 return parse_duration_arg(flag, arg, &c->ready_sync_timeout);
+        case ARG_POD_STORE_MAX_STALE: {
+                usec_t u;
+                int q = parse_duration_arg(flag, arg, &u);
+                if (q < 0)
+                        return q;
+                /* 0 would stop vouching at the first routine 410; no value turns the check off */
+                if (u < USEC_PER_SEC || u > POD_STORE_MAX_STALE_MAX_USEC)
+                        return bad_value(flag, arg, "expected a duration from 1s to 24h");
+                c->pod_store_max_stale = u;
+                return 0;
+        }
         case ARG_PREFETCH:
                 return parse_bool_arg(flag, arg, &c->prefetch);
         case ARG_STS_RATE: {
@@ -849,6 +866,9 @@ static void print_default(const Config *d, int id, FILE *f) {
                 break;
         case ARG_READY_SYNC_TIMEOUT:
                 fprintf(f, " (default %s)", format_duration(d->ready_sync_timeout, buf, sizeof buf));
+                break;
+        case ARG_POD_STORE_MAX_STALE:
+                fprintf(f, " (default %s)", format_duration(d->pod_store_max_stale, buf, sizeof buf));
                 break;
         case ARG_LOG_FORMAT:
                 fprintf(f, " (default \"text\")");

@@ -19,6 +19,9 @@
 #define CONFIG_ARGS_ENV "KUBE2IAM_ARGS"
 #define CONFIG_EXIT_USAGE 2
 
+/* --pod-store-max-stale beyond a day is no bound an operator means: the check stays on. */
+#define POD_STORE_MAX_STALE_MAX_USEC (24 * USEC_PER_HOUR)
+
 /* Bounds for STS DurationSeconds (= 2 x --iam-role-session-ttl), from the AssumeRole API. */
 #define STS_DURATION_MIN_SEC 900
 #define STS_DURATION_MAX_SEC 43200
@@ -43,6 +46,7 @@ typedef struct Config {
         usec_t cache_resync_period; /* --cache-resync-period (kept for compatibility; watches need none) */
         bool resolve_duplicate_cache_ips; /* --resolve-duplicate-cache-ips */
         usec_t ready_sync_timeout; /* --ready-sync-timeout: max wait for the first pod list before READY=1 */
+        usec_t pod_store_max_stale; /* --pod-store-max-stale: see KUBE_POD_STORE_MAX_STALE_USEC */
 
         /* Serving */
         uint16_t app_port;      /* --app-port */

@@ -123,7 +123,7 @@ static void handle_healthz(Daemon *d, HttpRequest *req) {
         _cleanup_strbuf_ StrBuf b = {};
         const HttpHeader h[] = { { "Content-Type", "application/json" } };
 
-        health_render(d->health, d->kube && kube_client_pods_synced(d->kube), &b);
+        health_render(d->health, d->kube && kube_client_pods_current(d->kube), &b);
         if (strbuf_error(&b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
         (void) http_request_respond(req, 200, h, 1, b.s, b.len);

@@ -154,6 +154,7 @@ struct Store {
         Table ips;        /* ip -> IpSlot */
         Table namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
+        bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
         Observer *observers;
         size_t n_observers;
 };
@@ -606,6 +607,15 @@ void store_namespaces_unavailable(Store *s) {
         table_clear(&s->namespaces, namespace_free_void);
 }
 
+void store_set_pods_unconfirmed(Store *s, bool unconfirmed) {
+        if (s)
+                s->pods_unconfirmed = unconfirmed;
+}
+
+bool store_pods_unconfirmed(const Store *s) {
+        return s && s->pods_unconfirmed;
+}
+
 int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata) {
         Observer *o;
 
@@ -637,6 +647,14 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
         IpSlot *slot;
 
         *ret = (StoreLookup){ .status = STORE_LOOKUP_NOT_FOUND };
+        if (s && s->pods_unconfirmed) {
+                if (asprintf(&ret->error,
+                             "pod with specificed IP \"%s\" not found: the pod list could not be refreshed "
+                             "from the API server",
+                             strempty(ip)) < 0)
+                        return ret->error = NULL, -ENOMEM;
+                return 0;
+        }
         slot = s && ip ? table_get(&s->ips, ip) : NULL;
         if (!slot || slot->n == 0) {
                 if (asprintf(&ret->error, "pod with specificed IP \"%s\" not found", strempty(ip)) < 0)

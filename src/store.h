@@ -8,7 +8,8 @@
  * requests; observers hear about pods appearing, changing and going away, and about an IP
  * gaining a pod. Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
  * whose absence from a re-list has been applied is never served again, a terminating pod loses
- * to a live one, and anything still ambiguous is no answer (fail closed).
+ * to a live one, and anything still ambiguous is no answer (fail closed). While the kube client
+ * marks the pods unconfirmed (docs/pod-store.md), no pod is found at all.
  * Reference: docs/compatibility.md (pod indexing, duplicate IPs, /debug/store). */
 
 #include <stdbool.h>
@@ -104,6 +105,13 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
  * (the credentials may not read namespaces): restrictions must then deny. */
 bool store_namespaces_known(const Store *s);
 void store_namespaces_unavailable(Store *s);
+
+/* While set, no lookup finds a pod (NOT_FOUND, with a message saying why): the pods held could
+ * not be confirmed with the API server for too long (docs/pod-store.md). The contents are kept,
+ * so that the next complete list reports exactly what changed. Waiters are not woken here: the
+ * caller tells the requests that wait (imds_service_kube_changed()). */
+void store_set_pods_unconfirmed(Store *s, bool unconfirmed);
+bool store_pods_unconfirmed(const Store *s);
 
 int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
 void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);

@@ -50,10 +50,11 @@ typedef struct Watcher {
         StrBuf incoming;                  /* watch bytes not yet parsed */
         sd_event_source *incoming_source; /* parses them outside libcurl's callbacks */
         WatcherState state;
-        bool listing;    /* the running transfer is a list page */
-        char *rv;        /* NULL: the next request is a (re-)list */
-        char *cont;      /* continue token of the list in progress */
-        StorePod **pods; /* pages of the list in progress */
+        bool listing;        /* the running transfer is a list page */
+        char *rv;            /* NULL: the next request is a (re-)list */
+        unsigned page_limit; /* limit= of the next list page, from KUBE_LIST_PAGE_LIMIT down */
+        char *cont;          /* continue token of the list in progress */
+        StorePod **pods;     /* pages of the list in progress */
         size_t n_pods, cap_pods;
         NamespaceItem *ns;
         size_t n_ns, cap_ns;
@@ -61,7 +62,10 @@ typedef struct Watcher {
         usec_t backoff;
         bool synced;
         bool forbidden;
-        int abort_reason; /* why the write callback stopped the transfer */
+        KubeFreshness fresh; /* pods only: since when refreshing fails while the server answers */
+        bool stale;          /* pods only: the store vouches for no pod (store_set_pods_unconfirmed) */
+        bool accepted;       /* the running watch was answered 200, not yet recorded */
+        int abort_reason;    /* why the write callback stopped the transfer */
         unsigned events_this_stream;
         unsigned auth_failures;
         usec_t retry_after; /* from a 429/503 Retry-After header */
@@ -91,6 +95,7 @@ struct KubeClient {
         KubeCredentials *exec_creds; /* cached exec plugin result */
         KubeExec *exec;
         Watcher pods, namespaces;
+        sd_event_source *stale_timer; /* when the pod store turns stale, if nothing confirms it first */
         Resolve *resolves;
         usec_t idle_timeout;
         unsigned long long events_applied;
@@ -291,9 +296,14 @@ static char *status_message(const StrBuf *b) {
 
 /* ---- state ---- */
 
+static usec_t client_max_stale(const KubeClient *k) {
+        return k->config->pod_store_max_stale ?: KUBE_POD_STORE_MAX_STALE_USEC;
+}
+
 static void client_state_changed(KubeClient *k) {
         _cleanup_strbuf_ StrBuf b = {};
         const char *server = k->kubeconfig ? k->kubeconfig->server : NULL;
+        char dur[DURATION_MAX];
 
         if (!k->kubeconfig) {
                 if (k->kubeconfig_invalid)
@@ -309,6 +319,12 @@ static void client_state_changed(KubeClient *k) {
                 strbuf_appendf(&b, "Listing pods on node %s from %s", k->config->node, server);
                 if (k->pods.last_error)
                         strbuf_appendf(&b, " (retrying: %s)", k->pods.last_error);
+        } else if (k->pods.stale) {
+                strbuf_appendf(&b,
+                               "Pod list of node %s not refreshed for over %s while the API server answers "
+                               "(%s): no pod is answered for",
+                               k->config->node, format_duration(client_max_stale(k), dur, sizeof dur),
+                               strna(k->pods.last_error));
         } else {
                 strbuf_appendf(&b, "Synced %zu pods", store_n_pods(k->store));
                 if (k->namespaces.forbidden)
@@ -404,6 +420,68 @@ static void watcher_relist(Watcher *w) {
         watcher_drop_pending(w);
 }
 
+/* ---- freshness of the pod store ---- */
+
+static void client_update_staleness(KubeClient *k);
+
+static int on_stale_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        client_update_staleness(userdata);
+        return 0;
+}
+
+static void client_arm_stale_timer(KubeClient *k, usec_t deadline) {
+        int r;
+
+        if (deadline == USEC_INFINITY) {
+                if (k->stale_timer)
+                        (void) sd_event_source_set_enabled(k->stale_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (k->stale_timer) {
+                r = sd_event_source_set_time(k->stale_timer, deadline);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(k->stale_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(k->event, &k->stale_timer, CLOCK_MONOTONIC, deadline, 0,
+                                      on_stale_timer, k);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the pod store staleness check: %m");
+}
+
+/* Applies the staleness rule (kube-freshness.h) to the store: a stale store answers for no pod. */
+static void client_update_staleness(KubeClient *k) {
+        Watcher *w = &k->pods;
+        usec_t deadline = kube_freshness_deadline(&w->fresh, client_max_stale(k));
+        bool stale = w->synced && now_monotonic() >= deadline;
+        char dur[DURATION_MAX];
+
+        client_arm_stale_timer(k, stale ? USEC_INFINITY : deadline);
+        if (stale == w->stale)
+                return;
+        w->stale = stale;
+        store_set_pods_unconfirmed(k->store, stale);
+        if (stale)
+                log_error(
+                        "The pod list of node %s could not be refreshed for %s while the API server answers "
+                        "(%s): no pod is answered for until a complete list arrives",
+                        k->config->node, format_duration(client_max_stale(k), dur, sizeof dur),
+                        strna(w->last_error));
+        else
+                log_notice("The pod list of node %s is current again: answering for its pods",
+                           k->config->node);
+        client_state_changed(k);
+}
+
+static void watcher_record(Watcher *w, KubeRefresh outcome) {
+        if (!w->is_pods)
+                return;
+        /* the common case, every watch event of a healthy stream: nothing to do */
+        if (outcome == KUBE_REFRESH_CONFIRMED && w->fresh.failing_since == 0 && !w->stale)
+                return;
+        kube_freshness_record(&w->fresh, outcome, now_monotonic());
+        client_update_staleness(w->client);
+}
+
 /* ---- events ---- */
 
 static int apply_event(const WatchEvent *ev, void *userdata) {
@@ -466,6 +544,7 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         }
         w->events_this_stream++;
         k->events_applied++;
+        watcher_record(w, KUBE_REFRESH_CONFIRMED);
         /* the counts in the status text changed */
         if (ev->type == WATCH_EVENT_ADDED || ev->type == WATCH_EVENT_DELETED)
                 client_state_changed(k);
@@ -495,6 +574,11 @@ static int on_incoming(sd_event_source *s, void *userdata) {
 
         if (w->state != WATCHER_WATCHING)
                 return 0;
+        if (w->accepted) {
+                /* the server took our resourceVersion: every change since is on this stream */
+                w->accepted = false;
+                watcher_record(w, KUBE_REFRESH_CONFIRMED);
+        }
         r = watcher_drain(w);
         if (r < 0) {
                 /* a 410 ERROR event, a malformed event: this stream is over */
@@ -503,6 +587,19 @@ static int on_incoming(sd_event_source *s, void *userdata) {
                 watcher_finished(w, easy, -ECANCELED, CURLE_WRITE_ERROR, r);
         }
         return 0;
+}
+
+/* The end of a watch response's headers: a 200 means the watch was accepted. Noted here and
+ * acted upon in on_incoming(), outside libcurl's callbacks. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+        Watcher *w = userdata;
+        size_t n = size * nmemb;
+
+        if (!w->listing && n <= 2 && response_code(w->req.easy) == 200) {
+                w->accepted = true;
+                (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_ONESHOT);
+        }
+        return n;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -543,66 +640,100 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 
 /* ---- list ---- */
 
-static int list_page_apply(Watcher *w) {
-        KubeClient *k = w->client;
-        _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(strbuf_str(&w->req.body), w->req.body.len);
-        const cJSON *items, *i;
-        const char *cont, *rv;
+static int list_add_pod(Watcher *w, const cJSON *item) {
+        StorePod *p = NULL;
+        int r = kube_pod_from_json(item, &w->client->keys, &p);
 
-        if (!cJSON_IsObject(j))
-                return -EBADMSG;
-        items = cJSON_GetObjectItemCaseSensitive(j, "items");
-        if (items && !cJSON_IsNull(items) && !cJSON_IsArray(items))
-                return -EBADMSG;
-        cJSON_ArrayForEach(i, items) {
-                if (w->is_pods) {
-                        StorePod *p = NULL;
-                        int r = kube_pod_from_json(i, &k->keys, &p);
-                        if (r == -EBADMSG) {
-                                log_warning("Skipping a malformed pod in the pod list");
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                        if (w->n_pods >= w->cap_pods) {
-                                size_t cap = MAX(w->cap_pods * 2, (size_t) 64);
-                                StorePod **a = realloc(w->pods, cap * sizeof(StorePod *));
-                                if (!a) {
-                                        store_pod_free(p);
-                                        return -ENOMEM;
-                                }
-                                w->pods = a;
-                                w->cap_pods = cap;
-                        }
-                        w->pods[w->n_pods++] = p;
-                } else {
-                        const char *name, *annotation;
-                        if (kube_namespace_from_json(i, &k->keys, &name, &annotation) < 0) {
-                                log_warning("Skipping a malformed namespace in the namespace list");
-                                continue;
-                        }
-                        if (w->n_ns >= w->cap_ns) {
-                                size_t cap = MAX(w->cap_ns * 2, (size_t) 64);
-                                NamespaceItem *a = realloc(w->ns, cap * sizeof(NamespaceItem));
-                                if (!a)
-                                        return -ENOMEM;
-                                w->ns = a;
-                                w->cap_ns = cap;
-                        }
-                        NamespaceItem *it = &w->ns[w->n_ns];
-                        it->name = strdup(name);
-                        it->annotation = annotation ? strdup(annotation) : NULL;
-                        if (!it->name || (annotation && !it->annotation)) {
-                                free(it->name);
-                                free(it->annotation);
-                                return -ENOMEM;
-                        }
-                        w->n_ns++;
+        if (r < 0)
+                return r;
+        if (w->n_pods >= w->cap_pods) {
+                size_t cap = MAX(w->cap_pods * 2, (size_t) 64);
+                StorePod **a = realloc(w->pods, cap * sizeof(StorePod *));
+                if (!a) {
+                        store_pod_free(p);
+                        return -ENOMEM;
                 }
+                w->pods = a;
+                w->cap_pods = cap;
         }
+        w->pods[w->n_pods++] = p;
+        return 0;
+}
 
-        cont = json_get_string_path(j, (const char *const[]){ "metadata", "continue" }, 2);
-        rv = json_get_string_path(j, (const char *const[]){ "metadata", "resourceVersion" }, 2);
+static int list_add_namespace(Watcher *w, const cJSON *item) {
+        const char *name, *annotation;
+
+        if (kube_namespace_from_json(item, &w->client->keys, &name, &annotation) < 0)
+                return -EBADMSG;
+        if (w->n_ns >= w->cap_ns) {
+                size_t cap = MAX(w->cap_ns * 2, (size_t) 64);
+                NamespaceItem *a = realloc(w->ns, cap * sizeof(NamespaceItem));
+                if (!a)
+                        return -ENOMEM;
+                w->ns = a;
+                w->cap_ns = cap;
+        }
+        NamespaceItem *it = &w->ns[w->n_ns];
+        it->name = strdup(name);
+        it->annotation = annotation ? strdup(annotation) : NULL;
+        if (!it->name || (annotation && !it->annotation)) {
+                free(it->name);
+                free(it->annotation);
+                return -ENOMEM;
+        }
+        w->n_ns++;
+        return 0;
+}
+
+/* One item of a list page. An object over our per-object limit (or cut off with the page) or one
+ * we cannot read (malformed, nested past cJSON's limit) is left out of the list, named in the
+ * log: the store then holds no version of it, so it is not answered for, while every other
+ * object is refreshed. */
+static int list_item_apply(const char *item, size_t len, bool complete, void *userdata) {
+        Watcher *w = userdata;
+        _cleanup_(json_deletep) cJSON *j = NULL;
+        _cleanup_free_ char *who = NULL;
+        bool too_large = !complete || len > KUBE_OBJECT_MAX_BYTES;
+        int r;
+
+        if (!too_large) {
+                j = cJSON_ParseWithLength(item, len);
+                r = !cJSON_IsObject(j) ? -EBADMSG
+                    : w->is_pods       ? list_add_pod(w, j)
+                                       : list_add_namespace(w, j);
+                if (r != -EBADMSG)
+                        return r;
+        }
+        r = kube_object_identity(item, len, &who);
+        if (r < 0)
+                return r;
+        if (too_large)
+                log_error("Leaving %s %s out of the %s list: the object is larger than %d bytes; it is not "
+                          "answered for until it shrinks",
+                          w->is_pods ? "pod" : "namespace", who, w->what, KUBE_OBJECT_MAX_BYTES);
+        else
+                log_error(
+                        "Leaving %s %s out of the %s list: the object is malformed; it is not answered for",
+                        w->is_pods ? "pod" : "namespace", who, w->what);
+        return 0;
+}
+
+/* Applies the page in w->req.body; cut_off: the transfer was stopped at KUBE_LIST_PAGE_MAX_BYTES
+ * (a page of one object). 1: more pages follow; 0: the list is complete and applied. */
+static int list_page_apply(Watcher *w, bool cut_off) {
+        KubeClient *k = w->client;
+        _cleanup_(json_deletep) cJSON *j = NULL;
+        const char *cont, *rv;
+        int r;
+
+        r = kube_list_scan(strbuf_str(&w->req.body), w->req.body.len, list_item_apply, w, &j);
+        if (r < 0)
+                return r;
+        if ((r > 0) != cut_off)
+                return -EBADMSG; /* a complete transfer ends inside an item, or a cut one does not */
+
+        cont = json_get_string_path(j, (const char *const[]){ "continue" }, 1);
+        rv = json_get_string_path(j, (const char *const[]){ "resourceVersion" }, 1);
         free(w->cont);
         w->cont = NULL;
         if (!isempty(cont)) {
@@ -618,7 +749,7 @@ static int list_page_apply(Watcher *w) {
 
         /* the complete list: one atomic replacement */
         if (w->is_pods) {
-                int r = store_pods_replace(k->store, TAKE_PTR(w->pods), w->n_pods);
+                r = store_pods_replace(k->store, TAKE_PTR(w->pods), w->n_pods);
                 w->n_pods = w->cap_pods = 0;
                 if (r < 0)
                         return r;
@@ -628,12 +759,27 @@ static int list_page_apply(Watcher *w) {
                         return -ENOMEM;
                 for (size_t x = 0; x < w->n_ns; x++)
                         specs[x] = (StoreNamespaceSpec){ w->ns[x].name, w->ns[x].annotation };
-                int r = store_namespaces_replace(k->store, specs, w->n_ns);
+                r = store_namespaces_replace(k->store, specs, w->n_ns);
                 if (r < 0)
                         return r;
         }
         watcher_drop_pending(w);
         return 0;
+}
+
+/* The page in progress was too large for us: the same page (same continue token, pages already
+ * received kept) with half as many items. */
+static void watcher_smaller_pages(Watcher *w) {
+        unsigned limit = MAX(w->page_limit / 2, (unsigned) KUBE_LIST_PAGE_LIMIT_MIN);
+
+        log_notice("A %s list page of up to %u items exceeded %d bytes: asking for pages of %u", w->what,
+                   w->page_limit, KUBE_LIST_PAGE_MAX_BYTES, limit);
+        watcher_set_error(w, "a %s list page of %u items exceeded %d bytes", w->what, w->page_limit,
+                          KUBE_LIST_PAGE_MAX_BYTES);
+        w->page_limit = limit;
+        request_release(&w->req);
+        w->state = WATCHER_IDLE;
+        watcher_next(w);
 }
 
 static void watcher_unauthorized(Watcher *w) {
@@ -702,6 +848,73 @@ static void on_done(HttpClient *h, CURL *easy, int error, CURLcode result, void 
         watcher_finished(w, easy, error, result, abort_reason);
 }
 
+/* A list page ended: the next page, the list applied, smaller pages, or a new list after a wait. */
+static void watcher_list_finished(Watcher *w, long code, const char *message, int error, CURLcode result,
+                                  int abort_reason) {
+        KubeClient *k = w->client;
+        int r;
+
+        /* a page of a single object cut off at our limit: that object is left out */
+        bool cut_off = abort_reason == -EFBIG && w->page_limit <= KUBE_LIST_PAGE_LIMIT_MIN && code == 200;
+        if (code != 200 || error < 0 || abort_reason < 0)
+                watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
+        if (code == 410) {
+                /* the continue token expired: start the list again */
+                log_info("The %s list's continue token expired: listing again", w->what);
+                watcher_relist(w);
+                request_release(&w->req);
+                watcher_schedule(w, 0, WATCHER_BACKOFF);
+                return;
+        }
+        if (abort_reason == -EFBIG && w->page_limit > KUBE_LIST_PAGE_LIMIT_MIN) {
+                watcher_smaller_pages(w);
+                return;
+        }
+        if ((error < 0 || code != 200) && !cut_off) {
+                if (abort_reason == -EFBIG)
+                        watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
+                                          KUBE_LIST_PAGE_MAX_BYTES);
+                else if (code != 200 && code != 0)
+                        watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code, strna(message));
+                else
+                        watcher_set_error(w, "listing %s: %s", w->what, curl_easy_strerror(result));
+                log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server, w->last_error);
+                watcher_relist(w);
+                request_release(&w->req);
+                watcher_backoff(w);
+                return;
+        }
+        r = list_page_apply(w, cut_off);
+        request_release(&w->req);
+        if (r < 0) {
+                watcher_record(w, KUBE_REFRESH_FAILED);
+                watcher_set_error(w, "listing %s: %s", w->what,
+                                  r == -EBADMSG ? "malformed list" : strerror(-r));
+                log_error("Failed to apply the %s list from %s: %s", w->what, k->kubeconfig->server,
+                          w->last_error);
+                watcher_relist(w);
+                watcher_backoff(w);
+                return;
+        }
+        if (r == 0) {
+                bool first = !w->synced;
+                w->synced = true;
+                w->forbidden = false;
+                w->backoff = 0;
+                /* the next list tries pages twice this size: the big pods may be gone */
+                w->page_limit = MIN(w->page_limit * 2, (unsigned) KUBE_LIST_PAGE_LIMIT);
+                watcher_clear_error(w);
+                watcher_record(w, KUBE_REFRESH_CONFIRMED);
+                if (first)
+                        log_info("Listed %zu %s",
+                                 w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
+                                 w->what);
+                client_state_changed(k);
+        }
+        w->state = WATCHER_IDLE;
+        watcher_next(w);
+}
+
 static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result, int abort_reason) {
         KubeClient *k = w->client;
         long code = response_code(easy);
@@ -713,6 +926,8 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         if (code != 200 && code != 0)
                 message = status_message(&w->req.body);
 
+        if (code == 401 || code == 403)
+                watcher_record(w, KUBE_REFRESH_FAILED);
         if (code == 401) {
                 request_release(&w->req);
                 watcher_unauthorized(w);
@@ -732,55 +947,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
         }
 
         if (w->listing) {
-                if (code == 410) {
-                        /* the continue token expired: start the list again */
-                        log_info("The %s list's continue token expired: listing again", w->what);
-                        watcher_relist(w);
-                        request_release(&w->req);
-                        watcher_schedule(w, 0, WATCHER_BACKOFF);
-                        return;
-                }
-                if (error < 0 || code != 200) {
-                        if (abort_reason == -EFBIG)
-                                watcher_set_error(w, "a %s list page exceeded %d bytes", w->what,
-                                                  KUBE_LIST_PAGE_MAX_BYTES);
-                        else if (code != 200 && code != 0)
-                                watcher_set_error(w, "listing %s: HTTP %ld: %s", w->what, code,
-                                                  strna(message));
-                        else
-                                watcher_set_error(w, "listing %s: %s", w->what, curl_easy_strerror(result));
-                        log_warning("Failed to list %s from %s: %s", w->what, k->kubeconfig->server,
-                                    w->last_error);
-                        watcher_relist(w);
-                        request_release(&w->req);
-                        watcher_backoff(w);
-                        return;
-                }
-                r = list_page_apply(w);
-                request_release(&w->req);
-                if (r < 0) {
-                        watcher_set_error(w, "listing %s: %s", w->what,
-                                          r == -EBADMSG ? "malformed list" : strerror(-r));
-                        log_error("Failed to apply the %s list from %s: %s", w->what, k->kubeconfig->server,
-                                  w->last_error);
-                        watcher_relist(w);
-                        watcher_backoff(w);
-                        return;
-                }
-                if (r == 0) {
-                        bool first = !w->synced;
-                        w->synced = true;
-                        w->forbidden = false;
-                        w->backoff = 0;
-                        watcher_clear_error(w);
-                        if (first)
-                                log_info("Listed %zu %s",
-                                         w->is_pods ? store_n_pods(k->store) : store_n_namespaces(k->store),
-                                         w->what);
-                        client_state_changed(k);
-                }
-                w->state = WATCHER_IDLE;
-                watcher_next(w);
+                watcher_list_finished(w, code, message, error, result, abort_reason);
                 return;
         }
 
@@ -789,6 +956,7 @@ static void watcher_finished(Watcher *w, CURL *easy, int error, CURLcode result,
                 (void) (r = watch_parser_finish(w->parser, apply_event, w)), abort_reason = r < 0 ? r : 0;
         watch_parser_reset(w->parser);
         request_release(&w->req);
+        watcher_record(w, kube_refresh_classify(code, error < 0, abort_reason < 0));
 
         if (abort_reason == -ESTALE || code == 410) {
                 if (code == 410)
@@ -869,7 +1037,7 @@ static int watcher_start_request(Watcher *w) {
 
         w->listing = !w->rv;
         if (w->listing) {
-                strbuf_appendf(&path, "limit=%d", KUBE_LIST_PAGE_LIMIT);
+                strbuf_appendf(&path, "limit=%u", w->page_limit);
                 if (w->cont) {
                         char *e = curl_easy_escape(NULL, w->cont, 0);
                         if (!e)
@@ -899,13 +1067,16 @@ static int watcher_start_request(Watcher *w) {
                 /* silence beyond the idle limit (no event, no bookmark): a stalled stream */
                 long idle = (long) MAX((usec_t) 1, k->idle_timeout / USEC_PER_SEC);
                 if (curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
-                    curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_TIME, idle) != CURLE_OK)
+                    curl_easy_setopt(w->req.easy, CURLOPT_LOW_SPEED_TIME, idle) != CURLE_OK ||
+                    curl_easy_setopt(w->req.easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+                    curl_easy_setopt(w->req.easy, CURLOPT_HEADERDATA, w) != CURLE_OK)
                         return -EIO;
                 watch_parser_reset(w->parser);
         } else if (curl_easy_setopt(w->req.easy, CURLOPT_TIMEOUT, 120L) != CURLE_OK)
                 return -EIO;
         w->events_this_stream = 0;
         w->abort_reason = 0;
+        w->accepted = false;
         r = http_client_start(k->http, w->req.easy, on_done, w);
         if (r < 0)
                 return r;
@@ -1035,7 +1206,7 @@ static void client_kick(KubeClient *k) {
 static int watcher_init(KubeClient *k, Watcher *w, const char *what, bool is_pods) {
         int r;
 
-        *w = (Watcher){ .client = k, .what = what, .is_pods = is_pods };
+        *w = (Watcher){ .client = k, .what = what, .is_pods = is_pods, .page_limit = KUBE_LIST_PAGE_LIMIT };
         r = sd_event_add_defer(k->event, &w->incoming_source, on_incoming, w);
         if (r < 0)
                 return r;
@@ -1108,6 +1279,7 @@ KubeClient *kube_client_free(KubeClient *k) {
         kube_credentials_free(k->exec_creds);
         kubeconfig_free(k->kubeconfig);
         sd_event_source_disable_unref(k->poll_timer);
+        sd_event_source_disable_unref(k->stale_timer);
         free(k->waiting_for);
         free(k->status);
         sd_event_unref(k->event);
@@ -1136,6 +1308,10 @@ int kube_client_start(KubeClient *k) {
 
 bool kube_client_pods_synced(const KubeClient *k) {
         return k && k->pods.synced;
+}
+
+bool kube_client_pods_current(const KubeClient *k) {
+        return k && k->pods.synced && !k->pods.stale;
 }
 
 bool kube_client_namespaces_synced(const KubeClient *k) {

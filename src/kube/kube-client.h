@@ -11,13 +11,17 @@
  * client-go does. 410 Gone (HTTP or in-stream) and malformed events re-list; dropped streams,
  * 429/5xx and silence past the idle limit reconnect with jittered backoff; 401 refreshes the
  * credentials; 403 on namespaces is reported with the RBAC that is missing, pods are still
- * served and namespace restrictions deny. Everything runs on the sd-event loop.
+ * served and namespace restrictions deny. A page too large for us is asked for again in smaller
+ * pages. While the API server answers but the pod list cannot be refreshed for longer than
+ * --pod-store-max-stale, the store vouches for no pod (docs/pod-store.md). Everything runs on
+ * the sd-event loop.
  * Reference: kubernetes.io/docs/reference/using-api/api-concepts (watches, bookmarks, 410 Gone);
  * kube2iam's pod indexing and duplicate-IP rules: docs/compatibility.md. */
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "kube-freshness.h"
 #include "macro.h"
 #include "store.h"
 #include "time-util.h"
@@ -45,6 +49,10 @@ typedef struct KubeClient KubeClient;
 #define KUBE_WATCH_IDLE_USEC (3 * USEC_PER_MINUTE)
 /* Items per list page, as kubectl and client-go's pager use. */
 #define KUBE_LIST_PAGE_LIMIT 500
+/* A page over KUBE_LIST_PAGE_MAX_BYTES is asked for again with half the items (same continue
+ * token), down to one item: tenants can make pods of ~1.5 MiB each, and 46 of them fill a page
+ * of 500. The next list starts from the size that worked, doubled. */
+#define KUBE_LIST_PAGE_LIMIT_MIN 1
 /* One page of 500 pods of ~20 KiB each is 10 MiB; 64 MiB bounds a broken server. */
 #define KUBE_LIST_PAGE_MAX_BYTES (64 * 1024 * 1024)
 /* Error bodies are only read for their message. */
@@ -76,6 +84,8 @@ int kube_client_start(KubeClient *k);
 
 /* True once the first complete pod list has been applied to the store (stays true). */
 bool kube_client_pods_synced(const KubeClient *k);
+/* Synced, and not stale: the store vouches for the pods it holds (kube-freshness.h). */
+bool kube_client_pods_current(const KubeClient *k);
 bool kube_client_namespaces_synced(const KubeClient *k);
 /* True when the credentials may not read namespaces (403): restrictions deny. */
 bool kube_client_namespaces_forbidden(const KubeClient *k);

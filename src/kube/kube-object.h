@@ -1,12 +1,36 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #pragma once
 
-/* Kubernetes objects (v1 Pod, v1 Namespace as JSON) reduced to what the store keeps. Owns no
- * state: pure conversions, so that garbage from the API server is rejected in one place. */
+/* Kubernetes objects (v1 Pod, v1 Namespace as JSON) reduced to what the store keeps, and the
+ * list bodies they arrive in, cut into one object at a time. Owns no state: pure conversions,
+ * so that garbage from the API server is rejected in one place. */
+
+#include <stdbool.h>
+#include <stddef.h>
 
 #include <cjson/cJSON.h>
 
 #include "store.h"
+#include "watch-parser.h"
+
+/* One object of a list is held to the limit of one watch event: the same object arrives both
+ * ways, and etcd refuses objects over 1.5 MiB by default. */
+#define KUBE_OBJECT_MAX_BYTES MAX_WATCH_EVENT_BYTES
+/* Longest name, namespace or uid printed for an object we refuse (DNS subdomain names). */
+#define KUBE_IDENTITY_MAX 253
+
+/* Called for each element of a list's "items", as raw JSON bytes; complete is false for the
+ * last element of a body that ends inside it. A negative return stops the scan. */
+typedef int (*kube_list_item_t)(const char *item, size_t len, bool complete, void *userdata);
+/* Cuts a list body ({"metadata": {...}, "items": [...]}, other members skipped) into its items
+ * without parsing them, and parses "metadata" into *ret_metadata (NULL when absent or when it
+ * comes after the point where the body ends). Returns 0 for a complete body, 1 when the body
+ * ends inside an item (a page cut off at our size limit: that item was passed with complete
+ * false), -EBADMSG for anything else. */
+int kube_list_scan(const char *body, size_t len, kube_list_item_t cb, void *userdata, cJSON **ret_metadata);
+/* "namespace/name uid" of an object from the first bytes of its JSON, for naming an object we
+ * refuse; any part not found, or not made of name characters, reads "?". */
+int kube_object_identity(const char *obj, size_t len, char **ret);
 
 typedef struct KubeObjectKeys {
         const char *role_key;        /* --iam-role-key */

@@ -12,6 +12,10 @@ streams, 401 and 403 on demand. Controlled through its Python API while a client
     srv.compact()              # older resourceVersions now get HTTP 410
     srv.send_in_stream_410()   # running watches get an ERROR event with code 410
     srv.drop_watches(); srv.stall_watches(); srv.forbid_namespaces = True
+    srv.pause(); srv.resume()  # connections refused meanwhile, state kept
+    srv.add_pod("big", pad_bytes=1450 * 1024)  # a tenant's padded pod spec
+    srv.error_next = 5; srv.error_only = "/api/v1/pods"  # 500s, for pods only
+    srv.list_limits            # the limit= of every list request, in order
     srv.stop()
 
 Only ever listens on 127.0.0.1."""
@@ -61,11 +65,13 @@ class FakeApiServer:
         self.history = []       # (rv, kind, type, object)
         self.compacted_rv = 0
         self.watches = []
-        self.continues = {}     # token -> (rv, remaining items)
+        self.continues = {}     # token -> (rv, remaining items); reusable until compact(), as etcd's
+        self.list_limits = []   # the limit= of every list request, in order
         self.requests = []      # (method, path, auth kind)
         self.unauthorized_next = 0
         self.throttle_next = 0          # the next N requests get 429 with Retry-After: 1
         self.error_next = 0             # the next N requests get 500 (an overloaded or restarting server)
+        self.error_only = None          # a path such as "/api/v1/pods": error_next applies to it alone
         self.expire_next_continue = False  # the next continue request gets 410
         self._httpd = None
         self._thread = None
@@ -98,7 +104,8 @@ class FakeApiServer:
             ctx.load_verify_locations(self.pki.ca_cert)
             ctx.verify_mode = ssl.CERT_OPTIONAL
             self._ssl = ctx
-        self._httpd = Httpd(("127.0.0.1", 0), Handler)
+        # the same port again after pause(): clients reconnect where they were
+        self._httpd = Httpd(("127.0.0.1", self.port or 0), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -114,6 +121,14 @@ class FakeApiServer:
             self._httpd.shutdown()
             self._httpd.server_close()
 
+    def pause(self):
+        """An outage: open streams break and new connections are refused; the cluster's state is
+        kept and resume() serves it again on the same port."""
+        self.stop()
+
+    def resume(self):
+        return self.start()
+
     def _next_rv(self):
         self.rv += 1
         return str(self.rv)
@@ -125,7 +140,10 @@ class FakeApiServer:
                 w.queue.put({"type": etype, "object": obj})
 
     def add_pod(self, name, namespace="default", node="node-1", ip=None, ips=None, role=None,
-                external_id=None, phase="Running", host_network=False, uid=None, annotations=None):
+                external_id=None, phase="Running", host_network=False, uid=None, annotations=None,
+                pad_bytes=0):
+        """pad_bytes: that many bytes of container args after metadata, as a tenant's big pod spec
+        (the real API server allows objects up to etcd's request limit, 1.5 MiB by default)."""
         with self.lock:
             uid = uid or str(uuid.uuid4())
             ann = dict(annotations or {})
@@ -137,12 +155,14 @@ class FakeApiServer:
             if ip:
                 status["podIP"] = ip
                 status["podIPs"] = [{"ip": x} for x in ([ip] + list(ips or []))]
+            container = {"name": "c", "image": "busybox"}
+            if pad_bytes:
+                container["args"] = ["x" * pad_bytes]
             obj = {"kind": "Pod", "apiVersion": "v1",
                    "metadata": {"name": name, "namespace": namespace, "uid": uid,
                                 "resourceVersion": self._next_rv(), "annotations": ann,
                                 "labels": {"app": name}},
-                   "spec": {"nodeName": node, "hostNetwork": host_network,
-                            "containers": [{"name": "c", "image": "busybox"}]},
+                   "spec": {"nodeName": node, "hostNetwork": host_network, "containers": [container]},
                    "status": status}
             self.pods[uid] = obj
             self._emit("pods", "ADDED", obj)
@@ -317,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             if throttled:
                 api.throttle_next -= 1
         with api.lock:
-            failing = api.error_next > 0
+            failing = api.error_next > 0 and api.error_only in (None, url.path)
             if failing:
                 api.error_next -= 1
         if failing:
@@ -350,6 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
         sel = _selector(q)
         limit = int(q.get("limit", ["0"])[0] or 0)
+        with api.lock:
+            api.list_limits.append(limit)
         if api.page_size:
             limit = min(limit or api.page_size, api.page_size)
         cont = q.get("continue", [None])[0]
@@ -362,7 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send_json(410, _status(
                         410, "Expired", "The provided continue parameter is too old to display a consistent "
                         "list result. You can start a new list without the continue parameter."))
-                rv, items = api.continues.pop(cont)
+                # a token stays valid until compaction: a client may repeat a page (with a smaller limit)
+                rv, items = api.continues[cont]
             else:
                 store = api.pods if kind == "pods" else api.namespaces
                 items = [copy.deepcopy(o) for o in store.values() if _matches(kind, o, sel)]

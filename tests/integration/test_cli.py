@@ -17,7 +17,7 @@ KUBE2IAM_FLAGS = [
     "iptables", "metadata-addr", "backoff-max-interval", "backoff-max-elapsed-time", "log-format", "log-level",
     "verbose", "debug", "use-regional-sts-endpoint", "version",
 ]
-OUR_FLAGS = ["sts-endpoint", "listen-address", "imdsv2-required", "ready-sync-timeout"]
+OUR_FLAGS = ["sts-endpoint", "listen-address", "imdsv2-required", "ready-sync-timeout", "pod-store-max-stale"]
 
 
 def run(args, env=None):
@@ -36,6 +36,7 @@ def test_help_lists_every_flag_with_defaults():
     assert '(default "iam.amazonaws.com/role")' in r.stdout
     assert "(default 30m0s)" in r.stdout  # --iam-role-session-ttl, changed on purpose
     assert '(default "docker0")' in r.stdout
+    assert "(default 1m0s)" in r.stdout  # --pod-store-max-stale
 
 
 def test_version_prints_version_commit_and_date_as_kube2iam_does():
@@ -73,6 +74,9 @@ def test_version_prints_version_commit_and_date_as_kube2iam_does():
     (["--sts-endpoint=sts.amazonaws.com"], "--sts-endpoint"),
     (["--verbose=maybe"], "--verbose"),
     (["--ready-sync-timeout=soon"], "--ready-sync-timeout"),
+    (["--pod-store-max-stale=0"], "--pod-store-max-stale"),  # no value turns the check off
+    (["--pod-store-max-stale=500ms"], "--pod-store-max-stale"),
+    (["--pod-store-max-stale=25h"], "--pod-store-max-stale"),
     (["--base-role-arn=arn:aws:iam::123:role/", "--auto-discover-base-arn"], "--auto-discover-base-arn"),
     (["--default-role=x", "--auto-discover-default-role"], "--auto-discover-default-role"),
     (["--app-port"], "--app-port"),

@@ -4,12 +4,11 @@ streams, HTTP and in-stream 410s, 500s, a stalled stream, a 20 MB bogus event an
 for about 50 seconds (five rounds of eight faults). Throughout, the daemon keeps serving a known
 pod, re-lists, never serves a pod deleted during the chaos, and its memory stays flat. Loopback only: pods are 127.0.0.x."""
 
-import http.client
 import json
 import os
 import time
 
-from k2i_testlib import assert_no_secrets, client_key_lines, wait_until
+from k2i_testlib import assert_no_secrets, client_key_lines, http_get, metric_value, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -28,15 +27,8 @@ ROUNDS = 5
 FAULT_DWELL_SEC = 1.2
 
 
-def get(d, path, source="127.0.0.1", timeout=DEADLINE):
-    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
+def get(d, path, source="127.0.0.1"):
+    return http_get(d, path, source, timeout=DEADLINE)
 
 
 def rss_kb(pid):
@@ -56,10 +48,7 @@ def assert_clean_output(d, env):
 
 
 def pods_known(d):
-    for line in get(d, "/metrics")[1].decode().splitlines():
-        if line.startswith("kube2iam_pods_known "):
-            return int(float(line.split()[1]))
-    return -1
+    return int(metric_value(d, "kube2iam_pods_known") or -1)
 
 
 def test_apiserver_chaos_keeps_serving_known_pods_relists_and_memory_stays_flat(node_env, daemon_factory):

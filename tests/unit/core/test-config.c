@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "kube/kube-freshness.h"
 #include "log.h"
 #include "string-util.h"
 #include "tap.h"
@@ -45,6 +46,7 @@ TEST(defaults_are_kube2iams_except_session_ttl) {
         ASSERT_UEQ(c.backoff_max_elapsed_time, 2 * USEC_PER_SEC);
         ASSERT_UEQ(c.cache_resync_period, 30 * USEC_PER_MINUTE);
         ASSERT_UEQ(c.ready_sync_timeout, 10 * USEC_PER_SEC);
+        ASSERT_UEQ(c.pod_store_max_stale, KUBE_POD_STORE_MAX_STALE_USEC);
         ASSERT_EQ(c.namespace_restriction_format, NAMESPACE_RESTRICTION_GLOB);
         ASSERT_EQ(c.log_level, LOG_INFO);
         ASSERT_FALSE(c.log_json);
@@ -70,7 +72,8 @@ TEST(every_flag_is_parsed) {
                 "--backoff-max-interval=500ms --backoff-max-elapsed-time=3s --log-format=JSON "
                 "--log-level=warn --debug --use-regional-sts-endpoint "
                 "--sts-endpoint=https://sts.vpce.example --listen-address=10.1.2.3 --imdsv2-required "
-                "--ready-sync-timeout=2s --metadata-allow=/latest/meta-data/*,/latest/dynamic/* "
+                "--ready-sync-timeout=2s --pod-store-max-stale=5m "
+                "--metadata-allow=/latest/meta-data/*,/latest/dynamic/* "
                 "--prefetch=false --sts-rate=2.5 --sts-burst=7 --ipv6 --host-ipv6=fd00::1"));
         ASSERT_STREQ(c.kubeconfig, "/etc/k.conf");
         ASSERT_STREQ(c.api_server, "https://k:6443");
@@ -107,6 +110,7 @@ TEST(every_flag_is_parsed) {
         ASSERT_STREQ(c.listen_address, "10.1.2.3");
         ASSERT_TRUE(c.imdsv2_required);
         ASSERT_UEQ(c.ready_sync_timeout, 2 * USEC_PER_SEC);
+        ASSERT_UEQ(c.pod_store_max_stale, 5 * USEC_PER_MINUTE);
         ASSERT_STREQ(c.metadata_allow[0], "/latest/meta-data/*");
         ASSERT_STREQ(c.metadata_allow[1], "/latest/dynamic/*");
         ASSERT_FALSE(c.prefetch);

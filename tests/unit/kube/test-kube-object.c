@@ -96,3 +96,99 @@ TEST(namespace_json_name_and_allowed_roles_annotation) {
         ASSERT_STREQ(annotation, "[\"a\"]");
         ASSERT_ERROR(kube_namespace_from_json(bad, &keys, &name, &annotation), -EBADMSG);
 }
+
+typedef struct Items {
+        char seen[8][64];
+        bool complete[8];
+        size_t n;
+} Items;
+
+static int collect(const char *item, size_t len, bool complete, void *userdata) {
+        Items *it = userdata;
+        if (it->n >= ELEMENTSOF(it->seen))
+                return -E2BIG;
+        snprintf(it->seen[it->n], sizeof it->seen[0], "%.*s", (int) MIN(len, (size_t) 63), item);
+        it->complete[it->n++] = complete;
+        return 0;
+}
+
+static int scan(const char *body, Items *it, cJSON **meta) {
+        *it = (Items){};
+        return kube_list_scan(body, strlen(body), collect, it, meta);
+}
+
+TEST(list_scan_cuts_items_without_being_fooled_by_strings) {
+        _cleanup_(json_deletep) cJSON *meta = NULL;
+        Items it;
+
+        ASSERT_EQ(scan(" {\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"7\",\"continue\":\"c\"},"
+                       "\"items\":[{\"a\":\"]}\\\"{\"} , {\"b\":[1,{\"c\":null}]},{}]}\n",
+                       &it, &meta),
+                  0);
+        ASSERT_EQ(it.n, 3);
+        ASSERT_STREQ(it.seen[0], "{\"a\":\"]}\\\"{\"}");
+        ASSERT_STREQ(it.seen[1], "{\"b\":[1,{\"c\":null}]}");
+        ASSERT_STREQ(it.seen[2], "{}");
+        ASSERT_TRUE(it.complete[0] && it.complete[1] && it.complete[2]);
+        ASSERT_STREQ(json_get_string_path(meta, (const char *const[]){ "continue" }, 1), "c");
+}
+
+TEST(list_scan_finds_metadata_after_items_and_empty_lists) {
+        _cleanup_(json_deletep) cJSON *m1 = NULL, *m2 = NULL, *m3 = NULL;
+        Items it;
+
+        ASSERT_EQ(scan("{\"items\":[{\"x\":1}],\"metadata\":{\"resourceVersion\":\"9\"}}", &it, &m1), 0);
+        ASSERT_EQ(it.n, 1);
+        ASSERT_STREQ(json_get_string_path(m1, (const char *const[]){ "resourceVersion" }, 1), "9");
+        ASSERT_EQ(scan("{\"metadata\":{},\"items\":null}", &it, &m2), 0);
+        ASSERT_EQ(it.n, 0);
+        ASSERT_EQ(scan("{\"metadata\":{},\"items\":[ ]}", &it, &m3), 0);
+        ASSERT_EQ(it.n, 0);
+}
+
+TEST(list_scan_reports_a_page_cut_off_inside_an_item) {
+        _cleanup_(json_deletep) cJSON *meta = NULL;
+        Items it;
+
+        ASSERT_EQ(scan("{\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[{\"a\":1},{\"metadata\":{"
+                       "\"name\":\"big",
+                       &it, &meta),
+                  1);
+        ASSERT_EQ(it.n, 2);
+        ASSERT_TRUE(it.complete[0]);
+        ASSERT_FALSE(it.complete[1]);
+        ASSERT_STREQ(json_get_string_path(meta, (const char *const[]){ "resourceVersion" }, 1), "7");
+}
+
+TEST(list_scan_rejects_what_is_not_a_list) {
+        cJSON *meta = NULL;
+        Items it;
+
+        ASSERT_ERROR(scan("{\"metadata\":{\"resourceVersion\":\"7\"", &it, &meta),
+                     -EBADMSG); /* cut in metadata */
+        ASSERT_ERROR(scan("[]", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"items\":{}}", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"items\":[{}] \"x\":1}", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"items\":[{}]} trailing", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"metadata\":[1],\"items\":[]}", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("", &it, &meta), -EBADMSG);
+        ASSERT_ERROR(scan("{\"items\":[,{}]}", &it, &meta), -EBADMSG); /* no value: not an empty item */
+        ASSERT_ERROR(scan("{\"kind\":,\"items\":[]}", &it, &meta), -EBADMSG);
+        ASSERT_NULL(meta);
+}
+
+TEST(object_identity_names_a_refused_object_from_its_first_bytes) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        const char *head =
+                "{\"metadata\":{\"name\":\"padded-1\",\"labels\":{\"name\":\"no\"},\"namespace\":\"tenant\","
+                "\"uid\":\"0f1e-22\",\"annotations\":{\"x\":\"yyyyyyyy";
+
+        ASSERT_OK(kube_object_identity(head, strlen(head), &a));
+        ASSERT_STREQ(a, "tenant/padded-1 uid 0f1e-22");
+        /* nothing that could forge a log line or a field is printed */
+        const char *evil = "{\"metadata\":{\"name\":\"a\\nMESSAGE=x\",\"namespace\":\"n s\"}}";
+        ASSERT_OK(kube_object_identity(evil, strlen(evil), &b));
+        ASSERT_STREQ(b, "?/? uid ?");
+        ASSERT_OK(kube_object_identity("{\"spec\":", 8, &c));
+        ASSERT_STREQ(c, "?/? uid ?");
+}
