@@ -3,7 +3,6 @@
 Everything is built once per session under one temporary directory, from a `git clone` of the
 current HEAD (so uncommitted changes are not in it, exactly as in CI).
 """
-import shutil
 import subprocess
 
 import pytest
