@@ -9,7 +9,8 @@
 #            CONTROL for arm64 (multiarch), and qemu-user to run the arm64 unit tests;
 #   lintian  minbase plus lintian, to check a package with the suite's own lintian.
 # The tarball's name carries a hash of what went into it (suite, kind, Build-Depends), so a
-# change of Build-Depends builds a new chroot. Runs for one suite serialise on a lock (they share its .deb cache); the .debs
+# change of Build-Depends builds a new chroot. Runs for one suite serialise on a lock (they share
+# its .deb cache); the .debs
 # are kept in CACHE_DIR/debs-SUITE. Needs root, debootstrap and systemd-nspawn.
 set -eu
 
