@@ -10,8 +10,7 @@
 #   lintian  minbase plus lintian, to check a package with the suite's own lintian.
 # The tarball's name carries a hash of what went into it (suite, kind, Build-Depends), so a
 # change of Build-Depends builds a new chroot. Runs for one suite serialise on a lock (they share
-# its .deb cache); the .debs
-# are kept in CACHE_DIR/debs-SUITE. Needs root, debootstrap and systemd-nspawn.
+# its .deb cache), kept in CACHE_DIR/debs-SUITE. Needs root, debootstrap and systemd-nspawn.
 set -eu
 
 cache=${1:?usage: build-chroot.sh CACHE_DIR SUITE KIND [CONTROL]}
@@ -39,12 +38,11 @@ fi
 mirror=$("$(dirname "$0")/../tools/debian-mirror.sh")
 
 tmp=$(mktemp -d "$cache/build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf --one-file-system "$tmp"' EXIT
 root=$tmp/root
 variant=buildd
-include=
-[ "$kind" = lintian ] && variant=minbase && include=--include=lintian
-debootstrap --variant=$variant $include --cache-dir="$cache/debs-$suite" \
+[ "$kind" = lintian ] && variant=minbase
+debootstrap --variant=$variant --cache-dir="$cache/debs-$suite" \
         "$suite" "$root" "$mirror" >"$tmp/log" 2>&1 || {
         tail -n 20 "$tmp/log" >&2
         exit 1
@@ -59,12 +57,16 @@ in_root() {
                 exit 1
         }
 }
-if [ "$kind" != lintian ]; then
+opts="-y --no-install-recommends"
+if [ "$kind" = lintian ]; then
+        # apt orders lintian's many Perl dependencies; debootstrap --include failed to on trixie
+        in_root apt-get update
+        in_root apt-get install $opts lintian
+else
         mkdir -p "$root/build-dep/debian"
         cp "$control" "$root/build-dep/debian/control"
         printf 'kube2iam (0-0) unstable; urgency=medium\n\n  * build-dep\n\n -- x <x@example.org>  Thu, 01 Jan 1970 00:00:00 +0000\n' \
                 >"$root/build-dep/debian/changelog"
-        opts="-y --no-install-recommends"
         if [ "$kind" = arm64 ]; then
                 in_root dpkg --add-architecture arm64
                 in_root apt-get update

@@ -24,7 +24,8 @@ def built(request, workdir, clone):
                    check=False)
         print(p.stdout[-3000:])
         assert p.returncode == 0, f"dpkg-buildpackage on {suite} failed:\n{p.stdout[-6000:]}"
-        yield {"suite": suite, "root": root, "out": root / "build", "log": p.stdout}
+        log = re.sub(r"\x1b\[[0-9;]*m", "", p.stdout)  # dpkg and meson colour their output
+        yield {"suite": suite, "root": root, "out": root / "build", "log": log}
     finally:
         remove(root)
 
