@@ -50,7 +50,7 @@ def test_deb_built_on_the_suite_is_lintian_clean_with_its_lintian(built, workdir
     try:
         check = root / "check"
         check.mkdir()
-        for f in built["out"].glob("kube2iam_*"):
+        for f in built["out"].glob("kube2iam*"):  # the -dbgsym package too, named in .changes
             if f.is_file():
                 (check / f.name).write_bytes(f.read_bytes())
         changes = next(check.glob("kube2iam_*.changes")).name
