@@ -1,6 +1,7 @@
 """Debian chroots for the packaging suite: cached tarballs (build-chroot.sh), unpacked per test
 session and entered with systemd-nspawn (its own /proc, /dev and /tmp; no network unless asked)."""
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -43,6 +44,15 @@ def nspawn(root, *cmd, chdir=None, check=True):
     if chdir:
         args.append(f"--chdir={chdir}")
     return run(args + list(cmd), check=check)
+
+
+def libc_at_least(deb):
+    """The glibc version the .deb's Depends asks for (dpkg-shlibdeps from the binaries' symbols),
+    as a list of ints."""
+    depends = run(["dpkg-deb", "-f", str(deb), "Depends"]).stdout
+    m = re.search(r"libc6 \(>= ([\d.]+)\)", depends)
+    assert m, depends
+    return [int(x) for x in m.group(1).split(".")]
 
 
 def remove(root):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from chroot_helpers import chroot, need_root_and_tools, nspawn, remove
+from chroot_helpers import chroot, libc_at_least, need_root_and_tools, nspawn, remove
 from pkg_helpers import run
 
 # Where debhelper puts the units: systemd.pc's systemdsystemunitdir of each suite.
@@ -43,6 +43,14 @@ def test_deb_installs_units_where_the_suite_keeps_them(built):
     deb = next(built["out"].glob("kube2iam_*.deb"))
     files = run(["dpkg-deb", "-c", str(deb)]).stdout
     assert f"./{UNIT_DIR[built['suite']]}/kube2iam.service" in files
+
+
+def test_deb_built_on_debian_12_asks_for_glibc_2_34_at_most(built):
+    if built["suite"] != "bookworm":
+        pytest.skip("glibc 2.38's headers redirect strtoul/sscanf to __isoc23_* under _GNU_SOURCE: "
+                    "a build on Debian 13 needs its own glibc whatever the code does")
+    deb = next(built["out"].glob("kube2iam_*.deb"))
+    assert libc_at_least(deb) <= [2, 34]
 
 
 def test_deb_built_on_the_suite_is_lintian_clean_with_its_lintian(built, workdir):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pkg_helpers import REPO, meson_version, need, run
+from pkg_helpers import meson_version, need, run
 
 EXPOSURE_MAX = 2.0
 UNITS = ["kube2iam.service", "kube2iam.socket", "kube2iam-metrics.socket"]
