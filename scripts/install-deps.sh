@@ -8,12 +8,16 @@ libsystemd-dev libcurl4-openssl-dev libcjson-dev libssl-dev libmnl-dev libnftnl-
 libmicrohttpd-dev libyaml-dev libxml2-dev libpcre2-dev"
 TEST="python3 python3-pytest python3-botocore python3-prometheus-client awscli curl openssl nftables iproute2
 systemd systemd-container debootstrap clang-format wrk nginx-light valgrind
-dpkg-dev debhelper rpm rpm2cpio lintian shellcheck python3-yaml"
+dpkg-dev debhelper rpm rpm2cpio lintian shellcheck python3-yaml groff-base"
 
 missing=""
 for p in $BUILD $TEST; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# The Packer template's test parses HCL with an npm package (tests/packaging/test_contrib.py
+# installs it into the test cache): node and npm, from Debian unless the machine has them already.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kubeconfig.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -130,8 +131,8 @@ static const OptionDoc option_docs[] = {
         { ARG_METADATA_ADDR, "metadata-addr", required_argument, "HOST[:PORT]",
           "Address for the ec2 metadata" },
         { ARG_METADATA_ALLOW, "metadata-allow", required_argument, "PATTERNS",
-          "Comma-separated path patterns ('*' wildcard) proxied to the metadata service; default: all but "
-          "the node's identity" },
+          "Comma-separated path patterns ('*' wildcard): only documented metadata they name is forwarded; "
+          "names user-data or instance-identity signatures to forward them (docs/imds-surface.md)" },
         { ARG_METRICS_PORT, "metrics-port", required_argument, "PORT",
           "Metrics server http port (default: same as kube2iam server port)" },
         { ARG_NAMESPACE_KEY, "namespace-key", required_argument, "KEY",
@@ -169,7 +170,7 @@ int config_init(Config *c) {
                 .cache_resync_period = 30 * USEC_PER_MINUTE,
                 .ready_sync_timeout = 10 * USEC_PER_SEC,
                 .namespace_restriction_format = NAMESPACE_RESTRICTION_GLOB,
-                /* DESIGN.md: 30m by default (kube2iam: 15m), so credentials keep >= 30 minutes of life */
+                /* docs/compatibility.md: 30m by default (kube2iam: 15m), so credentials keep >= 30 minutes of life */
                 .iam_role_session_ttl = 30 * USEC_PER_MINUTE,
                 .iam_role_error_ttl = 0,
                 .backoff_max_interval = 1 * USEC_PER_SEC,
@@ -766,6 +767,14 @@ static void print_default(const Config *d, int id, FILE *f) {
         case ARG_NAMESPACE_RESTRICTION_FORMAT:
                 fprintf(f, " (default \"glob\")");
                 break;
+        case ARG_KUBECONFIG: {
+                static const char *const paths[] = { KUBECONFIG_DEFAULT_PATHS };
+                fputs(" (default: with no --api-server, the first that exists of", f);
+                for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                        fprintf(f, "%s %s", i > 0 ? "," : "", paths[i]);
+                fputs(")", f);
+                break;
+        }
         case ARG_NODE:
                 fprintf(f, " (default: this host's name, \"%s\")", strna(d->node));
                 break;
@@ -783,6 +792,25 @@ static void print_default(const Config *d, int id, FILE *f) {
         }
 }
 
+static bool option_matters_to_nft(int id) {
+        switch (id) {
+        case ARG_APP_PORT:
+        case ARG_HOST_INTERFACE:
+        case ARG_HOST_IP:
+        case ARG_HOST_IPV6:
+        case ARG_IPV6:
+        case ARG_METADATA_ADDR:
+        case ARG_LOG_FORMAT:
+        case ARG_LOG_LEVEL:
+        case ARG_VERBOSE:
+        case ARG_HELP:
+        case ARG_VERSION:
+                return true;
+        default:
+                return false;
+        }
+}
+
 void config_help(ConfigProgram program, FILE *f) {
         Config d;
 
@@ -793,9 +821,8 @@ void config_help(ConfigProgram program, FILE *f) {
                         "Usage: %s [flags] install|remove|check\n\n"
                         "Installs, removes or checks the nftables redirect of the metadata service to "
                         "kube2iam.\n"
-                        "Reads the same flags and $%s as kube2iam; the ones that matter here are\n"
-                        "--host-interface, --host-ip, --app-port, --metadata-addr, --ipv6 and "
-                        "--host-ipv6.\n\n"
+                        "Accepts every kube2iam flag (it reads the same $%s); these are the\n"
+                        "ones that change what it does.\n\n"
                         "Exit status: 0 done (check: the table is exactly what install writes),\n"
                         "  1 check found the table missing or different, 2 bad flags,\n"
                         "  3 no permission (CAP_NET_ADMIN needed), 4 nf_tables not available,\n"
@@ -811,6 +838,11 @@ void config_help(ConfigProgram program, FILE *f) {
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++) {
                 const OptionDoc *o = &option_docs[i];
                 char left[64];
+
+                /* kube2iam-nft accepts every flag (it reads the daemon's KUBE2IAM_ARGS) but lists
+                 * only those that change what it does */
+                if (program == CONFIG_PROGRAM_NFT && !option_matters_to_nft(o->id))
+                        continue;
 
                 snprintf(left, sizeof left, "--%s%s%s", o->name, o->value_name ? " " : "",
                          strempty(o->value_name));

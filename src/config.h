@@ -2,7 +2,7 @@
 #pragma once
 
 /* Config: every command-line setting, with kube2iam's flag names, meanings and defaults
- * (shared/reference/kube2iam-behaviour.md section 5) plus ours. Owns the parsing of argv and
+ * (docs/compatibility.md, "Flags") plus ours. Owns the parsing of argv and
  * of $KUBE2IAM_ARGS (the one variable the systemd unit's EnvironmentFile= sets; parsed first,
  * so flags on the command line win) and the validation of every value: a bad value is one
  * line on stderr naming the flag, and exit status 2. Both binaries (kube2iam, kube2iam-nft)
@@ -51,7 +51,7 @@ typedef struct Config {
         char *metadata_host;    /* --metadata-addr host part (IPv6 without brackets) */
         uint16_t metadata_port; /* --metadata-addr port part, default 80 */
         bool imdsv2_required;   /* --imdsv2-required */
-        char **metadata_allow;  /* --metadata-allow: path patterns proxied; NULL = everything else */
+        char **metadata_allow;  /* --metadata-allow: patterns over the metadata table; NULL = its defaults */
         bool debug;             /* --debug: /debug/store */
 
         /* Roles */

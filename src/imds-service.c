@@ -13,6 +13,7 @@
 #include "config.h"
 #include "creds.h"
 #include "imds-service.h"
+#include "imds-surface.h"
 #include "imds-token.h"
 #include "kube/kube-client.h"
 #include "log.h"
@@ -51,6 +52,9 @@ struct PodRequest {
         ImdsService *service;
         HttpRequest *req; /* NULL once the client is gone (a live lookup may still be running) */
         RouteId route;
+        bool extended;              /* iam/security-credentials-extended: the document adds AccountId */
+        ImdsSurfaceVerdict verdict; /* ROUTE_PROXY: what the metadata table said */
+        char *path;                 /* ROUTE_PROXY: the clean path to forward */
         char *url_role;
         char ip[64];
         usec_t deadline; /* CLOCK_MONOTONIC */
@@ -79,6 +83,24 @@ static void respond_error(HttpRequest *req, unsigned status, const char *msg) {
                 return;
         }
         (void) http_request_respond(req, status, text_headers, ELEMENTSOF(text_headers), b, strlen(b));
+}
+
+/* IMDS's own 404: the same XHTML page the real service sends for a path it does not have. */
+static void respond_not_found(HttpRequest *req) {
+        static const char body[] =
+                "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n"
+                "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n"
+                "\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n"
+                "<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n"
+                " <head>\n"
+                "  <title>404 - Not Found</title>\n"
+                " </head>\n"
+                " <body>\n"
+                "  <h1>404 - Not Found</h1>\n"
+                " </body>\n"
+                "</html>\n";
+        const HttpHeader h[] = { { "Server", "EC2ws" }, { "Content-Type", "text/html" } };
+        (void) http_request_respond(req, 404, h, ELEMENTSOF(h), body, sizeof body - 1);
 }
 
 static void respond_ok_text(HttpRequest *req, const char *body, bool secret) {
@@ -121,7 +143,28 @@ static void json_field(StrBuf *b, const char *key, const char *value, bool last)
         strbuf_append(b, last ? "\n" : ",\n");
 }
 
-int imds_credentials_json(const Credentials *c, StrBuf *out) {
+int imds_account_from_arn(const char *arn, char ret[static IMDS_ACCOUNT_ID_MAX]) {
+        const char *p = arn;
+
+        /* arn:partition:service:region:account:resource */
+        for (int field = 0; field < 4; field++) {
+                p = strchr(p, ':');
+                if (!p)
+                        return -EINVAL;
+                p++;
+        }
+        size_t n = strcspn(p, ":");
+        if (n == 0 || n >= IMDS_ACCOUNT_ID_MAX || p[n] != ':')
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!isdigit((unsigned char) p[i]))
+                        return -EINVAL;
+        memcpy(ret, p, n);
+        ret[n] = '\0';
+        return 0;
+}
+
+int imds_credentials_json(const Credentials *c, const char *account_id, StrBuf *out) {
         char updated[TIMESTAMP_MAX], expiration[TIMESTAMP_MAX];
 
         format_timestamp_imds(c->last_updated, updated, sizeof updated);
@@ -133,7 +176,9 @@ int imds_credentials_json(const Credentials *c, StrBuf *out) {
         json_field(out, "AccessKeyId", c->access_key_id, false);
         json_field(out, "SecretAccessKey", secret_reveal(c->secret_access_key), false);
         json_field(out, "Token", c->session_token ? secret_reveal(c->session_token) : "", false);
-        json_field(out, "Expiration", expiration, true);
+        json_field(out, "Expiration", expiration, !account_id);
+        if (account_id)
+                json_field(out, "AccountId", account_id, true);
         strbuf_append(out, "}");
         return strbuf_error(out);
 }
@@ -265,6 +310,7 @@ static void pod_request_free(PodRequest *pr) {
                 creds_waiter_cancel(pr->waiter);
         sd_event_source_disable_unref(pr->timer);
         free(pr->url_role);
+        free(pr->path);
         free(pr->audit_uid);
         free(pr->audit_ns);
         free(pr->audit_name);
@@ -349,7 +395,10 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
         }
         if (creds) {
                 _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
-                if (imds_credentials_json(creds, &b) < 0) {
+                char account[IMDS_ACCOUNT_ID_MAX];
+                bool with_account = pr->extended && pr->audit_role &&
+                                    imds_account_from_arn(pr->audit_role, account) >= 0;
+                if (imds_credentials_json(creds, with_account ? account : NULL, &b) < 0) {
                         respond_error(req, 500, "out of memory");
                 } else {
                         respond_ok_text(req, b.s, true);
@@ -368,12 +417,31 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
         pod_request_done(pr);
 }
 
+static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path, bool listing);
+
+/* A pod of this node asked for metadata the table lets through (role or not). */
+static void answer_metadata(PodRequest *pr) {
+        HttpRequest *req = pr->req;
+
+        pod_request_unlink(pr);
+        (void) sd_event_source_set_enabled(pr->timer, SD_EVENT_OFF);
+        if (pr->verdict == IMDS_SURFACE_SERVED)
+                /* iam/: what the daemon answers there, as the real IMDS lists it */
+                respond_ok_text(req, "info\nsecurity-credentials/", false);
+        else
+                forward_metadata(pr->service, req, pr->path, pr->verdict == IMDS_SURFACE_LISTING);
+        pod_request_done(pr);
+}
+
 static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         ImdsService *s = pr->service;
         const StoreNamespace *ns;
         _cleanup_free_ char *arn = NULL, *msg = NULL;
         RoleSource source;
         int r;
+
+        if (pr->route == ROUTE_PROXY)
+                return answer_metadata(pr);
 
         free(pr->audit_uid);
         free(pr->audit_ns);
@@ -661,35 +729,63 @@ static void handle_token(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         (void) http_request_respond_secret(req, 200, h, ELEMENTSOF(h), tok, strlen(tok));
 }
 
-static bool path_allowed(char *const *patterns, const char *path) {
-        if (!patterns)
-                return true;
-        for (size_t i = 0; patterns[i]; i++)
-                if (roles_glob_match(patterns[i], path))
-                        return true;
-        return false;
+static int filter_listing(const char *path, const char *body, size_t size, const void *userdata,
+                          StrBuf *out) {
+        const Config *c = userdata;
+        return imds_surface_filter_listing(path, body, size, c->metadata_allow, out);
 }
 
-static void handle_proxy(ImdsService *s, HttpRequest *req, const RouteMatch *m) {
+static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path, bool listing) {
         static const char *const drop[] = { TOKEN_HEADER, TOKEN_TTL_HEADER, NULL };
         _cleanup_free_ char *upstream = NULL;
         HttpHeader extra[1];
         size_t n_extra = 0;
 
-        if (!path_allowed(s->d.config->metadata_allow, m->path))
-                return respond_error(req, 403,
-                                     "Forbidden: this path is not served to pods (--metadata-allow)");
         /* the pod's token is ours, not the upstream's: use the daemon's own upstream token */
         if (s->d.imds && imds_client_token(s->d.imds, &upstream) >= 0 && upstream) {
                 extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
-        imds_proxy_forward(s->d.proxy, req, m->path, extra, n_extra, drop);
+        imds_proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
+                           s->d.config);
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }
 
+/* /{version}/meta-data/iam[/], the one listing the daemon answers itself */
+static bool is_iam_listing(const char *path) {
+        const char *rest = strchr(path + 1, '/');
+        return rest && (streq(rest, "/meta-data/iam") || streq(rest, "/meta-data/iam/"));
+}
+
+/* ROUTE_PROXY: the metadata table decides; what it lets through still goes to pods of this node
+ * only (pod_request_start waits for the address like a credential request does). 0: go on. */
+static int judge_metadata(ImdsService *s, HttpRequest *req, const RouteMatch *m, ImdsSurfaceVerdict *ret) {
+        const char *method = http_request_method(req);
+        ImdsSurfaceVerdict v;
+
+        /* IMDS serves GET and HEAD; any other method is not forwarded (the token PUT is ours) */
+        if (!streq(method, "GET") && !streq(method, "HEAD")) {
+                respond_error(req, 405, "Method Not Allowed");
+                return -EPERM;
+        }
+        v = imds_surface_classify(m->path, s->d.config->metadata_allow);
+        if (v == IMDS_SURFACE_REFUSED || v == IMDS_SURFACE_WITHHELD) {
+                log_debug("Metadata path %s not forwarded (%s)", m->path, imds_surface_verdict_name(v));
+                respond_not_found(req);
+                return -EPERM;
+        }
+        if (v == IMDS_SURFACE_SERVED && !is_iam_listing(m->path)) {
+                /* a path of ours the router did not take: never forwarded */
+                respond_not_found(req);
+                return -EPERM;
+        }
+        *ret = v;
+        return 0;
+}
+
 void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) {
+        ImdsSurfaceVerdict verdict = IMDS_SURFACE_REFUSED;
         PodRequest *pr;
 
         if (m->host && !imds_service_host_is_metadata(m->host, s->d.config->metadata_host))
@@ -705,9 +801,11 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         switch (m->id) {
         case ROUTE_IDENTITY:
                 /* the node's identity credentials are the node's: never a pod's */
-                return respond_error(req, 404, "Not Found");
+                return respond_not_found(req);
         case ROUTE_PROXY:
-                return handle_proxy(s, req, m);
+                if (judge_metadata(s, req, m, &verdict) < 0)
+                        return;
+                break;
         case ROUTE_ROLE_LIST:
         case ROUTE_ROLE_CREDENTIALS:
         case ROUTE_IAM_INFO:
@@ -722,12 +820,16 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         pr->service = s;
         pr->req = req;
         pr->route = m->id;
+        pr->extended = m->extended;
+        pr->verdict = verdict;
         snprintf(pr->ip, sizeof pr->ip, "%s", http_request_peer(req));
         /* kube2iam retries for --backoff-max-elapsed-time, then sleeps once more at most
          * --backoff-max-interval before its last attempt: the same budget, woken by the store */
         pr->deadline = usec_add(now_monotonic(), usec_add(s->d.config->backoff_max_elapsed_time,
                                                           s->d.config->backoff_max_interval));
-        if (m->role && !(pr->url_role = strdup(m->role))) {
+        if ((m->role && !(pr->url_role = strdup(m->role))) ||
+            (m->id == ROUTE_PROXY && !(pr->path = strdup(m->path)))) {
+                free(pr->url_role);
                 free(pr);
                 return respond_error(req, 500, "out of memory");
         }

@@ -2,15 +2,19 @@
 #pragma once
 
 /* ImdsService: the instance-metadata service as pods see it. Owns every answer the daemon gives
- * itself (kube2iam-behaviour.md sections 1b, 1c, 2; DESIGN.md "Compatibility"):
+ * itself (docs/compatibility.md: "Routes" and "What changes"):
  * - the role list and the credentials of the pod's role, found by the TCP peer's address in
  *   the store; a request from an address the store does not know yet waits (suspended) until
  *   the pod appears or the kube2iam backoff budget runs out, woken by the store, not by polling;
  * - IMDSv2 tokens (minted here, bound to the pod's address) and their check on every request,
  *   required with --imdsv2-required;
+ * - the same for the SDKs' extended credentials API (iam/security-credentials-extended), whose
+ *   document adds the role's AccountId;
  * - iam/info for the pod's role, never the node's profile; the node's identity credentials are
- *   never served; --metadata-allow limits what else is proxied, with the daemon's own upstream
- *   token in place of the pod's;
+ *   never served;
+ * - the rest of the metadata tree as the table in imds-surface.h says (forwarded with the daemon's
+ *   own upstream token in place of the pod's, listings filtered, everything else IMDS's 404),
+ *   and only to pods of this node: any other address waits like a credential request, then 404;
  * - explicit HTTP proxy use (absolute-form targets for the metadata address only);
  * - prefetch of a pod's role when it appears, and telling the cache which roles live pods use;
  * - one audit entry per issuance and per denial, rate-limited per pod. */
@@ -60,16 +64,21 @@ ImdsService *imds_service_free(ImdsService *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsService *, imds_service_free);
 
 /* Answers a routed request: ROUTE_ROLE_LIST, ROUTE_ROLE_CREDENTIALS, ROUTE_IAM_INFO,
- * ROUTE_API_TOKEN, ROUTE_IDENTITY and ROUTE_PROXY (after the token and allow-list checks). */
+ * ROUTE_API_TOKEN, ROUTE_IDENTITY and ROUTE_PROXY (after the token check and the table). */
 void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m);
 /* The Kubernetes client's sync state changed: waiting requests are looked at again. */
 void imds_service_kube_changed(ImdsService *s);
 unsigned imds_service_waiting(const ImdsService *s);
 
-/* The IMDS credential document, as IMDS writes it (field order, two-space indent, " : ").
+/* The IMDS credential document, as IMDS writes it (field order, two-space indent, " : "); with
+ * account_id, the extended API's document ("AccountId" last, as IMDS and the SDKs' tests have it).
  * Exposed for tests; the bytes hold secrets: free with strbuf_done_erase(). */
 typedef struct Credentials Credentials;
-int imds_credentials_json(const Credentials *c, StrBuf *out);
+int imds_credentials_json(const Credentials *c, const char *account_id, StrBuf *out);
+/* An AWS account id is 12 digits; room for a longer one a partition might use, and the NUL. */
+#define IMDS_ACCOUNT_ID_MAX 32
+/* The account field of an ARN (arn:partition:service:region:ACCOUNT:resource), digits only. */
+int imds_account_from_arn(const char *arn, char ret[static IMDS_ACCOUNT_ID_MAX]);
 /* iam/info for a role: a role-backed instance profile's shape. */
 int imds_iam_info_json(const char *role_arn, usec_t last_updated, StrBuf *out);
 /* An absolute-form target's host (host, host:port, [v6], [v6]:port) names the metadata service. */

@@ -2,7 +2,7 @@
 #pragma once
 
 /* ImdsTokens: IMDSv2 session tokens, minted and checked by the daemon itself so pods never
- * depend on the upstream's hop limit (DESIGN.md "Compatibility"). A token is a keyed MAC
+ * depend on the upstream's hop limit (docs/compatibility.md, "What changes"). A token is a keyed MAC
  * (HMAC-SHA256) over the pod's address and the token's expiry: it is worthless from any other
  * address and after its TTL. The key is random per boot: kept in $RUNTIME_DIRECTORY (tmpfs,
  * cleared at boot) when systemd gives us one, so tokens survive daemon restarts and upgrades,

@@ -668,7 +668,7 @@ static int run(Daemon *d) {
                            d->config.app_port, d->config.metadata_host, d->config.metadata_port,
                            node_credentials_source(d->node));
 
-        /* DESIGN.md boot order: with a kubeconfig, wait (bounded) for the first pod list so the
+        /* docs/design.md, boot order: with a kubeconfig, wait (bounded) for the first pod list so the
          * pods kubelet restarts are answered from memory; without one, never wait for it */
         if (!d->has_kubeconfig || kube_client_pods_synced(d->kube) || d->config.ready_sync_timeout == 0)
                 notify_ready(d, d->has_kubeconfig ? "serving" : "serving; waiting for a kubeconfig");

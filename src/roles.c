@@ -36,7 +36,7 @@ int roles_new(const char *base_arn, const char *default_role, bool restrictions,
                 return -ENOMEM;
         /* kube2iam stores RoleARN(--default-role) even when no default role is given, which with a
          * base ARN makes the bare base ARN every unannotated pod's "role" (an empty 200 on the role
-         * list). DESIGN.md changes that on purpose: without --default-role there is no fallback. */
+         * list). docs/compatibility.md changes that on purpose: without --default-role there is no fallback. */
         if (!isempty(default_role)) {
                 r->default_arn = roles_arn(r, default_role);
                 if (!r->default_arn)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #pragma once
 
-/* Roles: kube2iam's rules from annotations to role ARNs (shared/reference/kube2iam-behaviour.md
- * section 2), kept exactly, quirks included: RoleARN() base-ARN joining, the default role and the
- * (not kube2iam's bare-base-ARN fallback: DESIGN.md drops it on purpose), namespace restrictions (glob anchored with '*' only; regexp unanchored
+/* Roles: kube2iam's rules from annotations to role ARNs (docs/compatibility.md,
+ * "Annotations and role rules"), kept exactly, quirks included: RoleARN() base-ARN joining, the default role and the
+ * (not kube2iam's bare-base-ARN fallback: docs/compatibility.md drops it on purpose), namespace restrictions (glob anchored with '*' only; regexp unanchored
  * and prefixed with the base ARN, as kube2iam #341 describes), the default role's bypass, and the
  * URL role versus pod role comparison. Pure: the caller passes the pod's annotation and the
  * namespace's allowed roles. */

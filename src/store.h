@@ -9,7 +9,7 @@
  * gaining a pod. Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
  * whose absence from a re-list has been applied is never served again, a terminating pod loses
  * to a live one, and anything still ambiguous is no answer (fail closed).
- * Reference: shared/reference/kube2iam-behaviour.md sections 1e, 2.6, 2.7, 4. */
+ * Reference: docs/compatibility.md (pod indexing, duplicate IPs, /debug/store). */
 
 #include <stdbool.h>
 #include <stddef.h>

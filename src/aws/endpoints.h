@@ -3,7 +3,7 @@
 
 /* AWS partitions and STS endpoints: region name -> partition (aws, aws-cn, aws-us-gov, the iso
  * partitions, aws-eusc) -> regional STS host sts.<region>.<dnsSuffix>, per botocore's
- * partitions.json (shared/reference/peers-and-protocols.md C4). No ec2:DescribeRegions: the region
+ * partitions.json (the endpoint rules of the AWS SDKs). No ec2:DescribeRegions: the region
  * comes from the environment or the upstream IMDS. */
 
 #include <stdbool.h>

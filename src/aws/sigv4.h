@@ -5,7 +5,7 @@
  * Owns the canonical request, the string to sign, the signing-key derivation (the derived key is
  * cached per date/region/service and secret key, so a node signing many AssumeRole calls a day
  * derives it once), and the URI-encoding rules for the path and the query string.
- * It reproduces the official test suite (shared/vectors/sigv4) byte for byte and agrees with
+ * It reproduces the official test suite (tests/vectors/sigv4) byte for byte and agrees with
  * botocore's SigV4Auth. It never logs; the canonical request holds the session token and is wiped
  * when freed. */
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The only file that includes libxml2 (DESIGN.md "Module boundaries"). */
+/* The only file that includes libxml2 (docs/design.md, "Processes and modules"). */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>

@@ -31,13 +31,15 @@ typedef struct LogField {
         const char *value;
 } LogField;
 
-/* Fixed MESSAGE_IDs for the events an operator searches for (journalctl MESSAGE_ID=...). */
-#define LOG_MESSAGE_ID_STARTED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a01"
-#define LOG_MESSAGE_ID_REDIRECT "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a02"
-#define LOG_MESSAGE_ID_ROLE_DENIED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a03"
-#define LOG_MESSAGE_ID_STS_FAILURE "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a04"
-#define LOG_MESSAGE_ID_CREDS_ISSUED "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a05"
-#define LOG_MESSAGE_ID_STOPPING "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a06"
+/* Fixed MESSAGE_IDs for the events an operator searches for (journalctl MESSAGE_ID=...), each
+ * from `systemd-id128 new`. packaging/kube2iam.catalog explains each one (journalctl -x); a test
+ * checks that every id here has its catalog entry. Never reuse an id for another event. */
+#define LOG_MESSAGE_ID_STARTED "5ee9ef4a70e34edaa600da036d666f1d"
+#define LOG_MESSAGE_ID_REDIRECT "65ccb87ac3be453494c123332b2a5997"
+#define LOG_MESSAGE_ID_ROLE_DENIED "466ab932d03d488db650b0f9a8cf6887"
+#define LOG_MESSAGE_ID_STS_FAILURE "81f270f3022845b3adef3ddb356701b6"
+#define LOG_MESSAGE_ID_CREDS_ISSUED "36aeb0c194cc45e3a4f48830c91337fa"
+#define LOG_MESSAGE_ID_STOPPING "ec8b2fd69a524c5b8cbac0782510604c"
 
 void log_set_target(LogTarget t);
 void log_set_format(LogFormat f);

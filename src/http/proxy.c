@@ -28,6 +28,9 @@ struct ProxyCall {
         HttpBody body;
         StrBuf resp_headers; /* "name\0value\0" pairs */
         char *url;
+        char *path;
+        ImdsProxyFilter filter;
+        const void *filter_data;
 };
 
 static const char *const hop_headers[] = {
@@ -117,6 +120,7 @@ static void call_free(ProxyCall *c) {
         strbuf_done(&c->body.buf);
         strbuf_done(&c->resp_headers);
         free(c->url);
+        free(c->path);
         free(c);
 }
 
@@ -193,7 +197,16 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                         continue;
                 h[n++] = (HttpHeader){ name, value };
         }
-        (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.buf.s, c->body.buf.len);
+        if (status == 200 && c->filter) {
+                _cleanup_strbuf_ StrBuf filtered = {};
+                if (c->filter(c->path, strbuf_str(&c->body.buf), c->body.buf.len, c->filter_data,
+                              &filtered) < 0) {
+                        respond_502(c, "failed to filter the upstream answer");
+                        goto finish;
+                }
+                (void) http_request_respond(c->req, 200, h, n, strbuf_str(&filtered), filtered.len);
+        } else
+                (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.buf.s, c->body.buf.len);
         log_debug("Proxy ec2 metadata request %s (%ld)", c->url, status);
 
 finish:
@@ -279,8 +292,9 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
 }
 
 void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
-                        size_t n_extra, const char *const *drop_headers) {
-        const char *method = http_request_method(req), *query = http_request_query(req);
+                        size_t n_extra, const char *const *drop_headers, ImdsProxyFilter filter,
+                        const void *filter_data) {
+        const char *method = http_request_method(req);
         _cleanup_strbuf_ StrBuf url = {};
         HeaderCopy hc = {};
         ProxyCall *c;
@@ -296,13 +310,15 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
         c->proxy = p;
         c->req = req;
         c->body.max = PROXY_MAX_RESPONSE_BYTES;
+        c->filter = filter;
+        c->filter_data = filter_data;
         p->in_flight++;
 
         c->easy = pool_get(p);
         if (!c->easy)
                 goto fail;
 
-        /* Go's ReverseProxy sends the escaped form of the decoded path, and the raw query */
+        /* Go's ReverseProxy sends the escaped form of the decoded path; no query (see proxy.h) */
         {
                 _cleanup_free_ char *esc = NULL;
                 esc = router_escape_path(path);
@@ -310,10 +326,9 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
                         goto fail;
                 strbuf_append(&url, p->base_url);
                 strbuf_append(&url, esc);
-                if (query)
-                        strbuf_appendf(&url, "?%s", query);
                 c->url = strbuf_steal(&url);
-                if (!c->url)
+                c->path = strdup(path);
+                if (!c->url || !c->path)
                         goto fail;
         }
 

@@ -25,12 +25,19 @@ int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProx
 ImdsProxy *imds_proxy_free(ImdsProxy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsProxy *, imds_proxy_free);
 
-/* Forwards a kept request to the upstream, path (origin-form, already decoded and clean, as
- * Go's ReverseProxy sends URL.Path) and the raw query kept, and answers it when the upstream
- * does (or 502). extra_headers replace same-named client headers (NULL-terminated name/value
- * pairs, e.g. the daemon's own IMDSv2 token); drop_headers are removed. */
+/* Rewrites the body of a 200 answer before it goes out (a directory listing cut down to what the
+ * client may get). <0: the client gets 502. */
+typedef int (*ImdsProxyFilter)(const char *path, const char *body, size_t size, const void *userdata,
+                               StrBuf *out);
+
+/* Forwards a kept request to the upstream, path only (origin-form, already decoded and clean, as
+ * Go's ReverseProxy sends URL.Path): the query is not forwarded, the upstream gets exactly the
+ * path the caller judged. Answers when the upstream does (or 502). extra_headers replace
+ * same-named client headers (e.g. the daemon's own IMDSv2 token); drop_headers (NULL-terminated)
+ * are removed. filter (may be NULL) sees a 200's body; filter_data must outlive the request. */
 void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
-                        size_t n_extra, const char *const *drop_headers);
+                        size_t n_extra, const char *const *drop_headers, ImdsProxyFilter filter,
+                        const void *filter_data);
 
 /* kube2iam's rule: no X-Forwarded-For is added to the IMDSv2 token PUT (`^/?[^/]+/api/token$`)
  * nor to a GET carrying an X-aws-ec2-metadata-token header, because IMDS rejects those. */

@@ -138,10 +138,15 @@ static int split_version(const char *path, char **ret_version, const char **ret_
 }
 
 /* Routes below a {version} segment; ROUTE_PROXY when none matches. */
-static RouteId match_versioned(const char *rest, char **ret_role) {
+static RouteId match_versioned(const char *rest, char **ret_role, bool *ret_extended) {
         const char *r;
 
-        r = startswith(rest, "/meta-data/iam/security-credentials");
+        /* the SDKs' extended API (2025) asks first: same rules, the document adds AccountId */
+        r = startswith(rest, "/meta-data/iam/security-credentials-extended");
+        if (r && (streq(r, "") || r[0] == '/'))
+                *ret_extended = true;
+        else
+                r = startswith(rest, "/meta-data/iam/security-credentials");
         if (r) {
                 if (streq(r, "") || streq(r, "/"))
                         return ROUTE_ROLE_LIST;
@@ -229,15 +234,17 @@ int router_match(const RouterOptions *o, const char *raw_path, const char *raw_q
                         route_match_done(&m);
                         return r;
                 }
-                m.id = r > 0 ? match_versioned(rest, &m.role) : ROUTE_PROXY;
+                m.id = r > 0 ? match_versioned(rest, &m.role, &m.extended) : ROUTE_PROXY;
                 if (m.id == _ROUTE_MAX) {
                         route_match_done(&m);
                         return -ENOMEM;
                 }
         }
 
-        if (m.id == ROUTE_PROXY)
+        if (m.id == ROUTE_PROXY) {
                 m.version = mfree(m.version);
+                m.extended = false;
+        }
         m.path = TAKE_PTR(decoded);
         *ret = m;
         return 0;

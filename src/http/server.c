@@ -25,7 +25,7 @@
 #define HTTP_LIBRARY_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define HTTP_LIBRARY_LOG_LINE_MAX 256U
 /* sd-event runs one source per iteration, lowest number first: MHD's sources go after timers and
- * the HTTP client's, or timers fire late under load (TESTING.md, measured). */
+ * the HTTP client's, or timers fire late under load (docs/design.md, "One thread, one event loop": measured). */
 #define HTTP_SERVER_EVENT_PRIORITY 10
 
 typedef enum RequestState {
@@ -317,7 +317,7 @@ static int on_defer(sd_event_source *src, void *userdata) {
         return 0;
 }
 
-/* Acts on all three MHD_get_timeout answers (TESTING.md): 0 = run again now (epoll is
+/* Acts on all three MHD_get_timeout answers (docs/design.md): 0 = run again now (epoll is
  * edge-triggered and pipelined requests would wait), none = no timer, N = a timer. */
 static void server_schedule(HttpServer *s) {
         MHD_UNSIGNED_LONG_LONG ms;

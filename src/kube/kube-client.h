@@ -12,7 +12,8 @@
  * 429/5xx and silence past the idle limit reconnect with jittered backoff; 401 refreshes the
  * credentials; 403 on namespaces is reported with the RBAC that is missing, pods are still
  * served and namespace restrictions deny. Everything runs on the sd-event loop.
- * Reference: shared/reference/peers-and-protocols.md D, kube2iam-behaviour.md 2.7 and 4. */
+ * Reference: kubernetes.io/docs/reference/using-api/api-concepts (watches, bookmarks, 410 Gone);
+ * kube2iam's pod indexing and duplicate-IP rules: docs/compatibility.md. */
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>

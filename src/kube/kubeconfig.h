@@ -7,8 +7,8 @@
  * --api-server + --api-token, else the kubelet's usual paths), and the reading of the files it
  * names (CA, client certificate and key, token file) into KubeCredentials, again on every call
  * so that a rotated kubelet-client-current.pem is picked up. Keys and tokens only live in Secret.
- * Reference: kubernetes.io/docs/reference/config-api/kubeconfig.v1, shared/reference
- * peers-and-protocols.md D6. */
+ * Reference: kubernetes.io/docs/reference/config-api/kubeconfig.v1 and the client-go
+ * credential plugins page (exec). */
 
 #include <stdbool.h>
 #include <stddef.h>

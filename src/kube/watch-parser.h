@@ -6,7 +6,8 @@
  * chunks whose boundaries fall anywhere (one event may span many chunks, one chunk may hold
  * many events). Owns the bytes of the event not yet complete, bounded by a named per-event
  * limit; each complete line is parsed with cJSON and handed to a callback, then freed.
- * Reference: shared/reference/peers-and-protocols.md D2, D3. */
+ * Reference: kubernetes.io/docs/reference/using-api/api-concepts ("Efficient detection of
+ * changes", "Watch bookmarks"). */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -95,7 +95,7 @@ static int batch_add_table(RedirectBatch *b, uint16_t family, uint16_t type, uin
         if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, REDIRECT_TABLE) < 0)
                 return -ENOMEM;
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
-        /* No NFT_TABLE_F_OWNER: the table must outlive us (DESIGN.md). NLM_F_CREATE without
+        /* No NFT_TABLE_F_OWNER: the table must outlive us (docs/design.md, invariant 1). NLM_F_CREATE without
          * NLM_F_EXCL: adding an existing table is a no-op, so the delete that follows never fails. */
         nlh = nftnl_nlmsg_build_hdr(p, type, family,
                                     (type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0) | NLM_F_ACK, seq);

@@ -7,7 +7,7 @@
  * all (add table; delete table; add table, chain, rules: there is never a moment without the
  * rule); redirect_remove() deletes them and nothing else; redirect_check() reads them back and
  * says whether they are exactly what install would write. The tables carry no owner flag: they
- * outlive the process that wrote them (DESIGN.md invariant 1).
+ * outlive the process that wrote them (docs/design.md, invariant 1).
  * Both kube2iam-nft and the daemon's --iptables flag call these. libnftnl and libmnl are used
  * only in src/nft/. */
 

@@ -64,11 +64,71 @@ class State:
             }, indent=2),
             "/latest/meta-data/iam/security-credentials/": role,
             f"/latest/meta-data/iam/security-credentials/{role}": json.dumps(self.node_credentials, indent=2),
+            # the SDKs' extended API (2025): the real IMDS serves the node's keys here too
+            "/latest/meta-data/iam/security-credentials-extended/": role,
+            f"/latest/meta-data/iam/security-credentials-extended/{role}":
+                json.dumps(dict(self.node_credentials, AccountId=account), indent=2),
             "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance":
                 json.dumps(self.node_credentials, indent=2),
+            "/latest/meta-data/identity-credentials/ec2/info": json.dumps({"Code": "Success", "AccountId": account}),
             "/latest/user-data": "#!/bin/sh\necho node user data\n",
-            "/latest/meta-data/": "ami-id\nhostname\niam/\ninstance-id\nlocal-ipv4\nplacement/\n",
         }
+        self.paths.update(documented_tree(account, instance_id, local_ipv4, region))
+
+
+MAC = "0e:11:22:33:44:55"
+
+
+def documented_tree(account, instance_id, local_ipv4, region):
+    """The rest of AWS's documented metadata tree, a value per leaf, and the node's listings."""
+    md = "/latest/meta-data/"
+    leaves = {
+        "ami-id": "ami-0123456789abcdef0", "ami-launch-index": "0", "ami-manifest-path": "(unknown)",
+        "ancestor-ami-ids": "ami-00000000000000001", "autoscaling/target-lifecycle-state": "InService",
+        "block-device-mapping/ami": "/dev/xvda", "block-device-mapping/root": "/dev/xvda",
+        "block-device-mapping/ebs1": "sdb", "elastic-gpus/associations/egpu-1": "{}",
+        "elastic-inference/associations/eia-1": "{}", "events/maintenance/history": "[]",
+        "events/maintenance/scheduled": "[]", "events/recommendations/rebalance": "{}",
+        "instance-action": "none", "instance-life-cycle": "on-demand", "instance-type": "m5.large",
+        "ipv6": "2001:db8::1", "kernel-id": "aki-1", "local-hostname": "ip-10-0-0-1.ec2.internal",
+        "mac": MAC, "metrics/vhostmd": "<?xml version=\"1.0\"?>", "product-codes": "pc-1",
+        "public-hostname": "ec2-203-0-113-1.compute-1.amazonaws.com", "public-ipv4": "203.0.113.1",
+        "public-keys/": "0=node-key", "public-keys/0/openssh-key": "ssh-ed25519 AAAA node",
+        "ramdisk-id": "ari-1", "reservation-id": "r-0123456789abcdef0", "security-groups": "nodes",
+        "services/domain": "amazonaws.com", "services/partition": "aws", "spot/instance-action": "{}",
+        "spot/termination-time": "2026-01-01T00:00:00Z", "tags/instance/Name": "node-1",
+        "tags/instance": "Name", "placement/availability-zone-id": "use1-az1",
+        "placement/group-name": "pg", "placement/host-id": "h-1", "placement/partition-number": "1",
+        "network/interfaces/macs/": MAC + "/",
+        f"network/interfaces/macs/{MAC}/device-number": "0",
+        f"network/interfaces/macs/{MAC}/local-ipv4s": local_ipv4,
+        f"network/interfaces/macs/{MAC}/vpc-id": "vpc-1",
+        "placement/": "availability-zone\navailability-zone-id\ngroup-name\nhost-id\npartition-number\nregion",
+        "network/": "interfaces/", "network/interfaces/": "macs/",
+        "iam/": "info\nsecurity-credentials/\nsecurity-credentials-extended/",
+    }
+    tree = {md + k: v for k, v in leaves.items()}
+    tree.update({
+        "/": "1.0\n2007-01-19\n2021-03-23\nlatest",
+        "/latest/": "dynamic\nmeta-data\nuser-data",
+        md: "ami-id\nami-launch-index\nami-manifest-path\nblock-device-mapping/\nevents/\nhostname\niam/\n"
+            "identity-credentials/\ninstance-action\ninstance-id\ninstance-type\nlocal-hostname\n"
+            "local-ipv4\nmac\nnetwork/\nplacement/\nprofile\npublic-keys/\nreservation-id\n"
+            "security-groups\nservices/",
+        "/latest/dynamic/": "fws/\ninstance-identity/",
+        "/latest/dynamic/fws/instance-monitoring": "disabled",
+        "/latest/dynamic/instance-identity/": "document\npkcs7\nrsa2048\nsignature",
+        "/latest/dynamic/instance-identity/document": json.dumps(
+            {"accountId": account, "instanceId": instance_id, "region": region, "privateIp": local_ipv4}),
+        "/latest/dynamic/instance-identity/pkcs7": "MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0B",
+        "/latest/dynamic/instance-identity/signature": "node-signature-base64",
+        "/latest/dynamic/instance-identity/rsa2048": "MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBgkqhkiG9w0BAQsFADCABgkqhkiG9w0B",
+        # an undocumented category the real IMDS might grow: never forwarded by the daemon
+        md + "profile": "default-hvm",
+    })
+    # listings answer with or without their trailing slash, as IMDS does
+    tree.update({k.rstrip("/"): v for k, v in tree.items() if k.endswith("/") and k != "/"})
+    return tree
 
 
 def make_handler(state):

@@ -103,7 +103,7 @@ def test_imdsv1_role_list_and_credentials(node_env, daemon_factory):
     assert doc["AccessKeyId"] == call["access_key_id"]
     assert doc["SecretAccessKey"] == call["secret_access_key"]
     assert doc["Token"] == call["session_token"]
-    # at least 30 minutes of life (DESIGN.md), far from botocore's 15-minute stretch
+    # at least 30 minutes of life (docs/compatibility.md), far from botocore's 15-minute stretch
     exp = time.mktime(time.strptime(doc["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert exp - time.time() > 30 * 60
 
@@ -292,7 +292,8 @@ def test_metadata_allow_limits_proxied_paths(node_env, daemon_factory):
     node_env.add_pod("app", "127.0.0.18", role="app-role")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--metadata-allow=/latest/meta-data/placement/*")
     assert get(d, "/latest/meta-data/placement/region", source="127.0.0.18")[0].status == 200
-    assert get(d, "/latest/user-data", source="127.0.0.18")[0].status == 403
+    assert get(d, "/latest/meta-data/instance-id", source="127.0.0.18")[0].status == 404
+    assert get(d, "/latest/user-data", source="127.0.0.18")[0].status == 404
 
 
 def test_hundred_concurrent_cold_requests_make_one_sts_call(node_env, daemon_factory):

@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 
-from k2i_testlib import assert_clean_output, wait_until
+from k2i_testlib import assert_clean_output, start_with_pods, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -46,8 +46,9 @@ def test_upstream_imds_slow_hung_dropping_or_gone_gives_502_and_credentials_are_
                                                                                           daemon_factory):
     env = node_env
     env.add_pod("app", "127.0.0.2", role="app-role")
-    d = daemon_factory(env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"))
-    wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    # the pods asking the upstream at once below (only pods get metadata)
+    edge = [f"127.0.3.{i + 1}" for i in range(20)]
+    d = start_with_pods(env, daemon_factory, edge, *FAST, f"--base-role-arn={BASE_ARN}")
     status, body = get(d, CREDS + "app-role", "127.0.0.2")
     assert status == 200, body
     key = json.loads(body)["AccessKeyId"]
@@ -58,13 +59,13 @@ def test_upstream_imds_slow_hung_dropping_or_gone_gives_502_and_credentials_are_
     assert get(d, "/latest/meta-data/instance-id", "127.0.0.2", PROXY_DEADLINE)[0] == 200
     env.imds.configure(delay=0)
 
-    n_pods = 1
+    n_pods = 1 + len(edge)
     for fault in ({"hang": True}, {"drop": True}):
         env.imds.configure(**fault)
         proxied = []
 
         def ask_proxied(i):
-            proxied.append(get(d, f"/latest/meta-data/local-ipv4?i={i}", f"127.0.3.{i + 1}", PROXY_DEADLINE)[0])
+            proxied.append(get(d, "/latest/meta-data/local-ipv4", edge[i], PROXY_DEADLINE)[0])
 
         # many pods asking the upstream at once, while a pod asks for its credentials
         threads = [threading.Thread(target=ask_proxied, args=(i,)) for i in range(20)]

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from k2i_testlib import assert_clean_output, binary, free_port, wait_until
+from k2i_testlib import assert_clean_output, binary, free_port, start_with_pods, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -40,8 +40,9 @@ def get(host, port, path, source="127.0.0.1", timeout=DEADLINE):
 def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env, daemon_factory):
     env = node_env
     env.add_pod("warm", "127.0.0.2", role="warm-role")
-    d = daemon_factory(env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"))
-    wait_until(lambda: json.loads(get(d.host, d.port, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    n_proxied = 20
+    edge = [f"127.0.1.{i + 1}" for i in range(n_proxied)]  # pods asking for metadata (only pods get it)
+    d = start_with_pods(env, daemon_factory, edge, *FAST, f"--base-role-arn={BASE_ARN}")
     assert get(d.host, d.port, CREDS + "warm-role", "127.0.0.2")[0] == 200
     env.sts.configure(delay=SLOW_SEC)
     env.imds.configure(delay=SLOW_SEC)
@@ -75,10 +76,8 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
             results[name] = r
 
     threads = []
-    n_proxied = 20
     for i in range(n_proxied):
-        threads.append(threading.Thread(target=ask, args=(f"proxied-{i}", f"/latest/meta-data/local-ipv4?n={i}",
-                                                          f"127.0.1.{i + 1}")))
+        threads.append(threading.Thread(target=ask, args=(f"proxied-{i}", "/latest/meta-data/local-ipv4", edge[i])))
     for i in range(n_cold):
         threads.append(threading.Thread(target=ask, args=(f"cold-{i}", CREDS + f"cold-{i}", f"127.0.0.{20 + i}")))
         threads.append(threading.Thread(target=ask, args=(f"warm-{i}", CREDS + "warm-role", "127.0.0.2")))
@@ -111,10 +110,14 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
     assert_clean_output(out, env)
 
 
-def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(fake_imds):
+def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(node_env):
     """The test holds the listening socket as systemd does (test_systemd.py's backlog test) and hands
     it to each instance. The first is SIGKILLed while clients keep connecting; every connection
-    made after it died waits in the backlog and is answered by the second instance."""
+    made after it died waits in the backlog and is answered by the second instance. The clients
+    are pods of the node (only pods get metadata)."""
+    fake_imds = node_env.imds
+    for i in range(8):
+        node_env.add_pod(f"client-{i}", f"127.0.2.{i + 1}")
     fake_imds.server.socket.listen(128)  # see the SIGTERM test: socketserver's backlog of 5
     port = free_port()
     lsock = socket.socket()
@@ -132,9 +135,7 @@ def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(
         log = tempfile.NamedTemporaryFile(prefix="k2i-kill-", suffix=".log", delete=False)
         logs.append(log.name)
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}",
-                                 "--sts-endpoint=http://127.0.0.1:9", "--node=node-1",
-                                 "--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig")],
+                                 binary("kube2iam"), *node_env.daemon_args()],
                                 env=env, pass_fds=(fd,), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
 

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from k2i_testlib import start_with_pods
+
 
 def request(d, method, path, headers=None, body=None, timeout=10):
     c = http.client.HTTPConnection(d.host, d.port, timeout=timeout)
@@ -69,7 +71,14 @@ def test_every_method_reaches_the_handler(daemon):
         assert r.status == 200, m
 
 
-def test_unclean_paths_redirect_like_mux(daemon):
+@pytest.fixture
+def pod_daemon(node_env, daemon_factory):
+    """The client (127.0.0.1) is a pod of this node: only pods get metadata."""
+    return start_with_pods(node_env, daemon_factory, ["127.0.0.1"])
+
+
+def test_unclean_paths_redirect_like_mux(pod_daemon):
+    daemon = pod_daemon
     r, body = request(daemon, "GET", "/latest//meta-data/./iam/../instance-id?x=1")
     assert r.status == 301
     assert r.getheader("Location") == "/latest/meta-data/instance-id?x=1"
@@ -131,7 +140,8 @@ def test_long_path_is_refused(daemon):
     assert r2.status == 200
 
 
-def test_200_idle_connections_do_not_block_a_request(daemon):
+def test_200_idle_connections_do_not_block_a_request(pod_daemon):
+    daemon = pod_daemon
     # from many source addresses, as many pods would (one address is capped per-IP below)
     idle = []
     try:

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from k2i_testlib import start_with_pods
+
 pytestmark = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
                                 reason="systemd-socket-activate not installed")
 
@@ -22,9 +24,10 @@ def get(d, path, timeout=10):
     return r, body
 
 
-def test_socket_activation_serves_on_the_passed_socket_and_notifies_ready(fake_imds, notify_socket, daemon_factory):
-    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", "--app-port=1"], socket_activate=True,
-                       notify=notify_socket)
+def test_socket_activation_serves_on_the_passed_socket_and_notifies_ready(node_env, notify_socket, daemon_factory):
+    # the client (127.0.0.1) is a pod of the node: only pods get metadata
+    d = start_with_pods(node_env, daemon_factory, ["127.0.0.1"], "--app-port=1", socket_activate=True,
+                        notify=notify_socket)
     # --app-port=1 proves the passed socket is used: the daemon could not bind port 1 itself
     r, body = get(d, "/latest/meta-data/instance-id")
     assert r.status == 200 and body == b"i-0123456789abcdef0"
@@ -41,8 +44,9 @@ def test_watchdog_pings_when_asked(fake_imds, notify_socket, daemon_factory):
     assert notify_socket.wait_for("WATCHDOG=1", timeout=5) is not None
 
 
-def test_sigterm_drains_requests_in_progress_and_exits_0(fake_imds, notify_socket, daemon_factory):
-    d = daemon_factory([f"--metadata-addr={fake_imds.addr}"], notify=notify_socket)
+def test_sigterm_drains_requests_in_progress_and_exits_0(node_env, notify_socket, daemon_factory):
+    fake_imds = node_env.imds
+    d = start_with_pods(node_env, daemon_factory, ["127.0.0.1"], notify=notify_socket)
     assert notify_socket.wait_for("READY=1")
     fake_imds.configure(delay=1.0)
     results = []
@@ -63,7 +67,7 @@ def test_sigterm_drains_requests_in_progress_and_exits_0(fake_imds, notify_socke
     assert notify_socket.wait_for("STOPPING=1") is not None
 
 
-def test_connections_during_restart_wait_in_the_backlog_and_are_served(fake_imds, notify_socket, daemon_factory):
+def test_connections_during_restart_wait_in_the_backlog_and_are_served(node_env, notify_socket, daemon_factory):
     """Under socket activation the listening socket outlives the process: a connection made while
     no daemon runs waits in the backlog and is answered by the next one. systemd-socket-activate
     keeps the socket only while its child runs, so the test holds the socket itself (as systemd
@@ -73,6 +77,7 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(fake_imds
     import subprocess
     from k2i_testlib import binary, free_port
 
+    node_env.add_pod("client", "127.0.0.1")  # only pods get metadata
     port = free_port()
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -85,7 +90,7 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(fake_imds
         env.pop("KUBE2IAM_ARGS", None)
         # the shell moves the socket to fd 3 and sets LISTEN_PID to its own pid, which exec keeps
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}"],
+                                 binary("kube2iam"), *node_env.daemon_args()],
                                 env=env, pass_fds=(fd,),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

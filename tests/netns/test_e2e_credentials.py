@@ -276,3 +276,33 @@ def test_daemon_iptables_flag_installs_the_same_redirect(world):
                         "--app-port", str(APP_PORT), "check")
     assert check.returncode == 0, check.stderr
     assert upstream_requests_from(env, pod.ip) == []
+
+
+def forwarded_for(env, ip):
+    """What the fake upstream got on ip's behalf: the daemon forwards with X-Forwarded-For."""
+    return [r for r in env.imds.requests() if any(k.lower() == "x-forwarded-for" and ip in v for k, v in r["headers"])]
+
+
+def test_only_pods_of_the_node_get_metadata_and_the_extended_api_is_the_pods(world, make_pod):
+    env, pod = world["env"], world["pod"]
+    # another host of the network reaching the daemon's port directly: no pod the API server knows
+    stranger = make_pod("cali" + os.urandom(4).hex(), "10.201.3")
+    install_redirect(world)
+    d = world["daemon"]("--listen-address=0.0.0.0")
+    assert served_role(pod.ns, d) == "app-role"
+
+    body, _, code = curl(pod.ns, f"http://{IMDS}/latest/meta-data/instance-id").stdout.rpartition("\n")
+    assert (code, body) == ("200", "i-0123456789abcdef0")
+    assert [r["path"] for r in forwarded_for(env, pod.ip)] == ["/latest/meta-data/instance-id"]
+    # the SDKs' extended API answers with the pod's role, never the node's keys
+    r = curl(pod.ns, f"http://{IMDS}/latest/meta-data/iam/security-credentials-extended/app-role")
+    body, _, code = r.stdout.rpartition("\n")
+    assert code == "200" and json.loads(body)["AccessKeyId"] in issued_keys(env, "app-role"), r.stdout
+    assert env.imds.access_key not in r.stdout
+
+    for path in ("/latest/meta-data/instance-id", "/latest/meta-data/iam/security-credentials/",
+                 "/latest/user-data"):
+        r = curl(stranger.ns, f"http://{stranger.node_ip}:{APP_PORT}{path}", timeout=10)
+        body, _, code = r.stdout.rpartition("\n")
+        assert r.returncode == 0 and code == "404", (path, r.stdout, r.stderr)
+    assert forwarded_for(env, stranger.ip) == [] and upstream_requests_from(env, stranger.ip) == []

@@ -1,5 +1,5 @@
 """A Kubernetes node under a real systemd: a Debian bookworm rootfs booted with systemd-nspawn in a
-"node" network namespace, with a "pod" namespace beside it (TESTING.md). The package is installed
+"node" network namespace, with a "pod" namespace beside it (docs/testing.md). The package is installed
 into the rootfs before boot, as an image build (Packer) does, so the first boot is a node's boot.
 """
 import os
@@ -14,6 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "tests" / "fakes"))
+sys.path.insert(0, str(REPO / "tests" / "pylib"))
 
 from netns_util import in_netns  # noqa: E402
 from node_env import BASE_ARN, NodeEnv  # noqa: E402
@@ -72,7 +73,7 @@ def run(cmd, check=True, timeout=CMD_TIMEOUT, **kw):
 
 
 def build_deb(workdir):
-    """The .deb from a clean clone of HEAD (TESTING.md), or $KUBE2IAM_DEB when CI built it already."""
+    """The .deb from a clean clone of HEAD (docs/testing.md, packages), or $KUBE2IAM_DEB when CI built it already."""
     if os.environ.get("KUBE2IAM_DEB"):
         return Path(os.environ["KUBE2IAM_DEB"])
     tree = Path(workdir) / "deb" / "kube2iam"

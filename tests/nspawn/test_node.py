@@ -17,11 +17,12 @@ import time
 import pytest
 
 from nspawn_helpers import APP_PORT, BASE_ARN, IMDS, POD_IP, POD_NAME, POD_ROLE, run
+from k2i_testlib import message_ids
 
 READY_WAIT = 20     # seconds: bounded wait for the daemon's READY=1 (it waits at most 10 s for pods)
 SERVE_WAIT = 30     # seconds: bounded wait for a pod to be served (loaded CI machines)
 CREDS = f"http://{IMDS}/latest/meta-data/iam/security-credentials/"
-CREDS_ISSUED = "5b0c43bd4b4e4f1b8b7f2c9a6d1e3a05"      # LOG_MESSAGE_ID_CREDS_ISSUED (src/basic/log.h)
+CREDS_ISSUED = message_ids()["CREDS_ISSUED"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_socket_listens_on_8181_at_boot_and_accepts_pod_connections(node):
     assert node.show("kube2iam.socket", "ActiveState") == "active"
     listen = node.show("kube2iam.socket", "Listen")
     assert listen.startswith(f"[::]:{APP_PORT}") or listen.startswith(f"0.0.0.0:{APP_PORT}"), listen
-    # Accepted into the kernel's backlog whether or not the daemon is up (DESIGN.md invariant 2).
+    # Accepted into the kernel's backlog whether or not the daemon is up (docs/design.md, invariant 2).
     assert node.pod_connect()
 
 
@@ -162,6 +163,18 @@ def test_journal_has_the_daemons_structured_lines(node, ready):
     assert e["POD_NAME"] == POD_NAME and e["POD_NAMESPACE"] == "default"
     assert e["ROLE_ARN"] == BASE_ARN + POD_ROLE and e["RESULT"] == "issued"
     assert POD_IP in e["POD_IP"]
+
+
+def test_journalctl_x_explains_the_daemons_entries_from_the_installed_catalog(node, ready):
+    """The package's catalog is compiled by the systemd package's trigger on install, so that
+    `journalctl -x -u kube2iam` shows what each MESSAGE_ID means."""
+    started = message_ids()["STARTED"]
+    out = node.sh(f"journalctl -b -x --no-pager -u kube2iam.service MESSAGE_ID={started}").stdout
+    assert "kube2iam serves pods' instance-metadata requests" in out, out
+    assert "Documentation: man:kube2iam(8)" in out, out
+    listed = node.sh("journalctl --list-catalog --no-pager").stdout
+    for name, mid in message_ids().items():
+        assert f"{mid} kube2iam: " in listed, name
 
 
 # A pod's client that loops until told to stop: a new connection per request, as SDKs make them,
@@ -335,6 +348,35 @@ def test_kubelet_cannot_start_without_the_redirect(node, ready):
     assert node.rule_present()
     assert node.show("kubelet.service", "ActiveState") == "active"
     assert node.sh("tail -n1 /var/log/fake-kubelet/starts").stdout.split()[1] == "present"
+
+
+SNAP_KUBELET = "snap.kubelet-eks.daemon.service"
+
+
+def test_ubuntu_eks_snap_kubelet_gets_the_same_dropin_and_cannot_start_without_the_redirect(node, ready):
+    """Ubuntu's EKS images run kubelet as the snap's service, which snapd writes into
+    /etc/systemd/system; the package's drop-in for it must apply exactly as kubelet.service's does."""
+    unit = f"/etc/systemd/system/{SNAP_KUBELET}"
+    node.sh(f"printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' >{unit}; "
+            "systemctl daemon-reload")
+    try:
+        props = node.show(SNAP_KUBELET, "After", "Wants", "Requires", "DropInPaths", "ExecStartPre")
+        assert "kube2iam.service" in props["After"].split()
+        assert "kube2iam.service" in props["Wants"].split()
+        assert "kube2iam.service" not in props["Requires"].split()
+        assert "/usr/sbin/kube2iam-nft" in props["ExecStartPre"] and "check" in props["ExecStartPre"]
+        assert any(p.endswith(f"/lib/systemd/system/{SNAP_KUBELET}.d/10-kube2iam.conf")
+                   for p in props["DropInPaths"].split()), props["DropInPaths"]
+        node.sh(f"systemctl start {SNAP_KUBELET}")
+        assert node.show(SNAP_KUBELET, "ActiveState") == "active"
+        node.sh(f"systemctl stop {SNAP_KUBELET}; /usr/sbin/kube2iam-nft remove")
+        assert node.sh(f"systemctl start {SNAP_KUBELET}", check=False).returncode != 0
+        assert node.show(SNAP_KUBELET, "ActiveState") == "failed"
+    finally:
+        node.sh("systemctl restart kube2iam.service")
+        node.sh(f"systemctl stop {SNAP_KUBELET}; systemctl reset-failed {SNAP_KUBELET}; rm -f {unit}; "
+                "systemctl daemon-reload", check=False)
+    assert node.rule_present()
 
 
 # What the sandboxed daemon may and may not touch, proven by running a probe under the installed

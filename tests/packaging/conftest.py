@@ -25,7 +25,7 @@ def clone(workdir):
 
 @pytest.fixture(scope="session")
 def deb(workdir, clone):
-    """Builds the .deb exactly as TESTING.md says; returns {'deb', 'changes', 'dir'}."""
+    """Builds the .deb exactly as docs/testing.md says; returns {'deb', 'changes', 'dir'}."""
     need("dpkg-buildpackage", "dh")
     # dpkg-buildpackage writes its results into the parent of the source tree.
     tree = workdir / "deb" / "kube2iam"
@@ -46,7 +46,7 @@ def deb(workdir, clone):
 @pytest.fixture(scope="session")
 def rpm(workdir, clone):
     """Builds the .rpm as a user would from a tag: `rpmbuild -ta` on a `git archive` tarball, with
-    the fallback macros (TESTING.md); returns {'rpm', 'root', 'db', 'spec'}."""
+    the fallback macros (docs/testing.md, packages); returns {'rpm', 'root', 'db', 'spec'}."""
     need("rpmbuild", "rpm", "rpm2archive", "tar", "git")
     top = workdir / "rpm"
     top.mkdir()

@@ -1,96 +1,132 @@
-"""contrib/: the Packer template's structure and file references (no `packer validate` here), the
+"""contrib/: the Packer template as HashiCorp's HCL parser reads it (no `packer validate` here), the
 install script it runs, and the RBAC manifests."""
+import fcntl
+import json
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from pkg_helpers import REPO
+from pkg_helpers import REPO, need, run
 
 PACKER = REPO / "contrib" / "packer"
 
 
-def strip_hcl(text):
-    """The template without comments and with string contents blanked (interpolations kept), so
-    braces and references can be counted."""
-    out, i, n = [], 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "#" or text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-        elif c == '"':
-            j = i + 1
-            buf = []
-            while j < n and text[j] != '"':
-                if text[j] == "\\":
-                    j += 1
-                elif text.startswith("${", j):
-                    k = text.index("}", j)
-                    buf.append(text[j:k + 1])
-                    j = k
-                j += 1
-            out.append('"' + " ".join(buf) + '"')
-            i = j + 1
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def top_level_blocks(text):
-    """[(type, [labels])] of the blocks at depth 0."""
-    blocks, depth = [], 0
-    raw = text
-    for m in re.finditer(r'[{}]|^\s*([A-Za-z_][\w-]*)((?:\s+"[^"]*")*)\s*\{', raw, re.M):
-        if m.group(1) is not None:
-            if depth == 0:
-                labels = re.findall(r'"([^"]*)"', m.group(2))
-                blocks.append((m.group(1), labels))
-            depth += 1
-        elif m.group(0) == "{":
-            depth += 1
-        else:
-            depth -= 1
-            assert depth >= 0, "unbalanced }"
-    assert depth == 0, "unbalanced {"
-    return blocks
+# @cdktf/hcl2json is HashiCorp's own hcl/v2 parser (what Packer parses templates with) compiled to
+# WebAssembly; pinned, installed from npm once into the test cache (scripts/install-deps.sh
+# installs node and npm). No `packer validate`: it needs the Amazon plugin and AWS credentials.
+HCL2JSON = "@cdktf/hcl2json@0.21.0"
+HCL2JSON_JS = REPO / "tests" / "tools" / "hcl2json.js"
 
 
 @pytest.fixture(scope="module")
-def template():
-    return (PACKER / "kube2iam.pkr.hcl").read_text()
+def hcl_parser():
+    need("node", "npm")
+    cache = Path(os.environ.get("KUBE2IAM_TEST_CACHE", "/var/cache/kube2iam-tests"))
+    prefix = cache / ("hcl2json-" + HCL2JSON.rsplit("@", 1)[1])
+    prefix.mkdir(parents=True, exist_ok=True)
+    with open(cache / "hcl2json.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (prefix / "node_modules" / "@cdktf" / "hcl2json" / "package.json").is_file():
+            run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", HCL2JSON])
+
+    def parse(path):
+        p = subprocess.run(["node", str(HCL2JSON_JS), str(path)], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "NODE_PATH": str(prefix / "node_modules")})
+        return p.returncode, p.stdout, p.stderr
+    return parse
 
 
-def test_packer_template_has_plugin_source_and_build(template):
-    # Labels are read from the original text; strings are blanked in the stripped copy.
-    blocks = top_level_blocks(template)
-    kinds = [b[0] for b in blocks]
-    assert kinds.count("packer") == 1 and kinds.count("build") == 1
-    sources = [tuple(b[1]) for b in blocks if b[0] == "source"]
-    assert ("amazon-ebs", "node") in sources
-    assert 'source  = "github.com/hashicorp/amazon"' in template
-    for ref in re.findall(r'"source\.([\w-]+)\.([\w-]+)"', template):
-        assert ref in sources, f"build refers to undeclared source {ref}"
+@pytest.fixture(scope="module")
+def template(hcl_parser):
+    rc, out, err = hcl_parser(PACKER / "kube2iam.pkr.hcl")
+    assert rc == 0, err
+    return json.loads(out)
 
 
-def test_packer_template_braces_balance_and_references_are_declared(template):
-    stripped = strip_hcl(template)
-    assert stripped.count("{") == stripped.count("}")
-    declared = set(re.findall(r'^variable\s+"([\w-]+)"', template, re.M))
-    used = set(re.findall(r"\bvar\.([A-Za-z_]\w*)", stripped))
-    assert used and used <= declared, f"undeclared variables: {used - declared}"
-    locals_block = re.search(r"^locals\s*\{(.*?)^\}", template, re.M | re.S).group(1)
-    local_names = set(re.findall(r"^\s*([A-Za-z_]\w*)\s*=", locals_block, re.M))
-    assert set(re.findall(r"\blocal\.([A-Za-z_]\w*)", stripped)) <= local_names
-    assert "package" in declared and not re.search(
-        r'variable\s+"package"\s*\{[^}]*default', template), "the package path must be required"
+def strings(node):
+    """Every string in a parsed template (expressions appear as "${...}" strings)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings(v)
+
+
+def test_hcl_parser_rejects_a_broken_template(hcl_parser, tmp_path):
+    broken = tmp_path / "broken.pkr.hcl"
+    broken.write_text((PACKER / "kube2iam.pkr.hcl").read_text().replace("build {", "build {{", 1))
+    rc, _, err = hcl_parser(broken)
+    assert rc != 0 and "broken.pkr.hcl" in err, err
+
+
+def test_packer_requires_a_packer_with_endswith_and_pins_the_amazon_plugin(template):
+    (packer,) = template["packer"]
+    m = re.fullmatch(r">= ?(\d+)\.(\d+)(?:\.\d+)?", packer["required_version"])
+    assert m and (int(m[1]), int(m[2])) >= (1, 13), packer["required_version"]
+    (plugins,) = packer["required_plugins"]
+    assert plugins["amazon"]["source"] == "github.com/hashicorp/amazon"
+    assert re.fullmatch(r"= ?\d+\.\d+\.\d+", plugins["amazon"]["version"]), plugins["amazon"]
+
+
+def variants(template):
+    """{name: settings} of the images the build makes: the shared top-level source with each
+    build-level source's additions (Packer forbids a build-level source to change a set value)."""
+    (base,) = template["source"]["amazon-ebs"]["node"]
+    (build,) = template["build"]
+    out = {}
+    for extra in build["source"]["source.amazon-ebs.node"]:
+        assert not set(extra) - {"name"} & set(base), f"{extra['name']} overrides {set(extra) & set(base)}"
+        out[extra["name"]] = {**base, **extra}
+    return out
+
+
+def test_packer_builds_al2023_and_ubuntu_images_that_require_imdsv2(template):
+    images = variants(template)
+    assert set(images) == {"al2023", "ubuntu"}
+    for name, src in images.items():
+        # imds_support is the image's own setting; metadata_options only the build instance's
+        assert src["imds_support"] == "v2.0", name
+        (opts,) = src["metadata_options"]
+        assert opts["http_tokens"] == "required", name
+    assert {"al2023": "ec2-user", "ubuntu": "ubuntu"} == {n: s["ssh_username"] for n, s in images.items()}
+
+
+def test_packer_sources_filter_by_architecture_and_a_pinned_release(template):
+    variables = template["variable"]
+    (arch,) = variables["architecture"]
+    assert arch["default"] == "x86_64"
+    assert "arm64" in arch["validation"][0]["condition"]
+    owners = {"al2023": "602401143452", "ubuntu": "099720109477"}
+    for name, src in variants(template).items():
+        (flt,) = src["source_ami_filter"]
+        assert flt["owners"] == [owners[name]] and flt["most_recent"] is True
+        assert flt["filters"]["architecture"] == "${var.architecture}", name
+        release = f"${{var.{name}_release}}"
+        assert flt["filters"]["name"].endswith(release), flt["filters"]["name"]
+        (release_var,) = variables[f"{name}_release"]
+        assert re.fullmatch(r"v?\d{8}(\.\d+)?", release_var["default"]), release_var["default"]
+
+
+def test_packer_template_uses_only_declared_variables_and_locals(template):
+    used = " ".join(strings(template))
+    declared = set(template["variable"])
+    assert set(re.findall(r"\bvar\.([A-Za-z_]\w*)", used)) <= declared
+    local_names = {k for block in template["locals"] for k in block}
+    assert set(re.findall(r"\blocal\.([A-Za-z_]\w*)", used)) <= local_names
+    for pkg, suffix in (("rpm_package", ".rpm"), ("deb_package", ".deb")):
+        (var,) = template["variable"][pkg]
+        assert f'endswith(var.{pkg}, "{suffix}")' in var["validation"][0]["condition"]
 
 
 def test_packer_template_file_references_exist(template):
-    refs = re.findall(r"\$\{path\.root\}/([^\"}\s]+)", template)
+    refs = re.findall(r"\$\{path\.root\}/([^\"}\s]+)", " ".join(strings(template)))
     assert refs, "the template runs no script from its folder"
     for ref in refs:
         assert (PACKER / ref).is_file(), f"{ref} referenced by the template does not exist"

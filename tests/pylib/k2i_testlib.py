@@ -30,6 +30,15 @@ def binary(name):
     return path
 
 
+def message_ids():
+    """The daemon's MESSAGE_IDs by name ("CREDS_ISSUED": "36ae..."), read from src/basic/log.h so
+    that tests and the journal catalog cannot drift from the code."""
+    import re
+    with open(os.path.join(REPO, "src", "basic", "log.h"), encoding="utf-8") as f:
+        text = f.read()
+    return dict(re.findall(r'#define LOG_MESSAGE_ID_([A-Z_]+) "([0-9a-f]{32})"', text))
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -217,6 +226,29 @@ def wait_until(pred, timeout=20.0, what="condition", interval=0.02):
             return
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def caches_synced(d):
+    """The daemon's /healthz says its pod store is synced with the API server."""
+    import http.client
+    import json
+    c = http.client.HTTPConnection(d.host, d.port, timeout=5)
+    try:
+        c.request("GET", "/healthz")
+        return bool(json.loads(c.getresponse().read()).get("cachesSynced"))
+    finally:
+        c.close()
+
+
+def start_with_pods(env, daemon_factory, pods, *args, **kw):
+    """The daemon on a node (tests/fakes/node_env.py) where each address in pods is a pod of this
+    node without a role: only pods get metadata, so a test of the proxy's mechanics makes its
+    clients pods. kw goes to the Daemon. Returns once the pod store is synced."""
+    for i, ip in enumerate(pods):
+        env.add_pod(f"client-{i}", ip)
+    d = daemon_factory(env.daemon_args(*args), **kw)
+    wait_until(lambda: caches_synced(d), what="pod cache sync")
+    return d
 
 
 def client_key_lines(env):

@@ -2,7 +2,6 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "tap.h"
 
@@ -53,18 +52,6 @@ void tap_skip_all(const char *reason) {
 const char *tap_source_dir(void) {
         const char *d = getenv("KUBE2IAM_SOURCE_DIR");
         return d ? d : SOURCE_DIR;
-}
-
-const char *tap_shared_dir(void) {
-        static char path[4096];
-        struct stat st;
-        const char *e = getenv("KUBE2IAM_SHARED_DIR");
-
-        if (e)
-                snprintf(path, sizeof path, "%s", e);
-        else
-                snprintf(path, sizeof path, "%s/../shared", tap_source_dir());
-        return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : NULL;
 }
 
 int main(int argc, char *argv[]) {

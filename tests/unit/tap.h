@@ -23,8 +23,6 @@ void tap_fail(const char *file, int line, const char *fmt, ...)
         __attribute__((format(printf, 3, 4), noreturn));
 void tap_skip(const char *reason) __attribute__((noreturn));
 void tap_skip_all(const char *reason) __attribute__((noreturn));
-/* Directory of the shared/ folder next to the repository, or NULL when absent. */
-const char *tap_shared_dir(void);
 /* The source root of the repository (for test data). */
 const char *tap_source_dir(void);
 

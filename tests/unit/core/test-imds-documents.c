@@ -25,7 +25,7 @@ TEST(credential_document_has_imds_shape_and_order) {
                      "IQoJb3JpZ2luX2VjEPT//////////wEaCXVzLWVhc3QtMSJH");
         _cleanup_(strbuf_done_erase) StrBuf b = {};
 
-        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_OK(imds_credentials_json(c, NULL, &b));
         ASSERT_STREQ(strbuf_str(&b),
                      "{\n"
                      "  \"Code\" : \"Success\",\n"
@@ -43,7 +43,7 @@ TEST(credential_document_escapes_quotes_backslashes_and_control_bytes_anywhere) 
         _cleanup_(credentials_unrefp) Credentials *c = make("\"a\\b\"", "x\ny\x01z\\");
         _cleanup_(strbuf_done_erase) StrBuf b = {};
 
-        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_OK(imds_credentials_json(c, NULL, &b));
         ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"SecretAccessKey\" : \"\\\"a\\\\b\\\"\",\n"));
         ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"x\\u000ay\\u0001z\\\\\",\n"));
 }
@@ -52,6 +52,29 @@ TEST(empty_token_is_an_empty_string) {
         _cleanup_(credentials_unrefp) Credentials *c = make("s", "");
         _cleanup_(strbuf_done_erase) StrBuf b = {};
 
-        ASSERT_OK(imds_credentials_json(c, &b));
+        ASSERT_OK(imds_credentials_json(c, NULL, &b));
         ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"\",\n"));
+}
+
+TEST(extended_document_adds_the_account_last) {
+        _cleanup_(credentials_unrefp) Credentials *c = make("s", "t");
+        _cleanup_(strbuf_done_erase) StrBuf b = {};
+        char account[IMDS_ACCOUNT_ID_MAX];
+
+        ASSERT_OK(imds_account_from_arn("arn:aws:iam::123456789012:role/path/app", account));
+        ASSERT_STREQ(account, "123456789012");
+        ASSERT_OK(imds_credentials_json(c, account, &b));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "  \"Expiration\" : \"2026-05-28T21:26:40Z\",\n"
+                                               "  \"AccountId\" : \"123456789012\"\n}"));
+}
+
+TEST(account_of_an_arn_is_digits_or_nothing) {
+        char account[IMDS_ACCOUNT_ID_MAX];
+
+        ASSERT_OK(imds_account_from_arn("arn:aws-cn:iam::000000000001:role/x", account));
+        ASSERT_STREQ(account, "000000000001");
+        ASSERT_EQ(imds_account_from_arn("arn:aws:iam:::role/x", account), -EINVAL);
+        ASSERT_EQ(imds_account_from_arn("arn:aws:iam::12ab:role/x", account), -EINVAL);
+        ASSERT_EQ(imds_account_from_arn("my-role", account), -EINVAL);
+        ASSERT_EQ(imds_account_from_arn("arn:aws:iam::123456789012", account), -EINVAL);
 }

@@ -73,6 +73,31 @@ TEST(credential_routes_match_any_version_segment) {
         route_match_done(&m);
 }
 
+TEST(extended_credential_routes_take_the_same_handlers) {
+        RouterOptions o = {};
+        RouteMatch m;
+
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/security-credentials-extended/", &m), ROUTE_ROLE_LIST);
+        ASSERT_TRUE(m.extended);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/security-credentials-extended", &m), ROUTE_ROLE_LIST);
+        ASSERT_TRUE(m.extended);
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/2025-01-01/meta-data/iam/security-credentials-extended/my-role", &m),
+                  ROUTE_ROLE_CREDENTIALS);
+        ASSERT_TRUE(m.extended);
+        ASSERT_STREQ(m.role, "my-role");
+        route_match_done(&m);
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/security-credentials/my-role", &m),
+                  ROUTE_ROLE_CREDENTIALS);
+        ASSERT_FALSE(m.extended);
+        route_match_done(&m);
+        /* a near miss is neither: it goes to the metadata table, which refuses it */
+        ASSERT_EQ(route(&o, "/latest/meta-data/iam/security-credentials-extendedX", &m), ROUTE_PROXY);
+        ASSERT_FALSE(m.extended);
+        route_match_done(&m);
+}
+
 TEST(near_misses_are_proxied) {
         RouterOptions o = {};
         RouteMatch m;

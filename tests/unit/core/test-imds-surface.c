@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdlib.h>
+#include <string.h>
+
+#include "imds-surface.h"
+#include "tap.h"
+
+#define R IMDS_SURFACE_REFUSED
+#define F IMDS_SURFACE_FORWARD
+#define W IMDS_SURFACE_WITHHELD
+#define S IMDS_SURFACE_SERVED
+#define L IMDS_SURFACE_LISTING
+
+/* AWS's documented instance-metadata tree (EC2 User Guide, instance metadata and dynamic data
+ * categories), placeholders filled in, and what each path gets with no --metadata-allow. */
+static const struct {
+        const char *path;
+        ImdsSurfaceVerdict want;
+} documented[] = {
+        { "/", L },
+        { "/latest", L },
+        { "/latest/", L },
+        { "/latest/meta-data", L },
+        { "/latest/meta-data/", L },
+        { "/latest/meta-data/ami-id", F },
+        { "/latest/meta-data/ami-launch-index", F },
+        { "/latest/meta-data/ami-manifest-path", F },
+        { "/latest/meta-data/ancestor-ami-ids", F },
+        { "/latest/meta-data/autoscaling/", L },
+        { "/latest/meta-data/autoscaling/target-lifecycle-state", F },
+        { "/latest/meta-data/block-device-mapping/", F },
+        { "/latest/meta-data/block-device-mapping/ami", F },
+        { "/latest/meta-data/block-device-mapping/ebs1", F },
+        { "/latest/meta-data/block-device-mapping/ephemeral0", F },
+        { "/latest/meta-data/block-device-mapping/root", F },
+        { "/latest/meta-data/block-device-mapping/swap", F },
+        { "/latest/meta-data/elastic-gpus/associations/egpu-0123", F },
+        { "/latest/meta-data/elastic-inference/associations/eia-0123", F },
+        { "/latest/meta-data/events/maintenance/history", F },
+        { "/latest/meta-data/events/maintenance/scheduled", F },
+        { "/latest/meta-data/events/recommendations/rebalance", F },
+        { "/latest/meta-data/hostname", F },
+        { "/latest/meta-data/iam", S },
+        { "/latest/meta-data/iam/", S },
+        { "/latest/meta-data/iam/info", S },
+        { "/latest/meta-data/iam/security-credentials/", S },
+        { "/latest/meta-data/iam/security-credentials/node-role", S },
+        { "/latest/meta-data/iam/security-credentials-extended/", S },
+        { "/latest/meta-data/iam/security-credentials-extended/node-role", S },
+        { "/latest/meta-data/identity-credentials/ec2/info", R },
+        { "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance", R },
+        { "/latest/meta-data/instance-action", F },
+        { "/latest/meta-data/instance-id", F },
+        { "/latest/meta-data/instance-life-cycle", F },
+        { "/latest/meta-data/instance-type", F },
+        { "/latest/meta-data/ipv6", F },
+        { "/latest/meta-data/kernel-id", F },
+        { "/latest/meta-data/local-hostname", F },
+        { "/latest/meta-data/local-ipv4", F },
+        { "/latest/meta-data/mac", F },
+        { "/latest/meta-data/metrics/vhostmd", F },
+        { "/latest/meta-data/network/", L },
+        { "/latest/meta-data/network/interfaces/", L },
+        { "/latest/meta-data/network/interfaces/macs/", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/device-number", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv4-associations/203.0.113.1", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/subnet-ipv4-cidr-block", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/vpc-ipv6-cidr-blocks", F },
+        { "/latest/meta-data/placement/", F },
+        { "/latest/meta-data/placement/availability-zone", F },
+        { "/latest/meta-data/placement/availability-zone-id", F },
+        { "/latest/meta-data/placement/group-name", F },
+        { "/latest/meta-data/placement/host-id", F },
+        { "/latest/meta-data/placement/partition-number", F },
+        { "/latest/meta-data/placement/region", F },
+        { "/latest/meta-data/product-codes", F },
+        { "/latest/meta-data/public-hostname", F },
+        { "/latest/meta-data/public-ipv4", F },
+        { "/latest/meta-data/public-keys/", F },
+        { "/latest/meta-data/public-keys/0/openssh-key", F },
+        { "/latest/meta-data/ramdisk-id", F },
+        { "/latest/meta-data/reservation-id", F },
+        { "/latest/meta-data/security-groups", F },
+        { "/latest/meta-data/services/domain", F },
+        { "/latest/meta-data/services/partition", F },
+        { "/latest/meta-data/spot/instance-action", F },
+        { "/latest/meta-data/spot/termination-time", F },
+        { "/latest/meta-data/tags/", L },
+        { "/latest/meta-data/tags/instance", F },
+        { "/latest/meta-data/tags/instance/Name", F },
+        { "/latest/dynamic", L },
+        { "/latest/dynamic/", L },
+        { "/latest/dynamic/fws/", L },
+        { "/latest/dynamic/fws/instance-monitoring", F },
+        { "/latest/dynamic/instance-identity/", L },
+        { "/latest/dynamic/instance-identity/document", F },
+        { "/latest/dynamic/instance-identity/pkcs7", W },
+        { "/latest/dynamic/instance-identity/signature", W },
+        { "/latest/dynamic/instance-identity/rsa2048", W },
+        { "/latest/user-data", W },
+        { "/latest/api/token", S },
+        { "/2021-03-23/meta-data/instance-id", F },
+        { "/1.0/meta-data/ami-id", F },
+};
+
+TEST(every_documented_path_gets_its_table_verdict) {
+        for (size_t i = 0; i < ELEMENTSOF(documented); i++) {
+                ImdsSurfaceVerdict v = imds_surface_classify(documented[i].path, NULL);
+                if (v != documented[i].want)
+                        tap_fail(__FILE__, __LINE__, "%s: %s, want %s", documented[i].path,
+                                 imds_surface_verdict_name(v),
+                                 imds_surface_verdict_name(documented[i].want));
+        }
+}
+
+TEST(every_table_entry_is_walked_by_the_documented_tree) {
+        size_t n;
+        const ImdsSurfaceEntry *t = imds_surface_table(&n);
+
+        for (size_t i = 0; i < n; i++) {
+                bool found = false;
+                for (size_t j = 0; j < ELEMENTSOF(documented) && !found; j++) {
+                        const char *rel = documented[j].path + strlen("/latest/");
+                        found = strneq(documented[j].path, "/latest/", 8) &&
+                                strneq(rel, t[i].path, strlen(t[i].path));
+                }
+                if (!found)
+                        tap_fail(__FILE__, __LINE__, "table entry %s is not in the walk", t[i].path);
+        }
+}
+
+TEST(unknown_paths_case_parameters_and_versions_are_refused) {
+        static const char *const refused[] = {
+                "/latest/meta-data/no-such-category",
+                "/latest/meta-data/Instance-Id",
+                "/latest/meta-data/instance-id;x=1",
+                "/latest;a/meta-data/instance-id",
+                "/latest/meta-data/instance-id/",
+                "/latest/meta-data/instance-idX",
+                "/latest/meta-data/ami-id/extra",
+                "/latest/meta-data/iam/security-credentialsX",
+                "/latest/meta-data/iam/other",
+                "/latest/meta-data/identity-credentials",
+                "/latest/meta-data/network/interfaces/other",
+                "/latest/meta-data/tags/other",
+                "/latest/dynamic/instance-identity/other",
+                "/latest/user-data/x",
+                "/latest/other",
+                "/Latest/meta-data/instance-id",
+                "/foo/meta-data/instance-id",
+                "/2021-3-23/meta-data/instance-id",
+                "/20210323xx/meta-data/instance-id",
+                "/a-very-long-version-segment-here/meta-data/instance-id",
+                "/healthz/",
+                "/debug/store",
+                "/metrics",
+                "relative",
+                "",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                if (imds_surface_classify(refused[i], NULL) != IMDS_SURFACE_REFUSED)
+                        tap_fail(__FILE__, __LINE__, "%s is not refused", refused[i]);
+}
+
+TEST(metadata_allow_narrows_and_widens_only_to_withheld_entries) {
+        char *narrow[] = { (char *) "/latest/meta-data/placement/*", NULL };
+        char *widen[] = { (char *) "/latest/meta-data/*", (char *) "/latest/dynamic/*",
+                          (char *) "/latest/user-data", NULL };
+        char *everything[] = { (char *) "*", NULL };
+
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/placement/region", narrow), F);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/instance-id", narrow), W);
+        ASSERT_EQ(imds_surface_classify("/latest/user-data", narrow), W);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/", narrow), L);
+
+        ASSERT_EQ(imds_surface_classify("/latest/user-data", widen), F);
+        ASSERT_EQ(imds_surface_classify("/latest/dynamic/instance-identity/pkcs7", widen), F);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/instance-id", widen), F);
+        ASSERT_EQ(imds_surface_classify("/2021-03-23/user-data", widen), W);
+
+        /* never beyond the table: iam/, identity credentials, unknown paths */
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/identity-credentials/ec2/info", everything), R);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/iam/other", everything), R);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/iam/info", everything), S);
+        ASSERT_EQ(imds_surface_classify("/latest/meta-data/no-such-category", everything), R);
+        ASSERT_EQ(imds_surface_classify("/latest/user-data", everything), F);
+}
+
+static void assert_filtered(const char *dir, const char *body, char *const *allow, const char *want) {
+        _cleanup_strbuf_ StrBuf b = {};
+        ASSERT_OK(imds_surface_filter_listing(dir, body, strlen(body), allow, &b));
+        ASSERT_STREQ(strbuf_str(&b), want);
+}
+
+TEST(listings_keep_only_what_the_pod_may_get) {
+        char *allow_ud[] = { (char *) "/latest/*", NULL };
+
+        assert_filtered(
+                "/latest/meta-data/",
+                "ami-id\nhostname\niam/\nidentity-credentials/\ninstance-id\nnew-category\nplacement/\n"
+                "network/\nsecret;x\n../\n",
+                NULL, "ami-id\nhostname\niam/\ninstance-id\nplacement/\nnetwork/");
+        assert_filtered("/latest", "dynamic\nmeta-data\nuser-data", NULL, "dynamic\nmeta-data");
+        assert_filtered("/latest/", "dynamic\nmeta-data\nuser-data", allow_ud,
+                        "dynamic\nmeta-data\nuser-data");
+        assert_filtered("/latest/dynamic/instance-identity/", "document\npkcs7\nrsa2048\nsignature\n", NULL,
+                        "document");
+        assert_filtered("/", "1.0\n2007-01-19\n2021-03-23\nlatest\nbogus\n", NULL,
+                        "1.0\n2007-01-19\n2021-03-23\nlatest");
+        assert_filtered("/latest/meta-data/", "", NULL, "");
+}
+
+TEST(versions_are_latest_one_point_oh_or_dates) {
+        ASSERT_TRUE(imds_surface_version_valid("latest"));
+        ASSERT_TRUE(imds_surface_version_valid("1.0"));
+        ASSERT_TRUE(imds_surface_version_valid("2021-03-23"));
+        ASSERT_FALSE(imds_surface_version_valid("LATEST"));
+        ASSERT_FALSE(imds_surface_version_valid("2021-03-2x"));
+        ASSERT_FALSE(imds_surface_version_valid(""));
+}
