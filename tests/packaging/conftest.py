@@ -46,7 +46,8 @@ def deb(workdir, clone):
 @pytest.fixture(scope="session")
 def rpm(workdir, clone):
     """Builds the .rpm as a user would from a tag: `rpmbuild -ta` on a `git archive` tarball, with
-    the fallback macros (docs/testing.md, packages); returns {'rpm', 'root', 'db', 'spec'}."""
+    the fallback macros (docs/testing.md, packages); returns {'rpm', 'root', 'db', 'spec',
+    'tarball'}."""
     need("rpmbuild", "rpm", "rpm2archive", "tar", "git")
     top = workdir / "rpm"
     top.mkdir()
@@ -67,7 +68,8 @@ def rpm(workdir, clone):
         tgz = subprocess.run(["rpm2archive", "-"], stdin=f, stdout=subprocess.PIPE,
                              check=True).stdout
     subprocess.run(["tar", "-xzf", "-", "-C", str(root)], input=tgz, check=True)
-    return {"rpm": rpms[0], "root": root, "db": db, "spec": clone / "kube2iam.spec"}
+    return {"rpm": rpms[0], "root": root, "db": db, "spec": clone / "kube2iam.spec",
+            "tarball": tarball}
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """arm64 (Graviton): the .deb cross-built with Debian's toolchain (dpkg-buildpackage -aarm64
 -Pcross,nocheck, the -dev packages :arm64 through multiarch), and the unit tests built with
-cross/aarch64-linux-gnu.ini and run under qemu-user. Root; the chroot is cached (build-chroot.sh)."""
+cross/aarch64-linux-gnu.ini and run under qemu-user. Root; the chroot is cached
+(build-chroot.sh)."""
 import json
 import re
 

@@ -14,7 +14,8 @@ UNIT_DIR = {"bookworm": "lib/systemd/system", "trixie": "usr/lib/systemd/system"
 
 @pytest.fixture(scope="module", params=sorted(UNIT_DIR))
 def built(request, workdir, clone):
-    """{'suite', 'root', 'out'}: the chroot after `dpkg-buildpackage -b`, out holding its results."""
+    """{'suite', 'root', 'out', 'log'}: the chroot after `dpkg-buildpackage -b`; out holds the
+    results, log the build's output."""
     need_root_and_tools()
     suite = request.param
     root = chroot(workdir, suite, "build", clone / "debian" / "control")
