@@ -57,11 +57,11 @@ in_root() {
                 exit 1
         }
 }
-opts="-y --no-install-recommends"
+apt_get() { in_root apt-get -y --no-install-recommends "$@"; }
 if [ "$kind" = lintian ]; then
         # apt orders lintian's many Perl dependencies; debootstrap --include failed to on trixie
         in_root apt-get update
-        in_root apt-get install $opts lintian
+        apt_get install lintian
 else
         mkdir -p "$root/build-dep/debian"
         cp "$control" "$root/build-dep/debian/control"
@@ -70,11 +70,11 @@ else
         if [ "$kind" = arm64 ]; then
                 in_root dpkg --add-architecture arm64
                 in_root apt-get update
-                in_root apt-get install $opts crossbuild-essential-arm64 qemu-user
-                in_root apt-get build-dep $opts -a arm64 -P cross,nocheck /build-dep
+                apt_get install crossbuild-essential-arm64 qemu-user
+                apt_get build-dep -a arm64 -P cross,nocheck /build-dep
         else
                 in_root apt-get update
-                in_root apt-get build-dep $opts /build-dep
+                apt_get build-dep /build-dep
         fi
         rm -rf "$root/build-dep"
 fi
