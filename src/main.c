@@ -571,6 +571,8 @@ static int run(Daemon *d) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        /* sd-event watches exec credential plugins only with SIGCHLD blocked (kube-exec.h) */
+        sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +24,6 @@ struct KubeExec {
         char *what; /* the command, for messages */
         char *api_version;
         pid_t pid;
-        int pidfd;
         sd_event_source *child_source, *out_source, *err_source, *timer;
         int out_fd, err_fd;
         StrBuf out, err;
@@ -44,13 +42,9 @@ static void drop_source(sd_event_source **s, int *fd) {
 KubeExec *kube_exec_free(KubeExec *x) {
         if (!x)
                 return NULL;
-        if (x->pidfd >= 0 && !x->exited) {
-                (void) pidfd_send_signal(x->pidfd, SIGKILL, NULL, 0);
-                /* reap it now: SIGKILL is not ignorable, so this wait is short */
-                siginfo_t si;
-                (void) waitid(P_PIDFD, (id_t) x->pidfd, &si, WEXITED);
-        }
-        drop_source(&x->child_source, &x->pidfd);
+        /* the child source owns the process: freeing it kills a plugin still running with SIGKILL
+         * and reaps it (not ignorable, so that wait is short) */
+        drop_source(&x->child_source, NULL);
         drop_source(&x->out_source, &x->out_fd);
         drop_source(&x->err_source, &x->err_fd);
         drop_source(&x->timer, NULL);
@@ -224,15 +218,13 @@ static int on_stderr(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         KubeExec *x = userdata;
-        siginfo_t si = {};
 
-        if (waitid(P_PIDFD, (id_t) x->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-                return 0;
+        /* sd-event reaps the child when this returns (WEXITED only: stops are not reported) */
         x->exited = true;
-        x->status = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
-        drop_source(&x->child_source, &x->pidfd);
+        x->status = si->si_code == CLD_EXITED ? si->si_status : -si->si_status;
+        drop_source(&x->child_source, NULL);
         /* a plugin that left a grandchild holding the pipes open must not stall us: read what is
          * there now and stop listening */
         if (x->out_fd >= 0 &&
@@ -249,8 +241,8 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         KubeExec *x = userdata;
 
         x->timed_out = true;
-        if (x->pidfd >= 0)
-                (void) pidfd_send_signal(x->pidfd, SIGKILL, NULL, 0);
+        if (x->child_source)
+                (void) sd_event_source_send_child_signal(x->child_source, SIGKILL, NULL, 0);
         return 0;
 }
 
@@ -294,13 +286,48 @@ static char *exec_info(const KubeConfig *k) {
         return cJSON_PrintUnformatted(o);
 }
 
+/* Starts command with stdin from /dev/null and stdout/stderr on the pipes. The plugin gets a clean
+ * signal state: no signal blocked (the daemon blocks the ones its loop handles, which posix_spawn
+ * would pass on) and SIGPIPE at its default (the daemon ignores it). */
+static int spawn_plugin(const char *command, char **argv, char **envp, int out_w, int err_w, pid_t *ret) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, deflt;
+        int r;
+
+        sigemptyset(&none);
+        sigemptyset(&deflt);
+        sigaddset(&deflt, SIGPIPE);
+        if (posix_spawn_file_actions_init(&fa) != 0)
+                return -ENOMEM;
+        if (posix_spawnattr_init(&attr) != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -ENOMEM;
+        }
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&attr, &none);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(&attr, &deflt);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, out_w, STDOUT_FILENO);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, err_w, STDERR_FILENO);
+        if (r == 0)
+                r = posix_spawnp(ret, command, &fa, &attr, argv, envp);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        return -r;
+}
+
 int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done, void *userdata,
                     KubeExec **ret) {
         _cleanup_(kube_exec_freep) KubeExec *x = NULL;
         _cleanup_strv_free_ char **argv = NULL, **envp = NULL;
         _cleanup_free_ char *info = NULL;
         _cleanup_close_ int out_w = -EBADF, err_w = -EBADF;
-        posix_spawn_file_actions_t fa;
         int out_pipe[2], err_pipe[2], r;
 
         if (!event || !k || !k->exec || !done || !ret)
@@ -308,7 +335,7 @@ int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done,
         x = calloc(1, sizeof *x);
         if (!x)
                 return -ENOMEM;
-        x->pidfd = x->out_fd = x->err_fd = -EBADF;
+        x->out_fd = x->err_fd = -EBADF;
         x->event = sd_event_ref(event);
         x->done = done;
         x->userdata = userdata;
@@ -348,31 +375,24 @@ int kube_exec_start(sd_event *event, const KubeConfig *k, kube_exec_done_t done,
         (void) fcntl(x->out_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(x->err_fd, F_SETFL, O_NONBLOCK);
 
-        if (posix_spawn_file_actions_init(&fa) != 0)
-                return -ENOMEM;
-        r = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, out_w, STDOUT_FILENO);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, err_w, STDERR_FILENO);
-        if (r == 0)
-                r = posix_spawnp(&x->pid, k->exec->command, &fa, NULL, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return log_error_errno(-r, "Failed to run exec plugin %s named by kubeconfig %s: %m",
-                                       x->what, strna(k->path));
+        r = spawn_plugin(k->exec->command, argv, envp, out_w, err_w, &x->pid);
+        if (r < 0)
+                return log_error_errno(r, "Failed to run exec plugin %s named by kubeconfig %s: %m", x->what,
+                                       strna(k->path));
         out_w = safe_close(out_w);
         err_w = safe_close(err_w);
 
-        x->pidfd = pidfd_open(x->pid, 0);
-        if (x->pidfd < 0) {
-                r = -errno;
+        /* sd-event watches the child through a pidfd of its own (a raw system call, so the binary
+         * needs no glibc 2.36) and needs SIGCHLD blocked, as the programs' main() does */
+        r = sd_event_add_child(event, &x->child_source, x->pid, WEXITED, on_child, x);
+        if (r < 0) {
                 (void) kill(x->pid, SIGKILL);
                 (void) waitpid(x->pid, NULL, 0);
                 x->exited = true;
-                return log_error_errno(r, "Failed to open a pidfd for exec plugin %s: %m", x->what);
+                return log_error_errno(r, "Failed to watch exec plugin %s%s: %m", x->what,
+                                       r == -EBUSY ? " (SIGCHLD is not blocked)" : "");
         }
-        r = sd_event_add_io(event, &x->child_source, x->pidfd, EPOLLIN, on_child, x);
+        r = sd_event_source_set_child_process_own(x->child_source, true);
         if (r >= 0)
                 r = sd_event_add_io(event, &x->out_source, x->out_fd, EPOLLIN, on_stdout, x);
         if (r >= 0)

@@ -3,7 +3,7 @@
 
 /* KubeExec: one run of a kubeconfig exec credential plugin (client.authentication.k8s.io v1beta1
  * and v1; EKS nodes run `aws eks get-token`), on the sd-event loop without blocking: the child is
- * watched through its pidfd, its stdout and stderr through non-blocking pipes, with a deadline
+ * watched by sd-event (SIGCHLD must be blocked before the first run), its stdout and stderr through non-blocking pipes, with a deadline
  * and bounded output. Owns the child until it is reaped (freeing a run kills the plugin). The
  * result is parsed from the ExecCredential into KubeCredentials (token or client certificate and
  * key, expirationTimestamp). Caching and re-running on 401 are the caller's (kube-client). */

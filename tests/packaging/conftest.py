@@ -3,7 +3,6 @@
 Everything is built once per session under one temporary directory, from a `git clone` of the
 current HEAD (so uncommitted changes are not in it, exactly as in CI).
 """
-import shutil
 import subprocess
 
 import pytest
@@ -46,23 +45,20 @@ def deb(workdir, clone):
 
 @pytest.fixture(scope="session")
 def rpm(workdir, clone):
-    """Builds the .rpm from a `meson dist` tarball with the spec meson configured, with the fallback
-    macros (docs/testing.md, packages); returns {'rpm', 'root', 'db'}."""
-    need("rpmbuild", "rpm", "rpm2archive", "tar", "meson")
+    """Builds the .rpm as a user would from a tag: `rpmbuild -ta` on a `git archive` tarball, with
+    the fallback macros (docs/testing.md, packages); returns {'rpm', 'root', 'db', 'spec',
+    'tarball'}."""
+    need("rpmbuild", "rpm", "rpm2archive", "tar", "git")
     top = workdir / "rpm"
-    build = top / "meson-build"
-    run(["meson", "setup", str(build), str(clone)])
-    run(["meson", "dist", "-C", str(build), "--no-tests", "--formats", "xztar"])
-    tarballs = list((build / "meson-dist").glob("kube2iam-*.tar.xz"))
-    assert len(tarballs) == 1
-    (top / "SOURCES").mkdir(parents=True)
-    shutil.copy(tarballs[0], top / "SOURCES")
+    top.mkdir()
+    name = f"kube2iam-{meson_version(clone)}"
+    tarball = top / f"{name}.tar.gz"
+    run(["git", "archive", f"--prefix={name}/", "-o", str(tarball), "HEAD"], cwd=clone)
     db = top / "db"
     db.mkdir()
-    spec = build / "packaging" / "kube2iam.spec"
-    run(["rpmbuild", "-bb", "--nodeps", "--load", str(RPM_MACROS),
+    run(["rpmbuild", "-ta", "--nodeps", "--load", str(RPM_MACROS),
          "--define", f"_topdir {top}", "--define", f"_tmppath {top / 'tmp'}",
-         "--dbpath", str(db), str(spec)])
+         "--dbpath", str(db), str(tarball)])
     rpms = list((top / "RPMS").glob("*/kube2iam-*.rpm"))
     assert len(rpms) == 1, rpms
     root = top / "root"
@@ -72,7 +68,8 @@ def rpm(workdir, clone):
         tgz = subprocess.run(["rpm2archive", "-"], stdin=f, stdout=subprocess.PIPE,
                              check=True).stdout
     subprocess.run(["tar", "-xzf", "-", "-C", str(root)], input=tgz, check=True)
-    return {"rpm": rpms[0], "root": root, "db": db, "spec": spec}
+    return {"rpm": rpms[0], "root": root, "db": db, "spec": clone / "kube2iam.spec",
+            "tarball": tarball}
 
 
 @pytest.fixture(scope="session")

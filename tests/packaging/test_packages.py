@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pkg_helpers import REPO, meson_version, need, run
+from pkg_helpers import meson_version, need, run
 
 EXPOSURE_MAX = 2.0
 UNITS = ["kube2iam.service", "kube2iam.socket", "kube2iam-metrics.socket"]
@@ -97,7 +97,7 @@ def test_deb_prerm_removes_redirect_only_on_remove_after_stopping_units(deb):
 
 
 def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
-    spec = (REPO / "kube2iam.spec.in").read_text()
+    spec = rpm["spec"].read_text()
     for macro in ("%meson ", "%meson_build", "%meson_install", "%systemd_post ", "%systemd_preun ",
                   "%systemd_postun_with_restart ", "%{_unitdir}",
                   "%config(noreplace) %{_sysconfdir}/sysconfig/kube2iam"):
@@ -111,6 +111,24 @@ def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
 def test_rpm_version_is_meson_project_version(rpm, clone):
     v = run(["rpm", "-qp", "--dbpath", str(rpm["db"]), "--qf", "%{VERSION}", str(rpm["rpm"])]).stdout
     assert v == meson_version(clone)
+
+
+def test_rpm_spec_version_and_changelog_are_meson_project_version(clone):
+    # The spec is committed (rpmbuild -ta needs it at the top of a tag tarball): it must not
+    # drift from project().
+    spec = (clone / "kube2iam.spec").read_text()
+    version = re.search(r"^Version:\s*(\S+)$", spec, re.M).group(1)
+    assert version == meson_version(clone)
+    entry = spec.split("%changelog\n", 1)[1].splitlines()[0]
+    assert entry.endswith(f" - {version}-1"), entry
+
+
+def test_rpm_spec_names_upstream_url_and_full_source_url(clone):
+    spec = (clone / "kube2iam.spec").read_text()
+    url = re.search(r"^URL:\s*(\S+)$", spec, re.M).group(1)
+    source = re.search(r"^Source0:\s*(\S+)$", spec, re.M).group(1)
+    assert url.startswith("https://")
+    assert source.startswith(("%{url}/", url + "/")) and source.endswith("/%{name}-%{version}.tar.gz")
 
 
 def test_rpm_preun_removes_redirect_only_on_erase(rpm):
@@ -183,8 +201,7 @@ def test_service_runs_helper_privileged_and_daemon_without_capabilities(installe
 def test_source_tarball_carries_the_sigv4_vectors_the_package_check_runs(rpm):
     """rpmbuild's %check and dh_auto_test run the unit suite, whose SigV4 test fails (never skips)
     without tests/vectors/sigv4; the tarball `rpmbuild -ta` gets must carry them and their notices."""
-    (tarball,) = (rpm["root"].parent / "SOURCES").glob("kube2iam-*.tar.xz")
-    names = run(["tar", "-tJf", str(tarball)]).stdout.split()
+    names = run(["tar", "-tzf", str(rpm["tarball"])]).stdout.split()
     vectors = [n.split("/tests/vectors/sigv4/", 1)[1] for n in names if "/tests/vectors/sigv4/" in n]
     assert {"LICENSE", "NOTICE", "README.md"} <= set(vectors)
     cases = {v.split("/")[0] for v in vectors if v.endswith("/header-signature.txt")}

@@ -242,6 +242,7 @@ int main(int argc, char *argv[]) {
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGUSR1);
+        sigaddset(&ss, SIGCHLD); /* exec plugins (kube-exec.h) */
         sigprocmask(SIG_BLOCK, &ss, NULL);
 
         if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0 ||
