@@ -601,7 +601,27 @@ static int parse_one(Config *c, int id, const char *arg) {
         return -EINVAL;
 }
 
+/* kube2iam-nft: a command, and nothing about the daemon's settings (see nft_uses_flag()). */
+static int validate_nft(Config *c) {
+        if (!c->command && !c->show_help && !c->show_version) {
+                fprintf(stderr, "%s: missing command: install, remove or check\n",
+                        program_invocation_short_name);
+                return -EINVAL;
+        }
+        if (c->command && !streq(c->command, "install") && !streq(c->command, "remove") &&
+            !streq(c->command, "check")) {
+                fprintf(stderr, "%s: unknown command \"%s\": expected install, remove or check\n",
+                        program_invocation_short_name, c->command);
+                return -EINVAL;
+        }
+        if (c->verbose)
+                c->log_level = LOG_DEBUG;
+        return 0;
+}
+
 static int validate(Config *c, ConfigProgram program) {
+        if (program == CONFIG_PROGRAM_NFT)
+                return validate_nft(c);
         if (c->auto_discover_base_arn && c->base_role_arn) {
                 fprintf(stderr,
                         "%s: flags --auto-discover-base-arn and --base-role-arn conflict: give one\n",
@@ -621,19 +641,6 @@ static int validate(Config *c, ConfigProgram program) {
         }
         if (c->api_server && !c->api_token && !c->kubeconfig)
                 log_debug("--api-server without --api-token is ignored, as in kube2iam");
-        if (program == CONFIG_PROGRAM_NFT) {
-                if (!c->command && !c->show_help && !c->show_version) {
-                        fprintf(stderr, "%s: missing command: install, remove or check\n",
-                                program_invocation_short_name);
-                        return -EINVAL;
-                }
-                if (c->command && !streq(c->command, "install") && !streq(c->command, "remove") &&
-                    !streq(c->command, "check")) {
-                        fprintf(stderr, "%s: unknown command \"%s\": expected install, remove or check\n",
-                                program_invocation_short_name, c->command);
-                        return -EINVAL;
-                }
-        }
         if (c->verbose)
                 c->log_level = LOG_DEBUG;
         /* kube2iam's help says "(default: same as kube2iam server port)": follow --app-port, so a
@@ -641,6 +648,29 @@ static int validate(Config *c, ConfigProgram program) {
         if (c->metrics_port == 0)
                 c->metrics_port = c->app_port;
         return 0;
+}
+
+/* The flags kube2iam-nft acts on. It shares $KUBE2IAM_ARGS with the daemon, so it accepts every
+ * daemon flag but neither parses nor validates the others' values: a daemon-only setting (an
+ * --iam-role-session-ttl the daemon would reject, say) must not stop the redirect from being
+ * installed, checked or removed. An unknown flag is still an error for both. */
+static bool nft_uses_flag(int id) {
+        switch (id) {
+        case ARG_APP_PORT:
+        case ARG_HOST_IP:
+        case ARG_HOST_IPV6:
+        case ARG_HOST_INTERFACE:
+        case ARG_IPV6:
+        case ARG_METADATA_ADDR:
+        case ARG_LOG_FORMAT:
+        case ARG_LOG_LEVEL:
+        case ARG_VERBOSE:
+        case ARG_VERSION:
+        case ARG_HELP:
+                return true;
+        default:
+                return false;
+        }
 }
 
 int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, int argc, char *argv[]) {
@@ -691,6 +721,8 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                                         bad);
                         return -EINVAL;
                 }
+                if (program == CONFIG_PROGRAM_NFT && !nft_uses_flag(opt))
+                        continue;
                 r = parse_one(c, opt, optarg);
                 if (r < 0)
                         return r;

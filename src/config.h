@@ -6,7 +6,7 @@
  * of $KUBE2IAM_ARGS (the one variable the systemd unit's EnvironmentFile= sets; parsed first,
  * so flags on the command line win) and the validation of every value: a bad value is one
  * line on stderr naming the flag, and exit status 2. Both binaries (kube2iam, kube2iam-nft)
- * read the same settings. */
+ * read the same settings; kube2iam-nft accepts every flag but validates only those it acts on. */
 
 #include <stdbool.h>
 #include <stdint.h>
