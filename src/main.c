@@ -70,6 +70,7 @@ typedef struct Daemon {
         RouterOptions router;
         bool stopping;
         bool socket_activated;
+        bool config_error; /* exit with CONFIG_EXIT_USAGE: restarting cannot help */
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -277,6 +278,26 @@ static int make_listener(const char *address, uint16_t port, int *ret) {
         return 0;
 }
 
+/* kube2iam-nft points the redirect at --app-port: a socket from systemd on another port would
+ * leave every pod's request unanswered (kube2iam.socket's ListenStream= and --app-port are set
+ * in two files). Refused as a configuration error, naming both. */
+static int check_socket_port(Daemon *d, int fd) {
+        uint16_t port;
+        int r;
+
+        r = http_socket_local_port(fd, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the port of the socket passed by systemd: %m");
+        if (port != d->config.app_port) {
+                log_error("The socket passed by systemd listens on port %u but --app-port is %u, where the "
+                          "redirect sends pods: make kube2iam.socket's ListenStream= and --app-port agree",
+                          port, d->config.app_port);
+                d->config_error = true;
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Sockets from systemd (named "metrics" for the metrics listener, anything else for the app),
  * else our own. */
 static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
@@ -311,6 +332,11 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         if (n > 0)
                 log_info("Using %i socket(s) passed by systemd", n);
         d->socket_activated = app >= 0;
+        if (app >= 0) {
+                r = check_socket_port(d, app);
+                if (r < 0)
+                        return r;
+        }
 
         if (app < 0) {
                 r = make_listener(d->config.listen_address, d->config.app_port, &app);
@@ -732,5 +758,7 @@ int main(int argc, char *argv[]) {
         r = run(&d);
         daemon_done(&d);
         curl_global_cleanup();
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (r < 0)
+                return d.config_error ? CONFIG_EXIT_USAGE : EXIT_FAILURE;
+        return EXIT_SUCCESS;
 }

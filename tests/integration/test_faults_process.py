@@ -132,7 +132,7 @@ def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(
         log = tempfile.NamedTemporaryFile(prefix="k2i-kill-", suffix=".log", delete=False)
         logs.append(log.name)
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}",
+                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}", f"--app-port={port}",
                                  "--sts-endpoint=http://127.0.0.1:9", "--node=node-1",
                                  "--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig")],
                                 env=env, pass_fds=(fd,), stdout=log, stderr=subprocess.STDOUT,

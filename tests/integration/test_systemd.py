@@ -23,15 +23,30 @@ def get(d, path, timeout=10):
 
 
 def test_socket_activation_serves_on_the_passed_socket_and_notifies_ready(fake_imds, notify_socket, daemon_factory):
-    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", "--app-port=1"], socket_activate=True,
-                       notify=notify_socket)
-    # --app-port=1 proves the passed socket is used: the daemon could not bind port 1 itself
+    d = daemon_factory([f"--metadata-addr={fake_imds.addr}"], socket_activate=True, notify=notify_socket)
     r, body = get(d, "/latest/meta-data/instance-id")
     assert r.status == 200 and body == b"i-0123456789abcdef0"
     assert notify_socket.wait_for("READY=1") is not None
     status = notify_socket.wait_for("STATUS=Serving")
     assert status is not None, notify_socket.assignments()
     assert "socket(s) passed by systemd" in d.output()
+
+
+def test_passed_socket_on_another_port_than_app_port_is_refused_naming_both(fake_imds, notify_socket,
+                                                                          daemon_factory):
+    """The redirect sends pods to --app-port: a daemon serving a socket on another port would leave
+    every pod unanswered, so it refuses to start with the configuration-error status."""
+    from k2i_testlib import free_port
+
+    other = free_port()
+    # (systemd-socket-activate starts the daemon on the factory's first connection)
+    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", f"--app-port={other}"], socket_activate=True,
+                       notify=notify_socket)
+    rc = d.proc.wait(timeout=20)
+    out = d.output()
+    assert rc == 2, out
+    assert f"listens on port {d.port} but --app-port is {other}" in out, out
+    assert notify_socket.wait_for("READY=1", timeout=0.5) is None
 
 
 def test_watchdog_pings_when_asked(fake_imds, notify_socket, daemon_factory):
@@ -85,7 +100,7 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(fake_imds
         env.pop("KUBE2IAM_ARGS", None)
         # the shell moves the socket to fd 3 and sets LISTEN_PID to its own pid, which exec keeps
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}"],
+                                 binary("kube2iam"), f"--metadata-addr={fake_imds.addr}", f"--app-port={port}"],
                                 env=env, pass_fds=(fd,),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -140,7 +140,9 @@ class Daemon:
             for k in (env or {}):
                 cmd += ["-E", k]
             cmd += [binary(binary_name)]
-            args = list(args)
+            # the daemon refuses a passed socket on another port than --app-port
+            if not any(a.startswith("--app-port") for a in args):
+                args = [f"--app-port={self.port}"] + list(args)
         else:
             args = [f"--app-port={self.port}"] + list(args)
             if not any(a.startswith("--listen-address") for a in args):
