@@ -477,6 +477,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                 if (!hostname_valid(arg))
                         return bad_value(flag, arg, "expected a node name");
                 r = set_string(&c->node, arg);
+                if (r >= 0)
+                        c->node_given = true;
                 return r;
         case ARG_HOST_IP:
                 if (!ip_valid(AF_INET, arg))
@@ -799,7 +801,10 @@ static void print_default(const Config *d, int id, FILE *f) {
                 fprintf(f, " (default \"glob\")");
                 break;
         case ARG_NODE:
-                fprintf(f, " (default: this host's name, \"%s\")", strna(d->node));
+                fprintf(f,
+                        " (default: the node of the kubeconfig's client certificate, system:node:<name>; "
+                        "else this host's name, \"%s\")",
+                        strna(d->node));
                 break;
         case ARG_PREFETCH:
                 fprintf(f, " (default true)");

@@ -35,11 +35,12 @@ typedef enum ConfigProgram {
 
 typedef struct Config {
         /* Kubernetes */
-        char *kubeconfig;           /* --kubeconfig */
-        char *api_server;           /* --api-server */
-        Secret *api_token;          /* --api-token */
-        bool insecure;              /* --insecure */
-        char *node;                 /* --node; default: this host's name, lower case */
+        char *kubeconfig;  /* --kubeconfig */
+        char *api_server;  /* --api-server */
+        Secret *api_token; /* --api-token */
+        bool insecure;     /* --insecure */
+        char *node;        /* --node; default: the kubelet certificate's node, else this host's name */
+        bool node_given;   /* --node was given (else the daemon may take the certificate's) */
         usec_t cache_resync_period; /* --cache-resync-period (kept for compatibility; watches need none) */
         bool resolve_duplicate_cache_ips; /* --resolve-duplicate-cache-ips */
         usec_t ready_sync_timeout; /* --ready-sync-timeout: max wait for the first pod list before READY=1 */

@@ -102,7 +102,7 @@ class Daemon:
     """kube2iam as a child process, with its output kept in a file."""
 
     def __init__(self, args, env=None, port=None, socket_activate=False, notify=None, host="127.0.0.1",
-                 binary_name="kube2iam", wait=True):
+                 binary_name="kube2iam", wait=True, default_node=True):
         self.port = port or free_port()
         self.host = host
         self.notify = notify
@@ -131,7 +131,8 @@ class Daemon:
                 args.append("--sts-endpoint=http://127.0.0.1:9")
             if "--kubeconfig" not in given and "--api-server" not in given:
                 args.append("--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig"))
-            if "--node" not in given:
+            # default_node=False: the daemon picks the node name itself (certificate, host name)
+            if "--node" not in given and default_node:
                 args.append("--node=node-1")
         if socket_activate:
             cmd = ["systemd-socket-activate", "-l", f"{host}:{self.port}"]
