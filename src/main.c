@@ -30,6 +30,7 @@
 #include "kube/node-identity.h"
 #include "log.h"
 #include "metrics.h"
+#include "pod-routes.h"
 #include "proxy.h"
 #include "redirect.h"
 #include "roles.h"
@@ -43,6 +44,10 @@
 #define DRAIN_TIMEOUT (10 * USEC_PER_SEC)
 #define DRAIN_POLL_INTERVAL (20 * USEC_PER_MSEC)
 #define LISTEN_BACKLOG 4096
+/* Pods, and with Calico or the VPC CNI their interfaces, come and go all the time: the routes are
+ * checked on every change of the pod list and, for interfaces that change on their own, this often.
+ * Reading the table costs well under a millisecond. */
+#define POD_ROUTES_CHECK_INTERVAL (30 * USEC_PER_SEC)
 /* --auto-discover-*: kube2iam reads IMDS once at start and dies when it cannot; we wait this long. */
 #define DISCOVERY_TIMEOUT (30 * USEC_PER_SEC)
 
@@ -71,7 +76,10 @@ typedef struct Daemon {
         RouterOptions router;
         bool stopping;
         bool socket_activated;
-        bool config_error; /* exit with CONFIG_EXIT_USAGE: restarting cannot help */
+        bool config_error;      /* exit with CONFIG_EXIT_USAGE: restarting cannot help */
+        PodRoutesReport routes; /* the last check of pods against --host-interface */
+        bool routes_unreadable;
+        sd_event_source *routes_timer;
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -80,6 +88,7 @@ typedef struct Daemon {
 static void daemon_done(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+        d->routes_timer = sd_event_source_disable_unref(d->routes_timer);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
         d->app = http_server_free(d->app);
@@ -437,10 +446,14 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static void update_status(Daemon *d) {
-        char status[512];
+        char status[1024], routes[400] = "";
 
-        snprintf(status, sizeof status, "%s; %s%s", d->ready ? "Serving" : "Starting",
-                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API",
+        if (d->routes.n_outside > 0)
+                snprintf(routes, sizeof routes,
+                         "; WARNING: %zu pod(s) routed outside --host-interface, not redirected (%s via %s)",
+                         d->routes.n_outside, d->routes.example_pod, d->routes.example_ifname);
+        snprintf(status, sizeof status, "%s; %s%s%s", d->ready ? "Serving" : "Starting",
+                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API", routes,
                  d->stopping ? "; stopping" : "");
         (void) sd_notifyf(false, "STATUS=%s", status);
 }
@@ -455,11 +468,67 @@ static void notify_ready(Daemon *d, const char *why) {
         update_status(d);
 }
 
+/* Pods routed through an interface --host-interface does not match are not redirected (an empty
+ * KUBE2IAM_ARGS on a Calico or VPC-CNI node redirects only docker0): said in the journal when the
+ * number changes, and in STATUS= while it lasts. */
+static void check_pod_routes(Daemon *d) {
+        _cleanup_(pod_routes_freep) PodRouteTable *t = NULL;
+        _cleanup_free_ char *patterns = NULL;
+        StrBuf b = {};
+        PodRoutesReport rep;
+        bool changed;
+        int r;
+
+        if (!d->kube || !kube_client_pods_synced(d->kube))
+                return;
+        r = pod_routes_read(POD_ROUTES_TABLE_PATH, &t);
+        if (r < 0) {
+                if (!d->routes_unreadable)
+                        log_warning_errno(
+                                r, "Cannot read %s to check --host-interface against the pods' routes: %m",
+                                POD_ROUTES_TABLE_PATH);
+                d->routes_unreadable = true;
+                return;
+        }
+        d->routes_unreadable = false;
+        pod_routes_check(d->store, t, d->config.host_interfaces, &rep);
+        changed = rep.n_outside != d->routes.n_outside;
+        /* as the operator wrote them: kube2iam's "cali+" is nftables' "cali*" */
+        for (char **p = d->config.host_interfaces; p && *p; p++) {
+                size_t n = strlen(*p);
+                bool wild = n > 0 && (*p)[n - 1] == '*';
+                strbuf_appendf(&b, "%s%.*s%s", p == d->config.host_interfaces ? "" : ",", (int) (n - wild),
+                               *p, wild ? "+" : "");
+        }
+        patterns = strbuf_steal(&b);
+        if (changed && rep.n_outside > 0)
+                log_warning("%zu of %zu pods are routed through interfaces that --host-interface=%s does "
+                            "not match "
+                            "(%s, %s, via %s): the redirect does not catch their metadata requests; set "
+                            "--host-interface to the pods' interfaces (Calico cali+, Amazon VPC CNI eni+)",
+                            rep.n_outside, rep.n_pods, strna(patterns), rep.example_pod, rep.example_ip,
+                            rep.example_ifname);
+        else if (changed && rep.n_outside == 0)
+                log_info("Every pod is routed through an interface --host-interface matches");
+        d->routes = rep;
+        if (changed)
+                update_status(d);
+}
+
+static int on_routes_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+
+        check_pod_routes(d);
+        (void) sd_event_source_set_time(s, usec_add(usec, POD_ROUTES_CHECK_INTERVAL));
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
 static void on_kube_state(KubeClient *k, void *userdata) {
         Daemon *d = userdata;
 
         if (kube_client_pods_synced(k))
                 notify_ready(d, "caches have been synced");
+        check_pod_routes(d);
         update_status(d);
         imds_service_kube_changed(d->service);
 }
@@ -714,6 +783,10 @@ static int run(Daemon *d) {
         r = kube_client_start(d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the Kubernetes client: %m");
+        r = sd_event_add_time_relative(d->event, &d->routes_timer, CLOCK_MONOTONIC,
+                                       POD_ROUTES_CHECK_INTERVAL, USEC_PER_SEC, on_routes_timer, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the pod route check: %m");
 
         if (d->socket_activated)
                 log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
