@@ -33,6 +33,7 @@
 #include "pod-routes.h"
 #include "proxy.h"
 #include "redirect.h"
+#include "restart-backoff.h"
 #include "roles.h"
 #include "router.h"
 #include "server.h"
@@ -818,6 +819,39 @@ static int run(Daemon *d) {
         return 0;
 }
 
+/* The pause restart-backoff.h asks for, before serving or before exiting 2: systemd keeps the
+ * socket, pods' connections wait in its backlog, and the watchdog hears from us meanwhile. */
+static void restart_backoff_wait(RestartKind kind) {
+        char buf[DURATION_MAX];
+        usec_t delay, until;
+
+        if (restart_backoff_begin(getenv("RUNTIME_DIRECTORY"), kind, now_clock(CLOCK_BOOTTIME), &delay) <
+                    0 ||
+            delay == 0)
+                return;
+        format_duration(delay, buf, sizeof buf);
+        if (kind == RESTART_CONFIG_ERROR)
+                log_warning("Configuration error again within a minute: exiting in %s (backoff), so that "
+                            "pods' connections do not restart kube2iam in a tight loop",
+                            buf);
+        else
+                log_warning("The previous instance failed within a minute of starting: waiting %s before "
+                            "serving (restart backoff); pods' connections wait in the socket",
+                            buf);
+        (void) sd_notifyf(false, "STATUS=%s: waiting %s (restart backoff)",
+                          kind == RESTART_CONFIG_ERROR ? "Configuration error, see the journal"
+                                                       : "Restarting after a failure",
+                          buf);
+        until = usec_add(now_monotonic(), delay);
+        for (usec_t n = now_monotonic(); n < until; n = now_monotonic()) {
+                usec_t step = MIN(until - n, USEC_PER_SEC);
+                struct timespec ts = { .tv_sec = (time_t) (step / USEC_PER_SEC),
+                                       .tv_nsec = (long) (step % USEC_PER_SEC) * 1000 };
+                (void) nanosleep(&ts, NULL);
+                (void) sd_notify(false, "WATCHDOG=1");
+        }
+}
+
 int main(int argc, char *argv[]) {
         Daemon d = {};
         int r;
@@ -830,6 +864,8 @@ int main(int argc, char *argv[]) {
         r = config_parse(&d.config, CONFIG_PROGRAM_DAEMON, argc, argv);
         if (r < 0) {
                 config_done(&d.config);
+                if (r != -ENOMEM)
+                        restart_backoff_wait(RESTART_CONFIG_ERROR);
                 return CONFIG_EXIT_USAGE;
         }
         if (d.config.show_help) {
@@ -863,9 +899,12 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        restart_backoff_wait(RESTART_SERVE);
         r = run(&d);
         daemon_done(&d);
         curl_global_cleanup();
+        if (r >= 0)
+                (void) restart_backoff_clean_exit(getenv("RUNTIME_DIRECTORY"));
         if (r < 0)
                 return d.config_error ? CONFIG_EXIT_USAGE : EXIT_FAILURE;
         return EXIT_SUCCESS;
