@@ -88,12 +88,30 @@ def test_deb_enables_socket_and_service_and_keeps_socket_on_upgrade(deb):
     assert "stop 'kube2iam.socket'" in prerm and '"$1" = remove' in prerm
 
 
-def test_deb_prerm_removes_redirect_only_on_remove_after_stopping_units(deb):
+REMOVAL_NOTICE = "the nftables redirect of 169.254.169.254 stays after removal"
+
+
+def test_deb_removal_keeps_the_redirect_and_says_so_purge_deletes_it(deb):
     prerm = (deb["control"] / "prerm").read_text()
-    stop = prerm.index("deb-systemd-invoke stop 'kube2iam.service'")
-    remove = prerm.index("/usr/sbin/kube2iam-nft remove")
-    guard = prerm.index('if [ "$1" = remove ] && [ -x /usr/sbin/kube2iam-nft ]; then')
-    assert stop < guard < remove and "fi" not in prerm[guard:remove].split()
+    # fail closed: no maintainer script runs the helper (nor parses KUBE2IAM_ARGS) on removal
+    assert "kube2iam-nft remove" not in prerm.replace("'kube2iam-nft remove'", "")
+    assert "/etc/default/kube2iam" not in prerm
+    guard = prerm.index('if [ "$1" = remove ]; then')
+    assert REMOVAL_NOTICE in prerm[guard:]
+    postrm = (deb["control"] / "postrm").read_text()
+    purge = postrm.index('if [ "$1" = purge ]; then\n        if command -v nft')
+    assert 'nft delete table "$family" kube2iam' in postrm[purge:]
+
+
+def test_deb_upgrade_never_stops_the_opt_in_metrics_socket(deb):
+    prerm = (deb["control"] / "prerm").read_text()
+    postinst = (deb["control"] / "postinst").read_text()
+    # stopped only when the package goes away, and never enabled or started by the package
+    for block in re.findall(r"if \[ .*?\nfi\n", prerm, re.S):
+        if "kube2iam-metrics.socket" in block:
+            assert '"$1" = remove' in block and "upgrade" not in block, block
+    assert "enable 'kube2iam-metrics.socket'" not in postinst
+    assert "start 'kube2iam-metrics.socket'" not in postinst
 
 
 def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
@@ -113,12 +131,46 @@ def test_rpm_version_is_meson_project_version(rpm, clone):
     assert v == meson_version(clone)
 
 
-def test_rpm_preun_removes_redirect_only_on_erase(rpm):
+def test_rpm_erase_keeps_the_redirect_and_says_so(rpm):
     s = run(["rpm", "-qp", "--dbpath", str(rpm["db"]), "--scripts", str(rpm["rpm"])]).stdout
     preun = s.split("preuninstall scriptlet")[1].split("postuninstall scriptlet")[0]
-    remove = preun.index("/usr/sbin/kube2iam-nft remove")
-    guard = preun.index("if [ $1 -eq 0 ] && [ -x /usr/sbin/kube2iam-nft ]; then")
-    assert guard < remove and "fi" not in preun[guard:remove].split()
+    assert "/usr/sbin/kube2iam-nft" not in preun and "sysconfig" not in preun
+    assert REMOVAL_NOTICE in preun[preun.index("if [ $1 -eq 0 ]; then\n        echo"):]
+
+
+def test_both_packages_ship_the_same_preset_enabling_what_the_deb_enables(deb, rpm):
+    preset = [p for p in payload(deb["root"]) if p.endswith("/system-preset/90-kube2iam.preset")]
+    assert len(preset) == 1, preset
+    text = (deb["root"] / preset[0].lstrip("/")).read_text()
+    assert (rpm["root"] / "usr/lib/systemd/system-preset/90-kube2iam.preset").read_text() == text
+    rules = dict(reversed(l.split()) for l in text.splitlines() if l and not l.startswith("#"))
+    postinst = (deb["control"] / "postinst").read_text()
+    for unit in UNITS:
+        assert (f"deb-systemd-helper enable '{unit}'" in postinst) == (rules[unit] == "enable"), unit
+
+
+def test_units_document_themselves_with_man_pages_not_compressed_files(deb):
+    for unit in UNITS:
+        text = (deb["root"] / "lib/systemd/system" / unit).read_text()
+        docs = " ".join(l.split("=", 1)[1] for l in text.splitlines() if l.startswith("Documentation="))
+        assert docs, unit
+        for uri in docs.split():
+            assert uri.startswith("man:"), (unit, uri)
+            page = re.fullmatch(r"man:([\w-]+)\((\d)\)", uri)
+            assert page and (deb["root"] / f"usr/share/man/man{page[2]}/{page[1]}.{page[2]}.gz").exists(), uri
+
+
+def test_enabling_the_service_enables_its_socket(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    install = unit.split("[Install]", 1)[1]
+    assert re.search(r"^Also=kube2iam\.socket$", install, re.M)
+
+
+def test_configuration_errors_are_not_restarted_and_no_start_limit_closes_the_socket(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    assert re.search(r"^RestartPreventExitStatus=2$", unit, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", unit, re.M)
+    assert not re.search(r"^StartLimitBurst=", unit, re.M)
 
 
 def test_deb_and_rpm_carry_the_same_files(deb, rpm):
