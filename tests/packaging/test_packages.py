@@ -25,6 +25,7 @@ def normalise(path):
         path = path[:-3]
     rules = [
         (r"^/(usr/)?lib/systemd/system/", "UNITDIR/"),
+        (r"^/(usr/)?lib/systemd/system-preset/", "PRESETDIR/"),
         (r"^/etc/(default|sysconfig)/kube2iam$", "ENVFILE"),
         (r"^/usr/share/man/(man\d)/(.*?)(\.gz)?$", r"MAN/\1/\2"),
         # The license: debian/copyright in the .deb, %license in the .rpm.
@@ -106,12 +107,14 @@ def test_deb_removal_keeps_the_redirect_and_says_so_purge_deletes_it(deb):
 def test_deb_upgrade_never_stops_the_opt_in_metrics_socket(deb):
     prerm = (deb["control"] / "prerm").read_text()
     postinst = (deb["control"] / "postinst").read_text()
-    # stopped only when the package goes away, and never enabled or started by the package
-    for block in re.findall(r"if \[ .*?\nfi\n", prerm, re.S):
-        if "kube2iam-metrics.socket" in block:
-            assert '"$1" = remove' in block and "upgrade" not in block, block
-    assert "enable 'kube2iam-metrics.socket'" not in postinst
-    assert "start 'kube2iam-metrics.socket'" not in postinst
+    # stopped only when the package goes away, and never enabled or started by the package (an
+    # enabled one is re-enabled if it was: deb-systemd-helper's was-enabled)
+    blocks = [b for b in re.findall(r"^if \[ .*?^fi$", prerm, re.S | re.M) if "kube2iam-metrics.socket" in b]
+    assert blocks, prerm
+    for block in blocks:
+        assert '"$1" = remove' in block and "upgrade" not in block, block
+    assert "deb-systemd-invoke start 'kube2iam-metrics.socket'" not in postinst
+    assert not re.search(r"^\tdeb-systemd-helper enable 'kube2iam-metrics.socket'", postinst, re.M)
 
 
 def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
@@ -146,7 +149,9 @@ def test_both_packages_ship_the_same_preset_enabling_what_the_deb_enables(deb, r
     rules = dict(reversed(l.split()) for l in text.splitlines() if l and not l.startswith("#"))
     postinst = (deb["control"] / "postinst").read_text()
     for unit in UNITS:
-        assert (f"deb-systemd-helper enable '{unit}'" in postinst) == (rules[unit] == "enable"), unit
+        # dh_installsystemd's unconditional enable (the metrics socket's is only "if it was enabled")
+        enabled = re.search(rf"^\t\tdeb-systemd-helper enable '{re.escape(unit)}'", postinst, re.M)
+        assert bool(enabled) == (rules[unit] == "enable"), unit
 
 
 def test_units_document_themselves_with_man_pages_not_compressed_files(deb):
