@@ -95,7 +95,7 @@ REMOVAL_NOTICE = "the nftables redirect of 169.254.169.254 stays after removal"
 def test_deb_removal_keeps_the_redirect_and_says_so_purge_deletes_it(deb):
     prerm = (deb["control"] / "prerm").read_text()
     # fail closed: no maintainer script runs the helper (nor parses KUBE2IAM_ARGS) on removal
-    assert "kube2iam-nft remove" not in prerm.replace("'kube2iam-nft remove'", "")
+    assert "/usr/sbin/kube2iam-nft" not in prerm and not re.search(r"^\s*kube2iam-nft", prerm, re.M)
     assert "/etc/default/kube2iam" not in prerm
     guard = prerm.index('if [ "$1" = remove ]; then')
     assert REMOVAL_NOTICE in prerm[guard:]
