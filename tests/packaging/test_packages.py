@@ -82,9 +82,14 @@ def test_deb_enables_socket_and_service_and_keeps_socket_on_upgrade(deb):
     postinst = (deb["control"] / "postinst").read_text()
     assert "deb-systemd-helper enable 'kube2iam.service'" in postinst
     assert "deb-systemd-helper enable 'kube2iam.socket'" in postinst
-    # The socket is only started, never restarted: systemd keeps the port open across upgrades.
-    assert "deb-systemd-invoke start 'kube2iam.socket'" in postinst
-    assert "restart 'kube2iam.socket'" not in postinst
+    # The socket is only started, never restarted (nor stopped by prerm on upgrade): systemd keeps
+    # the port open across upgrades. debhelper names Also= units with the service's, so any
+    # restart or variable action that names the socket would restart it.
+    assert "deb-systemd-invoke start 'kube2iam.service' 'kube2iam.socket'" in postinst
+    for line in postinst.splitlines():
+        if "deb-systemd-invoke" in line and "kube2iam.socket" in line:
+            assert re.search(r"deb-systemd-invoke start ", line), line
+    assert re.search(r"^        deb-systemd-invoke restart kube2iam.service ", postinst, re.M)
     prerm = (deb["control"] / "prerm").read_text()
     assert "stop 'kube2iam.socket'" in prerm and '"$1" = remove' in prerm
 
