@@ -550,6 +550,8 @@ def removal(node, ready):
     """Removes the package (dpkg -r, then -P) on the running node; records before and after."""
     before = {"rule": node.rule_present(),
               "unit": node.sh("test -e /lib/systemd/system/kube2iam.service", check=False).returncode == 0}
+    # a daemon-only flag in the settings must not trouble the maintainer scripts
+    node.sh("sed -i 's/^KUBE2IAM_ARGS=\"/KUBE2IAM_ARGS=\"--iam-role-session-ttl=5m /' /etc/default/kube2iam")
     removed = node.sh("dpkg -r kube2iam 2>&1", check=False)
     after = {
         "dpkg_r": removed.returncode, "dpkg_r_out": removed.stdout,
