@@ -27,7 +27,6 @@
 #include "imds-token.h"
 #include "kube/kube-client.h"
 #include "kube/kubeconfig.h"
-#include "kube/node-identity.h"
 #include "log.h"
 #include "metrics.h"
 #include "pod-routes.h"
@@ -368,39 +367,6 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         return 0;
 }
 
-/* Without --node, the name the API server knows this node by: the kubelet's client certificate
- * says it (system:node:<name>), and it differs from the host name under kubelet's
- * --hostname-override. Kept as the host name when there is no kubeconfig yet (kubelet's TLS
- * bootstrap writes it later), when it authenticates otherwise, or when the certificate is not a
- * node's. */
-static void node_from_kubelet_certificate(Config *c) {
-        _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
-        _cleanup_(kube_credentials_freep) KubeCredentials *creds = NULL;
-        _cleanup_free_ char *name = NULL;
-        int r;
-
-        if (c->node_given || kubeconfig_from_config(c, &kc, NULL) < 0 ||
-            (!kc->client_cert_file && !kc->client_cert_data))
-                return;
-        r = kubeconfig_read_credentials(kc, &creds);
-        if (r >= 0 && creds->cert_pem)
-                r = node_identity_from_certificate(creds->cert_pem, creds->cert_size, &name);
-        else if (r >= 0)
-                r = -ENOENT;
-        if (r < 0) {
-                log_warning_errno(
-                        r,
-                        "No node name in the client certificate of kubeconfig %s (%m); using the host "
-                        "name %s: give --node if the API server knows this node by another name",
-                        strna(kc->path), c->node);
-                return;
-        }
-        if (!streq(name, c->node))
-                log_info("Node name %s from the client certificate of kubeconfig %s (host name: %s)", name,
-                         strna(kc->path), c->node);
-        free_and_replace(c->node, name);
-}
-
 static unsigned pending_requests(Daemon *d) {
         return http_server_pending(d->app) + http_server_pending(d->metrics);
 }
@@ -735,7 +701,6 @@ static int run(Daemon *d) {
         r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
-        node_from_kubelet_certificate(&d->config);
         r = kube_client_new(d->event, d->http, &d->config, d->store, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");

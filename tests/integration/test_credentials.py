@@ -440,19 +440,24 @@ def test_auto_discovery_conflicts_and_failures_stop_the_daemon(node_env):
     assert "Failed to discover the base ARN" in r.stderr
 
 
-def test_node_name_comes_from_the_kubelet_certificate_when_node_is_not_given(daemon_factory):
+@pytest.mark.parametrize("late_kubeconfig", [False, True], ids=["kubeconfig-at-start", "kubeconfig-later"])
+def test_node_name_comes_from_the_kubelet_certificate_when_node_is_not_given(daemon_factory, late_kubeconfig):
     """The API server knows the node by its certificate's system:node:<name>, which differs from
     the host name under kubelet's --hostname-override: without --node, the pod on that node is
-    found (and served) only if the daemon took the name from the certificate."""
+    found (and served) only if the daemon took the name from the certificate. kubelet's TLS
+    bootstrap may write the kubeconfig after kube2iam started: the name is read when it appears."""
     from node_env import NodeEnv
 
     node = "ip-10-9-8-7.eu-west-1.compute.internal"
-    env = NodeEnv(node=node)
+    env = NodeEnv(node=node, kubeconfig=not late_kubeconfig)
     try:
         assert socket.gethostname().lower() != node
         env.add_pod("app", "127.0.0.1", role="app-role")
         args = [a for a in env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}") if not a.startswith("--node")]
         d = daemon_factory(args, default_node=False)
+        if late_kubeconfig:
+            wait_until(lambda: "Waiting for kubeconfig" in d.output(), what="the daemon waiting for it")
+            env.write_kubeconfig()
         wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
         r, body = get(d, "/latest/meta-data/iam/security-credentials/")
         assert (r.status, body) == (200, b"app-role")
