@@ -48,6 +48,7 @@ NODE_SECRETS = {
     "/etc/kubernetes/pki/front-proxy-ca.key": "-----BEGIN PRIVATE KEY-----\nfront-proxy\n",
     "/etc/kubernetes/pki/etcd/ca.key": "-----BEGIN PRIVATE KEY-----\netcd\n",
     "/var/log/pods/default_app_uid-1/app/0.log": "a pod's log line\n",
+    "/var/lib/kubelet/pki/kubelet.key": "-----BEGIN PRIVATE KEY-----\nkubelet-serving\n",
 }
 NODE_READABLE = {
     "/etc/kubernetes/pki/ca.crt": "-----BEGIN CERTIFICATE-----\ncluster-ca\n",
