@@ -538,6 +538,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                 if (!hostname_valid(arg))
                         return bad_value(flag, arg, "expected a node name");
                 r = set_string(&c->node, arg);
+                if (r >= 0)
+                        c->node_given = true;
                 return r;
         case ARG_HOST_IP:
                 if (is_kubernetes_expansion(arg)) {
@@ -690,7 +692,26 @@ static bool nft_command_valid(const char *s) {
         return streq(s, "install") || streq(s, "remove") || streq(s, "check");
 }
 
+/* kube2iam-nft: a command, and nothing about the daemon's settings (see nft_uses_flag()). */
+static int validate_nft(Config *c) {
+        if (!c->command && !c->show_help && !c->show_version) {
+                fprintf(stderr, "%s: missing command: install, remove or check\n",
+                        program_invocation_short_name);
+                return -EINVAL;
+        }
+        if (c->command && !nft_command_valid(c->command)) {
+                fprintf(stderr, "%s: unknown command \"%s\": expected install, remove or check\n",
+                        program_invocation_short_name, c->command);
+                return -EINVAL;
+        }
+        if (c->verbose)
+                c->log_level = LOG_DEBUG;
+        return 0;
+}
+
 static int validate(Config *c, ConfigProgram program) {
+        if (program == CONFIG_PROGRAM_NFT)
+                return validate_nft(c);
         if (c->auto_discover_base_arn && c->base_role_arn) {
                 fprintf(stderr,
                         "%s: flags --auto-discover-base-arn and --base-role-arn conflict: give one\n",
@@ -726,18 +747,6 @@ static int validate(Config *c, ConfigProgram program) {
                         "used its in-cluster service account; on the node the kubelet's kubeconfig plays "
                         "that part and is used instead (give --kubeconfig to choose one)\n",
                         program_invocation_short_name);
-        if (program == CONFIG_PROGRAM_NFT) {
-                if (!c->command && !c->show_help && !c->show_version) {
-                        fprintf(stderr, "%s: missing command: install, remove or check\n",
-                                program_invocation_short_name);
-                        return -EINVAL;
-                }
-                if (c->command && !nft_command_valid(c->command)) {
-                        fprintf(stderr, "%s: unknown command \"%s\": expected install, remove or check\n",
-                                program_invocation_short_name, c->command);
-                        return -EINVAL;
-                }
-        }
         if (c->verbose)
                 c->log_level = LOG_DEBUG;
         /* kube2iam's help says "(default: same as kube2iam server port)": follow --app-port, so a
@@ -745,6 +754,29 @@ static int validate(Config *c, ConfigProgram program) {
         if (c->metrics_port == 0)
                 c->metrics_port = c->app_port;
         return 0;
+}
+
+/* The flags kube2iam-nft acts on. It shares $KUBE2IAM_ARGS with the daemon, so it accepts every
+ * daemon flag but neither parses nor validates the others' values: a daemon-only setting (an
+ * --iam-role-session-ttl the daemon would reject, say) must not stop the redirect from being
+ * installed, checked or removed. An unknown flag is still an error for both. */
+static bool nft_uses_flag(int id) {
+        switch (id) {
+        case ARG_APP_PORT:
+        case ARG_HOST_IP:
+        case ARG_HOST_IPV6:
+        case ARG_HOST_INTERFACE:
+        case ARG_IPV6:
+        case ARG_METADATA_ADDR:
+        case ARG_LOG_FORMAT:
+        case ARG_LOG_LEVEL:
+        case ARG_VERBOSE:
+        case ARG_VERSION:
+        case ARG_HELP:
+                return true;
+        default:
+                return false;
+        }
 }
 
 int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, int argc, char *argv[]) {
@@ -795,6 +827,8 @@ int config_parse_strv(Config *c, ConfigProgram program, const char *env_args, in
                                         bad);
                         return -EINVAL;
                 }
+                if (program == CONFIG_PROGRAM_NFT && !nft_uses_flag(opt))
+                        continue;
                 r = parse_one(c, opt, optarg);
                 if (r < 0)
                         return r;
@@ -891,7 +925,10 @@ static void print_default(const Config *d, int id, FILE *f) {
                 break;
         }
         case ARG_NODE:
-                fprintf(f, " (default: this host's name, \"%s\")", strna(d->node));
+                fprintf(f,
+                        " (default: the node of the kubeconfig's client certificate, system:node:<name>; "
+                        "else this host's name, \"%s\")",
+                        strna(d->node));
                 break;
         case ARG_PREFETCH:
                 fprintf(f, " (default true)");

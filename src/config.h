@@ -6,7 +6,7 @@
  * of $KUBE2IAM_ARGS (the one variable the systemd unit's EnvironmentFile= sets; parsed first,
  * so flags on the command line win) and the validation of every value: a bad value is one
  * line on stderr naming the flag, and exit status 2. Both binaries (kube2iam, kube2iam-nft)
- * read the same settings. */
+ * read the same settings; kube2iam-nft accepts every flag but validates only those it acts on. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,11 +38,12 @@ typedef enum ConfigProgram {
 
 typedef struct Config {
         /* Kubernetes */
-        char *kubeconfig;           /* --kubeconfig */
-        char *api_server;           /* --api-server */
-        Secret *api_token;          /* --api-token */
-        bool insecure;              /* --insecure */
-        char *node;                 /* --node; default: this host's name, lower case */
+        char *kubeconfig;  /* --kubeconfig */
+        char *api_server;  /* --api-server */
+        Secret *api_token; /* --api-token */
+        bool insecure;     /* --insecure */
+        char *node;        /* --node; default: the kubelet certificate's node, else this host's name */
+        bool node_given;   /* --node was given (else the daemon may take the certificate's) */
         usec_t cache_resync_period; /* --cache-resync-period (kept for compatibility; watches need none) */
         bool resolve_duplicate_cache_ips; /* --resolve-duplicate-cache-ips */
         usec_t ready_sync_timeout; /* --ready-sync-timeout: max wait for the first pod list before READY=1 */

@@ -31,8 +31,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "process-metrics.h"
+#include "pod-routes.h"
 #include "proxy.h"
 #include "redirect.h"
+#include "restart-backoff.h"
 #include "roles.h"
 #include "router.h"
 #include "server.h"
@@ -44,6 +46,10 @@
 #define DRAIN_TIMEOUT (10 * USEC_PER_SEC)
 #define DRAIN_POLL_INTERVAL (20 * USEC_PER_MSEC)
 #define LISTEN_BACKLOG 4096
+/* Pods, and with Calico or the VPC CNI their interfaces, come and go all the time: the routes are
+ * checked on every change of the pod list and, for interfaces that change on their own, this often.
+ * Reading the table costs well under a millisecond. */
+#define POD_ROUTES_CHECK_INTERVAL (30 * USEC_PER_SEC)
 /* --auto-discover-*: kube2iam reads IMDS once at start and dies when it cannot; we wait this long. */
 #define DISCOVERY_TIMEOUT (30 * USEC_PER_SEC)
 /* The per-request log (debug, --log-level=debug): enough to follow a few pods, not a flood. */
@@ -76,6 +82,10 @@ typedef struct Daemon {
         bool stopping;
         bool socket_activated;
         uint16_t listen_port; /* of the passed socket */
+        bool config_error;      /* exit with CONFIG_EXIT_USAGE: restarting cannot help */
+        PodRoutesReport routes; /* the last check of pods against --host-interface */
+        bool routes_unreadable;
+        sd_event_source *routes_timer;
         usec_t drain_deadline;
         sd_event_source *drain_timer;
         LogRatelimit request_log_ratelimit;
@@ -84,6 +94,7 @@ typedef struct Daemon {
 static void daemon_done(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+        d->routes_timer = sd_event_source_disable_unref(d->routes_timer);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
         d->app = http_server_free(d->app);
@@ -283,17 +294,24 @@ static int make_listener(const char *address, uint16_t port, int *ret) {
         return 0;
 }
 
-static uint16_t socket_port(int fd) {
-        union {
-                struct sockaddr sa;
-                struct sockaddr_in in;
-                struct sockaddr_in6 in6;
-        } sa = {};
-        socklen_t len = sizeof sa;
+/* kube2iam-nft points the redirect at --app-port: a socket from systemd on another port would
+ * leave every pod's request unanswered (kube2iam.socket's ListenStream= and --app-port are set
+ * in two files). Refused as a configuration error, naming both. */
+static int check_socket_port(Daemon *d, int fd) {
+        uint16_t port;
+        int r;
 
-        if (getsockname(fd, &sa.sa, &len) < 0)
-                return 0;
-        return ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in.sin_port);
+        r = http_socket_local_port(fd, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the port of the socket passed by systemd: %m");
+        if (port != d->config.app_port) {
+                log_error("The socket passed by systemd listens on port %u but --app-port is %u, where the "
+                          "redirect sends pods: make kube2iam.socket's ListenStream= and --app-port agree",
+                          port, d->config.app_port);
+                d->config_error = true;
+                return -EINVAL;
+        }
+        return 0;
 }
 
 /* Sockets from systemd (named "metrics" for the metrics listener, anything else for the app),
@@ -330,8 +348,12 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
         if (n > 0)
                 log_info("Using %i socket(s) passed by systemd", n);
         d->socket_activated = app >= 0;
-        if (d->socket_activated)
-                d->listen_port = socket_port(app);
+        if (app >= 0) {
+                r = check_socket_port(d, app);
+                if (r < 0)
+                        return r;
+                d->listen_port = d->config.app_port;
+        }
 
         if (app < 0) {
                 r = make_listener(d->config.listen_address, d->config.app_port, &app);
@@ -398,10 +420,14 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static void update_status(Daemon *d) {
-        char status[512];
+        char status[1024], routes[400] = "";
 
-        snprintf(status, sizeof status, "%s; %s%s", d->ready ? "Serving" : "Starting",
-                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API",
+        if (d->routes.n_outside > 0)
+                snprintf(routes, sizeof routes,
+                         "; WARNING: %zu pod(s) routed outside --host-interface, not redirected (%s via %s)",
+                         d->routes.n_outside, d->routes.example_pod, d->routes.example_ifname);
+        snprintf(status, sizeof status, "%s; %s%s%s", d->ready ? "Serving" : "Starting",
+                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API", routes,
                  d->stopping ? "; stopping" : "");
         (void) sd_notifyf(false, "STATUS=%s", status);
 }
@@ -416,11 +442,67 @@ static void notify_ready(Daemon *d, const char *why) {
         update_status(d);
 }
 
+/* Pods routed through an interface --host-interface does not match are not redirected (an empty
+ * KUBE2IAM_ARGS on a Calico or VPC-CNI node redirects only docker0): said in the journal when the
+ * number changes, and in STATUS= while it lasts. */
+static void check_pod_routes(Daemon *d) {
+        _cleanup_(pod_routes_freep) PodRouteTable *t = NULL;
+        _cleanup_free_ char *patterns = NULL;
+        StrBuf b = {};
+        PodRoutesReport rep;
+        bool changed;
+        int r;
+
+        if (!d->kube || !kube_client_pods_synced(d->kube))
+                return;
+        r = pod_routes_read(POD_ROUTES_TABLE_PATH, &t);
+        if (r < 0) {
+                if (!d->routes_unreadable)
+                        log_warning_errno(
+                                r, "Cannot read %s to check --host-interface against the pods' routes: %m",
+                                POD_ROUTES_TABLE_PATH);
+                d->routes_unreadable = true;
+                return;
+        }
+        d->routes_unreadable = false;
+        pod_routes_check(d->store, t, d->config.host_interfaces, &rep);
+        changed = rep.n_outside != d->routes.n_outside;
+        /* as the operator wrote them: kube2iam's "cali+" is nftables' "cali*" */
+        for (char **p = d->config.host_interfaces; p && *p; p++) {
+                size_t n = strlen(*p);
+                bool wild = n > 0 && (*p)[n - 1] == '*';
+                strbuf_appendf(&b, "%s%.*s%s", p == d->config.host_interfaces ? "" : ",", (int) (n - wild),
+                               *p, wild ? "+" : "");
+        }
+        patterns = strbuf_steal(&b);
+        if (changed && rep.n_outside > 0)
+                log_warning("%zu of %zu pods are routed through interfaces that --host-interface=%s does "
+                            "not match "
+                            "(%s, %s, via %s): the redirect does not catch their metadata requests; set "
+                            "--host-interface to the pods' interfaces (Calico cali+, Amazon VPC CNI eni+)",
+                            rep.n_outside, rep.n_pods, strna(patterns), rep.example_pod, rep.example_ip,
+                            rep.example_ifname);
+        else if (changed && rep.n_outside == 0)
+                log_info("Every pod is routed through an interface --host-interface matches");
+        d->routes = rep;
+        if (changed)
+                update_status(d);
+}
+
+static int on_routes_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+
+        check_pod_routes(d);
+        (void) sd_event_source_set_time(s, usec_add(usec, POD_ROUTES_CHECK_INTERVAL));
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
 static void on_kube_state(KubeClient *k, void *userdata) {
         Daemon *d = userdata;
 
         if (kube_client_pods_synced(k))
                 notify_ready(d, "caches have been synced");
+        check_pod_routes(d);
         update_status(d);
         imds_service_kube_changed(d->service);
 }
@@ -684,6 +766,10 @@ static int run(Daemon *d) {
         r = kube_client_start(d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the Kubernetes client: %m");
+        r = sd_event_add_time_relative(d->event, &d->routes_timer, CLOCK_MONOTONIC,
+                                       POD_ROUTES_CHECK_INTERVAL, USEC_PER_SEC, on_routes_timer, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the pod route check: %m");
 
         if (d->socket_activated)
                 /* kube2iam's "Listening on port N" starts the line: people grep for it */
@@ -716,6 +802,39 @@ static int run(Daemon *d) {
         return 0;
 }
 
+/* The pause restart-backoff.h asks for, before serving or before exiting 2: systemd keeps the
+ * socket, pods' connections wait in its backlog, and the watchdog hears from us meanwhile. */
+static void restart_backoff_wait(RestartKind kind) {
+        char buf[DURATION_MAX];
+        usec_t delay, until;
+
+        if (restart_backoff_begin(getenv("RUNTIME_DIRECTORY"), kind, now_clock(CLOCK_BOOTTIME), &delay) <
+                    0 ||
+            delay == 0)
+                return;
+        format_duration(delay, buf, sizeof buf);
+        if (kind == RESTART_CONFIG_ERROR)
+                log_warning("Configuration error again within a minute: exiting in %s (backoff), so that "
+                            "pods' connections do not restart kube2iam in a tight loop",
+                            buf);
+        else
+                log_warning("The previous instance failed within a minute of starting: waiting %s before "
+                            "serving (restart backoff); pods' connections wait in the socket",
+                            buf);
+        (void) sd_notifyf(false, "STATUS=%s: waiting %s (restart backoff)",
+                          kind == RESTART_CONFIG_ERROR ? "Configuration error, see the journal"
+                                                       : "Restarting after a failure",
+                          buf);
+        until = usec_add(now_monotonic(), delay);
+        for (usec_t n = now_monotonic(); n < until; n = now_monotonic()) {
+                usec_t step = MIN(until - n, USEC_PER_SEC);
+                struct timespec ts = { .tv_sec = (time_t) (step / USEC_PER_SEC),
+                                       .tv_nsec = (long) (step % USEC_PER_SEC) * 1000 };
+                (void) nanosleep(&ts, NULL);
+                (void) sd_notify(false, "WATCHDOG=1");
+        }
+}
+
 int main(int argc, char *argv[]) {
         Daemon d = {};
         int r;
@@ -728,6 +847,8 @@ int main(int argc, char *argv[]) {
         r = config_parse(&d.config, CONFIG_PROGRAM_DAEMON, argc, argv);
         if (r < 0) {
                 config_done(&d.config);
+                if (r != -ENOMEM)
+                        restart_backoff_wait(RESTART_CONFIG_ERROR);
                 return CONFIG_EXIT_USAGE;
         }
         if (d.config.show_help) {
@@ -769,8 +890,13 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        restart_backoff_wait(RESTART_SERVE);
         r = run(&d);
         daemon_done(&d);
         curl_global_cleanup();
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (r >= 0)
+                (void) restart_backoff_clean_exit(getenv("RUNTIME_DIRECTORY"));
+        if (r < 0)
+                return d.config_error ? CONFIG_EXIT_USAGE : EXIT_FAILURE;
+        return EXIT_SUCCESS;
 }

@@ -700,6 +700,14 @@ const StoreNamespace *store_get_namespace(Store *s, const char *name) {
         return s && name && s->namespaces_known ? table_get(&s->namespaces, name) : NULL;
 }
 
+void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->pods.n_buckets; i++)
+                for (const Entry *e = s->pods.buckets[i]; e; e = e->next)
+                        fn(e->value, userdata);
+}
+
 size_t store_n_pods(const Store *s) {
         return s ? s->pods.n : 0;
 }

@@ -121,6 +121,9 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret);
 void store_lookup_done(StoreLookup *l);
 const StorePod *store_get_pod(Store *s, const char *uid);
 const StoreNamespace *store_get_namespace(Store *s, const char *name);
+/* Calls fn for every pod, in no particular order; fn must not change the store. */
+typedef void (*store_pod_visitor_t)(const StorePod *pod, void *userdata);
+void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata);
 size_t store_n_pods(const Store *s);
 size_t store_n_namespaces(const Store *s);
 

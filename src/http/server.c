@@ -40,6 +40,21 @@ typedef struct HttpConnection {
         struct HttpConnection *prev, *next;
 } HttpConnection;
 
+int http_socket_local_port(int fd, uint16_t *ret) {
+        struct sockaddr_storage ss = {};
+        socklen_t len = sizeof ss;
+
+        if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+                return -errno;
+        if (ss.ss_family == AF_INET)
+                *ret = ntohs(((const struct sockaddr_in *) &ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+                *ret = ntohs(((const struct sockaddr_in6 *) &ss)->sin6_port);
+        else
+                return -EAFNOSUPPORT;
+        return 0;
+}
+
 typedef enum RequestState {
         REQUEST_RECEIVING, /* headers in, body (if any) arriving */
         REQUEST_KEPT,      /* handed to the handler, suspended until answered */

@@ -74,6 +74,9 @@ typedef void (*http_handler_t)(HttpRequest *req, void *userdata);
  * owner drops its pointer to it. */
 typedef void (*http_request_abort_t)(HttpRequest *req, void *owner_data);
 
+/* The local port of a bound socket (IPv4 or IPv6) in *ret. -EAFNOSUPPORT for other families. */
+int http_socket_local_port(int fd, uint16_t *ret);
+
 /* listen_fd: a listening stream socket; ownership passes to the server. */
 int http_server_new(sd_event *event, int listen_fd, const char *name, http_handler_t handler, void *userdata,
                     HttpServer **ret);

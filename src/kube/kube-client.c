@@ -13,6 +13,7 @@
 #include "kube-exec.h"
 #include "kube-object.h"
 #include "kubeconfig.h"
+#include "node-identity.h"
 #include "log.h"
 #include "string-util.h"
 #include "watch-parser.h"
@@ -88,6 +89,7 @@ struct KubeClient {
         Store *store;
         KubeObjectKeys keys;
         KubeConfig *kubeconfig;
+        char *node;        /* whose pods are watched: see client_choose_node() */
         char *waiting_for; /* the kubeconfig path being waited for */
         bool kubeconfig_invalid;
         sd_event_source *poll_timer;
@@ -316,7 +318,7 @@ static void client_state_changed(KubeClient *k) {
                                        "no pod is served",
                                        strna(k->waiting_for));
         } else if (!k->pods.synced) {
-                strbuf_appendf(&b, "Listing pods on node %s from %s", k->config->node, server);
+                strbuf_appendf(&b, "Listing pods on node %s from %s", k->node, server);
                 if (k->pods.last_error)
                         strbuf_appendf(&b, " (retrying: %s)", k->pods.last_error);
         } else if (k->pods.stale) {
@@ -829,7 +831,7 @@ static void watcher_forbidden(Watcher *w, const char *message) {
         }
         log_error("The credentials of kubeconfig %s may not list pods of node %s (403: %s); with kubelet "
                   "credentials --node must be this node's name",
-                  strna(k->kubeconfig->path), k->config->node, strna(message));
+                  strna(k->kubeconfig->path), k->node, strna(message));
         watcher_backoff(w);
 }
 
@@ -1022,7 +1024,7 @@ static int watcher_start_request(Watcher *w) {
         if (w->is_pods) {
                 _cleanup_free_ char *sel = NULL;
                 char *e;
-                if (asprintf(&sel, "spec.nodeName=%s", k->config->node) < 0)
+                if (asprintf(&sel, "spec.nodeName=%s", k->node) < 0)
                         return -ENOMEM;
                 e = curl_easy_escape(NULL, sel, 0);
                 if (!e)
@@ -1152,6 +1154,38 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Without --node, the name the API server knows this node by: the kubelet's client certificate
+ * says it (system:node:<name>), and it differs from the host name under kubelet's
+ * --hostname-override. Decided when the kubeconfig is loaded, which on a new node is after
+ * kubelet's TLS bootstrap wrote it; the host name when it authenticates otherwise (token, exec
+ * plugin) or the certificate is not a node's. */
+static void client_choose_node(KubeClient *k) {
+        _cleanup_(kube_credentials_freep) KubeCredentials *creds = NULL;
+        _cleanup_free_ char *name = NULL;
+        const KubeConfig *kc = k->kubeconfig;
+        int r;
+
+        if (k->config->node_given || (!kc->client_cert_file && !kc->client_cert_data))
+                return;
+        r = kubeconfig_read_credentials(kc, &creds);
+        if (r >= 0 && creds->cert_pem)
+                r = node_identity_from_certificate(creds->cert_pem, creds->cert_size, &name);
+        else if (r >= 0)
+                r = -ENOENT;
+        if (r < 0) {
+                log_warning_errno(
+                        r,
+                        "No node name in the client certificate of kubeconfig %s (%m); using the host "
+                        "name %s: give --node if the API server knows this node by another name",
+                        strna(kc->path), k->config->node);
+                return;
+        }
+        if (!streq(name, k->node))
+                log_info("Node name %s from the client certificate of kubeconfig %s (host name: %s)", name,
+                         strna(kc->path), k->config->node);
+        free_and_replace(k->node, name);
+}
+
 static void client_kick(KubeClient *k) {
         KubeConfig *kc = NULL;
         char *waiting = NULL;
@@ -1165,6 +1199,7 @@ static void client_kick(KubeClient *k) {
                 k->poll_timer = sd_event_source_disable_unref(k->poll_timer);
                 log_info("Using kubeconfig %s (context %s, server %s)", strna(kc->path), strna(kc->context),
                          kc->server);
+                client_choose_node(k);
                 client_state_changed(k);
                 watcher_next(&k->pods);
                 watcher_next(&k->namespaces);
@@ -1239,6 +1274,9 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, Store *s
         k->event = sd_event_ref(event);
         k->http = http;
         k->config = c;
+        k->node = strdup(c->node);
+        if (!k->node)
+                return -ENOMEM;
         k->store = store;
         k->keys = (KubeObjectKeys){ c->iam_role_key, c->iam_external_id, c->namespace_key };
         k->idle_timeout = KUBE_WATCH_IDLE_USEC;
@@ -1281,6 +1319,7 @@ KubeClient *kube_client_free(KubeClient *k) {
         sd_event_source_disable_unref(k->poll_timer);
         sd_event_source_disable_unref(k->stale_timer);
         free(k->waiting_for);
+        free(k->node);
         free(k->status);
         sd_event_unref(k->event);
         free(k);

@@ -523,3 +523,44 @@ def test_empty_role_annotation_under_namespace_restrictions_is_404_and_debug_sto
         return json.loads(body)["rolesByNamespace"]
     wait_until(lambda: "restricted" in store(), what="the namespace in /debug/store")
     assert store()["restricted"] == []
+
+
+@pytest.mark.parametrize("late_kubeconfig", [False, True], ids=["kubeconfig-at-start", "kubeconfig-later"])
+def test_node_name_comes_from_the_kubelet_certificate_when_node_is_not_given(daemon_factory, late_kubeconfig):
+    """The API server knows the node by its certificate's system:node:<name>, which differs from
+    the host name under kubelet's --hostname-override: without --node, the pod on that node is
+    found (and served) only if the daemon took the name from the certificate. kubelet's TLS
+    bootstrap may write the kubeconfig after kube2iam started: the name is read when it appears."""
+    from node_env import NodeEnv
+
+    node = "ip-10-9-8-7.eu-west-1.compute.internal"
+    env = NodeEnv(node=node, kubeconfig=not late_kubeconfig)
+    try:
+        assert socket.gethostname().lower() != node
+        env.add_pod("app", "127.0.0.1", role="app-role")
+        args = [a for a in env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}") if not a.startswith("--node")]
+        d = daemon_factory(args, default_node=False)
+        if late_kubeconfig:
+            wait_until(lambda: "Waiting for kubeconfig" in d.output(), what="the daemon waiting for it")
+            env.write_kubeconfig()
+        wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+        r, body = get(d, "/latest/meta-data/iam/security-credentials/")
+        assert (r.status, body) == (200, b"app-role")
+        assert f"Node name {node} from the client certificate" in d.output()
+    finally:
+        env.stop()
+
+
+def test_node_given_wins_over_the_kubelet_certificate(daemon_factory):
+    from node_env import NodeEnv
+
+    env = NodeEnv(node="node-1")
+    try:
+        d = daemon_factory(env.daemon_args(*FAST, "--node=another-node"))
+        wait_until(lambda: env.api.n_watches("pods") >= 1, what="pod watch")
+        assert "from the client certificate" not in d.output()
+        with env.api.lock:
+            pods = [w.selector for w in env.api.watches if w.kind == "pods"]
+        assert pods and all(s.get("spec.nodeName") == "another-node" for s in pods), pods
+    finally:
+        env.stop()

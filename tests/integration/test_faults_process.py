@@ -135,7 +135,7 @@ def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(
         log = tempfile.NamedTemporaryFile(prefix="k2i-kill-", suffix=".log", delete=False)
         logs.append(log.name)
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), *node_env.daemon_args()],
+                                 binary("kube2iam"), *node_env.daemon_args(f"--app-port={port}")],
                                 env=env, pass_fds=(fd,), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
 

@@ -29,15 +29,31 @@ def get(d, path, timeout=10):
 
 def test_socket_activation_serves_on_the_passed_socket_and_notifies_ready(node_env, notify_socket, daemon_factory):
     # the client (127.0.0.1) is a pod of the node: only pods get metadata
-    d = start_with_pods(node_env, daemon_factory, ["127.0.0.1"], "--app-port=1", socket_activate=True,
+    d = start_with_pods(node_env, daemon_factory, ["127.0.0.1"], socket_activate=True,
                         notify=notify_socket)
-    # --app-port=1 proves the passed socket is used: the daemon could not bind port 1 itself
     r, body = get(d, "/latest/meta-data/instance-id")
     assert r.status == 200 and body == b"i-0123456789abcdef0"
     assert notify_socket.wait_for("READY=1") is not None
     status = notify_socket.wait_for("STATUS=Serving")
     assert status is not None, notify_socket.assignments()
     assert "socket(s) passed by systemd" in d.output()
+
+
+def test_passed_socket_on_another_port_than_app_port_is_refused_naming_both(fake_imds, notify_socket,
+                                                                          daemon_factory):
+    """The redirect sends pods to --app-port: a daemon serving a socket on another port would leave
+    every pod unanswered, so it refuses to start with the configuration-error status."""
+    from k2i_testlib import free_port
+
+    other = free_port()
+    # (systemd-socket-activate starts the daemon on the factory's first connection)
+    d = daemon_factory([f"--metadata-addr={fake_imds.addr}", f"--app-port={other}"], socket_activate=True,
+                       notify=notify_socket)
+    rc = d.proc.wait(timeout=20)
+    out = d.output()
+    assert rc == 2, out
+    assert f"listens on port {d.port} but --app-port is {other}" in out, out
+    assert notify_socket.wait_for("READY=1", timeout=0.5) is None
 
 
 def test_watchdog_pings_when_asked(fake_imds, notify_socket, daemon_factory):
@@ -92,7 +108,7 @@ def test_connections_during_restart_wait_in_the_backlog_and_are_served(node_env,
         env.pop("KUBE2IAM_ARGS", None)
         # the shell moves the socket to fd 3 and sets LISTEN_PID to its own pid, which exec keeps
         return subprocess.Popen(["/bin/bash", "-c", f'exec 3<&{fd}; exec {fd}<&-; LISTEN_PID=$$ exec "$0" "$@"',
-                                 binary("kube2iam"), *node_env.daemon_args()],
+                                 binary("kube2iam"), *node_env.daemon_args(f"--app-port={port}")],
                                 env=env, pass_fds=(fd,),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

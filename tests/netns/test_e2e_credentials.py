@@ -53,9 +53,11 @@ class NodeDaemon:
     """kube2iam inside the node namespace. With a held listener (listener=socket) it gets the fd as
     systemd passes it (LISTEN_FDS, LISTEN_PID of the daemon itself); otherwise it binds its own."""
 
-    def __init__(self, ns, args, listener=None):
+    def __init__(self, ns, args, listener=None, notify=None):
         self.log = tempfile.NamedTemporaryFile(prefix="k2i-e2e-", suffix=".log", delete=False)
         env = hermetic_env()
+        if notify is not None:
+            env["NOTIFY_SOCKET"] = notify.path
         pass_fds = ()
         if listener is not None:
             os.set_inheritable(listener.fileno(), True)
@@ -106,7 +108,7 @@ def world(node, make_pod):
         env.add_pod("app", pod.ip, role="app-role")
         env.add_pod("stray", stray.ip, role="stray-role")
 
-        def daemon(*extra, hold=True, listener=None):
+        def daemon(*extra, hold=True, listener=None, notify=None):
             if hold and listener is None:
                 with in_netns(node.name):
                     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -117,7 +119,7 @@ def world(node, make_pod):
             args = env.daemon_args(f"--base-role-arn={BASE_ARN}", f"--host-ip={pod.node_ip}",
                                    f"--app-port={APP_PORT}", "--backoff-max-elapsed-time=300ms",
                                    "--backoff-max-interval=100ms", *extra)
-            d = NodeDaemon(node.name, args, listener)
+            d = NodeDaemon(node.name, args, listener, notify)
             d.listener = listener
             daemons.append(d)
             return d
@@ -256,7 +258,8 @@ def test_pod_on_an_interface_no_pattern_matches_is_not_redirected(world):
     assert body == env.imds.state.role
     assert [q["path"] for q in upstream_requests_from(env, stray.ip)] == [
         "/latest/meta-data/iam/security-credentials/"]
-    assert stray.ip not in d.output()
+    # the daemon never saw the request (it only warns that the pod is routed outside the patterns)
+    assert not [ln for ln in d.output().splitlines() if stray.ip in ln and "routed through" not in ln]
 
 
 def test_daemon_iptables_flag_installs_the_same_redirect(world):
@@ -306,3 +309,37 @@ def test_only_pods_of_the_node_get_metadata_and_the_extended_api_is_the_pods(wor
         body, _, code = r.stdout.rpartition("\n")
         assert r.returncode == 0 and code == "404", (path, r.stdout, r.stderr)
     assert forwarded_for(env, stranger.ip) == [] and upstream_requests_from(env, stranger.ip) == []
+
+
+ROUTED_OUTSIDE = "are routed through interfaces that --host-interface="
+
+
+@pytest.mark.parametrize("patterns, outside", [
+    (None, ["app", "stray"]),           # an empty KUBE2IAM_ARGS: docker0 only, which no pod is behind
+    ("{cali}", ["stray"]),              # the lxc… pod is missed
+    ("{cali},lxc+", []),                # every pod's interface matches
+])
+def test_daemon_warns_in_journal_and_status_when_pods_are_routed_outside_host_interface(world, patterns,
+                                                                                     outside):
+    from k2i_testlib import NotifySocket
+
+    notify = NotifySocket()
+    try:
+        extra = [f"--host-interface={patterns.format(cali=world['pattern'])}"] if patterns else []
+        d = world["daemon"](*extra, notify=notify)
+        # the check runs when the pod list is in, before the STATUS= line that says so
+        assert notify.wait_for("STATUS=Serving; Synced 2 pods", timeout=SERVE_WAIT) is not None, (
+            notify.assignments(), d.output())
+        status = [a for a in notify.assignments() if a.startswith("STATUS=")]
+        warned = [ln for ln in d.output().splitlines() if ROUTED_OUTSIDE in ln]
+        print("\n" + "\n".join(warned + status[-1:]))
+        if outside:
+            assert warned, d.output()
+            assert f"{len(outside)} of 2 pods" in warned[0], warned
+            assert "WARNING" in status[-1] and "routed outside --host-interface" in status[-1], status
+            assert any(f"default/{name}" in warned[0] for name in outside), warned
+        else:
+            assert not warned, warned
+            assert not any("WARNING" in a for a in status), status
+    finally:
+        notify.close()

@@ -38,6 +38,23 @@ RUNTIME_LIBS = ["libc6", "libcjson1", "libcurl4", "libmicrohttpd12", "libmnl0", 
 BOOT_TIMEOUT = 90      # seconds; a boot takes ~1 s here, the margin is for loaded CI machines
 CMD_TIMEOUT = 60
 
+# Files the sandboxed daemon must not read (kubeadm's control-plane layout, pods' logs; /etc/shadow
+# comes with the rootfs) and files beside them it must read (the cluster CA).
+NODE_SECRETS = {
+    "/etc/kubernetes/admin.conf": "apiVersion: v1\nkind: Config\n# cluster-admin credentials\n",
+    "/etc/kubernetes/super-admin.conf": "apiVersion: v1\nkind: Config\n",
+    "/etc/kubernetes/pki/ca.key": "-----BEGIN PRIVATE KEY-----\ncluster-ca\n",
+    "/etc/kubernetes/pki/sa.key": "-----BEGIN PRIVATE KEY-----\nservice-accounts\n",
+    "/etc/kubernetes/pki/apiserver.key": "-----BEGIN PRIVATE KEY-----\napiserver\n",
+    "/etc/kubernetes/pki/front-proxy-ca.key": "-----BEGIN PRIVATE KEY-----\nfront-proxy\n",
+    "/etc/kubernetes/pki/etcd/ca.key": "-----BEGIN PRIVATE KEY-----\netcd\n",
+    "/var/log/pods/default_app_uid-1/app/0.log": "a pod's log line\n",
+    "/var/lib/kubelet/pki/kubelet.key": "-----BEGIN PRIVATE KEY-----\nkubelet-serving\n",
+}
+NODE_READABLE = {
+    "/etc/kubernetes/pki/ca.crt": "-----BEGIN CERTIFICATE-----\ncluster-ca\n",
+}
+
 FAKE_KUBELET = """#!/bin/sh
 # Stand-in kubelet: records when it started (seconds since the host booted) and whether
 # kube2iam's redirect existed then. The tests order it with systemd's own timestamps.
@@ -159,9 +176,23 @@ class Node:
                 f"--kubeconfig={self.kubeconfig} --metadata-addr={IMDS}:80 "
                 f"--sts-endpoint=http://127.0.0.1:{self.env.sts.port} --base-role-arn={BASE_ARN}")
 
+    def plant_node_secrets(self):
+        """What a control-plane node keeps beside the kubelet's files, and pods' logs: in place before
+        the daemon first starts, as on a real node. The daemon must not read any of it."""
+        for rel, text in NODE_SECRETS.items():
+            path = self.root / rel.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            path.chmod(0o600)
+        for rel, text in NODE_READABLE.items():
+            path = self.root / rel.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
     def prepare_rootfs(self):
         run(["tar", "-C", self.root, "-xf", self.tarball], timeout=300)
         self.start_fakes()
+        self.plant_node_secrets()
         sbin = self.root / "usr/local/sbin"
         sbin.mkdir(parents=True, exist_ok=True)
         (sbin / "fake-kubelet").write_text(FAKE_KUBELET)

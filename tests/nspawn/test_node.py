@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from nspawn_helpers import APP_PORT, BASE_ARN, IMDS, POD_IP, POD_NAME, POD_ROLE, run
+from nspawn_helpers import APP_PORT, BASE_ARN, IMDS, NODE_SECRETS, POD_IP, POD_NAME, POD_ROLE, run
 from k2i_testlib import message_ids
 
 READY_WAIT = 20     # seconds: bounded wait for the daemon's READY=1 (it waits at most 10 s for pods)
@@ -111,6 +111,27 @@ def test_kubelet_dropin_wants_orders_and_checks_without_requiring(node):
     assert "kubelet.service" in node.show("kube2iam.service", "Before").split()
 
 
+UNITS = ["kube2iam.service", "kube2iam.socket", "kube2iam-metrics.socket"]
+
+
+def enablement(node):
+    return {u: node.sh(f"systemctl is-enabled {u}", check=False).stdout.strip() for u in UNITS}
+
+
+def test_preset_agrees_with_the_package_and_disabling_the_service_takes_the_socket_along(node):
+    installed = enablement(node)
+    assert installed == {"kube2iam.service": "enabled", "kube2iam.socket": "enabled",
+                         "kube2iam-metrics.socket": "disabled"}, installed
+    # what the .rpm's %post (systemctl preset) would have done: the same
+    node.sh("systemctl preset " + " ".join(UNITS))
+    assert enablement(node) == installed
+    # Also=kube2iam.socket: the listener is not left enabled behind a disabled service
+    node.sh("systemctl disable kube2iam.service")
+    assert enablement(node)["kube2iam.socket"] == "disabled"
+    node.sh("systemctl enable kube2iam.service")
+    assert enablement(node) == installed
+
+
 def test_kubelet_started_once_after_the_redirect_existed(node, ready):
     assert node.wait_for(lambda: node.show("kubelet.service", "ActiveState") == "active",
                          READY_WAIT, "kubelet active")
@@ -149,6 +170,35 @@ def test_pod_gets_its_role_with_curl_and_awscli_without_endpoint_override(node, 
     key = [x for x in p.stdout.splitlines() if "AWS_ACCESS_KEY_ID" in x][0].split("=", 1)[1]
     assert key in issued
     assert pod_never_reached_upstream(node)
+
+
+# The running daemon's own view: its mount namespace, entered as root without capabilities, which
+# is what the unit makes it (CapabilityBoundingSet= empty). Paths from nspawn_helpers.NODE_SECRETS.
+DAEMON_MUST_NOT_READ = ["/etc/shadow", "/etc/gshadow", *NODE_SECRETS]
+DAEMON_MUST_READ = ["/var/lib/kubelet/kubelet.conf", "/etc/kubernetes/pki/ca.crt", "/etc/ld.so.cache",
+                    "/etc/nsswitch.conf", "/proc/self/net/route"]
+
+
+def daemon_can(node, command):
+    pid = node.show("kube2iam.service", "MainPID")
+    assert pid != "0"
+    return node.sh(f"nsenter -t {pid} -m -- setpriv --bounding-set=-all --inh-caps=-all -- {command} "
+                   ">/dev/null 2>&1", check=False).returncode == 0
+
+
+def test_running_daemon_reads_only_its_allow_list_and_still_serves(node, ready):
+    for path in DAEMON_MUST_NOT_READ + DAEMON_MUST_READ[:-1]:
+        assert node.sh(f"test -e {path}", check=False).returncode == 0, f"{path} missing on the node"
+    readable = [p for p in DAEMON_MUST_NOT_READ if daemon_can(node, f"cat {p}")]
+    assert readable == [], readable
+    for listing in ("/var/log/pods", "/var/log", "/var/lib/dpkg", "/etc/kubernetes/pki/etcd", "/root"):
+        assert not daemon_can(node, f"ls {listing}"), listing
+    unreadable = [p for p in DAEMON_MUST_READ if not daemon_can(node, f"cat {p}")]
+    assert unreadable == [], unreadable
+    # and with that view it serves, and checks the pods' routes without complaint
+    assert served_role(node) == POD_ROLE
+    log = node.sh("journalctl -b --no-pager -o cat -u kube2iam.service").stdout
+    assert "Cannot read /proc/self/net/route" not in log and "routed through interfaces" not in log, log
 
 
 def test_journal_has_the_daemons_structured_lines(node, ready):
@@ -379,6 +429,61 @@ def test_ubuntu_eks_snap_kubelet_gets_the_same_dropin_and_cannot_start_without_t
     assert node.rule_present()
 
 
+def test_configuration_error_stops_with_status_2_while_the_socket_keeps_pods_waiting(node, ready):
+    settings = node.sh("cat /etc/default/kube2iam").stdout
+    restarts = int(node.show("kube2iam.service", "NRestarts"))
+    watch = RuleWatch(node)
+    try:
+        # a value the daemon refuses (kube2iam-nft, reading the same file, does not care)
+        node.sh("sed -i 's/^KUBE2IAM_ARGS=\"/KUBE2IAM_ARGS=\"--iam-role-session-ttl=5m /' /etc/default/kube2iam")
+        assert node.sh("systemctl restart kube2iam.service", check=False).returncode != 0
+        st = node.show("kube2iam.service", "ActiveState", "Result", "ExecMainStatus", "NRestarts")
+        assert (st["ActiveState"], st["Result"], st["ExecMainStatus"]) == ("failed", "exit-code", "2"), st
+        assert int(st["NRestarts"]) == restarts, "systemd restarted a configuration error"
+        status = node.sh("SYSTEMD_COLORS=0 systemctl status --no-pager -n 5 kube2iam.service",
+                         check=False).stdout
+        print("\n" + status)
+        assert "status=2/INVALIDARGUMENT" in status and "--iam-role-session-ttl" in status, status
+        # the listener stays: a pod's request waits in the backlog (curl times out), it is neither
+        # refused nor answered by the real metadata service
+        assert node.show("kube2iam.socket", "ActiveState") == "active"
+        rc, code, body = pod_curl(node, timeout=4)
+        assert rc == 28, (rc, code, body)
+        assert node.show("kube2iam.socket", "ActiveState") == "active"
+    finally:
+        node.sh(f"cat >/etc/default/kube2iam <<'EOF'\n{settings}EOF")
+        node.sh("systemctl reset-failed kube2iam.service; systemctl restart kube2iam.service", check=False)
+        samples = watch.finish()
+    assert samples and all(samples), "the redirect left while the daemon was down"
+    assert node.show("kube2iam.service", "ActiveState") == "active"
+    assert served_role(node) == POD_ROLE
+    assert pod_never_reached_upstream(node)
+
+
+def test_crash_loop_restarts_with_a_growing_backoff(node, ready):
+    backoff = re.compile(r"waiting (\d+)s before serving \(restart backoff\)")
+    journal = "journalctl -b --no-pager -o cat -u kube2iam.service"
+    node.sh("systemctl restart kube2iam.service")  # a clean exit: no failure history
+    seen = len(backoff.findall(node.sh(journal).stdout))
+    for _ in range(3):
+        before = node.show("kube2iam.service", "MainPID", "NRestarts")
+        node.sh(f"kill -9 {before['MainPID']}")
+
+        def restarted():
+            now = node.show("kube2iam.service", "MainPID", "NRestarts", "ActiveState")
+            return (now["ActiveState"] == "active" and now["MainPID"] not in ("0", before["MainPID"])
+                    and int(now["NRestarts"]) > int(before["NRestarts"]))
+
+        assert node.wait_for(restarted, SERVE_WAIT, "systemd restarted kube2iam"), node.show(
+            "kube2iam.service", "ActiveState", "StatusText")
+    log = node.sh(journal).stdout
+    waits = backoff.findall(log)[seen:]
+    print(f"\nbackoff after each kill -9: {waits} s")
+    assert waits == ["1", "2", "4"], log
+    assert served_role(node) == POD_ROLE
+    node.sh("systemctl restart kube2iam.service")  # and a clean restart clears it again
+
+
 # What the sandboxed daemon may and may not touch, proven by running a probe under the installed
 # unit's own [Service] sandbox settings (a copy of kube2iam.service with only the ExecStart= and the
 # service-type lines replaced). The files stand in for a node's kubelet state.
@@ -469,11 +574,26 @@ def test_upgrade_restarts_the_service_but_keeps_the_socket_open(node, ready):
     assert served_role(node) == POD_ROLE
 
 
+def test_upgrade_leaves_an_enabled_metrics_socket_listening(node, ready):
+    # as the unit's comment says: systemd refuses to start a socket whose service runs
+    r = node.sh("systemctl enable kube2iam-metrics.socket && systemctl stop kube2iam.service && "
+                "systemctl start kube2iam-metrics.socket kube2iam.service", check=False)
+    assert r.returncode == 0, r.stdout + node.sh("journalctl -b --no-pager -n 40 -u kube2iam.service").stdout
+    before = node.show("kube2iam-metrics.socket", "ActiveState", "ActiveEnterTimestampMonotonic")
+    assert before["ActiveState"] == "active"
+    node.sh("dpkg -i --force-confold /var/tmp/kube2iam.deb")
+    assert node.show("kube2iam-metrics.socket", "ActiveState", "ActiveEnterTimestampMonotonic") == before
+    assert node.sh("systemctl is-enabled kube2iam-metrics.socket").stdout.strip() == "enabled"
+    assert "kube2iam_" in node.sh("curl -sS -m 10 http://127.0.0.1:9181/metrics").stdout
+
+
 @pytest.fixture(scope="module")
 def removal(node, ready):
     """Removes the package (dpkg -r, then -P) on the running node; records before and after."""
     before = {"rule": node.rule_present(),
               "unit": node.sh("test -e /lib/systemd/system/kube2iam.service", check=False).returncode == 0}
+    # a daemon-only flag in the settings must not trouble the maintainer scripts
+    node.sh("sed -i 's/^KUBE2IAM_ARGS=\"/KUBE2IAM_ARGS=\"--iam-role-session-ttl=5m /' /etc/default/kube2iam")
     removed = node.sh("dpkg -r kube2iam 2>&1", check=False)
     after = {
         "dpkg_r": removed.returncode, "dpkg_r_out": removed.stdout,
@@ -487,6 +607,8 @@ def removal(node, ready):
     }
     purged = node.sh("dpkg -P kube2iam 2>&1", check=False)
     after["dpkg_p"] = purged.returncode
+    after["dpkg_p_out"] = purged.stdout
+    after["rule_after_purge"] = node.rule_present()
     after["envfile_after_purge"] = node.sh("test -e /etc/default/kube2iam", check=False).returncode == 0
     return before, after
 
@@ -507,7 +629,13 @@ def test_purge_removes_environment_file_kept_by_remove(removal):
     assert after["dpkg_p"] == 0 and not after["envfile_after_purge"]
 
 
-def test_removal_removes_the_redirect(removal):
+def test_removal_keeps_the_redirect_and_says_so_purge_deletes_it(removal):
     before, after = removal
     assert before["rule"], "the redirect was never installed"
-    assert not after["rule"]
+    # kubelet's pods outlive the package: without the rule they would reach the node's role
+    assert after["rule"], "dpkg -r deleted the redirect"
+    print("\n" + after["dpkg_r_out"])
+    assert "the nftables redirect of 169.254.169.254 stays after removal" in after["dpkg_r_out"]
+    assert after["dpkg_p"] == 0, after["dpkg_p_out"]
+    assert not after["rule_after_purge"], after["dpkg_p_out"]
+    assert "deleted the nftables redirect (table ip kube2iam)" in after["dpkg_p_out"]

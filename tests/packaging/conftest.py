@@ -81,6 +81,7 @@ def installed_units(workdir, clone):
     units = base / "units"
     run(["meson", "setup", str(base / "build"), str(clone), f"--prefix={base / 'usr'}",
          f"-Dsystemdsystemunitdir={units}", f"-Dtmpfilesdir={base / 'tmpfiles.d'}",
+         f"-Dsystemdpresetdir={base / 'system-preset'}",
          f"-Denvironment_file={base / 'etc' / 'default' / 'kube2iam'}"])
     run(["ninja", "-C", str(base / "build")])
     run(["meson", "install", "-C", str(base / "build"), "--no-rebuild"])

@@ -25,6 +25,7 @@ def normalise(path):
         path = path[:-3]
     rules = [
         (r"^/(usr/)?lib/systemd/system/", "UNITDIR/"),
+        (r"^/(usr/)?lib/systemd/system-preset/", "PRESETDIR/"),
         (r"^/etc/(default|sysconfig)/kube2iam$", "ENVFILE"),
         (r"^/usr/share/man/(man\d)/(.*?)(\.gz)?$", r"MAN/\1/\2"),
         # The license: debian/copyright in the .deb, %license in the .rpm.
@@ -81,19 +82,44 @@ def test_deb_enables_socket_and_service_and_keeps_socket_on_upgrade(deb):
     postinst = (deb["control"] / "postinst").read_text()
     assert "deb-systemd-helper enable 'kube2iam.service'" in postinst
     assert "deb-systemd-helper enable 'kube2iam.socket'" in postinst
-    # The socket is only started, never restarted: systemd keeps the port open across upgrades.
-    assert "deb-systemd-invoke start 'kube2iam.socket'" in postinst
-    assert "restart 'kube2iam.socket'" not in postinst
+    # The socket is only started, never restarted (nor stopped by prerm on upgrade): systemd keeps
+    # the port open across upgrades. debhelper names Also= units with the service's, so any
+    # restart or variable action that names the socket would restart it.
+    assert "deb-systemd-invoke start 'kube2iam.service' 'kube2iam.socket'" in postinst
+    for line in postinst.splitlines():
+        if "deb-systemd-invoke" in line and "kube2iam.socket" in line:
+            assert re.search(r"deb-systemd-invoke start ", line), line
+    assert re.search(r"^        deb-systemd-invoke restart kube2iam.service ", postinst, re.M)
     prerm = (deb["control"] / "prerm").read_text()
     assert "stop 'kube2iam.socket'" in prerm and '"$1" = remove' in prerm
 
 
-def test_deb_prerm_removes_redirect_only_on_remove_after_stopping_units(deb):
+REMOVAL_NOTICE = "the nftables redirect of 169.254.169.254 stays after removal"
+
+
+def test_deb_removal_keeps_the_redirect_and_says_so_purge_deletes_it(deb):
     prerm = (deb["control"] / "prerm").read_text()
-    stop = prerm.index("deb-systemd-invoke stop 'kube2iam.service'")
-    remove = prerm.index("/usr/sbin/kube2iam-nft remove")
-    guard = prerm.index('if [ "$1" = remove ] && [ -x /usr/sbin/kube2iam-nft ]; then')
-    assert stop < guard < remove and "fi" not in prerm[guard:remove].split()
+    # fail closed: no maintainer script runs the helper (nor parses KUBE2IAM_ARGS) on removal
+    assert "/usr/sbin/kube2iam-nft" not in prerm and not re.search(r"^\s*kube2iam-nft", prerm, re.M)
+    assert "/etc/default/kube2iam" not in prerm
+    guard = prerm.index('if [ "$1" = remove ]; then')
+    assert REMOVAL_NOTICE in prerm[guard:]
+    postrm = (deb["control"] / "postrm").read_text()
+    purge = postrm.index('if [ "$1" = purge ]; then\n        if command -v nft')
+    assert 'nft delete table "$family" kube2iam' in postrm[purge:]
+
+
+def test_deb_upgrade_never_stops_the_opt_in_metrics_socket(deb):
+    prerm = (deb["control"] / "prerm").read_text()
+    postinst = (deb["control"] / "postinst").read_text()
+    # stopped only when the package goes away, and never enabled or started by the package (an
+    # enabled one is re-enabled if it was: deb-systemd-helper's was-enabled)
+    blocks = [b for b in re.findall(r"^if \[ .*?^fi$", prerm, re.S | re.M) if "kube2iam-metrics.socket" in b]
+    assert blocks, prerm
+    for block in blocks:
+        assert '"$1" = remove' in block and "upgrade" not in block, block
+    assert "deb-systemd-invoke start 'kube2iam-metrics.socket'" not in postinst
+    assert not re.search(r"^\tdeb-systemd-helper enable 'kube2iam-metrics.socket'", postinst, re.M)
 
 
 def test_rpm_builds_with_standard_macros_and_config_noreplace(rpm):
@@ -131,12 +157,48 @@ def test_rpm_spec_names_upstream_url_and_full_source_url(clone):
     assert source.startswith(("%{url}/", url + "/")) and source.endswith("/%{name}-%{version}.tar.gz")
 
 
-def test_rpm_preun_removes_redirect_only_on_erase(rpm):
+def test_rpm_erase_keeps_the_redirect_and_says_so(rpm):
     s = run(["rpm", "-qp", "--dbpath", str(rpm["db"]), "--scripts", str(rpm["rpm"])]).stdout
     preun = s.split("preuninstall scriptlet")[1].split("postuninstall scriptlet")[0]
-    remove = preun.index("/usr/sbin/kube2iam-nft remove")
-    guard = preun.index("if [ $1 -eq 0 ] && [ -x /usr/sbin/kube2iam-nft ]; then")
-    assert guard < remove and "fi" not in preun[guard:remove].split()
+    assert "/usr/sbin/kube2iam-nft" not in preun and "sysconfig" not in preun
+    assert REMOVAL_NOTICE in preun[preun.index("if [ $1 -eq 0 ]; then\n        echo"):]
+
+
+def test_both_packages_ship_the_same_preset_enabling_what_the_deb_enables(deb, rpm):
+    preset = [p for p in payload(deb["root"]) if p.endswith("/system-preset/90-kube2iam.preset")]
+    assert len(preset) == 1, preset
+    text = (deb["root"] / preset[0].lstrip("/")).read_text()
+    assert (rpm["root"] / "usr/lib/systemd/system-preset/90-kube2iam.preset").read_text() == text
+    rules = dict(reversed(l.split()) for l in text.splitlines() if l and not l.startswith("#"))
+    postinst = (deb["control"] / "postinst").read_text()
+    for unit in UNITS:
+        # dh_installsystemd's unconditional enable (the metrics socket's is only "if it was enabled")
+        enabled = re.search(rf"^\t\tdeb-systemd-helper enable '{re.escape(unit)}'", postinst, re.M)
+        assert bool(enabled) == (rules[unit] == "enable"), unit
+
+
+def test_units_document_themselves_with_man_pages_not_compressed_files(deb):
+    for unit in UNITS:
+        text = (deb["root"] / "lib/systemd/system" / unit).read_text()
+        docs = " ".join(l.split("=", 1)[1] for l in text.splitlines() if l.startswith("Documentation="))
+        assert docs, unit
+        for uri in docs.split():
+            assert uri.startswith("man:"), (unit, uri)
+            page = re.fullmatch(r"man:([\w-]+)\((\d)\)", uri)
+            assert page and (deb["root"] / f"usr/share/man/man{page[2]}/{page[1]}.{page[2]}.gz").exists(), uri
+
+
+def test_enabling_the_service_enables_its_socket(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    install = unit.split("[Install]", 1)[1]
+    assert re.search(r"^Also=kube2iam\.socket$", install, re.M)
+
+
+def test_configuration_errors_are_not_restarted_and_no_start_limit_closes_the_socket(installed_units):
+    unit = (installed_units / "kube2iam.service").read_text()
+    assert re.search(r"^RestartPreventExitStatus=2$", unit, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", unit, re.M)
+    assert not re.search(r"^StartLimitBurst=", unit, re.M)
 
 
 def test_deb_and_rpm_carry_the_same_files(deb, rpm):

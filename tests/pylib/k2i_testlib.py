@@ -112,7 +112,7 @@ class Daemon:
     """kube2iam as a child process, with its output kept in a file."""
 
     def __init__(self, args, env=None, port=None, socket_activate=False, notify=None, host="127.0.0.1",
-                 binary_name="kube2iam", wait=True):
+                 binary_name="kube2iam", wait=True, default_node=True):
         self.port = port or free_port()
         self.host = host
         self.notify = notify
@@ -141,7 +141,8 @@ class Daemon:
                 args.append("--sts-endpoint=http://127.0.0.1:9")
             if "--kubeconfig" not in given and "--api-server" not in given:
                 args.append("--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig"))
-            if "--node" not in given:
+            # default_node=False: the daemon picks the node name itself (certificate, host name)
+            if "--node" not in given and default_node:
                 args.append("--node=node-1")
         if socket_activate:
             cmd = ["systemd-socket-activate", "-l", f"{host}:{self.port}"]
@@ -150,7 +151,9 @@ class Daemon:
             for k in (env or {}):
                 cmd += ["-E", k]
             cmd += [binary(binary_name)]
-            args = list(args)
+            # the daemon refuses a passed socket on another port than --app-port
+            if not any(a.startswith("--app-port") for a in args):
+                args = [f"--app-port={self.port}"] + list(args)
         else:
             args = [f"--app-port={self.port}"] + list(args)
             if not any(a.startswith("--listen-address") for a in args):

@@ -309,6 +309,30 @@ TEST(host_port_forms) {
         ASSERT_ERROR(config_parse_host_port("[::1]x", 80, &h, &p), -EINVAL);
 }
 
+TEST(nft_program_ignores_the_values_of_daemon_only_flags) {
+        Config c;
+        /* the daemon refuses each of these; the helper reads the same $KUBE2IAM_ARGS and must
+         * still install, check or remove the redirect */
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_NFT,
+                        "--iam-role-session-ttl=5m --sts-rate=0 --node= --namespace-restriction-format=x "
+                        "--auto-discover-base-arn --base-role-arn=arn:aws:iam::1:role/ --app-port=9000 "
+                        "--host-interface=eni+",
+                        "check"));
+        ASSERT_STREQ(c.command, "check");
+        ASSERT_EQ(c.app_port, 9000);
+        ASSERT_STREQ(c.host_interfaces[0], "eni*");
+        ASSERT_NULL(c.base_role_arn);
+        config_done(&c);
+        /* the daemon itself still rejects them */
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, "--iam-role-session-ttl=5m", ""), -EINVAL);
+        config_done(&c);
+        /* the helper's own flags are validated, and an unknown flag is an error for both */
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_NFT, "--app-port=0", "check"), -EINVAL);
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_NFT, "--no-such-flag", "check"), -EINVAL);
+        config_done(&c);
+}
+
 TEST(nft_program_takes_a_command) {
         Config c;
         ASSERT_OK(parse(&c, CONFIG_PROGRAM_NFT, "--host-interface=cali+", "install"));
