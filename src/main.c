@@ -81,7 +81,7 @@ typedef struct Daemon {
         RouterOptions router;
         bool stopping;
         bool socket_activated;
-        uint16_t listen_port; /* of the passed socket */
+        uint16_t listen_port;   /* of the passed socket */
         bool config_error;      /* exit with CONFIG_EXIT_USAGE: restarting cannot help */
         PodRoutesReport routes; /* the last check of pods against --host-interface */
         bool routes_unreadable;

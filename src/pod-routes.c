@@ -14,7 +14,6 @@
 /* RTF_UP: the kernel lists only usable routes with it set. */
 #define POD_ROUTES_RTF_UP 0x0001U
 
-
 typedef struct PodRoute {
         char ifname[POD_ROUTES_IFNAME_MAX];
         uint32_t dest; /* network byte order, as the file has it */
