@@ -134,7 +134,10 @@ TEST(process_series_as_gos_default_registry_exports_them) {
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 ASSERT_NOT_NULL(metrics_find_family(m, names[i]));
         ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_open_fds"), NULL) >= 3);
-        ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_resident_memory_bytes"), NULL) > 0);
+        /* qemu-user (the arm64 run: meson sets MESON_EXE_WRAPPER) writes /proc/self/stat itself,
+         * with 0 for the resident set: there only the series' presence is checked */
+        if (!getenv("MESON_EXE_WRAPPER"))
+                ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_resident_memory_bytes"), NULL) > 0);
         ASSERT_TRUE(metrics_get(metrics_find_family(m, "process_start_time_seconds"), NULL) > 1.6e9);
         ASSERT_OK(metrics_render(m, &b));
         ASSERT_NOT_NULL(strstr(b.s, "# TYPE process_cpu_seconds_total counter\n"));
