@@ -138,13 +138,21 @@ def test_ipv6_rules_when_asked(node):
     assert node.ruleset() == expected_ruleset("ip", IMDS, "10.0.0.1", 8181, ["cali*", "docker0"])
 
 
+def test_ipv6_host_ip_is_taken_as_host_ipv6_as_kube2iam_accepted_it(node):
+    # kube2iam took any address for --host-ip: an IPv6 one is the target of the IPv6 redirect
+    r = node.helper(*BASE, "--ipv6", "--host-ip", "fd00::1", "install")
+    assert_ok(r)
+    assert "used as --host-ipv6" in r.stderr
+    assert node.ruleset() == (expected_ruleset("ip", IMDS, "10.0.0.1", 8181, ["cali*", "docker0"]) +
+                              expected_ruleset("ip6", "fd00:ec2::254", "fd00::1", 8181, ["cali*", "docker0"]))
+
+
 @pytest.mark.parametrize("args", [
     ["--host-interface", "eth/0"],
     ["--host-interface", "a*b"],
     ["--host-interface", "abcdefghijklmnop"],
     ["--host-interface", ","],
     ["--host-ip", "300.1.1.1"],
-    ["--host-ip", "fd00::1"],
     ["--host-ipv6", "10.0.0.1", "--ipv6"],
     ["--app-port", "0"],
     ["--app-port", "65536"],
