@@ -122,10 +122,11 @@ int process_metrics_update(Metrics *m) {
                 r = process_stat_parse(line, &st);
         if (r < 0)
                 return r;
-        /* a counter only goes up: add what was used since the last scrape */
+        /* a counter only goes up: add what was used since the last scrape (adding 0 creates the
+         * series, so a process that has not used a clock tick yet still exports it) */
         secs = (double) (st.utime_ticks + st.stime_ticks) / (double) ticks;
-        if (cpu && secs > metrics_get(cpu, NULL))
-                (void) metrics_counter_add(cpu, NULL, secs - metrics_get(cpu, NULL));
+        if (cpu)
+                (void) metrics_counter_add(cpu, NULL, MAX(secs - metrics_get(cpu, NULL), 0.0));
         (void) metrics_gauge_set(metrics_find_family(m, "process_virtual_memory_bytes"), NULL,
                                  (double) st.vsize_bytes);
         (void) metrics_gauge_set(metrics_find_family(m, "process_resident_memory_bytes"), NULL,

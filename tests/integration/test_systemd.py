@@ -160,8 +160,8 @@ def test_iptables_flag_left_in_the_args_is_noted_once_under_socket_activation():
     port = free_port()
     log = tempfile.TemporaryFile()
     cmd = ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "unshare", "-n", binary("kube2iam"),
-           "--iptables=true", "--host-interface=cali+", "--metadata-addr=127.0.0.1:9", "--node=node-1",
-           "--sts-endpoint=http://127.0.0.1:9",
+           "--iptables=true", f"--app-port={port}", "--host-interface=cali+", "--metadata-addr=127.0.0.1:9",
+           "--node=node-1", "--sts-endpoint=http://127.0.0.1:9",
            "--kubeconfig=" + os.path.join(tempfile.gettempdir(), "k2i-no-such-kubeconfig")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LISTEN_", "KUBE2IAM_"))}
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
