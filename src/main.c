@@ -30,6 +30,7 @@
 #include "kube/kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
+#include "pod-roles.h"
 #include "process-metrics.h"
 #include "proxy.h"
 #include "redirect.h"
@@ -66,9 +67,13 @@ typedef struct Daemon {
         Creds *creds;
         Roles *roles;
         Store *store;
+        PodRoles *pod_roles;
         KubeClient *kube;
         ImdsTokens *tokens;
         ImdsService *service;
+        sd_event_source *turn; /* the once-per-loop-turn pass (on_turn) */
+        bool status_changed;   /* the Kubernetes client's state changed since the last turn */
+        char *status_sent;     /* the last STATUS= text */
         sd_event_source *ready_timer;
         bool ready;
         bool has_kubeconfig;
@@ -84,11 +89,13 @@ typedef struct Daemon {
 static void daemon_done(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+        d->turn = sd_event_source_disable_unref(d->turn);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
+        d->pod_roles = pod_roles_free(d->pod_roles); /* gives its in-use counts back to the cache */
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
@@ -101,6 +108,7 @@ static void daemon_done(Daemon *d) {
         d->tokens = imds_tokens_free(d->tokens);
         d->registry = metrics_free(d->registry);
         d->event = sd_event_unref(d->event);
+        d->status_sent = mfree(d->status_sent);
         config_done(&d->config);
 }
 
@@ -397,13 +405,21 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* STATUS=: sent only when the text changed, and at most once per loop turn (on_turn), however
+ * many pods the turn added or removed. */
 static void update_status(Daemon *d) {
         char status[512];
+        char *copy;
 
         snprintf(status, sizeof status, "%s; %s%s", d->ready ? "Serving" : "Starting",
                  d->kube ? kube_client_status(d->kube) : "no Kubernetes API",
                  d->stopping ? "; stopping" : "");
+        if (d->status_sent && streq(d->status_sent, status))
+                return;
         (void) sd_notifyf(false, "STATUS=%s", status);
+        copy = strdup(status);
+        if (copy)
+                free_and_replace(d->status_sent, copy);
 }
 
 static void notify_ready(Daemon *d, const char *why) {
@@ -416,13 +432,61 @@ static void notify_ready(Daemon *d, const char *why) {
         update_status(d);
 }
 
+static void schedule_turn(Daemon *d) {
+        if (d->turn && sd_event_source_set_enabled(d->turn, SD_EVENT_ONESHOT) < 0)
+                log_error("Failed to schedule the pass over changed pods");
+}
+
+/* The Kubernetes client's state changed: the status line is due at the next turn. Nothing else:
+ * what changed for requests is in the store's record (a stale store records every IP). */
 static void on_kube_state(KubeClient *k, void *userdata) {
         Daemon *d = userdata;
 
         if (kube_client_pods_synced(k))
                 notify_ready(d, "caches have been synced");
-        update_status(d);
-        imds_service_kube_changed(d->service);
+        d->status_changed = true;
+        schedule_turn(d);
+}
+
+/* The store recorded its first change since the last turn (nothing may be done here: the store is
+ * in the middle of an update). */
+static void on_store_changed(Store *s, void *userdata) {
+        schedule_turn(userdata);
+}
+
+static void wake_requests(const char *ip, void *userdata) {
+        Daemon *d = userdata;
+        imds_service_wake(d->service, ip);
+}
+
+/* Once per loop turn that changed something, ahead of the HTTP server (HTTP_SERVER_EVENT_PRIORITY):
+ * pod-roles plays the store's record (roles recomputed, in-use counts and prefetches in the cache,
+ * then the requests waiting on the IPs that changed), then the status line. */
+static int on_turn(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+
+        (void) pod_roles_dispatch(d->pod_roles, wake_requests, d);
+        if (d->status_changed) {
+                d->status_changed = false;
+                update_status(d);
+        }
+        return 0;
+}
+
+static int setup_turn(Daemon *d) {
+        int r;
+
+        r = sd_event_add_defer(d->event, &d->turn, on_turn, d);
+        if (r >= 0)
+                r = sd_event_source_set_priority(d->turn, HTTP_SERVER_EVENT_PRIORITY - 1);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->turn, store_has_changes(d->store) ? SD_EVENT_ONESHOT
+                                                                                     : SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the pass over changed pods: %m");
+        (void) sd_event_source_set_description(d->turn, "pod-roles-turn");
+        store_set_change_hook(d->store, on_store_changed, d);
+        return 0;
 }
 
 static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -629,6 +693,16 @@ static int run(Daemon *d) {
         r = store_new(&d->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the pod store: %m");
+        r = pod_roles_new(&(const PodRolesDeps){ .store = d->store,
+                                                 .roles = d->roles,
+                                                 .creds = d->creds,
+                                                 .prefetch = d->config.prefetch },
+                          &d->pod_roles);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up per-pod roles: %m");
+        r = setup_turn(d);
+        if (r < 0)
+                return r;
         r = imds_tokens_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
@@ -642,6 +716,7 @@ static int run(Daemon *d) {
         r = imds_service_new(&(const ImdsServiceDeps){ .event = d->event,
                                                        .config = &d->config,
                                                        .store = d->store,
+                                                       .pod_roles = d->pod_roles,
                                                        .kube = d->kube,
                                                        .roles = d->roles,
                                                        .creds = d->creds,
