@@ -463,7 +463,7 @@ static void want_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
 }
 
 /* Answers and frees every waiter, in place: done() answers its own client and touches nothing
- * of the cache (no caller re-enters it; docs/design.md). The entry's state is final by now. */
+ * of the cache (no caller re-enters it; docs/pod-store.md). The entry's state is final by now. */
 static void answer_waiters(Entry *e, Credentials *creds, const StsError *error) {
         while (e->waiters) {
                 CredsWaiter *w = e->waiters;

@@ -617,17 +617,9 @@ static int setup_metrics(Daemon *d) {
                 1);
 }
 
-static int run(Daemon *d) {
-        _cleanup_close_ int app_fd = -EBADF, metrics_fd = -EBADF;
-        _cleanup_free_ char *base = NULL, *def = NULL;
-        CredsSettings settings;
+static int setup_loop(Daemon *d) {
         sigset_t mask;
         int r;
-
-        /* first, before anything opens an fd: passed sockets start at fd 3 */
-        r = get_listeners(d, &app_fd, &metrics_fd);
-        if (r < 0)
-                return r;
 
         r = sd_event_default(&d->event);
         if (r < 0)
@@ -647,27 +639,14 @@ static int run(Daemon *d) {
         r = sd_event_set_watchdog(d->event, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, continuing without: %m");
+        return 0;
+}
 
-        r = setup_metrics(d);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up metrics: %m");
-        r = http_client_new(d->event, &d->http);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the HTTP client: %m");
-        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the metadata client: %m");
+/* The node's own credentials sign STS calls; the cache fetches through them. */
+static int setup_credentials(Daemon *d) {
+        CredsSettings settings;
+        int r;
 
-        /* roles first: auto-discovery may be needed before anything can be answered */
-        r = discover_roles(d, &base, &def);
-        if (r < 0)
-                return r;
-        r = roles_new(base ?: d->config.base_role_arn, def ?: d->config.default_role,
-                      d->config.namespace_restrictions, d->config.namespace_restriction_format, &d->roles);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up role rules: %m");
-
-        /* the node's own credentials sign STS calls */
         r = node_credentials_new(d->event, d->imds, &d->node);
         if (r < 0)
                 return log_error_errno(
@@ -689,6 +668,12 @@ static int run(Daemon *d) {
                 r = creds_attach_event(d->creds, d->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the credential cache: %m");
+        return 0;
+}
+
+/* The store, the pass that plays its changes once per turn, and what answers pods. */
+static int setup_pods(Daemon *d) {
+        int r;
 
         r = store_new(&d->store);
         if (r < 0)
@@ -727,6 +712,64 @@ static int run(Daemon *d) {
                              &d->service);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata service: %m");
+        return 0;
+}
+
+static void log_started(Daemon *d) {
+        if (d->socket_activated)
+                /* kube2iam's "Listening on port N" starts the line: people grep for it */
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
+                           "credentials from %s",
+                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
+        else
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Listening on port %u; metadata service at %s:%u; node credentials from %s",
+                           d->config.app_port, d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
+}
+
+static int run(Daemon *d) {
+        _cleanup_close_ int app_fd = -EBADF, metrics_fd = -EBADF;
+        _cleanup_free_ char *base = NULL, *def = NULL;
+        int r;
+
+        /* first, before anything opens an fd: passed sockets start at fd 3 */
+        r = get_listeners(d, &app_fd, &metrics_fd);
+        if (r < 0)
+                return r;
+
+        r = setup_loop(d);
+        if (r < 0)
+                return r;
+
+        r = setup_metrics(d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up metrics: %m");
+        r = http_client_new(d->event, &d->http);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metadata client: %m");
+
+        /* roles first: auto-discovery may be needed before anything can be answered */
+        r = discover_roles(d, &base, &def);
+        if (r < 0)
+                return r;
+        r = roles_new(base ?: d->config.base_role_arn, def ?: d->config.default_role,
+                      d->config.namespace_restrictions, d->config.namespace_restriction_format, &d->roles);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up role rules: %m");
+
+        r = setup_credentials(d);
+        if (r < 0)
+                return r;
+
+        r = setup_pods(d);
+        if (r < 0)
+                return r;
 
         r = health_new(d->event, d->imds, d->config.host_ip, &d->health);
         if (r < 0)
@@ -760,18 +803,7 @@ static int run(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to start the Kubernetes client: %m");
 
-        if (d->socket_activated)
-                /* kube2iam's "Listening on port N" starts the line: people grep for it */
-                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
-                           "credentials from %s",
-                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
-                           node_credentials_source(d->node));
-        else
-                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Listening on port %u; metadata service at %s:%u; node credentials from %s",
-                           d->config.app_port, d->config.metadata_host, d->config.metadata_port,
-                           node_credentials_source(d->node));
+        log_started(d);
 
         /* docs/design.md, boot order: with a kubeconfig, wait (bounded) for the first pod list so the
          * pods kubelet restarts are answered from memory; without one, never wait for it */

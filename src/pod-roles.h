@@ -6,7 +6,7 @@
  * told that a live pod uses the role (creds_set_in_use), and the pod's audit state (the last
  * audit entry and the log budget of its requests).
  *
- * Driven once per loop turn (docs/design.md): pod_roles_dispatch() plays what the store recorded
+ * Driven once per loop turn (docs/pod-store.md, "One pass per loop turn"): pod_roles_dispatch() plays what the store recorded
  * since the last turn, recomputes the pods that changed (or whose namespace did), moves the
  * in-use counts and prefetches in the cache, then hands every IP whose answer may have changed to
  * the wake callback, so that only the requests waiting there look again. Nothing here is called

@@ -7,7 +7,7 @@
  * annotation parsed once per change. Written by the watches (src/kube/kube-client), read by
  * requests. Calls nobody back while it changes: it records what changed (pods in order, the
  * namespaces whose allowed roles changed, the IPs whose answer may differ) and its owner plays
- * that record once per loop turn with store_dispatch_changes() (pod-roles, docs/design.md).
+ * that record once per loop turn with store_dispatch_changes() (pod-roles, docs/pod-store.md).
  * Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
  * whose absence from a re-list has been applied is never served again, a terminating pod loses
  * to a live one, and anything still ambiguous is no answer (fail closed). While the kube client

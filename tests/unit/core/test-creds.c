@@ -4,90 +4,9 @@
 #include <string.h>
 
 #include "creds.h"
+#include "fake-sts.h"
 #include "metrics.h"
 #include "tap.h"
-
-/* A fake STS at the cache's boundary: records calls, answers when the test says so. */
-#define FAKE_MAX_PENDING 64
-
-typedef struct FakeSts {
-        usec_t now;
-        unsigned calls;
-        unsigned cancelled;
-        char last_session[80];
-        char last_ext[80];
-        unsigned last_duration;
-        void *pending[FAKE_MAX_PENDING];
-        unsigned n_pending;
-        unsigned serial;
-        StsError *fail_start; /* returned at start when set */
-} FakeSts;
-
-static usec_t fake_now(void *userdata) {
-        return ((FakeSts *) userdata)->now;
-}
-
-static int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                      unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error) {
-        FakeSts *f = userdata;
-
-        if (f->fail_start) {
-                (void) sts_error_dup(f->fail_start, ret_error);
-                return f->fail_start->error;
-        }
-        f->calls++;
-        snprintf(f->last_session, sizeof f->last_session, "%s", session_name);
-        snprintf(f->last_ext, sizeof f->last_ext, "%s", strempty(external_id));
-        f->last_duration = duration;
-        if (f->n_pending >= FAKE_MAX_PENDING)
-                return -EBUSY;
-        f->pending[f->n_pending++] = token;
-        *ret_handle = token;
-        return 0;
-}
-
-static void fake_cancel(void *userdata, void *handle) {
-        FakeSts *f = userdata;
-        for (unsigned i = 0; i < f->n_pending; i++)
-                if (f->pending[i] == handle) {
-                        f->pending[i] = f->pending[--f->n_pending];
-                        f->cancelled++;
-                        return;
-                }
-}
-
-static Credentials *make_creds(FakeSts *f, usec_t life) {
-        Secret *s = NULL, *t = NULL;
-        Credentials *c = NULL;
-        char key[32];
-
-        snprintf(key, sizeof key, "ASIAFAKE%u", ++f->serial);
-        ASSERT_OK(secret_new("secret", 6, &s));
-        ASSERT_OK(secret_new("token", 5, &t));
-        ASSERT_OK(credentials_new(key, s, t, f->now + life, f->now, &c));
-        return c;
-}
-
-/* Answers every pending call with credentials of the requested duration. */
-static void fake_succeed_all(FakeSts *f, Creds *c) {
-        while (f->n_pending > 0) {
-                void *token = f->pending[--f->n_pending];
-                Credentials *cr = make_creds(f, (usec_t) f->last_duration * USEC_PER_SEC);
-                creds_fetch_complete(c, token, cr, NULL);
-                credentials_unref(cr);
-        }
-}
-
-static void fake_fail_all(FakeSts *f, Creds *c, StsErrorClass class, const char *code, long status) {
-        while (f->n_pending > 0) {
-                void *token = f->pending[--f->n_pending];
-                StsError *e = NULL;
-                ASSERT_OK(sts_error_new(class, class == STS_ERROR_DENIED ? -EACCES : -EAGAIN, status, code,
-                                        "fake", &e));
-                creds_fetch_complete(c, token, NULL, e);
-                sts_error_free(e);
-        }
-}
 
 typedef struct Result {
         unsigned calls;
@@ -120,19 +39,7 @@ static const CredsSettings defaults = {
         .sts_burst = 10,
 };
 
-#define T0 ((usec_t) 1780000000 * USEC_PER_SEC)
 #define ROLE "arn:aws:iam::123456789012:role/app"
-
-static Creds *new_cache(FakeSts *f, const CredsSettings *s, Metrics *m) {
-        Creds *c = NULL;
-        CredsFetcher fetcher = { .start = fake_start, .cancel = fake_cancel, .userdata = f };
-
-        f->now = T0;
-        ASSERT_OK(creds_new(s, &fetcher, m, &c));
-        creds_set_clock(c, fake_now, f);
-        creds_set_seed(c, 42);
-        return c;
-}
 
 /* Returns 0 (served: remaining life into *left), CREDS_WAIT, or <0. */
 static int get(Creds *c, FakeSts *f, Result *res, const char *role, usec_t *left) {
