@@ -21,7 +21,9 @@ typedef struct IpSlot {
         bool overflow; /* more than MAX_PODS_PER_IP claimed it: never answer */
 } IpSlot;
 
-/* What changed since the last store_dispatch_changes(), in the order it happened. */
+/* What changed since the last store_dispatch_changes(), in the order it happened. Played and
+ * emptied once per loop turn, so it holds at most what one turn applied: a watch backlog
+ * (KUBE_WATCH_BACKLOG_MAX_BYTES) or one complete list, both bounded where they are read. */
 typedef struct PodChange {
         StorePodEvent event;
         StorePod *pod; /* in the store, or retired (replaced or removed) until the dispatch */
@@ -629,7 +631,8 @@ void store_set_change_hook(Store *s, store_change_hook_t hook, void *userdata) {
 }
 
 bool store_has_changes(const Store *s) {
-        return s && s->changes.pending;
+        /* while the record plays, what it holds counts as seen: the IP handlers run last */
+        return s && s->changes.pending && !s->dispatching;
 }
 
 static void dispatch_pods(Store *s, const StoreChangeHandler *h) {
@@ -650,7 +653,7 @@ static void dispatch_pods(Store *s, const StoreChangeHandler *h) {
 void store_dispatch_changes(Store *s, const StoreChangeHandler *h) {
         Changes *c;
 
-        if (!s || !h || s->dispatching || !s->changes.pending)
+        if (!store_has_changes(s) || !h)
                 return;
         c = &s->changes;
         s->dispatching = true;

@@ -129,6 +129,7 @@ void store_set_pods_unconfirmed(Store *s, bool unconfirmed);
 bool store_pods_unconfirmed(const Store *s);
 
 void store_set_change_hook(Store *s, store_change_hook_t hook, void *userdata);
+/* Something was recorded and not played yet (false while store_dispatch_changes() runs). */
 bool store_has_changes(const Store *s);
 /* Plays what changed since the last call (pods, then namespaces, then IPs) and forgets it. Nothing
  * is recorded on failure to allocate; the next dispatch then reports every pod as changed and

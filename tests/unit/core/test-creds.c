@@ -529,3 +529,47 @@ TEST(debug_json_shows_state_but_no_secret_or_key) {
         ASSERT_NULL(strstr(strbuf_str(&out), "secret"));
         ASSERT_NULL(strstr(strbuf_str(&out), "token"));
 }
+
+/* The state of the entry of role, as creds_debug_json() reports it. */
+static const char *state_of(Creds *c, const char *role, char *buf, size_t size) {
+        _cleanup_strbuf_ StrBuf out = {};
+        const char *p, *q;
+
+        ASSERT_OK(creds_debug_json(c, &out));
+        p = strstr(strbuf_str(&out), role);
+        ASSERT_NOT_NULL(p);
+        p = strstr(p, "\"state\":\"");
+        ASSERT_NOT_NULL(p);
+        p += strlen("\"state\":\"");
+        q = strchr(p, '"');
+        snprintf(buf, size, "%.*s", (int) (q - p), p);
+        return buf;
+}
+
+TEST(entry_state_goes_queued_fetching_cached_failed) {
+        const CredsSettings one = { .session_ttl = 30 * USEC_PER_MINUTE, .sts_rate = 1, .sts_burst = 1 };
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &one, NULL);
+        char buf[32];
+
+        ASSERT_STREQ(creds_entry_state_to_string(CREDS_ENTRY_QUEUED), "queued");
+        ASSERT_NULL(creds_entry_state_to_string((CredsEntryState) 99));
+        /* the one token goes to the first role; the second waits for the next token */
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(get(c, &f, &res, ROLE "-2", NULL), CREDS_WAIT);
+        ASSERT_STREQ(state_of(c, ROLE "\"", buf, sizeof buf), "fetching");
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "queued");
+        ASSERT_EQ(f.calls, 1);
+        fake_succeed_all(&f, c);
+        ASSERT_STREQ(state_of(c, ROLE "\"", buf, sizeof buf), "fresh");
+        /* a second later the token is there: the queued fetch starts, and is denied */
+        f.now += USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "fetching");
+        fake_fail_all(&f, c, STS_ERROR_DENIED, "AccessDenied", 403);
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "error");
+        ASSERT_EQ(res.ok, 1);
+        ASSERT_EQ(res.errors, 1);
+        ASSERT_EQ(res.last_error, -EACCES);
+}
