@@ -874,6 +874,10 @@ static void reschedule(Creds *c) {
 
         if (!c->timer || c->running)
                 return;
+        /* shutdown: pod-roles gives its in-use counts back after the loop finished, when sd-event
+         * refuses timers (-ESTALE) and nothing is left to schedule */
+        if (sd_event_get_state(sd_event_source_get_event(c->timer)) == SD_EVENT_FINISHED)
+                return;
         t = creds_next_wakeup(c);
         if (t != USEC_INFINITY && c->last_run > 0)
                 t = MAX(t, usec_add(c->last_run, CREDS_TIMER_MIN_GAP_USEC));
