@@ -340,14 +340,18 @@ static int apply_pod(Store *s, StorePod *pod) {
         int r;
 
         old = strmap_remove(&s->pods, new->uid);
-        if (old && pod_equal(old, new))
+        if (old && pod_equal(old, new)) {
                 /* nothing a decision uses changed: keep the old object, record nothing */
-                return strmap_put(&s->pods, old->uid, old);
+                r = strmap_put(&s->pods, old->uid, old);
+                if (r >= 0)
+                        return r;
+                new = store_pod_free(new); /* out of memory: the pod goes, as if deleted */
+        }
         if (old) {
                 was_indexed = old->indexed;
                 unindex(s, old);
         }
-        r = strmap_put(&s->pods, new->uid, new);
+        r = new ? strmap_put(&s->pods, new->uid, new) : -ENOMEM;
         if (r < 0) {
                 if (old) {
                         record_pod(s, STORE_POD_REMOVED, old);
