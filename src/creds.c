@@ -47,15 +47,13 @@ struct Entry {
         Credentials *creds;
         usec_t obtained;
         usec_t refresh_at;
-        StsError *error;    /* the last failure */
-        usec_t error_until; /* a denial is answered from the cache until then */
-        void *fetch;        /* fetcher handle while a call runs */
-        bool fetching;
-        FetchReason reason;
-        usec_t fetch_started;
-        bool want_fetch; /* waits for a token */
-        FetchReason want_reason;
-        usec_t retry_at; /* 0: no retry planned */
+        StsError *error;       /* the last failure */
+        usec_t error_until;    /* a denial is answered from the cache until then */
+        CredsEntryState state; /* changed by entry_enter() only */
+        FetchReason reason;    /* QUEUED, FETCHING: why the call is made */
+        void *fetch;           /* FETCHING: the fetcher's handle */
+        usec_t fetch_started;  /* FETCHING */
+        usec_t retry_at;       /* 0: no retry planned */
         usec_t backoff;
         unsigned in_use;
         usec_t last_requested;
@@ -272,7 +270,7 @@ static void entry_free(Entry *e) {
         c->n_entries--;
         if (c->m_entries)
                 (void) metrics_gauge_set(c->m_entries, NULL, (double) c->n_entries);
-        if (e->fetching && c->fetcher.cancel)
+        if (e->state == CREDS_ENTRY_FETCHING && c->fetcher.cancel)
                 c->fetcher.cancel(c->fetcher.userdata, e->fetch);
         credentials_unref(e->creds);
         sts_error_free(e->error);
@@ -373,6 +371,48 @@ static usec_t backoff_next(Creds *c, Entry *e) {
         return b / 2 + (usec_t) (rand01(c) * (double) (b / 2));
 }
 
+/* Where an entry rests when no call runs or waits: what its last call left. */
+static CredsEntryState entry_rest(const Entry *e) {
+        return e->error ? CREDS_ENTRY_FAILED : e->creds ? CREDS_ENTRY_CACHED : CREDS_ENTRY_EMPTY;
+}
+
+static bool entry_busy(const Entry *e) {
+        return e->state == CREDS_ENTRY_QUEUED || e->state == CREDS_ENTRY_FETCHING;
+}
+
+/* The one place an entry changes state. reason: why a call is queued or made (else unused). A call
+ * is never queued or started while one runs; an entry rests in the state its contents say. */
+static void entry_enter(Entry *e, CredsEntryState to, FetchReason reason, usec_t now) {
+        switch (to) {
+        case CREDS_ENTRY_QUEUED:
+                assert(e->state != CREDS_ENTRY_FETCHING);
+                e->reason = reason;
+                break;
+        case CREDS_ENTRY_FETCHING:
+                assert(e->state != CREDS_ENTRY_FETCHING);
+                e->reason = reason;
+                e->fetch_started = now;
+                break;
+        case CREDS_ENTRY_EMPTY:
+        case CREDS_ENTRY_CACHED:
+        case CREDS_ENTRY_FAILED:
+                assert(to == entry_rest(e));
+                break;
+        }
+        if (e->state == CREDS_ENTRY_FETCHING)
+                e->fetch = NULL; /* the call completed, failed to start, or was cancelled */
+        e->state = to;
+}
+
+const char *creds_entry_state_to_string(CredsEntryState s) {
+        static const char *const names[] = {
+                [CREDS_ENTRY_EMPTY] = "empty",       [CREDS_ENTRY_QUEUED] = "queued",
+                [CREDS_ENTRY_FETCHING] = "fetching", [CREDS_ENTRY_CACHED] = "cached",
+                [CREDS_ENTRY_FAILED] = "failed",
+        };
+        return (size_t) s < ELEMENTSOF(names) ? names[s] : NULL;
+}
+
 static void set_error(Entry *e, StsError *err) {
         sts_error_free(e->error);
         e->error = err;
@@ -387,19 +427,17 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         void *handle = NULL;
         int r;
 
-        e->want_fetch = false;
         r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
         if (r < 0) {
                 e->retry_at = now + backoff_next(c, e);
+                entry_enter(e, entry_rest(e), reason, now);
                 return;
         }
-        e->fetching = true;
-        e->reason = reason;
-        e->fetch_started = now;
+        entry_enter(e, CREDS_ENTRY_FETCHING, reason, now);
         r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c),
                              e->external_id, &handle, &err);
         if (r < 0) {
-                e->fetching = false;
+                entry_enter(e, entry_rest(e), reason, now);
                 if (!err && sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, &err) < 0)
                         return;
                 fail_fetch(c, e, err, now);
@@ -414,41 +452,31 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
 
 /* Starts a fetch now if a token allows, else queues it for creds_run(). */
 static void want_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
-        if (e->fetching)
+        if (e->state == CREDS_ENTRY_FETCHING)
                 return;
         if (e->retry_at > now && !(reason == FETCH_MISS && e->error && e->error->class == STS_ERROR_DENIED))
                 return; /* backing off: the retry is scheduled */
         if (bucket_take(c, now))
                 start_fetch(c, e, reason, now);
-        else {
-                e->want_fetch = true;
-                e->want_reason = reason;
-        }
+        else
+                entry_enter(e, CREDS_ENTRY_QUEUED, reason, now);
 }
 
-/* Waiters are answered after the state is updated, from a detached list: their callbacks may call
- * back into the cache. */
-static void deliver(CredsWaiter *list, Credentials *creds, const StsError *error) {
-        while (list) {
-                CredsWaiter *w = list;
-                list = w->next;
+/* Answers and frees every waiter, in place: done() answers its own client and touches nothing
+ * of the cache (no caller re-enters it; docs/pod-store.md). The entry's state is final by now. */
+static void answer_waiters(Entry *e, Credentials *creds, const StsError *error) {
+        while (e->waiters) {
+                CredsWaiter *w = e->waiters;
+
+                waiter_unlink(w);
                 w->done(creds, creds ? NULL : error, w->userdata);
                 free(w);
         }
 }
 
-static CredsWaiter *detach_waiters(Entry *e) {
-        CredsWaiter *l = e->waiters;
-        for (CredsWaiter *w = l; w; w = w->next)
-                w->entry = NULL;
-        e->waiters = NULL;
-        e->n_waiters = 0;
-        return l;
-}
-
 static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
         _cleanup_credentials_ Credentials *serve = NULL;
-        CredsWaiter *list = NULL;
+        bool answer = false;
         StsError *copy = NULL;
 
         if (c->m_errors)
@@ -471,8 +499,8 @@ static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
                 e->error_until = now + c->settings.error_ttl;
                 e->backoff = 0;
                 e->retry_at = e->in_use > 0 ? now + MAX(c->settings.error_ttl, CREDS_DENIED_RETRY_USEC) : 0;
-                /* a denial answers every waiter now, unless valid credentials remain to be served */
-                list = detach_waiters(e);
+                /* a denial answers every waiter now, with valid credentials if some remain */
+                answer = true;
                 break;
         case STS_ERROR_THROTTLED:
                 /* calls throttled together count once: escalate at most once a second */
@@ -486,13 +514,14 @@ static void fail_fetch(Creds *c, Entry *e, const StsError *err, usec_t now) {
                 e->retry_at = now + backoff_next(c, e);
                 /* waiters keep waiting for the retry (until their deadline), unless something valid
                  * can be served right now */
-                if (valid(e, now))
-                        list = detach_waiters(e);
+                answer = valid(e, now);
                 break;
         }
+        entry_enter(e, entry_rest(e), e->reason, now);
         if (valid(e, now))
                 serve = credentials_ref(e->creds);
-        deliver(list, serve, e->error ?: err);
+        if (answer)
+                answer_waiters(e, serve, e->error ?: err);
 }
 
 void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsError *error) {
@@ -500,10 +529,8 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
         usec_t now = now_of(c), life;
         double frac;
 
-        if (!c || !e || !e->fetching)
+        if (!c || !e || e->state != CREDS_ENTRY_FETCHING)
                 return;
-        e->fetching = false;
-        e->fetch = NULL;
         /* every AssumeRole call, whatever started it: kube2iam made STS calls only on a miss, so
          * dashboards read this histogram as "all STS calls" (kube2iam_iam_prefetches_total and
          * kube2iam_iam_refreshes_total tell the triggers apart, keeping kube2iam's label set) */
@@ -542,7 +569,8 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
                 ((LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_CREDS_ISSUED }, { "ROLE_ARN", e->role_arn } }),
                 2, "AssumeRole %s: credentials valid for %llus", e->role_arn,
                 (unsigned long long) (life / USEC_PER_SEC));
-        deliver(detach_waiters(e), creds, NULL);
+        entry_enter(e, CREDS_ENTRY_CACHED, e->reason, now);
+        answer_waiters(e, creds, NULL);
         reschedule(c);
 }
 
@@ -596,10 +624,10 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
                 return r < 0 ? r : e->error->error;
         }
         /* STS is failing and we hold valid credentials: serve them rather than make the caller wait */
-        if (valid(e, now) && e->error && !e->fetching) {
+        if (valid(e, now) && e->error && e->state != CREDS_ENTRY_FETCHING) {
                 metric_role(c->m_hits, e->role_arn);
                 /* and ask again in the background once any backoff has passed */
-                if (!e->want_fetch && e->retry_at <= now)
+                if (e->state != CREDS_ENTRY_QUEUED && e->retry_at <= now)
                         want_fetch(c, e, FETCH_REFRESH, now);
                 *ret_creds = credentials_ref(e->creds);
                 return 0;
@@ -610,11 +638,11 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         metric_role(c->m_misses, e->role_arn);
         /* Start (or queue) the fetch before this caller waits, so a failure known at once (a bad ARN,
          * a partition mismatch) is returned here rather than through done() from inside this call. */
-        if (!e->fetching) {
+        if (e->state != CREDS_ENTRY_FETCHING) {
                 if (e->error && e->error->class == STS_ERROR_DENIED)
                         e->retry_at = 0; /* the cached denial expired: ask again */
                 want_fetch(c, e, FETCH_MISS, now);
-                if (!e->fetching && !e->want_fetch && e->error && e->error->class == STS_ERROR_DENIED) {
+                if (e->state == CREDS_ENTRY_FAILED && e->error->class == STS_ERROR_DENIED) {
                         r = sts_error_dup(e->error, ret_error);
                         reschedule(c);
                         return r < 0 ? r : e->error->error;
@@ -650,7 +678,7 @@ int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, cons
                 return r;
         if (caller_ip && !e->session_ip)
                 e->session_ip = strdup(caller_ip);
-        if (fresh(c, e, now) || e->fetching || e->want_fetch || (e->error && now < e->error_until))
+        if (fresh(c, e, now) || entry_busy(e) || (e->error && now < e->error_until))
                 return 0;
         want_fetch(c, e, FETCH_PREFETCH, now);
         reschedule(c);
@@ -675,7 +703,7 @@ int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bo
 }
 
 static bool entry_droppable(const Creds *c, const Entry *e, usec_t now) {
-        return !e->fetching && !e->waiters && e->in_use == 0 && !e->want_fetch && !fresh(c, e, now) &&
+        return !entry_busy(e) && !e->waiters && e->in_use == 0 && !fresh(c, e, now) &&
                !(e->error && e->error->class == STS_ERROR_DENIED && now < e->error_until);
 }
 
@@ -700,7 +728,7 @@ typedef enum EntryAction {
 static EntryAction entry_action(const Creds *c, const Entry *e, usec_t now) {
         bool wanted;
 
-        if (e->fetching || e->want_fetch)
+        if (entry_busy(e))
                 return ENTRY_IDLE; /* the fetch's completion or a token moves it on */
         wanted = entry_wanted(c, e, now);
         if (e->retry_at > 0 && wanted)
@@ -726,7 +754,7 @@ static usec_t entry_due(const Creds *c, const Entry *e, usec_t now) {
         };
         usec_t due = USEC_INFINITY;
 
-        if (e->fetching || e->want_fetch)
+        if (entry_busy(e))
                 return USEC_INFINITY;
         for (size_t i = 0; i < ELEMENTSOF(at); i++)
                 for (usec_t k = 0; k <= 1; k++) {
@@ -738,15 +766,33 @@ static usec_t entry_due(const Creds *c, const Entry *e, usec_t now) {
         return due;
 }
 
-typedef struct Answer {
-        struct Answer *next;
-        CredsWaiter *waiter;
-        Credentials *creds;
-        StsError *error;
-} Answer;
+/* A waiter whose deadline passed: at the deadline, valid credentials beat an error. */
+static void answer_expired(Entry *e, CredsWaiter *w, usec_t now) {
+        _cleanup_(sts_error_freep) StsError *error = NULL;
+
+        waiter_unlink(w);
+        if (valid(e, now)) {
+                w->done(e->creds, NULL, w->userdata);
+                free(w);
+                return;
+        }
+        if (e->error && sts_error_dup(e->error, &error) >= 0)
+                error->error = -ETIMEDOUT; /* keep the code that explains why */
+        else
+                (void) sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout",
+                                     "no credentials from STS before the deadline", &error);
+        if (error)
+                w->done(NULL, error, w->userdata);
+        else {
+                StsError oom = { .class = STS_ERROR_TRANSIENT,
+                                 .error = -ETIMEDOUT,
+                                 .code = (char *) "RequestTimeout" };
+                w->done(NULL, &oom, w->userdata);
+        }
+        free(w);
+}
 
 void creds_run(Creds *c) {
-        Answer *answers = NULL;
         usec_t now;
 
         if (!c || c->running)
@@ -760,37 +806,17 @@ void creds_run(Creds *c) {
                 next = e->next;
 
                 for (CredsWaiter *w = e->waiters, *wn; w; w = wn) {
-                        Answer *a;
-
                         wn = w->next;
-                        if (w->deadline > now)
-                                continue;
-                        a = calloc(1, sizeof *a);
-                        if (!a)
-                                continue; /* try again at the next run */
-                        waiter_unlink(w);
-                        w->entry = NULL;
-                        a->waiter = w;
-                        /* at the deadline, valid credentials beat an error */
-                        if (valid(e, now))
-                                a->creds = credentials_ref(e->creds);
-                        else if (e->error && sts_error_dup(e->error, &a->error) >= 0)
-                                a->error->error = -ETIMEDOUT; /* keep the code that explains why */
-                        else
-                                (void) sts_error_new(STS_ERROR_TRANSIENT, -ETIMEDOUT, 0, "RequestTimeout",
-                                                     "no credentials from STS before the deadline",
-                                                     &a->error);
-                        a->next = answers;
-                        answers = a;
+                        if (w->deadline <= now)
+                                answer_expired(e, w, now);
                 }
                 /* A queued prefetch or refresh whose pod is gone (its external id changed again, say)
                  * is worth no STS call: under annotation churn these would queue by the thousand. */
-                if (e->want_fetch && !entry_wanted(c, e, now))
-                        e->want_fetch = false;
+                if (e->state == CREDS_ENTRY_QUEUED && !entry_wanted(c, e, now))
+                        entry_enter(e, entry_rest(e), e->reason, now);
                 switch (entry_action(c, e, now)) {
                 case ENTRY_FETCH:
-                        e->want_fetch = true;
-                        e->want_reason = e->waiters ? FETCH_MISS : FETCH_REFRESH;
+                        entry_enter(e, CREDS_ENTRY_QUEUED, e->waiters ? FETCH_MISS : FETCH_REFRESH, now);
                         break;
                 case ENTRY_DROP:
                         log_debug("Dropping unused credentials of %s", e->role_arn);
@@ -804,23 +830,14 @@ void creds_run(Creds *c) {
         /* queued fetches: entries with waiting callers first, then refreshes and prefetches */
         for (int pass = 0; pass < 2; pass++)
                 for (Entry *e = c->entries; e; e = e->next) {
-                        if (!e->want_fetch || e->fetching || (pass == 0) != (e->waiters != NULL))
+                        if (e->state != CREDS_ENTRY_QUEUED || (pass == 0) != (e->waiters != NULL))
                                 continue;
                         if (!bucket_take(c, now))
                                 goto out;
-                        start_fetch(c, e, e->waiters ? FETCH_MISS : e->want_reason, now);
+                        start_fetch(c, e, e->waiters ? FETCH_MISS : e->reason, now);
                 }
 out:
         c->running = false;
-        while (answers) {
-                Answer *a = answers;
-                answers = a->next;
-                a->waiter->done(a->creds, a->creds ? NULL : a->error, a->waiter->userdata);
-                free(a->waiter);
-                credentials_unref(a->creds);
-                sts_error_free(a->error);
-                free(a);
-        }
         reschedule(c);
 }
 
@@ -834,7 +851,7 @@ usec_t creds_next_wakeup(Creds *c) {
         for (Entry *e = c->entries; e; e = e->next) {
                 for (CredsWaiter *w = e->waiters; w; w = w->next)
                         t = MIN(t, w->deadline);
-                if (e->want_fetch)
+                if (e->state == CREDS_ENTRY_QUEUED)
                         queued = true;
                 t = MIN(t, entry_due(c, e, now));
         }
@@ -856,6 +873,10 @@ static void reschedule(Creds *c) {
         int r;
 
         if (!c->timer || c->running)
+                return;
+        /* shutdown: pod-roles gives its in-use counts back after the loop finished, when sd-event
+         * refuses timers (-ESTALE) and nothing is left to schedule */
+        if (sd_event_get_state(sd_event_source_get_event(c->timer)) == SD_EVENT_FINISHED)
                 return;
         t = creds_next_wakeup(c);
         if (t != USEC_INFINITY && c->last_run > 0)
@@ -891,11 +912,12 @@ int creds_debug_json(Creds *c, StrBuf *out) {
         strbuf_append_char(out, '[');
         for (Entry *e = c->entries; e; e = e->next) {
                 char buf[TIMESTAMP_MAX];
-                const char *state = e->fetching        ? "fetching"
+                /* the state; at rest, what its credentials are worth now */
+                const char *state = entry_busy(e) || e->state == CREDS_ENTRY_EMPTY
+                                            ? creds_entry_state_to_string(e->state)
                                     : fresh(c, e, now) ? "fresh"
                                     : valid(e, now)    ? "stale"
-                                    : e->error         ? "error"
-                                                       : "empty";
+                                                       : "error";
 
                 strbuf_appendf(out, "%s{\"roleArn\":\"", first ? "" : ",");
                 /* role ARNs are validated printable ASCII; escape what JSON needs anyway */

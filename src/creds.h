@@ -50,6 +50,19 @@ typedef struct CredsWaiter CredsWaiter;
 #define CREDS_THROTTLE_MAX_FACTOR 16
 #define CREDS_THROTTLE_RECOVER_USEC (60 * USEC_PER_SEC)
 
+/* An entry's life. At rest (EMPTY, CACHED, FAILED) its contents decide: nothing yet, the
+ * credentials of the last call, or the last call's error (with older credentials, if valid, still
+ * served). QUEUED waits for an STS token (the rate limit); FETCHING has a call running. */
+typedef enum CredsEntryState {
+        CREDS_ENTRY_EMPTY,
+        CREDS_ENTRY_QUEUED,
+        CREDS_ENTRY_FETCHING,
+        CREDS_ENTRY_CACHED,
+        CREDS_ENTRY_FAILED,
+} CredsEntryState;
+
+const char *creds_entry_state_to_string(CredsEntryState s);
+
 typedef struct CredsSettings {
         usec_t session_ttl; /* --iam-role-session-ttl: STS DurationSeconds = 2 x this */
         usec_t error_ttl;   /* --iam-role-error-ttl: how long a denial is answered from the cache */
@@ -111,7 +124,7 @@ void creds_waiter_cancel(CredsWaiter *w);
 
 /* Warms an entry through the same single-flight path (a pod appeared). Never waits. */
 int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip);
-/* The pod store's observer: a live pod on this node uses (role, external id). Counted: every true
+/* A live pod on this node uses (role, external id), as pod-roles decides. Counted: every true
  * needs its false. */
 int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use);
 
@@ -121,5 +134,6 @@ void creds_run(Creds *c);
 usec_t creds_next_wakeup(Creds *c);
 size_t creds_size(const Creds *c);
 /* Appends a JSON array describing the entries for /debug: role, external id presence, expiry,
- * in-use count, state. No secret and no access key id. */
+ * in-use count, state (creds_entry_state_to_string(); an entry at rest with credentials says
+ * "fresh", "stale" or, once they are no longer valid, "error"). No secret and no access key id. */
 int creds_debug_json(Creds *c, StrBuf *out);

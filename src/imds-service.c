@@ -18,6 +18,7 @@
 #include "kube/kube-client.h"
 #include "log.h"
 #include "metrics.h"
+#include "pod-roles.h"
 #include "proxy.h"
 #include "roles.h"
 #include "store.h"
@@ -25,26 +26,25 @@
 
 #define TOKEN_HEADER "X-aws-ec2-metadata-token"
 #define TOKEN_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds"
-#define AUDIT_MAX_PODS 65536U
 
 typedef struct PodRequest PodRequest;
 
-/* What a pod was last marked as using in the cache, and its last audit entry. */
-typedef struct PodState {
-        char *uid;
-        char *role_arn; /* in use in the cache, or NULL */
-        char *external_id;
-        char *audit_key; /* "<result> <role>" of the last audit entry */
-        usec_t audit_at;
-        LogRatelimit log_ratelimit; /* the lines this pod's requests may cause */
-} PodState;
+/* A request that needs its pod (credentials, role list, iam/info, metadata for pods only).
+ * Changed by pod_request_enter() only. */
+typedef enum PodRequestState {
+        POD_REQUEST_NEW,        /* looked up for the first time */
+        POD_REQUEST_WAIT_POD,   /* no single pod has its address: waiting (listed), woken for its
+                                 * IP by pod-roles or by its deadline timer */
+        POD_REQUEST_RESOLVING,  /* a live API lookup runs (--resolve-duplicate-cache-ips; listed, not
+                                 * woken); cannot be withdrawn, so it ends when the lookup reports */
+        POD_REQUEST_WAIT_CREDS, /* the credential cache calls on_creds() (pr->waiter) */
+        POD_REQUEST_DONE,       /* answered or abandoned: freed on entry */
+} PodRequestState;
 
 struct ImdsService {
         ImdsServiceDeps d;
-        PodRequest *waiting;
+        PodRequest *waiting; /* WAIT_POD and RESOLVING */
         unsigned n_waiting;
-        PodState *pods;
-        size_t n_pods, cap_pods;
         LogRatelimit audit_ratelimit;
         LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
@@ -52,19 +52,19 @@ struct ImdsService {
 
 struct PodRequest {
         ImdsService *service;
-        HttpRequest *req; /* NULL once the client is gone (a live lookup may still be running) */
+        PodRequestState state;
+        HttpRequest *req; /* NULL once answered or once the client is gone */
         RouteId route;
         bool extended;              /* iam/security-credentials-extended: the document adds AccountId */
         ImdsSurfaceVerdict verdict; /* ROUTE_PROXY: what the metadata table said */
         char *path;                 /* ROUTE_PROXY: the clean path to forward */
         char *url_role;
         char ip[64];
-        usec_t deadline; /* CLOCK_MONOTONIC */
-        sd_event_source *timer;
-        CredsWaiter *waiter;
-        bool resolving; /* a live API lookup (--resolve-duplicate-cache-ips) is running */
+        usec_t deadline;        /* CLOCK_MONOTONIC */
+        sd_event_source *timer; /* WAIT_POD: the deadline */
+        CredsWaiter *waiter;    /* WAIT_CREDS */
         bool resolved_once;
-        bool linked;
+        bool linked; /* in the waiting list (WAIT_POD, RESOLVING) */
         bool counted_miss;
         char *audit_uid, *audit_ns, *audit_name, *audit_role;
         PodRequest *prev, *next;
@@ -235,39 +235,7 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
                (metadata_host && streq(h, metadata_host));
 }
 
-/* ---- per-pod state: what the cache was told, and the audit rate limit ---- */
-
-static PodState *pod_state(ImdsService *s, const char *uid, bool create) {
-        for (size_t i = 0; i < s->n_pods; i++)
-                if (streq(s->pods[i].uid, uid))
-                        return &s->pods[i];
-        if (!create || s->n_pods >= AUDIT_MAX_PODS)
-                return NULL;
-        if (s->n_pods == s->cap_pods) {
-                size_t cap = MAX((size_t) 16, s->cap_pods * 2);
-                PodState *p = reallocarray(s->pods, cap, sizeof *p);
-                if (!p)
-                        return NULL;
-                s->pods = p;
-                s->cap_pods = cap;
-        }
-        s->pods[s->n_pods] = (PodState){
-                .uid = strdup(uid),
-                .log_ratelimit = { .interval_usec = IMDS_SERVICE_POD_LOG_INTERVAL,
-                                   .burst = IMDS_SERVICE_POD_LOG_BURST },
-        };
-        if (!s->pods[s->n_pods].uid)
-                return NULL;
-        return &s->pods[s->n_pods++];
-}
-
-static void pod_state_drop(ImdsService *s, PodState *p) {
-        free(p->uid);
-        free(p->role_arn);
-        free(p->external_id);
-        free(p->audit_key);
-        *p = s->pods[--s->n_pods];
-}
+/* ---- audit: one entry per issuance and per denial, deduplicated per pod by pod-roles ---- */
 
 /* message: the line's text when kube2iam had one people grep for ("Error assuming role ..."); NULL
  * for ours, "Credentials <result> for pod ...". */
@@ -275,19 +243,11 @@ static void audit_full(ImdsService *s, const char *uid, const char *ns, const ch
                        const char *role, const char *result, int level, const char *message_id,
                        const char *detail, const char *message) {
         _cleanup_free_ char *key = NULL;
-        PodState *p = uid ? pod_state(s, uid, true) : NULL;
-        usec_t now = now_monotonic();
 
         if (asprintf(&key, "%s %s", result, strempty(role)) < 0)
                 return;
-        if (p && p->audit_key && streq(p->audit_key, key) && now - p->audit_at < IMDS_SERVICE_AUDIT_REPEAT)
+        if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))
                 return;
-        if (!log_ratelimit_allow(p ? &p->log_ratelimit : NULL, &s->audit_ratelimit))
-                return;
-        if (p) {
-                free_and_replace(p->audit_key, key);
-                p->audit_at = now;
-        }
         const LogField fields[] = {
                 { "MESSAGE_ID", message_id }, { "POD_NAMESPACE", ns }, { "POD_NAME", name },
                 { "POD_UID", uid },           { "POD_IP", ip },        { "ROLE_ARN", role },
@@ -307,34 +267,22 @@ static void audit(ImdsService *s, const char *uid, const char *ns, const char *n
         audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL);
 }
 
-/* ---- waiting requests ---- */
+/* ---- a pod request's life ---- */
 
-static void pod_request_free(PodRequest *pr) {
+static void pod_request_link(PodRequest *pr) {
         ImdsService *s = pr->service;
 
-        if (pr->linked) {
-                if (pr->prev)
-                        pr->prev->next = pr->next;
-                else
-                        s->waiting = pr->next;
-                if (pr->next)
-                        pr->next->prev = pr->prev;
-                s->n_waiting--;
-        }
-        if (pr->waiter)
-                creds_waiter_cancel(pr->waiter);
-        sd_event_source_disable_unref(pr->timer);
-        free(pr->url_role);
-        free(pr->path);
-        free(pr->audit_uid);
-        free(pr->audit_ns);
-        free(pr->audit_name);
-        free(pr->audit_role);
-        free(pr);
+        pr->next = s->waiting;
+        if (s->waiting)
+                s->waiting->prev = pr;
+        s->waiting = pr;
+        pr->linked = true;
+        s->n_waiting++;
 }
 
 static void pod_request_unlink(PodRequest *pr) {
         ImdsService *s = pr->service;
+
         if (!pr->linked)
                 return;
         if (pr->prev)
@@ -348,24 +296,91 @@ static void pod_request_unlink(PodRequest *pr) {
         s->n_waiting--;
 }
 
-/* The request has been answered (or its client left): nothing more to do for it. */
-static void pod_request_done(PodRequest *pr) {
-        pr->req = NULL;
-        if (pr->resolving)
-                return; /* freed when the live lookup reports */
-        pod_request_free(pr);
+static void on_request_abort(HttpRequest *req, void *userdata);
+static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata);
+
+static bool state_waits_for_pod(PodRequestState st) {
+        return st == POD_REQUEST_WAIT_POD || st == POD_REQUEST_RESOLVING;
 }
 
-static void pod_request_answer_error(PodRequest *pr, unsigned status, const char *msg) {
-        HttpRequest *req = pr->req;
-        pod_request_unlink(pr);
-        if (req)
-                respond_error(req, status, msg);
-        pod_request_done(pr);
+/* The one place a request changes state (the enum in the header of this file says what each
+ * means). <0: WAIT_POD or RESOLVING could not be entered (too many waiting, no timer); the
+ * request is then where it was, and the caller answers it. DONE frees the request. */
+static int pod_request_enter(PodRequest *pr, PodRequestState to) {
+        ImdsService *s = pr->service;
+        PodRequestState from = pr->state;
+
+        if (state_waits_for_pod(to) && !pr->linked) {
+                if (s->n_waiting >= IMDS_SERVICE_MAX_WAITING)
+                        return -EBUSY;
+                pod_request_link(pr);
+        }
+        if (to == POD_REQUEST_WAIT_POD && !pr->timer &&
+            sd_event_add_time(s->d.event, &pr->timer, CLOCK_MONOTONIC, pr->deadline, 1, on_deadline, pr) <
+                    0) {
+                if (!state_waits_for_pod(from))
+                        pod_request_unlink(pr);
+                return -ENOMEM;
+        }
+        /* leaving */
+        if (!state_waits_for_pod(to))
+                pod_request_unlink(pr);
+        if (from == POD_REQUEST_WAIT_POD && to != POD_REQUEST_WAIT_POD)
+                (void) sd_event_source_set_enabled(pr->timer, SD_EVENT_OFF);
+        if (from == POD_REQUEST_WAIT_CREDS && pr->waiter) {
+                creds_waiter_cancel(pr->waiter);
+                pr->waiter = NULL;
+        }
+        pr->state = to;
+        /* entering */
+        switch (to) {
+        case POD_REQUEST_WAIT_POD:
+        case POD_REQUEST_RESOLVING:
+        case POD_REQUEST_WAIT_CREDS:
+                if (pr->req)
+                        http_request_set_owner(pr->req, on_request_abort, pr);
+                break;
+        case POD_REQUEST_DONE:
+                sd_event_source_disable_unref(pr->timer);
+                free(pr->url_role);
+                free(pr->path);
+                free(pr->audit_uid);
+                free(pr->audit_ns);
+                free(pr->audit_name);
+                free(pr->audit_role);
+                free(pr);
+                break;
+        case POD_REQUEST_NEW: /* never entered: a request starts there */
+                break;
+        }
+        return 0;
+}
+
+/* Answers with an error (when the client is still there) and ends the request. */
+static void pod_request_fail(PodRequest *pr, unsigned status, const char *msg) {
+        if (pr->req)
+                respond_error(pr->req, status, msg);
+        pr->req = NULL;
+        (void) pod_request_enter(pr, POD_REQUEST_DONE);
+}
+
+/* Waits for the pod (again); answers 503/500 when it cannot. */
+static void pod_request_wait(PodRequest *pr) {
+        int r = pod_request_enter(pr, POD_REQUEST_WAIT_POD);
+
+        if (r == -EBUSY)
+                pod_request_fail(pr, 503, "too many requests waiting for pods");
+        else if (r < 0)
+                pod_request_fail(pr, 500, "failed to wait for the pod");
 }
 
 static void on_request_abort(HttpRequest *req, void *userdata) {
-        pod_request_done(userdata);
+        PodRequest *pr = userdata;
+
+        pr->req = NULL;
+        /* a live lookup cannot be withdrawn: the request ends when it reports */
+        if (pr->state != POD_REQUEST_RESOLVING)
+                (void) pod_request_enter(pr, POD_REQUEST_DONE);
 }
 
 static void try_answer(PodRequest *pr, bool final);
@@ -375,39 +390,13 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void wait_for_pod(PodRequest *pr) {
-        ImdsService *s = pr->service;
-
-        if (!pr->linked) {
-                if (s->n_waiting >= IMDS_SERVICE_MAX_WAITING) {
-                        pod_request_answer_error(pr, 503, "too many requests waiting for pods");
-                        return;
-                }
-                pr->next = s->waiting;
-                if (s->waiting)
-                        s->waiting->prev = pr;
-                s->waiting = pr;
-                pr->linked = true;
-                s->n_waiting++;
-        }
-        if (!pr->timer && sd_event_add_time(s->d.event, &pr->timer, CLOCK_MONOTONIC, pr->deadline, 1,
-                                            on_deadline, pr) < 0) {
-                pod_request_answer_error(pr, 500, "failed to wait for the pod");
-                return;
-        }
-        http_request_set_owner(pr->req, on_request_abort, pr);
-}
-
 static void on_creds(Credentials *creds, const StsError *error, void *userdata) {
         PodRequest *pr = userdata;
         ImdsService *s = pr->service;
         HttpRequest *req = pr->req;
 
-        pr->waiter = NULL;
-        if (!req) {
-                pod_request_done(pr);
-                return;
-        }
+        pr->waiter = NULL; /* the cache frees it after this call */
+        pr->req = NULL;
         if (creds) {
                 _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
                 char account[IMDS_ACCOUNT_ID_MAX];
@@ -431,31 +420,114 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                 audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
                            "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line);
         }
-        pod_request_done(pr);
+        (void) pod_request_enter(pr, POD_REQUEST_DONE);
 }
 
 static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path, bool listing);
 
 /* A pod of this node asked for metadata the table lets through (role or not). */
 static void answer_metadata(PodRequest *pr) {
-        HttpRequest *req = pr->req;
+        HttpRequest *req = TAKE_PTR(pr->req);
 
-        pod_request_unlink(pr);
-        (void) sd_event_source_set_enabled(pr->timer, SD_EVENT_OFF);
         if (pr->verdict == IMDS_SURFACE_SERVED)
                 /* iam/: what the daemon answers there, as the real IMDS lists it */
                 respond_ok_text(req, "info\nsecurity-credentials/", false);
         else
                 forward_metadata(pr->service, req, pr->path, pr->verdict == IMDS_SURFACE_LISTING);
-        pod_request_done(pr);
+        (void) pod_request_enter(pr, POD_REQUEST_DONE);
+}
+
+/* 0: the pod's role may be served (*d filled); <0: the request has been answered. */
+static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
+        ImdsService *s = pr->service;
+        _cleanup_free_ char *msg = NULL, *line = NULL;
+
+        if (pod_roles_decide(s->d.pod_roles, pod, d) < 0) {
+                pod_request_fail(pr, 500, "out of memory");
+                return -ENOMEM;
+        }
+        switch (d->verdict) {
+        case POD_ROLE_ALLOWED:
+                /* kube2iam warns on every request; ours shares the audit's rate limit */
+                if (d->source == ROLE_SOURCE_DEFAULT && log_get_max_level() >= LOG_WARNING &&
+                    log_ratelimit_test(&s->audit_ratelimit))
+                        log_warning("Using fallback role for IP %s", pr->ip);
+                return 0;
+        case POD_ROLE_NO_ROLE:
+                (void) asprintf(&msg, "unable to find role for IP %s", pr->ip);
+                audit(s, pod->uid, pod->namespace, pod->name, pr->ip, NULL, "no-role", LOG_NOTICE,
+                      LOG_MESSAGE_ID_ROLE_DENIED, NULL);
+                pod_request_fail(pr, 404, msg ?: "unable to find role");
+                return -EACCES;
+        case POD_ROLE_NAMESPACE_UNKNOWN:
+                log_debug("Unable to find an indexed namespace of %s", pod->namespace);
+                break;
+        case POD_ROLE_DENIED:
+                if (asprintf(&line, "Role: %s on namespace: %s not found.", d->role_arn, pod->namespace) < 0)
+                        line = NULL; /* kube2iam's warning, word for word */
+                break;
+        }
+        (void) asprintf(&msg, "role requested %s not valid for namespace of pod at %s with namespace %s",
+                        d->role_arn, pr->ip, pod->namespace);
+        audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "denied", LOG_WARNING,
+                   LOG_MESSAGE_ID_ROLE_DENIED,
+                   d->verdict == POD_ROLE_DENIED ? "namespace restriction" : "namespace not known", line);
+        pod_request_fail(pr, 404, msg ?: "role not valid for namespace");
+        return -EACCES;
+}
+
+/* ROUTE_ROLE_CREDENTIALS for an allowed role: the URL's role must be the pod's; then the cache. */
+static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRoleDecision *d) {
+        ImdsService *s = pr->service;
+        _cleanup_(credentials_unrefp) Credentials *creds = NULL;
+        _cleanup_(sts_error_freep) StsError *error = NULL;
+        int r;
+
+        if (!roles_url_matches(s->d.roles, pr->url_role, d->role_arn)) {
+                _cleanup_free_ char *msg = NULL;
+
+                (void) log_ratelimited(pod_roles_log_ratelimit(s->d.pod_roles, pod->uid),
+                                       &s->request_log_ratelimit, LOG_ERR, 0,
+                                       ((const LogField[]){ { "POD_IAM_ROLE", d->role_arn },
+                                                            { "NS_NAME", pod->namespace },
+                                                            { "PARAMS_IAM_ROLE", pr->url_role },
+                                                            { "POD_IP", pr->ip } }),
+                                       4, "Invalid role: does not match annotated role");
+                (void) asprintf(&msg, "Invalid role %s", pr->url_role);
+                audit(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "wrong-role", LOG_WARNING,
+                      LOG_MESSAGE_ID_ROLE_DENIED, pr->url_role);
+                pod_request_fail(pr, 403, msg ?: "Invalid role");
+                return;
+        }
+
+        free(pr->audit_role);
+        pr->audit_role = strdup(d->role_arn);
+        CredsRequest cr = {
+                .role_arn = d->role_arn,
+                .external_id = d->external_id,
+                .caller_ip = pr->ip,
+                .deadline = usec_add(now_realtime(), IMDS_SERVICE_CREDS_WAIT),
+                .done = on_creds,
+                .userdata = pr,
+        };
+        r = creds_get(s->d.creds, &cr, &creds, &error, &pr->waiter);
+        if (r == CREDS_WAIT) {
+                (void) pod_request_enter(pr, POD_REQUEST_WAIT_CREDS);
+                return;
+        }
+        pr->waiter = NULL;
+        if (r < 0 && !error) {
+                /* creds_get() always describes a failure; this only guards the contract */
+                (void) log_ratelimited(NULL, &s->request_log_ratelimit, LOG_ERR, r, NULL, 0,
+                                       "Credential cache failed: %m");
+                return pod_request_fail(pr, 500, "credential cache failed");
+        }
+        on_creds(r >= 0 ? creds : NULL, r >= 0 ? NULL : error, pr);
 }
 
 static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
-        ImdsService *s = pr->service;
-        const StoreNamespace *ns;
-        _cleanup_free_ char *arn = NULL, *msg = NULL;
-        RoleSource source;
-        int r;
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        _cleanup_strbuf_ StrBuf b = {};
 
         if (pr->route == ROUTE_PROXY)
                 return answer_metadata(pr);
@@ -467,124 +539,39 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         pr->audit_ns = strdup(pod->namespace);
         pr->audit_name = strdup(pod->name);
 
-        r = roles_for_pod(s->d.roles, pod->role, &arn, &source);
-        if (r == -ENOENT) {
-                (void) asprintf(&msg, "unable to find role for IP %s", pr->ip);
-                audit(s, pod->uid, pod->namespace, pod->name, pr->ip, NULL, "no-role", LOG_NOTICE,
-                      LOG_MESSAGE_ID_ROLE_DENIED, NULL);
-                pod_request_answer_error(pr, 404, msg ?: "unable to find role");
+        if (check_role(pr, pod, &d) < 0)
                 return;
-        }
-        if (r < 0) {
-                pod_request_answer_error(pr, 500, "out of memory");
-                return;
-        }
-        /* kube2iam warns on every request; ours shares the audit's rate limit */
-        if (source == ROLE_SOURCE_DEFAULT && log_get_max_level() >= LOG_WARNING &&
-            log_ratelimit_test(&s->audit_ratelimit))
-                log_warning("Using fallback role for IP %s", pr->ip);
-
-        ns = store_get_namespace(s->d.store, pod->namespace);
-        if (!roles_namespace_allows(s->d.roles, arn, ns != NULL, ns ? ns->allowed_roles : NULL)) {
-                _cleanup_free_ char *line = NULL;
-                if (!ns)
-                        log_debug("Unable to find an indexed namespace of %s", pod->namespace);
-                else if (asprintf(&line, "Role: %s on namespace: %s not found.", arn, pod->namespace) < 0)
-                        line = NULL; /* kube2iam's warning, word for word */
-                (void) asprintf(&msg,
-                                "role requested %s not valid for namespace of pod at %s with namespace %s",
-                                arn, pr->ip, pod->namespace);
-                audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "denied", LOG_WARNING,
-                           LOG_MESSAGE_ID_ROLE_DENIED, ns ? "namespace restriction" : "namespace not known",
-                           line);
-                pod_request_answer_error(pr, 404, msg ?: "role not valid for namespace");
-                return;
-        }
-
         switch (pr->route) {
-        case ROUTE_ROLE_LIST: {
-                HttpRequest *req = pr->req;
-                pod_request_unlink(pr);
-                respond_ok_text(req, roles_list_name(s->d.roles, arn), false);
-                pod_request_done(pr);
+        case ROUTE_ROLE_LIST:
+                respond_ok_text(pr->req, roles_list_name(pr->service->d.roles, d.role_arn), false);
+                pr->req = NULL;
+                (void) pod_request_enter(pr, POD_REQUEST_DONE);
                 return;
-        }
-        case ROUTE_IAM_INFO: {
-                _cleanup_strbuf_ StrBuf b = {};
-                HttpRequest *req = pr->req;
-                if (imds_iam_info_json(arn, now_realtime(), &b) < 0) {
-                        pod_request_answer_error(pr, 500, "out of memory");
-                        return;
-                }
-                pod_request_unlink(pr);
-                respond_ok_text(req, b.s, false);
-                pod_request_done(pr);
+        case ROUTE_IAM_INFO:
+                if (imds_iam_info_json(d.role_arn, now_realtime(), &b) < 0)
+                        return pod_request_fail(pr, 500, "out of memory");
+                respond_ok_text(pr->req, b.s, false);
+                pr->req = NULL;
+                (void) pod_request_enter(pr, POD_REQUEST_DONE);
                 return;
-        }
         case ROUTE_ROLE_CREDENTIALS:
-                break;
+                return answer_credentials(pr, pod, &d);
         default:
-                pod_request_answer_error(pr, 500, "unexpected route");
-                return;
-        }
-
-        if (!roles_url_matches(s->d.roles, pr->url_role, arn)) {
-                PodState *st = pod_state(s, pod->uid, true);
-
-                (void) log_ratelimited(st ? &st->log_ratelimit : NULL, &s->request_log_ratelimit, LOG_ERR, 0,
-                                       ((const LogField[]){ { "POD_IAM_ROLE", arn },
-                                                            { "NS_NAME", pod->namespace },
-                                                            { "PARAMS_IAM_ROLE", pr->url_role },
-                                                            { "POD_IP", pr->ip } }),
-                                       4, "Invalid role: does not match annotated role");
-                (void) asprintf(&msg, "Invalid role %s", pr->url_role);
-                audit(s, pod->uid, pod->namespace, pod->name, pr->ip, arn, "wrong-role", LOG_WARNING,
-                      LOG_MESSAGE_ID_ROLE_DENIED, pr->url_role);
-                pod_request_answer_error(pr, 403, msg ?: "Invalid role");
-                return;
-        }
-
-        free(pr->audit_role);
-        pr->audit_role = strdup(arn);
-        pod_request_unlink(pr);
-        (void) sd_event_source_set_enabled(pr->timer, SD_EVENT_OFF);
-
-        {
-                _cleanup_(credentials_unrefp) Credentials *creds = NULL;
-                _cleanup_(sts_error_freep) StsError *error = NULL;
-                CredsRequest cr = {
-                        .role_arn = arn,
-                        .external_id = pod->external_id,
-                        .caller_ip = pr->ip,
-                        .deadline = usec_add(now_realtime(), IMDS_SERVICE_CREDS_WAIT),
-                        .done = on_creds,
-                        .userdata = pr,
-                };
-                r = creds_get(s->d.creds, &cr, &creds, &error, &pr->waiter);
-                if (r == CREDS_WAIT) {
-                        http_request_set_owner(pr->req, on_request_abort, pr);
-                        return;
-                }
-                pr->waiter = NULL;
-                on_creds(r >= 0 ? creds : NULL, r >= 0 ? NULL : error, pr);
-                if (r < 0 && !error) {
-                        /* creds_get() always describes a failure; this only guards the contract */
-                        (void) log_ratelimited(NULL, &s->request_log_ratelimit, LOG_ERR, r, NULL, 0,
-                                               "Credential cache failed: %m");
-                }
+                return pod_request_fail(pr, 500, "unexpected route");
         }
 }
 
 static void on_resolved(KubeClient *k, int error, const StorePod *pod, void *userdata) {
         PodRequest *pr = userdata;
-        ImdsService *s = pr->service;
+        ImdsService *s;
 
-        pr->resolving = false;
         pr->resolved_once = true;
         if (!pr->req) {
-                pod_request_free(pr);
+                /* the client left, or the service stopped: touch nothing else */
+                (void) pod_request_enter(pr, POD_REQUEST_DONE);
                 return;
         }
+        s = pr->service;
         if (error < 0 || !pod) {
                 _cleanup_free_ char *msg = NULL;
                 if (error == -ENOENT)
@@ -594,7 +581,7 @@ static void on_resolved(KubeClient *k, int error, const StorePod *pod, void *use
                 else
                         (void) asprintf(&msg, "resolveDuplicatedIP: Error retriving the pod with IP %s",
                                         pr->ip);
-                pod_request_answer_error(pr, 404, msg ?: "duplicate IP");
+                pod_request_fail(pr, 404, msg ?: "duplicate IP");
                 return;
         }
         if (s->m_dup_success)
@@ -602,107 +589,64 @@ static void on_resolved(KubeClient *k, int error, const StorePod *pod, void *use
         answer_for_pod(pr, pod);
 }
 
+/* Several live pods claim the address: with --resolve-duplicate-cache-ips, ask the API server
+ * once. True when the lookup runs (or the request was answered). */
+static bool try_resolve(PodRequest *pr) {
+        ImdsService *s = pr->service;
+
+        if (!s->d.config->resolve_duplicate_cache_ips || !s->d.kube || pr->resolved_once)
+                return false;
+        if (s->m_dup)
+                (void) metrics_counter_inc(s->m_dup, NULL);
+        if (!pr->linked && s->n_waiting >= IMDS_SERVICE_MAX_WAITING) {
+                pod_request_fail(pr, 503, "too many requests waiting for pods");
+                return true;
+        }
+        if (kube_client_resolve_ip(s->d.kube, pr->ip, on_resolved, pr) < 0)
+                return false;
+        (void) pod_request_enter(pr, POD_REQUEST_RESOLVING); /* room was checked above */
+        return true;
+}
+
 /* Looks the pod up; answers, waits, or (final) gives up with kube2iam's error text. */
 static void try_answer(PodRequest *pr, bool final) {
         ImdsService *s = pr->service;
         StoreLookup l = {};
 
-        if (!pr->req || pr->resolving || pr->waiter)
+        if (pr->state != POD_REQUEST_NEW && pr->state != POD_REQUEST_WAIT_POD)
                 return;
-        if (store_lookup_ip(s->d.store, pr->ip, &l) < 0) {
-                pod_request_answer_error(pr, 500, "out of memory");
-                return;
-        }
-        switch (l.status) {
-        case STORE_LOOKUP_FOUND:
+        if (store_lookup_ip(s->d.store, pr->ip, &l) < 0)
+                return pod_request_fail(pr, 500, "out of memory");
+        if (l.status == STORE_LOOKUP_FOUND)
                 answer_for_pod(pr, l.pod);
-                break;
-        case STORE_LOOKUP_AMBIGUOUS:
-                if (s->d.config->resolve_duplicate_cache_ips && s->d.kube && !pr->resolved_once) {
-                        if (s->m_dup)
-                                (void) metrics_counter_inc(s->m_dup, NULL);
-                        if (kube_client_resolve_ip(s->d.kube, pr->ip, on_resolved, pr) >= 0) {
-                                pr->resolving = true;
-                                wait_for_pod(pr);
-                                break;
-                        }
-                }
-                _fallthrough_;
-        case STORE_LOOKUP_NOT_FOUND:
-        default:
+        else if (l.status == STORE_LOOKUP_AMBIGUOUS && try_resolve(pr))
+                ;
+        else {
                 if (l.status == STORE_LOOKUP_NOT_FOUND && !pr->counted_miss && s->m_not_in_cache) {
                         pr->counted_miss = true;
                         (void) metrics_counter_inc(s->m_not_in_cache, NULL);
                 }
                 if (final || now_monotonic() >= pr->deadline)
-                        pod_request_answer_error(pr, 404, l.error ?: "pod not found");
+                        pod_request_fail(pr, 404, l.error ?: "pod not found");
                 else
-                        wait_for_pod(pr);
-                break;
+                        pod_request_wait(pr);
         }
         store_lookup_done(&l);
 }
 
-static void wake_ip(ImdsService *s, const char *ip) {
-        /* try_answer may free the current entry: take the next one first */
+void imds_service_wake(ImdsService *s, const char *ip) {
+        if (!s)
+                return;
+        /* try_answer may free the current request: take the next one first */
         for (PodRequest *pr = s->waiting, *next; pr; pr = next) {
                 next = pr->next;
-                if (streq(pr->ip, ip))
+                if (pr->state == POD_REQUEST_WAIT_POD && (!ip || streq(pr->ip, ip)))
                         try_answer(pr, false);
-        }
-}
-
-void imds_service_kube_changed(ImdsService *s) {
-        for (PodRequest *pr = s->waiting, *next; pr; pr = next) {
-                next = pr->next;
-                try_answer(pr, false);
         }
 }
 
 unsigned imds_service_waiting(const ImdsService *s) {
         return s ? s->n_waiting : 0;
-}
-
-/* ---- store observers: prefetch, roles in use, waking waiters ---- */
-
-static void on_store_ip(Store *store, const char *ip, void *userdata) {
-        wake_ip(userdata, ip);
-}
-
-static void on_store_pod(Store *store, StorePodEvent event, const StorePod *pod, void *userdata) {
-        ImdsService *s = userdata;
-        PodState *st = pod_state(s, pod->uid, event != STORE_POD_REMOVED);
-        _cleanup_free_ char *arn = NULL;
-        bool use = false;
-
-        if (event != STORE_POD_REMOVED && pod->indexed && pod->ips && !pod->terminating &&
-            roles_for_pod(s->d.roles, pod->role, &arn, NULL) >= 0) {
-                const StoreNamespace *ns = store_get_namespace(s->d.store, pod->namespace);
-                use = roles_namespace_allows(s->d.roles, arn, ns != NULL, ns ? ns->allowed_roles : NULL);
-        }
-
-        if (st) {
-                bool same = use && st->role_arn && streq(st->role_arn, arn) &&
-                            streq(strempty(st->external_id), strempty(pod->external_id));
-                if (st->role_arn && !same) {
-                        (void) creds_set_in_use(s->d.creds, st->role_arn, st->external_id, false);
-                        st->role_arn = mfree(st->role_arn);
-                        st->external_id = mfree(st->external_id);
-                }
-                if (use && !same) {
-                        st->role_arn = strdup(arn);
-                        st->external_id = pod->external_id ? strdup(pod->external_id) : NULL;
-                        if (st->role_arn)
-                                (void) creds_set_in_use(s->d.creds, arn, pod->external_id, true);
-                        if (s->d.config->prefetch)
-                                (void) creds_prefetch(s->d.creds, arn, pod->external_id, pod->ips[0]);
-                }
-                if (event == STORE_POD_REMOVED)
-                        pod_state_drop(s, st);
-        }
-
-        for (char **ip = pod->ips; ip && *ip; ip++)
-                wake_ip(s, *ip);
 }
 
 /* ---- request entry points ---- */
@@ -866,8 +810,8 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
         _cleanup_(imds_service_freep) ImdsService *s = NULL;
         int r;
 
-        if (!deps || !deps->event || !deps->config || !deps->store || !deps->roles || !deps->creds ||
-            !deps->tokens || !deps->proxy)
+        if (!deps || !deps->event || !deps->config || !deps->store || !deps->pod_roles || !deps->roles ||
+            !deps->creds || !deps->tokens || !deps->proxy)
                 return -EINVAL;
         s = calloc(1, sizeof *s);
         if (!s)
@@ -900,9 +844,6 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                 (void) metrics_touch(s->m_dup_success, NULL);
                 (void) metrics_touch(s->m_tokens, NULL);
         }
-        r = store_add_observer(deps->store, on_store_pod, on_store_ip, s);
-        if (r < 0)
-                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -910,21 +851,17 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
 ImdsService *imds_service_free(ImdsService *s) {
         if (!s)
                 return NULL;
-        store_remove_observer(s->d.store, on_store_pod, on_store_ip, s);
         while (s->waiting) {
                 PodRequest *pr = s->waiting;
-                pod_request_unlink(pr);
+
                 if (pr->req)
                         respond_error(pr->req, 503, "service stopping");
-                pod_request_done(pr);
+                pr->req = NULL;
+                if (pr->state == POD_REQUEST_RESOLVING)
+                        pod_request_unlink(pr); /* freed when the lookup reports (on_resolved) */
+                else
+                        (void) pod_request_enter(pr, POD_REQUEST_DONE);
         }
-        for (size_t i = 0; i < s->n_pods; i++) {
-                free(s->pods[i].uid);
-                free(s->pods[i].role_arn);
-                free(s->pods[i].external_id);
-                free(s->pods[i].audit_key);
-        }
-        free(s->pods);
         free(s);
         return NULL;
 }

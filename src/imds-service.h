@@ -4,8 +4,9 @@
 /* ImdsService: the instance-metadata service as pods see it. Owns every answer the daemon gives
  * itself (docs/compatibility.md: "Routes" and "What changes"):
  * - the role list and the credentials of the pod's role, found by the TCP peer's address in
- *   the store; a request from an address the store does not know yet waits (suspended) until
- *   the pod appears or the kube2iam backoff budget runs out, woken by the store, not by polling;
+ *   the store and the pod's role as pod-roles decided it; a request from an address the store
+ *   does not know yet waits (suspended) until the pod appears or the kube2iam backoff budget runs
+ *   out, woken for its own IP (imds_service_wake(), once per loop turn), not by polling;
  * - IMDSv2 tokens (minted here, bound to the pod's address) and their check on every request,
  *   required with --imdsv2-required;
  * - the same for the SDKs' extended credentials API (iam/security-credentials-extended), whose
@@ -16,8 +17,8 @@
  *   own upstream token in place of the pod's, listings filtered, everything else IMDS's 404),
  *   and only to pods of this node: any other address waits like a credential request, then 404;
  * - explicit HTTP proxy use (absolute-form targets for the metadata address only);
- * - prefetch of a pod's role when it appears, and telling the cache which roles live pods use;
- * - one audit entry per issuance and per denial, rate-limited per pod. */
+ * - one audit entry per issuance and per denial, rate-limited per pod (pod-roles keeps the state).
+ * A request's life is an explicit state (PodRequestState in imds-service.c), changed in one place. */
 
 #include <systemd/sd-event.h>
 
@@ -34,19 +35,14 @@ typedef struct ImdsProxy ImdsProxy;
 typedef struct ImdsTokens ImdsTokens;
 typedef struct KubeClient KubeClient;
 typedef struct Metrics Metrics;
+typedef struct PodRoles PodRoles;
 typedef struct Roles Roles;
 typedef struct Store Store;
 typedef struct ImdsService ImdsService;
 
 /* A cold STS call takes a few hundred milliseconds; past this the pod's SDK gave up long ago. */
 #define IMDS_SERVICE_CREDS_WAIT (5 * USEC_PER_SEC)
-/* Audit entries per pod: a change of result is always written, a repeat once a minute at most. */
-#define IMDS_SERVICE_AUDIT_REPEAT (60 * USEC_PER_SEC)
-/* Log lines one pod's requests may cause (audit entries, refused roles) per interval: a pod that
- * alternates results or floods refusals writes this many, and the other pods' entries still fit
- * in the shared budget below and in journald's per-unit limit (10,000 per 30 s by default). */
-#define IMDS_SERVICE_POD_LOG_BURST 20U
-#define IMDS_SERVICE_POD_LOG_INTERVAL (10 * USEC_PER_SEC)
+/* A pod's own budget and the repeat of its audit entries: POD_ROLES_* in pod-roles.h. */
 /* Audit entries of all pods together per interval: a node's pods starting at once fit. */
 #define IMDS_SERVICE_AUDIT_BURST 200U
 #define IMDS_SERVICE_AUDIT_INTERVAL (10 * USEC_PER_SEC)
@@ -60,6 +56,7 @@ typedef struct ImdsServiceDeps {
         sd_event *event;
         const Config *config;
         Store *store;
+        PodRoles *pod_roles;
         KubeClient *kube; /* NULL: no Kubernetes (no pod is ever known) */
         Roles *roles;
         Creds *creds;
@@ -77,8 +74,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsService *, imds_service_free);
 /* Answers a routed request: ROUTE_ROLE_LIST, ROUTE_ROLE_CREDENTIALS, ROUTE_IAM_INFO,
  * ROUTE_API_TOKEN, ROUTE_IDENTITY and ROUTE_PROXY (after the token check and the table). */
 void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m);
-/* The Kubernetes client's sync state changed: waiting requests are looked at again. */
-void imds_service_kube_changed(ImdsService *s);
+/* The answer for ip may have changed (NULL: for every IP): the requests waiting for it look again.
+ * Called by pod-roles' dispatch, never from inside another module's update. */
+void imds_service_wake(ImdsService *s, const char *ip);
 unsigned imds_service_waiting(const ImdsService *s);
 
 /* The IMDS credential document, as IMDS writes it (field order, two-space indent, " : "); with

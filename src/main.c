@@ -30,6 +30,7 @@
 #include "kube/kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
+#include "pod-roles.h"
 #include "process-metrics.h"
 #include "pod-routes.h"
 #include "proxy.h"
@@ -72,9 +73,13 @@ typedef struct Daemon {
         Creds *creds;
         Roles *roles;
         Store *store;
+        PodRoles *pod_roles;
         KubeClient *kube;
         ImdsTokens *tokens;
         ImdsService *service;
+        sd_event_source *turn; /* the once-per-loop-turn pass (on_turn) */
+        bool status_changed;   /* the Kubernetes client's state changed since the last turn */
+        char *status_sent;     /* the last STATUS= text */
         sd_event_source *ready_timer;
         bool ready;
         bool has_kubeconfig;
@@ -95,11 +100,13 @@ static void daemon_done(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
         d->routes_timer = sd_event_source_disable_unref(d->routes_timer);
+        d->turn = sd_event_source_disable_unref(d->turn);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
+        d->pod_roles = pod_roles_free(d->pod_roles); /* gives its in-use counts back to the cache */
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
@@ -112,6 +119,7 @@ static void daemon_done(Daemon *d) {
         d->tokens = imds_tokens_free(d->tokens);
         d->registry = metrics_free(d->registry);
         d->event = sd_event_unref(d->event);
+        d->status_sent = mfree(d->status_sent);
         config_done(&d->config);
 }
 
@@ -419,8 +427,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* STATUS=: sent only when the text changed, and at most once per loop turn (on_turn), however
+ * many pods the turn added or removed. */
 static void update_status(Daemon *d) {
         char status[1024], routes[400] = "";
+        char *copy;
 
         if (d->routes.n_outside > 0)
                 snprintf(routes, sizeof routes,
@@ -429,7 +440,12 @@ static void update_status(Daemon *d) {
         snprintf(status, sizeof status, "%s; %s%s%s", d->ready ? "Serving" : "Starting",
                  d->kube ? kube_client_status(d->kube) : "no Kubernetes API", routes,
                  d->stopping ? "; stopping" : "");
+        if (d->status_sent && streq(d->status_sent, status))
+                return;
         (void) sd_notifyf(false, "STATUS=%s", status);
+        copy = strdup(status);
+        if (copy)
+                free_and_replace(d->status_sent, copy);
 }
 
 static void notify_ready(Daemon *d, const char *why) {
@@ -497,14 +513,62 @@ static int on_routes_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
+static void schedule_turn(Daemon *d) {
+        if (d->turn && sd_event_source_set_enabled(d->turn, SD_EVENT_ONESHOT) < 0)
+                log_error("Failed to schedule the pass over changed pods");
+}
+
+/* The Kubernetes client's state changed: the status line is due at the next turn. Nothing else:
+ * what changed for requests is in the store's record (a stale store records every IP). */
 static void on_kube_state(KubeClient *k, void *userdata) {
         Daemon *d = userdata;
 
         if (kube_client_pods_synced(k))
                 notify_ready(d, "caches have been synced");
         check_pod_routes(d);
-        update_status(d);
-        imds_service_kube_changed(d->service);
+        d->status_changed = true;
+        schedule_turn(d);
+}
+
+/* The store recorded its first change since the last turn (nothing may be done here: the store is
+ * in the middle of an update). */
+static void on_store_changed(Store *s, void *userdata) {
+        schedule_turn(userdata);
+}
+
+static void wake_requests(const char *ip, void *userdata) {
+        Daemon *d = userdata;
+        imds_service_wake(d->service, ip);
+}
+
+/* Once per loop turn that changed something, ahead of the HTTP server (HTTP_SERVER_EVENT_PRIORITY):
+ * pod-roles plays the store's record (roles recomputed, in-use counts and prefetches in the cache,
+ * then the requests waiting on the IPs that changed), then the status line. */
+static int on_turn(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+
+        (void) pod_roles_dispatch(d->pod_roles, wake_requests, d);
+        if (d->status_changed) {
+                d->status_changed = false;
+                update_status(d);
+        }
+        return 0;
+}
+
+static int setup_turn(Daemon *d) {
+        int r;
+
+        r = sd_event_add_defer(d->event, &d->turn, on_turn, d);
+        if (r >= 0)
+                r = sd_event_source_set_priority(d->turn, HTTP_SERVER_EVENT_PRIORITY - 1);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->turn, store_has_changes(d->store) ? SD_EVENT_ONESHOT
+                                                                                     : SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the pass over changed pods: %m");
+        (void) sd_event_source_set_description(d->turn, "pod-roles-turn");
+        store_set_change_hook(d->store, on_store_changed, d);
+        return 0;
 }
 
 static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -635,17 +699,9 @@ static int setup_metrics(Daemon *d) {
                 1);
 }
 
-static int run(Daemon *d) {
-        _cleanup_close_ int app_fd = -EBADF, metrics_fd = -EBADF;
-        _cleanup_free_ char *base = NULL, *def = NULL;
-        CredsSettings settings;
+static int setup_loop(Daemon *d) {
         sigset_t mask;
         int r;
-
-        /* first, before anything opens an fd: passed sockets start at fd 3 */
-        r = get_listeners(d, &app_fd, &metrics_fd);
-        if (r < 0)
-                return r;
 
         r = sd_event_default(&d->event);
         if (r < 0)
@@ -665,27 +721,14 @@ static int run(Daemon *d) {
         r = sd_event_set_watchdog(d->event, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, continuing without: %m");
+        return 0;
+}
 
-        r = setup_metrics(d);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up metrics: %m");
-        r = http_client_new(d->event, &d->http);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the HTTP client: %m");
-        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the metadata client: %m");
+/* The node's own credentials sign STS calls; the cache fetches through them. */
+static int setup_credentials(Daemon *d) {
+        CredsSettings settings;
+        int r;
 
-        /* roles first: auto-discovery may be needed before anything can be answered */
-        r = discover_roles(d, &base, &def);
-        if (r < 0)
-                return r;
-        r = roles_new(base ?: d->config.base_role_arn, def ?: d->config.default_role,
-                      d->config.namespace_restrictions, d->config.namespace_restriction_format, &d->roles);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up role rules: %m");
-
-        /* the node's own credentials sign STS calls */
         r = node_credentials_new(d->event, d->imds, &d->node);
         if (r < 0)
                 return log_error_errno(
@@ -707,10 +750,26 @@ static int run(Daemon *d) {
                 r = creds_attach_event(d->creds, d->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the credential cache: %m");
+        return 0;
+}
+
+/* The store, the pass that plays its changes once per turn, and what answers pods. */
+static int setup_pods(Daemon *d) {
+        int r;
 
         r = store_new(&d->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the pod store: %m");
+        r = pod_roles_new(&(const PodRolesDeps){ .store = d->store,
+                                                 .roles = d->roles,
+                                                 .creds = d->creds,
+                                                 .prefetch = d->config.prefetch },
+                          &d->pod_roles);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up per-pod roles: %m");
+        r = setup_turn(d);
+        if (r < 0)
+                return r;
         r = imds_tokens_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
@@ -724,6 +783,7 @@ static int run(Daemon *d) {
         r = imds_service_new(&(const ImdsServiceDeps){ .event = d->event,
                                                        .config = &d->config,
                                                        .store = d->store,
+                                                       .pod_roles = d->pod_roles,
                                                        .kube = d->kube,
                                                        .roles = d->roles,
                                                        .creds = d->creds,
@@ -734,6 +794,64 @@ static int run(Daemon *d) {
                              &d->service);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata service: %m");
+        return 0;
+}
+
+static void log_started(Daemon *d) {
+        if (d->socket_activated)
+                /* kube2iam's "Listening on port N" starts the line: people grep for it */
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
+                           "credentials from %s",
+                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
+        else
+                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
+                           "Listening on port %u; metadata service at %s:%u; node credentials from %s",
+                           d->config.app_port, d->config.metadata_host, d->config.metadata_port,
+                           node_credentials_source(d->node));
+}
+
+static int run(Daemon *d) {
+        _cleanup_close_ int app_fd = -EBADF, metrics_fd = -EBADF;
+        _cleanup_free_ char *base = NULL, *def = NULL;
+        int r;
+
+        /* first, before anything opens an fd: passed sockets start at fd 3 */
+        r = get_listeners(d, &app_fd, &metrics_fd);
+        if (r < 0)
+                return r;
+
+        r = setup_loop(d);
+        if (r < 0)
+                return r;
+
+        r = setup_metrics(d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up metrics: %m");
+        r = http_client_new(d->event, &d->http);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metadata client: %m");
+
+        /* roles first: auto-discovery may be needed before anything can be answered */
+        r = discover_roles(d, &base, &def);
+        if (r < 0)
+                return r;
+        r = roles_new(base ?: d->config.base_role_arn, def ?: d->config.default_role,
+                      d->config.namespace_restrictions, d->config.namespace_restriction_format, &d->roles);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up role rules: %m");
+
+        r = setup_credentials(d);
+        if (r < 0)
+                return r;
+
+        r = setup_pods(d);
+        if (r < 0)
+                return r;
 
         r = health_new(d->event, d->imds, d->config.host_ip, &d->health);
         if (r < 0)
@@ -771,18 +889,7 @@ static int run(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the pod route check: %m");
 
-        if (d->socket_activated)
-                /* kube2iam's "Listening on port N" starts the line: people grep for it */
-                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Listening on port %u (the socket from systemd); metadata service at %s:%u; node "
-                           "credentials from %s",
-                           d->listen_port, d->config.metadata_host, d->config.metadata_port,
-                           node_credentials_source(d->node));
-        else
-                log_fields(LOG_INFO, ((const LogField[]){ { "MESSAGE_ID", LOG_MESSAGE_ID_STARTED } }), 1,
-                           "Listening on port %u; metadata service at %s:%u; node credentials from %s",
-                           d->config.app_port, d->config.metadata_host, d->config.metadata_port,
-                           node_credentials_source(d->node));
+        log_started(d);
 
         /* docs/design.md, boot order: with a kubeconfig, wait (bounded) for the first pod list so the
          * pods kubelet restarts are answered from memory; without one, never wait for it */

@@ -4,135 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <cjson/cJSON.h>
 
 #include "log.h"
 #include "store.h"
 #include "string-util.h"
-
-/* ---- a small string-keyed hash table (chaining, seeded hash, grows at load 1) ---- */
-
-typedef struct Entry {
-        struct Entry *next;
-        const char *key; /* points into value */
-        void *value;
-} Entry;
-
-typedef struct Table {
-        Entry **buckets;
-        size_t n_buckets, n;
-        uint64_t seed;
-} Table;
-
-static uint64_t hash_string(const Table *t, const char *s) {
-        /* FNV-1a, seeded per table so that names chosen by cluster users cannot be made to collide */
-        uint64_t h = 1469598103934665603ULL ^ t->seed;
-        for (; *s; s++) {
-                h ^= (unsigned char) *s;
-                h *= 1099511628211ULL;
-        }
-        return h ^ (h >> 29);
-}
-
-static int table_init(Table *t) {
-        *t = (Table){ .n_buckets = 64 };
-        t->buckets = calloc(t->n_buckets, sizeof(Entry *));
-        if (!t->buckets)
-                return -ENOMEM;
-        if (getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != sizeof t->seed)
-                t->seed = (uint64_t) (uintptr_t) t ^ 0x9e3779b97f4a7c15ULL;
-        return 0;
-}
-
-static void *table_get(const Table *t, const char *key) {
-        for (Entry *e = t->buckets[hash_string(t, key) % t->n_buckets]; e; e = e->next)
-                if (streq(e->key, key))
-                        return e->value;
-        return NULL;
-}
-
-static int table_grow(Table *t) {
-        size_t nb = t->n_buckets * 2;
-        Entry **b = calloc(nb, sizeof(Entry *));
-
-        if (!b)
-                return -ENOMEM;
-        for (size_t i = 0; i < t->n_buckets; i++)
-                for (Entry *e = t->buckets[i], *next; e; e = next) {
-                        size_t h = hash_string(t, e->key) % nb;
-                        next = e->next;
-                        e->next = b[h];
-                        b[h] = e;
-                }
-        free(t->buckets);
-        t->buckets = b;
-        t->n_buckets = nb;
-        return 0;
-}
-
-/* key must stay valid while the entry exists (it points into value); key must be absent. */
-static int table_put(Table *t, const char *key, void *value) {
-        Entry *e;
-        size_t h;
-
-        if (t->n >= t->n_buckets && table_grow(t) < 0)
-                return -ENOMEM;
-        e = malloc(sizeof *e);
-        if (!e)
-                return -ENOMEM;
-        h = hash_string(t, key) % t->n_buckets;
-        *e = (Entry){ .next = t->buckets[h], .key = key, .value = value };
-        t->buckets[h] = e;
-        t->n++;
-        return 0;
-}
-
-static void *table_remove(Table *t, const char *key) {
-        for (Entry **p = &t->buckets[hash_string(t, key) % t->n_buckets]; *p; p = &(*p)->next)
-                if (streq((*p)->key, key)) {
-                        Entry *e = *p;
-                        void *v = e->value;
-                        *p = e->next;
-                        free(e);
-                        t->n--;
-                        return v;
-                }
-        return NULL;
-}
-
-/* Calls f on every value; f must not change the table. */
-#define TABLE_FOREACH(e, t) \
-        for (size_t _i = 0; _i < (t)->n_buckets; _i++) \
-                for (Entry *e = (t)->buckets[_i]; e; e = e->next)
-
-static void table_clear(Table *t, void (*free_value)(void *)) {
-        for (size_t i = 0; i < t->n_buckets; i++) {
-                for (Entry *e = t->buckets[i], *next; e; e = next) {
-                        next = e->next;
-                        if (free_value)
-                                free_value(e->value);
-                        free(e);
-                }
-                t->buckets[i] = NULL;
-        }
-        t->n = 0;
-}
-
-static void table_done(Table *t, void (*free_value)(void *)) {
-        if (!t->buckets)
-                return;
-        for (size_t i = 0; i < t->n_buckets; i++)
-                for (Entry *e = t->buckets[i], *next; e; e = next) {
-                        next = e->next;
-                        if (free_value)
-                                free_value(e->value);
-                        free(e);
-                }
-        free(t->buckets);
-        *t = (Table){};
-}
+#include "strmap.h"
 
 /* ---- the store ---- */
 
@@ -143,20 +21,39 @@ typedef struct IpSlot {
         bool overflow; /* more than MAX_PODS_PER_IP claimed it: never answer */
 } IpSlot;
 
-typedef struct Observer {
-        store_pod_observer_t pod_cb;
-        store_ip_observer_t ip_cb;
-        void *userdata;
-} Observer;
+/* What changed since the last store_dispatch_changes(), in the order it happened. Played and
+ * emptied once per loop turn, so it holds at most what one turn applied: a watch backlog
+ * (KUBE_WATCH_BACKLOG_MAX_BYTES) or one complete list, both bounded where they are read. */
+typedef struct PodChange {
+        StorePodEvent event;
+        StorePod *pod; /* in the store, or retired (replaced or removed) until the dispatch */
+} PodChange;
+
+typedef struct Changes {
+        PodChange *pods;
+        size_t n_pods, cap_pods;
+        StorePod **retired; /* pods no longer in the store that a PodChange still points to */
+        size_t n_retired, cap_retired;
+        char **namespaces; /* names whose allowed roles changed, without duplicates */
+        bool all_namespaces;
+        StrMap ip_set; /* ip -> the copy in ips (deduplication) */
+        char **ips;    /* IPs whose answer may have changed, in order */
+        size_t n_ips, cap_ips;
+        bool all_ips;
+        bool pending; /* something is recorded: the hook has been called */
+        bool oom;     /* a change could not be recorded: the next dispatch reports everything */
+} Changes;
 
 struct Store {
-        Table pods;       /* uid -> StorePod */
-        Table ips;        /* ip -> IpSlot */
-        Table namespaces; /* name -> StoreNamespace */
+        StrMap pods;       /* uid -> StorePod */
+        StrMap ips;        /* ip -> IpSlot */
+        StrMap namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
         bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
-        Observer *observers;
-        size_t n_observers;
+        Changes changes;
+        bool dispatching;
+        store_change_hook_t hook;
+        void *hook_userdata;
 };
 
 int store_pod_new(const char *uid, const char *namespace, const char *name, StorePod **ret) {
@@ -235,19 +132,22 @@ int store_new(Store **ret) {
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        if (table_init(&s->pods) < 0 || table_init(&s->ips) < 0 || table_init(&s->namespaces) < 0)
+        if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
+            strmap_init(&s->changes.ip_set) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
 }
 
+static void changes_done(Changes *c);
+
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
-        table_done(&s->ips, ip_slot_free);
-        table_done(&s->pods, pod_free_void);
-        table_done(&s->namespaces, namespace_free_void);
-        free(s->observers);
+        strmap_done(&s->ips, ip_slot_free);
+        strmap_done(&s->pods, pod_free_void);
+        strmap_done(&s->namespaces, namespace_free_void);
+        changes_done(&s->changes);
         free(s);
         return NULL;
 }
@@ -258,23 +158,117 @@ static bool pod_indexable(const StorePod *p) {
         return !p->host_network && !streq(p->phase, "Succeeded") && !streq(p->phase, "Failed");
 }
 
-static void notify_pod(Store *s, StorePodEvent ev, const StorePod *p) {
-        for (size_t i = 0; i < s->n_observers; i++)
-                if (s->observers[i].pod_cb)
-                        s->observers[i].pod_cb(s, ev, p, s->observers[i].userdata);
+/* ---- recording changes (nothing is called back here: store_dispatch_changes() plays them) ---- */
+
+static void changes_mark(Store *s) {
+        bool first = !s->changes.pending;
+
+        s->changes.pending = true;
+        if (first && s->hook)
+                s->hook(s, s->hook_userdata);
 }
 
-static void notify_ip(Store *s, const char *ip) {
-        for (size_t i = 0; i < s->n_observers; i++)
-                if (s->observers[i].ip_cb)
-                        s->observers[i].ip_cb(s, ip, s->observers[i].userdata);
+/* A change could not be recorded: the next dispatch reports every pod, namespace and IP instead,
+ * so nothing is missed; the pod log is dropped (it may point to a pod that could not be retired). */
+static void changes_oom(Store *s) {
+        s->changes.oom = true;
+        s->changes.n_pods = 0;
+        changes_mark(s);
+}
+
+static bool grow(void **array, size_t *cap, size_t n, size_t size) {
+        size_t c = MAX((size_t) 16, *cap * 2);
+        void *a;
+
+        if (n < *cap)
+                return true;
+        a = reallocarray(*array, c, size);
+        if (!a)
+                return false;
+        *array = a;
+        *cap = c;
+        return true;
+}
+
+static void record_pod(Store *s, StorePodEvent event, StorePod *p) {
+        Changes *c = &s->changes;
+
+        if (c->oom) {
+                changes_mark(s);
+                return;
+        }
+        if (!grow((void **) &c->pods, &c->cap_pods, c->n_pods, sizeof(PodChange)))
+                return changes_oom(s);
+        c->pods[c->n_pods++] = (PodChange){ event, p };
+        changes_mark(s);
+}
+
+/* p has left the store: kept until the dispatch, since the log may point to it. */
+static void retire(Store *s, StorePod *p) {
+        Changes *c = &s->changes;
+
+        if (!grow((void **) &c->retired, &c->cap_retired, c->n_retired, sizeof(StorePod *))) {
+                changes_oom(s); /* the log no longer points to p */
+                store_pod_free(p);
+                return;
+        }
+        c->retired[c->n_retired++] = p;
+}
+
+static void record_ip(Store *s, const char *ip) {
+        Changes *c = &s->changes;
+        char *copy;
+
+        if (c->all_ips || c->oom || strmap_get(&c->ip_set, ip)) {
+                changes_mark(s);
+                return;
+        }
+        if (!grow((void **) &c->ips, &c->cap_ips, c->n_ips, sizeof(char *)) || !(copy = strdup(ip)))
+                return changes_oom(s);
+        if (strmap_put(&c->ip_set, copy, copy) < 0) {
+                free(copy);
+                return changes_oom(s);
+        }
+        c->ips[c->n_ips++] = copy;
+        changes_mark(s);
+}
+
+static void record_namespace(Store *s, const char *name) {
+        Changes *c = &s->changes;
+
+        if (!c->all_namespaces && !strv_contains(c->namespaces, name) &&
+            strv_extend(&c->namespaces, name) < 0)
+                c->all_namespaces = true; /* asks for every pod to be looked at again: never less */
+        changes_mark(s);
+}
+
+static void record_all_namespaces(Store *s) {
+        s->changes.all_namespaces = true;
+        changes_mark(s);
+}
+
+static void changes_reset(Changes *c) {
+        for (size_t i = 0; i < c->n_retired; i++)
+                store_pod_free(c->retired[i]);
+        strmap_clear(&c->ip_set, free);
+        c->namespaces = strv_free(c->namespaces);
+        c->n_pods = c->n_retired = c->n_ips = 0;
+        c->all_namespaces = c->all_ips = c->oom = c->pending = false;
+}
+
+static void changes_done(Changes *c) {
+        changes_reset(c);
+        strmap_done(&c->ip_set, NULL);
+        free(c->pods);
+        free(c->retired);
+        free(c->ips);
 }
 
 static void unindex(Store *s, StorePod *p) {
         if (!p->indexed)
                 return;
         for (char **ip = p->ips; ip && *ip; ip++) {
-                IpSlot *slot = table_get(&s->ips, *ip);
+                IpSlot *slot = strmap_get(&s->ips, *ip);
                 if (!slot)
                         continue;
                 for (size_t i = 0; i < slot->n; i++)
@@ -285,7 +279,7 @@ static void unindex(Store *s, StorePod *p) {
                                 break;
                         }
                 if (slot->n == 0) {
-                        table_remove(&s->ips, slot->ip);
+                        strmap_remove(&s->ips, slot->ip);
                         ip_slot_free(slot);
                 }
         }
@@ -297,10 +291,10 @@ static int index_pod(Store *s, StorePod *p) {
                 return 0;
         p->indexed = true;
         for (char **ip = p->ips; ip && *ip; ip++) {
-                IpSlot *slot = table_get(&s->ips, *ip);
+                IpSlot *slot = strmap_get(&s->ips, *ip);
                 if (!slot) {
                         slot = calloc(1, sizeof *slot);
-                        if (!slot || !(slot->ip = strdup(*ip)) || table_put(&s->ips, slot->ip, slot) < 0) {
+                        if (!slot || !(slot->ip = strdup(*ip)) || strmap_put(&s->ips, slot->ip, slot) < 0) {
                                 ip_slot_free(slot);
                                 unindex(s, p);
                                 return -ENOMEM;
@@ -340,37 +334,44 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
 }
 
 static int apply_pod(Store *s, StorePod *pod) {
-        _cleanup_(store_pod_freep) StorePod *new = pod, *old = NULL;
-        char **was_at = NULL;
+        _cleanup_(store_pod_freep) StorePod *new = pod;
+        StorePod *old, *p;
+        bool was_indexed = false;
         int r;
 
-        old = table_remove(&s->pods, new->uid);
+        old = strmap_remove(&s->pods, new->uid);
         if (old && pod_equal(old, new)) {
-                /* nothing a decision uses changed: keep the old object, no notification */
-                StorePod *keep = TAKE_PTR(old);
-                return table_put(&s->pods, keep->uid, keep);
+                /* nothing a decision uses changed: keep the old object, record nothing */
+                r = strmap_put(&s->pods, old->uid, old);
+                if (r >= 0)
+                        return r;
+                new = store_pod_free(new); /* out of memory: the pod goes, as if deleted */
         }
         if (old) {
-                bool was_indexed = old->indexed;
-
+                was_indexed = old->indexed;
                 unindex(s, old);
-                if (was_indexed)
-                        was_at = old->ips; /* old lives until the end of this function */
         }
-        r = table_put(&s->pods, new->uid, new);
-        if (r < 0)
+        r = new ? strmap_put(&s->pods, new->uid, new) : -ENOMEM;
+        if (r < 0) {
+                if (old) {
+                        record_pod(s, STORE_POD_REMOVED, old);
+                        retire(s, old);
+                }
                 return r;
-        StorePod *p = TAKE_PTR(new);
+        }
+        p = TAKE_PTR(new);
         r = index_pod(s, p);
-        notify_pod(s, old ? STORE_POD_CHANGED : STORE_POD_ADDED, p);
+        record_pod(s, old ? STORE_POD_CHANGED : STORE_POD_ADDED, p);
         /* the answer for each IP the pod holds or held may differ now (a new pod, a pod that
          * started terminating, a pod that moved): waiting requests look again */
         if (p->indexed)
                 for (char **ip = p->ips; ip && *ip; ip++)
-                        notify_ip(s, *ip);
-        for (char **ip = was_at; ip && *ip; ip++)
-                if (!(p->indexed && strv_contains(p->ips, *ip)) && table_get(&s->ips, *ip))
-                        notify_ip(s, *ip);
+                        record_ip(s, *ip);
+        for (char **ip = was_indexed ? old->ips : NULL; ip && *ip; ip++)
+                if (!(p->indexed && strv_contains(p->ips, *ip)) && strmap_get(&s->ips, *ip))
+                        record_ip(s, *ip);
+        if (old)
+                retire(s, old);
         return r;
 }
 
@@ -387,33 +388,33 @@ int store_pod_remove(Store *s, const char *uid) {
 
         if (!s || !uid)
                 return -EINVAL;
-        p = table_remove(&s->pods, uid);
+        p = strmap_remove(&s->pods, uid);
         if (!p)
                 return -ENOENT;
         unindex(s, p);
-        notify_pod(s, STORE_POD_REMOVED, p);
+        record_pod(s, STORE_POD_REMOVED, p);
         /* an IP it shared may now have a single answer */
         for (char **ip = p->ips; ip && *ip; ip++)
-                if (table_get(&s->ips, *ip))
-                        notify_ip(s, *ip);
-        store_pod_free(p);
+                if (strmap_get(&s->ips, *ip))
+                        record_ip(s, *ip);
+        retire(s, p);
         return 0;
 }
 
 int store_pods_replace(Store *s, StorePod **pods, size_t n) {
         _cleanup_free_ StorePod **gone = NULL;
-        Table incoming;
+        StrMap incoming;
         size_t n_gone = 0;
         int r = 0;
 
         if (!s || (!pods && n > 0))
                 return -EINVAL;
-        r = table_init(&incoming);
+        r = strmap_init(&incoming);
         if (r < 0)
                 goto out;
         for (size_t i = 0; i < n; i++)
-                if (!table_get(&incoming, pods[i]->uid) &&
-                    (r = table_put(&incoming, pods[i]->uid, pods[i])) < 0)
+                if (!strmap_get(&incoming, pods[i]->uid) &&
+                    (r = strmap_put(&incoming, pods[i]->uid, pods[i])) < 0)
                         goto out;
 
         /* Removals first: a pod that vanished meanwhile must be out of the index before its IP's
@@ -423,14 +424,14 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n) {
                 r = -ENOMEM;
                 goto out;
         }
-        TABLE_FOREACH(e, &s->pods)
-        if (!table_get(&incoming, e->key))
+        STRMAP_FOREACH(e, &s->pods)
+        if (!strmap_get(&incoming, e->key))
                 gone[n_gone++] = e->value;
         /* a duplicate uid in the list: the first wins */
         for (size_t i = 0; i < n; i++)
-                if (table_get(&incoming, pods[i]->uid) != pods[i])
+                if (strmap_get(&incoming, pods[i]->uid) != pods[i])
                         pods[i] = store_pod_free(pods[i]);
-        table_done(&incoming, NULL); /* its keys belong to pods that applying may free */
+        strmap_done(&incoming, NULL); /* its keys belong to pods that applying may free */
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_pod_remove(s, gone[i]->uid);
 
@@ -443,7 +444,7 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n) {
                         r = k;
         }
 out:
-        table_done(&incoming, NULL);
+        strmap_done(&incoming, NULL);
         for (size_t i = 0; i < n; i++)
                 store_pod_free(pods[i]);
         free(pods);
@@ -506,7 +507,7 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
 
         if (!s || isempty(name))
                 return -EINVAL;
-        n = table_get(&s->namespaces, name);
+        n = strmap_get(&s->namespaces, name);
         if (n) {
                 char *copy = NULL, **roles = NULL;
                 bool invalid;
@@ -525,6 +526,7 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 n->allowed_roles = roles;
                 n->invalid = invalid;
                 log_namespace_roles(n, "OnUpdate");
+                record_namespace(s, name);
                 return 0;
         }
         n = calloc(1, sizeof *n);
@@ -537,12 +539,13 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
         }
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
         if (r >= 0)
-                r = table_put(&s->namespaces, n->name, n);
+                r = strmap_put(&s->namespaces, n->name, n);
         if (r < 0) {
                 namespace_free(n);
                 return r;
         }
         log_namespace_roles(n, "OnAdd");
+        record_namespace(s, name);
         return r;
 }
 
@@ -551,37 +554,38 @@ int store_namespace_remove(Store *s, const char *name) {
 
         if (!s || !name)
                 return -EINVAL;
-        n = table_remove(&s->namespaces, name);
+        n = strmap_remove(&s->namespaces, name);
         if (!n)
                 return -ENOENT;
         log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
                    "Deleting namespace (OnDelete)");
+        record_namespace(s, n->name);
         namespace_free(n);
         return 0;
 }
 
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
-        Table incoming;
+        StrMap incoming;
         _cleanup_free_ char **gone = NULL;
         size_t n_gone = 0;
         int r;
 
         if (!s || (!ns && n > 0))
                 return -EINVAL;
-        r = table_init(&incoming);
+        r = strmap_init(&incoming);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                if (!table_get(&incoming, ns[i].name) &&
-                    (r = table_put(&incoming, ns[i].name, (void *) &ns[i])) < 0)
+                if (!strmap_get(&incoming, ns[i].name) &&
+                    (r = strmap_put(&incoming, ns[i].name, (void *) &ns[i])) < 0)
                         goto out;
         gone = calloc(s->namespaces.n + 1, sizeof(char *));
         if (!gone) {
                 r = -ENOMEM;
                 goto out;
         }
-        TABLE_FOREACH(e, &s->namespaces)
-        if (!table_get(&incoming, e->key))
+        STRMAP_FOREACH(e, &s->namespaces)
+        if (!strmap_get(&incoming, e->key))
                 gone[n_gone++] = (char *) e->key;
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
@@ -590,9 +594,11 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
                 if (k < 0 && r >= 0)
                         r = k;
         }
+        if (!s->namespaces_known)
+                record_all_namespaces(s); /* restrictions stop denying for want of a list */
         s->namespaces_known = true;
 out:
-        table_done(&incoming, NULL);
+        strmap_done(&incoming, NULL);
         return r;
 }
 
@@ -604,41 +610,74 @@ void store_namespaces_unavailable(Store *s) {
         if (!s)
                 return;
         s->namespaces_known = false;
-        table_clear(&s->namespaces, namespace_free_void);
+        strmap_clear(&s->namespaces, namespace_free_void);
+        record_all_namespaces(s);
 }
 
 void store_set_pods_unconfirmed(Store *s, bool unconfirmed) {
-        if (s)
-                s->pods_unconfirmed = unconfirmed;
+        if (!s || s->pods_unconfirmed == unconfirmed)
+                return;
+        s->pods_unconfirmed = unconfirmed;
+        /* every lookup's answer changes: every waiting request looks again */
+        s->changes.all_ips = true;
+        changes_mark(s);
 }
 
 bool store_pods_unconfirmed(const Store *s) {
         return s && s->pods_unconfirmed;
 }
 
-int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata) {
-        Observer *o;
-
-        if (!s || (!pod_cb && !ip_cb))
-                return -EINVAL;
-        o = realloc(s->observers, (s->n_observers + 1) * sizeof(Observer));
-        if (!o)
-                return -ENOMEM;
-        s->observers = o;
-        o[s->n_observers++] = (Observer){ pod_cb, ip_cb, userdata };
-        return 0;
+void store_set_change_hook(Store *s, store_change_hook_t hook, void *userdata) {
+        if (!s)
+                return;
+        s->hook = hook;
+        s->hook_userdata = userdata;
 }
 
-void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb,
-                           void *userdata) {
-        for (size_t i = 0; s && i < s->n_observers; i++)
-                if (s->observers[i].pod_cb == pod_cb && s->observers[i].ip_cb == ip_cb &&
-                    s->observers[i].userdata == userdata) {
-                        memmove(s->observers + i, s->observers + i + 1,
-                                (s->n_observers - i - 1) * sizeof(Observer));
-                        s->n_observers--;
-                        return;
-                }
+bool store_has_changes(const Store *s) {
+        /* while the record plays, what it holds counts as seen: the IP handlers run last */
+        return s && s->changes.pending && !s->dispatching;
+}
+
+static void dispatch_pods(Store *s, const StoreChangeHandler *h) {
+        Changes *c = &s->changes;
+
+        if (!h->pod)
+                return;
+        if (c->oom) {
+                /* the log was lost: every pod counts as changed (namespace(NULL) then drops the rest) */
+                STRMAP_FOREACH(e, &s->pods)
+                h->pod(s, STORE_POD_CHANGED, e->value, h->userdata);
+                return;
+        }
+        for (size_t i = 0; i < c->n_pods; i++)
+                h->pod(s, c->pods[i].event, c->pods[i].pod, h->userdata);
+}
+
+void store_dispatch_changes(Store *s, const StoreChangeHandler *h) {
+        Changes *c;
+
+        if (!store_has_changes(s) || !h)
+                return;
+        c = &s->changes;
+        s->dispatching = true;
+        dispatch_pods(s, h);
+        if (h->namespace) {
+                if (c->all_namespaces || c->oom)
+                        h->namespace(s, NULL, h->userdata);
+                else
+                        for (char **n = c->namespaces; n && *n; n++)
+                                h->namespace(s, *n, h->userdata);
+        }
+        if (h->ip) {
+                if (c->all_ips || c->oom)
+                        h->ip(s, NULL, h->userdata);
+                else
+                        for (size_t i = 0; i < c->n_ips; i++)
+                                h->ip(s, c->ips[i], h->userdata);
+        }
+        changes_reset(c);
+        s->dispatching = false;
 }
 
 int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
@@ -655,7 +694,7 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
                         return ret->error = NULL, -ENOMEM;
                 return 0;
         }
-        slot = s && ip ? table_get(&s->ips, ip) : NULL;
+        slot = s && ip ? strmap_get(&s->ips, ip) : NULL;
         if (!slot || slot->n == 0) {
                 if (asprintf(&ret->error, "pod with specificed IP \"%s\" not found", strempty(ip)) < 0)
                         return ret->error = NULL, -ENOMEM;
@@ -693,19 +732,18 @@ void store_lookup_done(StoreLookup *l) {
 }
 
 const StorePod *store_get_pod(Store *s, const char *uid) {
-        return s && uid ? table_get(&s->pods, uid) : NULL;
+        return s && uid ? strmap_get(&s->pods, uid) : NULL;
 }
 
 const StoreNamespace *store_get_namespace(Store *s, const char *name) {
-        return s && name && s->namespaces_known ? table_get(&s->namespaces, name) : NULL;
+        return s && name && s->namespaces_known ? strmap_get(&s->namespaces, name) : NULL;
 }
 
 void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata) {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->pods.n_buckets; i++)
-                for (const Entry *e = s->pods.buckets[i]; e; e = e->next)
-                        fn(e->value, userdata);
+        STRMAP_FOREACH(e, &s->pods)
+        fn(e->value, userdata);
 }
 
 size_t store_n_pods(const Store *s) {
@@ -721,13 +759,13 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Keys of a table, sorted (Go's json.Marshal sorts map keys). */
-static const char **sorted_keys(const Table *t) {
+static const char **sorted_keys(const StrMap *t) {
         const char **k = calloc(t->n + 1, sizeof(char *));
         size_t n = 0;
 
         if (!k)
                 return NULL;
-        TABLE_FOREACH(e, t)
+        STRMAP_FOREACH(e, t)
         k[n++] = e->key;
         qsort(k, n, sizeof(char *), cmp_str);
         return k;
@@ -763,7 +801,7 @@ int store_debug_json(Store *s, char **ret) {
                 store_lookup_done(&l);
         }
         for (size_t i = 0; nss[i]; i++) {
-                const StoreNamespace *n = table_get(&s->namespaces, nss[i]);
+                const StoreNamespace *n = strmap_get(&s->namespaces, nss[i]);
                 cJSON *a;
 
                 /* kube2iam (Go): null without a decodable annotation, [] for an empty array */

@@ -5,8 +5,10 @@
  * the network. Owns the pods on this node keyed by uid with an index by pod IP (status.podIP
  * and every status.podIPs entry), and the namespaces keyed by name with their allowed-roles
  * annotation parsed once per change. Written by the watches (src/kube/kube-client), read by
- * requests; observers hear about pods appearing, changing and going away, and about an IP
- * gaining a pod. Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
+ * requests. Calls nobody back while it changes: it records what changed (pods in order, the
+ * namespaces whose allowed roles changed, the IPs whose answer may differ) and its owner plays
+ * that record once per loop turn with store_dispatch_changes() (pod-roles, docs/pod-store.md).
+ * Decides IP reuse (kube2iam #17/#244, kiam #107): a pod whose DELETED event or
  * whose absence from a re-list has been applied is never served again, a terminating pod loses
  * to a live one, and anything still ambiguous is no answer (fail closed). While the kube client
  * marks the pods unconfirmed (docs/pod-store.md), no pod is found at all.
@@ -52,12 +54,25 @@ typedef enum StorePodEvent {
         STORE_POD_REMOVED, /* DELETED event or absent from a re-list; already out of the index */
 } StorePodEvent;
 
-/* Called after the store has applied the change, so lookups from the callback see it. The pod
- * is valid during the call only. Observers read the store; they must not change it. */
-typedef void (*store_pod_observer_t)(Store *s, StorePodEvent event, const StorePod *pod, void *userdata);
-/* Called when the answer for ip may have changed while a pod still holds it: a pod appeared or
- * changed there, or a pod sharing it went away. A request waiting for that IP looks again. */
-typedef void (*store_ip_observer_t)(Store *s, const char *ip, void *userdata);
+/* The handler of store_dispatch_changes(). Called with the store in its final state for this turn;
+ * handlers read the store and must not change it. Any member may be NULL. */
+typedef struct StoreChangeHandler {
+        /* Every pod change since the last dispatch, in order. pod is valid during the call only
+         * (a removed or replaced pod is kept until the dispatch ends). */
+        void (*pod)(Store *s, StorePodEvent event, const StorePod *pod, void *userdata);
+        /* A namespace's allowed roles changed (added, changed, removed); NULL: all of them (the
+         * list became known or unavailable, or a change could not be recorded). After pod(). */
+        void (*namespace)(Store *s, const char *name, void *userdata);
+        /* The answer for ip may have changed while a pod still holds it: a pod appeared or changed
+         * there, or a pod sharing it went away. NULL: every IP (the pods became unconfirmed or
+         * confirmed again). A request waiting for that IP looks again. Last. */
+        void (*ip)(Store *s, const char *ip, void *userdata);
+        void *userdata;
+} StoreChangeHandler;
+
+/* Called when the first change is recorded after a dispatch. It schedules the dispatch; it must
+ * not read or change the store (it runs in the middle of an update). */
+typedef void (*store_change_hook_t)(Store *s, void *userdata);
 
 typedef enum StoreLookupStatus {
         STORE_LOOKUP_FOUND,
@@ -108,13 +123,18 @@ void store_namespaces_unavailable(Store *s);
 
 /* While set, no lookup finds a pod (NOT_FOUND, with a message saying why): the pods held could
  * not be confirmed with the API server for too long (docs/pod-store.md). The contents are kept,
- * so that the next complete list reports exactly what changed. Waiters are not woken here: the
- * caller tells the requests that wait (imds_service_kube_changed()). */
+ * so that the next complete list reports exactly what changed. A change of the flag records
+ * every IP as changed, so that the requests waiting look again. */
 void store_set_pods_unconfirmed(Store *s, bool unconfirmed);
 bool store_pods_unconfirmed(const Store *s);
 
-int store_add_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
-void store_remove_observer(Store *s, store_pod_observer_t pod_cb, store_ip_observer_t ip_cb, void *userdata);
+void store_set_change_hook(Store *s, store_change_hook_t hook, void *userdata);
+/* Something was recorded and not played yet (false while store_dispatch_changes() runs). */
+bool store_has_changes(const Store *s);
+/* Plays what changed since the last call (pods, then namespaces, then IPs) and forgets it. Nothing
+ * is recorded on failure to allocate; the next dispatch then reports every pod as changed and
+ * namespace(NULL) and ip(NULL), so that no change is ever missed. */
+void store_dispatch_changes(Store *s, const StoreChangeHandler *h);
 
 /* Fills *ret (never fails but for -ENOMEM); free ret->error with store_lookup_done(). */
 int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret);

@@ -9,8 +9,9 @@
  *   stats         -> {"stats":{"events_applied":N,"pods":N,"namespaces":N,"rss_kb":N,"pods_changed":N,
  *                     "first_change_usec":T,"last_change_usec":T}}   (CLOCK_MONOTONIC)
  * KUBE_WATCH_IDLE_SEC overrides the watch idle limit; KUBE_WATCH_QUIET=1 leaves out pod events;
- * KUBE_WATCH_RESOLVE_ON_ADD=1 starts a live lookup from the pod observer for every pod added (as
- * the credential prefetch starts STS calls from it), printed like "resolve". */
+ * KUBE_WATCH_RESOLVE_ON_ADD=1 starts a live lookup for every pod added, from the pass that plays
+ * the store's changes once per loop turn (as the credential prefetch starts STS calls from it),
+ * printed like "resolve". */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ typedef struct Tool {
         KubeClient *client;
         bool quiet;
         bool resolve_on_add;
+        sd_event_source *turn;        /* plays the store's changes, as the daemon's once-per-turn pass */
         unsigned long long n_changed; /* pod changes seen by the observer (benchmark) */
         usec_t first_change, last_change;
         StrBuf line;
@@ -98,8 +100,24 @@ static void on_ip(Store *s, const char *ip, void *userdata) {
                 return;
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", "ip");
-        cJSON_AddStringToObject(o, "ip", ip);
+        if (ip)
+                cJSON_AddStringToObject(o, "ip", ip);
+        else
+                cJSON_AddNullToObject(o, "ip"); /* every IP */
         emit(o);
+}
+
+static int on_turn(sd_event_source *s, void *userdata) {
+        Tool *t = userdata;
+        const StoreChangeHandler h = { .pod = on_pod, .ip = on_ip, .userdata = t };
+
+        store_dispatch_changes(t->store, &h);
+        return 0;
+}
+
+static void on_store_changed(Store *s, void *userdata) {
+        Tool *t = userdata;
+        (void) sd_event_source_set_enabled(t->turn, SD_EVENT_ONESHOT);
 }
 
 static void on_state(KubeClient *k, void *userdata) {
@@ -255,7 +273,10 @@ int main(int argc, char *argv[]) {
                     .resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL };
         if (idle)
                 kube_client_set_idle_timeout(client, (usec_t) atoi(idle) * USEC_PER_SEC);
-        store_add_observer(store, on_pod, on_ip, &t);
+        if (sd_event_add_defer(event, &t.turn, on_turn, &t) < 0 ||
+            sd_event_source_set_enabled(t.turn, SD_EVENT_OFF) < 0)
+                return 1;
+        store_set_change_hook(store, on_store_changed, &t);
         kube_client_set_state_callback(client, on_state, &t);
         (void) sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
@@ -267,6 +288,7 @@ int main(int argc, char *argv[]) {
                 return 1;
         r = sd_event_loop(event);
         client = kube_client_free(client);
+        t.turn = sd_event_source_disable_unref(t.turn);
         http = http_client_free(http);
         strbuf_done(&t.line);
         sd_event_unref(event);

@@ -4,90 +4,9 @@
 #include <string.h>
 
 #include "creds.h"
+#include "fake-sts.h"
 #include "metrics.h"
 #include "tap.h"
-
-/* A fake STS at the cache's boundary: records calls, answers when the test says so. */
-#define FAKE_MAX_PENDING 64
-
-typedef struct FakeSts {
-        usec_t now;
-        unsigned calls;
-        unsigned cancelled;
-        char last_session[80];
-        char last_ext[80];
-        unsigned last_duration;
-        void *pending[FAKE_MAX_PENDING];
-        unsigned n_pending;
-        unsigned serial;
-        StsError *fail_start; /* returned at start when set */
-} FakeSts;
-
-static usec_t fake_now(void *userdata) {
-        return ((FakeSts *) userdata)->now;
-}
-
-static int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                      unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error) {
-        FakeSts *f = userdata;
-
-        if (f->fail_start) {
-                (void) sts_error_dup(f->fail_start, ret_error);
-                return f->fail_start->error;
-        }
-        f->calls++;
-        snprintf(f->last_session, sizeof f->last_session, "%s", session_name);
-        snprintf(f->last_ext, sizeof f->last_ext, "%s", strempty(external_id));
-        f->last_duration = duration;
-        if (f->n_pending >= FAKE_MAX_PENDING)
-                return -EBUSY;
-        f->pending[f->n_pending++] = token;
-        *ret_handle = token;
-        return 0;
-}
-
-static void fake_cancel(void *userdata, void *handle) {
-        FakeSts *f = userdata;
-        for (unsigned i = 0; i < f->n_pending; i++)
-                if (f->pending[i] == handle) {
-                        f->pending[i] = f->pending[--f->n_pending];
-                        f->cancelled++;
-                        return;
-                }
-}
-
-static Credentials *make_creds(FakeSts *f, usec_t life) {
-        Secret *s = NULL, *t = NULL;
-        Credentials *c = NULL;
-        char key[32];
-
-        snprintf(key, sizeof key, "ASIAFAKE%u", ++f->serial);
-        ASSERT_OK(secret_new("secret", 6, &s));
-        ASSERT_OK(secret_new("token", 5, &t));
-        ASSERT_OK(credentials_new(key, s, t, f->now + life, f->now, &c));
-        return c;
-}
-
-/* Answers every pending call with credentials of the requested duration. */
-static void fake_succeed_all(FakeSts *f, Creds *c) {
-        while (f->n_pending > 0) {
-                void *token = f->pending[--f->n_pending];
-                Credentials *cr = make_creds(f, (usec_t) f->last_duration * USEC_PER_SEC);
-                creds_fetch_complete(c, token, cr, NULL);
-                credentials_unref(cr);
-        }
-}
-
-static void fake_fail_all(FakeSts *f, Creds *c, StsErrorClass class, const char *code, long status) {
-        while (f->n_pending > 0) {
-                void *token = f->pending[--f->n_pending];
-                StsError *e = NULL;
-                ASSERT_OK(sts_error_new(class, class == STS_ERROR_DENIED ? -EACCES : -EAGAIN, status, code,
-                                        "fake", &e));
-                creds_fetch_complete(c, token, NULL, e);
-                sts_error_free(e);
-        }
-}
 
 typedef struct Result {
         unsigned calls;
@@ -120,19 +39,7 @@ static const CredsSettings defaults = {
         .sts_burst = 10,
 };
 
-#define T0 ((usec_t) 1780000000 * USEC_PER_SEC)
 #define ROLE "arn:aws:iam::123456789012:role/app"
-
-static Creds *new_cache(FakeSts *f, const CredsSettings *s, Metrics *m) {
-        Creds *c = NULL;
-        CredsFetcher fetcher = { .start = fake_start, .cancel = fake_cancel, .userdata = f };
-
-        f->now = T0;
-        ASSERT_OK(creds_new(s, &fetcher, m, &c));
-        creds_set_clock(c, fake_now, f);
-        creds_set_seed(c, 42);
-        return c;
-}
 
 /* Returns 0 (served: remaining life into *left), CREDS_WAIT, or <0. */
 static int get(Creds *c, FakeSts *f, Result *res, const char *role, usec_t *left) {
@@ -621,4 +528,48 @@ TEST(debug_json_shows_state_but_no_secret_or_key) {
         ASSERT_NULL(strstr(strbuf_str(&out), "ASIAFAKE"));
         ASSERT_NULL(strstr(strbuf_str(&out), "secret"));
         ASSERT_NULL(strstr(strbuf_str(&out), "token"));
+}
+
+/* The state of the entry of role, as creds_debug_json() reports it. */
+static const char *state_of(Creds *c, const char *role, char *buf, size_t size) {
+        _cleanup_strbuf_ StrBuf out = {};
+        const char *p, *q;
+
+        ASSERT_OK(creds_debug_json(c, &out));
+        p = strstr(strbuf_str(&out), role);
+        ASSERT_NOT_NULL(p);
+        p = strstr(p, "\"state\":\"");
+        ASSERT_NOT_NULL(p);
+        p += strlen("\"state\":\"");
+        q = strchr(p, '"');
+        snprintf(buf, size, "%.*s", (int) (q - p), p);
+        return buf;
+}
+
+TEST(entry_state_goes_queued_fetching_cached_failed) {
+        const CredsSettings one = { .session_ttl = 30 * USEC_PER_MINUTE, .sts_rate = 1, .sts_burst = 1 };
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &one, NULL);
+        char buf[32];
+
+        ASSERT_STREQ(creds_entry_state_to_string(CREDS_ENTRY_QUEUED), "queued");
+        ASSERT_NULL(creds_entry_state_to_string((CredsEntryState) 99));
+        /* the one token goes to the first role; the second waits for the next token */
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(get(c, &f, &res, ROLE "-2", NULL), CREDS_WAIT);
+        ASSERT_STREQ(state_of(c, ROLE "\"", buf, sizeof buf), "fetching");
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "queued");
+        ASSERT_EQ(f.calls, 1);
+        fake_succeed_all(&f, c);
+        ASSERT_STREQ(state_of(c, ROLE "\"", buf, sizeof buf), "fresh");
+        /* a second later the token is there: the queued fetch starts, and is denied */
+        f.now += USEC_PER_SEC;
+        creds_run(c);
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "fetching");
+        fake_fail_all(&f, c, STS_ERROR_DENIED, "AccessDenied", 403);
+        ASSERT_STREQ(state_of(c, ROLE "-2", buf, sizeof buf), "error");
+        ASSERT_EQ(res.ok, 1);
+        ASSERT_EQ(res.errors, 1);
+        ASSERT_EQ(res.last_error, -EACCES);
 }

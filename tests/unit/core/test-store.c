@@ -52,7 +52,20 @@ static void on_pod(Store *s, StorePodEvent ev, const StorePod *p, void *userdata
 
 static void on_ip(Store *s, const char *ip, void *userdata) {
         Trace *t = userdata;
-        strbuf_appendf(&t->b, "ip:%s ", ip);
+        strbuf_appendf(&t->b, "ip:%s ", strna(ip));
+}
+
+/* What the store recorded since the last call, as the loop's once-per-turn pass plays it. */
+static const char *played(Store *s, Trace *t) {
+        const StoreChangeHandler h = { .pod = on_pod, .ip = on_ip, .userdata = t };
+
+        strbuf_reset(&t->b);
+        store_dispatch_changes(s, &h);
+        return strbuf_str(&t->b);
+}
+
+static void count_hook(Store *s, void *userdata) {
+        (*(unsigned *) userdata)++;
 }
 
 TEST(store_lookup_by_every_pod_ip_and_kube2iam_not_found_text) {
@@ -147,24 +160,30 @@ TEST(store_pod_ip_reuse_never_serves_old_role) {
         ASSERT_STREQ(role_for(s, "10.0.0.12"), "<none>");
 }
 
-TEST(store_relist_replaces_state_and_notifies_like_events) {
+TEST(store_relist_replaces_state_and_records_like_events) {
         _cleanup_(store_freep) Store *s = NULL;
         Trace t = {};
+        unsigned hooked = 0;
 
         ASSERT_OK(store_new(&s));
-        ASSERT_OK(store_add_observer(s, on_pod, on_ip, &t));
+        store_set_change_hook(s, count_hook, &hooked);
         ASSERT_OK(store_pod_update(s, pod("u1", "a", "10.1.0.1", "r1")));
         ASSERT_OK(store_pod_update(s, pod("u2", "b", "10.1.0.2", "r2")));
-        /* a MODIFIED that changes nothing a decision uses says nothing */
+        /* a MODIFIED that changes nothing a decision uses records nothing */
         ASSERT_OK(store_pod_update(s, pod("u2", "b", "10.1.0.2", "r2")));
-        ASSERT_STREQ(strbuf_str(&t.b), "added:a ip:10.1.0.1 added:b ip:10.1.0.2 ");
-        strbuf_reset(&t.b);
+        /* the hook hears of the first change only; nothing was played yet */
+        ASSERT_EQ(hooked, 1);
+        ASSERT_TRUE(store_has_changes(s));
+        ASSERT_STREQ(played(s, &t), "added:a added:b ip:10.1.0.1 ip:10.1.0.2 ");
+        ASSERT_FALSE(store_has_changes(s));
+        ASSERT_STREQ(played(s, &t), "");
 
         StorePod **list = calloc(2, sizeof(StorePod *));
         list[0] = pod("u2", "b", "10.1.0.2", "r2-changed");
         list[1] = pod("u3", "c", "10.1.0.1", "r3"); /* takes over a's IP */
         ASSERT_OK(store_pods_replace(s, list, 2));
-        ASSERT_STREQ(strbuf_str(&t.b), "removed:a changed:b ip:10.1.0.2 added:c ip:10.1.0.1 ");
+        ASSERT_EQ(hooked, 2);
+        ASSERT_STREQ(played(s, &t), "removed:a changed:b added:c ip:10.1.0.2 ip:10.1.0.1 ");
         ASSERT_STREQ(role_for(s, "10.1.0.1"), "r3");
         ASSERT_STREQ(role_for(s, "10.1.0.2"), "r2-changed");
         ASSERT_EQ(store_n_pods(s), 2);
@@ -172,16 +191,25 @@ TEST(store_relist_replaces_state_and_notifies_like_events) {
         /* an ambiguous IP settles when one of its pods goes: the waiting request hears of it */
         ASSERT_OK(store_pod_update(s, pod("u4", "d", "10.1.0.1", "r4")));
         ASSERT_STREQ(role_for(s, "10.1.0.1"), "<none>");
-        strbuf_reset(&t.b);
+        (void) played(s, &t);
         ASSERT_OK(store_pod_remove(s, "u3"));
-        ASSERT_STREQ(strbuf_str(&t.b), "removed:c ip:10.1.0.1 ");
+        ASSERT_STREQ(played(s, &t), "removed:c ip:10.1.0.1 ");
         ASSERT_STREQ(role_for(s, "10.1.0.1"), "r4");
 
-        strbuf_reset(&t.b);
+        /* a pod replaced and removed within one turn: every step is played, the pods still valid */
+        ASSERT_OK(store_pod_update(s, pod("u5", "e", "10.1.0.5", "r5")));
+        ASSERT_OK(store_pod_update(s, pod("u5", "e2", "10.1.0.5", "r5")));
+        ASSERT_OK(store_pod_remove(s, "u5"));
+        ASSERT_STREQ(played(s, &t), "added:e changed:e2 removed:e2 ip:10.1.0.5 ");
+
+        /* pods no longer confirmed: every IP's answer changes */
+        store_set_pods_unconfirmed(s, true);
+        ASSERT_STREQ(played(s, &t), "ip:n/a ");
+        store_set_pods_unconfirmed(s, false);
+
         ASSERT_OK(store_pods_replace(s, NULL, 0));
         ASSERT_EQ(store_n_pods(s), 0);
         ASSERT_STREQ(role_for(s, "10.1.0.1"), "<none>");
-        store_remove_observer(s, on_pod, on_ip, &t);
         strbuf_done(&t.b);
 }
 

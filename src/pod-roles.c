@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "creds.h"
+#include "pod-roles.h"
+#include "store.h"
+#include "string-util.h"
+#include "strmap.h"
+
+/* What is known about one pod of the store. */
+typedef struct PodRole {
+        char *uid;
+        PodRoleVerdict verdict;
+        char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
+        RoleSource source;
+        char *external_id;
+        /* what the credential cache was told this pod uses (creds_set_in_use), NULL for nothing */
+        char *in_use_arn;
+        char *in_use_external_id;
+        char *audit_key; /* "<result> <role>" of the last audit entry */
+        usec_t audit_at;
+        LogRatelimit log_ratelimit; /* the lines this pod's requests may cause */
+} PodRole;
+
+struct PodRoles {
+        PodRolesDeps d;
+        StrMap pods; /* uid -> PodRole */
+        pod_roles_wake_t wake;
+        void *wake_userdata;
+};
+
+/* The pure part: kube2iam's rules (roles.h) applied to a pod and its namespace as the store has it. */
+static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
+        PodRoleDecision d = { .external_id = pod->external_id };
+        const StoreNamespace *ns;
+        int r;
+
+        r = roles_for_pod(p->d.roles, pod->role, &d.role_arn, &d.source);
+        if (r == -ENOENT) {
+                d.verdict = POD_ROLE_NO_ROLE;
+                *ret = d;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        ns = store_get_namespace(p->d.store, pod->namespace);
+        if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL, ns ? ns->allowed_roles : NULL))
+                d.verdict = POD_ROLE_ALLOWED;
+        else
+                d.verdict = ns ? POD_ROLE_DENIED : POD_ROLE_NAMESPACE_UNKNOWN;
+        *ret = d;
+        return 0;
+}
+
+void pod_role_decision_done(PodRoleDecision *d) {
+        if (d)
+                d->role_arn = mfree(d->role_arn);
+}
+
+static void pod_role_release(PodRoles *p, PodRole *r) {
+        if (!r->in_use_arn)
+                return;
+        if (p->d.creds)
+                (void) creds_set_in_use(p->d.creds, r->in_use_arn, r->in_use_external_id, false);
+        r->in_use_arn = mfree(r->in_use_arn);
+        r->in_use_external_id = mfree(r->in_use_external_id);
+}
+
+static void pod_role_free(PodRoles *p, PodRole *r) {
+        if (!r)
+                return;
+        pod_role_release(p, r);
+        free(r->uid);
+        free(r->role_arn);
+        free(r->external_id);
+        free(r->audit_key);
+        free(r);
+}
+
+/* Moves the pod's in-use count in the cache to what the decision says, and warms the new role. */
+static void pod_role_use(PodRoles *p, PodRole *r, const StorePod *pod) {
+        bool use = r->verdict == POD_ROLE_ALLOWED && pod->indexed && pod->ips && !pod->terminating;
+        bool same = use && r->in_use_arn && streq(r->in_use_arn, r->role_arn) &&
+                    streq(strempty(r->in_use_external_id), strempty(r->external_id));
+
+        if (same || !p->d.creds)
+                return;
+        pod_role_release(p, r);
+        if (!use)
+                return;
+        r->in_use_arn = strdup(r->role_arn);
+        r->in_use_external_id = r->external_id ? strdup(r->external_id) : NULL;
+        if (!r->in_use_arn || (r->external_id && !r->in_use_external_id)) {
+                r->in_use_arn = mfree(r->in_use_arn);
+                r->in_use_external_id = mfree(r->in_use_external_id);
+        } else
+                (void) creds_set_in_use(p->d.creds, r->role_arn, r->external_id, true);
+        if (p->d.prefetch)
+                (void) creds_prefetch(p->d.creds, r->role_arn, r->external_id, pod->ips[0]);
+}
+
+static int pod_role_new(PodRoles *p, const char *uid, PodRole **ret) {
+        PodRole *r = calloc(1, sizeof *r);
+
+        if (!r)
+                return -ENOMEM;
+        r->uid = strdup(uid);
+        r->log_ratelimit =
+                (LogRatelimit){ .interval_usec = POD_ROLES_LOG_INTERVAL_USEC, .burst = POD_ROLES_LOG_BURST };
+        if (!r->uid || strmap_put(&p->pods, r->uid, r) < 0) {
+                free(r->uid);
+                free(r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+static void pod_role_drop(PodRoles *p, const char *uid) {
+        pod_role_free(p, strmap_remove(&p->pods, uid));
+}
+
+/* Recomputes the decision of the pod with this uid as the store now has it. */
+static void pod_role_refresh(PodRoles *p, const char *uid) {
+        const StorePod *pod = store_get_pod(p->d.store, uid);
+        PodRoleDecision d = {};
+        PodRole *r;
+        char *ext = NULL;
+
+        if (!pod) {
+                pod_role_drop(p, uid);
+                return;
+        }
+        r = strmap_get(&p->pods, uid);
+        if (!r && pod_role_new(p, uid, &r) < 0)
+                return;
+        if (decide(p, pod, &d) < 0 || (pod->external_id && !(ext = strdup(pod->external_id)))) {
+                /* out of memory: the pod is served by pod_roles_decide() and keeps no count */
+                pod_role_decision_done(&d);
+                pod_role_drop(p, uid);
+                return;
+        }
+        free_and_replace(r->role_arn, d.role_arn);
+        free_and_replace(r->external_id, ext);
+        r->verdict = d.verdict;
+        r->source = d.source;
+        pod_role_use(p, r, pod);
+}
+
+static void on_pod(Store *s, StorePodEvent event, const StorePod *pod, void *userdata) {
+        /* by uid, from the store's final state: a pod replaced or removed later in the same turn
+         * is looked at as it is now, and one looked at twice changes nothing the second time */
+        pod_role_refresh(userdata, pod->uid);
+}
+
+static void on_namespace(Store *s, const char *name, void *userdata) {
+        PodRoles *p = userdata;
+        _cleanup_strv_free_ char **uids = NULL;
+
+        /* collected first: refreshing may drop entries */
+        STRMAP_FOREACH(e, &p->pods) {
+                const StorePod *pod = store_get_pod(p->d.store, e->key);
+                if ((!name || !pod || streq(pod->namespace, name)) && strv_extend(&uids, e->key) < 0)
+                        return;
+        }
+        for (char **u = uids; u && *u; u++)
+                pod_role_refresh(p, *u);
+}
+
+static void on_ip(Store *s, const char *ip, void *userdata) {
+        PodRoles *p = userdata;
+
+        if (p->wake)
+                p->wake(ip, p->wake_userdata);
+}
+
+bool pod_roles_dispatch(PodRoles *p, pod_roles_wake_t wake, void *userdata) {
+        const StoreChangeHandler h = {
+                .pod = on_pod, .namespace = on_namespace, .ip = on_ip, .userdata = p
+        };
+
+        if (!p || !store_has_changes(p->d.store))
+                return false;
+        p->wake = wake;
+        p->wake_userdata = userdata;
+        store_dispatch_changes(p->d.store, &h);
+        p->wake = NULL;
+        p->wake_userdata = NULL;
+        return true;
+}
+
+int pod_roles_decide(PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
+        const PodRole *r = strmap_get(&p->pods, pod->uid);
+
+        /* the record holds for the store's own pod once every change has been played */
+        if (!r || store_get_pod(p->d.store, pod->uid) != pod || store_has_changes(p->d.store))
+                return decide(p, pod, ret);
+        *ret = (PodRoleDecision){
+                .verdict = r->verdict,
+                .source = r->source,
+                .external_id = pod->external_id,
+        };
+        if (r->role_arn && !(ret->role_arn = strdup(r->role_arn)))
+                return -ENOMEM;
+        return 0;
+}
+
+bool pod_roles_audit_allow(PodRoles *p, const char *uid, const char *key, usec_t now, LogRatelimit *shared) {
+        PodRole *r = uid ? strmap_get(&p->pods, uid) : NULL;
+        char *copy;
+
+        if (r && r->audit_key && streq(r->audit_key, key) && now - r->audit_at < POD_ROLES_AUDIT_REPEAT_USEC)
+                return false;
+        if (!log_ratelimit_allow(r ? &r->log_ratelimit : NULL, shared))
+                return false;
+        if (r && (copy = strdup(key))) {
+                free_and_replace(r->audit_key, copy);
+                r->audit_at = now;
+        }
+        return true;
+}
+
+LogRatelimit *pod_roles_log_ratelimit(PodRoles *p, const char *uid) {
+        PodRole *r = uid ? strmap_get(&p->pods, uid) : NULL;
+        return r ? &r->log_ratelimit : NULL;
+}
+
+size_t pod_roles_size(const PodRoles *p) {
+        return p ? p->pods.n : 0;
+}
+
+bool pod_roles_in_use(const PodRoles *p, const char *uid) {
+        const PodRole *r = p && uid ? strmap_get(&p->pods, uid) : NULL;
+        return r && r->in_use_arn;
+}
+
+int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret) {
+        PodRoles *p;
+
+        if (!deps || !deps->store || !deps->roles || !ret)
+                return -EINVAL;
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->d = *deps;
+        if (strmap_init(&p->pods) < 0) {
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+PodRoles *pod_roles_free(PodRoles *p) {
+        if (!p)
+                return NULL;
+        STRMAP_FOREACH(e, &p->pods)
+        pod_role_free(p, e->value);
+        strmap_done(&p->pods, NULL);
+        free(p);
+        return NULL;
+}

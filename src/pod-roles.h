@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#pragma once
+
+/* PodRoles: the one owner of per-pod decisions, by pod uid: the pod's role ARN (kube2iam's rules,
+ * roles.h) and external id, its namespace's verdict on that role, whether the credential cache is
+ * told that a live pod uses the role (creds_set_in_use), and the pod's audit state (the last
+ * audit entry and the log budget of its requests).
+ *
+ * Driven once per loop turn (docs/pod-store.md, "One pass per loop turn"): pod_roles_dispatch() plays what the store recorded
+ * since the last turn, recomputes the pods that changed (or whose namespace did), moves the
+ * in-use counts and prefetches in the cache, then hands every IP whose answer may have changed to
+ * the wake callback, so that only the requests waiting there look again. Nothing here is called
+ * from inside another module's update, and nothing here calls back into the store. */
+
+#include <stdbool.h>
+
+#include "log.h"
+#include "macro.h"
+#include "roles.h"
+#include "time-util.h"
+
+typedef struct Creds Creds;
+typedef struct Store Store;
+typedef struct StorePod StorePod;
+typedef struct PodRoles PodRoles;
+
+/* Audit entries per pod: a change of result is always written, a repeat once a minute at most. */
+#define POD_ROLES_AUDIT_REPEAT_USEC (60 * USEC_PER_SEC)
+/* Log lines one pod's requests may cause (audit entries, refused roles) per interval: a pod that
+ * alternates results or floods refusals writes this many, and the other pods' entries still fit
+ * in the shared budgets and in journald's per-unit limit (10,000 per 30 s by default). */
+#define POD_ROLES_LOG_BURST 20U
+#define POD_ROLES_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+typedef enum PodRoleVerdict {
+        POD_ROLE_ALLOWED, /* the role may be served (no restrictions, or the namespace allows it) */
+        POD_ROLE_DENIED,  /* the namespace's allowed roles exclude it */
+        POD_ROLE_NAMESPACE_UNKNOWN, /* restrictions apply and the namespace is not known: deny */
+        POD_ROLE_NO_ROLE,           /* no annotation and no default role */
+} PodRoleVerdict;
+
+/* A decision about one pod. Strings are owned by the decision. */
+typedef struct PodRoleDecision {
+        PodRoleVerdict verdict;
+        char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
+        RoleSource source;
+        const char *external_id; /* the pod's annotation (borrowed from the pod); NULL when absent */
+} PodRoleDecision;
+
+typedef struct PodRolesDeps {
+        Store *store;
+        const Roles *roles;
+        Creds *creds;  /* NULL: decisions only, nothing counted or prefetched */
+        bool prefetch; /* --prefetch: warm the cache when a pod starts using a role */
+} PodRolesDeps;
+
+int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);
+/* Gives back every in-use count it holds (the cache must still exist). */
+PodRoles *pod_roles_free(PodRoles *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PodRoles *, pod_roles_free);
+
+/* Called for each IP whose answer may have changed; NULL: every IP. */
+typedef void (*pod_roles_wake_t)(const char *ip, void *userdata);
+/* Plays the store's recorded changes (store_dispatch_changes): pods first, then namespaces, then
+ * wake(). Returns whether there was anything to do. */
+bool pod_roles_dispatch(PodRoles *p, pod_roles_wake_t wake, void *userdata);
+
+/* The decision for a pod of the store, as recomputed at the last dispatch; a pod not seen yet
+ * (a live API lookup's, or one the last dispatch could not record) is decided now. Free with
+ * pod_role_decision_done(). -ENOMEM only. */
+int pod_roles_decide(PodRoles *p, const StorePod *pod, PodRoleDecision *ret);
+void pod_role_decision_done(PodRoleDecision *d);
+
+/* The audit gate: false when this pod's last entry had the same key less than
+ * POD_ROLES_AUDIT_REPEAT_USEC ago, or when the pod's budget (then `shared`) is spent; else the key
+ * is remembered and true. uid NULL or unknown: only `shared` applies. */
+bool pod_roles_audit_allow(PodRoles *p, const char *uid, const char *key, usec_t now, LogRatelimit *shared);
+/* The log budget of a pod's requests, NULL for a pod not in the store. */
+LogRatelimit *pod_roles_log_ratelimit(PodRoles *p, const char *uid);
+/* Pods with a decision (the pods of the store after the last dispatch). */
+size_t pod_roles_size(const PodRoles *p);
+/* Whether the pod's role is counted as in use in the cache (tests, /debug). */
+bool pod_roles_in_use(const PodRoles *p, const char *uid);
