@@ -171,6 +171,7 @@ static int read_start(ImdsRead *rd) {
         _cleanup_free_ char *url = NULL;
         _cleanup_erase_ char *token_header = NULL;
         struct curl_slist *h;
+        int r;
 
         for (struct curl_slist *x = rd->headers; x; x = x->next)
                 explicit_bzero(x->data, strlen(x->data));
@@ -203,15 +204,15 @@ static int read_start(ImdsRead *rd) {
         if (!rd->easy && !(rd->easy = curl_easy_init()))
                 return -ENOMEM;
         curl_easy_reset(rd->easy);
-        if (curl_easy_setopt(rd->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_TIMEOUT_MS, (long) (IMDS_TIMEOUT_USEC / USEC_PER_MSEC)) !=
-                    CURLE_OK ||
+        r = http_client_prepare(rd->easy, &(const HttpRequestOptions){ .url = url,
+                                                                       .protocols = HTTP_PROTOCOLS_HTTP,
+                                                                       .timeout = IMDS_TIMEOUT_USEC,
+                                                                       .direct = true });
+        if (r < 0)
+                return r;
+        if (curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, &rd->body) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_PROXY, "") != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK)
+            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, &rd->body) != CURLE_OK)
                 return -EIO;
         if (rd->state == READ_TOKEN && curl_easy_setopt(rd->easy, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK)
                 return -EIO;

@@ -344,17 +344,17 @@ static int call_start(StsClient *c, const char *url, char *form, const SigV4Sign
                 goto fail;
         }
         curl_easy_reset(call->easy);
-        if (curl_easy_setopt(call->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->form) != CURLE_OK ||
+        r = http_client_prepare(call->easy,
+                                &(const HttpRequestOptions){ .url = url,
+                                                             .protocols = HTTP_PROTOCOLS_HTTP_HTTPS,
+                                                             .timeout = c->timeout });
+        if (r < 0)
+                goto fail;
+        if (curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->form) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_POSTFIELDSIZE, (long) strlen(call->form)) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) !=
-                    CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, &call->reply) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK) {
+            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, &call->reply) != CURLE_OK) {
                 r = -EIO;
                 goto fail;
         }

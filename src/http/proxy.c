@@ -360,18 +360,19 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
                 goto fail;
 
         body = http_request_body(req, &body_size);
-        if (curl_easy_setopt(c->easy, CURLOPT_URL, c->url) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_PROXY, "") != CURLE_OK ||
+        if (http_client_prepare(c->easy,
+                                &(const HttpRequestOptions){ .url = c->url,
+                                                             .protocols = HTTP_PROTOCOLS_HTTP,
+                                                             .timeout = PROXY_TIMEOUT_MSEC * USEC_PER_MSEC,
+                                                             .connect_timeout = PROXY_CONNECT_TIMEOUT_MSEC *
+                                                                                USEC_PER_MSEC,
+                                                             .direct = true,
+                                                             .transparent = true }) < 0 ||
             curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->body) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, PROXY_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, PROXY_CONNECT_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK)
+            curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) != CURLE_OK)
                 goto fail;
         if (streq(method, "HEAD")) {
                 if (curl_easy_setopt(c->easy, CURLOPT_NOBODY, 1L) != CURLE_OK)

@@ -224,16 +224,17 @@ static int request_setup(KubeClient *k, Request *r, const char *path, curl_write
                 curl_free(newurl);
                 host = port = newurl = NULL;
         }
-        SETOPT(r->easy, CURLOPT_URL, url);
+        q = http_client_prepare(r->easy,
+                                &(const HttpRequestOptions){ .url = url,
+                                                             .protocols = HTTP_PROTOCOLS_HTTP_HTTPS,
+                                                             .connect_timeout = KUBE_CONNECT_TIMEOUT_USEC });
+        if (q < 0)
+                return q;
         if (r->connect_to)
                 SETOPT(r->easy, CURLOPT_CONNECT_TO, r->connect_to);
-        SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "https,http");
-        SETOPT(r->easy, CURLOPT_NOSIGNAL, 1L);
-        SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
         SETOPT(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(r->easy, CURLOPT_TCP_KEEPIDLE, 30L);
         SETOPT(r->easy, CURLOPT_TCP_KEEPINTVL, 10L);
-        SETOPT(r->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION);
         SETOPT(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
         SETOPT(r->easy, CURLOPT_WRITEDATA, write_data);
         SETOPT(r->easy, CURLOPT_ACCEPT_ENCODING, ""); /* gzip lists of 10,000 namespaces */

@@ -33,6 +33,9 @@ typedef struct KubeClient KubeClient;
 /* kubelet writes its kubeconfig within seconds of bootstrap; polling once a second is cheap
  * (one stat) and READY must not wait long for it. */
 #define KUBECONFIG_POLL_USEC (1 * USEC_PER_SEC)
+/* A reachable API server accepts a connection in milliseconds; 10 s covers a loaded control plane
+ * behind a load balancer without leaving a list waiting on a dead address. */
+#define KUBE_CONNECT_TIMEOUT_USEC (10 * USEC_PER_SEC)
 /* Reconnect backoff: doubles from the first to the last, each wait jittered to 50-100 %. */
 #define KUBE_BACKOFF_FIRST_USEC (500 * USEC_PER_MSEC)
 #define KUBE_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
