@@ -20,6 +20,7 @@
 #include "aws/imds-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
+#include "cluster-view.h"
 #include "config.h"
 #include "creds.h"
 #include "health.h"
@@ -67,6 +68,7 @@ typedef struct Daemon {
         Roles *roles;
         Store *store;
         KubeClient *kube;
+        ClusterView view; /* the kube client's sink into the store, and the status line */
         ImdsTokens *tokens;
         ImdsService *service;
         sd_event_source *ready_timer;
@@ -89,6 +91,7 @@ static void daemon_done(Daemon *d) {
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
+        cluster_view_done(&d->view);
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
@@ -401,7 +404,7 @@ static void update_status(Daemon *d) {
         char status[512];
 
         snprintf(status, sizeof status, "%s; %s%s", d->ready ? "Serving" : "Starting",
-                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API",
+                 d->kube ? cluster_view_status(&d->view) : "no Kubernetes API",
                  d->stopping ? "; stopping" : "");
         (void) sd_notifyf(false, "STATUS=%s", status);
 }
@@ -416,10 +419,10 @@ static void notify_ready(Daemon *d, const char *why) {
         update_status(d);
 }
 
-static void on_kube_state(KubeClient *k, void *userdata) {
+static void on_kube_state(ClusterView *v, void *userdata) {
         Daemon *d = userdata;
 
-        if (kube_client_pods_synced(k))
+        if (kube_client_pods_synced(v->kube))
                 notify_ready(d, "caches have been synced");
         update_status(d);
         imds_service_kube_changed(d->service);
@@ -635,7 +638,8 @@ static int run(Daemon *d) {
         r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
-        r = kube_client_new(d->event, d->http, &d->config, d->store, &d->kube);
+        cluster_view_init(&d->view, d->store, &d->config, NULL, d);
+        r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
 
@@ -676,7 +680,8 @@ static int run(Daemon *d) {
                         return r;
         }
 
-        kube_client_set_state_callback(d->kube, on_kube_state, d);
+        d->view.kube = d->kube;
+        d->view.changed = on_kube_state;
         {
                 _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
                 d->has_kubeconfig = kubeconfig_from_config(&d->config, &kc, NULL) != -ENOENT;
