@@ -766,7 +766,9 @@ int main(int argc, char *argv[]) {
                         "--iptables: the redirect is installed by kube2iam-nft (the unit's ExecStartPre) "
                         "when systemd passes the socket; not installing it again. The flag can be removed.");
         else if (d.config.iptables) {
-                r = redirect_install(&d.config);
+                RedirectOptions o;
+                config_redirect_options(&d.config, &o);
+                r = redirect_install(&o);
                 if (r < 0) {
                         config_done(&d.config);
                         curl_global_cleanup();

@@ -297,11 +297,11 @@ int redirect_host_from_default_route(int family, void *ret) {
         return 0;
 }
 
-int redirect_host_address(const Config *c, int family, void *ret) {
+int redirect_host_address(const char *metadata_host, uint16_t metadata_port, int family, void *ret) {
         char text[INET6_ADDRSTRLEN];
         int r;
 
-        r = redirect_host_from_imds(c->metadata_host, c->metadata_port, family, ret);
+        r = redirect_host_from_imds(metadata_host, metadata_port, family, ret);
         if (r >= 0) {
                 log_info("Using the host address %s from the metadata service",
                          inet_ntop(family, ret, text, sizeof text) ?: "?");
