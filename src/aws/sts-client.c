@@ -242,8 +242,15 @@ static int append_header(struct curl_slist **l, const char *name, const char *va
 static int call_start(StsClient *c, const char *url, char *form, const SigV4Signature *sig,
                       const Secret *session_token, sts_done_t done, void *userdata, StsCall **ret_call);
 
+static int refuse(StsRefusal *ret, StsRefusal why, int error) {
+        if (ret)
+                *ret = why;
+        return error;
+}
+
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call) {
+                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
+                    StsRefusal *ret_refusal) {
         _cleanup_free_ char *url = NULL, *signing_region = NULL, *form = NULL, *host = NULL, *path = NULL;
         _cleanup_(sigv4_signer_freep) SigV4Signer *override_signer = NULL;
         _cleanup_sigv4_signature_ SigV4Signature sig = {};
@@ -251,21 +258,29 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         Credentials *node;
         int r;
 
+        /* anything not named below is an internal failure (memory, signing) */
+        refuse(ret_refusal, STS_REFUSAL_INTERNAL, 0);
         if (!c || !role_arn || !session_name || !done)
-                return -EINVAL;
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, -EINVAL);
         r = sts_assume_role_form(role_arn, session_name, duration_sec, external_id, &form);
+        if (r == -EINVAL)
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, r);
         if (r < 0)
                 return r;
         r = sts_endpoint_resolve(c->override, c->region, role_arn, &url, &signing_region);
         if (r == -EINVAL && !c->region && !c->override)
-                return -EADDRNOTAVAIL; /* no region yet: the caller treats this as transient */
+                return refuse(ret_refusal, STS_REFUSAL_NO_REGION, -EADDRNOTAVAIL);
+        if (r == -EXDEV)
+                return refuse(ret_refusal, STS_REFUSAL_PARTITION_MISMATCH, r);
+        if (r == -EINVAL)
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, r);
         if (r < 0)
                 return r;
         node = c->node ? node_credentials_get(c->node) : NULL;
         if (!node)
-                return -ENOKEY;
+                return refuse(ret_refusal, STS_REFUSAL_NO_NODE_CREDENTIALS, -ENOKEY);
         if (c->n_calls >= STS_CLIENT_MAX_CALLS)
-                return -EBUSY;
+                return refuse(ret_refusal, STS_REFUSAL_BUSY, -EBUSY);
         r = url_host_header(url, &host, &path);
         if (r < 0)
                 return r;

@@ -46,13 +46,12 @@ const char *sts_client_get_region(const StsClient *c);
 int sts_client_discover_region(StsClient *c, ImdsClient *imds);
 void sts_client_set_timeout(StsClient *c, usec_t timeout);
 
-/* Starts AssumeRole. Returned here, with nothing called: -EINVAL (a bad ARN, session name, duration
- * or external id) and -EXDEV (role ARN partition differs from the region's) are permanent;
- * -EADDRNOTAVAIL (no region known yet), -ENOKEY (no node credentials yet) and -EBUSY (too many calls)
- * are transient. Everything later ends in done().
+/* Starts AssumeRole. A negative errno returned here, with nothing called, is a refusal: *ret_refusal
+ * (optional) says which (sts.h: permanent or transient). Everything later ends in done().
  * *ret_call (optional) identifies the call for sts_call_cancel(). */
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call);
+                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
+                    StsRefusal *ret_refusal);
 /* AssumeRoleWithWebIdentity, unsigned: the node's own identity from a web identity token
  * (AWS_WEB_IDENTITY_TOKEN_FILE). Same endpoint, errors and callback as sts_assume_role(), but needs
  * no node credentials. */
