@@ -57,11 +57,11 @@ typedef struct Daemon {
         HttpClient *http;
         HttpServer *app;
         HttpServer *metrics;
-        ImdsProxy *proxy;
+        Proxy *proxy;
         Health *health;
         Metrics *registry;
         MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting;
-        ImdsClient *imds;
+        UpstreamClient *imds;
         NodeCredentials *node;
         StsClient *sts;
         Creds *creds;
@@ -69,7 +69,7 @@ typedef struct Daemon {
         Store *store;
         KubeClient *kube;
         ClusterView view; /* the kube client's sink into the store, and the status line */
-        ImdsTokens *tokens;
+        TokenIssuer *tokens;
         ImdsService *service;
         sd_event_source *ready_timer;
         bool ready;
@@ -95,13 +95,13 @@ static void daemon_done(Daemon *d) {
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
-        d->proxy = imds_proxy_free(d->proxy);
+        d->proxy = proxy_free(d->proxy);
         d->health = health_free(d->health);
-        d->imds = imds_client_free(d->imds);
+        d->imds = upstream_client_free(d->imds);
         d->http = http_client_free(d->http);
         d->store = store_free(d->store);
         d->roles = roles_free(d->roles);
-        d->tokens = imds_tokens_free(d->tokens);
+        d->tokens = token_issuer_free(d->tokens);
         d->registry = metrics_free(d->registry);
         d->event = sd_event_unref(d->event);
         config_done(&d->config);
@@ -442,7 +442,7 @@ typedef struct Discovery {
         char *role_name;
 } Discovery;
 
-static void on_discovered_profile(ImdsClient *c, int error, const char *value, void *userdata) {
+static void on_discovered_profile(UpstreamClient *c, int error, const char *value, void *userdata) {
         Discovery *x = userdata;
         x->pending--;
         if (error < 0)
@@ -451,7 +451,7 @@ static void on_discovered_profile(ImdsClient *c, int error, const char *value, v
                 x->error = -ENOMEM;
 }
 
-static void on_discovered_role(ImdsClient *c, int error, const char *value, void *userdata) {
+static void on_discovered_role(UpstreamClient *c, int error, const char *value, void *userdata) {
         Discovery *x = userdata;
         x->pending--;
         if (error < 0)
@@ -484,10 +484,10 @@ static int discover_roles(Daemon *d, char **base, char **def) {
 
         if (!d->config.auto_discover_base_arn && !d->config.auto_discover_default_role)
                 return 0;
-        if (imds_client_get_instance_profile_arn(d->imds, on_discovered_profile, &x) >= 0)
+        if (upstream_client_get_instance_profile_arn(d->imds, on_discovered_profile, &x) >= 0)
                 x.pending++;
         if (d->config.auto_discover_default_role &&
-            imds_client_get_role_name(d->imds, on_discovered_role, &x) >= 0)
+            upstream_client_get_role_name(d->imds, on_discovered_role, &x) >= 0)
                 x.pending++;
         while (x.pending > 0 && now_monotonic() < deadline) {
                 r = sd_event_run(d->event, 100 * USEC_PER_MSEC);
@@ -593,7 +593,7 @@ static int run(Daemon *d) {
         r = http_client_new(d->event, &d->http);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
-        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
+        r = upstream_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata client: %m");
 
@@ -632,10 +632,10 @@ static int run(Daemon *d) {
         r = store_new(&d->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the pod store: %m");
-        r = imds_tokens_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
+        r = token_issuer_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
-        r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
+        r = proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);

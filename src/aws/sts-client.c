@@ -35,7 +35,7 @@ struct StsClient {
         unsigned n_calls;
         CURL *idle[STS_CLIENT_MAX_CALLS]; /* reused easy handles: the multi handle keeps the connections */
         unsigned n_idle;
-        ImdsClient *imds; /* region discovery, not owned */
+        UpstreamClient *imds; /* region discovery, not owned */
         sd_event_source *region_timer;
         usec_t region_retry;
         bool region_fetching;
@@ -422,7 +422,7 @@ static int on_region_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_region(ImdsClient *imds, int error, const char *value, void *userdata) {
+static void on_region(UpstreamClient *imds, int error, const char *value, void *userdata) {
         StsClient *c = userdata;
         int r;
 
@@ -446,14 +446,14 @@ static int region_fetch(StsClient *c) {
 
         if (c->region_fetching)
                 return 0;
-        r = imds_client_get_region(c->imds, on_region, c);
+        r = upstream_client_get_region(c->imds, on_region, c);
         if (r < 0)
                 return r;
         c->region_fetching = true;
         return 0;
 }
 
-int sts_client_discover_region(StsClient *c, ImdsClient *imds) {
+int sts_client_discover_region(StsClient *c, UpstreamClient *imds) {
         _cleanup_free_ char *region = NULL;
         int r;
 

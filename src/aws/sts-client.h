@@ -11,7 +11,7 @@
 #include "sts.h"
 
 typedef struct HttpClient HttpClient;
-typedef struct ImdsClient ImdsClient;
+typedef struct UpstreamClient UpstreamClient;
 typedef struct NodeCredentials NodeCredentials;
 typedef struct StsClient StsClient;
 typedef struct StsCall StsCall;
@@ -43,7 +43,7 @@ const char *sts_client_get_region(const StsClient *c);
  * asks imds for placement/region on the loop, retrying with backoff until it answers (calls fail
  * with "NoRegion" meanwhile). imds may be NULL only when the environment names the region.
  * Returns 0 when the region is already set, 1 when it is being fetched. */
-int sts_client_discover_region(StsClient *c, ImdsClient *imds);
+int sts_client_discover_region(StsClient *c, UpstreamClient *imds);
 void sts_client_set_timeout(StsClient *c, usec_t timeout);
 
 /* Starts AssumeRole. A negative errno returned here, with nothing called, is a refusal: *ret_refusal
