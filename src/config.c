@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "nft/redirect.h"
 #include "kubeconfig.h"
 #include "kube/kube-freshness.h"
 #include "log.h"
@@ -1003,4 +1004,14 @@ void config_help(ConfigProgram program, FILE *f) {
                 fputc('\n', f);
         }
         config_done(&d);
+}
+
+void config_redirect_options(const Config *c, RedirectOptions *ret) {
+        *ret = (RedirectOptions){ .interfaces = c->host_interfaces,
+                                  .app_port = c->app_port,
+                                  .metadata_host = c->metadata_host,
+                                  .metadata_port = c->metadata_port,
+                                  .host_ip = c->host_ip,
+                                  .host_ipv6 = c->host_ipv6,
+                                  .ipv6 = c->ipv6 };
 }

@@ -101,6 +101,9 @@ typedef struct Config {
 
 /* Fills c with the defaults. */
 int config_init(Config *c);
+/* The redirect's flags (nft/redirect.h), borrowed from c. */
+typedef struct RedirectOptions RedirectOptions;
+void config_redirect_options(const Config *c, RedirectOptions *ret);
 void config_done(Config *c);
 
 /* Parses $KUBE2IAM_ARGS then argv into c (which config_init() prepared) and validates the result.

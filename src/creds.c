@@ -960,6 +960,7 @@ static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *ro
                            const char *session_name, unsigned duration, const char *external_id,
                            void **ret_handle, StsError **ret_error) {
         StsFetch *f = calloc(1, sizeof *f);
+        StsRefusal refusal;
         int r;
 
         if (!f)
@@ -967,33 +968,10 @@ static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *ro
         f->creds = c;
         f->token = token;
         r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f,
-                            &f->call);
+                            &f->call, &refusal);
         if (r < 0) {
                 free(f);
-                switch (r) {
-                case -EXDEV:
-                        (void) sts_error_new(STS_ERROR_DENIED, r, 0, "PartitionMismatch",
-                                             "the role ARN's partition differs from the region's",
-                                             ret_error);
-                        break;
-                case -EINVAL:
-                        (void) sts_error_new(
-                                STS_ERROR_DENIED, r, 0, "InvalidParameter",
-                                "role ARN, session name or external id rejected by AssumeRole's limits",
-                                ret_error);
-                        break;
-                case -EADDRNOTAVAIL:
-                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoRegion",
-                                             "no AWS region known yet (AWS_REGION or IMDS placement/region)",
-                                             ret_error);
-                        break;
-                case -ENOKEY:
-                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "NoNodeCredentials",
-                                             "the node's own credentials are not available yet", ret_error);
-                        break;
-                default:
-                        (void) sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, ret_error);
-                }
+                (void) sts_refusal_error(refusal, r, ret_error);
                 return r;
         }
         *ret_handle = f;

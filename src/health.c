@@ -12,7 +12,7 @@
 
 struct Health {
         sd_event *event;
-        ImdsClient *imds;
+        UpstreamClient *imds;
         sd_event_source *timer;
         char *host_ip;
         char instance_id[HEALTH_INSTANCE_ID_MAX + 1];
@@ -21,7 +21,7 @@ struct Health {
         bool logged_failure;
 };
 
-static void on_instance_id(ImdsClient *c, int error, long status, const char *body, size_t size,
+static void on_instance_id(UpstreamClient *c, int error, long status, const char *body, size_t size,
                            void *userdata) {
         Health *h = userdata;
 
@@ -54,7 +54,7 @@ static void on_instance_id(ImdsClient *c, int error, long status, const char *bo
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Health *h = userdata;
 
-        if (!h->running && imds_client_get(h->imds, "meta-data/instance-id", on_instance_id, h) >= 0)
+        if (!h->running && upstream_client_get(h->imds, "meta-data/instance-id", on_instance_id, h) >= 0)
                 h->running = true;
         /* after a failure, look again sooner so /healthz shows the instance id soon after IMDS is back */
         (void) sd_event_source_set_time(
@@ -63,7 +63,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int health_new(sd_event *event, ImdsClient *imds, const char *host_ip, Health **ret) {
+int health_new(sd_event *event, UpstreamClient *imds, const char *host_ip, Health **ret) {
         Health *h;
 
         h = calloc(1, sizeof *h);

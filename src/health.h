@@ -20,9 +20,9 @@
 #define HEALTH_INSTANCE_ID_MAX 64
 
 typedef struct Health Health;
-typedef struct ImdsClient ImdsClient;
+typedef struct UpstreamClient UpstreamClient;
 
-int health_new(sd_event *event, ImdsClient *imds, const char *host_ip, Health **ret);
+int health_new(sd_event *event, UpstreamClient *imds, const char *host_ip, Health **ret);
 Health *health_free(Health *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Health *, health_free);
 

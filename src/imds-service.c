@@ -662,7 +662,7 @@ static int check_token(ImdsService *s, HttpRequest *req) {
                 respond_error(req, 401, "Unauthorized");
                 return -EACCES;
         }
-        r = imds_tokens_check(s->d.tokens, http_request_peer(req), tok, now_clock(CLOCK_BOOTTIME));
+        r = token_issuer_check(s->d.tokens, http_request_peer(req), tok, now_clock(CLOCK_BOOTTIME));
         if (r < 0) {
                 respond_error(req, 401, "Unauthorized");
                 return r;
@@ -684,9 +684,9 @@ static void handle_token(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         if (http_request_header(req, "X-Forwarded-For"))
                 return respond_error(req, 403, "Forbidden");
         ttl_header = http_request_header(req, TOKEN_TTL_HEADER);
-        if (imds_token_parse_ttl(ttl_header, &ttl) < 0)
+        if (token_parse_ttl(ttl_header, &ttl) < 0)
                 return respond_error(req, 400, "Missing or Invalid Parameters");
-        if (imds_tokens_mint(s->d.tokens, http_request_peer(req), ttl, now_clock(CLOCK_BOOTTIME), &tok) < 0)
+        if (token_issuer_mint(s->d.tokens, http_request_peer(req), ttl, now_clock(CLOCK_BOOTTIME), &tok) < 0)
                 return respond_error(req, 500, "Failed to create a token");
         if (s->m_tokens)
                 (void) metrics_counter_inc(s->m_tokens, NULL);
@@ -712,12 +712,12 @@ static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path,
         size_t n_extra = 0;
 
         /* the pod's token is ours, not the upstream's: use the daemon's own upstream token */
-        if (s->d.imds && imds_client_token(s->d.imds, &upstream) >= 0 && upstream) {
+        if (s->d.imds && upstream_client_token(s->d.imds, &upstream) >= 0 && upstream) {
                 extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
-        imds_proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
-                           s->d.config);
+        proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
+                      s->d.config);
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }

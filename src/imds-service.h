@@ -30,9 +30,9 @@
 
 typedef struct Config Config;
 typedef struct Creds Creds;
-typedef struct ImdsClient ImdsClient;
-typedef struct ImdsProxy ImdsProxy;
-typedef struct ImdsTokens ImdsTokens;
+typedef struct UpstreamClient UpstreamClient;
+typedef struct Proxy Proxy;
+typedef struct TokenIssuer TokenIssuer;
 typedef struct KubeClient KubeClient;
 typedef struct Metrics Metrics;
 typedef struct PodRoles PodRoles;
@@ -60,10 +60,10 @@ typedef struct ImdsServiceDeps {
         KubeClient *kube; /* NULL: no Kubernetes (no pod is ever known) */
         Roles *roles;
         Creds *creds;
-        ImdsTokens *tokens;
-        ImdsProxy *proxy;
-        ImdsClient *imds; /* NULL: proxied requests carry no upstream token */
-        Metrics *metrics; /* NULL: no metrics */
+        TokenIssuer *tokens;
+        Proxy *proxy;
+        UpstreamClient *imds; /* NULL: proxied requests carry no upstream token */
+        Metrics *metrics;     /* NULL: no metrics */
 } ImdsServiceDeps;
 
 int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret);

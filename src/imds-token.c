@@ -22,14 +22,14 @@
 #define TOKEN_MAC_BYTES 24U
 #define TOKEN_RAW_BYTES (8U + TOKEN_MAC_BYTES)
 
-struct ImdsTokens {
+struct TokenIssuer {
         Secret *key;
 };
 
 static int random_key(unsigned char *buf) {
         size_t got = 0;
-        while (got < IMDS_TOKEN_KEY_BYTES) {
-                ssize_t n = getrandom(buf + got, IMDS_TOKEN_KEY_BYTES - got, 0);
+        while (got < TOKEN_KEY_BYTES) {
+                ssize_t n = getrandom(buf + got, TOKEN_KEY_BYTES - got, 0);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -47,13 +47,13 @@ static int load_key(const char *dir, unsigned char *buf) {
         ssize_t n;
         int r;
 
-        if (asprintf(&path, "%s/%s", dir, IMDS_TOKEN_KEY_FILE) < 0)
+        if (asprintf(&path, "%s/%s", dir, TOKEN_KEY_FILE) < 0)
                 return -ENOMEM;
         for (int attempt = 0; attempt < 2; attempt++) {
                 fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (fd >= 0) {
-                        n = read(fd, buf, IMDS_TOKEN_KEY_BYTES);
-                        if (n == (ssize_t) IMDS_TOKEN_KEY_BYTES)
+                        n = read(fd, buf, TOKEN_KEY_BYTES);
+                        if (n == (ssize_t) TOKEN_KEY_BYTES)
                                 return 0;
                         return log_warning_errno(n < 0 ? errno : EBADMSG,
                                                  "Ignoring unreadable token key %s: %m", path);
@@ -69,7 +69,7 @@ static int load_key(const char *dir, unsigned char *buf) {
                                 continue; /* another instance won the race: read its key */
                         return log_warning_errno(errno, "Failed to create token key %s: %m", path);
                 }
-                if (write(fd, buf, IMDS_TOKEN_KEY_BYTES) != (ssize_t) IMDS_TOKEN_KEY_BYTES) {
+                if (write(fd, buf, TOKEN_KEY_BYTES) != (ssize_t) TOKEN_KEY_BYTES) {
                         r = -errno;
                         (void) unlink(path);
                         return log_warning_errno(r, "Failed to write token key %s: %m", path);
@@ -79,9 +79,9 @@ static int load_key(const char *dir, unsigned char *buf) {
         return -EBUSY;
 }
 
-int imds_tokens_new(const char *runtime_dir, ImdsTokens **ret) {
-        unsigned char key[IMDS_TOKEN_KEY_BYTES];
-        ImdsTokens *t;
+int token_issuer_new(const char *runtime_dir, TokenIssuer **ret) {
+        unsigned char key[TOKEN_KEY_BYTES];
+        TokenIssuer *t;
         int r = -ENOENT;
 
         if (runtime_dir)
@@ -107,7 +107,7 @@ int imds_tokens_new(const char *runtime_dir, ImdsTokens **ret) {
         return 0;
 }
 
-ImdsTokens *imds_tokens_free(ImdsTokens *t) {
+TokenIssuer *token_issuer_free(TokenIssuer *t) {
         if (!t)
                 return NULL;
         secret_free(t->key);
@@ -115,7 +115,7 @@ ImdsTokens *imds_tokens_free(ImdsTokens *t) {
         return NULL;
 }
 
-int imds_token_parse_ttl(const char *header, unsigned *ret) {
+int token_parse_ttl(const char *header, unsigned *ret) {
         unsigned long v = 0;
 
         if (isempty(header) || strlen(header) > 5)
@@ -125,13 +125,13 @@ int imds_token_parse_ttl(const char *header, unsigned *ret) {
                         return -EINVAL;
                 v = v * 10 + (unsigned long) (*p - '0');
         }
-        if (v < IMDS_TOKEN_TTL_MIN || v > IMDS_TOKEN_TTL_MAX)
+        if (v < TOKEN_TTL_MIN || v > TOKEN_TTL_MAX)
                 return -EINVAL;
         *ret = (unsigned) v;
         return 0;
 }
 
-static int mac(const ImdsTokens *t, const char *peer, uint64_t expiry_sec,
+static int mac(const TokenIssuer *t, const char *peer, uint64_t expiry_sec,
                unsigned char out[TOKEN_MAC_BYTES]) {
         unsigned char full[EVP_MAX_MD_SIZE], msg[64 + 8];
         size_t plen = strlen(peer);
@@ -197,13 +197,13 @@ static int decode(const char *in, unsigned char *out, size_t n) {
         return o == n ? 0 : -EBADMSG;
 }
 
-int imds_tokens_mint(const ImdsTokens *t, const char *peer, unsigned ttl_sec, usec_t now, char **ret) {
+int token_issuer_mint(const TokenIssuer *t, const char *peer, unsigned ttl_sec, usec_t now, char **ret) {
         unsigned char raw[TOKEN_RAW_BYTES];
         char enc[TOKEN_RAW_BYTES * 2];
         uint64_t expiry;
         int r;
 
-        if (ttl_sec < IMDS_TOKEN_TTL_MIN || ttl_sec > IMDS_TOKEN_TTL_MAX || isempty(peer))
+        if (ttl_sec < TOKEN_TTL_MIN || ttl_sec > TOKEN_TTL_MAX || isempty(peer))
                 return -EINVAL;
         expiry = now / USEC_PER_SEC + ttl_sec;
         for (int i = 0; i < 8; i++)
@@ -217,13 +217,13 @@ int imds_tokens_mint(const ImdsTokens *t, const char *peer, unsigned ttl_sec, us
         return 0;
 }
 
-int imds_tokens_check(const ImdsTokens *t, const char *peer, const char *token, usec_t now) {
+int token_issuer_check(const TokenIssuer *t, const char *peer, const char *token, usec_t now) {
         unsigned char raw[TOKEN_RAW_BYTES], want[TOKEN_MAC_BYTES];
         const char *body;
         uint64_t expiry = 0;
         int r;
 
-        if (!token || strlen(token) > IMDS_TOKEN_MAX_LEN || isempty(peer))
+        if (!token || strlen(token) > TOKEN_MAX_LEN || isempty(peer))
                 return -EBADMSG;
         body = startswith(token, TOKEN_PREFIX);
         if (!body || decode(body, raw, sizeof raw) < 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #pragma once
 
-/* ImdsTokens: IMDSv2 session tokens, minted and checked by the daemon itself so pods never
+/* TokenIssuer: IMDSv2 session tokens, minted and checked by the daemon itself so pods never
  * depend on the upstream's hop limit (docs/compatibility.md, "What changes"). A token is a keyed MAC
  * (HMAC-SHA256) over the pod's address and the token's expiry: it is worthless from any other
  * address and after its TTL. The key is random per boot: kept in $RUNTIME_DIRECTORY (tmpfs,
@@ -14,24 +14,24 @@
 #include "time-util.h"
 
 /* IMDS's own bounds for X-aws-ec2-metadata-token-ttl-seconds. */
-#define IMDS_TOKEN_TTL_MIN 1U
-#define IMDS_TOKEN_TTL_MAX 21600U
+#define TOKEN_TTL_MIN 1U
+#define TOKEN_TTL_MAX 21600U
 /* Our tokens are 47 characters; real IMDS tokens 56. Anything longer is not a token. */
-#define IMDS_TOKEN_MAX_LEN 128U
-#define IMDS_TOKEN_KEY_BYTES 32U
-#define IMDS_TOKEN_KEY_FILE "imds-token.key"
+#define TOKEN_MAX_LEN 128U
+#define TOKEN_KEY_BYTES 32U
+#define TOKEN_KEY_FILE "imds-token.key"
 
-typedef struct ImdsTokens ImdsTokens;
+typedef struct TokenIssuer TokenIssuer;
 
 /* runtime_dir: where the per-boot key lives, or NULL for an in-memory key. */
-int imds_tokens_new(const char *runtime_dir, ImdsTokens **ret);
-ImdsTokens *imds_tokens_free(ImdsTokens *t);
-DEFINE_TRIVIAL_CLEANUP_FUNC(ImdsTokens *, imds_tokens_free);
+int token_issuer_new(const char *runtime_dir, TokenIssuer **ret);
+TokenIssuer *token_issuer_free(TokenIssuer *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(TokenIssuer *, token_issuer_free);
 
 /* Parses the TTL header: decimal 1..21600, nothing else (-EINVAL). */
-int imds_token_parse_ttl(const char *header, unsigned *ret);
+int token_parse_ttl(const char *header, unsigned *ret);
 
 /* now: CLOCK_BOOTTIME microseconds (now_clock(CLOCK_BOOTTIME)); injectable for tests. */
-int imds_tokens_mint(const ImdsTokens *t, const char *peer, unsigned ttl_sec, usec_t now, char **ret);
+int token_issuer_mint(const TokenIssuer *t, const char *peer, unsigned ttl_sec, usec_t now, char **ret);
 /* 0: valid for peer; -EKEYEXPIRED: expired; -EBADMSG: malformed, or not minted for peer. */
-int imds_tokens_check(const ImdsTokens *t, const char *peer, const char *token, usec_t now);
+int token_issuer_check(const TokenIssuer *t, const char *peer, const char *token, usec_t now);

@@ -20,6 +20,7 @@
 #include "aws/imds-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
+#include "cluster-view.h"
 #include "config.h"
 #include "creds.h"
 #include "health.h"
@@ -63,11 +64,11 @@ typedef struct Daemon {
         HttpClient *http;
         HttpServer *app;
         HttpServer *metrics;
-        ImdsProxy *proxy;
+        Proxy *proxy;
         Health *health;
         Metrics *registry;
         MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting;
-        ImdsClient *imds;
+        UpstreamClient *imds;
         NodeCredentials *node;
         StsClient *sts;
         Creds *creds;
@@ -75,7 +76,8 @@ typedef struct Daemon {
         Store *store;
         PodRoles *pod_roles;
         KubeClient *kube;
-        ImdsTokens *tokens;
+        ClusterView view; /* the kube client's sink into the store, and the status line */
+        TokenIssuer *tokens;
         ImdsService *service;
         sd_event_source *turn; /* the once-per-loop-turn pass (on_turn) */
         bool status_changed;   /* the Kubernetes client's state changed since the last turn */
@@ -107,16 +109,17 @@ static void daemon_done(Daemon *d) {
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
         d->pod_roles = pod_roles_free(d->pod_roles); /* gives its in-use counts back to the cache */
+        cluster_view_done(&d->view);
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
-        d->proxy = imds_proxy_free(d->proxy);
+        d->proxy = proxy_free(d->proxy);
         d->health = health_free(d->health);
-        d->imds = imds_client_free(d->imds);
+        d->imds = upstream_client_free(d->imds);
         d->http = http_client_free(d->http);
         d->store = store_free(d->store);
         d->roles = roles_free(d->roles);
-        d->tokens = imds_tokens_free(d->tokens);
+        d->tokens = token_issuer_free(d->tokens);
         d->registry = metrics_free(d->registry);
         d->event = sd_event_unref(d->event);
         d->status_sent = mfree(d->status_sent);
@@ -438,7 +441,7 @@ static void update_status(Daemon *d) {
                          "; WARNING: %zu pod(s) routed outside --host-interface, not redirected (%s via %s)",
                          d->routes.n_outside, d->routes.example_pod, d->routes.example_ifname);
         snprintf(status, sizeof status, "%s; %s%s%s", d->ready ? "Serving" : "Starting",
-                 d->kube ? kube_client_status(d->kube) : "no Kubernetes API", routes,
+                 d->kube ? cluster_view_status(&d->view) : "no Kubernetes API", routes,
                  d->stopping ? "; stopping" : "");
         if (d->status_sent && streq(d->status_sent, status))
                 return;
@@ -520,10 +523,10 @@ static void schedule_turn(Daemon *d) {
 
 /* The Kubernetes client's state changed: the status line is due at the next turn. Nothing else:
  * what changed for requests is in the store's record (a stale store records every IP). */
-static void on_kube_state(KubeClient *k, void *userdata) {
+static void on_kube_state(ClusterView *v, void *userdata) {
         Daemon *d = userdata;
 
-        if (kube_client_pods_synced(k))
+        if (kube_client_pods_synced(v->kube))
                 notify_ready(d, "caches have been synced");
         check_pod_routes(d);
         d->status_changed = true;
@@ -585,7 +588,7 @@ typedef struct Discovery {
         char *role_name;
 } Discovery;
 
-static void on_discovered_profile(ImdsClient *c, int error, const char *value, void *userdata) {
+static void on_discovered_profile(UpstreamClient *c, int error, const char *value, void *userdata) {
         Discovery *x = userdata;
         x->pending--;
         if (error < 0)
@@ -594,7 +597,7 @@ static void on_discovered_profile(ImdsClient *c, int error, const char *value, v
                 x->error = -ENOMEM;
 }
 
-static void on_discovered_role(ImdsClient *c, int error, const char *value, void *userdata) {
+static void on_discovered_role(UpstreamClient *c, int error, const char *value, void *userdata) {
         Discovery *x = userdata;
         x->pending--;
         if (error < 0)
@@ -627,10 +630,10 @@ static int discover_roles(Daemon *d, char **base, char **def) {
 
         if (!d->config.auto_discover_base_arn && !d->config.auto_discover_default_role)
                 return 0;
-        if (imds_client_get_instance_profile_arn(d->imds, on_discovered_profile, &x) >= 0)
+        if (upstream_client_get_instance_profile_arn(d->imds, on_discovered_profile, &x) >= 0)
                 x.pending++;
         if (d->config.auto_discover_default_role &&
-            imds_client_get_role_name(d->imds, on_discovered_role, &x) >= 0)
+            upstream_client_get_role_name(d->imds, on_discovered_role, &x) >= 0)
                 x.pending++;
         while (x.pending > 0 && now_monotonic() < deadline) {
                 r = sd_event_run(d->event, 100 * USEC_PER_MSEC);
@@ -770,13 +773,14 @@ static int setup_pods(Daemon *d) {
         r = setup_turn(d);
         if (r < 0)
                 return r;
-        r = imds_tokens_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
+        r = token_issuer_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
-        r = imds_proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
+        r = proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
-        r = kube_client_new(d->event, d->http, &d->config, d->store, &d->kube);
+        cluster_view_init(&d->view, d->store, &d->config, NULL, d);
+        r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
 
@@ -832,7 +836,7 @@ static int run(Daemon *d) {
         r = http_client_new(d->event, &d->http);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
-        r = imds_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
+        r = upstream_client_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->imds);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata client: %m");
 
@@ -876,7 +880,8 @@ static int run(Daemon *d) {
                         return r;
         }
 
-        kube_client_set_state_callback(d->kube, on_kube_state, d);
+        d->view.kube = d->kube;
+        d->view.changed = on_kube_state;
         {
                 _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
                 d->has_kubeconfig = kubeconfig_from_config(&d->config, &kc, NULL) != -ENOENT;
@@ -989,7 +994,9 @@ int main(int argc, char *argv[]) {
                         "--iptables: the redirect is installed by kube2iam-nft (the unit's ExecStartPre) "
                         "when systemd passes the socket; not installing it again. The flag can be removed.");
         else if (d.config.iptables) {
-                r = redirect_install(&d.config);
+                RedirectOptions o;
+                config_redirect_options(&d.config, &o);
+                r = redirect_install(&o);
                 if (r < 0) {
                         config_done(&d.config);
                         curl_global_cleanup();

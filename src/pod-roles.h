@@ -21,7 +21,7 @@
 
 typedef struct Creds Creds;
 typedef struct Store Store;
-typedef struct StorePod StorePod;
+typedef struct KubePod StorePod; /* store.h */
 typedef struct PodRoles PodRoles;
 
 /* Audit entries per pod: a change of result is always written, a repeat once a minute at most. */

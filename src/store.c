@@ -56,48 +56,6 @@ struct Store {
         void *hook_userdata;
 };
 
-int store_pod_new(const char *uid, const char *namespace, const char *name, StorePod **ret) {
-        _cleanup_(store_pod_freep) StorePod *p = NULL;
-
-        if (isempty(uid) || !namespace || !name || !ret)
-                return -EINVAL;
-        p = calloc(1, sizeof *p);
-        if (!p)
-                return -ENOMEM;
-        p->uid = strdup(uid);
-        p->namespace = strdup(namespace);
-        p->name = strdup(name);
-        p->phase = strdup("");
-        if (!p->uid || !p->namespace || !p->name || !p->phase)
-                return -ENOMEM;
-        *ret = TAKE_PTR(p);
-        return 0;
-}
-
-int store_pod_add_ip(StorePod *p, const char *ip) {
-        if (isempty(ip))
-                return -EINVAL;
-        if (strv_contains(p->ips, ip))
-                return 0;
-        if (strv_length(p->ips) >= MAX_IPS_PER_POD)
-                return -E2BIG;
-        return strv_extend(&p->ips, ip);
-}
-
-StorePod *store_pod_free(StorePod *p) {
-        if (!p)
-                return NULL;
-        free(p->uid);
-        free(p->namespace);
-        free(p->name);
-        free(p->phase);
-        free(p->role);
-        free(p->external_id);
-        strv_free(p->ips);
-        free(p);
-        return NULL;
-}
-
 static void pod_free_void(void *p) {
         store_pod_free(p);
 }

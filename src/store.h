@@ -17,29 +17,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kube/kube-pod.h"
 #include "macro.h"
 
 /* Pods sharing one IP on one node: at most a terminating pod or two and its successor. 16 is
  * far past any real overlap; beyond it the IP is treated as ambiguous rather than growing. */
 #define MAX_PODS_PER_IP 16
-/* Dual-stack pods have two IPs; the API allows a handful more. */
-#define MAX_IPS_PER_POD 8
+#define MAX_IPS_PER_POD KUBE_POD_MAX_IPS
 
 typedef struct Store Store;
 
-/* Only what decisions need. Strings are owned by the pod. */
-typedef struct StorePod {
-        char *uid;
-        char *namespace;
-        char *name;
-        char *phase; /* Pending, Running, Succeeded, Failed, Unknown ("" when absent) */
-        bool host_network;
-        bool terminating;  /* metadata.deletionTimestamp is set */
-        char *role;        /* the role annotation; NULL when absent, "" when present but empty */
-        char *external_id; /* the external-id annotation; NULL when absent */
-        char **ips;        /* status.podIP and status.podIPs, no duplicates; NULL when none */
-        bool indexed;      /* the store indexes it by IP (set by the store) */
-} StorePod;
+/* The pods as the kube client delivers them (only what decisions need; strings owned by the pod).
+ * The store sets `indexed`. */
+typedef KubePod StorePod;
 
 typedef struct StoreNamespace {
         char *name;
@@ -97,12 +87,20 @@ int store_new(Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
-/* A pod from its fields; ips may be NULL. The result is handed to store_pod_update(). */
-int store_pod_new(const char *uid, const char *namespace, const char *name, StorePod **ret);
+/* A pod from its fields, handed to store_pod_update() (kube-pod.h makes them). */
+static inline int store_pod_new(const char *uid, const char *namespace, const char *name, StorePod **ret) {
+        return kube_pod_new(uid, namespace, name, ret);
+}
 /* Adds ip unless present (at most MAX_IPS_PER_POD, -E2BIG beyond). */
-int store_pod_add_ip(StorePod *p, const char *ip);
-StorePod *store_pod_free(StorePod *p);
-DEFINE_TRIVIAL_CLEANUP_FUNC(StorePod *, store_pod_free);
+static inline int store_pod_add_ip(StorePod *p, const char *ip) {
+        return kube_pod_add_ip(p, ip);
+}
+static inline StorePod *store_pod_free(StorePod *p) {
+        return kube_pod_free(p);
+}
+static inline void store_pod_freep(StorePod **p) {
+        store_pod_free(*p);
+}
 
 /* ADDED or MODIFIED: takes ownership of pod (also on failure). */
 int store_pod_update(Store *s, StorePod *pod);

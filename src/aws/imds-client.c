@@ -22,7 +22,7 @@ typedef enum ReadState {
 
 typedef struct ImdsRead ImdsRead;
 struct ImdsRead {
-        ImdsClient *client;
+        UpstreamClient *client;
         ImdsRead *prev, *next;
         ReadState state;
         char *path;
@@ -30,12 +30,12 @@ struct ImdsRead {
         struct curl_slist *headers;
         HttpBody body; /* may hold credentials: wiped */
         bool retried_token;
-        imds_done_t done;
+        upstream_done_t done;
         void *userdata;
         void (*userdata_free)(void *); /* frees userdata when the read ends without its callback */
 };
 
-struct ImdsClient {
+struct UpstreamClient {
         HttpClient *http;
         char *base; /* "http://host:port" */
         Secret *token;
@@ -43,8 +43,8 @@ struct ImdsClient {
         ImdsRead *reads;
 };
 
-int imds_client_new(HttpClient *http, const char *host, uint16_t port, ImdsClient **ret) {
-        ImdsClient *c;
+int upstream_client_new(HttpClient *http, const char *host, uint16_t port, UpstreamClient **ret) {
+        UpstreamClient *c;
         int r;
 
         if (!http || isempty(host) || strpbrk(host, "/?#@ []") || !ret)
@@ -64,7 +64,7 @@ int imds_client_new(HttpClient *http, const char *host, uint16_t port, ImdsClien
 }
 
 static void read_free(ImdsRead *rd) {
-        ImdsClient *c = rd->client;
+        UpstreamClient *c = rd->client;
 
         if (rd->userdata_free)
                 rd->userdata_free(rd->userdata);
@@ -87,7 +87,7 @@ static void read_free(ImdsRead *rd) {
         free(rd);
 }
 
-ImdsClient *imds_client_free(ImdsClient *c) {
+UpstreamClient *upstream_client_free(UpstreamClient *c) {
         if (!c)
                 return NULL;
         while (c->reads)
@@ -101,9 +101,9 @@ ImdsClient *imds_client_free(ImdsClient *c) {
 static int read_start(ImdsRead *rd);
 
 static void read_finish(ImdsRead *rd, int error, long status) {
-        imds_done_t done = rd->done;
+        upstream_done_t done = rd->done;
         void *userdata = rd->userdata;
-        ImdsClient *c = rd->client;
+        UpstreamClient *c = rd->client;
         StrBuf body = rd->body.buf;
 
         rd->body.buf = (StrBuf){};
@@ -115,7 +115,7 @@ static void read_finish(ImdsRead *rd, int error, long status) {
 
 static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, void *userdata) {
         ImdsRead *rd = userdata;
-        ImdsClient *c = rd->client;
+        UpstreamClient *c = rd->client;
         long status = 0;
         int r;
 
@@ -131,8 +131,8 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
                         r = secret_new(rd->body.buf.s, rd->body.buf.len, &c->token);
                         if (r < 0)
                                 return read_finish(rd, r, status);
-                        c->token_until = usec_add(now_monotonic(), IMDS_TOKEN_TTL_SEC * USEC_PER_SEC -
-                                                                           IMDS_TOKEN_RENEW_BEFORE_USEC);
+                        c->token_until = usec_add(now_monotonic(), UPSTREAM_TOKEN_TTL_SEC * USEC_PER_SEC -
+                                                                           UPSTREAM_TOKEN_RENEW_BEFORE_USEC);
                 } else if (status == 403 || status == 404 || status == 405) {
                         /* IMDSv1 only, as the SDKs fall back: go on without a token */
                         c->token = secret_free(c->token);
@@ -167,25 +167,26 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
 }
 
 static int read_start(ImdsRead *rd) {
-        ImdsClient *c = rd->client;
+        UpstreamClient *c = rd->client;
         _cleanup_free_ char *url = NULL;
         _cleanup_erase_ char *token_header = NULL;
         struct curl_slist *h;
+        int r;
 
         for (struct curl_slist *x = rd->headers; x; x = x->next)
                 explicit_bzero(x->data, strlen(x->data));
         curl_slist_free_all(rd->headers);
         rd->headers = NULL;
         rd->body.overflow = false;
-        rd->body.max = IMDS_REPLY_MAX_BYTES;
+        rd->body.max = UPSTREAM_REPLY_MAX_BYTES;
         rd->body.buf.erase = true;
 
         if (rd->state == READ_GET && c->token && now_monotonic() >= c->token_until)
                 c->token = secret_free(c->token);
         if (rd->state == READ_TOKEN) {
                 if (asprintf(&url, "%s/latest/api/token", c->base) < 0 ||
-                    asprintf(&token_header, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL_SEC) <
-                            0)
+                    asprintf(&token_header, "X-aws-ec2-metadata-token-ttl-seconds: %d",
+                             UPSTREAM_TOKEN_TTL_SEC) < 0)
                         return -ENOMEM;
         } else {
                 if (asprintf(&url, "%s/latest/%s", c->base, rd->path) < 0)
@@ -203,22 +204,22 @@ static int read_start(ImdsRead *rd) {
         if (!rd->easy && !(rd->easy = curl_easy_init()))
                 return -ENOMEM;
         curl_easy_reset(rd->easy);
-        if (curl_easy_setopt(rd->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_TIMEOUT_MS, (long) (IMDS_TIMEOUT_USEC / USEC_PER_MSEC)) !=
-                    CURLE_OK ||
+        r = http_client_prepare(rd->easy, &(const HttpRequestOptions){ .url = url,
+                                                                       .protocols = HTTP_PROTOCOLS_HTTP,
+                                                                       .timeout = UPSTREAM_TIMEOUT_USEC,
+                                                                       .direct = true });
+        if (r < 0)
+                return r;
+        if (curl_easy_setopt(rd->easy, CURLOPT_HTTPHEADER, rd->headers) != CURLE_OK ||
             curl_easy_setopt(rd->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, &rd->body) != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_PROXY, "") != CURLE_OK ||
-            curl_easy_setopt(rd->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK)
+            curl_easy_setopt(rd->easy, CURLOPT_WRITEDATA, &rd->body) != CURLE_OK)
                 return -EIO;
         if (rd->state == READ_TOKEN && curl_easy_setopt(rd->easy, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK)
                 return -EIO;
         return http_client_start(c->http, rd->easy, on_done, rd);
 }
 
-static int read_get(ImdsClient *c, const char *path, imds_done_t done, void *userdata,
+static int read_get(UpstreamClient *c, const char *path, upstream_done_t done, void *userdata,
                     void (*userdata_free)(void *)) {
         ImdsRead *rd;
         int r;
@@ -252,8 +253,8 @@ static int read_get(ImdsClient *c, const char *path, imds_done_t done, void *use
 
 /* Chained reads: a callback record carried through one or two GETs. */
 typedef struct Chain {
-        imds_string_done_t string_done;
-        imds_credentials_done_t creds_done;
+        upstream_string_done_t string_done;
+        upstream_credentials_done_t creds_done;
         void *userdata;
         void (*userdata_free)(void *); /* when the chain ends without its callback */
 } Chain;
@@ -266,7 +267,8 @@ static void chain_free(void *p) {
         free(ch);
 }
 
-static int chain_new(imds_string_done_t sd, imds_credentials_done_t cd, void *userdata, Chain **ret) {
+static int chain_new(upstream_string_done_t sd, upstream_credentials_done_t cd, void *userdata,
+                     Chain **ret) {
         Chain *ch = calloc(1, sizeof *ch);
         if (!ch)
                 return -ENOMEM;
@@ -275,7 +277,7 @@ static int chain_new(imds_string_done_t sd, imds_credentials_done_t cd, void *us
         return 0;
 }
 
-static int chain_get(ImdsClient *c, const char *path, imds_done_t cb, Chain *ch) {
+static int chain_get(UpstreamClient *c, const char *path, upstream_done_t cb, Chain *ch) {
         int r = read_get(c, path, cb, ch, chain_free);
         if (r < 0)
                 free(ch);
@@ -290,7 +292,8 @@ static char *first_line(const char *body, size_t size) {
         return n > 0 && n <= IMDS_VALUE_MAX ? strndup(body, n) : NULL;
 }
 
-static void on_region(ImdsClient *c, int error, long status, const char *body, size_t size, void *userdata) {
+static void on_region(UpstreamClient *c, int error, long status, const char *body, size_t size,
+                      void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         _cleanup_free_ char *v = NULL;
 
@@ -302,13 +305,13 @@ static void on_region(ImdsClient *c, int error, long status, const char *body, s
         ch->string_done(c, error < 0 ? error : 0, error < 0 ? NULL : v, ch->userdata);
 }
 
-int imds_client_get_region(ImdsClient *c, imds_string_done_t done, void *userdata) {
+int upstream_client_get_region(UpstreamClient *c, upstream_string_done_t done, void *userdata) {
         Chain *ch;
         int r = chain_new(done, NULL, userdata, &ch);
         return r < 0 ? r : chain_get(c, "meta-data/placement/region", on_region, ch);
 }
 
-static void on_iam_info(ImdsClient *c, int error, long status, const char *body, size_t size,
+static void on_iam_info(UpstreamClient *c, int error, long status, const char *body, size_t size,
                         void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         cJSON *j = NULL, *code, *arn;
@@ -328,7 +331,8 @@ static void on_iam_info(ImdsClient *c, int error, long status, const char *body,
         cJSON_Delete(j);
 }
 
-int imds_client_get_instance_profile_arn(ImdsClient *c, imds_string_done_t done, void *userdata) {
+int upstream_client_get_instance_profile_arn(UpstreamClient *c, upstream_string_done_t done,
+                                             void *userdata) {
         Chain *ch;
         int r = chain_new(done, NULL, userdata, &ch);
         return r < 0 ? r : chain_get(c, "meta-data/iam/info", on_iam_info, ch);
@@ -346,7 +350,7 @@ static bool role_name_valid(const char *s) {
         return true;
 }
 
-static void on_role_name(ImdsClient *c, int error, long status, const char *body, size_t size,
+static void on_role_name(UpstreamClient *c, int error, long status, const char *body, size_t size,
                          void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         _cleanup_free_ char *v = NULL;
@@ -359,7 +363,7 @@ static void on_role_name(ImdsClient *c, int error, long status, const char *body
         ch->string_done(c, error < 0 ? error : 0, error < 0 ? NULL : v, ch->userdata);
 }
 
-int imds_client_get_role_name(ImdsClient *c, imds_string_done_t done, void *userdata) {
+int upstream_client_get_role_name(UpstreamClient *c, upstream_string_done_t done, void *userdata) {
         Chain *ch;
         int r = chain_new(done, NULL, userdata, &ch);
         return r < 0 ? r : chain_get(c, "meta-data/iam/security-credentials/", on_role_name, ch);
@@ -370,14 +374,14 @@ static char *json_take_string(cJSON *j, const char *key) {
         return cJSON_IsString(i) && i->valuestring ? i->valuestring : NULL;
 }
 
-int imds_parse_credentials(const char *body, size_t size, usec_t now, Credentials **ret) {
+int upstream_parse_credentials(const char *body, size_t size, usec_t now, Credentials **ret) {
         cJSON *j;
         const char *code, *key, *secret, *token, *exp;
         Secret *s = NULL, *t = NULL;
         usec_t expiration;
         int r;
 
-        if (!body || !ret || size == 0 || size > IMDS_REPLY_MAX_BYTES)
+        if (!body || !ret || size == 0 || size > UPSTREAM_REPLY_MAX_BYTES)
                 return -EBADMSG;
         j = cJSON_ParseWithLength(body, size);
         if (!j)
@@ -407,17 +411,17 @@ int imds_parse_credentials(const char *body, size_t size, usec_t now, Credential
         return r;
 }
 
-static void on_credentials(ImdsClient *c, int error, long status, const char *body, size_t size,
+static void on_credentials(UpstreamClient *c, int error, long status, const char *body, size_t size,
                            void *userdata) {
         _cleanup_free_ Chain *ch = userdata;
         _cleanup_credentials_ Credentials *creds = NULL;
 
         if (error >= 0)
-                error = imds_parse_credentials(body, size, now_realtime(), &creds);
+                error = upstream_parse_credentials(body, size, now_realtime(), &creds);
         ch->creds_done(c, error < 0 ? error : 0, creds, ch->userdata);
 }
 
-static void on_role_for_credentials(ImdsClient *c, int error, const char *value, void *userdata) {
+static void on_role_for_credentials(UpstreamClient *c, int error, const char *value, void *userdata) {
         Chain *ch = userdata;
         _cleanup_free_ char *path = NULL;
         int r;
@@ -438,7 +442,7 @@ static void on_role_for_credentials(ImdsClient *c, int error, const char *value,
         }
 }
 
-int imds_client_get_credentials(ImdsClient *c, imds_credentials_done_t done, void *userdata) {
+int upstream_client_get_credentials(UpstreamClient *c, upstream_credentials_done_t done, void *userdata) {
         Chain *ch, *inner;
         int r = chain_new(NULL, done, userdata, &ch);
 
@@ -457,7 +461,7 @@ int imds_client_get_credentials(ImdsClient *c, imds_credentials_done_t done, voi
         return r;
 }
 
-int imds_client_token(ImdsClient *c, char **ret) {
+int upstream_client_token(UpstreamClient *c, char **ret) {
         char *t;
 
         if (!c || !ret)
@@ -473,6 +477,6 @@ int imds_client_token(ImdsClient *c, char **ret) {
         return 1;
 }
 
-int imds_client_get(ImdsClient *c, const char *path, imds_done_t done, void *userdata) {
+int upstream_client_get(UpstreamClient *c, const char *path, upstream_done_t done, void *userdata) {
         return read_get(c, path, done, userdata, NULL);
 }

@@ -19,7 +19,7 @@ typedef enum NodeSource {
 
 struct NodeCredentials {
         sd_event *event;
-        ImdsClient *imds;
+        UpstreamClient *imds;
         StsClient *sts; /* web identity only; not owned */
         StsCall *call;
         Credentials *current;
@@ -162,7 +162,7 @@ static int choose_source(NodeCredentials *n) {
         return 0;
 }
 
-int node_credentials_new(sd_event *event, ImdsClient *imds, NodeCredentials **ret) {
+int node_credentials_new(sd_event *event, UpstreamClient *imds, NodeCredentials **ret) {
         _cleanup_(node_credentials_freep) NodeCredentials *n = NULL;
         int r;
 
@@ -260,7 +260,7 @@ static void got_credentials(NodeCredentials *n, int error, Credentials *creds) {
         (void) schedule(n, delay);
 }
 
-static void on_credentials(ImdsClient *imds, int error, Credentials *creds, void *userdata) {
+static void on_credentials(UpstreamClient *imds, int error, Credentials *creds, void *userdata) {
         got_credentials(userdata, error, creds);
 }
 
@@ -316,7 +316,7 @@ static int fetch(NodeCredentials *n) {
                 return 0;
         if (n->source == NODE_SOURCE_WEB_IDENTITY)
                 return fetch_web_identity(n);
-        r = imds_client_get_credentials(n->imds, on_credentials, n);
+        r = upstream_client_get_credentials(n->imds, on_credentials, n);
         if (r < 0)
                 return r;
         n->fetching = true;

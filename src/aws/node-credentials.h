@@ -16,7 +16,7 @@
 
 #include "credentials.h"
 
-typedef struct ImdsClient ImdsClient;
+typedef struct UpstreamClient UpstreamClient;
 typedef struct StsClient StsClient;
 typedef struct NodeCredentials NodeCredentials;
 
@@ -34,7 +34,7 @@ typedef struct NodeCredentials NodeCredentials;
 /* imds may be NULL when only the environment may provide credentials. Reads the environment and the
  * shared files now: -EINVAL when they hold a partial or malformed key pair, -EOPNOTSUPP for a source
  * we refuse, -ENOENT for an AWS_PROFILE that does not exist (each logged in one line). */
-int node_credentials_new(sd_event *event, ImdsClient *imds, NodeCredentials **ret);
+int node_credentials_new(sd_event *event, UpstreamClient *imds, NodeCredentials **ret);
 /* The STS client for AssumeRoleWithWebIdentity (not owned; set before node_credentials_start()). */
 void node_credentials_set_sts(NodeCredentials *n, StsClient *sts);
 NodeCredentials *node_credentials_free(NodeCredentials *n);

@@ -35,7 +35,7 @@ struct StsClient {
         unsigned n_calls;
         CURL *idle[STS_CLIENT_MAX_CALLS]; /* reused easy handles: the multi handle keeps the connections */
         unsigned n_idle;
-        ImdsClient *imds; /* region discovery, not owned */
+        UpstreamClient *imds; /* region discovery, not owned */
         sd_event_source *region_timer;
         usec_t region_retry;
         bool region_fetching;
@@ -242,8 +242,15 @@ static int append_header(struct curl_slist **l, const char *name, const char *va
 static int call_start(StsClient *c, const char *url, char *form, const SigV4Signature *sig,
                       const Secret *session_token, sts_done_t done, void *userdata, StsCall **ret_call);
 
+static int refuse(StsRefusal *ret, StsRefusal why, int error) {
+        if (ret)
+                *ret = why;
+        return error;
+}
+
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call) {
+                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
+                    StsRefusal *ret_refusal) {
         _cleanup_free_ char *url = NULL, *signing_region = NULL, *form = NULL, *host = NULL, *path = NULL;
         _cleanup_(sigv4_signer_freep) SigV4Signer *override_signer = NULL;
         _cleanup_sigv4_signature_ SigV4Signature sig = {};
@@ -251,21 +258,29 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         Credentials *node;
         int r;
 
+        /* anything not named below is an internal failure (memory, signing) */
+        refuse(ret_refusal, STS_REFUSAL_INTERNAL, 0);
         if (!c || !role_arn || !session_name || !done)
-                return -EINVAL;
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, -EINVAL);
         r = sts_assume_role_form(role_arn, session_name, duration_sec, external_id, &form);
+        if (r == -EINVAL)
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, r);
         if (r < 0)
                 return r;
         r = sts_endpoint_resolve(c->override, c->region, role_arn, &url, &signing_region);
         if (r == -EINVAL && !c->region && !c->override)
-                return -EADDRNOTAVAIL; /* no region yet: the caller treats this as transient */
+                return refuse(ret_refusal, STS_REFUSAL_NO_REGION, -EADDRNOTAVAIL);
+        if (r == -EXDEV)
+                return refuse(ret_refusal, STS_REFUSAL_PARTITION_MISMATCH, r);
+        if (r == -EINVAL)
+                return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, r);
         if (r < 0)
                 return r;
         node = c->node ? node_credentials_get(c->node) : NULL;
         if (!node)
-                return -ENOKEY;
+                return refuse(ret_refusal, STS_REFUSAL_NO_NODE_CREDENTIALS, -ENOKEY);
         if (c->n_calls >= STS_CLIENT_MAX_CALLS)
-                return -EBUSY;
+                return refuse(ret_refusal, STS_REFUSAL_BUSY, -EBUSY);
         r = url_host_header(url, &host, &path);
         if (r < 0)
                 return r;
@@ -344,17 +359,17 @@ static int call_start(StsClient *c, const char *url, char *form, const SigV4Sign
                 goto fail;
         }
         curl_easy_reset(call->easy);
-        if (curl_easy_setopt(call->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->form) != CURLE_OK ||
+        r = http_client_prepare(call->easy,
+                                &(const HttpRequestOptions){ .url = url,
+                                                             .protocols = HTTP_PROTOCOLS_HTTP_HTTPS,
+                                                             .timeout = c->timeout });
+        if (r < 0)
+                goto fail;
+        if (curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->form) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_POSTFIELDSIZE, (long) strlen(call->form)) != CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) !=
-                    CURLE_OK ||
             curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, &call->reply) != CURLE_OK ||
-            curl_easy_setopt(call->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK) {
+            curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, &call->reply) != CURLE_OK) {
                 r = -EIO;
                 goto fail;
         }
@@ -407,7 +422,7 @@ static int on_region_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_region(ImdsClient *imds, int error, const char *value, void *userdata) {
+static void on_region(UpstreamClient *imds, int error, const char *value, void *userdata) {
         StsClient *c = userdata;
         int r;
 
@@ -431,14 +446,14 @@ static int region_fetch(StsClient *c) {
 
         if (c->region_fetching)
                 return 0;
-        r = imds_client_get_region(c->imds, on_region, c);
+        r = upstream_client_get_region(c->imds, on_region, c);
         if (r < 0)
                 return r;
         c->region_fetching = true;
         return 0;
 }
 
-int sts_client_discover_region(StsClient *c, ImdsClient *imds) {
+int sts_client_discover_region(StsClient *c, UpstreamClient *imds) {
         _cleanup_free_ char *region = NULL;
         int r;
 

@@ -11,7 +11,7 @@
 #include "sts.h"
 
 typedef struct HttpClient HttpClient;
-typedef struct ImdsClient ImdsClient;
+typedef struct UpstreamClient UpstreamClient;
 typedef struct NodeCredentials NodeCredentials;
 typedef struct StsClient StsClient;
 typedef struct StsCall StsCall;
@@ -43,16 +43,15 @@ const char *sts_client_get_region(const StsClient *c);
  * asks imds for placement/region on the loop, retrying with backoff until it answers (calls fail
  * with "NoRegion" meanwhile). imds may be NULL only when the environment names the region.
  * Returns 0 when the region is already set, 1 when it is being fetched. */
-int sts_client_discover_region(StsClient *c, ImdsClient *imds);
+int sts_client_discover_region(StsClient *c, UpstreamClient *imds);
 void sts_client_set_timeout(StsClient *c, usec_t timeout);
 
-/* Starts AssumeRole. Returned here, with nothing called: -EINVAL (a bad ARN, session name, duration
- * or external id) and -EXDEV (role ARN partition differs from the region's) are permanent;
- * -EADDRNOTAVAIL (no region known yet), -ENOKEY (no node credentials yet) and -EBUSY (too many calls)
- * are transient. Everything later ends in done().
+/* Starts AssumeRole. A negative errno returned here, with nothing called, is a refusal: *ret_refusal
+ * (optional) says which (sts.h: permanent or transient). Everything later ends in done().
  * *ret_call (optional) identifies the call for sts_call_cancel(). */
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call);
+                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
+                    StsRefusal *ret_refusal);
 /* AssumeRoleWithWebIdentity, unsigned: the node's own identity from a web identity token
  * (AWS_WEB_IDENTITY_TOKEN_FILE). Same endpoint, errors and callback as sts_assume_role(), but needs
  * no node credentials. */

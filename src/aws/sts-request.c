@@ -253,3 +253,23 @@ int sts_error_describe(const StsError *e, char **ret) {
                              strempty(e->message));
         return r < 0 ? -ENOMEM : 0;
 }
+
+int sts_refusal_error(StsRefusal refusal, int error, StsError **ret) {
+        switch (refusal) {
+        case STS_REFUSAL_PARTITION_MISMATCH:
+                return sts_error_new(STS_ERROR_DENIED, error, 0, "PartitionMismatch",
+                                     "the role ARN's partition differs from the region's", ret);
+        case STS_REFUSAL_INVALID_PARAMETER:
+                return sts_error_new(STS_ERROR_DENIED, error, 0, "InvalidParameter",
+                                     "role ARN, session name or external id rejected by AssumeRole's limits",
+                                     ret);
+        case STS_REFUSAL_NO_REGION:
+                return sts_error_new(STS_ERROR_TRANSIENT, error, 0, "NoRegion",
+                                     "no AWS region known yet (AWS_REGION or IMDS placement/region)", ret);
+        case STS_REFUSAL_NO_NODE_CREDENTIALS:
+                return sts_error_new(STS_ERROR_TRANSIENT, error, 0, "NoNodeCredentials",
+                                     "the node's own credentials are not available yet", ret);
+        default: /* busy, internal: retried like any transient failure */
+                return sts_error_new(STS_ERROR_TRANSIENT, error, 0, "InternalError", NULL, ret);
+        }
+}

@@ -40,6 +40,23 @@ typedef struct StsError {
         char *type;       /* "Sender" | "Receiver" | NULL */
 } StsError;
 
+/* Why sts_assume_role() refused a call before sending anything. The caller turns it into an
+ * StsError with sts_refusal_error(); the negative errno beside it is only for the log. */
+typedef enum StsRefusal {
+        STS_REFUSAL_INVALID_PARAMETER,   /* ARN, session name, duration or external id outside AssumeRole's
+                                          * limits: permanent */
+        STS_REFUSAL_PARTITION_MISMATCH,  /* the role ARN's partition differs from the region's: permanent */
+        STS_REFUSAL_NO_REGION,           /* no AWS region known yet: transient */
+        STS_REFUSAL_NO_NODE_CREDENTIALS, /* the node's own credentials are not there yet: transient */
+        STS_REFUSAL_BUSY,                /* STS_CLIENT_MAX_CALLS calls run: transient */
+        STS_REFUSAL_INTERNAL,            /* out of memory, signing failed: transient */
+        _STS_REFUSAL_MAX,
+} StsRefusal;
+
+/* The StsError a refusal stands for (class, AWS-style code and message); error is the call's
+ * negative errno. */
+int sts_refusal_error(StsRefusal refusal, int error, StsError **ret);
+
 /* code and message are copied (NULL message allowed). */
 int sts_error_new(StsErrorClass class, int error, long http_status, const char *code, const char *message,
                   StsError **ret);

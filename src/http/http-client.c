@@ -276,6 +276,43 @@ int http_client_errno(CURLcode code) {
         }
 }
 
+/* CURLOPT_PROTOCOLS_STR is libcurl 7.85 (Debian 12 has 7.88); RHEL 9 ships 7.76, where only the
+ * bitmask exists (deprecated from 7.85 on, hence not used where the string works). */
+static CURLcode prepare_protocols(CURL *easy, HttpProtocols p) {
+#if LIBCURL_VERSION_NUM >= 0x075500
+        return curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR,
+                                p == HTTP_PROTOCOLS_HTTP ? "http" : "https,http");
+#else
+        return curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
+                                p == HTTP_PROTOCOLS_HTTP ? (long) CURLPROTO_HTTP
+                                                         : (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+int http_client_prepare(CURL *easy, const HttpRequestOptions *o) {
+        /* every option here exists since libcurl 7.25 or earlier, but the protocols (see above) */
+        if (!easy || !o || !o->url)
+                return -EINVAL;
+        if (curl_easy_setopt(easy, CURLOPT_URL, o->url) != CURLE_OK ||
+            prepare_protocols(easy, o->protocols) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK)
+                return -EIO;
+        if (o->timeout > 0 &&
+            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (o->timeout / USEC_PER_MSEC)) != CURLE_OK)
+                return -EIO;
+        if (o->connect_timeout > 0 &&
+            curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout / USEC_PER_MSEC)) !=
+                    CURLE_OK)
+                return -EIO;
+        if (o->direct && curl_easy_setopt(easy, CURLOPT_PROXY, "") != CURLE_OK)
+                return -EIO;
+        if (!o->transparent &&
+            curl_easy_setopt(easy, CURLOPT_USERAGENT, "kube2iam/" KUBE2IAM_VERSION) != CURLE_OK)
+                return -EIO;
+        return 0;
+}
+
 size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
         HttpBody *b = userdata;
         size_t n = size * nmemb;

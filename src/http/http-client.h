@@ -13,6 +13,7 @@
 
 #include "macro.h"
 #include "string-util.h"
+#include "time-util.h"
 
 typedef struct HttpClient HttpClient;
 
@@ -36,6 +37,28 @@ unsigned http_client_running(const HttpClient *c);
 sd_event *http_client_get_event(const HttpClient *c);
 
 int http_client_errno(CURLcode code);
+
+/* What every outgoing request has in common, set by http_client_prepare(). */
+typedef enum HttpProtocols {
+        HTTP_PROTOCOLS_HTTP,       /* the metadata service (IMDS has no TLS) */
+        HTTP_PROTOCOLS_HTTP_HTTPS, /* the API server and STS (plain http only for test endpoints) */
+} HttpProtocols;
+
+typedef struct HttpRequestOptions {
+        const char *url;
+        HttpProtocols protocols;
+        usec_t timeout;         /* the whole transfer; 0: none (a watch bounds itself by silence) */
+        usec_t connect_timeout; /* 0: bounded by timeout alone */
+        bool direct;            /* never through a proxy from the environment (IMDS is link-local) */
+        bool transparent;       /* no User-Agent of ours: the proxy forwards the pod's own */
+} HttpRequestOptions;
+
+/* The one place a CURL easy handle is configured for our loop, as systemd's curl_glue_make():
+ * URL, allowed protocols (no file://, no redirect to another scheme), no signals (we are
+ * single-threaded on sd-event), no redirects, the timeouts and our User-Agent. Call it on a new
+ * handle and after every curl_easy_reset(); the caller then adds only what is its own (headers,
+ * body, write callback, TLS material). -EIO when libcurl refuses an option. */
+int http_client_prepare(CURL *easy, const HttpRequestOptions *o);
 
 /* A response body read into memory, with a cap: CURLOPT_WRITEFUNCTION http_body_write and
  * CURLOPT_WRITEDATA the HttpBody. Past max bytes the transfer is aborted and overflow set. */

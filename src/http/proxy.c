@@ -11,7 +11,7 @@
 
 typedef struct ProxyCall ProxyCall;
 
-struct ImdsProxy {
+struct Proxy {
         HttpClient *client;
         char *base_url; /* http://host:port */
         CURL *pool[PROXY_POOL_MAX];
@@ -21,7 +21,7 @@ struct ImdsProxy {
 };
 
 struct ProxyCall {
-        ImdsProxy *proxy;
+        Proxy *proxy;
         HttpRequest *req;
         CURL *easy;
         struct curl_slist *headers;
@@ -29,7 +29,7 @@ struct ProxyCall {
         StrBuf resp_headers; /* "name\0value\0" pairs */
         char *url;
         char *path;
-        ImdsProxyFilter filter;
+        ProxyFilter filter;
         const void *filter_data;
 };
 
@@ -38,14 +38,14 @@ static const char *const hop_headers[] = {
         "Trailer",    "Transfer-Encoding", "Upgrade",
 };
 
-bool imds_proxy_is_hop_header(const char *name) {
+bool proxy_is_hop_header(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(hop_headers); i++)
                 if (strcasecmp(name, hop_headers[i]) == 0)
                         return true;
         return false;
 }
 
-bool imds_proxy_adds_xff(const char *method, const char *path, const char *token_header) {
+bool proxy_adds_xff(const char *method, const char *path, const char *token_header) {
         if (streq(method, "PUT")) {
                 /* ^/?[^/]+/api/token$ */
                 const char *p = path[0] == '/' ? path + 1 : path;
@@ -58,8 +58,8 @@ bool imds_proxy_adds_xff(const char *method, const char *path, const char *token
         return true;
 }
 
-int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProxy **ret) {
-        ImdsProxy *p;
+int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) {
+        Proxy *p;
 
         if (!client || isempty(host) || !ret)
                 return -EINVAL;
@@ -77,7 +77,7 @@ int imds_proxy_new(HttpClient *client, const char *host, uint16_t port, ImdsProx
         return 0;
 }
 
-ImdsProxy *imds_proxy_free(ImdsProxy *p) {
+Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
         for (unsigned i = 0; i < p->n_pool; i++)
@@ -87,11 +87,11 @@ ImdsProxy *imds_proxy_free(ImdsProxy *p) {
         return NULL;
 }
 
-unsigned imds_proxy_in_flight(const ImdsProxy *p) {
+unsigned proxy_in_flight(const Proxy *p) {
         return p ? p->in_flight : 0;
 }
 
-static CURL *pool_get(ImdsProxy *p) {
+static CURL *pool_get(Proxy *p) {
         if (p->n_pool > 0) {
                 CURL *e = p->pool[--p->n_pool];
                 curl_easy_reset(e);
@@ -100,7 +100,7 @@ static CURL *pool_get(ImdsProxy *p) {
         return curl_easy_init();
 }
 
-static void pool_put(ImdsProxy *p, CURL *e) {
+static void pool_put(Proxy *p, CURL *e) {
         if (!e)
                 return;
         if (p->n_pool < PROXY_POOL_MAX)
@@ -153,7 +153,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
 }
 
 static void respond_502(ProxyCall *c, const char *why) {
-        ImdsProxy *p = c->proxy;
+        Proxy *p = c->proxy;
 
         (void) log_ratelimited(NULL, &p->error_ratelimit, LOG_ERR, 0,
                                ((const LogField[]){ { "METADATA_URL", c->url },
@@ -192,7 +192,7 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 const char *name = s, *value = s + strlen(s) + 1;
                 s = value + strlen(value) + 1;
                 /* MHD writes its own framing and Date */
-                if (imds_proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
+                if (proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
                     strcasecmp(name, "Date") == 0)
                         continue;
                 h[n++] = (HttpHeader){ name, value };
@@ -246,7 +246,7 @@ static bool copy_header(const char *name, const char *value, void *ud) {
         _cleanup_free_ char *line = NULL;
         struct curl_slist *l;
 
-        if (imds_proxy_is_hop_header(name) || named_in_connection(hc->connection, name) ||
+        if (proxy_is_hop_header(name) || named_in_connection(hc->connection, name) ||
             strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
                 return true;
         for (size_t i = 0; i < hc->n_extra; i++)
@@ -291,9 +291,9 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
         return 0;
 }
 
-void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
-                        size_t n_extra, const char *const *drop_headers, ImdsProxyFilter filter,
-                        const void *filter_data) {
+void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
+                   size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
+                   const void *filter_data) {
         const char *method = http_request_method(req);
         _cleanup_strbuf_ StrBuf url = {};
         HeaderCopy hc = {};
@@ -340,7 +340,7 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
         http_request_foreach_header(req, copy_header, &hc);
         if (hc.oom || strbuf_error(&hc.xff) < 0)
                 goto fail;
-        if (imds_proxy_adds_xff(method, path, http_request_header(req, "X-aws-ec2-metadata-token"))) {
+        if (proxy_adds_xff(method, path, http_request_header(req, "X-aws-ec2-metadata-token"))) {
                 if (hc.xff.len > 0)
                         strbuf_append(&hc.xff, ", ");
                 strbuf_append(&hc.xff, http_request_peer(req));
@@ -360,18 +360,19 @@ void imds_proxy_forward(ImdsProxy *p, HttpRequest *req, const char *path, const 
                 goto fail;
 
         body = http_request_body(req, &body_size);
-        if (curl_easy_setopt(c->easy, CURLOPT_URL, c->url) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_PROXY, "") != CURLE_OK ||
+        if (http_client_prepare(c->easy,
+                                &(const HttpRequestOptions){ .url = c->url,
+                                                             .protocols = HTTP_PROTOCOLS_HTTP,
+                                                             .timeout = PROXY_TIMEOUT_MSEC * USEC_PER_MSEC,
+                                                             .connect_timeout = PROXY_CONNECT_TIMEOUT_MSEC *
+                                                                                USEC_PER_MSEC,
+                                                             .direct = true,
+                                                             .transparent = true }) < 0 ||
             curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->body) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, PROXY_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, PROXY_CONNECT_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK)
+            curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) != CURLE_OK)
                 goto fail;
         if (streq(method, "HEAD")) {
                 if (curl_easy_setopt(c->easy, CURLOPT_NOBODY, 1L) != CURLE_OK)

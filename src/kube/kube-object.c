@@ -33,8 +33,8 @@ const char *kube_object_uid(const cJSON *o) {
         return isempty(uid) ? NULL : uid;
 }
 
-int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, StorePod **ret) {
-        _cleanup_(store_pod_freep) StorePod *p = NULL;
+int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **ret) {
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
         const cJSON *meta = get(pod, "metadata"), *spec = get(pod, "spec"), *status = get(pod, "status");
         const cJSON *annotations = get(meta, "annotations"), *v;
         const char *uid, *ns, *name, *s;
@@ -43,7 +43,7 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, StorePod **
         if (!cJSON_IsObject(meta) || get_str(meta, "uid", &uid) < 0 || get_str(meta, "namespace", &ns) < 0 ||
             get_str(meta, "name", &name) < 0 || isempty(uid) || isempty(ns) || isempty(name))
                 return -EBADMSG;
-        r = store_pod_new(uid, ns, name, &p);
+        r = kube_pod_new(uid, ns, name, &p);
         if (r < 0)
                 return r;
 
@@ -80,7 +80,7 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, StorePod **
         }
         if (get_str(status, "podIP", &s) < 0)
                 return -EBADMSG;
-        if (!isempty(s) && (r = store_pod_add_ip(p, s)) < 0)
+        if (!isempty(s) && (r = kube_pod_add_ip(p, s)) < 0)
                 return r == -E2BIG ? -EBADMSG : r;
         v = get(status, "podIPs");
         if (v && !cJSON_IsNull(v)) {
@@ -90,7 +90,7 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, StorePod **
                 cJSON_ArrayForEach(i, v) {
                         if (get_str(i, "ip", &s) < 0)
                                 return -EBADMSG;
-                        if (!isempty(s) && (r = store_pod_add_ip(p, s)) < 0)
+                        if (!isempty(s) && (r = kube_pod_add_ip(p, s)) < 0)
                                 return r == -E2BIG ? -EBADMSG : r;
                 }
         }

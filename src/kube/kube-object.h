@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "store.h"
+#include "kube-pod.h"
 #include "watch-parser.h"
 
 /* One object of a list is held to the limit of one watch event: the same object arrives both
@@ -38,9 +38,9 @@ typedef struct KubeObjectKeys {
         const char *namespace_key;   /* --namespace-key */
 } KubeObjectKeys;
 
-/* A v1 Pod to a StorePod. -EBADMSG when uid, namespace or name is missing or a field has the
+/* A v1 Pod to a KubePod. -EBADMSG when uid, namespace or name is missing or a field has the
  * wrong type. */
-int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, StorePod **ret);
+int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **ret);
 /* metadata.uid of any object (DELETED events need nothing else). */
 const char *kube_object_uid(const cJSON *o);
 /* A v1 Namespace: its name and the allowed-roles annotation (NULL when absent); both point into o. */

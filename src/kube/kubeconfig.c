@@ -364,43 +364,11 @@ fail:
         return r;
 }
 
-static int parse_document(Parse *p, KubeConfig *k) {
-        yaml_node_t *root = yaml_document_get_root_node(p->doc), *cluster, *user, *context, *exec;
-        const char *ctx, *cluster_name, *user_name, *v;
-        char cf[256], uf[256];
+/* clusters[].cluster: where the API server is and how to trust it. */
+static int parse_cluster(Parse *p, yaml_node_t *cluster, const char *cf, KubeConfig *k) {
+        const char *v;
         int r;
 
-        if (!root)
-                return parse_error(p, "(document)", "empty file");
-        if (root->type != YAML_MAPPING_NODE)
-                return parse_error(p, "(document)", "expected a mapping at the top level");
-
-        r = get_string(p, root, "current-context", "", &ctx);
-        if (r < 0)
-                return r;
-        if (isempty(ctx))
-                return parse_error(p, "current-context", "missing");
-        k->context = strdup(ctx);
-        if (!k->context)
-                return -ENOMEM;
-
-        r = find_named(p, root, "contexts", "context", ctx, &context);
-        if (r < 0)
-                return r;
-        snprintf(cf, sizeof cf, "contexts[%s].context", ctx);
-        r = get_string(p, context, "cluster", cf, &cluster_name);
-        if (r < 0)
-                return r;
-        if (isempty(cluster_name))
-                return parse_error(p, cf, "cluster is missing");
-        r = get_string(p, context, "user", cf, &user_name);
-        if (r < 0)
-                return r;
-
-        r = find_named(p, root, "clusters", "cluster", cluster_name, &cluster);
-        if (r < 0)
-                return r;
-        snprintf(cf, sizeof cf, "clusters[%s].cluster", cluster_name);
         r = get_string(p, cluster, "server", cf, &v);
         if (r < 0)
                 return r;
@@ -427,14 +395,14 @@ static int parse_document(Parse *p, KubeConfig *k) {
                 return r;
         if (v && !k->ca_data && (r = make_path(p, v, &k->ca_file)) < 0)
                 return r;
+        return 0;
+}
 
-        /* A context without a user: anonymous (only useful with a token from --api-token). */
-        if (isempty(user_name))
-                return 0;
-        r = find_named(p, root, "users", "user", user_name, &user);
-        if (r < 0)
-                return r;
-        snprintf(uf, sizeof uf, "users[%s].user", user_name);
+/* users[].user: client certificate, token, exec plugin. */
+static int parse_user(Parse *p, yaml_node_t *user, const char *uf, KubeConfig *k) {
+        yaml_node_t *exec;
+        const char *v;
+        int r;
 
         r = get_data(p, user, "client-certificate-data", uf, &k->client_cert_data, &k->client_cert_size);
         if (r < 0)
@@ -486,6 +454,58 @@ static int parse_document(Parse *p, KubeConfig *k) {
         if (map_get(p, user, "auth-provider"))
                 return parse_error(p, uf, "auth-provider plugins are not supported (use exec)");
         return 0;
+}
+
+static int parse_document(Parse *p, KubeConfig *k) {
+        yaml_node_t *root = yaml_document_get_root_node(p->doc), *cluster, *user, *context;
+        const char *ctx, *cluster_name, *user_name;
+        char cf[256], uf[256];
+        int r;
+
+        if (!root)
+                return parse_error(p, "(document)", "empty file");
+        if (root->type != YAML_MAPPING_NODE)
+                return parse_error(p, "(document)", "expected a mapping at the top level");
+
+        r = get_string(p, root, "current-context", "", &ctx);
+        if (r < 0)
+                return r;
+        if (isempty(ctx))
+                return parse_error(p, "current-context", "missing");
+        k->context = strdup(ctx);
+        if (!k->context)
+                return -ENOMEM;
+
+        r = find_named(p, root, "contexts", "context", ctx, &context);
+        if (r < 0)
+                return r;
+        snprintf(cf, sizeof cf, "contexts[%s].context", ctx);
+        r = get_string(p, context, "cluster", cf, &cluster_name);
+        if (r < 0)
+                return r;
+        if (isempty(cluster_name))
+                return parse_error(p, cf, "cluster is missing");
+        r = get_string(p, context, "user", cf, &user_name);
+        if (r < 0)
+                return r;
+
+        r = find_named(p, root, "clusters", "cluster", cluster_name, &cluster);
+        if (r < 0)
+                return r;
+        snprintf(cf, sizeof cf, "clusters[%s].cluster", cluster_name);
+        r = parse_cluster(p, cluster, cf, k);
+        if (r < 0)
+                return r;
+
+        /* A context without a user: anonymous (only useful with a token from --api-token). */
+        if (isempty(user_name))
+                return 0;
+        r = find_named(p, root, "users", "user", user_name, &user);
+        if (r < 0)
+                return r;
+        snprintf(uf, sizeof uf, "users[%s].user", user_name);
+
+        return parse_user(p, user, uf, k);
 }
 
 /* libyaml's loader recurses and expands aliases; refuse anchors/aliases (a kubeconfig never needs

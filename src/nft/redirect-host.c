@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <libmnl/libmnl.h>
 
+#include "http/http-client.h"
 #include "log.h"
 #include "macro.h"
 #include "redirect-host.h"
@@ -69,14 +70,16 @@ static int imds_request(const char *url, bool put, const char *header, BoundedBo
                 if (!headers)
                         return -ENOMEM;
         }
-        if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            /* IMDS is link-local: never through an http_proxy from the environment */
-            curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) REDIRECT_IMDS_TIMEOUT_MSEC) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) REDIRECT_IMDS_CONNECT_TIMEOUT_MSEC) !=
-                    CURLE_OK ||
+        if (http_client_prepare(
+                    e,
+                    &(const HttpRequestOptions){ .url = url,
+                                                 .protocols = HTTP_PROTOCOLS_HTTP,
+                                                 .timeout = REDIRECT_IMDS_TIMEOUT_MSEC * USEC_PER_MSEC,
+                                                 .connect_timeout =
+                                                         REDIRECT_IMDS_CONNECT_TIMEOUT_MSEC * USEC_PER_MSEC,
+                                                 /* IMDS is link-local: never through an http_proxy from the
+                                            * environment */
+                                                 .direct = true }) < 0 ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, body) != CURLE_OK ||
             (headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) != CURLE_OK) ||
@@ -294,11 +297,11 @@ int redirect_host_from_default_route(int family, void *ret) {
         return 0;
 }
 
-int redirect_host_address(const Config *c, int family, void *ret) {
+int redirect_host_address(const char *metadata_host, uint16_t metadata_port, int family, void *ret) {
         char text[INET6_ADDRSTRLEN];
         int r;
 
-        r = redirect_host_from_imds(c->metadata_host, c->metadata_port, family, ret);
+        r = redirect_host_from_imds(metadata_host, metadata_port, family, ret);
         if (r >= 0) {
                 log_info("Using the host address %s from the metadata service",
                          inet_ntop(family, ret, text, sizeof text) ?: "?");

@@ -8,8 +8,6 @@
 
 #include <stdint.h>
 
-#include "config.h"
-
 /* Whole IMDS exchange budget per request: a node's IMDS answers in milliseconds; when it does not
  * answer (not on EC2, a test namespace) we fall back to the route quickly. */
 #define REDIRECT_IMDS_TIMEOUT_MSEC 2000
@@ -19,9 +17,10 @@
 /* Short-lived token: we use it for one GET right away. */
 #define REDIRECT_IMDS_TOKEN_TTL_SEC 60
 
-/* family AF_INET or AF_INET6; ret points to a struct in_addr / in6_addr. Returns 0, or
- * -EADDRNOTAVAIL when neither source gave an address (logged by the caller). */
-int redirect_host_address(const Config *c, int family, void *ret);
+/* family AF_INET or AF_INET6; ret points to a struct in_addr / in6_addr. Asks the metadata
+ * service at metadata_host:metadata_port first. Returns 0, or -EADDRNOTAVAIL when neither source
+ * gave an address (logged by the caller). */
+int redirect_host_address(const char *metadata_host, uint16_t metadata_port, int family, void *ret);
 
 /* The two sources on their own (tests, diagnostics). */
 int redirect_host_from_imds(const char *host, uint16_t port, int family, void *ret);

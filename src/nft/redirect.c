@@ -36,13 +36,13 @@ static const char *family_name(uint16_t family) {
         return family == NFPROTO_IPV6 ? "ip6" : "ip";
 }
 
-int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret) {
+int redirect_spec_from_options(const RedirectOptions *c, bool resolve, RedirectSpec *ret) {
         RedirectSpec s = {
-                .interfaces = c->host_interfaces,
+                .interfaces = c->interfaces,
                 .port = c->app_port,
                 .ipv6 = c->ipv6,
         };
-        size_t n = strv_length(c->host_interfaces);
+        size_t n = strv_length(c->interfaces);
         int r;
 
         if (n == 0 || n > REDIRECT_MAX_INTERFACES) {
@@ -66,7 +66,7 @@ int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret) 
                         return -EINVAL;
                 }
         } else if (resolve) {
-                r = redirect_host_address(c, AF_INET, &s.host4);
+                r = redirect_host_address(c->metadata_host, c->metadata_port, AF_INET, &s.host4);
                 if (r < 0) {
                         log_error(
                                 "Cannot determine the host address (no answer from the metadata service at "
@@ -83,7 +83,7 @@ int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret) 
                                 return -EINVAL;
                         }
                 } else if (resolve) {
-                        r = redirect_host_address(c, AF_INET6, &s.host6);
+                        r = redirect_host_address(c->metadata_host, c->metadata_port, AF_INET6, &s.host6);
                         if (r < 0) {
                                 log_error(
                                         "Cannot determine the host's IPv6 address for --ipv6 (none from the "
@@ -164,18 +164,18 @@ int redirect_install_spec(const RedirectSpec *s) {
         return 0;
 }
 
-int redirect_install(const Config *c) {
+int redirect_install(const RedirectOptions *o) {
         RedirectSpec s;
         int r;
 
-        r = redirect_spec_from_config(c, true, &s);
+        r = redirect_spec_from_options(o, true, &s);
         if (r < 0)
                 return r;
         return redirect_install_spec(&s);
 }
 
-int redirect_remove(const Config *c) {
-        RedirectSpec s = { .interfaces = c->host_interfaces };
+int redirect_remove(const RedirectOptions *o) {
+        RedirectSpec s = { .interfaces = o->interfaces };
         int r;
 
         r = run_batch(&s, REDIRECT_OP_REMOVE);
@@ -480,11 +480,11 @@ finish:
         return r;
 }
 
-int redirect_check(const Config *c) {
+int redirect_check(const RedirectOptions *o) {
         RedirectSpec s;
         int r;
 
-        r = redirect_spec_from_config(c, true, &s);
+        r = redirect_spec_from_options(o, true, &s);
         if (r < 0)
                 return r;
         return redirect_check_spec(&s);

@@ -15,8 +15,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-
 #define REDIRECT_TABLE "kube2iam"
 #define REDIRECT_CHAIN "prerouting"
 /* dstnat (NF_IP_PRI_NAT_DST, -100) - 10: runs before kube-proxy's and iptables-nft's DNAT at
@@ -41,6 +39,18 @@ typedef enum RedirectExit {
         REDIRECT_EXIT_NO_HOST = 6,     /* the host address could not be determined */
 } RedirectExit;
 
+/* What the callers' flags say about the redirect (kube2iam-nft's and the daemon's, filled by
+ * config_redirect_options()); strings borrowed. */
+typedef struct RedirectOptions {
+        char *const *interfaces;   /* --host-interface: nft patterns (trailing '*' for a prefix) */
+        uint16_t app_port;         /* --app-port: the DNAT target port */
+        const char *metadata_host; /* --metadata-addr host: the address pods use, and IMDS for lookups */
+        uint16_t metadata_port;    /* --metadata-addr port */
+        const char *host_ip;       /* --host-ip, NULL: look it up */
+        const char *host_ipv6;     /* --host-ipv6, NULL: look it up (with ipv6) */
+        bool ipv6;                 /* --ipv6 */
+} RedirectOptions;
+
 /* What install writes, fully resolved (no network needed to turn it into a batch). */
 typedef struct RedirectSpec {
         char *const *interfaces; /* nft patterns (trailing '*' for a prefix); borrowed */
@@ -52,22 +62,22 @@ typedef struct RedirectSpec {
         struct in6_addr host6;   /* --host-ipv6 */
 } RedirectSpec;
 
-/* Fills ret from c. With resolve, a missing --host-ip (and --host-ipv6 with --ipv6) is found
+/* Fills ret from o. With resolve, a missing --host-ip (and --host-ipv6 with --ipv6) is found
  * (upstream IMDS, else the default route's interface; see redirect-host.h). Errors are logged:
  * -EINVAL bad input (exit 2), -EADDRNOTAVAIL no host address (exit 6). ret borrows
- * c->host_interfaces. */
-int redirect_spec_from_config(const Config *c, bool resolve, RedirectSpec *ret);
+ * o->interfaces. */
+int redirect_spec_from_options(const RedirectOptions *o, bool resolve, RedirectSpec *ret);
 
 /* Each logs its failure once and returns a negative errno that redirect_exit_status() maps:
  * -EINVAL bad input, -EPERM/-EACCES no permission, -EOPNOTSUPP/-EPROTONOSUPPORT/-EAFNOSUPPORT
  * nf_tables missing, -EADDRNOTAVAIL no host address, -EPROTO the kernel rejected the batch
  * (its own error is in the log line), anything else a netlink or memory failure. */
-int redirect_install(const Config *c);
-int redirect_remove(const Config *c);
-/* 1 when the installed tables are exactly what redirect_install(c) would write (and, without
+int redirect_install(const RedirectOptions *o);
+int redirect_remove(const RedirectOptions *o);
+/* 1 when the installed tables are exactly what redirect_install(o) would write (and, without
  * --ipv6, no ip6 table of ours exists), 0 when missing or different (the difference is logged
  * at notice level), <0 on error. */
-int redirect_check(const Config *c);
+int redirect_check(const RedirectOptions *o);
 
 /* Same three, from a resolved spec (the daemon may resolve once and reuse it). */
 int redirect_install_spec(const RedirectSpec *s);

@@ -11,10 +11,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         Credentials *c = NULL;
 
-        if (size > IMDS_REPLY_MAX_BYTES)
+        if (size > UPSTREAM_REPLY_MAX_BYTES)
                 return 0;
         log_set_max_level(LOG_EMERG);
-        if (imds_parse_credentials((const char *) data, size, 1, &c) >= 0) {
+        if (upstream_parse_credentials((const char *) data, size, 1, &c) >= 0) {
                 if (!c || !credentials_access_key_valid(c->access_key_id) || !c->secret_access_key)
                         abort();
                 credentials_unref(c);

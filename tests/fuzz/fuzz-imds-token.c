@@ -9,13 +9,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static ImdsTokens *t;
+        static TokenIssuer *t;
         unsigned ttl;
         char *s;
 
         if (size > 4096)
                 return 0;
-        if (!t && imds_tokens_new(NULL, &t) < 0)
+        if (!t && token_issuer_new(NULL, &t) < 0)
                 return 0;
         s = malloc(size + 1);
         if (!s)
@@ -23,9 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(s, data, size);
         s[size] = '\0';
         /* a random input must never pass as a token */
-        if (imds_tokens_check(t, "10.0.0.1", s, 0) == 0)
+        if (token_issuer_check(t, "10.0.0.1", s, 0) == 0)
                 abort();
-        (void) imds_token_parse_ttl(s, &ttl);
+        (void) token_parse_ttl(s, &ttl);
         free(s);
         return 0;
 }

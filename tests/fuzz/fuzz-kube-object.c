@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         };
         _cleanup_(json_deletep) cJSON *j = NULL;
         const char *name = NULL, *annotation = NULL;
-        StorePod *pod = NULL;
+        KubePod *pod = NULL;
 
         if (size > 256 * 1024)
                 return 0;
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (char **ip = pod->ips; ip && *ip; ip++)
                         if (strlen(*ip) == 0)
                                 abort();
-                store_pod_free(pod);
+                kube_pod_free(pod);
         } else if (pod)
                 abort(); /* no ret_ output on failure */
         if (kube_namespace_from_json(j, &keys, &name, &annotation) >= 0 && !name)

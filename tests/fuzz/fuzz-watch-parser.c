@@ -26,7 +26,7 @@ static int on_event(const WatchEvent *ev, void *userdata) {
         };
         unsigned *n = userdata;
         const char *name, *annotation;
-        StorePod *pod = NULL;
+        KubePod *pod = NULL;
 
         if (ev->type > WATCH_EVENT_ERROR || !watch_event_type_to_string(ev->type))
                 abort();
@@ -36,7 +36,7 @@ static int on_event(const WatchEvent *ev, void *userdata) {
                 if (kube_pod_from_json(ev->object, &keys, &pod) >= 0) {
                         if (!pod || !pod->uid || !pod->namespace || !pod->name)
                                 abort();
-                        store_pod_free(pod);
+                        kube_pod_free(pod);
                 }
                 if (kube_namespace_from_json(ev->object, &keys, &name, &annotation) >= 0 && !name)
                         abort();

@@ -130,7 +130,7 @@ int main(int argc, char *argv[]) {
         usec_t sts_timeout = STS_CLIENT_TIMEOUT_USEC, deadline = 2 * USEC_PER_SEC;
         Probe p = { .min_left = USEC_INFINITY };
         HttpClient *http = NULL;
-        ImdsClient *imds = NULL;
+        UpstreamClient *imds = NULL;
         StsClient *sts = NULL;
         Metrics *metrics = NULL;
         Creds *creds = NULL;
@@ -177,7 +177,7 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 r = http_client_new(p.event, &http);
         if (r >= 0 && md_host)
-                r = imds_client_new(http, md_host, md_port, &imds);
+                r = upstream_client_new(http, md_host, md_port, &imds);
         if (r >= 0)
                 r = node_credentials_new(p.event, imds, &probe_node);
         if (r >= 0)
@@ -277,7 +277,7 @@ int main(int argc, char *argv[]) {
         creds_free(creds);
         sts_client_free(sts);
         node_credentials_free(probe_node);
-        imds_client_free(imds);
+        upstream_client_free(imds);
         http_client_free(http);
         metrics_free(metrics);
         sd_event_unref(p.event);

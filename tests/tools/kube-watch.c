@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cluster-view.h"
 #include "config.h"
 #include "http/http-client.h"
 #include "kube/kube-client.h"
@@ -32,6 +33,7 @@ typedef struct Tool {
         sd_event *event;
         Store *store;
         KubeClient *client;
+        ClusterView view;
         bool quiet;
         bool resolve_on_add;
         sd_event_source *turn;        /* plays the store's changes, as the daemon's once-per-turn pass */
@@ -120,15 +122,17 @@ static void on_store_changed(Store *s, void *userdata) {
         (void) sd_event_source_set_enabled(t->turn, SD_EVENT_ONESHOT);
 }
 
-static void on_state(KubeClient *k, void *userdata) {
+static void on_state(ClusterView *v, void *userdata) {
         Tool *t = userdata;
+        KubeClient *k = v->kube;
         cJSON *o = cJSON_CreateObject();
 
         cJSON_AddStringToObject(o, "event", "status");
-        cJSON_AddStringToObject(o, "status", kube_client_status(k));
+        cJSON_AddStringToObject(o, "status", cluster_view_status(v));
         cJSON_AddBoolToObject(o, "pods_synced", kube_client_pods_synced(k));
-        cJSON_AddBoolToObject(o, "namespaces_synced", kube_client_namespaces_synced(k));
-        cJSON_AddBoolToObject(o, "namespaces_forbidden", kube_client_namespaces_forbidden(k));
+        cJSON_AddBoolToObject(o, "namespaces_synced", kube_client_namespaces_state(k) == KUBE_SYNC_SYNCED);
+        cJSON_AddBoolToObject(o, "namespaces_forbidden",
+                              kube_client_namespaces_state(k) == KUBE_SYNC_FORBIDDEN);
         cJSON_AddNumberToObject(o, "pods", (double) store_n_pods(t->store));
         cJSON_AddNumberToObject(o, "namespaces", (double) store_n_namespaces(t->store));
         emit(o);
@@ -263,21 +267,23 @@ int main(int argc, char *argv[]) {
         sigaddset(&ss, SIGCHLD); /* exec plugins (kube-exec.h) */
         sigprocmask(SIG_BLOCK, &ss, NULL);
 
-        if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0 ||
-            kube_client_new(event, http, &c, store, &client) < 0)
+        if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0)
                 return 1;
-        t = (Tool){ .event = event,
-                    .store = store,
-                    .client = client,
-                    .quiet = getenv("KUBE_WATCH_QUIET") != NULL,
-                    .resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL };
+        cluster_view_init(&t.view, store, &c, on_state, &t);
+        if (kube_client_new(event, http, &c, &t.view.sink, &client) < 0)
+                return 1;
+        t.view.kube = client;
+        t.event = event;
+        t.store = store;
+        t.client = client;
+        t.quiet = getenv("KUBE_WATCH_QUIET") != NULL;
+        t.resolve_on_add = getenv("KUBE_WATCH_RESOLVE_ON_ADD") != NULL;
         if (idle)
                 kube_client_set_idle_timeout(client, (usec_t) atoi(idle) * USEC_PER_SEC);
         if (sd_event_add_defer(event, &t.turn, on_turn, &t) < 0 ||
             sd_event_source_set_enabled(t.turn, SD_EVENT_OFF) < 0)
                 return 1;
         store_set_change_hook(store, on_store_changed, &t);
-        kube_client_set_state_callback(client, on_state, &t);
         (void) sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
         (void) sd_event_add_signal(event, NULL, SIGUSR1, on_usr1, &t);
@@ -289,6 +295,7 @@ int main(int argc, char *argv[]) {
         r = sd_event_loop(event);
         client = kube_client_free(client);
         t.turn = sd_event_source_disable_unref(t.turn);
+        cluster_view_done(&t.view);
         http = http_client_free(http);
         strbuf_done(&t.line);
         sd_event_unref(event);

@@ -14,7 +14,7 @@ TEST(imds_credentials_document_parses) {
         _cleanup_credentials_ Credentials *c = NULL;
         usec_t want;
 
-        ASSERT_OK(imds_parse_credentials(doc, strlen(doc), 7, &c));
+        ASSERT_OK(upstream_parse_credentials(doc, strlen(doc), 7, &c));
         ASSERT_STREQ(c->access_key_id, "ASIAIOSFODNN7EXAMPLE");
         ASSERT_STREQ(secret_reveal(c->secret_access_key), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
         ASSERT_STREQ(secret_reveal(c->session_token), "token");
@@ -35,7 +35,7 @@ TEST(imds_credentials_garbage_is_rejected) {
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 Credentials *c = NULL;
-                ASSERT_TRUE(imds_parse_credentials(bad[i], strlen(bad[i]), 0, &c) < 0);
+                ASSERT_TRUE(upstream_parse_credentials(bad[i], strlen(bad[i]), 0, &c) < 0);
                 ASSERT_NULL(c);
         }
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "aws/sts.h"
@@ -254,4 +255,29 @@ TEST(sts_throttle_codes_are_botocores) {
         /* the node's token expired: not the role's fault, retried once the node's credentials renew */
         ASSERT_EQ(sts_error_classify("ExpiredToken", 400), STS_ERROR_TRANSIENT);
         ASSERT_EQ(sts_error_classify("InvalidClientTokenId", 403), STS_ERROR_DENIED);
+}
+
+TEST(sts_refusals_become_errors_permanent_or_transient) {
+        static const struct {
+                StsRefusal refusal;
+                StsErrorClass class;
+                const char *code;
+        } cases[] = {
+                { STS_REFUSAL_INVALID_PARAMETER, STS_ERROR_DENIED, "InvalidParameter" },
+                { STS_REFUSAL_PARTITION_MISMATCH, STS_ERROR_DENIED, "PartitionMismatch" },
+                { STS_REFUSAL_NO_REGION, STS_ERROR_TRANSIENT, "NoRegion" },
+                { STS_REFUSAL_NO_NODE_CREDENTIALS, STS_ERROR_TRANSIENT, "NoNodeCredentials" },
+                { STS_REFUSAL_BUSY, STS_ERROR_TRANSIENT, "InternalError" },
+                { STS_REFUSAL_INTERNAL, STS_ERROR_TRANSIENT, "InternalError" },
+        };
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                StsError *e = NULL;
+                ASSERT_OK(sts_refusal_error(cases[i].refusal, -EIO, &e));
+                ASSERT_EQ(e->class, cases[i].class);
+                ASSERT_STREQ(e->code, cases[i].code);
+                ASSERT_EQ(e->error, -EIO);
+                ASSERT_EQ(e->http_status, 0);
+                sts_error_free(e);
+        }
 }

@@ -191,23 +191,23 @@ TEST(handler_names_are_kube2iams) {
 }
 
 TEST(proxy_adds_x_forwarded_for_except_on_token_requests) {
-        ASSERT_TRUE(imds_proxy_adds_xff("GET", "/latest/meta-data/", NULL));
-        ASSERT_TRUE(imds_proxy_adds_xff("GET", "/latest/meta-data/", ""));
-        ASSERT_FALSE(imds_proxy_adds_xff("GET", "/latest/meta-data/", "tok"));
-        ASSERT_TRUE(imds_proxy_adds_xff("HEAD", "/latest/meta-data/", "tok"));
-        ASSERT_FALSE(imds_proxy_adds_xff("PUT", "/latest/api/token", NULL));
-        ASSERT_FALSE(imds_proxy_adds_xff("PUT", "/2021-03-23/api/token", NULL));
-        ASSERT_FALSE(imds_proxy_adds_xff("PUT", "latest/api/token", NULL));
-        ASSERT_TRUE(imds_proxy_adds_xff("PUT", "/a/b/api/token", NULL));
-        ASSERT_TRUE(imds_proxy_adds_xff("PUT", "//api/token", NULL));
-        ASSERT_TRUE(imds_proxy_adds_xff("POST", "/latest/api/token", NULL));
+        ASSERT_TRUE(proxy_adds_xff("GET", "/latest/meta-data/", NULL));
+        ASSERT_TRUE(proxy_adds_xff("GET", "/latest/meta-data/", ""));
+        ASSERT_FALSE(proxy_adds_xff("GET", "/latest/meta-data/", "tok"));
+        ASSERT_TRUE(proxy_adds_xff("HEAD", "/latest/meta-data/", "tok"));
+        ASSERT_FALSE(proxy_adds_xff("PUT", "/latest/api/token", NULL));
+        ASSERT_FALSE(proxy_adds_xff("PUT", "/2021-03-23/api/token", NULL));
+        ASSERT_FALSE(proxy_adds_xff("PUT", "latest/api/token", NULL));
+        ASSERT_TRUE(proxy_adds_xff("PUT", "/a/b/api/token", NULL));
+        ASSERT_TRUE(proxy_adds_xff("PUT", "//api/token", NULL));
+        ASSERT_TRUE(proxy_adds_xff("POST", "/latest/api/token", NULL));
 }
 
 TEST(hop_by_hop_headers) {
-        ASSERT_TRUE(imds_proxy_is_hop_header("connection"));
-        ASSERT_TRUE(imds_proxy_is_hop_header("Keep-Alive"));
-        ASSERT_TRUE(imds_proxy_is_hop_header("Transfer-Encoding"));
-        ASSERT_TRUE(imds_proxy_is_hop_header("Proxy-Connection"));
-        ASSERT_FALSE(imds_proxy_is_hop_header("X-aws-ec2-metadata-token"));
-        ASSERT_FALSE(imds_proxy_is_hop_header("Host"));
+        ASSERT_TRUE(proxy_is_hop_header("connection"));
+        ASSERT_TRUE(proxy_is_hop_header("Keep-Alive"));
+        ASSERT_TRUE(proxy_is_hop_header("Transfer-Encoding"));
+        ASSERT_TRUE(proxy_is_hop_header("Proxy-Connection"));
+        ASSERT_FALSE(proxy_is_hop_header("X-aws-ec2-metadata-token"));
+        ASSERT_FALSE(proxy_is_hop_header("Host"));
 }

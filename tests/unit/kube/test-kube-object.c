@@ -10,7 +10,7 @@ static const KubeObjectKeys keys = {
         .namespace_key = "iam.amazonaws.com/allowed-roles",
 };
 
-static int pod_from(const char *json, StorePod **ret) {
+static int pod_from(const char *json, KubePod **ret) {
         _cleanup_(json_deletep) cJSON *j = cJSON_Parse(json);
         if (!j)
                 return -EINVAL;
@@ -18,7 +18,7 @@ static int pod_from(const char *json, StorePod **ret) {
 }
 
 TEST(pod_json_keeps_only_what_decisions_need_with_every_pod_ip) {
-        _cleanup_(store_pod_freep) StorePod *p = NULL;
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
 
         ASSERT_OK(pod_from("{\"metadata\":{\"uid\":\"u1\",\"namespace\":\"payments\",\"name\":\"api-0\","
                            "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\",\"annotations\":{"
@@ -41,7 +41,7 @@ TEST(pod_json_keeps_only_what_decisions_need_with_every_pod_ip) {
 }
 
 TEST(pod_json_empty_role_annotation_is_present_and_missing_is_null) {
-        _cleanup_(store_pod_freep) StorePod *a = NULL, *b = NULL;
+        _cleanup_(kube_pod_freep) KubePod *a = NULL, *b = NULL;
 
         ASSERT_OK(pod_from("{\"metadata\":{\"uid\":\"u\",\"namespace\":\"n\",\"name\":\"a\",\"annotations\":"
                            "{\"iam.amazonaws.com/role\":\"\"}},\"status\":{}}",
@@ -76,7 +76,7 @@ TEST(pod_json_garbage_is_rejected) {
                 "{\"ip\":\"7\"},{\"ip\":\"8\"},{\"ip\":\"9\"}]}}",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                StorePod *p = NULL;
+                KubePod *p = NULL;
                 int r = pod_from(bad[i], &p);
                 if (r != -EBADMSG)
                         tap_fail(__FILE__, __LINE__, "case %zu: expected -EBADMSG, got %d", i, r);

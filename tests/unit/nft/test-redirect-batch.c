@@ -368,7 +368,7 @@ TEST(check_treats_kernel_filled_nat_fields_as_equal) {
         nftnl_rule_free(dumped);
 }
 
-TEST(spec_from_config_takes_flags_and_refuses_a_hostname_as_metadata_addr) {
+TEST(spec_from_options_takes_flags_and_refuses_a_hostname_as_metadata_addr) {
         char *argv[] = { "kube2iam-nft",
                          "--host-ip=10.1.2.3",
                          "--host-interface=cali+,eni+",
@@ -380,13 +380,15 @@ TEST(spec_from_config_takes_flags_and_refuses_a_hostname_as_metadata_addr) {
         char *argv_bad[] = { "kube2iam-nft", "--host-ip=10.1.2.3", "--metadata-addr=imds.internal",
                              "install", NULL };
         char text[INET6_ADDRSTRLEN];
+        RedirectOptions o;
         RedirectSpec s;
         Config c;
 
         ASSERT_OK(config_init(&c));
         ASSERT_OK(config_parse_strv(&c, CONFIG_PROGRAM_NFT, NULL, 7, argv));
+        config_redirect_options(&c, &o);
         /* resolve=true must not touch the network when the addresses are given */
-        ASSERT_OK(redirect_spec_from_config(&c, true, &s));
+        ASSERT_OK(redirect_spec_from_options(&o, true, &s));
         ASSERT_STREQ(s.interfaces[0], "cali*");
         ASSERT_STREQ(s.interfaces[1], "eni*");
         ASSERT_NULL(s.interfaces[2]);
@@ -400,7 +402,8 @@ TEST(spec_from_config_takes_flags_and_refuses_a_hostname_as_metadata_addr) {
 
         ASSERT_OK(config_init(&c));
         ASSERT_OK(config_parse_strv(&c, CONFIG_PROGRAM_NFT, NULL, 4, argv_bad));
-        ASSERT_ERROR(redirect_spec_from_config(&c, true, &s), -EINVAL);
+        config_redirect_options(&c, &o);
+        ASSERT_ERROR(redirect_spec_from_options(&o, true, &s), -EINVAL);
         config_done(&c);
 }
 

@@ -7,16 +7,18 @@
 
 #include "config.h"
 #include "log.h"
-#include "redirect.h"
+#include "nft/redirect.h"
 
 static int run(const Config *c) {
+        RedirectOptions o;
         int r;
 
+        config_redirect_options(c, &o);
         if (streq(c->command, "install"))
-                return redirect_exit_status(redirect_install(c));
+                return redirect_exit_status(redirect_install(&o));
         if (streq(c->command, "remove"))
-                return redirect_exit_status(redirect_remove(c));
-        r = redirect_check(c);
+                return redirect_exit_status(redirect_remove(&o));
+        r = redirect_check(&o);
         if (r < 0)
                 return redirect_exit_status(r);
         return r > 0 ? REDIRECT_EXIT_OK : REDIRECT_EXIT_MISMATCH;
