@@ -22,8 +22,9 @@ typedef struct IpSlot {
 } IpSlot;
 
 /* What changed since the last store_dispatch_changes(), in the order it happened. Played and
- * emptied once per loop turn, so it holds at most what one turn applied: a watch backlog
- * (KUBE_WATCH_BACKLOG_MAX_BYTES) or one complete list, both bounded where they are read. */
+ * emptied once per loop turn, so it holds at most what one turn applied: the watch events of what
+ * libcurl read from the socket in that turn, or one complete list, both bounded where they are
+ * read (MAX_WATCH_EVENT_BYTES per event, KUBE_LIST_PAGE_MAX_BYTES per page). */
 typedef struct PodChange {
         StorePodEvent event;
         StorePod *pod; /* in the store, or retired (replaced or removed) until the dispatch */

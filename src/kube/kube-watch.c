@@ -159,15 +159,12 @@ struct KubeWatch {
         unsigned auth_failures;
         char *last_error;
 
-        StrBuf body;     /* a list page or an error body */
-        StrBuf incoming; /* watch bytes not yet parsed */
+        StrBuf body; /* a list page or an error body */
         WatchParser *parser;
-        sd_event_source *incoming_source; /* parses them outside the driver's callbacks */
         sd_event_source *timer;
         sd_event_source *stale_timer;
         KubeFreshness fresh;
         long code;        /* HTTP status of the running transfer, as fed */
-        bool accepted;    /* the running watch was answered 200, not yet recorded */
         int abort_reason; /* why receive() stopped the transfer */
         unsigned events_this_stream;
         unsigned long long events_applied;
@@ -406,51 +403,24 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
         return 0;
 }
 
-/* Feeds the watch bytes received so far to the parser, which hands the events to the sink.
- * Never called from inside the driver's callbacks: the sink's owner reacts by starting
- * transfers of its own (credential prefetch, a live lookup), and libcurl refuses
- * curl_multi_add_handle() from its callbacks. Once the sink's owner only records changes and
- * acts on them a loop turn later, this deferral can go. */
-static int watch_drain(KubeWatch *w) {
-        int r;
+/* Hands the watch bytes to the parser, which hands each whole event to the sink, right inside the
+ * driver's write callback: the sink's owner only records what changed and acts on it a loop turn
+ * later (the store's record, played by pod-roles), so nothing here starts or ends a transfer. An
+ * event that ends the stream (a 410 ERROR event, a malformed one) stops the transfer through
+ * abort_reason, and kube_watch_finished() transitions. */
+static int watch_feed(KubeWatch *w, const char *data, size_t n) {
+        int r = watch_parser_feed(w->parser, data, n, apply_event, w);
 
-        if (w->incoming.len == 0)
-                return 0;
-        r = watch_parser_feed(w->parser, w->incoming.s, w->incoming.len, apply_event, w);
-        strbuf_reset(&w->incoming);
         if (r >= 0 && w->events_this_stream > 0)
                 w->backoff = 0;
         return r;
 }
 
-static void watch_end(KubeWatch *w, const KubeResponse *r, int abort_reason);
-
-static int on_incoming(sd_event_source *s, void *userdata) {
-        KubeWatch *w = userdata;
-        int r;
-
-        if (w->state != KUBE_WATCH_WATCHING)
-                return 0;
-        if (w->accepted) {
-                /* the server took our resourceVersion: every change since is on this stream */
-                w->accepted = false;
-                watch_record(w, KUBE_REFRESH_CONFIRMED);
-        }
-        r = watch_drain(w);
-        if (r < 0) {
-                /* a 410 ERROR event, a malformed event: this stream is over */
-                w->driver.cancel(w, w->driver.userdata);
-                watch_end(w, &(const KubeResponse){ .code = w->code, .error = -ECANCELED }, r);
-        }
-        return 0;
-}
-
 void kube_watch_headers_done(KubeWatch *w, long code) {
         w->code = code;
-        if (w->transfer == KUBE_TRANSFER_WATCH && code == 200) {
-                w->accepted = true;
-                (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_ONESHOT);
-        }
+        if (w->transfer == KUBE_TRANSFER_WATCH && code == 200)
+                /* the server took our resourceVersion: every change since is on this stream */
+                watch_record(w, KUBE_REFRESH_CONFIRMED);
 }
 
 size_t kube_watch_receive(KubeWatch *w, long code, const char *data, size_t n) {
@@ -468,18 +438,8 @@ size_t kube_watch_receive(KubeWatch *w, long code, const char *data, size_t n) {
                 strbuf_append_n(&w->body, data, n);
                 return n;
         }
-        /* libcurl hands over at most a few hundred KiB per socket event before the loop runs
-         * on_incoming; the bound only stops a runaway */
-        if (w->incoming.len + n > KUBE_WATCH_BACKLOG_MAX_BYTES) {
-                w->abort_reason = -E2BIG;
-                return 0;
-        }
-        strbuf_append_n(&w->incoming, data, n);
-        if (strbuf_error(&w->incoming) < 0) {
-                w->abort_reason = -ENOMEM;
-                return 0;
-        }
-        r = sd_event_source_set_enabled(w->incoming_source, SD_EVENT_ONESHOT);
+        /* one event is bounded by the parser (MAX_WATCH_EVENT_BYTES: -E2BIG) */
+        r = watch_feed(w, data, n);
         if (r < 0) {
                 w->abort_reason = r;
                 return 0;
@@ -794,8 +754,6 @@ static void watch_end(KubeWatch *w, const KubeResponse *r, int abort_reason) {
         _cleanup_free_ char *message = NULL;
         KubeOutcome o;
 
-        (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_OFF);
-        strbuf_reset(&w->incoming);
         if (r->code != 200 && r->code != 0)
                 message = status_message(&w->body);
         if (r->retry_after > 0)
@@ -835,12 +793,6 @@ void kube_watch_finished(KubeWatch *w, const KubeResponse *r) {
         if (!watch_running(w))
                 return;
         w->abort_reason = 0;
-        if (w->transfer == KUBE_TRANSFER_WATCH && abort_reason == 0 && r->code == 200) {
-                /* what arrived before the end still counts */
-                int q = watch_drain(w);
-                if (q < 0)
-                        abort_reason = q;
-        }
         watch_end(w, r, abort_reason);
 }
 
@@ -882,7 +834,6 @@ static void watch_next(KubeWatch *w) {
                 watch_parser_reset(w->parser);
         w->events_this_stream = 0;
         w->abort_reason = 0;
-        w->accepted = false;
         w->code = 0;
         strbuf_done(&w->body);
         r = watch_path(w, &path);
@@ -976,10 +927,6 @@ int kube_watch_new(sd_event *event, const KubeWatchOptions *o, KubeWatch **ret) 
         r = watch_select_node(w, o->node);
         if (r < 0)
                 return r;
-        r = sd_event_add_defer(event, &w->incoming_source, on_incoming, w);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_enabled(w->incoming_source, SD_EVENT_OFF);
         r = watch_parser_new(MAX_WATCH_EVENT_BYTES, &w->parser);
         if (r < 0)
                 return r;
@@ -995,8 +942,6 @@ KubeWatch *kube_watch_free(KubeWatch *w) {
         watch_drop_pending(w);
         watch_parser_free(w->parser);
         strbuf_done(&w->body);
-        strbuf_done(&w->incoming);
-        sd_event_source_disable_unref(w->incoming_source);
         sd_event_source_disable_unref(w->timer);
         sd_event_source_disable_unref(w->stale_timer);
         free(w->rv);

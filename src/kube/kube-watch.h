@@ -47,9 +47,6 @@
 #define KUBE_LIST_PAGE_MAX_BYTES (64 * 1024 * 1024)
 /* Error bodies are only read for their message. */
 #define KUBE_ERROR_BODY_MAX_BYTES (64 * 1024)
-/* Watch bytes received but not yet applied (they are applied on the next loop iteration); far
- * above what libcurl delivers per socket event, so reaching it means something is wrong. */
-#define KUBE_WATCH_BACKLOG_MAX_BYTES (4 * MAX_WATCH_EVENT_BYTES)
 
 typedef struct KubeWatch KubeWatch;
 

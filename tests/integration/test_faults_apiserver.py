@@ -16,8 +16,8 @@ CREDS = "/latest/meta-data/iam/security-credentials/"
 # A credential request waits at most IMDS_SERVICE_CREDS_WAIT (5 s) for STS or a pod; the socket
 # deadline doubles it for a loaded machine. It proves "answered within its deadline", not speed.
 DEADLINE = 10
-# kube2iam's watch client holds at most KUBE_WATCH_BACKLOG_MAX_BYTES (16 MiB) of unparsed stream
-# and one event of MAX_WATCH_EVENT_BYTES (4 MiB); both are freed when a stream ends. After a warm-up
+# kube2iam's watch client parses the stream as it arrives and holds at most one event of
+# MAX_WATCH_EVENT_BYTES (4 MiB) unparsed; it is freed when a stream ends. After a warm-up
 # round has grown the allocator's arenas to their working size, four more rounds of the same chaos
 # (four more 20 MB events) may move RSS by allocator noise only (measured: +/- 6 MiB between rounds,
 # glibc keeping freed stream buffers in its arenas). 12 MiB is below what one leaked event buffer

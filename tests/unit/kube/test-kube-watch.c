@@ -214,7 +214,7 @@ TEST(pods_are_listed_in_pages_then_watched_from_the_lists_resource_version) {
         harness_done(&h);
 }
 
-TEST(watch_events_reach_the_sink_a_loop_turn_later_and_move_the_resource_version) {
+TEST(watch_events_reach_the_sink_as_they_arrive_and_move_the_resource_version) {
         const char *events = EVENT("ADDED", "u5", "101") EVENT(
                 "DELETED", "u1",
                 "102") "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"150\"}}}\n";
@@ -225,8 +225,7 @@ TEST(watch_events_reach_the_sink_a_loop_turn_later_and_move_the_resource_version
         sync_pods(&h);
         kube_watch_headers_done(h.w, 200);
         ASSERT_UEQ(kube_watch_receive(h.w, 200, events, strlen(events)), strlen(events));
-        ASSERT_UEQ(h.fake.upserts, 0); /* deferred: not inside the transport's callback */
-        run_pending(&h);
+        /* at once: the sink only records (the store's owner acts a loop turn later) */
         ASSERT_UEQ(h.fake.upserts, 1);
         ASSERT_UEQ(h.fake.deletes, 1);
         ASSERT_STREQ(h.fake.last_uid, "u1");
@@ -254,9 +253,10 @@ TEST(gone_410_relists_at_once_whether_http_or_in_the_stream) {
 
         sync_pods(&h);
         kube_watch_headers_done(h.w, 200);
-        ASSERT_UEQ(kube_watch_receive(h.w, 200, gone, strlen(gone)), strlen(gone));
-        run_pending(&h);
-        ASSERT_UEQ(h.fake.cancels, 1); /* the machine ended the stream itself */
+        /* the machine stops the stream (0: libcurl ends the transfer with a write error) */
+        ASSERT_UEQ(kube_watch_receive(h.w, 200, gone, strlen(gone)), 0);
+        kube_watch_finished(h.w, &(const KubeResponse){ .code = 200, .error = -EIO });
+        ASSERT_UEQ(h.fake.cancels, 0);
         ASSERT_EQ(h.fake.kind, KUBE_TRANSFER_LIST);
         ASSERT_EQ(kube_watch_state(h.w), KUBE_WATCH_LISTING);
         /* the copy stays synced while it is listed again */
@@ -272,9 +272,9 @@ TEST(malformed_watch_event_relists_after_a_backoff) {
         kube_watch_start(h.w);
         sync_pods(&h);
         kube_watch_headers_done(h.w, 200);
-        ASSERT_UEQ(kube_watch_receive(h.w, 200, garbage, strlen(garbage)), strlen(garbage));
-        run_pending(&h);
-        ASSERT_UEQ(h.fake.cancels, 1);
+        ASSERT_UEQ(kube_watch_receive(h.w, 200, garbage, strlen(garbage)), 0);
+        kube_watch_finished(h.w, &(const KubeResponse){ .code = 200, .error = -EIO });
+        ASSERT_UEQ(h.fake.cancels, 0);
         ASSERT_EQ(kube_watch_state(h.w), KUBE_WATCH_BACKOFF);
         run_until_starts(&h, 3);
         ASSERT_EQ(h.fake.kind, KUBE_TRANSFER_LIST);
