@@ -23,6 +23,8 @@
 #include "cluster-view.h"
 #include "config.h"
 #include "creds.h"
+#include "explain-socket.h"
+#include "explain.h"
 #include "health.h"
 #include "http-client.h"
 #include "imds-service.h"
@@ -75,6 +77,7 @@ typedef struct Daemon {
         Roles *roles;
         Store *store;
         PodRoles *pod_roles;
+        ExplainSocket *explain; /* `kube2iam explain`'s socket, NULL without $RUNTIME_DIRECTORY */
         KubeClient *kube;
         ClusterView view; /* the kube client's sink into the store, and the status line */
         TokenIssuer *tokens;
@@ -105,6 +108,7 @@ static void daemon_done(Daemon *d) {
         d->turn = sd_event_source_disable_unref(d->turn);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
+        d->explain = explain_socket_free(d->explain);
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
@@ -229,6 +233,36 @@ static void on_metrics_request(HttpRequest *req, void *userdata) {
         route_match_done(&m);
 }
 
+/* The pod's ring of last requests (`kube2iam explain`): the metadata routes of a known pod. */
+static void record_request(Daemon *d, const HttpRequest *req, unsigned status) {
+        const char *label = http_request_label(req);
+        StoreLookup l;
+
+        if (!label || streq(label, "healthHandler") || streq(label, "debugStoreHandler") ||
+            streq(label, "metricsHandler"))
+                return;
+        if (store_lookup_ip(d->store, http_request_peer(req), &l) < 0)
+                return;
+        if (l.status == STORE_LOOKUP_FOUND)
+                pod_roles_record_request(d->pod_roles, l.pod->uid, label, status, now_realtime());
+        store_lookup_done(&l);
+}
+
+static int on_explain(const char *query, char **ret, void *userdata) {
+        Daemon *d = userdata;
+        const ExplainDeps deps = {
+                .store = d->store,
+                .pod_roles = d->pod_roles,
+                .creds = d->creds,
+                .roles = d->roles,
+                .role_key = d->config.iam_role_key,
+                .namespace_key = d->config.namespace_key,
+                .node = d->kube ? kube_client_node(d->kube) : d->config.node,
+                .pods_synced = d->kube && kube_client_pods_current(d->kube),
+        };
+        return explain_query(&deps, query, ret);
+}
+
 static void on_answered(const HttpRequest *req, unsigned status, usec_t duration, void *userdata) {
         Daemon *d = userdata;
         char ms[32], st[8];
@@ -241,6 +275,8 @@ static void on_answered(const HttpRequest *req, unsigned status, usec_t duration
                         (const char *const[]){ st, http_request_method(req), http_request_label(req) },
                         (double) duration / USEC_PER_SEC);
         }
+
+        record_request(d, req, status);
 
         /* kube2iam logs every request but /healthz at info; ours are debug, and rate-limited */
         if (log_get_max_level() < LOG_DEBUG || streq(http_request_path(req), "/healthz"))
@@ -880,6 +916,15 @@ static int run(Daemon *d) {
                         return r;
         }
 
+        if (getenv("RUNTIME_DIRECTORY")) {
+                /* an operator's tool: without it pods are still served, so a failure only warns */
+                r = explain_socket_new(d->event, getenv("RUNTIME_DIRECTORY"), on_explain, d, &d->explain);
+                if (r < 0)
+                        log_warning_errno(
+                                r,
+                                "Failed to set up the explain socket, `kube2iam explain` will not work: %m");
+        }
+
         d->view.kube = d->kube;
         d->view.changed = on_kube_state;
         {
@@ -947,9 +992,63 @@ static void restart_backoff_wait(RestartKind kind) {
         }
 }
 
+/* `kube2iam explain [--json] POD|NAMESPACE/POD|IP`: asks the running daemon. Exit status 0: the
+ * pod would get credentials now; 1: it would not (or is unknown); 2: usage; 3: no answer. */
+static int explain_main(int argc, char *argv[]) {
+        _cleanup_free_ char *answer = NULL;
+        _cleanup_strbuf_ StrBuf text = {};
+        const char *query = NULL, *dir = getenv("RUNTIME_DIRECTORY") ?: EXPLAIN_DEFAULT_DIR;
+        bool json = false;
+        int r;
+
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--json"))
+                        json = true;
+                else if (!query && argv[i][0] != '-')
+                        query = argv[i];
+                else {
+                        fprintf(stderr, "Usage: kube2iam explain [--json] POD|NAMESPACE/POD|IP\n");
+                        return CONFIG_EXIT_USAGE;
+                }
+        if (!query) {
+                fprintf(stderr, "Usage: kube2iam explain [--json] POD|NAMESPACE/POD|IP\n");
+                return CONFIG_EXIT_USAGE;
+        }
+        r = explain_socket_ask(dir, query, &answer);
+        if (r == -EINVAL) {
+                fprintf(stderr,
+                        "kube2iam explain: the query must be POD, NAMESPACE/POD or an address (at most %u "
+                        "bytes)\n",
+                        EXPLAIN_MAX_QUERY);
+                return CONFIG_EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr,
+                        "kube2iam explain: cannot ask the daemon at %s/%s: %s (is kube2iam running, and are "
+                        "you root?)\n",
+                        dir, EXPLAIN_SOCKET_NAME, strerror(-r));
+                return EXPLAIN_EXIT_NO_ANSWER;
+        }
+        r = explain_render_text(answer, &text);
+        if (r < 0) {
+                fprintf(stderr, "kube2iam explain: the daemon answered: %s\n", answer);
+                return EXPLAIN_EXIT_NO_ANSWER;
+        }
+        if (json)
+                printf("%s\n", answer);
+        else if (strbuf_error(&text) < 0)
+                return EXPLAIN_EXIT_NO_ANSWER;
+        else
+                fputs(strbuf_str(&text), stdout);
+        return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 int main(int argc, char *argv[]) {
         Daemon d = {};
         int r;
+
+        if (argc >= 2 && streq(argv[1], "explain"))
+                return explain_main(argc - 1, argv + 1);
 
         r = config_init(&d.config);
         if (r < 0) {
