@@ -983,11 +983,19 @@ void config_help(ConfigProgram program, FILE *f) {
                         program_invocation_short_name, CONFIG_ARGS_ENV);
         else
                 fprintf(f,
-                        "Usage: %s [flags]\n\n"
+                        "Usage: %s [flags]\n"
+                        "       %s explain [--json] POD|NAMESPACE/POD|IP\n\n"
                         "Gives each Kubernetes pod the IAM role named in its annotation by answering its\n"
                         "instance-metadata requests. Flags can also come from $%s (flags given here "
-                        "win).\n\n",
-                        program_invocation_short_name, CONFIG_ARGS_ENV);
+                        "win).\n\n"
+                        "Commands (as root, on the node, while the service runs):\n"
+                        "  explain [--json] QUERY             Why the pod (POD, NAMESPACE/POD or address)\n"
+                        "                                     gets its role or none. Exit status 0: it\n"
+                        "                                     would get credentials now, 1: it would not,\n"
+                        "                                     2: bad usage, 3: the daemon did not "
+                        "answer.\n\n"
+                        "Flags:\n",
+                        program_invocation_short_name, program_invocation_short_name, CONFIG_ARGS_ENV);
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++) {
                 const OptionDoc *o = &option_docs[i];
                 char left[64];

@@ -404,6 +404,17 @@ static void render_pod(const cJSON *root, StrBuf *out) {
                 strbuf_appendf(out, "%-12s %s: %s%s%s%s\n", "namespace:", strna(jstr(ns, "name")),
                                strna(jstr(ns, "result")), jstr(ns, "matched") ? " \"" : "",
                                strempty(jstr(ns, "matched")), jstr(ns, "matched") ? "\"" : "");
+        if (ns && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ns, "restricted")) && !jstr(ns, "matched")) {
+                const cJSON *a;
+                strbuf_appendf(out, "%-12s", "allowed:");
+                cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(ns, "allowedRoles"))
+                        strbuf_appendf(out, " \"%s\"", strna(cJSON_GetStringValue(a)));
+                strbuf_appendf(out, "%s (annotation %s)\n",
+                               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ns, "allowedRoles"))
+                                       ? ""
+                                       : " nothing",
+                               strna(jstr(ns, "annotation")));
+        }
         line(out, "external id:", jstr(root, "externalId") ? "set" : "(none)");
         if (cache) {
                 strbuf_appendf(out, "%-12s %s", "cache:", strna(jstr(cache, "state")));
