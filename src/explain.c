@@ -227,7 +227,8 @@ static int explain_pod(Builder *b, const StorePod *pod) {
         add_str(b, b->root, "role", dec.role_arn);
         add_rule(b, pod, &dec);
         add_namespace(b, pod, &dec);
-        add_str(b, b->root, "externalId", dec.external_id);
+        /* an external id guards a role against confused deputies: whether it is set, never its value */
+        add_bool(b, b->root, "externalId", !isempty(dec.external_id));
         add_cache(b, &dec, &failing);
         add_requests(b, pod);
 
@@ -415,7 +416,8 @@ static void render_pod(const cJSON *root, StrBuf *out) {
                                        : " nothing",
                                strna(jstr(ns, "annotation")));
         }
-        line(out, "external id:", jstr(root, "externalId") ? "set" : "(none)");
+        line(out, "external id:",
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "externalId")) ? "set" : "(none)");
         if (cache) {
                 strbuf_appendf(out, "%-12s %s", "cache:", strna(jstr(cache, "state")));
                 if (jstr(cache, "validUntil"))

@@ -70,6 +70,15 @@ def test_annotated_pod_gets_its_role_and_explain_shows_rule_cache_and_requests(n
         assert secret not in r.stdout
 
 
+def test_external_id_is_shown_as_set_never_its_value(node_env, daemon_factory, runtime_dir):
+    node_env.add_pod("app", "127.0.0.9", role="app-role", external_id="s3cr3t-ext-id")
+    start(node_env, daemon_factory, runtime_dir)
+    r = explain(runtime_dir, "--json", "app")
+    assert json.loads(r.stdout)["externalId"] is True
+    assert "s3cr3t-ext-id" not in r.stdout
+    assert "external id: set" in explain(runtime_dir, "app").stdout
+
+
 def test_default_role_is_named_as_the_rule(node_env, daemon_factory, runtime_dir):
     node_env.add_pod("plain", "127.0.0.3")
     d = start(node_env, daemon_factory, runtime_dir, "--default-role=fallback")
