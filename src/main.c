@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -23,6 +24,7 @@
 #include "cluster-view.h"
 #include "config.h"
 #include "creds.h"
+#include "doctor.h"
 #include "explain-socket.h"
 #include "explain.h"
 #include "health.h"
@@ -248,8 +250,35 @@ static void record_request(Daemon *d, const HttpRequest *req, unsigned status) {
         store_lookup_done(&l);
 }
 
+/* `kube2iam doctor`'s view of the daemon: READY, synced, its socket's port, the pod routes. */
+static int daemon_status_json(Daemon *d, char **ret) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        if (!o || !cJSON_AddBoolToObject(o, "ready", d->ready) ||
+            !cJSON_AddBoolToObject(o, "synced", d->kube && kube_client_pods_current(d->kube)) ||
+            !cJSON_AddNumberToObject(o, "listenPort",
+                                     d->socket_activated ? d->listen_port : d->config.app_port) ||
+            !cJSON_AddNumberToObject(o, "podsChecked", (double) d->routes.n_pods) ||
+            !cJSON_AddNumberToObject(o, "podsOutside", (double) d->routes.n_outside) ||
+            !cJSON_AddStringToObject(o, "examplePod", d->routes.example_pod) ||
+            !cJSON_AddStringToObject(o, "exampleInterface", d->routes.example_ifname)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
 static int on_explain(const char *query, char **ret, void *userdata) {
         Daemon *d = userdata;
+
+        if (streq(query, DOCTOR_STATUS_QUERY))
+                return daemon_status_json(d, ret);
         const ExplainDeps deps = {
                 .store = d->store,
                 .pod_roles = d->pod_roles,
@@ -992,6 +1021,42 @@ static void restart_backoff_wait(RestartKind kind) {
         }
 }
 
+/* `kube2iam doctor [--skip-cluster] [flags]`: the node's checks with the daemon's flags (from
+ * $KUBE2IAM_ARGS and the command line). Exit status 0: every check passed; 1: one failed; 2: usage. */
+static int doctor_main(int argc, char *argv[]) {
+        _cleanup_free_ char **args = NULL;
+        DoctorOptions o = { .runtime_dir = getenv("RUNTIME_DIRECTORY") ?: EXPLAIN_DEFAULT_DIR };
+        Config c = {};
+        int n = 0, r;
+        bool ok;
+
+        args = calloc((size_t) argc + 1, sizeof(char *));
+        if (!args || config_init(&c) < 0)
+                return EXIT_FAILURE;
+        args[n++] = argv[0];
+        for (int i = 2; i < argc; i++)
+                if (streq(argv[i], "--skip-cluster"))
+                        o.skip_cluster = true;
+                else
+                        args[n++] = argv[i];
+        r = config_parse(&c, CONFIG_PROGRAM_DAEMON, n, args);
+        if (r < 0 || c.show_help || c.show_version) {
+                if (r >= 0)
+                        fprintf(stderr, "Usage: kube2iam doctor [--skip-cluster] [kube2iam flags]\n");
+                config_done(&c);
+                return CONFIG_EXIT_USAGE;
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                config_done(&c);
+                return EXIT_FAILURE;
+        }
+        o.config = &c;
+        ok = doctor_run(&o, stdout);
+        curl_global_cleanup();
+        config_done(&c);
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 /* `kube2iam explain [--json] POD|NAMESPACE/POD|IP`: asks the running daemon. Exit status 0: the
  * pod would get credentials now; 1: it would not (or is unknown); 2: usage; 3: no answer. */
 static int explain_main(int argc, char *argv[]) {
@@ -1049,6 +1114,8 @@ int main(int argc, char *argv[]) {
 
         if (argc >= 2 && streq(argv[1], "explain"))
                 return explain_main(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "doctor"))
+                return doctor_main(argc, argv);
 
         r = config_init(&d.config);
         if (r < 0) {
