@@ -127,11 +127,19 @@ static void add_namespace(Builder *b, const StorePod *pod, const PodRoleDecision
                                                  : "denied: no pattern matches");
 }
 
-static void add_cache(Builder *b, const PodRoleDecision *dec, bool *ret_failing) {
+/* What the cache entry says of the next request: served, or refused until the error TTL ends (a
+ * denial is answered from the cache), or retried (throttling, transient failures). */
+typedef enum CacheOutlook {
+        CACHE_SERVES,
+        CACHE_RETRIES, /* in the error state after a retryable failure: the next fetch may work */
+        CACHE_DENIES,
+} CacheOutlook;
+
+static void add_cache(Builder *b, const PodRoleDecision *dec, CacheOutlook *ret) {
         CredsEntryInfo info;
         cJSON *o;
 
-        *ret_failing = false;
+        *ret = CACHE_SERVES;
         if (!b->d->creds || !dec->role_arn || dec->verdict != POD_ROLE_ALLOWED)
                 return;
         o = add_obj(b, b->root, "cache");
@@ -151,7 +159,8 @@ static void add_cache(Builder *b, const PodRoleDecision *dec, bool *ret_failing)
                 add_num(b, e, "httpStatus", (double) info.error->http_status);
                 add_str(b, e, "requestId", info.error->request_id);
         }
-        *ret_failing = streq(info.state, "error");
+        if (streq(info.state, "error"))
+                *ret = info.error && info.error->class == STS_ERROR_DENIED ? CACHE_DENIES : CACHE_RETRIES;
 }
 
 static void add_requests(Builder *b, const StorePod *pod) {
@@ -209,7 +218,8 @@ static int explain_pod(Builder *b, const StorePod *pod) {
         _cleanup_(pod_role_decision_done) PodRoleDecision dec = {};
         const char *reason = not_indexed_reason(pod), *other = NULL;
         cJSON *o = add_obj(b, b->root, "pod"), *ips;
-        bool failing, served;
+        CacheOutlook cache;
+        bool served;
         int r;
 
         add_str(b, o, "namespace", pod->namespace);
@@ -229,23 +239,27 @@ static int explain_pod(Builder *b, const StorePod *pod) {
         add_namespace(b, pod, &dec);
         /* an external id guards a role against confused deputies: whether it is set, never its value */
         add_bool(b, b->root, "externalId", !isempty(dec.external_id));
-        add_cache(b, &dec, &failing);
+        add_cache(b, &dec, &cache);
         add_requests(b, pod);
 
         r = check_addresses(b, pod, &other);
         if (r < 0)
                 return r;
-        served = !reason && r > 0 && dec.verdict == POD_ROLE_ALLOWED && !failing && b->d->pods_synced;
+        served = !reason && r > 0 && dec.verdict == POD_ROLE_ALLOWED && cache != CACHE_DENIES &&
+                 b->d->pods_synced;
         add_bool(b, b->root, "credentials", served);
         add_str(b, b->root, "reason",
-                served               ? "the pod would get its role's credentials"
-                : !b->d->pods_synced ? "the pod list is not synced with the API server"
-                : reason             ? reason
+                served && cache == CACHE_RETRIES ? "the pod would get its role's credentials once STS "
+                                                   "answers (the last call failed and is retried)"
+                : served                         ? "the pod would get its role's credentials"
+                : !b->d->pods_synced             ? "the pod list is not synced with the API server"
+                : reason                         ? reason
                 : cJSON_GetObjectItem(b->root, "ambiguity") ? "the address is ambiguous (IP reuse)"
                 : other                                     ? "another pod holds the address"
                 : dec.verdict == POD_ROLE_NO_ROLE           ? "no role: no annotation and no --default-role"
-                : dec.verdict != POD_ROLE_ALLOWED           ? "the namespace restriction denies the role"
-                                                            : "the last STS call for the role failed");
+                : dec.verdict != POD_ROLE_ALLOWED
+                        ? "the namespace restriction denies the role"
+                        : "STS denied the role (answered from the cache until the error TTL ends)");
         return 0;
 }
 
