@@ -48,6 +48,7 @@ struct ImdsService {
         LogRatelimit audit_ratelimit;
         LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
+        MetricFamily *m_remaining; /* remaining lifetime of the credentials handed out */
 };
 
 struct PodRequest {
@@ -406,6 +407,11 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                         respond_error(req, 500, "out of memory");
                 } else {
                         respond_ok_text(req, b.s, true);
+                        if (s->m_remaining)
+                                (void) metrics_histogram_observe(
+                                        s->m_remaining, NULL,
+                                        (double) credentials_remaining(creds, now_realtime()) /
+                                                USEC_PER_SEC);
                         audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
                               "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
                 }
@@ -806,6 +812,11 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         try_answer(pr, false);
 }
 
+/* Seconds. SDKs refresh credentials 5 to 15 minutes before they expire, and kube2iam's sessions
+ * last 2 x --iam-role-session-ttl (30 min by default); the low buckets show credentials handed
+ * out too close to their expiry before SDKs start failing. */
+static const double remaining_buckets[] = { 60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 21600, 43200 };
+
 int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
         _cleanup_(imds_service_freep) ImdsService *s = NULL;
         int r;
@@ -833,6 +844,11 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                         r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_dup_req_success_count",
                                                "Live API lookups that found the pod.", METRIC_COUNTER, NULL,
                                                NULL, 0, 0, &s->m_dup_success);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_credentials_remaining_seconds",
+                                               "Remaining lifetime of the credentials handed to pods.",
+                                               METRIC_HISTOGRAM, NULL, remaining_buckets,
+                                               ELEMENTSOF(remaining_buckets), 0, &s->m_remaining);
                 if (r >= 0)
                         r = metrics_add_family(deps->metrics, "kube2iam_imds_tokens_issued_total",
                                                "IMDSv2 session tokens minted for pods.", METRIC_COUNTER,

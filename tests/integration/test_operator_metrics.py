@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The metrics that say whether credentials are healthy, read from a live /metrics."""
+
+import json
+import re
+
+from k2i_testlib import http_get, wait_until
+from node_env import BASE_ARN
+
+
+def test_remaining_lifetime_of_credentials_handed_out_is_a_histogram(node_env, daemon_factory):
+    node_env.add_pod("app", "127.0.0.2", role="app-role")
+    d = daemon_factory(node_env.daemon_args(f"--base-role-arn={BASE_ARN}"))
+    wait_until(lambda: json.loads(http_get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    for _ in range(3):
+        status, body = http_get(d, "/latest/meta-data/iam/security-credentials/app-role", source="127.0.0.2")
+        assert status == 200, body
+    text = http_get(d, "/metrics")[1].decode()
+    assert "# TYPE kube2iam_credentials_remaining_seconds histogram" in text
+    count = float(re.search(r"^kube2iam_credentials_remaining_seconds_count (\S+)$", text, re.M).group(1))
+    total = float(re.search(r"^kube2iam_credentials_remaining_seconds_sum (\S+)$", text, re.M).group(1))
+    assert count == 3
+    # fresh credentials: each had most of its life left (the fake STS issues an hour by default)
+    assert 3 * 600 < total <= 3 * 43200
+    below_60 = float(re.search(r'^kube2iam_credentials_remaining_seconds_bucket\{le="6e\+01"\} (\S+)$', text,
+                               re.M).group(1))
+    assert below_60 == 0
