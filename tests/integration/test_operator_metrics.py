@@ -25,3 +25,18 @@ def test_remaining_lifetime_of_credentials_handed_out_is_a_histogram(node_env, d
     below_60 = float(re.search(r'^kube2iam_credentials_remaining_seconds_bucket\{le="6e\+01"\} (\S+)$', text,
                                re.M).group(1))
     assert below_60 == 0
+
+
+def test_time_requests_waited_for_their_pod_is_a_histogram(node_env, daemon_factory):
+    d = daemon_factory(node_env.daemon_args(f"--base-role-arn={BASE_ARN}", "--backoff-max-elapsed-time=300ms",
+                                            "--backoff-max-interval=100ms"))
+    wait_until(lambda: json.loads(http_get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    # no pod has this address: the request waits for one until its deadline
+    status, _ = http_get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.9")
+    assert status == 404
+    text = http_get(d, "/metrics")[1].decode()
+    assert "# TYPE kube2iam_pod_wait_seconds histogram" in text
+    count = float(re.search(r"^kube2iam_pod_wait_seconds_count (\S+)$", text, re.M).group(1))
+    total = float(re.search(r"^kube2iam_pod_wait_seconds_sum (\S+)$", text, re.M).group(1))
+    assert count == 1
+    assert total >= 0.25
