@@ -844,6 +844,9 @@ static int setup_pods(Daemon *d) {
         r = proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
+        r = proxy_set_metrics(d->proxy, d->registry);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the proxy's metrics: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);
         r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)

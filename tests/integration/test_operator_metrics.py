@@ -40,3 +40,16 @@ def test_time_requests_waited_for_their_pod_is_a_histogram(node_env, daemon_fact
     total = float(re.search(r"^kube2iam_pod_wait_seconds_sum (\S+)$", text, re.M).group(1))
     assert count == 1
     assert total >= 0.25
+
+
+def test_proxied_requests_count_by_category_and_status_and_time_the_upstream(node_env, daemon_factory):
+    node_env.add_pod("app", "127.0.0.2")
+    d = daemon_factory(node_env.daemon_args())
+    wait_until(lambda: json.loads(http_get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    assert http_get(d, "/latest/meta-data/instance-id", source="127.0.0.2")[0] == 200
+    assert http_get(d, "/latest/meta-data/block-device-mapping/ephemeral9", source="127.0.0.2")[0] == 404
+    text = http_get(d, "/metrics")[1].decode()
+    assert re.search(r'^kube2iam_proxy_requests_total\{category="meta-data",status="200"\} 1$', text, re.M), text
+    assert re.search(r'^kube2iam_proxy_requests_total\{category="meta-data",status="404"\} 1$', text, re.M)
+    count = float(re.search(r"^kube2iam_upstream_imds_duration_seconds_count (\S+)$", text, re.M).group(1))
+    assert count == 2
