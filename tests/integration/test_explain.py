@@ -173,6 +173,19 @@ def test_socket_is_root_only(node_env, daemon_factory, runtime_dir):
     assert st.st_uid == os.geteuid()
 
 
+def test_other_users_cannot_ask(node_env, daemon_factory, runtime_dir):
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to ask as another user")
+    start(node_env, daemon_factory, runtime_dir)
+    # the directory's mode is not what keeps them out here: the socket's is
+    os.chmod(runtime_dir, 0o755)
+    env = dict(os.environ, RUNTIME_DIRECTORY=runtime_dir)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary("kube2iam"),
+                        "explain", "127.0.0.2"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "Permission denied" in r.stderr
+
+
 def test_without_daemon_or_with_bad_usage_the_exit_status_says_so(runtime_dir):
     r = explain(runtime_dir, "default/app")
     assert r.returncode == 3 and "cannot ask the daemon" in r.stderr
