@@ -274,6 +274,9 @@ typedef struct Search {
         const char *name;      /* NULL: match by address */
         const StorePod *found[EXPLAIN_MAX_CANDIDATES];
         size_t n;
+        /* by address: a hostNetwork pod holding it (the node's own address, which every such pod
+         * shares: listing them as an ambiguity would mislead) */
+        const StorePod *host_network;
 } Search;
 
 static void visit(const StorePod *pod, void *userdata) {
@@ -285,7 +288,9 @@ static void visit(const StorePod *pod, void *userdata) {
         else
                 for (char **ip = pod->ips; ip && *ip && !match; ip++)
                         match = streq(*ip, s->query);
-        if (match && s->n < ELEMENTSOF(s->found))
+        if (match && !s->name && pod->host_network)
+                s->host_network = s->host_network ?: pod;
+        else if (match && s->n < ELEMENTSOF(s->found))
                 s->found[s->n++] = pod;
 }
 
@@ -318,6 +323,8 @@ static void explain_candidates(Builder *b, const Search *s, bool verdict) {
 /* An address held by several pods: the one the store serves (if any) is explained. */
 static int explain_search(Builder *b, Search *s) {
         store_foreach_pod(b->d->store, visit, s);
+        if (s->n == 0 && s->host_network)
+                return explain_pod(b, s->host_network);
         if (s->n == 0) {
                 explain_unknown(b, s);
                 return 0;

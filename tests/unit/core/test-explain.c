@@ -157,6 +157,12 @@ TEST(unknown_host_network_terminal_and_unsynced_say_why) {
         a = ask(&w, "default/host");
         ASSERT_TRUE(strncmp(str(a, "reason", NULL), "hostNetwork", 11) == 0);
         cJSON_Delete(a);
+        /* hostNetwork pods share the node's address: by address, one is explained, no ambiguity */
+        add_pod(&w, "host2", "default", "10.0.0.9", "app", "Running", true);
+        a = ask(&w, "10.0.0.9");
+        ASSERT_TRUE(strncmp(str(a, "reason", NULL), "hostNetwork", 11) == 0);
+        ASSERT_NULL(cJSON_GetObjectItemCaseSensitive(a, "candidates"));
+        cJSON_Delete(a);
         a = ask(&w, "default/done");
         ASSERT_TRUE(strncmp(str(a, "reason", NULL), "terminal phase", 14) == 0);
         cJSON_Delete(a);
