@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "aws/endpoints.h"
 #include "doctor.h"
 #include "explain-socket.h"
 #include "kube/kubeconfig.h"
@@ -61,21 +62,15 @@ static size_t body_write(char *p, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-/* One request to the upstream IMDS: the HTTP status, 0 when none came. */
-static long imds_request(const DoctorOptions *o, const char *method, const char *path, const char *header,
-                         Body *b) {
-        _cleanup_free_ char *url = NULL;
+/* One request: the HTTP status, 0 when none came. */
+static long http_request(const char *url, const char *method, const char *header, Body *b) {
         struct curl_slist *h = NULL;
         CURL *e = curl_easy_init();
         long status = 0;
-        bool v6 = strchr(o->config->metadata_host, ':');
 
         *b = (Body){};
-        if (!e || asprintf(&url, "http://%s%s%s:%u%s", v6 ? "[" : "", o->config->metadata_host,
-                           v6 ? "]" : "", o->config->metadata_port, path) < 0) {
-                curl_easy_cleanup(e);
+        if (!e)
                 return 0;
-        }
         h = header ? curl_slist_append(NULL, header) : NULL;
         if (curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK &&
@@ -84,11 +79,78 @@ static long imds_request(const DoctorOptions *o, const char *method, const char 
             curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_WRITEDATA, b) == CURLE_OK && curl_easy_perform(e) == CURLE_OK)
-                (void) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, b) == CURLE_OK) {
+                /* a body over the limit ends the transfer, but the status was received */
+                CURLcode res = curl_easy_perform(e);
+                if (res == CURLE_OK || res == CURLE_WRITE_ERROR)
+                        (void) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        }
         curl_slist_free_all(h);
         curl_easy_cleanup(e);
         return status;
+}
+
+/* One request to the upstream IMDS (--metadata-addr). */
+static long imds_request(const DoctorOptions *o, const char *method, const char *path, const char *header,
+                         Body *b) {
+        _cleanup_free_ char *url = NULL;
+        bool v6 = strchr(o->config->metadata_host, ':');
+
+        if (asprintf(&url, "http://%s%s%s:%u%s", v6 ? "[" : "", o->config->metadata_host, v6 ? "]" : "",
+                     o->config->metadata_port, path) < 0)
+                return 0;
+        return http_request(url, method, header, b);
+}
+
+/* The region as the daemon finds it: the environment, else the instance's placement. */
+static char *find_region(const DoctorOptions *o) {
+        _cleanup_free_ char *auth = NULL;
+        char *region = NULL;
+        Body b;
+
+        if (aws_region_from_env(&region) >= 0)
+                return region;
+        if (imds_request(o, "PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60", &b) !=
+                    200 ||
+            asprintf(&auth, "X-aws-ec2-metadata-token: %s", b.buf) < 0)
+                return NULL;
+        explicit_bzero(&b, sizeof b);
+        if (imds_request(o, "GET", "/latest/meta-data/placement/region", auth, &b) == 200 &&
+            aws_region_valid(b.buf))
+                region = strdup(b.buf);
+        explicit_bzero(auth, strlen(auth));
+        return region;
+}
+
+static bool check_sts(const DoctorOptions *o, FILE *out) {
+        _cleanup_free_ char *region = NULL, *url = NULL, *what = NULL;
+        const AwsPartition *part;
+        Body b;
+
+        if (o->config->sts_endpoint)
+                url = strdup(o->config->sts_endpoint);
+        else {
+                region = find_region(o);
+                part = region ? aws_partition_for_region(region) : NULL;
+                if (!part)
+                        return report(out, DOCTOR_FAIL, "sts", "the region is not known (environment, IMDS)",
+                                      "set AWS_REGION in the service's environment file");
+                if (asprintf(&url, "https://sts.%s.%s/", region, part->dns_suffix) < 0)
+                        url = NULL;
+        }
+        if (!url)
+                return report(out, DOCTOR_FAIL, "sts", "out of memory", NULL);
+        /* any HTTP answer: the endpoint is reachable (an unsigned request is refused, as it should be) */
+        if (http_request(url, "GET", NULL, &b) == 0) {
+                if (asprintf(&what, "STS does not answer at %s", url) < 0)
+                        return false;
+                return report(
+                        out, DOCTOR_FAIL, "sts", what,
+                        "allow HTTPS to the regional STS endpoint (security groups, proxy, VPC endpoint)");
+        }
+        if (asprintf(&what, "STS answers at %s", url) < 0)
+                return false;
+        return report(out, DOCTOR_PASS, "sts", what, NULL);
 }
 
 static bool check_imds(const DoctorOptions *o, FILE *out) {
@@ -217,6 +279,7 @@ bool doctor_run(const DoctorOptions *o, FILE *out) {
         /* every check runs, whatever the ones before found */
         ok &= check_redirect(o, out);
         ok &= check_imds(o, out);
+        ok &= check_sts(o, out);
         ok &= check_kubeconfig(o, out);
         ok &= check_daemon(o, out);
         return ok;

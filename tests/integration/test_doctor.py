@@ -52,9 +52,9 @@ def verdicts(lines):
 def test_every_check_has_a_line_and_the_daemon_side_passes(node_env, daemon_factory, runtime_dir):
     d = start(node_env, daemon_factory, runtime_dir)
     rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
-    assert set(lines) == {"redirect", "imds", "kubeconfig", "daemon", "socket-port", "pod-interfaces"}
+    assert set(lines) == {"redirect", "imds", "sts", "kubeconfig", "daemon", "socket-port", "pod-interfaces"}
     v = verdicts(lines)
-    assert v["imds"] == v["kubeconfig"] == v["daemon"] == v["socket-port"] == v["pod-interfaces"] == "PASS", lines
+    assert v["imds"] == v["sts"] == v["kubeconfig"] == v["daemon"] == v["socket-port"] == v["pod-interfaces"] == "PASS", lines
     assert "HttpTokens=" in lines["imds"][1]
     # exit 0 only if every check passed
     assert rc == (0 if v["redirect"] == "PASS" else 1)
@@ -66,6 +66,14 @@ def test_failed_check_names_its_fix_and_fails_the_run(node_env, daemon_factory, 
     rc, lines = doctor(runtime_dir, f"--app-port={d.port}", "--metadata-addr=127.0.0.1:9", *args)
     assert rc == 1
     assert lines["imds"][0] == "FAIL" and "-- fix: " in lines["imds"][1]
+
+
+def test_unreachable_sts_fails(node_env, daemon_factory, runtime_dir):
+    d = start(node_env, daemon_factory, runtime_dir)
+    args = [a for a in node_env.daemon_args() if not a.startswith("--sts-endpoint")]
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", "--sts-endpoint=http://127.0.0.1:9", *args)
+    assert rc == 1
+    assert lines["sts"][0] == "FAIL" and "STS does not answer" in lines["sts"][1]
 
 
 def test_socket_port_other_than_app_port_fails(node_env, daemon_factory, runtime_dir):
