@@ -202,6 +202,10 @@ static bool strbuf_reserve(StrBuf *b, size_t extra) {
         return true;
 }
 
+int strbuf_reserve_extra(StrBuf *b, size_t extra) {
+        return strbuf_reserve(b, extra) ? 0 : -ENOMEM;
+}
+
 void strbuf_append_n(StrBuf *b, const char *s, size_t n) {
         if (!strbuf_reserve(b, n))
                 return;

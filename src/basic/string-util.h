@@ -47,6 +47,9 @@ typedef struct StrBuf {
         bool erase; /* holds secrets: growing wipes the old allocation (see strbuf_done_erase) */
 } StrBuf;
 
+/* Room for extra more bytes in one allocation: a caller that knows the size spares the regrowths
+ * (each one a copy, and a wipe for an erase buffer). */
+int strbuf_reserve_extra(StrBuf *b, size_t extra);
 void strbuf_append_n(StrBuf *b, const char *s, size_t n);
 void strbuf_append(StrBuf *b, const char *s);
 void strbuf_appendf(StrBuf *b, const char *fmt, ...) _printf_(2, 3);
