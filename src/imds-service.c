@@ -286,9 +286,9 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
 static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                        const char *role, const char *result, int level, const char *message_id,
                        const char *detail, const char *message) {
-        _cleanup_free_ char *key = NULL;
+        _cleanup_free_ char *key = strconcat3(result, " ", strempty(role));
 
-        if (asprintf(&key, "%s %s", result, strempty(role)) < 0)
+        if (!key)
                 return;
         if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))
                 return;

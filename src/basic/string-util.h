@@ -17,6 +17,8 @@ bool endswith(const char *s, const char *suffix) _pure_;
 char *ascii_strlower(char *s);
 /* The value of one hex digit, or -EINVAL. */
 int unhexchar(char c) _pure_;
+/* a, b and c joined in one allocation (no format string to parse); NULL on allocation failure. */
+char *strconcat3(const char *a, const char *b, const char *c);
 /* Returns a copy of at most n bytes; NULL on allocation failure. */
 char *strndup_safe(const char *s, size_t n);
 
