@@ -761,7 +761,7 @@ static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path,
                 n_extra = 1;
         }
         proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
-                      s->d.config);
+                      s->d.config, !listing && imds_surface_immutable(path));
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }

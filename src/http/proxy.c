@@ -8,8 +8,16 @@
 #include "proxy.h"
 #include "router.h"
 #include "string-util.h"
+#include "strmap.h"
 
 typedef struct ProxyCall ProxyCall;
+
+/* One immutable upstream answer: its headers ("name\0value\0" pairs, as received) and body. */
+typedef struct ProxyMemo {
+        char *path; /* the map's key */
+        StrBuf headers;
+        StrBuf body;
+} ProxyMemo;
 
 struct Proxy {
         HttpClient *client;
@@ -18,6 +26,8 @@ struct Proxy {
         unsigned n_pool;
         unsigned in_flight;
         LogRatelimit error_ratelimit;
+        StrMap memo; /* path -> ProxyMemo */
+        uint64_t n_upstream, n_memo_hits;
 };
 
 struct ProxyCall {
@@ -31,6 +41,7 @@ struct ProxyCall {
         char *path;
         ProxyFilter filter;
         const void *filter_data;
+        bool memo; /* keep a 200 answer to this GET (proxy_forward) */
 };
 
 static const char *const hop_headers[] = {
@@ -69,7 +80,9 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         p->client = client;
         p->error_ratelimit = (LogRatelimit){ .interval_usec = PROXY_ERROR_LOG_INTERVAL_USEC,
                                              .burst = PROXY_ERROR_LOG_BURST };
-        if (asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
+        if (strmap_init(&p->memo) < 0 ||
+            asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
+                strmap_done(&p->memo, NULL);
                 free(p);
                 return -ENOMEM;
         }
@@ -77,14 +90,34 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         return 0;
 }
 
+static void memo_free(void *v) {
+        ProxyMemo *m = v;
+
+        if (!m)
+                return;
+        free(m->path);
+        strbuf_done(&m->headers);
+        strbuf_done(&m->body);
+        free(m);
+}
+
 Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
+        strmap_done(&p->memo, memo_free);
         for (unsigned i = 0; i < p->n_pool; i++)
                 curl_easy_cleanup(p->pool[i]);
         free(p->base_url);
         free(p);
         return NULL;
+}
+
+uint64_t proxy_upstream_requests(const Proxy *p) {
+        return p ? p->n_upstream : 0;
+}
+
+uint64_t proxy_memo_hits(const Proxy *p) {
+        return p ? p->n_memo_hits : 0;
 }
 
 unsigned proxy_in_flight(const Proxy *p) {
@@ -162,10 +195,65 @@ static void respond_502(ProxyCall *c, const char *why) {
         (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
 }
 
+/* The upstream's headers as they go to the client (MHD writes its own framing and Date); the
+ * array points into raw. NULL: out of memory. */
+static HttpHeader *relayed_headers(const StrBuf *raw, size_t *ret_n) {
+        size_t max = 0, n = 0;
+        HttpHeader *h;
+
+        for (size_t i = 0; i < raw->len; i++)
+                if (raw->s[i] == '\0')
+                        max++;
+        h = calloc(max / 2 + 1, sizeof *h);
+        if (!h)
+                return NULL;
+        for (const char *s = raw->s; s && s < raw->s + raw->len;) {
+                const char *name = s, *value = s + strlen(s) + 1;
+                s = value + strlen(value) + 1;
+                if (proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
+                    strcasecmp(name, "Date") == 0)
+                        continue;
+                h[n++] = (HttpHeader){ name, value };
+        }
+        *ret_n = n;
+        return h;
+}
+
+/* Keeps c's 200 answer for its path; a full memo or no memory just keeps nothing. */
+static void memo_keep(ProxyCall *c) {
+        Proxy *p = c->proxy;
+        ProxyMemo *m;
+
+        if (p->memo.n >= PROXY_MEMO_MAX || strmap_get(&p->memo, c->path))
+                return;
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return;
+        m->path = strdup(c->path);
+        strbuf_append_n(&m->headers, c->resp_headers.s ?: "", c->resp_headers.len);
+        strbuf_append_n(&m->body, c->body.buf.s ?: "", c->body.buf.len);
+        if (!m->path || strbuf_error(&m->headers) < 0 || strbuf_error(&m->body) < 0 ||
+            strmap_put(&p->memo, m->path, m) < 0)
+                memo_free(m);
+}
+
+/* Answers req from the memo: true when it did. */
+static bool memo_answer(Proxy *p, HttpRequest *req, const char *path) {
+        ProxyMemo *m = strmap_get(&p->memo, path);
+        _cleanup_free_ HttpHeader *h = NULL;
+        size_t n = 0;
+
+        if (!m || !(h = relayed_headers(&m->headers, &n)))
+                return false;
+        p->n_memo_hits++;
+        (void) http_request_respond(req, 200, h, n, m->body.s, m->body.len);
+        return true;
+}
+
 static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, void *userdata) {
         ProxyCall *c = userdata;
         HttpHeader *h = NULL;
-        size_t n = 0, max;
+        size_t n = 0;
         long status = 0;
 
         if (error < 0 || c->body.overflow) {
@@ -179,24 +267,13 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 goto finish;
         }
 
-        max = 0;
-        for (size_t i = 0; i < c->resp_headers.len; i++)
-                if (c->resp_headers.s[i] == '\0')
-                        max++;
-        h = calloc(max / 2 + 1, sizeof *h);
+        h = relayed_headers(&c->resp_headers, &n);
         if (!h) {
                 respond_502(c, "out of memory");
                 goto finish;
         }
-        for (const char *s = c->resp_headers.s; s && s < c->resp_headers.s + c->resp_headers.len;) {
-                const char *name = s, *value = s + strlen(s) + 1;
-                s = value + strlen(value) + 1;
-                /* MHD writes its own framing and Date */
-                if (proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
-                    strcasecmp(name, "Date") == 0)
-                        continue;
-                h[n++] = (HttpHeader){ name, value };
-        }
+        if (status == 200 && c->memo)
+                memo_keep(c);
         if (status == 200 && c->filter) {
                 _cleanup_strbuf_ StrBuf filtered = {};
                 if (c->filter(c->path, strbuf_str(&c->body.buf), c->body.buf.len, c->filter_data,
@@ -293,7 +370,7 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
 
 void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
                    size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
-                   const void *filter_data) {
+                   const void *filter_data, bool memo) {
         const char *method = http_request_method(req);
         _cleanup_strbuf_ StrBuf url = {};
         HeaderCopy hc = {};
@@ -302,6 +379,9 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         size_t body_size;
         int r = 0;
 
+        memo = memo && streq(method, "GET");
+        if (memo && memo_answer(p, req, path))
+                return;
         c = calloc(1, sizeof *c);
         if (!c) {
                 (void) http_request_respond(req, 502, NULL, 0, NULL, 0);
@@ -312,6 +392,7 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         c->body.max = PROXY_MAX_RESPONSE_BYTES;
         c->filter = filter;
         c->filter_data = filter_data;
+        c->memo = memo;
         p->in_flight++;
 
         c->easy = pool_get(p);
@@ -388,6 +469,7 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
 
         if (http_client_start(p->client, c->easy, on_done, c) < 0)
                 goto fail;
+        p->n_upstream++;
         http_request_set_owner(req, on_abort, c);
         return;
 
