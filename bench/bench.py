@@ -295,6 +295,13 @@ def section_load(a, R):
                          "ref_name": "nginx proxy_pass", "ratio": k["rps"] / n["rps"]})
             rows.append({"what": "  the upstream alone (nginx, static), 32 conns", "k2i": u, "ref": None,
                          "ref_name": "", "ratio": k["rps"] / u["rps"]})
+            # the link-local budget: a pod flooding a path that is forwarded every time
+            flood = "/latest/meta-data/security-groups"
+            env.imds.reset()
+            f = wrk(f"http://127.0.0.1:{d.port}{flood}", 32, secs)
+            sent = len([q for q in env.imds.requests() if q["path"] == flood])
+            R["budget"] = {"rps": f["rps"], "throttled": f["non2xx"], "seconds": secs,
+                           "upstream": sent, "upstream_rps": sent / secs}
         out = d.output()
         R["load"] = rows
         R["load_log_lines"] = out.count("\n")
@@ -516,6 +523,12 @@ def table(R):
             R["seconds"], R["rounds"]))
         L.append("  ref: nginx 1.22, one worker, same bytes from a file; proxied: nginx proxy_pass (upstream "
                  "keep-alive) to the same upstream; last row's ratio: k2i proxied / upstream alone")
+        b = R.get("budget")
+        if b:
+            L.append("link-local budget: one pod floods security-groups (forwarded each time), 32 conns, %d s: "
+                     "%.0f req/s answered, %d answered 429; upstream saw %d = %.1f req/s (bound: %d/s "
+                     "daemon-wide after a burst of %d, %d/s per pod after %d)" % (
+                         b["seconds"], b["rps"], b["throttled"], b["upstream"], b["upstream_rps"], 64, 256, 16, 128))
         L.append("  errs: wrk socket errors + non-2xx. 256 conns come from ONE address (127.0.0.1): the daemon "
                  "caps a client address at 128 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
         if R.get("load_conn_limit_lines"):

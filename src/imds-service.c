@@ -49,6 +49,7 @@ struct ImdsService {
         LogRatelimit audit_ratelimit;
         LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
+        MetricFamily *m_upstream, *m_throttled; /* the link-local budget (proxy.h) */
 };
 
 struct PodRequest {
@@ -760,8 +761,13 @@ static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path,
                 extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
+        uint64_t sent = proxy_upstream_requests(s->d.proxy), throttled = proxy_throttled(s->d.proxy);
         proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
                       s->d.config, !listing && imds_surface_immutable(path));
+        if (s->m_upstream && proxy_upstream_requests(s->d.proxy) > sent)
+                (void) metrics_counter_inc(s->m_upstream, NULL);
+        if (s->m_throttled && proxy_throttled(s->d.proxy) > throttled)
+                (void) metrics_counter_inc(s->m_throttled, NULL);
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }
@@ -881,8 +887,19 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                         r = metrics_add_family(deps->metrics, "kube2iam_imds_tokens_issued_total",
                                                "IMDSv2 session tokens minted for pods.", METRIC_COUNTER,
                                                NULL, NULL, 0, 0, &s->m_tokens);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_imds_upstream_requests_total",
+                                               "Requests the proxy sent to the real IMDS.", METRIC_COUNTER,
+                                               NULL, NULL, 0, 0, &s->m_upstream);
+                if (r >= 0)
+                        r = metrics_add_family(
+                                deps->metrics, "kube2iam_imds_upstream_throttled_total",
+                                "Proxied requests answered 429: the link-local budget was spent.",
+                                METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_throttled);
                 if (r < 0)
                         return r;
+                (void) metrics_touch(s->m_upstream, NULL);
+                (void) metrics_touch(s->m_throttled, NULL);
                 (void) metrics_touch(s->m_not_in_cache, NULL);
                 (void) metrics_touch(s->m_dup, NULL);
                 (void) metrics_touch(s->m_dup_success, NULL);

@@ -9,8 +9,20 @@
 #include "router.h"
 #include "string-util.h"
 #include "strmap.h"
+#include "time-util.h"
 
 typedef struct ProxyCall ProxyCall;
+
+/* A token bucket: tokens refill at rate per second up to burst. */
+typedef struct TokenBucket {
+        double tokens;
+        usec_t at;
+} TokenBucket;
+
+typedef struct PodBucket {
+        char *peer; /* the map's key */
+        TokenBucket bucket;
+} PodBucket;
 
 /* One immutable upstream answer: its headers ("name\0value\0" pairs, as received) and body. */
 typedef struct ProxyMemo {
@@ -27,7 +39,9 @@ struct Proxy {
         unsigned in_flight;
         LogRatelimit error_ratelimit;
         StrMap memo; /* path -> ProxyMemo */
-        uint64_t n_upstream, n_memo_hits;
+        uint64_t n_upstream, n_memo_hits, n_throttled;
+        TokenBucket budget; /* the whole daemon */
+        StrMap pod_budgets; /* peer address -> PodBucket */
 };
 
 struct ProxyCall {
@@ -80,14 +94,24 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         p->client = client;
         p->error_ratelimit = (LogRatelimit){ .interval_usec = PROXY_ERROR_LOG_INTERVAL_USEC,
                                              .burst = PROXY_ERROR_LOG_BURST };
-        if (strmap_init(&p->memo) < 0 ||
+        p->budget = (TokenBucket){ .tokens = PROXY_UPSTREAM_BURST, .at = now_monotonic() };
+        if (strmap_init(&p->memo) < 0 || strmap_init(&p->pod_budgets) < 0 ||
             asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
                 strmap_done(&p->memo, NULL);
+                strmap_done(&p->pod_budgets, NULL);
                 free(p);
                 return -ENOMEM;
         }
         *ret = p;
         return 0;
+}
+
+static void pod_bucket_free(void *v) {
+        PodBucket *b = v;
+
+        if (b)
+                free(b->peer);
+        free(b);
 }
 
 static void memo_free(void *v) {
@@ -105,6 +129,7 @@ Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
         strmap_done(&p->memo, memo_free);
+        strmap_done(&p->pod_budgets, pod_bucket_free);
         for (unsigned i = 0; i < p->n_pool; i++)
                 curl_easy_cleanup(p->pool[i]);
         free(p->base_url);
@@ -114,6 +139,65 @@ Proxy *proxy_free(Proxy *p) {
 
 uint64_t proxy_upstream_requests(const Proxy *p) {
         return p ? p->n_upstream : 0;
+}
+
+uint64_t proxy_throttled(const Proxy *p) {
+        return p ? p->n_throttled : 0;
+}
+
+static void bucket_refill(TokenBucket *b, unsigned rate, unsigned burst, usec_t now) {
+        if (now > b->at)
+                b->tokens = MIN((double) burst, b->tokens + (double) (now - b->at) * rate / USEC_PER_SEC);
+        b->at = now;
+}
+
+/* The pod's bucket, refilled; NULL only when out of memory. A full map drops the buckets that
+ * have refilled completely (their pods have been quiet): forgetting them changes nothing. */
+static TokenBucket *pod_bucket(Proxy *p, const char *peer, usec_t now) {
+        PodBucket *b = strmap_get(&p->pod_budgets, peer);
+
+        if (b) {
+                bucket_refill(&b->bucket, PROXY_POD_RATE, PROXY_POD_BURST, now);
+                return &b->bucket;
+        }
+        if (p->pod_budgets.n >= PROXY_POD_BUCKETS_MAX) {
+                _cleanup_free_ char **idle = calloc(p->pod_budgets.n + 1, sizeof(char *));
+                size_t n = 0;
+                if (!idle)
+                        return NULL;
+                STRMAP_FOREACH(e, &p->pod_budgets) {
+                        PodBucket *x = e->value;
+                        bucket_refill(&x->bucket, PROXY_POD_RATE, PROXY_POD_BURST, now);
+                        if (x->bucket.tokens >= PROXY_POD_BURST)
+                                idle[n++] = x->peer;
+                }
+                for (size_t i = 0; i < n; i++)
+                        pod_bucket_free(strmap_remove(&p->pod_budgets, idle[i]));
+                if (p->pod_budgets.n >= PROXY_POD_BUCKETS_MAX)
+                        return NULL; /* that many busy pods: the daemon-wide bucket still holds */
+        }
+        b = calloc(1, sizeof *b);
+        if (!b || !(b->peer = strdup(peer)) || strmap_put(&p->pod_budgets, b->peer, b) < 0) {
+                pod_bucket_free(b);
+                return NULL;
+        }
+        b->bucket = (TokenBucket){ .tokens = PROXY_POD_BURST, .at = now };
+        return &b->bucket;
+}
+
+/* One upstream request's worth of budget for peer: false when the daemon's or the pod's bucket
+ * is empty (or the pod's cannot be had: never more than the budget). */
+static bool budget_take(Proxy *p, const char *peer) {
+        usec_t now = now_monotonic();
+        TokenBucket *pod;
+
+        bucket_refill(&p->budget, PROXY_UPSTREAM_RATE, PROXY_UPSTREAM_BURST, now);
+        pod = pod_bucket(p, strempty(peer), now);
+        if (!pod || pod->tokens < 1 || p->budget.tokens < 1)
+                return false;
+        pod->tokens -= 1;
+        p->budget.tokens -= 1;
+        return true;
 }
 
 uint64_t proxy_memo_hits(const Proxy *p) {
@@ -382,6 +466,12 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         memo = memo && streq(method, "GET");
         if (memo && memo_answer(p, req, path))
                 return;
+        if (!budget_take(p, http_request_peer(req))) {
+                const HttpHeader h[] = { { "Server", "EC2ws" } };
+                p->n_throttled++;
+                (void) http_request_respond(req, 429, h, ELEMENTSOF(h), NULL, 0);
+                return;
+        }
         c = calloc(1, sizeof *c);
         if (!c) {
                 (void) http_request_respond(req, 502, NULL, 0, NULL, 0);

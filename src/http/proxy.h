@@ -20,6 +20,19 @@
 /* Immutable answers kept in memory (proxy_forward's memo): the instance's fixed facts, per
  * metadata version a client names; beyond this many paths the rest is forwarded each time. */
 #define PROXY_MEMO_MAX 128U
+/* The link-local budget: IMDS, DNS and NTP share 1,024 packets/s per interface on EC2, and one
+ * upstream request on a kept-alive connection is about four packets (request, answer, ACKs).
+ * The whole daemon sends at most PROXY_UPSTREAM_RATE requests/s (a quarter of the budget, the
+ * rest left to DNS and NTP), bursts of PROXY_UPSTREAM_BURST; one pod at most PROXY_POD_RATE/s,
+ * bursts of PROXY_POD_BURST. Beyond that the pod gets 429, as the real IMDS answers when it
+ * throttles. A pod's burst lets a tool walk the whole documented tree (~80 paths) at once; the
+ * daemon's is one second of the interface's packets, once. */
+#define PROXY_UPSTREAM_RATE 64U
+#define PROXY_UPSTREAM_BURST 256U
+#define PROXY_POD_RATE 16U
+#define PROXY_POD_BURST 128U
+/* Pods (client addresses) with a bucket of their own; at this many, idle buckets are dropped. */
+#define PROXY_POD_BUCKETS_MAX 4096U
 /* Idle easy handles kept for reuse. */
 #define PROXY_POOL_MAX 64U
 /* "proxy error" lines (one per failed proxied request): an IMDS outage is said, not repeated. */
@@ -50,6 +63,8 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
 /* Upstream requests sent, and GETs answered from the memo. */
 uint64_t proxy_upstream_requests(const Proxy *p);
 uint64_t proxy_memo_hits(const Proxy *p);
+/* Requests answered 429 because the link-local budget was spent. */
+uint64_t proxy_throttled(const Proxy *p);
 
 /* kube2iam's rule: no X-Forwarded-For is added to the IMDSv2 token PUT (`^/?[^/]+/api/token$`)
  * nor to a GET carrying an X-aws-ec2-metadata-token header, because IMDS rejects those. */

@@ -216,3 +216,25 @@ def test_an_upstream_error_on_an_immutable_fact_is_not_kept(proxied):
         r, body = request(d, "GET", "/latest/meta-data/ami-id")
         assert r.status == 200 and body == b"ami-0123456789abcdef0"
     assert len([q for q in fake.requests() if q["path"] == "/latest/meta-data/ami-id"]) == 2
+
+
+def test_a_pod_over_its_link_local_budget_gets_429_and_nothing_more_reaches_the_imds(proxied):
+    d, fake = proxied
+    path = "/latest/meta-data/security-groups"
+    c = http.client.HTTPConnection(d.host, d.port, timeout=10)
+    statuses = []
+    for _ in range(400):  # far past the pod's burst (PROXY_POD_BURST, 128) on one kept-alive connection
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        statuses.append(r.status)
+    c.close()
+    assert set(statuses) <= {200, 429}, set(statuses)
+    assert statuses[:128] == [200] * 128  # a full bucket first
+    assert 429 in statuses
+    # what was throttled never went upstream: the fake saw exactly the answered ones
+    assert len([q for q in fake.requests() if q["path"] == path]) == statuses.count(200)
+    r, body = request(d, "GET", "/metrics")
+    text = body.decode()
+    assert f"kube2iam_imds_upstream_throttled_total {statuses.count(429)}" in text
+    assert f"kube2iam_imds_upstream_requests_total {statuses.count(200)}" in text
