@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import http.client
 
@@ -47,7 +48,7 @@ socketserver.BaseServer.handle_error = _quiet_handle_error
 # for the client's delayed ACK (40 ms), which made every STS call of the fake look 45 ms long.
 socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 
-SECTIONS = ["load", "proxy", "callgrind", "first", "scale", "sts", "start"]
+SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "start"]
 CRED_ROLE = "bench-role"
 CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
 PROXIED_PATH = "/latest/meta-data/instance-id"
@@ -436,6 +437,46 @@ def section_first(a, R):
                   "sts_delay_ms": a.sts_delay * 1e3, "app_start_ms": a.app_start * 1e3}
 
 
+def section_burst(a, R):
+    """100 pods appear in one burst (a node filling up); each app asks for its credentials 200 ms
+    after its ADDED event: those first requests' p50/p99, and the STS calls they cost."""
+    n, roles, delay = 100, 20, 0.2
+    env = NodeEnv()
+    d = None
+    try:
+        env.sts.configure(delay=a.sts_delay)
+        d = Daemon(a.build, env)
+        env.add_pod("warm", "127.0.30.1", role="warm-role")
+        assert get(d.port, "/latest/meta-data/iam/security-credentials/warm-role", source="127.0.30.1")[0] == 200
+        before = len(env.sts.calls())
+        lat, errs = [], []
+
+        def ask(i, added):
+            time.sleep(max(0.0, added + delay - time.monotonic()))
+            t = time.monotonic()
+            st, _ = get(d.port, f"/latest/meta-data/iam/security-credentials/burst-{i % roles}",
+                        source="127.0.40.%d" % (i + 1))
+            lat.append((time.monotonic() - t) * 1e3)
+            if st != 200:
+                errs.append(st)
+
+        threads = []
+        for i in range(n):
+            env.add_pod(f"burst-{i}", "127.0.40.%d" % (i + 1), role=f"burst-{i % roles}")
+            threads.append(threading.Thread(target=ask, args=(i, time.monotonic())))
+            threads[-1].start()
+        for t in threads:
+            t.join()
+        lat.sort()
+        R["burst"] = {"pods": n, "roles": roles, "delay_ms": delay * 1e3, "p50_ms": lat[len(lat) // 2],
+                      "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "errors": len(errs),
+                      "sts_calls": len(env.sts.calls()) - before, "sts_delay_ms": a.sts_delay * 1e3}
+    finally:
+        if d:
+            d.stop()
+        env.stop()
+
+
 def section_scale(a, R):
     spec = importlib.util.spec_from_file_location("kube_watch_bench", os.path.join(REPO, "bench", "kube-watch.py"))
     kw = importlib.util.module_from_spec(spec)
@@ -590,6 +631,13 @@ def table(R):
         L.append("  kube-watch: the daemon's Kubernetes half alone (tests/tools); events: %d pod updates in one "
                  "burst, rate measured inside the client; empty-cluster RSS %d KiB" % (
                      R["scale"][0]["events"], R["scale"][0]["rss_empty_kb"]))
+    b = R.get("burst")
+    if b:
+        L.append("")
+        L.append("burst: %d pods ADDED at once (%d roles), each asks %.0f ms after its ADDED: p50 %.1f ms, p99 %.1f ms, "
+                 "%d errors; %d STS calls (fake STS answers after %.0f ms)" % (
+                     b["pods"], b["roles"], b["delay_ms"], b["p50_ms"], b["p99_ms"], b["errors"], b["sts_calls"],
+                     b["sts_delay_ms"]))
     s = R.get("sts")
     if s:
         L.append("")
@@ -665,7 +713,7 @@ def main():
          "seconds": a.seconds, "rounds": a.rounds}
     t0 = time.monotonic()
     for name, fn in (("load", section_load), ("callgrind", section_callgrind), ("first", section_first),
-                     ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
+                     ("burst", section_burst), ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
         if name in a.only or (name == "load" and "proxy" in a.only):
             ts = time.monotonic()
             print("bench: %s..." % name, file=sys.stderr, flush=True)
