@@ -14,7 +14,8 @@
 #   - the link-local budget: one pod floods a forwarded path; what reached the upstream per second;
 #   - a new pod's first credential request from the ADDED event, prefetch on and off;
 #   - a burst: 100 pods ADDED at once, each asking 200 ms later: p50/p99 and the STS calls;
-#   - RSS, RssAnon and each library's resident share, and watch events/s with 110/250/1,000 pods and 1,000/10,000/50,000 namespaces;
+#   - RSS, RssAnon and each library's resident share, and watch events/s with 110/250/1,000 pods
+#     and 1,000/10,000/50,000 namespaces;
 #   - STS calls per hour for 250 pods sharing 40 roles over a simulated day (bench/sts-day);
 #   - exec to READY=1 with a 250-pod list.
 # The table also goes to bench/results/ (gitignored): latest.txt, latest.json, latest.svg (chart)
