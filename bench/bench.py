@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import http.client
 
@@ -47,7 +48,7 @@ socketserver.BaseServer.handle_error = _quiet_handle_error
 # for the client's delayed ACK (40 ms), which made every STS call of the fake look 45 ms long.
 socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 
-SECTIONS = ["load", "proxy", "callgrind", "first", "scale", "sts", "start"]
+SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "start"]
 CRED_ROLE = "bench-role"
 CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
 PROXIED_PATH = "/latest/meta-data/instance-id"
@@ -117,6 +118,23 @@ class Daemon:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+    def memory(self):
+        """VmRSS and RssAnon (private memory) in KiB, and the resident KiB of each mapped library."""
+        out = {"libs": {}}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "RssAnon:")):
+                    out[line.split(":")[0]] = int(line.split()[1])
+        lib = None
+        with open(f"/proc/{self.proc.pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    lib = os.path.basename(head[5]) if len(head) > 5 and head[5].startswith("/") else None
+                elif lib and head[0] == "Rss:":
+                    out["libs"][lib] = out["libs"].get(lib, 0) + int(head[1])
+        return out
 
     def output(self):
         with open(self.log.name, errors="replace") as f:
@@ -295,6 +313,13 @@ def section_load(a, R):
                          "ref_name": "nginx proxy_pass", "ratio": k["rps"] / n["rps"]})
             rows.append({"what": "  the upstream alone (nginx, static), 32 conns", "k2i": u, "ref": None,
                          "ref_name": "", "ratio": k["rps"] / u["rps"]})
+            # the link-local budget: a pod flooding a path that is forwarded every time
+            flood = "/latest/meta-data/security-groups"
+            env.imds.reset()
+            f = wrk(f"http://127.0.0.1:{d.port}{flood}", 32, secs)
+            sent = len([q for q in env.imds.requests() if q["path"] == flood])
+            R["budget"] = {"rps": f["rps"], "throttled": f["non2xx"], "seconds": secs,
+                           "upstream": sent, "upstream_rps": sent / secs}
         out = d.output()
         R["load"] = rows
         R["load_log_lines"] = out.count("\n")
@@ -412,6 +437,46 @@ def section_first(a, R):
                   "sts_delay_ms": a.sts_delay * 1e3, "app_start_ms": a.app_start * 1e3}
 
 
+def section_burst(a, R):
+    """100 pods appear in one burst (a node filling up); each app asks for its credentials 200 ms
+    after its ADDED event: those first requests' p50/p99, and the STS calls they cost."""
+    n, roles, delay = 100, 20, 0.2
+    env = NodeEnv()
+    d = None
+    try:
+        env.sts.configure(delay=a.sts_delay)
+        d = Daemon(a.build, env)
+        env.add_pod("warm", "127.0.30.1", role="warm-role")
+        assert get(d.port, "/latest/meta-data/iam/security-credentials/warm-role", source="127.0.30.1")[0] == 200
+        before = len(env.sts.calls())
+        lat, errs = [], []
+
+        def ask(i, added):
+            time.sleep(max(0.0, added + delay - time.monotonic()))
+            t = time.monotonic()
+            st, _ = get(d.port, f"/latest/meta-data/iam/security-credentials/burst-{i % roles}",
+                        source="127.0.40.%d" % (i + 1))
+            lat.append((time.monotonic() - t) * 1e3)
+            if st != 200:
+                errs.append(st)
+
+        threads = []
+        for i in range(n):
+            env.add_pod(f"burst-{i}", "127.0.40.%d" % (i + 1), role=f"burst-{i % roles}")
+            threads.append(threading.Thread(target=ask, args=(i, time.monotonic())))
+            threads[-1].start()
+        for t in threads:
+            t.join()
+        lat.sort()
+        R["burst"] = {"pods": n, "roles": roles, "delay_ms": delay * 1e3, "p50_ms": lat[len(lat) // 2],
+                      "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "errors": len(errs),
+                      "sts_calls": len(env.sts.calls()) - before, "sts_delay_ms": a.sts_delay * 1e3}
+    finally:
+        if d:
+            d.stop()
+        env.stop()
+
+
 def section_scale(a, R):
     spec = importlib.util.spec_from_file_location("kube_watch_bench", os.path.join(REPO, "bench", "kube-watch.py"))
     kw = importlib.util.module_from_spec(spec)
@@ -437,12 +502,14 @@ def section_scale(a, R):
                 time.sleep(0.05)
             sync = time.monotonic() - t0
             rss = d.rss_kb()
+            mem = d.memory()
         finally:
             if d:
                 d.stop()
             env.stop()
         m = kw.measure(pods, nss, a.events)
-        rows.append({"pods": pods, "namespaces": nss, "daemon_rss_kb": rss, "daemon_sync_s": sync, **m})
+        rows.append({"pods": pods, "namespaces": nss, "daemon_rss_kb": rss, "daemon_sync_s": sync,
+                     "daemon_rss_anon_kb": mem.get("RssAnon", 0), "daemon_libs_kb": mem["libs"], **m})
     R["scale"] = rows
 
 
@@ -516,6 +583,12 @@ def table(R):
             R["seconds"], R["rounds"]))
         L.append("  ref: nginx 1.22, one worker, same bytes from a file; proxied: nginx proxy_pass (upstream "
                  "keep-alive) to the same upstream; last row's ratio: k2i proxied / upstream alone")
+        b = R.get("budget")
+        if b:
+            L.append("link-local budget: one pod floods security-groups (forwarded each time), 32 conns, %d s: "
+                     "%.0f req/s answered, %d answered 429; upstream saw %d = %.1f req/s (bound: %d/s "
+                     "daemon-wide after a burst of %d, %d/s per pod after %d)" % (
+                         b["seconds"], b["rps"], b["throttled"], b["upstream"], b["upstream_rps"], 64, 256, 16, 128))
         L.append("  errs: wrk socket errors + non-2xx. 256 conns come from ONE address (127.0.0.1): the daemon "
                  "caps a client address at 128 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
         if R.get("load_conn_limit_lines"):
@@ -550,9 +623,21 @@ def table(R):
             L.append("%-24s %11d KiB %8.2f s %11d KiB %16.0f %11d KiB" % (
                 "%d / %d" % (s["pods"], s["namespaces"]), s["daemon_rss_kb"], s["daemon_sync_s"],
                 s["rss_synced_kb"], s["events_per_s"], s["rss_after_kb"]))
+        for s in R["scale"]:
+            libs = sorted(s.get("daemon_libs_kb", {}).items(), key=lambda kv: -kv[1])[:6]
+            L.append("  daemon %d / %d: RssAnon (private) %d KiB of VmRSS %d KiB; resident per file: %s" % (
+                s["pods"], s["namespaces"], s.get("daemon_rss_anon_kb", 0), s["daemon_rss_kb"],
+                ", ".join("%s %d" % kv for kv in libs)))
         L.append("  kube-watch: the daemon's Kubernetes half alone (tests/tools); events: %d pod updates in one "
                  "burst, rate measured inside the client; empty-cluster RSS %d KiB" % (
                      R["scale"][0]["events"], R["scale"][0]["rss_empty_kb"]))
+    b = R.get("burst")
+    if b:
+        L.append("")
+        L.append("burst: %d pods ADDED at once (%d roles), each asks %.0f ms after its ADDED: p50 %.1f ms, p99 %.1f ms, "
+                 "%d errors; %d STS calls (fake STS answers after %.0f ms)" % (
+                     b["pods"], b["roles"], b["delay_ms"], b["p50_ms"], b["p99_ms"], b["errors"], b["sts_calls"],
+                     b["sts_delay_ms"]))
     s = R.get("sts")
     if s:
         L.append("")
@@ -618,7 +703,7 @@ def main():
     a.callgrind_n = 200 if a.quick else 2000
     a.trials = 2 if a.quick else 5
     a.events = 2000 if a.quick else 20000
-    a.scale = [(110, 1000), (250, 10000), (1000, 50000)] if not a.quick else [(110, 1000)]
+    a.scale = [(110, 1000), (250, 10000), (1000, 50000)] if not a.quick else [(110, 1000), (250, 10000)]
     a.sts_delay = 0.05  # a regional STS round trip
     a.app_start = 0.5
     os.makedirs(a.results, exist_ok=True)
@@ -628,7 +713,7 @@ def main():
          "seconds": a.seconds, "rounds": a.rounds}
     t0 = time.monotonic()
     for name, fn in (("load", section_load), ("callgrind", section_callgrind), ("first", section_first),
-                     ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
+                     ("burst", section_burst), ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
         if name in a.only or (name == "load" and "proxy" in a.only):
             ts = time.monotonic()
             print("bench: %s..." % name, file=sys.stderr, flush=True)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # kube2iam's benchmark, one command:
 #
-#     bench/run.sh [--quick] [--only load,proxy,callgrind,first,scale,sts,start]
+#     bench/run.sh [--quick] [--only load,proxy,callgrind,first,burst,scale,sts,start]
 #
 # Builds a release build in build-bench/ (meson -Dbuildtype=release), then runs bench/bench.py,
 # which starts everything it needs on loopback (the fakes of tests/fakes: IMDS, STS, API server;
@@ -11,8 +11,11 @@
 #     connection per request) next to nginx serving the same bytes: req/s, p50, p99, ratio;
 #   - proxied requests next to nginx proxy_pass to the same upstream, and the upstream alone;
 #   - instructions per cached credential request (callgrind, N requests, minus an idle run);
+#   - the link-local budget: one pod floods a forwarded path; what reached the upstream per second;
 #   - a new pod's first credential request from the ADDED event, prefetch on and off;
-#   - RSS and watch events/s with 110/250/1,000 pods and 1,000/10,000/50,000 namespaces;
+#   - a burst: 100 pods ADDED at once, each asking 200 ms later: p50/p99 and the STS calls;
+#   - RSS, RssAnon and each library's resident share, and watch events/s with 110/250/1,000 pods
+#     and 1,000/10,000/50,000 namespaces;
 #   - STS calls per hour for 250 pods sharing 40 roles over a simulated day (bench/sts-day);
 #   - exec to READY=1 with a 250-pod list.
 # The table also goes to bench/results/ (gitignored): latest.txt, latest.json, latest.svg (chart)

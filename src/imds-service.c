@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -48,8 +49,9 @@ struct ImdsService {
         LogRatelimit audit_ratelimit;
         LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
-        MetricFamily *m_remaining; /* remaining lifetime of the credentials handed out */
-        MetricFamily *m_wait;      /* how long requests waited for their pod */
+        MetricFamily *m_remaining;              /* remaining lifetime of the credentials handed out */
+        MetricFamily *m_wait;                   /* how long requests waited for their pod */
+        MetricFamily *m_upstream, *m_throttled; /* the link-local budget (proxy.h) */
 };
 
 struct PodRequest {
@@ -118,12 +120,44 @@ static void respond_ok_text(HttpRequest *req, const char *body, bool secret) {
 
 /* ---- documents ---- */
 
+/* Any byte of w below 0x20, '"' or '\\'? Exact as a yes/no (the has-less-than trick holds for
+ * bounds up to 0x80; bytes >= 0x80 never match). */
+static bool json_word_needs_escape(uint64_t w) {
+        const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+
+        return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+}
+
+static bool json_plain(const char *s, size_t n) {
+        size_t i = 0;
+
+        /* eight bytes a step: the ~1 KB session token is scanned on every cached request */
+        for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+                uint64_t w;
+                memcpy(&w, s + i, sizeof w);
+                if (json_word_needs_escape(w))
+                        return false;
+        }
+        for (; i < n; i++)
+                if (s[i] == '"' || s[i] == '\\' || (unsigned char) s[i] < 0x20)
+                        return false;
+        return true;
+}
+
 static void json_string(StrBuf *b, const char *s) {
         const unsigned char *run = (const unsigned char *) s, *p;
+        size_t n = strlen(s);
 
-        /* Runs of plain bytes go in with one append: a credential document is ~1.3 KB, mostly the
-         * session token, and byte-wise appends were half of a cached request's instructions. */
+        /* A credential document is ~1.3 KB, mostly the session token, which never needs escaping:
+         * one scan and one append for it (byte-wise appends were half of a cached request's
+         * instructions, bench/). */
         strbuf_append_char(b, '"');
+        if (json_plain(s, n)) {
+                strbuf_append_n(b, s, n);
+                strbuf_append_char(b, '"');
+                return;
+        }
         for (p = run; *p; p++) {
                 if (*p != '"' && *p != '\\' && *p >= 0x20)
                         continue;
@@ -169,18 +203,29 @@ int imds_account_from_arn(const char *arn, char ret[static IMDS_ACCOUNT_ID_MAX])
         return 0;
 }
 
+/* The credential document's text besides the three secrets: keys, punctuation, two timestamps,
+ * the account id (~250 bytes); rounded up. */
+#define IMDS_CREDENTIALS_JSON_FIXED_BYTES 384U
+
 int imds_credentials_json(const Credentials *c, const char *account_id, StrBuf *out) {
         char updated[TIMESTAMP_MAX], expiration[TIMESTAMP_MAX];
 
+        const char *secret = secret_reveal(c->secret_access_key),
+                   *token = c->session_token ? secret_reveal(c->session_token) : "";
+
         format_timestamp_imds(c->last_updated, updated, sizeof updated);
         format_timestamp_imds(c->expiration, expiration, sizeof expiration);
+        /* one allocation: the fields plus room for the fixed text (escapes, if any, may regrow) */
+        if (strbuf_reserve_extra(out, strlen(c->access_key_id) + strlen(secret) + strlen(token) +
+                                              IMDS_CREDENTIALS_JSON_FIXED_BYTES) < 0)
+                return -ENOMEM;
         strbuf_append(out, "{\n");
         json_field(out, "Code", "Success", false);
         json_field(out, "LastUpdated", updated, false);
         json_field(out, "Type", "AWS-HMAC", false);
         json_field(out, "AccessKeyId", c->access_key_id, false);
-        json_field(out, "SecretAccessKey", secret_reveal(c->secret_access_key), false);
-        json_field(out, "Token", c->session_token ? secret_reveal(c->session_token) : "", false);
+        json_field(out, "SecretAccessKey", secret, false);
+        json_field(out, "Token", token, false);
         json_field(out, "Expiration", expiration, !account_id);
         if (account_id)
                 json_field(out, "AccountId", account_id, true);
@@ -245,9 +290,9 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
 static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                        const char *role, const char *result, int level, const char *message_id,
                        const char *detail, const char *message) {
-        _cleanup_free_ char *key = NULL;
+        _cleanup_free_ char *key = strconcat3(result, " ", strempty(role));
 
-        if (asprintf(&key, "%s %s", result, strempty(role)) < 0)
+        if (!key)
                 return;
         if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))
                 return;
@@ -728,8 +773,13 @@ static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path,
                 extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
+        uint64_t sent = proxy_upstream_requests(s->d.proxy), throttled = proxy_throttled(s->d.proxy);
         proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
-                      s->d.config);
+                      s->d.config, !listing && imds_surface_immutable(path));
+        if (s->m_upstream && proxy_upstream_requests(s->d.proxy) > sent)
+                (void) metrics_counter_inc(s->m_upstream, NULL);
+        if (s->m_throttled && proxy_throttled(s->d.proxy) > throttled)
+                (void) metrics_counter_inc(s->m_throttled, NULL);
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }
@@ -869,8 +919,19 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                         r = metrics_add_family(deps->metrics, "kube2iam_imds_tokens_issued_total",
                                                "IMDSv2 session tokens minted for pods.", METRIC_COUNTER,
                                                NULL, NULL, 0, 0, &s->m_tokens);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_imds_upstream_requests_total",
+                                               "Requests the proxy sent to the real IMDS.", METRIC_COUNTER,
+                                               NULL, NULL, 0, 0, &s->m_upstream);
+                if (r >= 0)
+                        r = metrics_add_family(
+                                deps->metrics, "kube2iam_imds_upstream_throttled_total",
+                                "Proxied requests answered 429: the link-local budget was spent.",
+                                METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_throttled);
                 if (r < 0)
                         return r;
+                (void) metrics_touch(s->m_upstream, NULL);
+                (void) metrics_touch(s->m_throttled, NULL);
                 (void) metrics_touch(s->m_not_in_cache, NULL);
                 (void) metrics_touch(s->m_dup, NULL);
                 (void) metrics_touch(s->m_dup_success, NULL);

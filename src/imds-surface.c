@@ -9,7 +9,10 @@
 #include "roles.h"
 
 #define E(p, m, v) \
-        { p, IMDS_SURFACE_##m, IMDS_SURFACE_##v }
+        { p, IMDS_SURFACE_##m, IMDS_SURFACE_##v, false }
+/* FORWARD, and fixed for the life of the instance (a stop and start restarts the daemon too) */
+#define FIXED(p, m) \
+        { p, IMDS_SURFACE_##m, IMDS_SURFACE_FORWARD, true }
 
 /* AWS's documented instance-metadata categories (EC2 User Guide, "Instance metadata categories"
  * and "Dynamic data categories") and what each gets; docs/imds-surface.md says why per entry. */
@@ -24,34 +27,34 @@ static const ImdsSurfaceEntry table[] = {
         E("meta-data/iam", TREE, REFUSED),
         E("meta-data/identity-credentials", TREE, REFUSED),
         /* plain facts about the instance */
-        E("meta-data/ami-id", EXACT, FORWARD),
-        E("meta-data/ami-launch-index", EXACT, FORWARD),
-        E("meta-data/ami-manifest-path", EXACT, FORWARD),
-        E("meta-data/ancestor-ami-ids", EXACT, FORWARD),
+        FIXED("meta-data/ami-id", EXACT),
+        FIXED("meta-data/ami-launch-index", EXACT),
+        FIXED("meta-data/ami-manifest-path", EXACT),
+        FIXED("meta-data/ancestor-ami-ids", EXACT),
         E("meta-data/autoscaling/target-lifecycle-state", EXACT, FORWARD),
         E("meta-data/block-device-mapping", TREE, FORWARD),
         E("meta-data/elastic-gpus", TREE, FORWARD),
         E("meta-data/elastic-inference", TREE, FORWARD),
         E("meta-data/events", TREE, FORWARD),
-        E("meta-data/hostname", EXACT, FORWARD),
+        FIXED("meta-data/hostname", EXACT),
         E("meta-data/instance-action", EXACT, FORWARD),
-        E("meta-data/instance-id", EXACT, FORWARD),
-        E("meta-data/instance-life-cycle", EXACT, FORWARD),
-        E("meta-data/instance-type", EXACT, FORWARD),
+        FIXED("meta-data/instance-id", EXACT),
+        FIXED("meta-data/instance-life-cycle", EXACT),
+        FIXED("meta-data/instance-type", EXACT),
         E("meta-data/ipv6", EXACT, FORWARD),
-        E("meta-data/kernel-id", EXACT, FORWARD),
-        E("meta-data/local-hostname", EXACT, FORWARD),
-        E("meta-data/local-ipv4", EXACT, FORWARD),
-        E("meta-data/mac", EXACT, FORWARD),
+        FIXED("meta-data/kernel-id", EXACT),
+        FIXED("meta-data/local-hostname", EXACT),
+        FIXED("meta-data/local-ipv4", EXACT),
+        FIXED("meta-data/mac", EXACT),
         E("meta-data/metrics/vhostmd", EXACT, FORWARD),
         E("meta-data/network/interfaces/macs", TREE, FORWARD),
-        E("meta-data/placement", TREE, FORWARD),
-        E("meta-data/product-codes", EXACT, FORWARD),
+        FIXED("meta-data/placement", TREE),
+        FIXED("meta-data/product-codes", EXACT),
         E("meta-data/public-hostname", EXACT, FORWARD),
         E("meta-data/public-ipv4", EXACT, FORWARD),
         E("meta-data/public-keys", TREE, FORWARD),
-        E("meta-data/ramdisk-id", EXACT, FORWARD),
-        E("meta-data/reservation-id", EXACT, FORWARD),
+        FIXED("meta-data/ramdisk-id", EXACT),
+        FIXED("meta-data/reservation-id", EXACT),
         E("meta-data/security-groups", EXACT, FORWARD),
         E("meta-data/services", TREE, FORWARD),
         E("meta-data/spot", TREE, FORWARD),
@@ -135,25 +138,47 @@ static ImdsSurfaceVerdict table_verdict(const char *rel) {
         return is_listing(rel, n) ? IMDS_SURFACE_LISTING : IMDS_SURFACE_REFUSED;
 }
 
-ImdsSurfaceVerdict imds_surface_classify(const char *path, char *const *allow) {
+/* The path below /{version}/ (no trailing '/' dropped), NULL when the version is not valid or the
+ * path is not clean. */
+static const char *relative_path(const char *path) {
+        const char *v = path + 1, *slash = strchr(v, '/'), *rel;
         char version[16];
-        const char *v, *slash, *rel;
+
+        if ((size_t) ((slash ?: v + strlen(v)) - v) >= sizeof version)
+                return NULL;
+        snprintf(version, sizeof version, "%.*s", (int) ((slash ?: v + strlen(v)) - v), v);
+        if (!imds_surface_version_valid(version))
+                return NULL;
+        rel = slash ? slash + 1 : "";
+        return rel[0] == '/' ? NULL : rel; /* not clean: the router never hands this over */
+}
+
+bool imds_surface_immutable(const char *path) {
+        const char *rel;
+        size_t n;
+
+        if (path[0] != '/' || strchr(path, ';') || !(rel = relative_path(path)))
+                return false;
+        n = strlen(rel);
+        if (n > 0 && rel[n - 1] == '/')
+                n--;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (entry_matches(&table[i], rel, n))
+                        return table[i].verdict == IMDS_SURFACE_FORWARD && table[i].immutable;
+        return false;
+}
+
+ImdsSurfaceVerdict imds_surface_classify(const char *path, char *const *allow) {
+        const char *rel;
         ImdsSurfaceVerdict r;
 
         if (path[0] != '/' || strchr(path, ';'))
                 return IMDS_SURFACE_REFUSED;
         if (streq(path, "/"))
                 return IMDS_SURFACE_LISTING; /* the metadata versions */
-        v = path + 1;
-        slash = strchr(v, '/');
-        if ((size_t) ((slash ?: v + strlen(v)) - v) >= sizeof version)
+        rel = relative_path(path);
+        if (!rel)
                 return IMDS_SURFACE_REFUSED;
-        snprintf(version, sizeof version, "%.*s", (int) ((slash ?: v + strlen(v)) - v), v);
-        if (!imds_surface_version_valid(version))
-                return IMDS_SURFACE_REFUSED;
-        rel = slash ? slash + 1 : "";
-        if (rel[0] == '/')
-                return IMDS_SURFACE_REFUSED; /* not clean: the router never hands this over */
 
         r = table_verdict(rel);
         if (!allow)

@@ -33,6 +33,9 @@ typedef struct ImdsSurfaceEntry {
         const char *path; /* below /{version}/, no leading or trailing '/' */
         ImdsSurfaceMatch match;
         ImdsSurfaceVerdict verdict;
+        /* a fact fixed for the instance's life (docs/imds-surface.md says why per entry): the
+         * upstream's 200 answer is kept in memory and served from there */
+        bool immutable;
 } ImdsSurfaceEntry;
 
 /* The table, in matching order (the first entry that matches decides). */
@@ -44,6 +47,9 @@ const ImdsSurfaceEntry *imds_surface_table(size_t *ret_n);
  * names, never to SERVED, REFUSED or unknown paths. Listings are never narrowed by allow (their
  * lines are). */
 ImdsSurfaceVerdict imds_surface_classify(const char *path, char *const *allow);
+
+/* The path (as for imds_surface_classify) names an immutable FORWARD entry. */
+bool imds_surface_immutable(const char *path);
 
 /* A valid {version} segment: "latest", "1.0" or a YYYY-MM-DD metadata build. */
 bool imds_surface_version_valid(const char *v);

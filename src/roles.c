@@ -56,13 +56,9 @@ Roles *roles_free(Roles *r) {
 }
 
 char *roles_arn(const Roles *r, const char *name) {
-        char *s;
-
         if (startswith_no_case(name, "arn:"))
                 return strdup(name);
-        if (asprintf(&s, "%s%s", r->base_arn, name) < 0)
-                return NULL;
-        return s;
+        return strconcat3(r->base_arn, name, "");
 }
 
 const char *roles_base_arn(const Roles *r) {

@@ -40,6 +40,18 @@ int unhexchar(char c) {
         return -EINVAL;
 }
 
+char *strconcat3(const char *a, const char *b, const char *c) {
+        size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+        char *s = malloc(na + nb + nc + 1);
+
+        if (!s)
+                return NULL;
+        memcpy(s, a, na);
+        memcpy(s + na, b, nb);
+        memcpy(s + na + nb, c, nc + 1);
+        return s;
+}
+
 char *strndup_safe(const char *s, size_t n) {
         return s ? strndup(s, n) : NULL;
 }
@@ -200,6 +212,10 @@ static bool strbuf_reserve(StrBuf *b, size_t extra) {
         b->s = s;
         b->cap = cap;
         return true;
+}
+
+int strbuf_reserve_extra(StrBuf *b, size_t extra) {
+        return strbuf_reserve(b, extra) ? 0 : -ENOMEM;
 }
 
 void strbuf_append_n(StrBuf *b, const char *s, size_t n) {

@@ -17,6 +17,8 @@ bool endswith(const char *s, const char *suffix) _pure_;
 char *ascii_strlower(char *s);
 /* The value of one hex digit, or -EINVAL. */
 int unhexchar(char c) _pure_;
+/* a, b and c joined in one allocation (no format string to parse); NULL on allocation failure. */
+char *strconcat3(const char *a, const char *b, const char *c);
 /* Returns a copy of at most n bytes; NULL on allocation failure. */
 char *strndup_safe(const char *s, size_t n);
 
@@ -47,6 +49,9 @@ typedef struct StrBuf {
         bool erase; /* holds secrets: growing wipes the old allocation (see strbuf_done_erase) */
 } StrBuf;
 
+/* Room for extra more bytes in one allocation: a caller that knows the size spares the regrowths
+ * (each one a copy, and a wipe for an erase buffer). */
+int strbuf_reserve_extra(StrBuf *b, size_t extra);
 void strbuf_append_n(StrBuf *b, const char *s, size_t n);
 void strbuf_append(StrBuf *b, const char *s);
 void strbuf_appendf(StrBuf *b, const char *fmt, ...) _printf_(2, 3);

@@ -148,14 +148,40 @@ char *format_duration(usec_t u, char *buf, size_t size) {
         return buf;
 }
 
+/* width decimal digits of v, zero-padded; returns the end */
+static char *put_digits(char *p, unsigned v, unsigned width) {
+        for (unsigned i = width; i > 0; i--) {
+                p[i - 1] = (char) ('0' + v % 10);
+                v /= 10;
+        }
+        return p + width;
+}
+
 char *format_timestamp_imds(usec_t realtime, char *buf, size_t size) {
         time_t t = (time_t) (realtime / USEC_PER_SEC);
         struct tm tm;
 
-        if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        /* digits by hand: strftime() was 4% of a cached credential request (bench/, callgrind) */
+        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999 ||
+            size < sizeof "YYYY-MM-DDTHH:MM:SSZ") {
                 if (size > 0)
                         buf[0] = '\0';
+                return buf;
         }
+        char *p = buf;
+        p = put_digits(p, (unsigned) tm.tm_year + 1900, 4);
+        *p++ = '-';
+        p = put_digits(p, (unsigned) tm.tm_mon + 1, 2);
+        *p++ = '-';
+        p = put_digits(p, (unsigned) tm.tm_mday, 2);
+        *p++ = 'T';
+        p = put_digits(p, (unsigned) tm.tm_hour, 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned) tm.tm_min, 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned) tm.tm_sec, 2);
+        *p++ = 'Z';
+        *p = '\0';
         return buf;
 }
 

@@ -9,8 +9,28 @@
 #include "proxy.h"
 #include "router.h"
 #include "string-util.h"
+#include "strmap.h"
+#include "time-util.h"
 
 typedef struct ProxyCall ProxyCall;
+
+/* A token bucket: tokens refill at rate per second up to burst. */
+typedef struct TokenBucket {
+        double tokens;
+        usec_t at;
+} TokenBucket;
+
+typedef struct PodBucket {
+        char *peer; /* the map's key */
+        TokenBucket bucket;
+} PodBucket;
+
+/* One immutable upstream answer: its headers ("name\0value\0" pairs, as received) and body. */
+typedef struct ProxyMemo {
+        char *path; /* the map's key */
+        StrBuf headers;
+        StrBuf body;
+} ProxyMemo;
 
 struct Proxy {
         HttpClient *client;
@@ -21,6 +41,10 @@ struct Proxy {
         MetricFamily *m_requests; /* proxied requests by category and status */
         MetricFamily *m_latency;  /* the upstream's answers */
         LogRatelimit error_ratelimit;
+        StrMap memo; /* path -> ProxyMemo */
+        uint64_t n_upstream, n_memo_hits, n_throttled;
+        TokenBucket budget; /* the whole daemon */
+        StrMap pod_budgets; /* peer address -> PodBucket */
 };
 
 struct ProxyCall {
@@ -35,6 +59,7 @@ struct ProxyCall {
         ProxyFilter filter;
         const void *filter_data;
         usec_t started; /* CLOCK_MONOTONIC */
+        bool memo;      /* keep a 200 answer to this GET (proxy_forward) */
 };
 
 static const char *const hop_headers[] = {
@@ -73,7 +98,11 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         p->client = client;
         p->error_ratelimit = (LogRatelimit){ .interval_usec = PROXY_ERROR_LOG_INTERVAL_USEC,
                                              .burst = PROXY_ERROR_LOG_BURST };
-        if (asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
+        p->budget = (TokenBucket){ .tokens = PROXY_UPSTREAM_BURST, .at = now_monotonic() };
+        if (strmap_init(&p->memo) < 0 || strmap_init(&p->pod_budgets) < 0 ||
+            asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
+                strmap_done(&p->memo, NULL);
+                strmap_done(&p->pod_budgets, NULL);
                 free(p);
                 return -ENOMEM;
         }
@@ -81,9 +110,30 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         return 0;
 }
 
+static void pod_bucket_free(void *v) {
+        PodBucket *b = v;
+
+        if (b)
+                free(b->peer);
+        free(b);
+}
+
+static void memo_free(void *v) {
+        ProxyMemo *m = v;
+
+        if (!m)
+                return;
+        free(m->path);
+        strbuf_done(&m->headers);
+        strbuf_done(&m->body);
+        free(m);
+}
+
 Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
+        strmap_done(&p->memo, memo_free);
+        strmap_done(&p->pod_budgets, pod_bucket_free);
         for (unsigned i = 0; i < p->n_pool; i++)
                 curl_easy_cleanup(p->pool[i]);
         free(p->base_url);
@@ -125,14 +175,86 @@ const char *proxy_category(const char *path) {
         return "other";
 }
 
-static void count_request(ProxyCall *c, unsigned status) {
+/* Every forwarded request the pod got an answer to: from upstream, from memory, or 429. */
+static void count_path(Proxy *p, const char *path, unsigned status) {
         char st[8];
 
-        if (!c->proxy->m_requests)
+        if (!p->m_requests)
                 return;
         snprintf(st, sizeof st, "%u", status);
-        (void) metrics_counter_inc(c->proxy->m_requests,
-                                   (const char *const[]){ proxy_category(strempty(c->path)), st });
+        (void) metrics_counter_inc(p->m_requests,
+                                   (const char *const[]){ proxy_category(strempty(path)), st });
+}
+
+static void count_request(ProxyCall *c, unsigned status) {
+        count_path(c->proxy, c->path, status);
+}
+
+uint64_t proxy_upstream_requests(const Proxy *p) {
+        return p ? p->n_upstream : 0;
+}
+
+uint64_t proxy_throttled(const Proxy *p) {
+        return p ? p->n_throttled : 0;
+}
+
+static void bucket_refill(TokenBucket *b, unsigned rate, unsigned burst, usec_t now) {
+        if (now > b->at)
+                b->tokens = MIN((double) burst, b->tokens + (double) (now - b->at) * rate / USEC_PER_SEC);
+        b->at = now;
+}
+
+/* The pod's bucket, refilled; NULL only when out of memory. A full map drops the buckets that
+ * have refilled completely (their pods have been quiet): forgetting them changes nothing. */
+static TokenBucket *pod_bucket(Proxy *p, const char *peer, usec_t now) {
+        PodBucket *b = strmap_get(&p->pod_budgets, peer);
+
+        if (b) {
+                bucket_refill(&b->bucket, PROXY_POD_RATE, PROXY_POD_BURST, now);
+                return &b->bucket;
+        }
+        if (p->pod_budgets.n >= PROXY_POD_BUCKETS_MAX) {
+                _cleanup_free_ char **idle = calloc(p->pod_budgets.n + 1, sizeof(char *));
+                size_t n = 0;
+                if (!idle)
+                        return NULL;
+                STRMAP_FOREACH(e, &p->pod_budgets) {
+                        PodBucket *x = e->value;
+                        bucket_refill(&x->bucket, PROXY_POD_RATE, PROXY_POD_BURST, now);
+                        if (x->bucket.tokens >= PROXY_POD_BURST)
+                                idle[n++] = x->peer;
+                }
+                for (size_t i = 0; i < n; i++)
+                        pod_bucket_free(strmap_remove(&p->pod_budgets, idle[i]));
+                if (p->pod_budgets.n >= PROXY_POD_BUCKETS_MAX)
+                        return NULL; /* that many busy pods: the daemon-wide bucket still holds */
+        }
+        b = calloc(1, sizeof *b);
+        if (!b || !(b->peer = strdup(peer)) || strmap_put(&p->pod_budgets, b->peer, b) < 0) {
+                pod_bucket_free(b);
+                return NULL;
+        }
+        b->bucket = (TokenBucket){ .tokens = PROXY_POD_BURST, .at = now };
+        return &b->bucket;
+}
+
+/* One upstream request's worth of budget for peer: false when the daemon's or the pod's bucket
+ * is empty (or the pod's cannot be had: never more than the budget). */
+static bool budget_take(Proxy *p, const char *peer) {
+        usec_t now = now_monotonic();
+        TokenBucket *pod;
+
+        bucket_refill(&p->budget, PROXY_UPSTREAM_RATE, PROXY_UPSTREAM_BURST, now);
+        pod = pod_bucket(p, strempty(peer), now);
+        if (!pod || pod->tokens < 1 || p->budget.tokens < 1)
+                return false;
+        pod->tokens -= 1;
+        p->budget.tokens -= 1;
+        return true;
+}
+
+uint64_t proxy_memo_hits(const Proxy *p) {
+        return p ? p->n_memo_hits : 0;
 }
 
 unsigned proxy_in_flight(const Proxy *p) {
@@ -211,10 +333,66 @@ static void respond_502(ProxyCall *c, const char *why) {
         (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
 }
 
+/* The upstream's headers as they go to the client (MHD writes its own framing and Date); the
+ * array points into raw. NULL: out of memory. */
+static HttpHeader *relayed_headers(const StrBuf *raw, size_t *ret_n) {
+        size_t max = 0, n = 0;
+        HttpHeader *h;
+
+        for (size_t i = 0; i < raw->len; i++)
+                if (raw->s[i] == '\0')
+                        max++;
+        h = calloc(max / 2 + 1, sizeof *h);
+        if (!h)
+                return NULL;
+        for (const char *s = raw->s; s && s < raw->s + raw->len;) {
+                const char *name = s, *value = s + strlen(s) + 1;
+                s = value + strlen(value) + 1;
+                if (proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
+                    strcasecmp(name, "Date") == 0)
+                        continue;
+                h[n++] = (HttpHeader){ name, value };
+        }
+        *ret_n = n;
+        return h;
+}
+
+/* Keeps c's 200 answer for its path; a full memo or no memory just keeps nothing. */
+static void memo_keep(ProxyCall *c) {
+        Proxy *p = c->proxy;
+        ProxyMemo *m;
+
+        if (p->memo.n >= PROXY_MEMO_MAX || strmap_get(&p->memo, c->path))
+                return;
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return;
+        m->path = strdup(c->path);
+        strbuf_append_n(&m->headers, c->resp_headers.s ?: "", c->resp_headers.len);
+        strbuf_append_n(&m->body, c->body.buf.s ?: "", c->body.buf.len);
+        if (!m->path || strbuf_error(&m->headers) < 0 || strbuf_error(&m->body) < 0 ||
+            strmap_put(&p->memo, m->path, m) < 0)
+                memo_free(m);
+}
+
+/* Answers req from the memo: true when it did. */
+static bool memo_answer(Proxy *p, HttpRequest *req, const char *path) {
+        ProxyMemo *m = strmap_get(&p->memo, path);
+        _cleanup_free_ HttpHeader *h = NULL;
+        size_t n = 0;
+
+        if (!m || !(h = relayed_headers(&m->headers, &n)))
+                return false;
+        p->n_memo_hits++;
+        count_path(p, path, 200);
+        (void) http_request_respond(req, 200, h, n, m->body.s, m->body.len);
+        return true;
+}
+
 static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, void *userdata) {
         ProxyCall *c = userdata;
         HttpHeader *h = NULL;
-        size_t n = 0, max;
+        size_t n = 0;
         long status = 0;
 
         if (error < 0 || c->body.overflow) {
@@ -231,24 +409,13 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 goto finish;
         }
 
-        max = 0;
-        for (size_t i = 0; i < c->resp_headers.len; i++)
-                if (c->resp_headers.s[i] == '\0')
-                        max++;
-        h = calloc(max / 2 + 1, sizeof *h);
+        h = relayed_headers(&c->resp_headers, &n);
         if (!h) {
                 respond_502(c, "out of memory");
                 goto finish;
         }
-        for (const char *s = c->resp_headers.s; s && s < c->resp_headers.s + c->resp_headers.len;) {
-                const char *name = s, *value = s + strlen(s) + 1;
-                s = value + strlen(value) + 1;
-                /* MHD writes its own framing and Date */
-                if (proxy_is_hop_header(name) || strcasecmp(name, "Content-Length") == 0 ||
-                    strcasecmp(name, "Date") == 0)
-                        continue;
-                h[n++] = (HttpHeader){ name, value };
-        }
+        if (status == 200 && c->memo)
+                memo_keep(c);
         if (status == 200 && c->filter) {
                 _cleanup_strbuf_ StrBuf filtered = {};
                 if (c->filter(c->path, strbuf_str(&c->body.buf), c->body.buf.len, c->filter_data,
@@ -346,7 +513,7 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
 
 void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
                    size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
-                   const void *filter_data) {
+                   const void *filter_data, bool memo) {
         const char *method = http_request_method(req);
         _cleanup_strbuf_ StrBuf url = {};
         HeaderCopy hc = {};
@@ -355,6 +522,16 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         size_t body_size;
         int r = 0;
 
+        memo = memo && streq(method, "GET");
+        if (memo && memo_answer(p, req, path))
+                return;
+        if (!budget_take(p, http_request_peer(req))) {
+                const HttpHeader h[] = { { "Server", "EC2ws" } };
+                p->n_throttled++;
+                count_path(p, path, 429);
+                (void) http_request_respond(req, 429, h, ELEMENTSOF(h), NULL, 0);
+                return;
+        }
         c = calloc(1, sizeof *c);
         if (!c) {
                 (void) http_request_respond(req, 502, NULL, 0, NULL, 0);
@@ -366,6 +543,7 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         c->filter = filter;
         c->filter_data = filter_data;
         c->started = now_monotonic();
+        c->memo = memo;
         p->in_flight++;
 
         c->easy = pool_get(p);
@@ -442,6 +620,7 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
 
         if (http_client_start(p->client, c->easy, on_done, c) < 0)
                 goto fail;
+        p->n_upstream++;
         http_request_set_owner(req, on_abort, c);
         return;
 

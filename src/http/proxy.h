@@ -6,6 +6,7 @@
  * keeps upstream connections alive), the header rules (hop-by-hop dropped, Host kept,
  * kube2iam's X-Forwarded-For rules), hard timeouts and the 502 on upstream failure. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "http-client.h"
@@ -16,6 +17,22 @@
 #define PROXY_CONNECT_TIMEOUT_MSEC 1000L
 /* user-data is at most 16 KiB; nothing IMDS serves comes near 1 MiB. */
 #define PROXY_MAX_RESPONSE_BYTES (1024U * 1024U)
+/* Immutable answers kept in memory (proxy_forward's memo): the instance's fixed facts, per
+ * metadata version a client names; beyond this many paths the rest is forwarded each time. */
+#define PROXY_MEMO_MAX 128U
+/* The link-local budget: IMDS, DNS and NTP share 1,024 packets/s per interface on EC2, and one
+ * upstream request on a kept-alive connection is about four packets (request, answer, ACKs).
+ * The whole daemon sends at most PROXY_UPSTREAM_RATE requests/s (a quarter of the budget, the
+ * rest left to DNS and NTP), bursts of PROXY_UPSTREAM_BURST; one pod at most PROXY_POD_RATE/s,
+ * bursts of PROXY_POD_BURST. Beyond that the pod gets 429, as the real IMDS answers when it
+ * throttles. A pod's burst lets a tool walk the whole documented tree (~80 paths) at once; the
+ * daemon's is one second of the interface's packets, once. */
+#define PROXY_UPSTREAM_RATE 64U
+#define PROXY_UPSTREAM_BURST 256U
+#define PROXY_POD_RATE 16U
+#define PROXY_POD_BURST 128U
+/* Pods (client addresses) with a bucket of their own; at this many, idle buckets are dropped. */
+#define PROXY_POD_BUCKETS_MAX 4096U
 /* Idle easy handles kept for reuse. */
 #define PROXY_POOL_MAX 64U
 /* "proxy error" lines (one per failed proxied request): an IMDS outage is said, not repeated. */
@@ -40,7 +57,14 @@ typedef int (*ProxyFilter)(const char *path, const char *body, size_t size, cons
  * are removed. filter (may be NULL) sees a 200's body; filter_data must outlive the request. */
 void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
                    size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
-                   const void *filter_data);
+                   const void *filter_data, bool memo);
+/* memo: the path names a fact that never changes (imds_surface_immutable): the first 200 answer
+ * to a GET is kept (headers and body) and later GETs of that path are answered from memory. */
+/* Upstream requests sent, and GETs answered from the memo. */
+uint64_t proxy_upstream_requests(const Proxy *p);
+uint64_t proxy_memo_hits(const Proxy *p);
+/* Requests answered 429 because the link-local budget was spent. */
+uint64_t proxy_throttled(const Proxy *p);
 
 /* kube2iam's rule: no X-Forwarded-For is added to the IMDSv2 token PUT (`^/?[^/]+/api/token$`)
  * nor to a GET carrying an X-aws-ec2-metadata-token header, because IMDS rejects those. */

@@ -53,6 +53,21 @@ char *router_escape_path(const char *p) {
         return strbuf_steal(&b);
 }
 
+/* Absolute, no empty segment but a trailing one, no "." or "..": cleaning would change nothing. */
+static bool path_is_clean(const char *p) {
+        if (*p != '/')
+                return false;
+        for (const char *seg = p + 1; *seg;) {
+                size_t n = strcspn(seg, "/");
+                if (n == 0 || (seg[0] == '.' && (n == 1 || (n == 2 && seg[1] == '.'))))
+                        return false;
+                seg += n;
+                if (*seg)
+                        seg++;
+        }
+        return true;
+}
+
 char *router_clean_path(const char *p) {
         _cleanup_strv_free_ char **parts = NULL, **out = NULL;
         StrBuf b = {};
@@ -61,6 +76,8 @@ char *router_clean_path(const char *p) {
 
         if (isempty(p))
                 return strdup("/");
+        if (path_is_clean(p))
+                return strdup(p); /* every request of a well-behaved client: no split, no rebuild */
         trailing = p[strlen(p) - 1] == '/';
         if (strv_split(p, "/", &parts) < 0)
                 return NULL;

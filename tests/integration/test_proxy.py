@@ -57,12 +57,12 @@ def test_proxy_returns_upstream_status_and_headers(proxied):
 
 
 def test_proxy_appends_peer_to_x_forwarded_for(proxied):
-    d, fake = proxied
-    request(d, "GET", "/latest/meta-data/local-ipv4", headers={"X-Forwarded-For": "1.2.3.4"})
-    assert header(last(fake, "/latest/meta-data/local-ipv4"), "X-Forwarded-For") == "1.2.3.4, 127.0.0.1"
+    d, fake = proxied  # a path forwarded every time (instance facts are answered from memory)
+    request(d, "GET", "/latest/meta-data/security-groups", headers={"X-Forwarded-For": "1.2.3.4"})
+    assert header(last(fake, "/latest/meta-data/security-groups"), "X-Forwarded-For") == "1.2.3.4, 127.0.0.1"
     fake.reset()
-    request(d, "GET", "/latest/meta-data/local-ipv4")
-    assert header(last(fake, "/latest/meta-data/local-ipv4"), "X-Forwarded-For") == "127.0.0.1"
+    request(d, "GET", "/latest/meta-data/security-groups")
+    assert header(last(fake, "/latest/meta-data/security-groups"), "X-Forwarded-For") == "127.0.0.1"
 
 
 def test_token_put_is_answered_by_the_daemon_not_proxied(proxied):
@@ -153,11 +153,12 @@ def test_upstream_hang_gives_502_after_the_proxy_timeout(proxied):
 
 def test_upstream_connections_are_reused(proxied):
     d, fake = proxied
+    path = "/latest/meta-data/security-groups"  # can change under the pod: forwarded every time
     for _ in range(20):
-        r, _ = request(d, "GET", "/latest/meta-data/local-ipv4")
+        r, _ = request(d, "GET", path)
         assert r.status == 200
-    ports = {r["client_port"] for r in fake.requests() if r["path"] == "/latest/meta-data/local-ipv4"}
-    assert len([r for r in fake.requests() if r["path"] == "/latest/meta-data/local-ipv4"]) == 20
+    ports = {r["client_port"] for r in fake.requests() if r["path"] == path}
+    assert len([r for r in fake.requests() if r["path"] == path]) == 20
     # sequential requests go over the kept-alive upstream connections the daemon already has (its
     # IMDS client opens a few at start), not one new connection each
     assert len(ports) <= 5, ports
@@ -179,3 +180,61 @@ def test_user_data_and_the_node_identity_are_not_proxied(proxied):
     r, body = request(d, "GET", "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance")
     assert r.status == 404
     assert not fake.requests() or all("identity-credentials" not in q["path"] for q in fake.requests())
+
+
+def test_immutable_instance_facts_are_fetched_once_and_answered_from_memory(proxied):
+    d, fake = proxied
+    for path in ("/latest/meta-data/instance-id", "/latest/meta-data/placement/availability-zone-id"):
+        answers = set()
+        for _ in range(10):
+            r, body = request(d, "GET", path)
+            assert r.status == 200
+            answers.add((body, r.getheader("Content-Type"), r.getheader("Server")))
+        assert len(answers) == 1, answers  # the kept answer is the upstream's, headers included
+        # proxied (X-Forwarded-For added), not the daemon's own look-ups of the node
+        assert len([q for q in fake.requests() if q["path"] == path and header(q, "X-Forwarded-For")]) == 1
+
+
+def test_what_can_change_under_a_pod_is_forwarded_every_time(proxied):
+    d, fake = proxied
+    mac = request(d, "GET", "/latest/meta-data/mac")[1].decode()
+    for path in ("/latest/meta-data/spot/instance-action", "/latest/meta-data/public-ipv4",
+                 "/latest/meta-data/events/maintenance/scheduled", "/latest/meta-data/tags/instance/Name",
+                 f"/latest/meta-data/network/interfaces/macs/{mac}/local-ipv4s"):
+        for _ in range(3):
+            request(d, "GET", path)
+        assert len([q for q in fake.requests() if q["path"] == path]) == 3, path
+
+
+def test_an_upstream_error_on_an_immutable_fact_is_not_kept(proxied):
+    d, fake = proxied
+    fake.configure(status=500)
+    r, _ = request(d, "GET", "/latest/meta-data/ami-id")
+    assert r.status == 500
+    fake.configure(status=None)
+    for _ in range(3):
+        r, body = request(d, "GET", "/latest/meta-data/ami-id")
+        assert r.status == 200 and body == b"ami-0123456789abcdef0"
+    assert len([q for q in fake.requests() if q["path"] == "/latest/meta-data/ami-id"]) == 2
+
+
+def test_a_pod_over_its_link_local_budget_gets_429_and_nothing_more_reaches_the_imds(proxied):
+    d, fake = proxied
+    path = "/latest/meta-data/security-groups"
+    c = http.client.HTTPConnection(d.host, d.port, timeout=10)
+    statuses = []
+    for _ in range(400):  # far past the pod's burst (PROXY_POD_BURST, 128) on one kept-alive connection
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        statuses.append(r.status)
+    c.close()
+    assert set(statuses) <= {200, 429}, set(statuses)
+    assert statuses[:128] == [200] * 128  # a full bucket first
+    assert 429 in statuses
+    # what was throttled never went upstream: the fake saw exactly the answered ones
+    assert len([q for q in fake.requests() if q["path"] == path]) == statuses.count(200)
+    r, body = request(d, "GET", "/metrics")
+    text = body.decode()
+    assert f"kube2iam_imds_upstream_throttled_total {statuses.count(429)}" in text
+    assert f"kube2iam_imds_upstream_requests_total {statuses.count(200)}" in text

@@ -48,6 +48,21 @@ TEST(credential_document_escapes_quotes_backslashes_and_control_bytes_anywhere) 
         ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"x\\u000ay\\u0001z\\\\\",\n"));
 }
 
+TEST(credential_document_escapes_inside_long_runs_of_plain_bytes) {
+        /* the plain-text check reads eight bytes at a time: an escape in the middle of a word, in
+         * the tail after the last whole word, and bytes >= 0x80 that need none */
+        _cleanup_(credentials_unrefp) Credentials *c =
+                make("0123456789abc\"defghij", "ABCDEFGHIJKLMNOPQ\x1f");
+        _cleanup_(credentials_unrefp) Credentials *u = make("s", "ABCDEFGH\xc3\xa9IJKLMNOP\x7f~!");
+        _cleanup_(strbuf_done_erase) StrBuf b = {}, v = {};
+
+        ASSERT_OK(imds_credentials_json(c, NULL, &b));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"SecretAccessKey\" : \"0123456789abc\\\"defghij\",\n"));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&b), "\"Token\" : \"ABCDEFGHIJKLMNOPQ\\u001f\",\n"));
+        ASSERT_OK(imds_credentials_json(u, NULL, &v));
+        ASSERT_NOT_NULL(strstr(strbuf_str(&v), "\"Token\" : \"ABCDEFGH\xc3\xa9IJKLMNOP\x7f~!\",\n"));
+}
+
 TEST(empty_token_is_an_empty_string) {
         _cleanup_(credentials_unrefp) Credentials *c = make("s", "");
         _cleanup_(strbuf_done_erase) StrBuf b = {};

@@ -218,3 +218,33 @@ TEST(versions_are_latest_one_point_oh_or_dates) {
         ASSERT_FALSE(imds_surface_version_valid("2021-03-2x"));
         ASSERT_FALSE(imds_surface_version_valid(""));
 }
+
+TEST(only_fixed_instance_facts_are_kept_in_memory) {
+        static const char *const fixed[] = {
+                "/latest/meta-data/instance-id",       "/latest/meta-data/ami-id",
+                "/2021-03-23/meta-data/instance-type", "/latest/meta-data/placement/availability-zone",
+                "/latest/meta-data/placement/",        "/latest/meta-data/mac",
+                "/latest/meta-data/local-ipv4",
+        };
+        static const char *const changing[] = {
+                "/latest/meta-data/spot/instance-action",
+                "/latest/meta-data/instance-action",
+                "/latest/meta-data/events/maintenance/scheduled",
+                "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/local-ipv4s",
+                "/latest/meta-data/public-ipv4",
+                "/latest/meta-data/public-hostname",
+                "/latest/meta-data/security-groups",
+                "/latest/meta-data/tags/instance/Name",
+                "/latest/dynamic/instance-identity/document",
+                "/latest/meta-data/iam/security-credentials/role",
+                "/latest/user-data",
+                "/latest/meta-data/",
+                "/latest/meta-data/instance-id;x",
+                "/LATEST/meta-data/instance-id",
+                "/latest//meta-data/instance-id",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
+                ASSERT_TRUE(imds_surface_immutable(fixed[i]));
+        for (size_t i = 0; i < ELEMENTSOF(changing); i++)
+                ASSERT_FALSE(imds_surface_immutable(changing[i]));
+}
