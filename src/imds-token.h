@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "macro.h"
+#include "secret.h"
 #include "time-util.h"
 
 /* IMDS's own bounds for X-aws-ec2-metadata-token-ttl-seconds. */
@@ -25,6 +26,12 @@ typedef struct TokenIssuer TokenIssuer;
 
 /* runtime_dir: where the per-boot key lives, or NULL for an in-memory key. */
 int token_issuer_new(const char *runtime_dir, TokenIssuer **ret);
+/* Warm restarts (src/snapshot.h): the key an earlier run kept in systemd's fd store. */
+int token_issuer_new_with_key(const Secret *key, TokenIssuer **ret);
+/* For the snapshot only: never logged, never served. */
+const Secret *token_issuer_key(const TokenIssuer *t);
+/* Once the fd store has proven to carry the key (a warm start), the file in runtime_dir goes. */
+int token_issuer_remove_key_file(const char *runtime_dir);
 TokenIssuer *token_issuer_free(TokenIssuer *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TokenIssuer *, token_issuer_free);
 
