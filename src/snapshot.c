@@ -27,6 +27,7 @@ int snapshot_new(Snapshot **ret) {
 Snapshot *snapshot_free(Snapshot *s) {
         if (!s)
                 return NULL;
+        free(s->build);
         secret_free(s->token_key);
         for (size_t i = 0; i < s->n_creds; i++) {
                 free(s->creds[i].role_arn);
@@ -316,7 +317,7 @@ static int read_record(Reader *rd, Snapshot *s) {
         }
 }
 
-int snapshot_decode(const void *buf, size_t size, const char *build, Snapshot **ret) {
+int snapshot_decode(const void *buf, size_t size, Snapshot **ret) {
         _cleanup_(snapshot_freep) Snapshot *s = NULL;
         uint8_t sum[SNAPSHOT_CHECKSUM_BYTES];
         const char *b;
@@ -324,7 +325,7 @@ int snapshot_decode(const void *buf, size_t size, const char *build, Snapshot **
         Reader rd;
         int r;
 
-        if (!buf || !build || size > SNAPSHOT_SIZE_MAX)
+        if (!buf || size > SNAPSHOT_SIZE_MAX)
                 return -EBADMSG;
         if (size < SNAPSHOT_MAGIC_LEN || memcmp(buf, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN) != 0)
                 return -EPROTO;
@@ -342,11 +343,14 @@ int snapshot_decode(const void *buf, size_t size, const char *build, Snapshot **
         b = reader_str(&rd, &blen);
         if (rd.bad || blen > SNAPSHOT_BUILD_MAX)
                 return -EBADMSG;
-        if (blen != strlen(build) || memcmp(b, build, blen) != 0)
-                return -ESTALE;
+        if (!field_text(b, blen, true))
+                return -EBADMSG;
         r = snapshot_new(&s);
         if (r < 0)
                 return r;
+        s->build = strndup(b, blen);
+        if (!s->build)
+                return -ENOMEM;
         while (rd.left > 0) {
                 r = read_record(&rd, s);
                 if (r < 0)
@@ -389,7 +393,7 @@ int snapshot_to_memfd(const Snapshot *s, const char *build, int *ret_fd) {
         return 0;
 }
 
-int snapshot_from_memfd(int fd, const char *build, Snapshot **ret, uint8_t *ret_checksum) {
+int snapshot_from_memfd(int fd, Snapshot **ret, uint8_t *ret_checksum) {
         struct stat st;
         void *map;
         int seals, r;
@@ -406,7 +410,7 @@ int snapshot_from_memfd(int fd, const char *build, Snapshot **ret, uint8_t *ret_
         map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED)
                 return -errno;
-        r = snapshot_decode(map, (size_t) st.st_size, build, ret);
+        r = snapshot_decode(map, (size_t) st.st_size, ret);
         if (r >= 0 && ret_checksum)
                 memcpy(ret_checksum, (const uint8_t *) map + st.st_size - SNAPSHOT_CHECKSUM_BYTES,
                        SNAPSHOT_CHECKSUM_BYTES);

@@ -8,7 +8,9 @@
  * Format (all integers little endian):
  *   "K2ISNAP\n"  8 bytes magic
  *   u32          SNAPSHOT_FORMAT_VERSION
- *   u16 + bytes  the build that wrote it (KUBE2IAM_VERSION and commit); another build's is dropped
+ *   u16 + bytes  the build that wrote it (KUBE2IAM_VERSION and commit), for the journal: an upgrade
+ *                keeps the snapshot; what it may contain is decided by the format version alone,
+ *                which every change to the records bumps
  *   records      u8 type, u32 length, payload
  *   32 bytes     SHA-256 over everything before it
  * Records: SNAPSHOT_RECORD_TOKEN_KEY (the IMDSv2 key, TOKEN_KEY_BYTES) at most once, and up to
@@ -54,6 +56,7 @@ typedef struct SnapshotCredentials {
 } SnapshotCredentials;
 
 typedef struct Snapshot {
+        char *build;       /* decoded: the build that wrote it */
         Secret *token_key; /* NULL: none kept */
         SnapshotCredentials *creds;
         size_t n_creds;
@@ -71,13 +74,12 @@ int snapshot_add_credentials(Snapshot *s, const char *role_arn, const char *exte
 /* Encodes s for build. *ret is wiped and freed by the caller (erase_and_free()). */
 int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size);
 /* Decodes buf. -EPROTO: not a snapshot (magic); -EPROTONOSUPPORT: another format version;
- * -ESTALE: written by another build; -EBADMSG: bad checksum, truncated, or a record we do not
- * understand. */
-int snapshot_decode(const void *buf, size_t size, const char *build, Snapshot **ret);
+ * -EBADMSG: bad checksum, truncated, or a record we do not understand. */
+int snapshot_decode(const void *buf, size_t size, Snapshot **ret);
 
 /* The sealed memfd holding s (mapped only while written). */
 int snapshot_to_memfd(const Snapshot *s, const char *build, int *ret_fd);
 /* Decodes the memfd fd (not closed): it must be sealed against writes, growth and shrinking
  * (-EPERM otherwise), and is mapped only while read. ret_checksum (optional, 32 bytes) receives
  * the trailer, which names this snapshot in the restore marker. */
-int snapshot_from_memfd(int fd, const char *build, Snapshot **ret, uint8_t *ret_checksum);
+int snapshot_from_memfd(int fd, Snapshot **ret, uint8_t *ret_checksum);

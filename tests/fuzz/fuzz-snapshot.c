@@ -12,18 +12,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_BUILD "fuzz"
-
 static void decode_and_reencode(const uint8_t *data, size_t size) {
         Snapshot *s = NULL, *again = NULL;
         char *buf = NULL;
         size_t n = 0;
 
-        if (snapshot_decode(data, size, FUZZ_BUILD, &s) < 0)
+        if (snapshot_decode(data, size, &s) < 0)
                 return;
-        if (snapshot_encode(s, FUZZ_BUILD, &buf, &n) < 0 ||
-            snapshot_decode(buf, n, FUZZ_BUILD, &again) < 0 || again->n_creds != s->n_creds ||
-            !again->token_key != !s->token_key)
+        if (snapshot_encode(s, s->build, &buf, &n) < 0 || snapshot_decode(buf, n, &again) < 0 ||
+            again->n_creds != s->n_creds || !again->token_key != !s->token_key)
                 abort();
         erase_and_free_n(buf, n);
         snapshot_free(again);

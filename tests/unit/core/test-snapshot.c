@@ -54,7 +54,8 @@ TEST(snapshot_round_trip_keeps_key_and_credentials) {
 
         ASSERT_NOT_NULL(s);
         encode(s, &buf, &n);
-        ASSERT_OK(snapshot_decode(buf, n, BUILD, &back));
+        ASSERT_OK(snapshot_decode(buf, n, &back));
+        ASSERT_STREQ(back->build, BUILD);
         ASSERT_TRUE(secret_equal(s->token_key, back->token_key));
         ASSERT_UEQ(back->n_creds, 2);
         ASSERT_STREQ(back->creds[0].role_arn, "arn:aws:iam::123456789012:role/a");
@@ -76,22 +77,24 @@ TEST(snapshot_empty_round_trips) {
 
         ASSERT_OK(snapshot_new(&s));
         encode(s, &buf, &n);
-        ASSERT_OK(snapshot_decode(buf, n, BUILD, &back));
+        ASSERT_OK(snapshot_decode(buf, n, &back));
         ASSERT_NULL(back->token_key);
         ASSERT_UEQ(back->n_creds, 0);
 }
 
-TEST(snapshot_from_another_build_or_format_is_refused) {
+TEST(snapshot_from_another_build_is_read_another_format_is_refused) {
         _cleanup_(snapshot_freep) Snapshot *s = make_snapshot(), *back = NULL;
         _cleanup_free_ char *buf = NULL;
         size_t n;
 
-        encode(s, &buf, &n);
-        ASSERT_ERROR(snapshot_decode(buf, n, "0.1.1 def456", &back), -ESTALE);
+        ASSERT_OK(snapshot_encode(s, "0.0.9 old", &buf, &n));
+        ASSERT_OK(snapshot_decode(buf, n, &back)); /* an upgrade keeps it: the format decides */
+        ASSERT_STREQ(back->build, "0.0.9 old");
+        back = snapshot_free(back);
         buf[SNAPSHOT_MAGIC_LEN] = 2; /* format version 2 */
-        ASSERT_ERROR(snapshot_decode(buf, n, BUILD, &back), -EPROTONOSUPPORT);
+        ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTONOSUPPORT);
         buf[0] = 'X';
-        ASSERT_ERROR(snapshot_decode(buf, n, BUILD, &back), -EPROTO);
+        ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTO);
         ASSERT_NULL(back);
 }
 
@@ -104,7 +107,7 @@ TEST(snapshot_any_flipped_byte_is_refused) {
         for (size_t i = 0; i < n; i++) {
                 Snapshot *back = NULL;
                 buf[i] ^= 0x01;
-                ASSERT_TRUE(snapshot_decode(buf, n, BUILD, &back) < 0);
+                ASSERT_TRUE(snapshot_decode(buf, n, &back) < 0);
                 ASSERT_NULL(back);
                 buf[i] ^= 0x01;
         }
@@ -118,7 +121,7 @@ TEST(snapshot_truncated_or_extended_is_refused) {
         encode(s, &buf, &n);
         for (size_t len = 0; len < n; len++) {
                 Snapshot *back = NULL;
-                ASSERT_TRUE(snapshot_decode(buf, len, BUILD, &back) < 0);
+                ASSERT_TRUE(snapshot_decode(buf, len, &back) < 0);
                 ASSERT_NULL(back);
         }
         longer = calloc(1, n + 1);
@@ -126,7 +129,7 @@ TEST(snapshot_truncated_or_extended_is_refused) {
         memcpy(longer, buf, n);
         {
                 Snapshot *back = NULL;
-                ASSERT_TRUE(snapshot_decode(longer, n + 1, BUILD, &back) < 0);
+                ASSERT_TRUE(snapshot_decode(longer, n + 1, &back) < 0);
         }
 }
 
@@ -143,7 +146,7 @@ TEST(snapshot_memfd_is_sealed_and_reads_back) {
         ASSERT_TRUE(seals & F_SEAL_SHRINK);
         ASSERT_TRUE(write(fd, "x", 1) < 0);
         ASSERT_TRUE(ftruncate(fd, 1) < 0);
-        ASSERT_OK(snapshot_from_memfd(fd, BUILD, &back, sum));
+        ASSERT_OK(snapshot_from_memfd(fd, &back, sum));
         ASSERT_UEQ(back->n_creds, 2);
         ASSERT_TRUE(secret_equal(s->token_key, back->token_key));
 }
@@ -158,6 +161,6 @@ TEST(snapshot_unsealed_memfd_is_refused) {
         fd = memfd_create("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         ASSERT_TRUE(fd >= 0);
         ASSERT_TRUE(write(fd, buf, n) == (ssize_t) n);
-        ASSERT_ERROR(snapshot_from_memfd(fd, BUILD, &back, NULL), -EPERM);
+        ASSERT_ERROR(snapshot_from_memfd(fd, &back, NULL), -EPERM);
         ASSERT_NULL(back);
 }
