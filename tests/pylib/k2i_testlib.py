@@ -112,7 +112,7 @@ class Daemon:
     """kube2iam as a child process, with its output kept in a file."""
 
     def __init__(self, args, env=None, port=None, socket_activate=False, notify=None, host="127.0.0.1",
-                 binary_name="kube2iam", wait=True, default_node=True):
+                 binary_name="kube2iam", wait=True, default_node=True, fds=None):
         self.port = port or free_port()
         self.host = host
         self.notify = notify
@@ -159,8 +159,18 @@ class Daemon:
             if not any(a.startswith("--listen-address") for a in args):
                 args.append(f"--listen-address={host}")
         self.cmd = cmd + args
+        preexec, keep = None, ()
+        if fds:
+            # handed over as systemd does: fd 3 onwards, LISTEN_PID the daemon's own (sh execs it)
+            self.cmd = ["sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', "sh"] + self.cmd
+            keep = tuple(range(3, 3 + len(fds)))
+
+            def preexec():
+                high = [os.dup2(fd, 100 + i) for i, fd in enumerate(fds)]
+                for i, fd in enumerate(high):
+                    os.dup2(fd, 3 + i)
         self.proc = subprocess.Popen(self.cmd, env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec, pass_fds=keep)
         if wait and not socket_activate:
             if not wait_for_port(host, self.port, proc=self.proc):
                 out = self.output()

@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Warm restarts through systemd's fd store (issue 16, docs/warm-restart.md), on loopback: a stand-in
+for PID 1's notify socket keeps what the daemon stores (FDSTORE=1, FDNAME=, FDSTOREREMOVE=1, BARRIER=1)
+and hands it to the next run the way systemd does (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID). The
+same behaviour under the real systemd 252 is proven by tests/nspawn."""
+
+import array
+import json
+import os
+import fcntl
+import socket
+import time
+
+from k2i_testlib import Daemon, NotifySocket, assert_no_secrets, wait_until
+from node_env import BASE_ARN
+
+from test_credentials import FAST, get, served_by_sts
+
+POD_IP = "127.0.0.1"
+CREDS = "/latest/meta-data/iam/security-credentials/app-role"
+
+
+class FdStore(NotifySocket):
+    """NOTIFY_SOCKET with systemd's fd store: named fds kept across runs of the daemon."""
+
+    def __init__(self):
+        self.fds = []  # [(name, fd)]
+        self.removals = 0
+        super().__init__()
+
+    def _run(self):
+        while not self.stopping:
+            fds = array.array("i")
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            text = data.decode(errors="replace")
+            fields = dict(line.split("=", 1) for line in text.split("\n") if "=" in line)
+            with self.lock:
+                if fields.get("FDSTOREREMOVE") == "1":
+                    self.removals += 1
+                    for n, fd in [x for x in self.fds if x[0] == fields.get("FDNAME")]:
+                        os.close(fd)
+                        self.fds.remove((n, fd))
+                if fields.get("FDSTORE") == "1":
+                    self.fds.extend((fields.get("FDNAME", "stored"), fd) for fd in fds)
+                else:
+                    for fd in fds:  # BARRIER=1's pipe: closing it releases the barrier
+                        os.close(fd)
+                self.messages.append(text)
+
+    def snapshot(self):
+        with self.lock:
+            return [fd for name, fd in self.fds if name == "snapshot"]
+
+    def stored(self, fd):
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            return f.read()
+
+    def clear_messages(self):
+        with self.lock:
+            self.messages.clear()
+
+    def close(self):
+        super().close()
+        for _, fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def start(node_env, store, runtime_dir, wait_synced=True):
+    """A run of the daemon handed what the store holds, as systemd hands it over."""
+    names = [n for n, _ in store.fds]
+    fds = [fd for _, fd in store.fds]
+    env = {"RUNTIME_DIRECTORY": runtime_dir}
+    if fds:
+        env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names))
+    d = Daemon(node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"), env=env, notify=store, wait=False, fds=fds)
+    wait_until(lambda: store.wait_for("READY=1", timeout=0.1), timeout=30, what="READY=1")
+    if wait_synced:
+        wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    return d
+
+
+def status(store):
+    return [a for a in store.assignments() if a.startswith("STATUS=")]
+
+
+def sts_calls(node_env):
+    return len(served_by_sts(node_env, BASE_ARN + "app-role"))
+
+
+def first_run(node_env, store, runtime_dir, daemon_factory_cleanup):
+    node_env.add_pod("app", POD_IP, role="app-role")
+    d = start(node_env, store, runtime_dir)
+    daemon_factory_cleanup.append(d)
+    r, body = get(d, CREDS, source=POD_IP)
+    assert r.status == 200, body
+    wait_until(lambda: store.snapshot(), what="a snapshot in the fd store")
+    return d
+
+
+def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        r, token = get(d, "/latest/api/token", source=POD_IP, method="PUT",
+                       headers={"X-aws-ec2-metadata-token-ttl-seconds": "600"})
+        assert r.status == 200
+        assert any(s.startswith("STATUS=Serving (cold start (no snapshot") for s in status(store)), status(store)
+        assert d.stop() == 0
+        before = sts_calls(node_env)
+        assert before == 1
+        store.clear_messages()
+        started = time.monotonic()
+        d2 = start(node_env, store, str(tmp_path), wait_synced=False)
+        runs.append(d2)
+        wait_until(lambda: get(d2, CREDS, source=POD_IP)[0].status == 200, what="served after the restart")
+        print(f"\nfirst answer {1000 * (time.monotonic() - started):.0f} ms after the restart began")
+        r, body = get(d2, CREDS, source=POD_IP, headers={"X-aws-ec2-metadata-token": token.decode()})
+        assert r.status == 200, body
+        assert sts_calls(node_env) == before, node_env.sts.calls()
+        assert any("warm start (1 role(s), token key" in s for s in status(store)), status(store)
+        # consumed once: out of the store before the restore, a new one after it
+        assert store.messages[0].startswith("FDSTOREREMOVE=1"), store.messages[:3]
+        wait_until(lambda: len(store.snapshot()) == 1, what="a new snapshot")
+        for run in runs:
+            assert_no_secrets(run.output(), node_env)
+            assert run.cleanup() is None
+    finally:
+        store.close()
+
+
+def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        assert d.stop() == 0
+        fd = store.snapshot()[0]
+        data = bytearray(store.stored(fd))
+        data[len(data) // 2] ^= 0xFF
+        mfd = os.memfd_create("bad", os.MFD_ALLOW_SEALING)
+        os.write(mfd, bytes(data))
+        fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_SEAL)
+        with store.lock:
+            os.close(fd)
+            store.fds = [("snapshot", mfd)]
+        store.clear_messages()
+        before = sts_calls(node_env)
+        d2 = start(node_env, store, str(tmp_path))
+        runs.append(d2)
+        assert any("cold start (corrupt snapshot dropped)" in s for s in status(store)), status(store)
+        r, _ = get(d2, CREDS, source=POD_IP)
+        assert r.status == 200
+        assert sts_calls(node_env) == before + 1
+        for run in runs:
+            assert run.cleanup() is None
+    finally:
+        store.close()
+
+
+def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        assert d.stop() == 0
+        # the previous start died restoring this very snapshot, before PID 1 read its FDSTOREREMOVE
+        checksum = store.stored(store.snapshot()[0])[-32:].hex()
+        (tmp_path / "snapshot-restoring").write_text(checksum)
+        store.clear_messages()
+        d2 = start(node_env, store, str(tmp_path))
+        runs.append(d2)
+        assert any("cold start (snapshot dropped: it crashed the previous start)" in s for s in status(store))
+        assert not (tmp_path / "snapshot-restoring").exists()
+        assert get(d2, CREDS, source=POD_IP)[0].status == 200
+        for run in runs:
+            assert run.cleanup() is None
+    finally:
+        store.close()
