@@ -79,7 +79,7 @@ typedef struct Daemon {
         KubeClient *kube;
         ClusterView view; /* the kube client's sink into the store, and the status line */
         TokenIssuer *tokens;
-        WarmStart *warm;  /* the fd store: the snapshot restored at start, and the ones pushed later */
+        WarmStart *warm; /* the fd store: the snapshot restored at start, and the ones pushed later */
         int snapshot_fd; /* handed back by systemd until setup_warm_start() takes it */
         ImdsService *service;
         sd_event_source *turn; /* the once-per-loop-turn pass (on_turn) */

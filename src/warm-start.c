@@ -95,7 +95,8 @@ static void consume(WarmStart *w, int fd) {
         }
         checksum_hex(sum, hex);
         if (marker_matches(w, hex)) {
-                log_warning("Starting cold: the previous run stopped while restoring this snapshot; dropped");
+                log_warning(
+                        "Starting cold: the previous run stopped while restoring this snapshot; dropped");
                 w->snapshot = snapshot_free(w->snapshot);
                 marker_remove(w);
                 set_cold(w, "snapshot dropped: it crashed the previous start");
@@ -229,8 +230,8 @@ void warm_start_changed(WarmStart *w) {
                 return;
         w->pending = true;
         if (!w->timer) {
-                r = sd_event_add_time_relative(w->event, &w->timer, CLOCK_MONOTONIC, WARM_START_COALESCE_USEC,
-                                               100 * USEC_PER_MSEC, on_timer, w);
+                r = sd_event_add_time_relative(w->event, &w->timer, CLOCK_MONOTONIC,
+                                               WARM_START_COALESCE_USEC, 100 * USEC_PER_MSEC, on_timer, w);
                 if (r < 0) {
                         (void) push(w);
                         return;
