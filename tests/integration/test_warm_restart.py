@@ -4,14 +4,12 @@ for PID 1's notify socket keeps what the daemon stores (FDSTORE=1, FDNAME=, FDST
 and hands it to the next run the way systemd does (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID). The
 same behaviour under the real systemd 252 is proven by tests/nspawn."""
 
-import array
 import json
 import os
 import fcntl
-import socket
 import time
 
-from k2i_testlib import Daemon, NotifySocket, assert_no_secrets, wait_until
+from k2i_testlib import Daemon, FdStore, assert_no_secrets, wait_until
 from node_env import BASE_ARN
 
 from test_credentials import FAST, get, served_by_sts
@@ -20,67 +18,10 @@ POD_IP = "127.0.0.1"
 CREDS = "/latest/meta-data/iam/security-credentials/app-role"
 
 
-class FdStore(NotifySocket):
-    """NOTIFY_SOCKET with systemd's fd store: named fds kept across runs of the daemon."""
-
-    def __init__(self):
-        self.fds = []  # [(name, fd)]
-        self.removals = 0
-        super().__init__()
-
-    def _run(self):
-        while not self.stopping:
-            fds = array.array("i")
-            try:
-                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-            text = data.decode(errors="replace")
-            fields = dict(line.split("=", 1) for line in text.split("\n") if "=" in line)
-            with self.lock:
-                if fields.get("FDSTOREREMOVE") == "1":
-                    self.removals += 1
-                    for n, fd in [x for x in self.fds if x[0] == fields.get("FDNAME")]:
-                        os.close(fd)
-                        self.fds.remove((n, fd))
-                if fields.get("FDSTORE") == "1":
-                    self.fds.extend((fields.get("FDNAME", "stored"), fd) for fd in fds)
-                else:
-                    for fd in fds:  # BARRIER=1's pipe: closing it releases the barrier
-                        os.close(fd)
-                self.messages.append(text)
-
-    def snapshot(self):
-        with self.lock:
-            return [fd for name, fd in self.fds if name == "snapshot"]
-
-    def stored(self, fd):
-        with open(f"/proc/self/fd/{fd}", "rb") as f:
-            return f.read()
-
-    def clear_messages(self):
-        with self.lock:
-            self.messages.clear()
-
-    def close(self):
-        super().close()
-        for _, fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-
 def start(node_env, store, runtime_dir, wait_synced=True):
     """A run of the daemon handed what the store holds, as systemd hands it over."""
-    names = [n for n, _ in store.fds]
-    fds = [fd for _, fd in store.fds]
-    env = {"RUNTIME_DIRECTORY": runtime_dir}
-    if fds:
-        env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names))
+    env, fds = store.handoff_env()
+    env["RUNTIME_DIRECTORY"] = runtime_dir
     d = Daemon(node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"), env=env, notify=store, wait=False, fds=fds)
     wait_until(lambda: store.wait_for("READY=1", timeout=0.1), timeout=30, what="READY=1")
     if wait_synced:

@@ -3,6 +3,7 @@
 daemon as a process, a systemd notify socket. (Fixtures live in tests/conftest.py; this is a
 plain module so suites with their own conftest.py can import it without a name clash.)"""
 
+import array
 import http.client
 import os
 import shutil
@@ -106,6 +107,68 @@ class NotifySocket:
         self.thread.join(timeout=1)
         self.sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FdStore(NotifySocket):
+    """NOTIFY_SOCKET with systemd's fd store: named fds kept across runs of the daemon."""
+
+    def __init__(self):
+        self.fds = []  # [(name, fd)]
+        self.removals = 0
+        super().__init__()
+
+    def _run(self):
+        while not self.stopping:
+            fds = array.array("i")
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            text = data.decode(errors="replace")
+            fields = dict(line.split("=", 1) for line in text.split("\n") if "=" in line)
+            with self.lock:
+                if fields.get("FDSTOREREMOVE") == "1":
+                    self.removals += 1
+                    for n, fd in [x for x in self.fds if x[0] == fields.get("FDNAME")]:
+                        os.close(fd)
+                        self.fds.remove((n, fd))
+                if fields.get("FDSTORE") == "1":
+                    self.fds.extend((fields.get("FDNAME", "stored"), fd) for fd in fds)
+                else:
+                    for fd in fds:  # BARRIER=1's pipe: closing it releases the barrier
+                        os.close(fd)
+                self.messages.append(text)
+
+    def snapshot(self):
+        with self.lock:
+            return [fd for name, fd in self.fds if name == "snapshot"]
+
+    def stored(self, fd):
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            return f.read()
+
+    def clear_messages(self):
+        with self.lock:
+            self.messages.clear()
+
+    def close(self):
+        super().close()
+        for _, fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def handoff_env(self):
+        """LISTEN_FDS and LISTEN_FDNAMES for a run handed what the store holds (Daemon(fds=...))."""
+        with self.lock:
+            if not self.fds:
+                return {}, []
+            return ({"LISTEN_FDS": str(len(self.fds)), "LISTEN_FDNAMES": ":".join(n for n, _ in self.fds)},
+                    [fd for _, fd in self.fds])
 
 
 class Daemon:
