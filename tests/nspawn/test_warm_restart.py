@@ -4,10 +4,9 @@ serve cached roles at once with no STS call; `systemctl stop` empties the store 
 are never served from what the snapshot could not know: the pod view is always the API server's.
 One container for the module; the tests run in file order."""
 import re
-import time
 
 from nspawn_helpers import BASE_ARN, POD_IP, POD_NAME, POD_ROLE
-from test_node import CREDS, PodClientLoop, pod_curl, ready, served_role  # noqa: F401 (fixture)
+from test_node import PodClientLoop, pod_curl, ready, served_role  # noqa: F401 (ready: the fixture)
 
 SNAPSHOT_WAIT = 10  # seconds: a new role's snapshot is pushed within 1 s (coalesced)
 
@@ -40,15 +39,15 @@ def first_answer_ms(node, results):
     return round(1000 * (min(after) - start)) if after else None
 
 
-def test_restart_while_pods_loop_is_warm_no_failure_no_sts_call(node, ready):
-    assert served_role(node) == POD_ROLE
-    assert node.wait_for(lambda: snapshot_in_store(node) == 1, SNAPSHOT_WAIT, "a snapshot in the store")
+def restart_while_pods_loop(node, command, what):
+    """Runs command (which restarts the daemon) while a pod loops on credential requests; asserts
+    no request failed and no STS call was made; returns the first-answer figure in ms."""
     calls = len(sts_calls(node))
     pid = node.show("kube2iam.service", "MainPID")
     loop = PodClientLoop(node)
     try:
         loop.wait_count(3)
-        node.sh("systemctl restart kube2iam.service")
+        node.sh(command)
         wait_warm_state(node, pid)
         loop.wait_count(len(loop.results) + 5)
     finally:
@@ -56,9 +55,17 @@ def test_restart_while_pods_loop_is_warm_no_failure_no_sts_call(node, ready):
     bad = [r for r in results if r.get("status") != 200 or r.get("body") != POD_ROLE]
     assert not bad, bad
     assert len(sts_calls(node)) == calls, sts_calls(node)[calls:]
+    first = first_answer_ms(node, results)
+    print(f"\n{what}: {len(results)} requests, 0 failed, 0 STS calls, first answer {first} ms after the "
+          "new process started")
+    return first
+
+
+def test_restart_while_pods_loop_is_warm_no_failure_no_sts_call(node, ready):
+    assert served_role(node) == POD_ROLE
+    assert node.wait_for(lambda: snapshot_in_store(node) == 1, SNAPSHOT_WAIT, "a snapshot in the store")
+    restart_while_pods_loop(node, "systemctl restart kube2iam.service", "restart")
     assert "warm start (1 role(s), token key" in status(node), status(node)
-    print(f"\nrestart: {len(results)} requests, 0 failed, 0 STS calls, first answer "
-          f"{first_answer_ms(node, results)} ms after the new process started")
     # consumed once, pushed again: still exactly one snapshot
     assert node.wait_for(lambda: snapshot_in_store(node) == 1, SNAPSHOT_WAIT, "one snapshot")
     # the store now carries the token key: the copy on tmpfs is gone
@@ -66,22 +73,8 @@ def test_restart_while_pods_loop_is_warm_no_failure_no_sts_call(node, ready):
 
 
 def test_package_upgrade_is_warm(node, ready):
-    calls = len(sts_calls(node))
-    pid = node.show("kube2iam.service", "MainPID")
-    loop = PodClientLoop(node)
-    try:
-        loop.wait_count(3)
-        node.sh("dpkg -i --force-confold /var/tmp/kube2iam.deb")
-        wait_warm_state(node, pid)
-        loop.wait_count(len(loop.results) + 5)
-    finally:
-        results = loop.finish()
-    bad = [r for r in results if r.get("status") != 200 or r.get("body") != POD_ROLE]
-    assert not bad, bad
-    assert len(sts_calls(node)) == calls
+    restart_while_pods_loop(node, "dpkg -i --force-confold /var/tmp/kube2iam.deb", "upgrade")
     assert "warm start" in status(node), status(node)
-    print(f"\nupgrade: {len(results)} requests, 0 failed, 0 STS calls, first answer "
-          f"{first_answer_ms(node, results)} ms after the new process started")
 
 
 def test_kill_9_restarts_warm(node, ready):
