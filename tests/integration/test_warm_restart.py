@@ -43,7 +43,9 @@ def first_run(node_env, store, runtime_dir, daemon_factory_cleanup):
     daemon_factory_cleanup.append(d)
     r, body = get(d, CREDS, source=POD_IP)
     assert r.status == 200, body
-    wait_until(lambda: store.snapshot(), what="a snapshot in the fd store")
+    # the snapshot pushed at start holds the token key only; wait for the one with the role
+    wait_until(lambda: any(b"app-role" in store.stored(fd) for fd in store.snapshot()),
+               what="a snapshot with the role in the fd store")
     return d
 
 
