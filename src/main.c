@@ -779,9 +779,11 @@ static int setup_credentials(Daemon *d) {
                 r = creds_attach_event(d->creds, d->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the credential cache: %m");
-        if (warm_start_snapshot(d->warm))
-                log_info("Restored %zu credential set(s) still valid from the snapshot",
-                         warm_start_restore_creds(d->warm, d->creds));
+        if (warm_start_snapshot(d->warm)) {
+                /* not inside log_info(): its arguments are not evaluated below --log-level=info */
+                size_t n = warm_start_restore_creds(d->warm, d->creds);
+                log_info("Restored %zu credential set(s) still valid from the snapshot", n);
+        }
         creds_set_on_change(d->creds, on_creds_changed, d);
         return 0;
 }

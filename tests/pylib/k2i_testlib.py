@@ -162,8 +162,18 @@ class FdStore(NotifySocket):
             os.close(fd)
         self.fds = []
 
+    def sync(self, timeout=10.0):
+        """Returns once every datagram sent before this call was handled (a marker sent after them
+        came through): what a daemon that has exited stored is then in the store."""
+        marker = f"K2I_TEST_SYNC={time.monotonic_ns()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(marker.encode(), self.path)
+        if self.wait_for(marker, timeout) is None:
+            raise RuntimeError("the fd store stand-in stopped reading")
+
     def handoff_env(self):
         """LISTEN_FDS and LISTEN_FDNAMES for a run handed what the store holds (Daemon(fds=...))."""
+        self.sync()
         with self.lock:
             if not self.fds:
                 return {}, []
