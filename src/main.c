@@ -460,10 +460,10 @@ static void update_status(Daemon *d) {
                 snprintf(routes, sizeof routes,
                          "; WARNING: %zu pod(s) routed outside --host-interface, not redirected (%s via %s)",
                          d->routes.n_outside, d->routes.example_pod, d->routes.example_ifname);
-        snprintf(status, sizeof status, "%s (%s); %s%s%s", d->ready ? "Serving" : "Starting",
-                 d->warm ? warm_start_status(d->warm) : "cold start",
+        /* the line keeps its start ("Serving; Synced ..."): warm or cold goes last */
+        snprintf(status, sizeof status, "%s; %s%s; %s%s", d->ready ? "Serving" : "Starting",
                  d->kube ? cluster_view_status(&d->view) : "no Kubernetes API", routes,
-                 d->stopping ? "; stopping" : "");
+                 d->warm ? warm_start_status(d->warm) : "cold start", d->stopping ? "; stopping" : "");
         if (d->status_sent && streq(d->status_sent, status))
                 return;
         (void) sd_notifyf(false, "STATUS=%s", status);

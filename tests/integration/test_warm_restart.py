@@ -58,7 +58,8 @@ def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tm
         r, token = get(d, "/latest/api/token", source=POD_IP, method="PUT",
                        headers={"X-aws-ec2-metadata-token-ttl-seconds": "600"})
         assert r.status == 200
-        assert any(s.startswith("STATUS=Serving (cold start (no snapshot") for s in status(store)), status(store)
+        assert any(s.startswith("STATUS=Serving; ") and "; cold start (no snapshot" in s
+                   for s in status(store)), status(store)
         assert d.stop() == 0
         before = sts_calls(node_env)
         assert before == 1
