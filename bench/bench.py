@@ -259,9 +259,10 @@ def restart_run(a, env, store, pods, with_snapshot):
     d = TestDaemon(env.daemon_args(*DAEMON_FLAGS), env=handoff, notify=store, wait=False, fds=fds)
     try:
         ip, role = pods[0]
+        path = "/latest/meta-data/iam/security-credentials/" + role
         while True:
             try:
-                if get(d.port, "/latest/meta-data/iam/security-credentials/" + role, source=ip, timeout=5)[0] == 200:
+                if get(d.port, path, source=ip, timeout=5)[0] == 200:
                     break
             except OSError:
                 pass
