@@ -4,9 +4,9 @@
 /* TokenIssuer: IMDSv2 session tokens, minted and checked by the daemon itself so pods never
  * depend on the upstream's hop limit (docs/compatibility.md, "What changes"). A token is a keyed MAC
  * (HMAC-SHA256) over the pod's address and the token's expiry: it is worthless from any other
- * address and after its TTL. The key is random per boot: kept in $RUNTIME_DIRECTORY (tmpfs,
- * cleared at boot) when systemd gives us one, so tokens survive daemon restarts and upgrades,
- * else in memory only. Expiry is on CLOCK_BOOTTIME, which wall-clock changes do not move. */
+ * address and after its TTL. The key is random per boot and survives daemon restarts and upgrades:
+ * in the warm-restart snapshot in systemd's fd store (docs/warm-restart.md), else in
+ * $RUNTIME_DIRECTORY (tmpfs, cleared at boot) when systemd gives us one, else in memory only. Expiry is on CLOCK_BOOTTIME, which wall-clock changes do not move. */
 
 #include <stdbool.h>
 
