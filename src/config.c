@@ -983,10 +983,26 @@ void config_help(ConfigProgram program, FILE *f) {
                         program_invocation_short_name, CONFIG_ARGS_ENV);
         else
                 fprintf(f,
-                        "Usage: %s [flags]\n\n"
+                        "Usage: %s [flags]\n"
+                        "       %s explain [--json] POD|NAMESPACE/POD|IP\n"
+                        "       %s doctor [--skip-cluster] [flags]\n\n"
                         "Gives each Kubernetes pod the IAM role named in its annotation by answering its\n"
                         "instance-metadata requests. Flags can also come from $%s (flags given here "
-                        "win).\n\n",
+                        "win).\n\n"
+                        "Commands (as root, on the node):\n"
+                        "  explain [--json] QUERY             Why the pod (POD, NAMESPACE/POD or address)\n"
+                        "                                     gets its role or none, asked of the running\n"
+                        "                                     daemon. Exit status 0: it would get\n"
+                        "                                     credentials now, 1: it would not, 2: bad\n"
+                        "                                     usage, 3: the daemon did not answer.\n"
+                        "  doctor [--skip-cluster] [flags]    Checks the node: the redirect, the upstream\n"
+                        "                                     IMDS, STS, the kubeconfig, the daemon "
+                        "(READY,\n"
+                        "                                     synced, port, pod interfaces); one line\n"
+                        "                                     each, with the fix. Exit status 0: all\n"
+                        "                                     passed. --skip-cluster: no cluster here.\n\n"
+                        "Flags:\n",
+                        program_invocation_short_name, program_invocation_short_name,
                         program_invocation_short_name, CONFIG_ARGS_ENV);
         for (size_t i = 0; i < ELEMENTSOF(option_docs); i++) {
                 const OptionDoc *o = &option_docs[i];

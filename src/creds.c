@@ -958,6 +958,32 @@ int creds_attach_event(Creds *c, sd_event *event) {
         return 0;
 }
 
+static const char *entry_state_now(const Creds *c, const Entry *e, usec_t now) {
+        /* the state; at rest, what its credentials are worth now */
+        return entry_busy(e) || e->state == CREDS_ENTRY_EMPTY ? creds_entry_state_to_string(e->state)
+               : fresh(c, e, now)                             ? "fresh"
+               : valid(e, now)                                ? "stale"
+                                                              : "error";
+}
+
+int creds_describe(Creds *c, const char *role_arn, const char *external_id, CredsEntryInfo *ret) {
+        Entry *e = entry_find(c, role_arn, strempty(external_id));
+        usec_t now = now_of(c);
+
+        if (!e)
+                return -ENOENT;
+        *ret = (CredsEntryInfo){
+                .state = entry_state_now(c, e, now),
+                .expiration = e->creds ? e->creds->expiration : 0,
+                .refresh_at = e->creds ? e->refresh_at : 0,
+                .retry_at = e->retry_at,
+                .in_use = e->in_use,
+                .waiters = e->n_waiters,
+                .error = e->error,
+        };
+        return 0;
+}
+
 int creds_debug_json(Creds *c, StrBuf *out) {
         usec_t now = now_of(c);
         bool first = true;
@@ -965,12 +991,7 @@ int creds_debug_json(Creds *c, StrBuf *out) {
         strbuf_append_char(out, '[');
         for (Entry *e = c->entries; e; e = e->next) {
                 char buf[TIMESTAMP_MAX];
-                /* the state; at rest, what its credentials are worth now */
-                const char *state = entry_busy(e) || e->state == CREDS_ENTRY_EMPTY
-                                            ? creds_entry_state_to_string(e->state)
-                                    : fresh(c, e, now) ? "fresh"
-                                    : valid(e, now)    ? "stale"
-                                                       : "error";
+                const char *state = entry_state_now(c, e, now);
 
                 strbuf_appendf(out, "%s{\"roleArn\":\"", first ? "" : ",");
                 /* role ARNs are validated printable ASCII; escape what JSON needs anyway */

@@ -133,6 +133,18 @@ void creds_run(Creds *c);
 /* When creds_run() next has something to do (realtime usec), USEC_INFINITY for never. */
 usec_t creds_next_wakeup(Creds *c);
 size_t creds_size(const Creds *c);
+/* One entry as `kube2iam explain` shows it; pointers borrowed until the loop next runs. No secret. */
+typedef struct CredsEntryInfo {
+        const char *state; /* as creds_debug_json() names it */
+        usec_t expiration; /* realtime; 0: no credentials */
+        usec_t refresh_at; /* realtime; 0: none planned */
+        usec_t retry_at;   /* realtime; 0: none planned */
+        unsigned in_use;
+        unsigned waiters;
+        const StsError *error; /* the last failure (code, request id), NULL for none */
+} CredsEntryInfo;
+/* -ENOENT when the cache holds no entry for the role and external id (NULL or "" for none). */
+int creds_describe(Creds *c, const char *role_arn, const char *external_id, CredsEntryInfo *ret);
 
 /* Warm restarts (src/snapshot.h). on_change runs after new credentials were cached (worth keeping
  * in a snapshot); the caller coalesces. */
@@ -146,6 +158,7 @@ int creds_foreach_valid(Creds *c,
                         int (*f)(const char *role_arn, const char *external_id, Credentials *creds,
                                  void *userdata),
                         void *userdata);
+
 /* Appends a JSON array describing the entries for /debug: role, external id presence, expiry,
  * in-use count, state (creds_entry_state_to_string(); an entry at rest with credentials says
  * "fresh", "stale" or, once they are no longer valid, "error"). No secret and no access key id. */

@@ -48,6 +48,8 @@ struct ImdsService {
         LogRatelimit audit_ratelimit;
         LogRatelimit request_log_ratelimit;
         MetricFamily *m_not_in_cache, *m_dup, *m_dup_success, *m_tokens;
+        MetricFamily *m_remaining; /* remaining lifetime of the credentials handed out */
+        MetricFamily *m_wait;      /* how long requests waited for their pod */
 };
 
 struct PodRequest {
@@ -64,7 +66,8 @@ struct PodRequest {
         sd_event_source *timer; /* WAIT_POD: the deadline */
         CredsWaiter *waiter;    /* WAIT_CREDS */
         bool resolved_once;
-        bool linked; /* in the waiting list (WAIT_POD, RESOLVING) */
+        bool linked;         /* in the waiting list (WAIT_POD, RESOLVING) */
+        usec_t wait_started; /* CLOCK_MONOTONIC: when it was linked */
         bool counted_miss;
         char *audit_uid, *audit_ns, *audit_name, *audit_role;
         PodRequest *prev, *next;
@@ -277,6 +280,7 @@ static void pod_request_link(PodRequest *pr) {
                 s->waiting->prev = pr;
         s->waiting = pr;
         pr->linked = true;
+        pr->wait_started = now_monotonic();
         s->n_waiting++;
 }
 
@@ -285,6 +289,9 @@ static void pod_request_unlink(PodRequest *pr) {
 
         if (!pr->linked)
                 return;
+        if (s->m_wait)
+                (void) metrics_histogram_observe(
+                        s->m_wait, NULL, (double) (now_monotonic() - pr->wait_started) / USEC_PER_SEC);
         if (pr->prev)
                 pr->prev->next = pr->next;
         else
@@ -406,6 +413,11 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                         respond_error(req, 500, "out of memory");
                 } else {
                         respond_ok_text(req, b.s, true);
+                        if (s->m_remaining)
+                                (void) metrics_histogram_observe(
+                                        s->m_remaining, NULL,
+                                        (double) credentials_remaining(creds, now_realtime()) /
+                                                USEC_PER_SEC);
                         audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
                               "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
                 }
@@ -806,6 +818,15 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         try_answer(pr, false);
 }
 
+/* Seconds. SDKs refresh credentials 5 to 15 minutes before they expire, and kube2iam's sessions
+ * last 2 x --iam-role-session-ttl (30 min by default); the low buckets show credentials handed
+ * out too close to their expiry before SDKs start failing. */
+static const double remaining_buckets[] = { 60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 21600, 43200 };
+
+/* Seconds: a pod's watch event arrives within milliseconds of its start; the deadline is
+ * --backoff-max-elapsed-time (2 s by default) plus the API lookup, far below 30 s. */
+static const double wait_buckets[] = { 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+
 int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
         _cleanup_(imds_service_freep) ImdsService *s = NULL;
         int r;
@@ -833,6 +854,17 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                         r = metrics_add_family(deps->metrics, "kube2iam_iam_k8s_dup_req_success_count",
                                                "Live API lookups that found the pod.", METRIC_COUNTER, NULL,
                                                NULL, 0, 0, &s->m_dup_success);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_credentials_remaining_seconds",
+                                               "Remaining lifetime of the credentials handed to pods.",
+                                               METRIC_HISTOGRAM, NULL, remaining_buckets,
+                                               ELEMENTSOF(remaining_buckets), 0, &s->m_remaining);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_pod_wait_seconds",
+                                               "How long requests waited for their pod to be known (or for "
+                                               "their deadline).",
+                                               METRIC_HISTOGRAM, NULL, wait_buckets,
+                                               ELEMENTSOF(wait_buckets), 0, &s->m_wait);
                 if (r >= 0)
                         r = metrics_add_family(deps->metrics, "kube2iam_imds_tokens_issued_total",
                                                "IMDSv2 session tokens minted for pods.", METRIC_COUNTER,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -23,6 +24,9 @@
 #include "cluster-view.h"
 #include "config.h"
 #include "creds.h"
+#include "doctor.h"
+#include "explain-socket.h"
+#include "explain.h"
 #include "health.h"
 #include "http-client.h"
 #include "imds-service.h"
@@ -76,6 +80,7 @@ typedef struct Daemon {
         Roles *roles;
         Store *store;
         PodRoles *pod_roles;
+        ExplainSocket *explain; /* `kube2iam explain`'s socket, NULL without $RUNTIME_DIRECTORY */
         KubeClient *kube;
         ClusterView view; /* the kube client's sink into the store, and the status line */
         TokenIssuer *tokens;
@@ -108,6 +113,7 @@ static void daemon_done(Daemon *d) {
         d->turn = sd_event_source_disable_unref(d->turn);
         /* waiting requests first (they hold cache waiters), then the servers */
         d->service = imds_service_free(d->service);
+        d->explain = explain_socket_free(d->explain);
         d->app = http_server_free(d->app);
         d->metrics = http_server_free(d->metrics);
         d->kube = kube_client_free(d->kube);
@@ -234,6 +240,63 @@ static void on_metrics_request(HttpRequest *req, void *userdata) {
         route_match_done(&m);
 }
 
+/* The pod's ring of last requests (`kube2iam explain`): the metadata routes of a known pod. */
+static void record_request(Daemon *d, const HttpRequest *req, unsigned status) {
+        const char *label = http_request_label(req);
+        StoreLookup l;
+
+        if (!label || streq(label, "healthHandler") || streq(label, "debugStoreHandler") ||
+            streq(label, "metricsHandler"))
+                return;
+        if (store_lookup_ip(d->store, http_request_peer(req), &l) < 0)
+                return;
+        if (l.status == STORE_LOOKUP_FOUND)
+                pod_roles_record_request(d->pod_roles, l.pod->uid, label, status, now_realtime());
+        store_lookup_done(&l);
+}
+
+/* `kube2iam doctor`'s view of the daemon: READY, synced, its socket's port, the pod routes. */
+static int daemon_status_json(Daemon *d, char **ret) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        if (!o || !cJSON_AddBoolToObject(o, "ready", d->ready) ||
+            !cJSON_AddBoolToObject(o, "synced", d->kube && kube_client_pods_current(d->kube)) ||
+            !cJSON_AddNumberToObject(o, "listenPort",
+                                     d->socket_activated ? d->listen_port : d->config.app_port) ||
+            !cJSON_AddNumberToObject(o, "podsChecked", (double) d->routes.n_pods) ||
+            !cJSON_AddNumberToObject(o, "podsOutside", (double) d->routes.n_outside) ||
+            !cJSON_AddStringToObject(o, "examplePod", d->routes.example_pod) ||
+            !cJSON_AddStringToObject(o, "exampleInterface", d->routes.example_ifname)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int on_explain(const char *query, char **ret, void *userdata) {
+        Daemon *d = userdata;
+
+        if (streq(query, DOCTOR_STATUS_QUERY))
+                return daemon_status_json(d, ret);
+        const ExplainDeps deps = {
+                .store = d->store,
+                .pod_roles = d->pod_roles,
+                .creds = d->creds,
+                .roles = d->roles,
+                .role_key = d->config.iam_role_key,
+                .namespace_key = d->config.namespace_key,
+                .node = d->kube ? kube_client_node(d->kube) : d->config.node,
+                .pods_synced = d->kube && kube_client_pods_current(d->kube),
+        };
+        return explain_query(&deps, query, ret);
+}
+
 static void on_answered(const HttpRequest *req, unsigned status, usec_t duration, void *userdata) {
         Daemon *d = userdata;
         char ms[32], st[8];
@@ -246,6 +309,8 @@ static void on_answered(const HttpRequest *req, unsigned status, usec_t duration
                         (const char *const[]){ st, http_request_method(req), http_request_label(req) },
                         (double) duration / USEC_PER_SEC);
         }
+
+        record_request(d, req, status);
 
         /* kube2iam logs every request but /healthz at info; ours are debug, and rate-limited */
         if (log_get_max_level() < LOG_DEBUG || streq(http_request_path(req), "/healthz"))
@@ -833,6 +898,9 @@ static int setup_pods(Daemon *d) {
         r = proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metadata proxy: %m");
+        r = proxy_set_metrics(d->proxy, d->registry);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the proxy's metrics: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);
         r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
@@ -938,6 +1006,15 @@ static int run(Daemon *d) {
                         return r;
         }
 
+        if (getenv("RUNTIME_DIRECTORY")) {
+                /* an operator's tool: without it pods are still served, so a failure only warns */
+                r = explain_socket_new(d->event, getenv("RUNTIME_DIRECTORY"), on_explain, d, &d->explain);
+                if (r < 0)
+                        log_warning_errno(
+                                r,
+                                "Failed to set up the explain socket, `kube2iam explain` will not work: %m");
+        }
+
         d->view.kube = d->kube;
         d->view.changed = on_kube_state;
         {
@@ -1005,9 +1082,101 @@ static void restart_backoff_wait(RestartKind kind) {
         }
 }
 
+/* `kube2iam doctor [--skip-cluster] [flags]`: the node's checks with the daemon's flags (from
+ * $KUBE2IAM_ARGS and the command line). Exit status 0: every check passed; 1: one failed; 2: usage. */
+static int doctor_main(int argc, char *argv[]) {
+        _cleanup_free_ char **args = NULL;
+        DoctorOptions o = { .runtime_dir = getenv("RUNTIME_DIRECTORY") ?: EXPLAIN_DEFAULT_DIR };
+        Config c = {};
+        int n = 0, r;
+        bool ok;
+
+        args = calloc((size_t) argc + 1, sizeof(char *));
+        if (!args || config_init(&c) < 0)
+                return EXIT_FAILURE;
+        args[n++] = argv[0];
+        for (int i = 2; i < argc; i++)
+                if (streq(argv[i], "--skip-cluster"))
+                        o.skip_cluster = true;
+                else
+                        args[n++] = argv[i];
+        r = config_parse(&c, CONFIG_PROGRAM_DAEMON, n, args);
+        if (r < 0 || c.show_help || c.show_version) {
+                if (r >= 0)
+                        fprintf(stderr, "Usage: kube2iam doctor [--skip-cluster] [kube2iam flags]\n");
+                config_done(&c);
+                return CONFIG_EXIT_USAGE;
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                config_done(&c);
+                return EXIT_FAILURE;
+        }
+        o.config = &c;
+        ok = doctor_run(&o, stdout);
+        curl_global_cleanup();
+        config_done(&c);
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* `kube2iam explain [--json] POD|NAMESPACE/POD|IP`: asks the running daemon. Exit status 0: the
+ * pod would get credentials now; 1: it would not (or is unknown); 2: usage; 3: no answer. */
+static int explain_main(int argc, char *argv[]) {
+        _cleanup_free_ char *answer = NULL;
+        _cleanup_strbuf_ StrBuf text = {};
+        const char *query = NULL, *dir = getenv("RUNTIME_DIRECTORY") ?: EXPLAIN_DEFAULT_DIR;
+        bool json = false;
+        int r;
+
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--json"))
+                        json = true;
+                else if (!query && argv[i][0] != '-')
+                        query = argv[i];
+                else {
+                        fprintf(stderr, "Usage: kube2iam explain [--json] POD|NAMESPACE/POD|IP\n");
+                        return CONFIG_EXIT_USAGE;
+                }
+        if (!query) {
+                fprintf(stderr, "Usage: kube2iam explain [--json] POD|NAMESPACE/POD|IP\n");
+                return CONFIG_EXIT_USAGE;
+        }
+        r = explain_socket_ask(dir, query, &answer);
+        if (r == -EINVAL) {
+                fprintf(stderr,
+                        "kube2iam explain: the query must be POD, NAMESPACE/POD or an address (at most %u "
+                        "bytes)\n",
+                        EXPLAIN_MAX_QUERY);
+                return CONFIG_EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr,
+                        "kube2iam explain: cannot ask the daemon at %s/%s: %s (is kube2iam running, and are "
+                        "you root?)\n",
+                        dir, EXPLAIN_SOCKET_NAME, strerror(-r));
+                return EXPLAIN_EXIT_NO_ANSWER;
+        }
+        r = explain_render_text(answer, &text);
+        if (r < 0) {
+                fprintf(stderr, "kube2iam explain: the daemon answered: %s\n", answer);
+                return EXPLAIN_EXIT_NO_ANSWER;
+        }
+        if (json)
+                printf("%s\n", answer);
+        else if (strbuf_error(&text) < 0)
+                return EXPLAIN_EXIT_NO_ANSWER;
+        else
+                fputs(strbuf_str(&text), stdout);
+        return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 int main(int argc, char *argv[]) {
         Daemon d = { .snapshot_fd = -EBADF };
         int r;
+
+        if (argc >= 2 && streq(argv[1], "explain"))
+                return explain_main(argc - 1, argv + 1);
+        if (argc >= 2 && streq(argv[1], "doctor"))
+                return doctor_main(argc, argv);
 
         r = config_init(&d.config);
         if (r < 0) {

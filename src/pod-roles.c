@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ typedef struct PodRole {
         char *in_use_external_id;
         char *audit_key; /* "<result> <role>" of the last audit entry */
         usec_t audit_at;
-        LogRatelimit log_ratelimit; /* the lines this pod's requests may cause */
+        LogRatelimit log_ratelimit;                      /* the lines this pod's requests may cause */
+        PodRoleRequest requests[POD_ROLES_REQUEST_RING]; /* the last ones, oldest overwritten */
+        unsigned n_requests;                             /* recorded in all (the ring's head) */
 } PodRole;
 
 struct PodRoles {
@@ -229,6 +232,30 @@ LogRatelimit *pod_roles_log_ratelimit(PodRoles *p, const char *uid) {
 
 size_t pod_roles_size(const PodRoles *p) {
         return p ? p->pods.n : 0;
+}
+
+void pod_roles_record_request(PodRoles *p, const char *uid, const char *route, unsigned status,
+                              usec_t when) {
+        PodRole *r = p && uid ? strmap_get(&p->pods, uid) : NULL;
+        PodRoleRequest *q;
+
+        if (!r)
+                return;
+        q = &r->requests[r->n_requests++ % POD_ROLES_REQUEST_RING];
+        *q = (PodRoleRequest){ .status = status, .when = when };
+        (void) snprintf(q->route, sizeof q->route, "%s", strempty(route));
+}
+
+size_t pod_roles_requests(const PodRoles *p, const char *uid, const PodRoleRequest **ret, size_t max) {
+        const PodRole *r = p && uid ? strmap_get(&p->pods, uid) : NULL;
+        size_t n = 0;
+
+        if (!r)
+                return 0;
+        /* newest first */
+        for (unsigned i = r->n_requests; i > 0 && n < max && r->n_requests - i < POD_ROLES_REQUEST_RING; i--)
+                ret[n++] = &r->requests[(i - 1) % POD_ROLES_REQUEST_RING];
+        return n;
 }
 
 bool pod_roles_in_use(const PodRoles *p, const char *uid) {

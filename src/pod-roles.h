@@ -32,6 +32,16 @@ typedef struct PodRoles PodRoles;
 #define POD_ROLES_LOG_BURST 20U
 #define POD_ROLES_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
+/* The requests kept per pod for `kube2iam explain`: enough to see a pattern (404, 404, 200),
+ * small enough for ~250 pods (POD_ROLES_REQUEST_RING x ~56 bytes each). */
+#define POD_ROLES_REQUEST_RING 8U
+
+typedef struct PodRoleRequest {
+        char route[40]; /* the route's handler name (router.h), cut to fit */
+        unsigned status;
+        usec_t when; /* realtime */
+} PodRoleRequest;
+
 typedef enum PodRoleVerdict {
         POD_ROLE_ALLOWED, /* the role may be served (no restrictions, or the namespace allows it) */
         POD_ROLE_DENIED,  /* the namespace's allowed roles exclude it */
@@ -79,5 +89,9 @@ bool pod_roles_audit_allow(PodRoles *p, const char *uid, const char *key, usec_t
 LogRatelimit *pod_roles_log_ratelimit(PodRoles *p, const char *uid);
 /* Pods with a decision (the pods of the store after the last dispatch). */
 size_t pod_roles_size(const PodRoles *p);
+/* Remembers an answered request of the pod (nothing for a pod not in the store). */
+void pod_roles_record_request(PodRoles *p, const char *uid, const char *route, unsigned status, usec_t when);
+/* The pod's last requests, newest first, at most max (borrowed until the next record). */
+size_t pod_roles_requests(const PodRoles *p, const char *uid, const PodRoleRequest **ret, size_t max);
 /* Whether the pod's role is counted as in use in the cache (tests, /debug). */
 bool pod_roles_in_use(const PodRoles *p, const char *uid);

@@ -148,6 +148,13 @@ int roles_regexp_search(const char *pattern, const char *s) {
 
 bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known,
                             char *const *allowed) {
+        return roles_namespace_match(r, role_arn, namespace_known, allowed, NULL);
+}
+
+bool roles_namespace_match(const Roles *r, const char *role_arn, bool namespace_known, char *const *allowed,
+                           const char **ret_pattern) {
+        if (ret_pattern)
+                *ret_pattern = NULL;
         if (!r->restrictions || (r->default_arn && streq(role_arn, r->default_arn)))
                 return true;
         if (!namespace_known)
@@ -168,6 +175,8 @@ bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace
                 }
                 if (match) {
                         log_debug("Role: %s matched %s on namespace.", role_arn, p);
+                        if (ret_pattern)
+                                *ret_pattern = allowed[i];
                         return true;
                 }
         }
@@ -185,4 +194,8 @@ const char *roles_list_name(const Roles *r, const char *arn) {
 bool roles_url_matches(const Roles *r, const char *url_role, const char *pod_arn) {
         _cleanup_free_ char *wanted = roles_arn(r, url_role);
         return wanted && streq(wanted, pod_arn);
+}
+
+bool roles_restrictions(const Roles *r) {
+        return r->restrictions;
 }

@@ -42,6 +42,13 @@ int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSo
 bool roles_namespace_allows(const Roles *r, const char *role_arn, bool namespace_known,
                             char *const *allowed);
 
+/* The same decision, and in *ret_pattern the allowed-roles entry that matched (borrowed from
+ * allowed); NULL when none did or none was needed (no restrictions, the default role). */
+bool roles_namespace_match(const Roles *r, const char *role_arn, bool namespace_known, char *const *allowed,
+                           const char **ret_pattern);
+/* --namespace-restrictions */
+bool roles_restrictions(const Roles *r);
+
 /* What the role list answers: the ARN without the base ARN when it starts with it. */
 const char *roles_list_name(const Roles *r, const char *arn);
 

@@ -36,3 +36,13 @@ sed -i "s|^KUBE2IAM_ARGS=.*|KUBE2IAM_ARGS=\"$escaped\"|" "$envfile"
 systemctl enable kube2iam.socket kube2iam.service
 systemctl is-enabled kube2iam.socket kube2iam.service
 systemd-analyze verify kube2iam.service kube2iam.socket
+
+# The node's own checks (kube2iam(8), doctor): the redirect, the upstream IMDS, the daemon.
+# There is no cluster on the build instance: --skip-cluster skips those checks and says so.
+# A failed check fails the build. Stopping leaves the redirect (fail closed); it is not kept in
+# the image, and every boot installs it again before kubelet.
+systemctl start kube2iam.service
+status=0
+kube2iam doctor --skip-cluster || status=$?
+systemctl stop kube2iam.service kube2iam.socket
+exit "$status"

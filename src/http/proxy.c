@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "router.h"
 #include "string-util.h"
@@ -17,6 +18,8 @@ struct Proxy {
         CURL *pool[PROXY_POOL_MAX];
         unsigned n_pool;
         unsigned in_flight;
+        MetricFamily *m_requests; /* proxied requests by category and status */
+        MetricFamily *m_latency;  /* the upstream's answers */
         LogRatelimit error_ratelimit;
 };
 
@@ -31,6 +34,7 @@ struct ProxyCall {
         char *path;
         ProxyFilter filter;
         const void *filter_data;
+        usec_t started; /* CLOCK_MONOTONIC */
 };
 
 static const char *const hop_headers[] = {
@@ -85,6 +89,50 @@ Proxy *proxy_free(Proxy *p) {
         free(p->base_url);
         free(p);
         return NULL;
+}
+
+/* Seconds: the upstream IMDS answers in about a millisecond; PROXY_TIMEOUT_MSEC ends the rest. */
+static const double latency_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1, 3 };
+
+int proxy_set_metrics(Proxy *p, Metrics *m) {
+        int r;
+
+        r = metrics_add_family(m, "kube2iam_proxy_requests_total",
+                               "Requests forwarded to the upstream IMDS, by category (the path's first part "
+                               "after the version) and the status the pod got.",
+                               METRIC_COUNTER, (const char *const[]){ "category", "status", NULL }, NULL, 0,
+                               0, &p->m_requests);
+        if (r < 0)
+                return r;
+        return metrics_add_family(m, "kube2iam_upstream_imds_duration_seconds",
+                                  "How long the upstream IMDS took to answer a forwarded request.",
+                                  METRIC_HISTOGRAM, NULL, latency_buckets, ELEMENTSOF(latency_buckets), 0,
+                                  &p->m_latency);
+}
+
+const char *proxy_category(const char *path) {
+        static const char *const known[] = { "meta-data", "dynamic", "user-data", "api" };
+        const char *p = path[0] == '/' ? path + 1 : path, *slash = strchr(p, '/'), *end;
+        size_t n;
+
+        if (!slash)
+                return "other";
+        end = strchrnul(slash + 1, '/');
+        n = (size_t) (end - (slash + 1));
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (strlen(known[i]) == n && strncmp(slash + 1, known[i], n) == 0)
+                        return known[i];
+        return "other";
+}
+
+static void count_request(ProxyCall *c, unsigned status) {
+        char st[8];
+
+        if (!c->proxy->m_requests)
+                return;
+        snprintf(st, sizeof st, "%u", status);
+        (void) metrics_counter_inc(c->proxy->m_requests,
+                                   (const char *const[]){ proxy_category(strempty(c->path)), st });
 }
 
 unsigned proxy_in_flight(const Proxy *p) {
@@ -159,6 +207,7 @@ static void respond_502(ProxyCall *c, const char *why) {
                                ((const LogField[]){ { "METADATA_URL", c->url },
                                                     { "REQ_REMOTE", http_request_peer(c->req) } }),
                                2, "http: proxy error: %s", why);
+        count_request(c, 502);
         (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
 }
 
@@ -174,6 +223,9 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 goto finish;
         }
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        if (c->proxy->m_latency)
+                (void) metrics_histogram_observe(c->proxy->m_latency, NULL,
+                                                 (double) (now_monotonic() - c->started) / USEC_PER_SEC);
         if (status < 100 || status > 599) {
                 respond_502(c, "invalid upstream status");
                 goto finish;
@@ -207,6 +259,7 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 (void) http_request_respond(c->req, 200, h, n, strbuf_str(&filtered), filtered.len);
         } else
                 (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.buf.s, c->body.buf.len);
+        count_request(c, (unsigned) status);
         log_debug("Proxy ec2 metadata request %s (%ld)", c->url, status);
 
 finish:
@@ -312,6 +365,7 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         c->body.max = PROXY_MAX_RESPONSE_BYTES;
         c->filter = filter;
         c->filter_data = filter_data;
+        c->started = now_monotonic();
         p->in_flight++;
 
         c->easy = pool_get(p);

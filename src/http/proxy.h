@@ -49,3 +49,10 @@ bool proxy_adds_xff(const char *method, const char *path, const char *token_head
 bool proxy_is_hop_header(const char *name);
 
 unsigned proxy_in_flight(const Proxy *p);
+typedef struct Metrics Metrics;
+/* Registers kube2iam_proxy_requests_total{category,status} and
+ * kube2iam_upstream_imds_duration_seconds in m (-EEXIST when already there). */
+int proxy_set_metrics(Proxy *p, Metrics *m);
+/* The metric's category of a forwarded path: "meta-data", "dynamic", "user-data", "api" (the part
+ * after the version), else "other"; a bounded set whatever pods ask. */
+const char *proxy_category(const char *path);

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "http/http-client.h"
 #include "kube-transport.h"
@@ -10,9 +17,13 @@
 #include "string-util.h"
 
 /* libcurl 7.77 brought CURLOPT_CAINFO_BLOB, which takes the kubeconfig's CA as it is (often
- * certificate-authority-data, never a file). */
-#if LIBCURL_VERSION_NUM < 0x074d00
-#error "libcurl 7.77 or newer is needed (CURLOPT_CAINFO_BLOB)"
+ * certificate-authority-data, never a file). RHEL 9 ships 7.76: there the CA goes into the TLS
+ * context through CURLOPT_SSL_CTX_FUNCTION instead (libcurl's OpenSSL backend, which RHEL's is).
+ * -Dcurl_ca_callback=true takes that path on any libcurl, so the test suite proves it. */
+#if LIBCURL_VERSION_NUM < 0x074d00 || KUBE_CA_CALLBACK
+#define KUBE_CA_IN_SSL_CTX 1
+#else
+#define KUBE_CA_IN_SSL_CTX 0
 #endif
 
 void kube_request_release(KubeRequest *r) {
@@ -84,6 +95,64 @@ static int request_header(KubeRequest *r, const char *line) {
         return 0;
 }
 
+/* The kubeconfig's CA, and only it, as the trust store of the connection's TLS context (what
+ * CURLOPT_CAINFO_BLOB does): curl calls this after it loaded its default bundle, which the new
+ * store replaces. */
+int kube_tls_trust_only(void *ssl_ctx, const char *pem, size_t size) {
+        BIO *bio;
+        X509_STORE *store;
+        unsigned n = 0;
+
+        if (!ssl_ctx || !pem || size == 0 || size > INT_MAX)
+                return -EINVAL;
+        bio = BIO_new_mem_buf(pem, (int) size);
+        store = X509_STORE_new();
+        if (!bio || !store) {
+                BIO_free(bio);
+                X509_STORE_free(store);
+                return -ENOMEM;
+        }
+        for (;;) {
+                X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+                if (!x)
+                        break;
+                if (X509_STORE_add_cert(store, x) == 1)
+                        n++;
+                X509_free(x);
+        }
+        BIO_free(bio);
+        ERR_clear_error(); /* the end of the PEM data reads as an error */
+        if (n == 0) {
+                X509_STORE_free(store);
+                return -EBADMSG;
+        }
+        SSL_CTX_set_cert_store(ssl_ctx, store); /* takes the store */
+        return (int) n;
+}
+
+#if KUBE_CA_IN_SSL_CTX
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userdata) {
+        const KubeCredentials *c = userdata;
+        return kube_tls_trust_only(ssl_ctx, c->ca_pem, c->ca_size) > 0 ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
+}
+#endif
+
+static int request_ca(KubeRequest *r) {
+        const KubeCredentials *c = r->creds;
+#if KUBE_CA_IN_SSL_CTX
+        if (curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK ||
+            curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_DATA, (void *) c) != CURLE_OK)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "This libcurl cannot take the kubeconfig's CA: it needs libcurl 7.77 "
+                                       "or an OpenSSL-backed libcurl");
+#else
+        struct curl_blob b = { .data = c->ca_pem, .len = c->ca_size, .flags = CURL_BLOB_NOCOPY };
+        if (curl_easy_setopt(r->easy, CURLOPT_CAINFO_BLOB, &b) != CURLE_OK)
+                return -EIO;
+#endif
+        return 0;
+}
+
 static int request_tls(KubeRequest *r, const KubeConfig *kc) {
         const KubeCredentials *c = r->creds;
 
@@ -92,9 +161,9 @@ static int request_tls(KubeRequest *r, const KubeConfig *kc) {
                     curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK)
                         return -EIO;
         } else if (c->ca_pem) {
-                struct curl_blob b = { .data = c->ca_pem, .len = c->ca_size, .flags = CURL_BLOB_NOCOPY };
-                if (curl_easy_setopt(r->easy, CURLOPT_CAINFO_BLOB, &b) != CURLE_OK)
-                        return -EIO;
+                int q = request_ca(r);
+                if (q < 0)
+                        return q;
         }
         if (c->cert_pem && c->key_pem) {
                 struct curl_blob cert = { .data = c->cert_pem,

@@ -35,3 +35,8 @@ void kube_request_done(KubeRequest *r);
 
 /* The HTTP status of the last response on easy, 0 when none. */
 long kube_response_code(CURL *easy);
+
+/* Makes the PEM certificates in pem[size] the only trust anchors of an OpenSSL SSL_CTX (what
+ * CURLOPT_CAINFO_BLOB does; used where libcurl lacks it). Returns the number of certificates, or
+ * -EBADMSG when pem holds none. */
+int kube_tls_trust_only(void *ssl_ctx, const char *pem, size_t size);

@@ -348,3 +348,23 @@ def test_throttled_requests_wait_and_recover(tmp_path, server, pki, watchers):
     kw.wait_synced()
     assert kw.lookup("10.0.14.1")["role"] == "r"
     assert any("429" in line for line in kw.stderr)
+
+
+def test_kubeconfig_ca_is_the_only_trust_anchor(tmp_path, server, pki, watchers):
+    """The kubeconfig's CA is what the API server is checked against, not the system bundle or
+    nothing: with another CA in the kubeconfig, no pod is ever listed. Also proves the
+    CURLOPT_SSL_CTX_FUNCTION path (libcurl < 7.77, RHEL 9) when built with -Dcurl_ca_callback=true."""
+    server.add_pod("p", ip="10.0.9.1", role="r")
+    other = Pki(tmp_path / "other-pki")
+    path = str(tmp_path / "kubeconfig")
+    write_kubeconfig(path, server.url, ca=other.ca_cert, token="good-token")
+    kw = watchers(["--kubeconfig", path])
+    kw.wait_for(lambda o: o.get("event") == "status" and "pods_synced" in o)
+    time.sleep(1.5)  # several connection attempts: none may succeed
+    assert not any(o.get("event") == "status" and o.get("pods_synced") for o in kw.lines)
+    assert server.requests == []
+    # the right CA in the same kind of kubeconfig: listed
+    write_kubeconfig(path, server.url, ca=pki.ca_cert, token="good-token")
+    kw2 = watchers(["--kubeconfig", path])
+    kw2.wait_synced()
+    assert kw2.lookup("10.0.9.1")["role"] == "r"

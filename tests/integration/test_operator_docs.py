@@ -139,7 +139,28 @@ def test_bash_completion_offers_values_and_subcommands():
     assert complete(["--app-port=8181", ""], "kube2iam-nft") == ["install", "remove", "check"]
     assert complete(["check", ""], "kube2iam-nft") == []
     assert complete([""], "/usr/sbin/kube2iam-nft") == ["install", "remove", "check"]
-    assert complete([""]) == []
+    assert complete([""]) == sorted(help_commands())
+    assert complete(["explain", "--"]) == ["--json"]
+    assert complete(["explain", "default/app", ""]) == []
+
+
+def help_commands():
+    r = subprocess.run([binary("kube2iam"), "--help"], capture_output=True, text=True, timeout=10)
+    section = r.stdout.split("\nCommands", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"^  ([a-z]+) ", section, re.M))
+
+
+def test_man_page_and_completion_name_every_command_of_help():
+    commands = help_commands()
+    assert "explain" in commands
+    with open(os.path.join(PACKAGING, "kube2iam.8"), encoding="utf-8") as f:
+        text = f.read()
+    synopsis = text.split("\n.SH SYNOPSIS\n", 1)[1].split("\n.SH ", 1)[0]
+    commands_section = text.split("\n.SH COMMANDS\n", 1)[1].split("\n.SH ", 1)[0]
+    for c in commands:
+        assert f".B kube2iam {c}" in synopsis, c
+        assert re.search(rf"^\.B(?:I)? \"?{c}\b", commands_section, re.M), c
+    assert set(complete([""])) == commands
 
 
 def test_help_says_where_the_kubeconfig_is_searched():
