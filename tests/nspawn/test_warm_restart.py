@@ -21,6 +21,13 @@ def snapshot_in_store(node):
     return out.count("memfd:kube2iam-snapshot")
 
 
+def snapshot_holds(node, text):
+    """The snapshot PID 1 holds names text (a role): the one pushed after its credentials arrived,
+    not the key-only one every start pushes first."""
+    m = re.search(r" (\d+) -> /memfd:kube2iam-snapshot", node.sh("ls -l /proc/1/fd", check=False).stdout)
+    return bool(m) and node.sh(f"grep -q {text} /proc/1/fd/{m.group(1)}", check=False).returncode == 0
+
+
 def status(node):
     return node.show("kube2iam.service", "StatusText")
 
@@ -63,7 +70,8 @@ def restart_while_pods_loop(node, command, what):
 
 def test_restart_while_pods_loop_is_warm_no_failure_no_sts_call(node, ready):
     assert served_role(node) == POD_ROLE
-    assert node.wait_for(lambda: snapshot_in_store(node) == 1, SNAPSHOT_WAIT, "a snapshot in the store")
+    assert node.wait_for(lambda: snapshot_in_store(node) == 1 and snapshot_holds(node, POD_ROLE), SNAPSHOT_WAIT,
+                         "a snapshot with the role in the store")
     restart_while_pods_loop(node, "systemctl restart kube2iam.service", "restart")
     assert "warm start (1 role(s), token key" in status(node), status(node)
     # consumed once, pushed again: still exactly one snapshot
