@@ -48,7 +48,7 @@ socketserver.BaseServer.handle_error = _quiet_handle_error
 # for the client's delayed ACK (40 ms), which made every STS call of the fake look 45 ms long.
 socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 
-SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "start"]
+SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "start", "restart"]
 CRED_ROLE = "bench-role"
 CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
 PROXIED_PATH = "/latest/meta-data/instance-id"
@@ -263,6 +263,68 @@ def wrk(url, conns, seconds, close=False):
 def median_run(runs):
     """The run with the median requests/s (its latencies come with it)."""
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def restart_run(a, env, store, pods, with_snapshot):
+    """One run of the daemon after a first one cached every pod's role: (ms from exec to the first
+    pod's answer, STS calls the run made while every pod asked once)."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
+    from k2i_testlib import Daemon as TestDaemon
+    handoff, fds = store.handoff_env() if with_snapshot else ({}, [])
+    handoff["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="k2i-bench-run-")
+    calls = len(env.sts.calls())
+    t0 = time.monotonic()
+    d = TestDaemon(env.daemon_args(*DAEMON_FLAGS), env=handoff, notify=store, wait=False, fds=fds)
+    try:
+        ip, role = pods[0]
+        path = "/latest/meta-data/iam/security-credentials/" + role
+        while True:
+            try:
+                if get(d.port, path, source=ip, timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() - t0 > 60:
+                raise RuntimeError("no answer after a restart:\n" + d.output()[-3000:])
+            time.sleep(0.002)
+        first = (time.monotonic() - t0) * 1e3
+        for ip, role in pods:
+            assert get(d.port, "/latest/meta-data/iam/security-credentials/" + role, source=ip)[0] == 200
+        return first, len(env.sts.calls()) - calls
+    finally:
+        d.stop()
+        shutil.rmtree(handoff["RUNTIME_DIRECTORY"], ignore_errors=True)
+
+
+def section_restart(a, R):
+    """A restart with 40 pods on 10 roles, cold (no snapshot: `systemctl stop; start`) and warm
+    (the fd store's snapshot: restart, crash, upgrade), through a stand-in for PID 1's fd store."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
+    from k2i_testlib import FdStore
+    cold, warm = [], []
+    for _ in range(a.trials):
+        env, store = NodeEnv(), FdStore()
+        try:
+            pods = [("127.0.40.%d" % (i + 1), "restart-role-%d" % (i % 10)) for i in range(40)]
+            for i, (ip, role) in enumerate(pods):
+                env.add_pod(f"restart-{i}", ip, role=role)
+            restart_run(a, env, store, pods, False)  # fills the cache, pushes the snapshot
+            need = [role.encode() for _, role in pods]
+            end = time.monotonic() + 30
+            while not any(all(n in store.stored(fd) for n in need) for fd in store.snapshot()):
+                if time.monotonic() > end:
+                    raise RuntimeError("no snapshot with every role")
+                time.sleep(0.05)
+            cold.append(restart_run(a, env, store, pods, False))
+            warm.append(restart_run(a, env, store, pods, True))
+        finally:
+            store.close()
+            env.stop()
+    R["restart"] = {"trials": a.trials, "pods": 40, "roles": 10,
+                    "cold_first_ms": statistics.median(c[0] for c in cold),
+                    "warm_first_ms": statistics.median(w[0] for w in warm),
+                    "cold_sts": statistics.median(c[1] for c in cold),
+                    "warm_sts": statistics.median(w[1] for w in warm)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -654,6 +716,13 @@ def table(R):
         L.append("")
         L.append("start, exec -> READY=1 (median of %d): %.0f ms with a 250-pod list, %.0f ms with none "
                  "(ratio %.2f)" % (st["trials"], st["pods250_ms"], st["pods0_ms"], st["pods250_ms"] / st["pods0_ms"]))
+    rs = R.get("restart")
+    if rs:
+        L.append("")
+        L.append("restart with %d pods on %d roles (median of %d): cold %.0f STS calls, first answer %.0f ms "
+                 "after exec; warm (fd store snapshot) %.0f STS calls, first answer %.0f ms" % (
+                     rs["pods"], rs["roles"], rs["trials"], rs["cold_sts"], rs["cold_first_ms"], rs["warm_sts"],
+                     rs["warm_first_ms"]))
     L.append("")
     L.append("bench wall time: %.0f s" % R["wall_s"])
     return "\n".join(L) + "\n"
@@ -713,7 +782,8 @@ def main():
          "seconds": a.seconds, "rounds": a.rounds}
     t0 = time.monotonic()
     for name, fn in (("load", section_load), ("callgrind", section_callgrind), ("first", section_first),
-                     ("burst", section_burst), ("scale", section_scale), ("sts", section_sts), ("start", section_start)):
+                     ("burst", section_burst), ("scale", section_scale), ("sts", section_sts), ("start", section_start),
+                     ("restart", section_restart)):
         if name in a.only or (name == "load" and "proxy" in a.only):
             ts = time.monotonic()
             print("bench: %s..." % name, file=sys.stderr, flush=True)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # kube2iam's benchmark, one command:
 #
-#     bench/run.sh [--quick] [--only load,proxy,callgrind,first,burst,scale,sts,start]
+#     bench/run.sh [--quick] [--only load,proxy,callgrind,first,burst,scale,sts,start,restart]
 #
 # Builds a release build in build-bench/ (meson -Dbuildtype=release), then runs bench/bench.py,
 # which starts everything it needs on loopback (the fakes of tests/fakes: IMDS, STS, API server;
@@ -17,7 +17,8 @@
 #   - RSS, RssAnon and each library's resident share, and watch events/s with 110/250/1,000 pods
 #     and 1,000/10,000/50,000 namespaces;
 #   - STS calls per hour for 250 pods sharing 40 roles over a simulated day (bench/sts-day);
-#   - exec to READY=1 with a 250-pod list.
+#   - exec to READY=1 with a 250-pod list;
+#   - a restart, cold and warm (the fd store's snapshot): STS calls, exec to the first answer.
 # The table also goes to bench/results/ (gitignored): latest.txt, latest.json, latest.svg (chart)
 # and a timestamped copy. Every throughput is a ratio to a reference measured in the same run:
 # machines here are shared and noisy. About 5 minutes on 2 cores; --quick is a 1-minute smoke run.

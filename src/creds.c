@@ -77,6 +77,8 @@ struct Creds {
         sd_event_source *timer;
         usec_t last_run; /* the clock of the last creds_run(), 0 before the first */
         bool running;
+        void (*on_change)(void *userdata); /* new credentials worth keeping (a snapshot) */
+        void *on_change_userdata;
         Metrics *metrics;
         MetricFamily *m_duration, *m_hits, *m_misses, *m_prefetches, *m_refreshes, *m_errors, *m_entries;
 };
@@ -104,6 +106,10 @@ void creds_settings_from_config(const Config *config, CredsSettings *ret) {
 
 static unsigned duration_sec(const Creds *c) {
         return (unsigned) (2 * c->settings.session_ttl / USEC_PER_SEC);
+}
+
+static const char *ext_or_empty(const char *ext) {
+        return ext ? ext : "";
 }
 
 static unsigned key_hash(const char *role, const char *ext) {
@@ -572,10 +578,57 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
         entry_enter(e, CREDS_ENTRY_CACHED, e->reason, now);
         answer_waiters(e, creds, NULL);
         reschedule(c);
+        if (c->on_change)
+                c->on_change(c->on_change_userdata);
 }
 
-static const char *ext_or_empty(const char *ext) {
-        return ext ? ext : "";
+void creds_set_on_change(Creds *c, void (*on_change)(void *userdata), void *userdata) {
+        c->on_change = on_change;
+        c->on_change_userdata = userdata;
+}
+
+int creds_restore(Creds *c, const char *role_arn, const char *external_id, Credentials *creds) {
+        usec_t now, life;
+        double frac;
+        Entry *e;
+        int r;
+
+        if (!c || !role_arn || !creds)
+                return -EINVAL;
+        now = now_of(c);
+        if (credentials_remaining(creds, now) == 0 || creds->last_updated >= creds->expiration)
+                return -ESTALE;
+        r = entry_get(c, role_arn, ext_or_empty(external_id), true, &e);
+        if (r < 0)
+                return r;
+        if (e->creds || e->error || entry_busy(e))
+                return -EEXIST; /* this run already knows better */
+        e->creds = credentials_ref(creds);
+        e->obtained = creds->last_updated;
+        life = creds->expiration - creds->last_updated;
+        frac = CREDS_REFRESH_REMAINING_MIN +
+               rand01(c) * (CREDS_REFRESH_REMAINING_MAX - CREDS_REFRESH_REMAINING_MIN);
+        e->refresh_at = e->obtained + (usec_t) ((1.0 - frac) * (double) life);
+        entry_enter(e, CREDS_ENTRY_CACHED, FETCH_REFRESH, now);
+        reschedule(c);
+        return 0;
+}
+
+int creds_foreach_valid(Creds *c,
+                        int (*f)(const char *role_arn, const char *external_id, Credentials *creds,
+                                 void *userdata),
+                        void *userdata) {
+        usec_t now = now_of(c);
+
+        for (Entry *e = c->entries; e; e = e->next) {
+                int r;
+                if (!valid(e, now))
+                        continue;
+                r = f(e->role_arn, e->external_id, e->creds, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int immediate_error(StsErrorClass class, int error, const char *code, const char *message,

@@ -107,6 +107,40 @@ int token_issuer_new(const char *runtime_dir, TokenIssuer **ret) {
         return 0;
 }
 
+int token_issuer_new_with_key(const Secret *key, TokenIssuer **ret) {
+        TokenIssuer *t;
+        int r;
+
+        if (!key || secret_size(key) != TOKEN_KEY_BYTES)
+                return -EINVAL;
+        t = calloc(1, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        r = secret_dup(key, &t->key);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+const Secret *token_issuer_key(const TokenIssuer *t) {
+        return t->key;
+}
+
+int token_issuer_remove_key_file(const char *runtime_dir) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!runtime_dir)
+                return 0;
+        if (asprintf(&path, "%s/%s", runtime_dir, TOKEN_KEY_FILE) < 0)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
 TokenIssuer *token_issuer_free(TokenIssuer *t) {
         if (!t)
                 return NULL;

@@ -46,6 +46,7 @@
 #include "server.h"
 #include "store.h"
 #include "string-util.h"
+#include "warm-start.h"
 
 /* How long SIGTERM waits for requests in progress before answering the rest 503 and exiting.
  * Must stay well below systemd's TimeoutStopSec (90 s by default). */
@@ -83,6 +84,8 @@ typedef struct Daemon {
         KubeClient *kube;
         ClusterView view; /* the kube client's sink into the store, and the status line */
         TokenIssuer *tokens;
+        WarmStart *warm; /* the fd store: the snapshot restored at start, and the ones pushed later */
+        int snapshot_fd; /* handed back by systemd until setup_warm_start() takes it */
         ImdsService *service;
         sd_event_source *turn; /* the once-per-loop-turn pass (on_turn) */
         bool status_changed;   /* the Kubernetes client's state changed since the last turn */
@@ -116,6 +119,8 @@ static void daemon_done(Daemon *d) {
         d->kube = kube_client_free(d->kube);
         d->pod_roles = pod_roles_free(d->pod_roles); /* gives its in-use counts back to the cache */
         cluster_view_done(&d->view);
+        d->warm = warm_start_free(d->warm);
+        d->snapshot_fd = safe_close(d->snapshot_fd);
         d->creds = creds_free(d->creds);
         d->sts = sts_client_free(d->sts);
         d->node = node_credentials_free(d->node);
@@ -404,6 +409,19 @@ static int get_listeners(Daemon *d, int *ret_app, int *ret_metrics) {
                 int fd = SD_LISTEN_FDS_START + i;
                 bool is_metrics = names && names[i] && streq(names[i], "metrics");
 
+                if (names && names[i] && streq(names[i], SNAPSHOT_FDNAME)) {
+                        if (d->snapshot_fd >= 0) {
+                                /* two snapshots: which is current cannot be told; neither is used */
+                                log_warning("More than one snapshot in the fd store, starting cold");
+                                d->snapshot_fd = safe_close(d->snapshot_fd);
+                                (void) sd_pid_notify(0, false, "FDSTOREREMOVE=1\nFDNAME=" SNAPSHOT_FDNAME);
+                                safe_close(fd);
+                                continue;
+                        }
+                        d->snapshot_fd = fd;
+                        continue;
+                }
+
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                         log_warning("Ignoring passed fd %i (%s): not a listening stream socket", fd,
                                     names && names[i] ? names[i] : "unnamed");
@@ -484,6 +502,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                    "Received %s, draining %u request(s) in progress", strsignal((int) si->ssi_signo),
                    pending_requests(d));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Draining requests in progress");
+        /* what changed in the last coalescing window goes to the store before the next run starts */
+        warm_start_flush(d->warm);
         /* new connections wait in the socket's backlog (systemd keeps it for the next instance) */
         http_server_stop_accepting(d->app);
         http_server_stop_accepting(d->metrics);
@@ -505,9 +525,10 @@ static void update_status(Daemon *d) {
                 snprintf(routes, sizeof routes,
                          "; WARNING: %zu pod(s) routed outside --host-interface, not redirected (%s via %s)",
                          d->routes.n_outside, d->routes.example_pod, d->routes.example_ifname);
-        snprintf(status, sizeof status, "%s; %s%s%s", d->ready ? "Serving" : "Starting",
+        /* the line keeps its start ("Serving; Synced ..."): warm or cold goes last */
+        snprintf(status, sizeof status, "%s; %s%s; %s%s", d->ready ? "Serving" : "Starting",
                  d->kube ? cluster_view_status(&d->view) : "no Kubernetes API", routes,
-                 d->stopping ? "; stopping" : "");
+                 d->warm ? warm_start_status(d->warm) : "cold start", d->stopping ? "; stopping" : "");
         if (d->status_sent && streq(d->status_sent, status))
                 return;
         (void) sd_notifyf(false, "STATUS=%s", status);
@@ -792,6 +813,11 @@ static int setup_loop(Daemon *d) {
         return 0;
 }
 
+static void on_creds_changed(void *userdata) {
+        Daemon *d = userdata;
+        warm_start_changed(d->warm);
+}
+
 /* The node's own credentials sign STS calls; the cache fetches through them. */
 static int setup_credentials(Daemon *d) {
         CredsSettings settings;
@@ -818,7 +844,35 @@ static int setup_credentials(Daemon *d) {
                 r = creds_attach_event(d->creds, d->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the credential cache: %m");
+        if (warm_start_snapshot(d->warm)) {
+                /* not inside log_info(): its arguments are not evaluated below --log-level=info */
+                size_t n = warm_start_restore_creds(d->warm, d->creds);
+                log_info("Restored %zu credential set(s) still valid from the snapshot", n);
+        }
+        creds_set_on_change(d->creds, on_creds_changed, d);
         return 0;
+}
+
+/* The fd store's snapshot, taken before anything is restored from it. */
+static int setup_warm_start(Daemon *d) {
+        int r;
+
+        r = warm_start_new(d->event, getenv("RUNTIME_DIRECTORY"), KUBE2IAM_VERSION " " KUBE2IAM_COMMIT_HASH,
+                           TAKE_FD(d->snapshot_fd), &d->warm);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up warm restarts: %m");
+        log_info("%s", warm_start_status(d->warm));
+        return 0;
+}
+
+/* The IMDSv2 key: the snapshot's (tokens minted before the restart stay valid), else the per-boot
+ * file, else a new one. */
+static int setup_tokens(Daemon *d) {
+        const Snapshot *s = warm_start_snapshot(d->warm);
+
+        if (s && s->token_key)
+                return token_issuer_new_with_key(s->token_key, &d->tokens);
+        return token_issuer_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
 }
 
 /* The store, the pass that plays its changes once per turn, and what answers pods. */
@@ -838,7 +892,7 @@ static int setup_pods(Daemon *d) {
         r = setup_turn(d);
         if (r < 0)
                 return r;
-        r = token_issuer_new(getenv("RUNTIME_DIRECTORY"), &d->tokens);
+        r = setup_tokens(d);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up IMDSv2 tokens: %m");
         r = proxy_new(d->http, d->config.metadata_host, d->config.metadata_port, &d->proxy);
@@ -917,6 +971,9 @@ static int run(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up role rules: %m");
 
+        r = setup_warm_start(d);
+        if (r < 0)
+                return r;
         r = setup_credentials(d);
         if (r < 0)
                 return r;
@@ -924,6 +981,7 @@ static int run(Daemon *d) {
         r = setup_pods(d);
         if (r < 0)
                 return r;
+        warm_start_restored(d->warm, d->creds, d->tokens);
 
         r = health_new(d->event, d->imds, d->config.host_ip, &d->health);
         if (r < 0)
@@ -1112,7 +1170,7 @@ static int explain_main(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        Daemon d = {};
+        Daemon d = { .snapshot_fd = -EBADF };
         int r;
 
         if (argc >= 2 && streq(argv[1], "explain"))

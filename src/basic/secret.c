@@ -64,3 +64,11 @@ char *erase_and_free(char *p) {
         free(p);
         return NULL;
 }
+
+char *erase_and_free_n(char *p, size_t n) {
+        if (!p)
+                return NULL;
+        explicit_bzero(p, n);
+        free(p);
+        return NULL;
+}

@@ -22,6 +22,8 @@ int secret_equal(const Secret *a, const Secret *b);
 
 /* Wipes and frees a plain heap string that held a secret. Returns NULL. */
 char *erase_and_free(char *p);
+/* The same for a buffer of n bytes that may hold NULs. */
+char *erase_and_free_n(char *p, size_t n);
 
 static inline void secret_freep(Secret **s) {
         secret_free(*s);

@@ -244,6 +244,7 @@ while not os.path.exists(stop):
     except Exception as e:
         out = {"error": type(e).__name__ + ": " + str(e)}
     out["t"] = round(time.monotonic() - t, 3)
+    out["end"] = time.monotonic()  # CLOCK_MONOTONIC, as systemd's *TimestampMonotonic
     print(json.dumps(out), flush=True)
     time.sleep(0.05)
 """

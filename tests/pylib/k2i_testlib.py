@@ -3,6 +3,7 @@
 daemon as a process, a systemd notify socket. (Fixtures live in tests/conftest.py; this is a
 plain module so suites with their own conftest.py can import it without a name clash.)"""
 
+import array
 import http.client
 import os
 import shutil
@@ -108,11 +109,83 @@ class NotifySocket:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class FdStore(NotifySocket):
+    """NOTIFY_SOCKET with systemd's fd store: named fds kept across runs of the daemon."""
+
+    def __init__(self):
+        self.fds = []  # [(name, fd)]
+        self.removals = 0
+        super().__init__()
+
+    def _run(self):
+        while not self.stopping:
+            fds = array.array("i")
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            text = data.decode(errors="replace")
+            fields = dict(line.split("=", 1) for line in text.split("\n") if "=" in line)
+            with self.lock:
+                if fields.get("FDSTOREREMOVE") == "1":
+                    self.removals += 1
+                    for n, fd in [x for x in self.fds if x[0] == fields.get("FDNAME")]:
+                        os.close(fd)
+                        self.fds.remove((n, fd))
+                if fields.get("FDSTORE") == "1":
+                    self.fds.extend((fields.get("FDNAME", "stored"), fd) for fd in fds)
+                else:
+                    for fd in fds:  # BARRIER=1's pipe: closing it releases the barrier
+                        os.close(fd)
+                self.messages.append(text)
+
+    def snapshot(self):
+        with self.lock:
+            return [fd for name, fd in self.fds if name == "snapshot"]
+
+    def stored(self, fd):
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            return f.read()
+
+    def clear_messages(self):
+        with self.lock:
+            self.messages.clear()
+
+    def close(self):
+        super().close()
+        for _, fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def sync(self, timeout=10.0):
+        """Returns once every datagram sent before this call was handled (a marker sent after them
+        came through): what a daemon that has exited stored is then in the store."""
+        marker = f"K2I_TEST_SYNC={time.monotonic_ns()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(marker.encode(), self.path)
+        if self.wait_for(marker, timeout) is None:
+            raise RuntimeError("the fd store stand-in stopped reading")
+
+    def handoff_env(self):
+        """LISTEN_FDS and LISTEN_FDNAMES for a run handed what the store holds (Daemon(fds=...))."""
+        self.sync()
+        with self.lock:
+            if not self.fds:
+                return {}, []
+            return ({"LISTEN_FDS": str(len(self.fds)), "LISTEN_FDNAMES": ":".join(n for n, _ in self.fds)},
+                    [fd for _, fd in self.fds])
+
+
 class Daemon:
     """kube2iam as a child process, with its output kept in a file."""
 
     def __init__(self, args, env=None, port=None, socket_activate=False, notify=None, host="127.0.0.1",
-                 binary_name="kube2iam", wait=True, default_node=True):
+                 binary_name="kube2iam", wait=True, default_node=True, fds=None):
         self.port = port or free_port()
         self.host = host
         self.notify = notify
@@ -159,8 +232,18 @@ class Daemon:
             if not any(a.startswith("--listen-address") for a in args):
                 args.append(f"--listen-address={host}")
         self.cmd = cmd + args
+        preexec, keep = None, ()
+        if fds:
+            # handed over as systemd does: fd 3 onwards, LISTEN_PID the daemon's own (sh execs it)
+            self.cmd = ["sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', "sh"] + self.cmd
+            keep = tuple(range(3, 3 + len(fds)))
+
+            def preexec():
+                high = [os.dup2(fd, 100 + i) for i, fd in enumerate(fds)]
+                for i, fd in enumerate(high):
+                    os.dup2(fd, 3 + i)
         self.proc = subprocess.Popen(self.cmd, env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec, pass_fds=keep)
         if wait and not socket_activate:
             if not wait_for_port(host, self.port, proc=self.proc):
                 out = self.output()

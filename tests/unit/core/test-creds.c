@@ -573,3 +573,49 @@ TEST(entry_state_goes_queued_fetching_cached_failed) {
         ASSERT_EQ(res.errors, 1);
         ASSERT_EQ(res.last_error, -EACCES);
 }
+
+static void count_change(void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static int collect(const char *role, const char *ext, Credentials *creds, void *userdata) {
+        Creds *into = userdata;
+        return creds_restore(into, role, ext, creds);
+}
+
+TEST(restored_credentials_are_served_without_an_sts_call) {
+        FakeSts f = {}, g = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &g };
+        _cleanup_(creds_freep) Creds *old = NULL, *fresh_run = NULL;
+        unsigned changes = 0;
+        usec_t left = 0;
+
+        old = new_cache(&f, &defaults, NULL);
+        creds_set_on_change(old, count_change, &changes);
+        ASSERT_EQ(get(old, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, old);
+        ASSERT_EQ(changes, 1); /* new credentials: worth a snapshot */
+        ASSERT_EQ(f.calls, 1);
+
+        /* the next run, a second later: what the old one exported is served at once */
+        g.now = f.now + USEC_PER_SEC;
+        fresh_run = new_cache(&g, &defaults, NULL);
+        ASSERT_OK(creds_foreach_valid(old, collect, fresh_run));
+        ASSERT_EQ(get(fresh_run, &g, &res, ROLE, &left), 0);
+        ASSERT_EQ(g.calls, 0);
+        ASSERT_TRUE(left > defaults.session_ttl);
+        /* and a second restore of the same entry does not replace what this run holds */
+        ASSERT_ERROR(creds_foreach_valid(old, collect, fresh_run), -EEXIST);
+}
+
+TEST(expired_credentials_are_not_restored) {
+        FakeSts f = {};
+        _cleanup_(creds_freep) Creds *c = NULL;
+        _cleanup_(credentials_unrefp) Credentials *cr = NULL;
+
+        c = new_cache(&f, &defaults, NULL);
+        cr = make_creds(&f, USEC_PER_MINUTE);
+        f.now += 2 * USEC_PER_MINUTE;
+        ASSERT_ERROR(creds_restore(c, ROLE, NULL, cr), -ESTALE);
+        ASSERT_EQ(creds_size(c), 0);
+}

@@ -81,3 +81,15 @@ TEST(key_in_runtime_dir_survives_a_restart) {
         unlink(path);
         rmdir(dir);
 }
+
+TEST(token_stays_valid_through_a_key_carried_in_a_snapshot) {
+        _cleanup_(token_issuer_freep) TokenIssuer *old = NULL, *next = NULL, *other = NULL;
+        _cleanup_free_ char *tok = NULL;
+
+        ASSERT_OK(token_issuer_new(NULL, &old));
+        ASSERT_OK(token_issuer_mint(old, "10.0.0.1", 60, NOW, &tok));
+        ASSERT_OK(token_issuer_new_with_key(token_issuer_key(old), &next));
+        ASSERT_OK(token_issuer_check(next, "10.0.0.1", tok, NOW));
+        ASSERT_OK(token_issuer_new(NULL, &other));
+        ASSERT_ERROR(token_issuer_check(other, "10.0.0.1", tok, NOW), -EBADMSG);
+}

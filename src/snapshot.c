@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imds-token.h"
+#include "snapshot.h"
+#include "string-util.h"
+
+/* Longest string field: an ARN (2,048), an external id (1,224), a session token (a few KiB). */
+#define SNAPSHOT_FIELD_MAX 16384U
+#define SNAPSHOT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+int snapshot_new(Snapshot **ret) {
+        Snapshot *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+Snapshot *snapshot_free(Snapshot *s) {
+        if (!s)
+                return NULL;
+        free(s->build);
+        secret_free(s->token_key);
+        for (size_t i = 0; i < s->n_creds; i++) {
+                free(s->creds[i].role_arn);
+                free(s->creds[i].external_id);
+                credentials_unref(s->creds[i].creds);
+        }
+        free(s->creds);
+        free(s);
+        return NULL;
+}
+
+int snapshot_set_token_key(Snapshot *s, const Secret *key) {
+        Secret *copy;
+        int r;
+
+        if (!s || !key || secret_size(key) != TOKEN_KEY_BYTES)
+                return -EINVAL;
+        r = secret_dup(key, &copy);
+        if (r < 0)
+                return r;
+        secret_free(s->token_key);
+        s->token_key = copy;
+        return 0;
+}
+
+int snapshot_add_credentials(Snapshot *s, const char *role_arn, const char *external_id,
+                             Credentials *creds) {
+        SnapshotCredentials *n, *e;
+
+        if (!s || !role_arn || !creds || !creds->session_token)
+                return -EINVAL;
+        if (s->n_creds >= SNAPSHOT_CREDS_MAX)
+                return -E2BIG;
+        n = reallocarray(s->creds, s->n_creds + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        s->creds = n;
+        e = &n[s->n_creds];
+        *e = (SnapshotCredentials){ .role_arn = strdup(role_arn), .external_id = strdup(external_id ?: "") };
+        if (!e->role_arn || !e->external_id) {
+                free(e->role_arn);
+                free(e->external_id);
+                return -ENOMEM;
+        }
+        e->creds = credentials_ref(creds);
+        s->n_creds++;
+        return 0;
+}
+
+/* ---- encoding ---- */
+
+/* A growing buffer that wipes whatever it gives back (it holds secrets). */
+typedef struct Writer {
+        char *buf;
+        size_t len, cap;
+        int error;
+} Writer;
+
+static void writer_put(Writer *w, const void *p, size_t n) {
+        if (w->error)
+                return;
+        if (w->len + n > SNAPSHOT_SIZE_MAX) {
+                w->error = -E2BIG;
+                return;
+        }
+        if (w->len + n > w->cap) {
+                size_t cap = MAX(w->cap * 2, w->len + n + 4096);
+                char *b = malloc(cap);
+                if (!b) {
+                        w->error = -ENOMEM;
+                        return;
+                }
+                if (w->buf)
+                        memcpy(b, w->buf, w->len);
+                erase_and_free_n(w->buf, w->cap);
+                w->buf = b;
+                w->cap = cap;
+        }
+        memcpy(w->buf + w->len, p, n);
+        w->len += n;
+}
+
+static void writer_u8(Writer *w, uint8_t v) {
+        writer_put(w, &v, 1);
+}
+
+static void writer_u16(Writer *w, uint16_t v) {
+        uint8_t b[2] = { (uint8_t) v, (uint8_t) (v >> 8) };
+        writer_put(w, b, sizeof b);
+}
+
+static void writer_u32(Writer *w, uint32_t v) {
+        uint8_t b[4];
+        for (size_t i = 0; i < sizeof b; i++)
+                b[i] = (uint8_t) (v >> (8 * i));
+        writer_put(w, b, sizeof b);
+}
+
+static void writer_u64(Writer *w, uint64_t v) {
+        uint8_t b[8];
+        for (size_t i = 0; i < sizeof b; i++)
+                b[i] = (uint8_t) (v >> (8 * i));
+        writer_put(w, b, sizeof b);
+}
+
+static void writer_str(Writer *w, const char *s, size_t n) {
+        if (n > SNAPSHOT_FIELD_MAX) {
+                w->error = w->error ?: -E2BIG;
+                return;
+        }
+        writer_u16(w, (uint16_t) n);
+        writer_put(w, s, n);
+}
+
+/* A record: its length is patched in once the payload is written. */
+static size_t writer_record_start(Writer *w, SnapshotRecordType type) {
+        size_t at;
+        writer_u8(w, (uint8_t) type);
+        at = w->len;
+        writer_u32(w, 0);
+        return at;
+}
+
+static void writer_record_end(Writer *w, size_t at) {
+        uint32_t n;
+        if (w->error)
+                return;
+        n = (uint32_t) (w->len - at - 4);
+        for (size_t i = 0; i < 4; i++)
+                w->buf[at + i] = (char) (uint8_t) (n >> (8 * i));
+}
+
+static void write_credentials(Writer *w, const SnapshotCredentials *e) {
+        const Credentials *c = e->creds;
+        size_t at = writer_record_start(w, SNAPSHOT_RECORD_CREDENTIALS);
+
+        writer_str(w, e->role_arn, strlen(e->role_arn));
+        writer_str(w, e->external_id, strlen(e->external_id));
+        writer_str(w, c->access_key_id, strlen(c->access_key_id));
+        writer_str(w, secret_reveal(c->secret_access_key), secret_size(c->secret_access_key));
+        writer_str(w, secret_reveal(c->session_token), secret_size(c->session_token));
+        writer_u64(w, c->expiration);
+        writer_u64(w, c->last_updated);
+        writer_record_end(w, at);
+}
+
+static int checksum(const void *buf, size_t n, uint8_t out[static SNAPSHOT_CHECKSUM_BYTES]) {
+        unsigned len = 0;
+        if (!EVP_Digest(buf, n, out, &len, EVP_sha256(), NULL) || len != SNAPSHOT_CHECKSUM_BYTES)
+                return -EIO;
+        return 0;
+}
+
+int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size) {
+        uint8_t sum[SNAPSHOT_CHECKSUM_BYTES];
+        Writer w = {};
+        int r;
+
+        if (!s || !build || strlen(build) > SNAPSHOT_BUILD_MAX)
+                return -EINVAL;
+        writer_put(&w, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN);
+        writer_u32(&w, SNAPSHOT_FORMAT_VERSION);
+        writer_str(&w, build, strlen(build));
+        if (s->token_key) {
+                size_t at = writer_record_start(&w, SNAPSHOT_RECORD_TOKEN_KEY);
+                writer_put(&w, secret_reveal(s->token_key), secret_size(s->token_key));
+                writer_record_end(&w, at);
+        }
+        for (size_t i = 0; i < s->n_creds; i++)
+                write_credentials(&w, &s->creds[i]);
+        r = w.error;
+        if (r >= 0)
+                r = checksum(w.buf, w.len, sum);
+        if (r >= 0)
+                writer_put(&w, sum, sizeof sum);
+        r = r < 0 ? r : w.error;
+        if (r < 0) {
+                erase_and_free_n(w.buf, w.cap);
+                return r;
+        }
+        *ret = w.buf;
+        *ret_size = w.len;
+        return 0;
+}
+
+/* ---- decoding ---- */
+
+typedef struct Reader {
+        const uint8_t *p;
+        size_t left;
+        bool bad;
+} Reader;
+
+static const uint8_t *reader_take(Reader *r, size_t n) {
+        const uint8_t *p = r->p;
+        if (r->bad || n > r->left) {
+                r->bad = true;
+                return NULL;
+        }
+        r->p += n;
+        r->left -= n;
+        return p;
+}
+
+static uint64_t reader_uint(Reader *r, size_t n) {
+        const uint8_t *p = reader_take(r, n);
+        uint64_t v = 0;
+        for (size_t i = 0; p && i < n; i++)
+                v |= (uint64_t) p[i] << (8 * i);
+        return v;
+}
+
+/* A length-prefixed field, viewed in place; *ret_n its length. */
+static const char *reader_str(Reader *r, size_t *ret_n) {
+        size_t n = (size_t) reader_uint(r, 2);
+        const uint8_t *p;
+        if (n > SNAPSHOT_FIELD_MAX)
+                r->bad = true;
+        p = reader_take(r, n);
+        *ret_n = p ? n : 0;
+        return (const char *) p;
+}
+
+static bool field_text(const char *p, size_t n, bool allow_empty) {
+        if (!p || (!allow_empty && n == 0))
+                return false;
+        return memchr(p, '\0', n) == NULL;
+}
+
+static int read_credentials(Reader *rec, Snapshot *s) {
+        _cleanup_free_ char *role = NULL, *ext = NULL, *akid = NULL;
+        _cleanup_(credentials_unrefp) Credentials *creds = NULL;
+        Secret *secret = NULL, *token = NULL;
+        const char *f[5];
+        size_t n[5];
+        uint64_t expiration, updated;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                f[i] = reader_str(rec, &n[i]);
+        expiration = reader_uint(rec, 8);
+        updated = reader_uint(rec, 8);
+        if (rec->bad || rec->left != 0 || !field_text(f[0], n[0], false) || !field_text(f[1], n[1], true) ||
+            !field_text(f[2], n[2], false) || n[3] == 0 || n[4] == 0)
+                return -EBADMSG;
+        role = strndup(f[0], n[0]);
+        ext = strndup(f[1], n[1]);
+        akid = strndup(f[2], n[2]);
+        if (!role || !ext || !akid)
+                return -ENOMEM;
+        r = secret_new(f[3], n[3], &secret);
+        if (r < 0)
+                return r;
+        r = secret_new(f[4], n[4], &token);
+        if (r < 0) {
+                secret_free(secret);
+                return r;
+        }
+        r = credentials_new(akid, secret, token, (usec_t) expiration, (usec_t) updated, &creds);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        r = snapshot_add_credentials(s, role, ext, creds);
+        return r == -E2BIG ? -EBADMSG : r;
+}
+
+static int read_record(Reader *rd, Snapshot *s) {
+        uint8_t type = (uint8_t) reader_uint(rd, 1);
+        size_t len = (size_t) reader_uint(rd, 4);
+        Reader rec;
+        int r;
+
+        rec.p = reader_take(rd, len);
+        rec.left = len;
+        rec.bad = rd->bad;
+        if (rd->bad)
+                return -EBADMSG;
+        switch (type) {
+        case SNAPSHOT_RECORD_TOKEN_KEY:
+                if (s->token_key || len != TOKEN_KEY_BYTES)
+                        return -EBADMSG;
+                r = secret_new((const char *) rec.p, len, &s->token_key);
+                return r;
+        case SNAPSHOT_RECORD_CREDENTIALS:
+                return read_credentials(&rec, s);
+        default:
+                return -EBADMSG; /* not understood: not used */
+        }
+}
+
+int snapshot_decode(const void *buf, size_t size, Snapshot **ret) {
+        _cleanup_(snapshot_freep) Snapshot *s = NULL;
+        uint8_t sum[SNAPSHOT_CHECKSUM_BYTES];
+        const char *b;
+        size_t blen;
+        Reader rd;
+        int r;
+
+        if (!buf || size > SNAPSHOT_SIZE_MAX)
+                return -EBADMSG;
+        if (size < SNAPSHOT_MAGIC_LEN || memcmp(buf, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN) != 0)
+                return -EPROTO;
+        if (size < SNAPSHOT_MAGIC_LEN + 4 + SNAPSHOT_CHECKSUM_BYTES)
+                return -EBADMSG;
+        rd = (Reader){ .p = (const uint8_t *) buf + SNAPSHOT_MAGIC_LEN,
+                       .left = size - SNAPSHOT_MAGIC_LEN - SNAPSHOT_CHECKSUM_BYTES };
+        if (reader_uint(&rd, 4) != SNAPSHOT_FORMAT_VERSION)
+                return -EPROTONOSUPPORT;
+        r = checksum(buf, size - SNAPSHOT_CHECKSUM_BYTES, sum);
+        if (r < 0)
+                return r;
+        if (CRYPTO_memcmp(sum, (const uint8_t *) buf + size - SNAPSHOT_CHECKSUM_BYTES, sizeof sum) != 0)
+                return -EBADMSG;
+        b = reader_str(&rd, &blen);
+        if (rd.bad || blen > SNAPSHOT_BUILD_MAX)
+                return -EBADMSG;
+        if (!field_text(b, blen, true))
+                return -EBADMSG;
+        r = snapshot_new(&s);
+        if (r < 0)
+                return r;
+        s->build = strndup(b, blen);
+        if (!s->build)
+                return -ENOMEM;
+        while (rd.left > 0) {
+                r = read_record(&rd, s);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* ---- the memfd ---- */
+
+int snapshot_to_memfd(const Snapshot *s, const char *build, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        char *buf = NULL;
+        size_t n = 0;
+        void *map;
+        int r;
+
+        r = snapshot_encode(s, build, &buf, &n);
+        if (r < 0)
+                return r;
+        fd = memfd_create("kube2iam-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0 || ftruncate(fd, (off_t) n) < 0) {
+                r = -errno;
+                erase_and_free_n(buf, n);
+                return r;
+        }
+        map = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+                r = -errno;
+                erase_and_free_n(buf, n);
+                return r;
+        }
+        memcpy(map, buf, n);
+        erase_and_free_n(buf, n);
+        (void) munmap(map, n); /* F_SEAL_WRITE needs no writable mapping left */
+        if (fcntl(fd, F_ADD_SEALS, SNAPSHOT_SEALS) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int snapshot_from_memfd(int fd, Snapshot **ret, uint8_t *ret_checksum) {
+        struct stat st;
+        void *map;
+        int seals, r;
+
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return -errno;
+        if ((seals & SNAPSHOT_SEALS) != SNAPSHOT_SEALS)
+                return -EPERM; /* anyone could still change it under us */
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size < (off_t) SNAPSHOT_CHECKSUM_BYTES || st.st_size > (off_t) SNAPSHOT_SIZE_MAX)
+                return -EBADMSG;
+        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED)
+                return -errno;
+        r = snapshot_decode(map, (size_t) st.st_size, ret);
+        if (r >= 0 && ret_checksum)
+                memcpy(ret_checksum, (const uint8_t *) map + st.st_size - SNAPSHOT_CHECKSUM_BYTES,
+                       SNAPSHOT_CHECKSUM_BYTES);
+        (void) munmap(map, (size_t) st.st_size);
+        return r;
+}

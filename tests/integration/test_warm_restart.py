@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Warm restarts through systemd's fd store (issue 16, docs/warm-restart.md), on loopback: a stand-in
+for PID 1's notify socket keeps what the daemon stores (FDSTORE=1, FDNAME=, FDSTOREREMOVE=1, BARRIER=1)
+and hands it to the next run the way systemd does (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID). The
+same behaviour under the real systemd 252 is proven by tests/nspawn."""
+
+import json
+import os
+import fcntl
+import time
+
+from k2i_testlib import Daemon, FdStore, assert_no_secrets, wait_until
+from node_env import BASE_ARN
+
+from test_credentials import FAST, get, served_by_sts
+
+POD_IP = "127.0.0.1"
+CREDS = "/latest/meta-data/iam/security-credentials/app-role"
+
+
+def start(node_env, store, runtime_dir, wait_synced=True):
+    """A run of the daemon handed what the store holds, as systemd hands it over."""
+    env, fds = store.handoff_env()
+    env["RUNTIME_DIRECTORY"] = runtime_dir
+    # --log-level=warning: the restore must not depend on what is logged (it once sat inside log_info())
+    args = node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}", "--log-level=warning")
+    d = Daemon(args, env=env, notify=store, wait=False, fds=fds)
+    wait_until(lambda: store.wait_for("READY=1", timeout=0.1), timeout=30, what="READY=1")
+    if wait_synced:
+        wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
+    return d
+
+
+def status(store):
+    return [a for a in store.assignments() if a.startswith("STATUS=")]
+
+
+def sts_calls(node_env):
+    return len(served_by_sts(node_env, BASE_ARN + "app-role"))
+
+
+def first_run(node_env, store, runtime_dir, daemon_factory_cleanup):
+    node_env.add_pod("app", POD_IP, role="app-role")
+    d = start(node_env, store, runtime_dir)
+    daemon_factory_cleanup.append(d)
+    r, body = get(d, CREDS, source=POD_IP)
+    assert r.status == 200, body
+    # the snapshot pushed at start holds the token key only; wait for the one with the role
+    wait_until(lambda: any(b"app-role" in store.stored(fd) for fd in store.snapshot()),
+               what="a snapshot with the role in the fd store")
+    return d
+
+
+def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        r, token = get(d, "/latest/api/token", source=POD_IP, method="PUT",
+                       headers={"X-aws-ec2-metadata-token-ttl-seconds": "600"})
+        assert r.status == 200
+        assert any(s.startswith("STATUS=Serving; ") and "; cold start (no snapshot" in s
+                   for s in status(store)), status(store)
+        assert d.stop() == 0
+        before = sts_calls(node_env)
+        assert before == 1
+        store.clear_messages()
+        started = time.monotonic()
+        d2 = start(node_env, store, str(tmp_path), wait_synced=False)
+        runs.append(d2)
+        wait_until(lambda: get(d2, CREDS, source=POD_IP)[0].status == 200, what="served after the restart")
+        print(f"\nfirst answer {1000 * (time.monotonic() - started):.0f} ms after the restart began")
+        r, body = get(d2, CREDS, source=POD_IP, headers={"X-aws-ec2-metadata-token": token.decode()})
+        assert r.status == 200, body
+        assert sts_calls(node_env) == before, node_env.sts.calls()
+        assert any("warm start (1 role(s), token key" in s for s in status(store)), status(store)
+        # consumed once: out of the store before the restore, a new one after it
+        daemons = [m for m in store.messages if not m.startswith("K2I_TEST_SYNC=")]
+        assert daemons[0].startswith("FDSTOREREMOVE=1"), daemons[:3]
+        wait_until(lambda: len(store.snapshot()) == 1, what="a new snapshot")
+        for run in runs:
+            assert_no_secrets(run.output(), node_env)
+            assert run.cleanup() is None
+    finally:
+        store.close()
+
+
+def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        assert d.stop() == 0
+        fd = store.snapshot()[0]
+        data = bytearray(store.stored(fd))
+        data[len(data) // 2] ^= 0xFF
+        mfd = os.memfd_create("bad", os.MFD_ALLOW_SEALING)
+        os.write(mfd, bytes(data))
+        fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_SEAL)
+        with store.lock:
+            os.close(fd)
+            store.fds = [("snapshot", mfd)]
+        store.clear_messages()
+        before = sts_calls(node_env)
+        d2 = start(node_env, store, str(tmp_path))
+        runs.append(d2)
+        assert any("cold start (corrupt snapshot dropped)" in s for s in status(store)), status(store)
+        r, _ = get(d2, CREDS, source=POD_IP)
+        assert r.status == 200
+        assert sts_calls(node_env) == before + 1
+        for run in runs:
+            assert run.cleanup() is None
+    finally:
+        store.close()
+
+
+def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        assert d.stop() == 0
+        # the previous start died restoring this very snapshot, before PID 1 read its FDSTOREREMOVE
+        checksum = store.stored(store.snapshot()[0])[-32:].hex()
+        (tmp_path / "snapshot-restoring").write_text(checksum)
+        store.clear_messages()
+        d2 = start(node_env, store, str(tmp_path))
+        runs.append(d2)
+        assert any("cold start (snapshot dropped: it crashed the previous start)" in s for s in status(store))
+        assert not (tmp_path / "snapshot-restoring").exists()
+        assert get(d2, CREDS, source=POD_IP)[0].status == 200
+        for run in runs:
+            assert run.cleanup() is None
+    finally:
+        store.close()
