@@ -43,6 +43,7 @@ struct Entry {
         Entry *prev, *next; /* all entries */
         char *role_arn;
         char *external_id; /* "" for none */
+        char *session;     /* the session parameters (sts_session_tags_params()), "" for none */
         char *session_ip;  /* the caller that names the next STS session */
         Credentials *creds;
         usec_t obtained;
@@ -106,13 +107,18 @@ static unsigned duration_sec(const Creds *c) {
         return (unsigned) (2 * c->settings.session_ttl / USEC_PER_SEC);
 }
 
-static unsigned key_hash(const char *role, const char *ext) {
-        uint32_t h = sts_fnv32a(role);
-        for (const unsigned char *p = (const unsigned char *) ext; *p; p++) {
+static uint32_t hash_more(uint32_t h, const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 h ^= *p;
                 h *= 16777619u;
         }
-        return h & (CREDS_BUCKETS - 1);
+        /* a separator, so that ("ab", "c") and ("a", "bc") differ */
+        h ^= 0xffu;
+        return h * 16777619u;
+}
+
+static unsigned key_hash(const char *role, const char *ext, const char *session) {
+        return hash_more(hash_more(sts_fnv32a(role), ext), session) & (CREDS_BUCKETS - 1);
 }
 
 static void metric_role(MetricFamily *f, const char *role) {
@@ -207,16 +213,17 @@ size_t creds_size(const Creds *c) {
         return c ? c->n_entries : 0;
 }
 
-static Entry *entry_find(Creds *c, const char *role, const char *ext) {
-        for (Entry *e = c->buckets[key_hash(role, ext)]; e; e = e->hnext)
-                if (streq(e->role_arn, role) && streq(e->external_id, ext))
+static Entry *entry_find(Creds *c, const char *role, const char *ext, const char *session) {
+        for (Entry *e = c->buckets[key_hash(role, ext, session)]; e; e = e->hnext)
+                if (streq(e->role_arn, role) && streq(e->external_id, ext) && streq(e->session, session))
                         return e;
         return NULL;
 }
 
-static int entry_get(Creds *c, const char *role, const char *ext, bool create, Entry **ret) {
+static int entry_get(Creds *c, const char *role, const char *ext, const char *session, bool create,
+                     Entry **ret) {
         unsigned h;
-        Entry *e = entry_find(c, role, ext);
+        Entry *e = entry_find(c, role, ext, session);
 
         if (e || !create) {
                 *ret = e;
@@ -224,7 +231,8 @@ static int entry_get(Creds *c, const char *role, const char *ext, bool create, E
         }
         if (c->n_entries >= CREDS_MAX_ENTRIES)
                 return -ENOSPC;
-        if (strlen(role) > STS_ROLE_ARN_MAX || strlen(ext) > STS_EXTERNAL_ID_MAX)
+        if (strlen(role) > STS_ROLE_ARN_MAX || strlen(ext) > STS_EXTERNAL_ID_MAX ||
+            strlen(session) > CREDS_SESSION_PARAMS_MAX)
                 return -EINVAL;
         e = calloc(1, sizeof *e);
         if (!e)
@@ -232,13 +240,15 @@ static int entry_get(Creds *c, const char *role, const char *ext, bool create, E
         e->owner = c;
         e->role_arn = strdup(role);
         e->external_id = strdup(ext);
-        if (!e->role_arn || !e->external_id) {
+        e->session = strdup(session);
+        if (!e->role_arn || !e->external_id || !e->session) {
                 free(e->role_arn);
                 free(e->external_id);
+                free(e->session);
                 free(e);
                 return -ENOMEM;
         }
-        h = key_hash(role, ext);
+        h = key_hash(role, ext, session);
         e->hnext = c->buckets[h];
         c->buckets[h] = e;
         e->next = c->entries;
@@ -254,7 +264,7 @@ static int entry_get(Creds *c, const char *role, const char *ext, bool create, E
 
 static void entry_free(Entry *e) {
         Creds *c = e->owner;
-        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id)];
+        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id, e->session)];
 
         assert(!e->waiters);
         while (*pp && *pp != e)
@@ -276,6 +286,7 @@ static void entry_free(Entry *e) {
         sts_error_free(e->error);
         free(e->role_arn);
         free(e->external_id);
+        free(e->session);
         free(e->session_ip);
         free(e);
 }
@@ -435,7 +446,7 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         }
         entry_enter(e, CREDS_ENTRY_FETCHING, reason, now);
         r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c),
-                             e->external_id, &handle, &err);
+                             e->external_id, e->session, &handle, &err);
         if (r < 0) {
                 entry_enter(e, entry_rest(e), reason, now);
                 if (!err && sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, &err) < 0)
@@ -594,7 +605,8 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         if (!c || !req || !req->role_arn || !req->done || !ret_creds || !ret_error)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), true, &e);
+        r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), ext_or_empty(req->session), true,
+                      &e);
         if (r == -ENOSPC)
                 return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles",
                                        "the credential cache is full", ret_error);
@@ -665,7 +677,8 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         return CREDS_WAIT;
 }
 
-int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip) {
+int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *session,
+                   const char *caller_ip) {
         usec_t now;
         Entry *e;
         int r;
@@ -673,7 +686,7 @@ int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, cons
         if (!c || !role_arn)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, role_arn, ext_or_empty(external_id), true, &e);
+        r = entry_get(c, role_arn, ext_or_empty(external_id), ext_or_empty(session), true, &e);
         if (r < 0)
                 return r;
         if (caller_ip && !e->session_ip)
@@ -685,13 +698,14 @@ int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, cons
         return 0;
 }
 
-int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use) {
+int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, const char *session,
+                     bool in_use) {
         Entry *e;
         int r;
 
         if (!c || !role_arn)
                 return -EINVAL;
-        r = entry_get(c, role_arn, ext_or_empty(external_id), in_use, &e);
+        r = entry_get(c, role_arn, ext_or_empty(external_id), ext_or_empty(session), in_use, &e);
         if (r < 0)
                 return in_use ? r : 0;
         if (in_use)
@@ -958,7 +972,7 @@ static void on_sts_done(StsClient *sts, Credentials *creds, const StsError *erro
 
 static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *role_arn,
                            const char *session_name, unsigned duration, const char *external_id,
-                           void **ret_handle, StsError **ret_error) {
+                           const char *session, void **ret_handle, StsError **ret_error) {
         StsFetch *f = calloc(1, sizeof *f);
         StsRefusal refusal;
         int r;
@@ -967,7 +981,7 @@ static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *ro
                 return -ENOMEM;
         f->creds = c;
         f->token = token;
-        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f,
+        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, session, on_sts_done, f,
                             &f->call, &refusal);
         if (r < 0) {
                 free(f);

@@ -505,6 +505,7 @@ static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRol
         CredsRequest cr = {
                 .role_arn = d->role_arn,
                 .external_id = d->external_id,
+                .session = d->session,
                 .caller_ip = pr->ip,
                 .deadline = usec_add(now_realtime(), IMDS_SERVICE_CREDS_WAIT),
                 .done = on_creds,

@@ -16,9 +16,11 @@ typedef struct PodRole {
         char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
         RoleSource source;
         char *external_id;
+        char *session; /* PodRoleDecision.session */
         /* what the credential cache was told this pod uses (creds_set_in_use), NULL for nothing */
         char *in_use_arn;
         char *in_use_external_id;
+        char *in_use_session;
         char *audit_key; /* "<result> <role>" of the last audit entry */
         usec_t audit_at;
         LogRatelimit log_ratelimit; /* the lines this pod's requests may cause */
@@ -45,6 +47,18 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         }
         if (r < 0)
                 return r;
+        r = session_tags_for_pod(&p->d.session_tags, pod, &d.session);
+        if (r == -EINVAL) {
+                /* a tag value STS would refuse: no credentials rather than a session with fewer tags */
+                d.verdict = POD_ROLE_DENIED;
+                d.session = NULL;
+                *ret = d;
+                return 0;
+        }
+        if (r < 0) {
+                free(d.role_arn);
+                return r;
+        }
         ns = store_get_namespace(p->d.store, pod->namespace);
         if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL, ns ? ns->allowed_roles : NULL))
                 d.verdict = POD_ROLE_ALLOWED;
@@ -55,17 +69,21 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
 }
 
 void pod_role_decision_done(PodRoleDecision *d) {
-        if (d)
-                d->role_arn = mfree(d->role_arn);
+        if (!d)
+                return;
+        d->role_arn = mfree(d->role_arn);
+        d->session = mfree(d->session);
 }
 
 static void pod_role_release(PodRoles *p, PodRole *r) {
         if (!r->in_use_arn)
                 return;
         if (p->d.creds)
-                (void) creds_set_in_use(p->d.creds, r->in_use_arn, r->in_use_external_id, false);
+                (void) creds_set_in_use(p->d.creds, r->in_use_arn, r->in_use_external_id, r->in_use_session,
+                                        false);
         r->in_use_arn = mfree(r->in_use_arn);
         r->in_use_external_id = mfree(r->in_use_external_id);
+        r->in_use_session = mfree(r->in_use_session);
 }
 
 static void pod_role_free(PodRoles *p, PodRole *r) {
@@ -75,6 +93,7 @@ static void pod_role_free(PodRoles *p, PodRole *r) {
         free(r->uid);
         free(r->role_arn);
         free(r->external_id);
+        free(r->session);
         free(r->audit_key);
         free(r);
 }
@@ -83,7 +102,8 @@ static void pod_role_free(PodRoles *p, PodRole *r) {
 static void pod_role_use(PodRoles *p, PodRole *r, const StorePod *pod) {
         bool use = r->verdict == POD_ROLE_ALLOWED && pod->indexed && pod->ips && !pod->terminating;
         bool same = use && r->in_use_arn && streq(r->in_use_arn, r->role_arn) &&
-                    streq(strempty(r->in_use_external_id), strempty(r->external_id));
+                    streq(strempty(r->in_use_external_id), strempty(r->external_id)) &&
+                    streq(strempty(r->in_use_session), strempty(r->session));
 
         if (same || !p->d.creds)
                 return;
@@ -92,13 +112,15 @@ static void pod_role_use(PodRoles *p, PodRole *r, const StorePod *pod) {
                 return;
         r->in_use_arn = strdup(r->role_arn);
         r->in_use_external_id = r->external_id ? strdup(r->external_id) : NULL;
-        if (!r->in_use_arn || (r->external_id && !r->in_use_external_id)) {
+        r->in_use_session = strdup(strempty(r->session));
+        if (!r->in_use_arn || (r->external_id && !r->in_use_external_id) || !r->in_use_session) {
                 r->in_use_arn = mfree(r->in_use_arn);
                 r->in_use_external_id = mfree(r->in_use_external_id);
+                r->in_use_session = mfree(r->in_use_session);
         } else
-                (void) creds_set_in_use(p->d.creds, r->role_arn, r->external_id, true);
+                (void) creds_set_in_use(p->d.creds, r->role_arn, r->external_id, r->session, true);
         if (p->d.prefetch)
-                (void) creds_prefetch(p->d.creds, r->role_arn, r->external_id, pod->ips[0]);
+                (void) creds_prefetch(p->d.creds, r->role_arn, r->external_id, r->session, pod->ips[0]);
 }
 
 static int pod_role_new(PodRoles *p, const char *uid, PodRole **ret) {
@@ -144,6 +166,7 @@ static void pod_role_refresh(PodRoles *p, const char *uid) {
         }
         free_and_replace(r->role_arn, d.role_arn);
         free_and_replace(r->external_id, ext);
+        free_and_replace(r->session, d.session);
         r->verdict = d.verdict;
         r->source = d.source;
         pod_role_use(p, r, pod);
@@ -202,8 +225,11 @@ int pod_roles_decide(PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
                 .source = r->source,
                 .external_id = pod->external_id,
         };
-        if (r->role_arn && !(ret->role_arn = strdup(r->role_arn)))
+        if ((r->role_arn && !(ret->role_arn = strdup(r->role_arn))) ||
+            (r->session && !(ret->session = strdup(r->session)))) {
+                pod_role_decision_done(ret);
                 return -ENOMEM;
+        }
         return 0;
 }
 

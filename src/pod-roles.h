@@ -17,6 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "roles.h"
+#include "session-tags.h"
 #include "time-util.h"
 
 typedef struct Creds Creds;
@@ -45,13 +46,16 @@ typedef struct PodRoleDecision {
         char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
         RoleSource source;
         const char *external_id; /* the pod's annotation (borrowed from the pod); NULL when absent */
+        char *session;           /* the session parameters of its credentials (session-tags.h); "" for none,
+                        * NULL for POD_ROLE_NO_ROLE. With external_id and role_arn: the cache key. */
 } PodRoleDecision;
 
 typedef struct PodRolesDeps {
         Store *store;
         const Roles *roles;
-        Creds *creds;  /* NULL: decisions only, nothing counted or prefetched */
-        bool prefetch; /* --prefetch: warm the cache when a pod starts using a role */
+        Creds *creds;                     /* NULL: decisions only, nothing counted or prefetched */
+        bool prefetch;                    /* --prefetch: warm the cache when a pod starts using a role */
+        SessionTagsSettings session_tags; /* --session-tags, --cluster-name, --cluster-arn */
 } PodRolesDeps;
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);

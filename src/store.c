@@ -289,7 +289,7 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
         return streq(a->namespace, b->namespace) && streq(a->name, b->name) && streq(a->phase, b->phase) &&
                a->host_network == b->host_network && a->terminating == b->terminating &&
                str_equal_null(a->role, b->role) && str_equal_null(a->external_id, b->external_id) &&
-               strv_equal(a->ips, b->ips);
+               str_equal_null(a->service_account, b->service_account) && strv_equal(a->ips, b->ips);
 }
 
 static int apply_pod(Store *s, StorePod *pod) {

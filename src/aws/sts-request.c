@@ -41,8 +41,42 @@ static bool role_arn_valid(const char *arn) {
         return true;
 }
 
+bool sts_tag_key_valid(const char *key) {
+        return key && chars_valid(key, " .:/=+-@", 1, STS_TAG_KEY_MAX);
+}
+
+bool sts_tag_value_valid(const char *value) {
+        return value && chars_valid(value, " .:/=+-@", 0, STS_TAG_VALUE_MAX);
+}
+
+int sts_session_tags_params(const StsTag *tags, size_t n, char **ret) {
+        _cleanup_strbuf_ StrBuf b = {};
+        int r;
+
+        if (!ret || n > STS_TAGS_MAX || (n > 0 && !tags))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!sts_tag_key_valid(tags[i].key) || !sts_tag_value_valid(tags[i].value))
+                        return -EINVAL;
+                strbuf_appendf(&b, "&Tags.member.%zu.Key=", i + 1);
+                sigv4_uri_encode(&b, tags[i].key, strlen(tags[i].key), false);
+                strbuf_appendf(&b, "&Tags.member.%zu.Value=", i + 1);
+                sigv4_uri_encode(&b, tags[i].value, strlen(tags[i].value), false);
+        }
+        for (size_t i = 0; i < n; i++) {
+                strbuf_appendf(&b, "&TransitiveTagKeys.member.%zu=", i + 1);
+                sigv4_uri_encode(&b, tags[i].key, strlen(tags[i].key), false);
+        }
+        strbuf_append(&b, "");
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        *ret = strbuf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
-                         const char *external_id, char **ret) {
+                         const char *external_id, const char *session_params, char **ret) {
         _cleanup_strbuf_ StrBuf b = {};
         int r;
 
@@ -64,6 +98,8 @@ int sts_assume_role_form(const char *role_arn, const char *session_name, unsigne
                 strbuf_append(&b, "&ExternalId=");
                 sigv4_uri_encode(&b, external_id, strlen(external_id), false);
         }
+        if (!isempty(session_params))
+                strbuf_append(&b, session_params);
         r = strbuf_error(&b);
         if (r < 0)
                 return r;

@@ -75,11 +75,33 @@ bool sts_error_code_is_throttle(const char *code);
 /* Classifies an AWS error code with the HTTP status it came with. */
 StsErrorClass sts_error_classify(const char *code, long http_status);
 
-/* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]",
- * values percent-encoded with the unreserved set -._~. Validates every input against the API limits:
+/* Session tags (AssumeRole's Tags): at most 50, keys 1..128 and values 0..256 characters of letters,
+ * digits, spaces and _.:/=+-@ (docs/sessions.md). */
+#define STS_TAGS_MAX 50
+#define STS_TAG_KEY_MAX 128
+#define STS_TAG_VALUE_MAX 256
+
+typedef struct StsTag {
+        const char *key;
+        const char *value;
+} StsTag;
+
+/* Whether STS accepts this key, or this value (ASCII letters and digits only: anything else is
+ * refused here, never sent). */
+bool sts_tag_key_valid(const char *key);
+bool sts_tag_value_valid(const char *value);
+/* "&Tags.member.1.Key=..&Tags.member.1.Value=..[...]&TransitiveTagKeys.member.1=..[...]": the
+ * session parameters of a tagged AssumeRole, every tag transitive (as EKS Pod Identity's are), in
+ * the order given. -EINVAL for a key or value STS would refuse, or more than STS_TAGS_MAX tags;
+ * n == 0 gives "". */
+int sts_session_tags_params(const StsTag *tags, size_t n, char **ret);
+
+/* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]"
+ * followed by session_params (from sts_session_tags_params(); NULL or "" for none), values
+ * percent-encoded with the unreserved set -._~. Validates every input against the API limits:
  * -EINVAL for anything AWS would reject. external_id may be NULL or "". */
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
-                         const char *external_id, char **ret);
+                         const char *external_id, const char *session_params, char **ret);
 
 /* AssumeRoleWithWebIdentity's WebIdentityToken (botocore service-2.json): an OIDC token from a file
  * (EKS pod identity webhook, IRSA). */

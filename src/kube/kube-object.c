@@ -69,6 +69,10 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
         if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v))
                 return -EBADMSG;
         p->host_network = cJSON_IsTrue(v);
+        if (get_str(spec, "serviceAccountName", &s) < 0)
+                return -EBADMSG;
+        if (!isempty(s) && !(p->service_account = strdup(s)))
+                return -ENOMEM;
 
         if (get_str(status, "phase", &s) < 0)
                 return -EBADMSG;
