@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ struct PodRequest {
         bool linked; /* in the waiting list (WAIT_POD, RESOLVING) */
         bool counted_miss;
         char *audit_uid, *audit_ns, *audit_name, *audit_role;
+        bool audit_tagged; /* the STS session carries session tags (--session-tags) */
         PodRequest *prev, *next;
 };
 
@@ -239,32 +241,48 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
 
 /* message: the line's text when kube2iam had one people grep for ("Error assuming role ..."); NULL
  * for ours, "Credentials <result> for pod ...". */
+/* Fields an audit entry may carry besides the pod's (STS's code and the cause, the issued key). */
+#define AUDIT_EXTRA_FIELDS_MAX 3
+
 static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                        const char *role, const char *result, int level, const char *message_id,
-                       const char *detail, const char *message) {
+                       const char *detail, const char *message, const LogField *extra, size_t n_extra) {
         _cleanup_free_ char *key = NULL;
 
+        assert(n_extra <= AUDIT_EXTRA_FIELDS_MAX);
         if (asprintf(&key, "%s %s", result, strempty(role)) < 0)
                 return;
         if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))
                 return;
-        const LogField fields[] = {
+        LogField fields[7 + AUDIT_EXTRA_FIELDS_MAX] = {
                 { "MESSAGE_ID", message_id }, { "POD_NAMESPACE", ns }, { "POD_NAME", name },
                 { "POD_UID", uid },           { "POD_IP", ip },        { "ROLE_ARN", role },
                 { "RESULT", result },
         };
+        for (size_t i = 0; i < n_extra; i++)
+                fields[7 + i] = extra[i];
         if (message)
-                log_fields(level, fields, ELEMENTSOF(fields), "%s", message);
+                log_fields(level, fields, 7 + n_extra, "%s", message);
         else
-                log_fields(level, fields, ELEMENTSOF(fields),
-                           "Credentials %s for pod %s/%s at %s, role %s%s%s", result, strna(ns), strna(name),
-                           ip, strna(role), detail ? ": " : "", strempty(detail));
+                log_fields(level, fields, 7 + n_extra, "Credentials %s for pod %s/%s at %s, role %s%s%s",
+                           result, strna(ns), strna(name), ip, strna(role), detail ? ": " : "",
+                           strempty(detail));
 }
 
 static void audit(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                   const char *role, const char *result, int level, const char *message_id,
                   const char *detail) {
-        audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL);
+        audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL, NULL, 0);
+}
+
+/* Why STS refused, when a setting of ours is the likely reason (docs/sessions.md); NULL otherwise. */
+static const char *sts_failure_cause(const StsError *error, bool tagged) {
+        if (streq(error->code, "PackedPolicyTooLarge"))
+                return "the session tags and policies exceed STS's packed size limit";
+        if (tagged && streq(error->code, "AccessDenied"))
+                return "the call carried session tags: the role's trust policy must allow sts:TagSession "
+                       "(--session-tags)";
+        return NULL;
 }
 
 /* ---- a pod request's life ---- */
@@ -413,12 +431,16 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                 /* kube2iam's 500 body is the SDK's error string, and its log line "Error assuming role
                  * <that string>" */
                 _cleanup_free_ char *msg = NULL, *line = NULL;
+                const char *cause = sts_failure_cause(error, pr->audit_tagged);
                 if (sts_error_describe(error, &msg) < 0 ||
-                    asprintf(&line, "Error assuming role %s", msg) < 0)
+                    asprintf(&line, "Error assuming role %s%s%s%s", msg, cause ? " (" : "", strempty(cause),
+                             cause ? ")" : "") < 0)
                         line = NULL;
                 respond_error(req, 500, msg ?: "Error assuming role");
+                const LogField extra[] = { { "STS_ERROR_CODE", error->code }, { "STS_ERROR_CAUSE", cause } };
                 audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
-                           "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line);
+                           "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line, extra,
+                           ELEMENTSOF(extra));
         }
         (void) pod_request_enter(pr, POD_REQUEST_DONE);
 }
@@ -471,7 +493,8 @@ static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
                         d->role_arn, pr->ip, pod->namespace);
         audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "denied", LOG_WARNING,
                    LOG_MESSAGE_ID_ROLE_DENIED,
-                   d->verdict == POD_ROLE_DENIED ? "namespace restriction" : "namespace not known", line);
+                   d->verdict == POD_ROLE_DENIED ? "namespace restriction" : "namespace not known", line,
+                   NULL, 0);
         pod_request_fail(pr, 404, msg ?: "role not valid for namespace");
         return -EACCES;
 }
@@ -502,6 +525,7 @@ static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRol
 
         free(pr->audit_role);
         pr->audit_role = strdup(d->role_arn);
+        pr->audit_tagged = !isempty(d->session);
         CredsRequest cr = {
                 .role_arn = d->role_arn,
                 .external_id = d->external_id,
