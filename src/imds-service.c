@@ -11,6 +11,7 @@
 #include "aws/credentials.h"
 #include "aws/imds-client.h"
 #include "aws/sts.h"
+#include "kube/kube-object.h"
 #include "config.h"
 #include "creds.h"
 #include "imds-service.h"
@@ -488,13 +489,20 @@ static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
                 if (asprintf(&line, "Role: %s on namespace: %s not found.", d->role_arn, pod->namespace) < 0)
                         line = NULL; /* kube2iam's warning, word for word */
                 break;
+        case POD_ROLE_SESSION_REFUSED:
+                if (asprintf(&line, "Role: %s refused for pod %s/%s: its session tags are refused (%s)",
+                             d->role_arn, pod->namespace, pod->name, KUBE_SESSION_TAGS_ANNOTATION) < 0)
+                        line = NULL;
+                break;
         }
         (void) asprintf(&msg, "role requested %s not valid for namespace of pod at %s with namespace %s",
                         d->role_arn, pr->ip, pod->namespace);
         audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "denied", LOG_WARNING,
                    LOG_MESSAGE_ID_ROLE_DENIED,
-                   d->verdict == POD_ROLE_DENIED ? "namespace restriction" : "namespace not known", line,
-                   NULL, 0);
+                   d->verdict == POD_ROLE_DENIED            ? "namespace restriction"
+                   : d->verdict == POD_ROLE_SESSION_REFUSED ? "session tags refused"
+                                                            : "namespace not known",
+                   line, NULL, 0);
         pod_request_fail(pr, 404, msg ?: "role not valid for namespace");
         return -EACCES;
 }

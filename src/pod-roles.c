@@ -47,10 +47,13 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         }
         if (r < 0)
                 return r;
-        r = session_tags_for_pod(&p->d.session_tags, pod, &d.session);
+        ns = store_get_namespace(p->d.store, pod->namespace);
+        r = -EINVAL;
+        if (!ns || !ns->session_tags_invalid)
+                r = session_tags_for_pod(&p->d.session_tags, pod, ns ? ns->session_tags : NULL, &d.session);
         if (r == -EINVAL) {
-                /* a tag value STS would refuse: no credentials rather than a session with fewer tags */
-                d.verdict = POD_ROLE_DENIED;
+                /* tags STS would refuse: no credentials rather than a session with fewer tags */
+                d.verdict = POD_ROLE_SESSION_REFUSED;
                 d.session = NULL;
                 *ret = d;
                 return 0;
@@ -59,7 +62,6 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
                 free(d.role_arn);
                 return r;
         }
-        ns = store_get_namespace(p->d.store, pod->namespace);
         if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL, ns ? ns->allowed_roles : NULL))
                 d.verdict = POD_ROLE_ALLOWED;
         else

@@ -38,6 +38,7 @@ typedef enum PodRoleVerdict {
         POD_ROLE_DENIED,  /* the namespace's allowed roles exclude it */
         POD_ROLE_NAMESPACE_UNKNOWN, /* restrictions apply and the namespace is not known: deny */
         POD_ROLE_NO_ROLE,           /* no annotation and no default role */
+        POD_ROLE_SESSION_REFUSED,   /* its session tags break STS's rules (the namespace's annotation) */
 } PodRoleVerdict;
 
 /* A decision about one pod. Strings are owned by the decision. */

@@ -33,6 +33,20 @@ typedef struct SessionTagsSettings {
         const char *cluster_arn;  /* --cluster-arn, NULL when not given */
 } SessionTagsSettings;
 
-/* The pod's session parameters (sts_session_tags_params()): "" when no tags are on. -EINVAL when
- * a value STS would refuse (then the pod gets no credentials rather than fewer tags), -ENOMEM. */
-int session_tags_for_pod(const SessionTagsSettings *s, const KubePod *pod, char **ret);
+/* A namespace adds at most this many tags: with the node's six, STS's limit of 50. */
+#define SESSION_TAGS_NAMESPACE_MAX 44
+/* The annotation's size: 44 tags at STS's key and value limits in JSON fit well below this. */
+#define SESSION_TAGS_ANNOTATION_MAX (32 * 1024)
+
+/* The namespace annotation (KUBE_SESSION_TAGS_ANNOTATION): a JSON object of string values, every
+ * key and value within STS's rules, keys unique regardless of case, no reserved key (Pod
+ * Identity's six, whether sent or not, and "aws:..."), at most SESSION_TAGS_NAMESPACE_MAX.
+ * *ret: key, value, ... sorted by key, NULL for none (annotation NULL or ""). -EINVAL with *ret_why
+ * (owned) saying what broke, -ENOMEM. */
+int session_tags_parse_annotation(const char *annotation, char ***ret, char **ret_why);
+
+/* The pod's session parameters (sts_session_tags_params()): "" when no tags are on; the node's
+ * tags, then ns_tags (from session_tags_parse_annotation(), may be NULL) when any tag is on.
+ * -EINVAL when a value STS would refuse (then the pod gets no credentials rather than fewer
+ * tags), -ENOMEM. */
+int session_tags_for_pod(const SessionTagsSettings *s, const KubePod *pod, char *const *ns_tags, char **ret);

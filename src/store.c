@@ -7,7 +7,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "kube/kube-object.h"
 #include "log.h"
+#include "session-tags.h"
 #include "store.h"
 #include "string-util.h"
 #include "strmap.h"
@@ -75,6 +77,8 @@ static StoreNamespace *namespace_free(StoreNamespace *n) {
         free(n->name);
         free(n->annotation);
         strv_free(n->allowed_roles);
+        free(n->session_tags_annotation);
+        strv_free(n->session_tags);
         free(n);
         return NULL;
 }
@@ -460,7 +464,31 @@ static void log_namespace_roles(const StoreNamespace *n, const char *event) {
                            "Discovered role on namespace (%s)", event);
 }
 
-int store_namespace_update(Store *s, const char *name, const char *annotation) {
+/* The session-tags annotation, parsed when it changed. */
+static int namespace_set_session_tags(StoreNamespace *n, const char *annotation) {
+        _cleanup_free_ char *copy = NULL, *why = NULL;
+        char **tags = NULL;
+        int r;
+
+        if (str_equal_null(n->session_tags_annotation, annotation) && (annotation || !n->session_tags))
+                return 0;
+        if (annotation && !(copy = strdup(annotation)))
+                return -ENOMEM;
+        r = session_tags_parse_annotation(annotation, &tags, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+                           "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
+                           n->name, KUBE_SESSION_TAGS_ANNOTATION, strna(why));
+        free_and_replace(n->session_tags_annotation, copy);
+        strv_free(n->session_tags);
+        n->session_tags = tags;
+        n->session_tags_invalid = r < 0;
+        return 1;
+}
+
+int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags) {
         StoreNamespace *n;
         int r;
 
@@ -471,8 +499,14 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 char *copy = NULL, **roles = NULL;
                 bool invalid;
 
-                if (str_equal_null(n->annotation, annotation))
+                r = namespace_set_session_tags(n, session_tags);
+                if (r < 0)
+                        return r;
+                if (str_equal_null(n->annotation, annotation)) {
+                        if (r > 0)
+                                record_namespace(s, name);
                         return 0;
+                }
                 if (annotation && !(copy = strdup(annotation)))
                         return -ENOMEM;
                 r = parse_allowed_roles(name, annotation, &roles, &invalid);
@@ -497,6 +531,8 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 return -ENOMEM;
         }
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
+        if (r >= 0)
+                r = namespace_set_session_tags(n, session_tags);
         if (r >= 0)
                 r = strmap_put(&s->namespaces, n->name, n);
         if (r < 0) {
@@ -549,7 +585,7 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation);
+                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags);
                 if (k < 0 && r >= 0)
                         r = k;
         }

@@ -93,3 +93,25 @@ def test_packed_policy_too_large_is_a_500_with_the_code(node_env, daemon_factory
     r, body = get(d, CREDS + ROLE, source="127.0.0.67")
     assert r.status == 500 and b"PackedPolicyTooLarge" in body
     wait_until(lambda: "exceed STS's packed size limit" in d.output(), what="audit cause")
+
+
+def test_namespace_adds_its_own_tags_to_the_nodes(node_env, daemon_factory):
+    node_env.api.add_namespace("payments", annotations={
+        "iam.amazonaws.com/session-tags": json.dumps({"team": "payments", "cost-center": "cc 42"})})
+    node_env.add_pod("pay", "127.0.0.68", role=ROLE, namespace="payments")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-tags=kubernetes-namespace")
+    wait_until(lambda: get(d, CREDS + ROLE, source="127.0.0.68")[0].status == 200, what="credentials")
+    call = served_by_sts(node_env, BASE_ARN + ROLE)[-1]
+    assert call["tags"] == {"kubernetes-namespace": "payments", "team": "payments", "cost-center": "cc 42"}
+    assert sorted(call["transitive_tag_keys"]) == sorted(call["tags"])
+
+
+def test_namespace_tags_that_claim_a_node_key_are_refused_and_its_pods_get_nothing(node_env, daemon_factory):
+    node_env.api.add_namespace("sneaky", annotations={
+        "iam.amazonaws.com/session-tags": json.dumps({"kubernetes-namespace": "payments"})})
+    node_env.add_pod("spy", "127.0.0.69", role=ROLE, namespace="sneaky")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-tags=kubernetes-namespace")
+    wait_until(lambda: "session-tags annotation is refused" in d.output(), what="the refusal")
+    r, _ = get(d, CREDS + ROLE, source="127.0.0.69")
+    assert r.status == 404
+    assert served_by_sts(node_env, BASE_ARN + ROLE) == []
