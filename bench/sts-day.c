@@ -191,17 +191,17 @@ static int pod_appear(Creds *c, Pod *p, unsigned i) {
                          "&Tags.member.1.Key=kubernetes-pod-uid"
                          "&Tags.member.1.Value=sim-%u",
                          ++p->sim->n_uids);
-        r = creds_set_in_use(c, arn, NULL, p->session, true);
+        r = creds_set_in_use(c, &(CredsKey){ .role_arn = arn, .session = p->session }, true);
         if (r < 0)
                 return r;
-        return creds_prefetch(c, arn, NULL, p->session, ip);
+        return creds_prefetch(c, &(CredsKey){ .role_arn = arn, .session = p->session }, ip);
 }
 
 static int pod_vanish(Creds *c, Pod *p) {
         char arn[80];
 
         role_arn(p->role, arn, sizeof arn);
-        return creds_set_in_use(c, arn, NULL, p->session, false);
+        return creds_set_in_use(c, &(CredsKey){ .role_arn = arn, .session = p->session }, false);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *ret) {

@@ -77,6 +77,7 @@ enum {
         ARG_SESSION_TAGS,
         ARG_CLUSTER_NAME,
         ARG_CLUSTER_ARN,
+        ARG_SESSION_NAME,
 };
 
 typedef struct OptionDoc {
@@ -170,6 +171,9 @@ static const OptionDoc option_docs[] = {
         { ARG_RESOLVE_DUPLICATE_CACHE_IPS, "resolve-duplicate-cache-ips", optional_argument, NULL,
           "Queries the k8s api server to find the source of truth when the pod cache contains multiple pods "
           "with the same IP" },
+        { ARG_SESSION_NAME, "session-name", required_argument, "kube2iam|pod",
+          "RoleSessionName of the STS sessions: kube2iam's (fnv32a of the pod IP, '-', the role name) or "
+          "the pod's namespace and name, kept for the pod's life (docs/sessions.md)" },
         { ARG_SESSION_TAGS, "session-tags", optional_argument, "LIST",
           "Tag every AssumeRole with EKS Pod Identity's session tags (transitive); LIST narrows them to "
           "some of eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, "
@@ -691,6 +695,11 @@ static int parse_one(Config *c, int id, const char *arg) {
                 if (session_tags_parse(arg, &c->session_tags) < 0)
                         return bad_value(flag, arg, "expected a comma-separated list of session tag keys");
                 return 0;
+        case ARG_SESSION_NAME:
+                if (!streq(arg, "kube2iam") && !streq(arg, "pod"))
+                        return bad_value(flag, arg, "expected kube2iam or pod");
+                c->pod_session_names = streq(arg, "pod");
+                return 0;
         case ARG_CLUSTER_NAME:
         case ARG_CLUSTER_ARN:
                 if (isempty(arg) || !sts_tag_value_valid(arg))
@@ -968,6 +977,9 @@ static void print_default(const Config *d, int id, FILE *f) {
                 break;
         case ARG_SESSION_TAGS:
                 fprintf(f, " (default: none; alone: all six)");
+                break;
+        case ARG_SESSION_NAME:
+                fprintf(f, " (default kube2iam)");
                 break;
         case ARG_STS_RATE:
                 fprintf(f, " (default %g)", d->sts_rate);

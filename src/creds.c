@@ -42,9 +42,10 @@ struct Entry {
         Entry *hnext;       /* hash chain */
         Entry *prev, *next; /* all entries */
         char *role_arn;
-        char *external_id; /* "" for none */
-        char *session;     /* the session parameters (sts_session_tags_params()), "" for none */
-        char *session_ip;  /* the caller that names the next STS session */
+        char *external_id;  /* "" for none */
+        char *session;      /* the session parameters (sts_session_tags_params()), "" for none */
+        char *session_name; /* RoleSessionName; "" names it as kube2iam does, after session_ip */
+        char *session_ip;   /* the caller that names the next STS session */
         Credentials *creds;
         usec_t obtained;
         usec_t refresh_at;
@@ -117,8 +118,16 @@ static uint32_t hash_more(uint32_t h, const char *s) {
         return h * 16777619u;
 }
 
-static unsigned key_hash(const char *role, const char *ext, const char *session) {
-        return hash_more(hash_more(sts_fnv32a(role), ext), session) & (CREDS_BUCKETS - 1);
+static unsigned key_hash(const char *role, const char *ext, const char *name, const char *session) {
+        return hash_more(hash_more(hash_more(sts_fnv32a(role), ext), name), session) & (CREDS_BUCKETS - 1);
+}
+
+/* The key with "" for every absent part. */
+static CredsKey key_normalize(const CredsKey *k) {
+        return (CredsKey){ .role_arn = k->role_arn,
+                           .external_id = strempty(k->external_id),
+                           .session_name = strempty(k->session_name),
+                           .session = strempty(k->session) };
 }
 
 static void metric_role(MetricFamily *f, const char *role) {
@@ -213,17 +222,20 @@ size_t creds_size(const Creds *c) {
         return c ? c->n_entries : 0;
 }
 
-static Entry *entry_find(Creds *c, const char *role, const char *ext, const char *session) {
-        for (Entry *e = c->buckets[key_hash(role, ext, session)]; e; e = e->hnext)
-                if (streq(e->role_arn, role) && streq(e->external_id, ext) && streq(e->session, session))
+static Entry *entry_find(Creds *c, const CredsKey *k) {
+        unsigned h = key_hash(k->role_arn, k->external_id, k->session_name, k->session);
+
+        for (Entry *e = c->buckets[h]; e; e = e->hnext)
+                if (streq(e->role_arn, k->role_arn) && streq(e->external_id, k->external_id) &&
+                    streq(e->session_name, k->session_name) && streq(e->session, k->session))
                         return e;
         return NULL;
 }
 
-static int entry_get(Creds *c, const char *role, const char *ext, const char *session, bool create,
-                     Entry **ret) {
+/* key's strings must not be NULL (key_normalize()). */
+static int entry_get(Creds *c, const CredsKey *key, bool create, Entry **ret) {
         unsigned h;
-        Entry *e = entry_find(c, role, ext, session);
+        Entry *e = entry_find(c, key);
 
         if (e || !create) {
                 *ret = e;
@@ -231,24 +243,27 @@ static int entry_get(Creds *c, const char *role, const char *ext, const char *se
         }
         if (c->n_entries >= CREDS_MAX_ENTRIES)
                 return -ENOSPC;
-        if (strlen(role) > STS_ROLE_ARN_MAX || strlen(ext) > STS_EXTERNAL_ID_MAX ||
-            strlen(session) > CREDS_SESSION_PARAMS_MAX)
+        if (strlen(key->role_arn) > STS_ROLE_ARN_MAX || strlen(key->external_id) > STS_EXTERNAL_ID_MAX ||
+            strlen(key->session_name) > STS_SESSION_NAME_MAX ||
+            strlen(key->session) > CREDS_SESSION_PARAMS_MAX)
                 return -EINVAL;
         e = calloc(1, sizeof *e);
         if (!e)
                 return -ENOMEM;
         e->owner = c;
-        e->role_arn = strdup(role);
-        e->external_id = strdup(ext);
-        e->session = strdup(session);
-        if (!e->role_arn || !e->external_id || !e->session) {
+        e->role_arn = strdup(key->role_arn);
+        e->external_id = strdup(key->external_id);
+        e->session_name = strdup(key->session_name);
+        e->session = strdup(key->session);
+        if (!e->role_arn || !e->external_id || !e->session_name || !e->session) {
                 free(e->role_arn);
                 free(e->external_id);
+                free(e->session_name);
                 free(e->session);
                 free(e);
                 return -ENOMEM;
         }
-        h = key_hash(role, ext, session);
+        h = key_hash(e->role_arn, e->external_id, e->session_name, e->session);
         e->hnext = c->buckets[h];
         c->buckets[h] = e;
         e->next = c->entries;
@@ -264,7 +279,7 @@ static int entry_get(Creds *c, const char *role, const char *ext, const char *se
 
 static void entry_free(Entry *e) {
         Creds *c = e->owner;
-        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id, e->session)];
+        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id, e->session_name, e->session)];
 
         assert(!e->waiters);
         while (*pp && *pp != e)
@@ -287,6 +302,7 @@ static void entry_free(Entry *e) {
         free(e->role_arn);
         free(e->external_id);
         free(e->session);
+        free(e->session_name);
         free(e->session_ip);
         free(e);
 }
@@ -438,7 +454,10 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         void *handle = NULL;
         int r;
 
-        r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
+        if (!isempty(e->session_name))
+                r = (session = strdup(e->session_name)) ? 0 : -ENOMEM;
+        else
+                r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
         if (r < 0) {
                 e->retry_at = now + backoff_next(c, e);
                 entry_enter(e, entry_rest(e), reason, now);
@@ -585,10 +604,6 @@ void creds_fetch_complete(Creds *c, void *token, Credentials *creds, const StsEr
         reschedule(c);
 }
 
-static const char *ext_or_empty(const char *ext) {
-        return ext ? ext : "";
-}
-
 static int immediate_error(StsErrorClass class, int error, const char *code, const char *message,
                            StsError **ret) {
         int r = sts_error_new(class, error, 0, code, message, ret);
@@ -605,8 +620,11 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         if (!c || !req || !req->role_arn || !req->done || !ret_creds || !ret_error)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), ext_or_empty(req->session), true,
-                      &e);
+        CredsKey key = key_normalize(&(const CredsKey){ .role_arn = req->role_arn,
+                                                        .external_id = req->external_id,
+                                                        .session_name = req->session_name,
+                                                        .session = req->session });
+        r = entry_get(c, &key, true, &e);
         if (r == -ENOSPC)
                 return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles",
                                        "the credential cache is full", ret_error);
@@ -677,16 +695,17 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         return CREDS_WAIT;
 }
 
-int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *session,
-                   const char *caller_ip) {
+int creds_prefetch(Creds *c, const CredsKey *key, const char *caller_ip) {
+        CredsKey k;
         usec_t now;
         Entry *e;
         int r;
 
-        if (!c || !role_arn)
+        if (!c || !key || !key->role_arn)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, role_arn, ext_or_empty(external_id), ext_or_empty(session), true, &e);
+        k = key_normalize(key);
+        r = entry_get(c, &k, true, &e);
         if (r < 0)
                 return r;
         if (caller_ip && !e->session_ip)
@@ -698,14 +717,15 @@ int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, cons
         return 0;
 }
 
-int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, const char *session,
-                     bool in_use) {
+int creds_set_in_use(Creds *c, const CredsKey *key, bool in_use) {
+        CredsKey k;
         Entry *e;
         int r;
 
-        if (!c || !role_arn)
+        if (!c || !key || !key->role_arn)
                 return -EINVAL;
-        r = entry_get(c, role_arn, ext_or_empty(external_id), ext_or_empty(session), in_use, &e);
+        k = key_normalize(key);
+        r = entry_get(c, &k, in_use, &e);
         if (r < 0)
                 return in_use ? r : 0;
         if (in_use)

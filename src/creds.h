@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #pragma once
 
-/* Creds: the credential cache, keyed by (role ARN, external id, session parameters): the session
- * parameters are the encoded session tags pod-roles decides (docs/sessions.md), "" for none.
+/* Creds: the credential cache, keyed by CredsKey (role ARN, external id, session name, session
+ * parameters) as pod-roles decides it (docs/sessions.md).
  * - One STS call in flight per key (single flight): callers register a completion callback and a
  *   deadline; any number of them wait for the same fetch.
  * - STS DurationSeconds = 2 x --iam-role-session-ttl. Entries are refreshed in the background once
@@ -103,12 +103,21 @@ int creds_attach_event(Creds *c, sd_event *event);
 void creds_set_clock(Creds *c, usec_t (*now)(void *userdata), void *userdata);
 void creds_set_seed(Creds *c, uint64_t seed);
 
+/* What one cache entry holds credentials for. NULL and "" mean the same. */
+typedef struct CredsKey {
+        const char *role_arn;
+        const char *external_id;  /* NULL for none */
+        const char *session_name; /* RoleSessionName; NULL: kube2iam's, from the caller's IP */
+        const char *session;      /* session parameters (sts_session_tags_params()); NULL for none */
+} CredsKey;
+
 typedef struct CredsRequest {
         const char *role_arn;
-        const char *external_id; /* NULL or "" for none */
-        const char *session;     /* session parameters (sts_session_tags_params()), NULL or "" for none */
-        const char *caller_ip;   /* names the STS session as kube2iam does */
-        usec_t deadline;         /* realtime usec: when a waiting caller gives up */
+        const char *external_id;  /* NULL or "" for none */
+        const char *session_name; /* NULL or "": kube2iam's name, from caller_ip */
+        const char *session;      /* session parameters (sts_session_tags_params()), NULL or "" for none */
+        const char *caller_ip;    /* names the STS session as kube2iam does */
+        usec_t deadline;          /* realtime usec: when a waiting caller gives up */
         /* Called once for a waiting caller: creds (borrowed) or error (borrowed; error->error is the
          * errno: -ETIMEDOUT at the deadline, -ECANCELED on shutdown, -EACCES for a denial). */
         void (*done)(Credentials *creds, const StsError *error, void *userdata);
@@ -128,12 +137,10 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
 void creds_waiter_cancel(CredsWaiter *w);
 
 /* Warms an entry through the same single-flight path (a pod appeared). Never waits. */
-int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *session,
-                   const char *caller_ip);
+int creds_prefetch(Creds *c, const CredsKey *key, const char *caller_ip);
 /* A live pod on this node uses (role, external id), as pod-roles decides. Counted: every true
  * needs its false. */
-int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, const char *session,
-                     bool in_use);
+int creds_set_in_use(Creds *c, const CredsKey *key, bool in_use);
 
 /* Does what is due now (refreshes, retries, deadlines, drops, queued fetches). */
 void creds_run(Creds *c);

@@ -425,8 +425,12 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                         respond_error(req, 500, "out of memory");
                 } else {
                         respond_ok_text(req, b.s, true);
-                        audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
-                              "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
+                        /* the key id and STS's session id map a CloudTrail row back to this pod */
+                        const LogField ids[] = { { "ACCESS_KEY_ID", creds->access_key_id },
+                                                 { "ASSUMED_ROLE_ID", creds->assumed_role_id } };
+                        audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
+                                   "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, creds->access_key_id,
+                                   NULL, ids, ELEMENTSOF(ids));
                 }
         } else {
                 /* kube2iam's 500 body is the SDK's error string, and its log line "Error assuming role
@@ -537,6 +541,7 @@ static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRol
         CredsRequest cr = {
                 .role_arn = d->role_arn,
                 .external_id = d->external_id,
+                .session_name = d->session_name,
                 .session = d->session,
                 .caller_ip = pr->ip,
                 .deadline = usec_add(now_realtime(), IMDS_SERVICE_CREDS_WAIT),

@@ -771,7 +771,8 @@ static int setup_pods(Daemon *d) {
                                                          .tags = d->config.session_tags,
                                                          .cluster_name = d->config.cluster_name,
                                                          .cluster_arn = d->config.cluster_arn,
-                                                 } },
+                                                 },
+                                                 .pod_session_names = d->config.pod_session_names },
                           &d->pod_roles);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up per-pod roles: %m");

@@ -47,8 +47,9 @@ typedef struct PodRoleDecision {
         char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
         RoleSource source;
         const char *external_id; /* the pod's annotation (borrowed from the pod); NULL when absent */
+        char *session_name;      /* --session-name=pod: the pod's RoleSessionName; NULL: kube2iam's */
         char *session;           /* the session parameters of its credentials (session-tags.h); "" for none,
-                        * NULL for POD_ROLE_NO_ROLE. With external_id and role_arn: the cache key. */
+                        * NULL for POD_ROLE_NO_ROLE. With role_arn, external_id and session_name: the cache key. */
 } PodRoleDecision;
 
 typedef struct PodRolesDeps {
@@ -57,6 +58,7 @@ typedef struct PodRolesDeps {
         Creds *creds;                     /* NULL: decisions only, nothing counted or prefetched */
         bool prefetch;                    /* --prefetch: warm the cache when a pod starts using a role */
         SessionTagsSettings session_tags; /* --session-tags, --cluster-name, --cluster-arn */
+        bool pod_session_names;           /* --session-name=pod */
 } PodRolesDeps;
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);

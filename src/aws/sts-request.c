@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "sigv4.h"
 #include "string-util.h"
@@ -130,6 +133,33 @@ int sts_web_identity_form(const char *role_arn, const char *session_name, unsign
         if (r < 0)
                 return r;
         *ret = strbuf_steal(&b);
+        return 0;
+}
+
+/* The part of a shortened pod session name kept from "<namespace>.<name>", then '=' and 12 hex. */
+#define STS_POD_SESSION_PREFIX (STS_SESSION_NAME_MAX - 1 - 12)
+
+int sts_pod_session_name(const char *namespace, const char *name, char **ret) {
+        _cleanup_free_ char *full = NULL, *path = NULL;
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned n_digest = 0;
+
+        if (isempty(namespace) || isempty(name) || !ret)
+                return -EINVAL;
+        if (asprintf(&full, "%s.%s", namespace, name) < 0 || asprintf(&path, "%s/%s", namespace, name) < 0)
+                return -ENOMEM;
+        if (!chars_valid(full, "+,.@-", 2, SIZE_MAX))
+                return -EINVAL; /* '=' is ours, and Kubernetes names never hold it */
+        if (strlen(full) <= STS_SESSION_NAME_MAX) {
+                *ret = TAKE_PTR(full);
+                return 0;
+        }
+        if (EVP_Digest(path, strlen(path), digest, &n_digest, EVP_sha256(), NULL) != 1 || n_digest < 6)
+                return -ENOMEM;
+        full[STS_POD_SESSION_PREFIX] = '\0';
+        if (asprintf(ret, "%s=%02x%02x%02x%02x%02x%02x", full, digest[0], digest[1], digest[2], digest[3],
+                     digest[4], digest[5]) < 0)
+                return -ENOMEM;
         return 0;
 }
 

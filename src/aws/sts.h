@@ -23,6 +23,8 @@
 /* Error codes and messages are echoed to logs and metric labels: keep them short. */
 #define STS_ERROR_CODE_MAX 128
 #define STS_ERROR_MESSAGE_MAX 1024
+/* AssumedRoleId: the role's unique id (up to 128) ':' the session name (up to 64). */
+#define STS_ASSUMED_ROLE_ID_MAX 193
 
 typedef enum StsErrorClass {
         STS_ERROR_THROTTLED, /* a throttling code: retry later, and slow the token bucket down */
@@ -118,6 +120,11 @@ int sts_web_identity_form(const char *role_arn, const char *session_name, unsign
  * '-', the part of the role ARN after its last '/'; characters outside [\w+=,.@-] dropped, cut to 64. */
 int sts_role_session_name(const char *caller_ip, const char *role_arn, char **ret);
 uint32_t sts_fnv32a(const char *s);
+/* --session-name=pod: "<namespace>.<name>" when it fits STS's 64 characters; else its first 51
+ * characters, '=' and the first 12 hex digits of the SHA-256 of "<namespace>/<name>". Kubernetes
+ * names never hold '=', so a shortened name never equals a whole one, and two shortened names
+ * collide only when 48 bits of SHA-256 do. -EINVAL for a name STS would refuse. */
+int sts_pod_session_name(const char *namespace, const char *name, char **ret);
 
 /* Parses an AssumeRole (or AssumeRoleWithWebIdentity) reply body with its HTTP status. On return exactly one of *ret_creds and
  * *ret_error is set: success gives Credentials (Expiration with or without fractional seconds;

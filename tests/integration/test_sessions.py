@@ -115,3 +115,33 @@ def test_namespace_tags_that_claim_a_node_key_are_refused_and_its_pods_get_nothi
     r, _ = get(d, CREDS + ROLE, source="127.0.0.69")
     assert r.status == 404
     assert served_by_sts(node_env, BASE_ARN + ROLE) == []
+
+
+def test_pod_session_names_are_namespace_and_name_and_the_audit_maps_cloudtrail_back(node_env, daemon_factory):
+    node_env.api.add_namespace("payments")
+    node_env.add_pod("api-0", "127.0.0.1", role=ROLE, namespace="payments")
+    node_env.add_pod("api-1", "127.0.0.70", role=ROLE, namespace="payments")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-name=pod")
+    key = botocore_key(d)
+    assert http_key(d, "127.0.0.70") != key  # one session per pod
+    calls = {c["session_name"]: c for c in served_by_sts(node_env, BASE_ARN + ROLE)}
+    assert sorted(calls) == ["payments.api-0", "payments.api-1"]
+    assert calls["payments.api-0"]["access_key_id"] == key
+    # the issuance's audit entry carries the key id and STS's AssumedRoleId (AROA...:session name)
+    wait_until(lambda: key in d.output(), what="the audit entry")
+    line = next(ln for ln in d.output().splitlines() if key in ln and "issued" in ln)
+    assert "payments/api-0" in line
+    assert f"access.key.id={key}" in line
+    assert 'assumed.role.id="AROA' in line and ':payments.api-0"' in line
+
+
+def test_long_pod_names_are_shortened_and_stay_distinct(node_env, daemon_factory):
+    node_env.api.add_namespace("team-with-a-long-namespace-name")
+    long_a, long_b = "worker-" + "x" * 50 + "-a", "worker-" + "x" * 50 + "-b"
+    node_env.add_pod(long_a, "127.0.0.71", role=ROLE, namespace="team-with-a-long-namespace-name")
+    node_env.add_pod(long_b, "127.0.0.72", role=ROLE, namespace="team-with-a-long-namespace-name")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-name=pod")
+    assert http_key(d, "127.0.0.71") != http_key(d, "127.0.0.72")
+    names = sorted(c["session_name"] for c in served_by_sts(node_env, BASE_ARN + ROLE))
+    assert len(names) == 2 and names[0] != names[1]
+    assert all(len(n) == 64 and n[51] == "=" for n in names)  # the fake STS accepted them: STS's rules hold

@@ -139,6 +139,30 @@ static const char success_xml[] =
         "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>\n"
         "</AssumeRoleResponse>\n";
 
+TEST(pod_session_name_is_namespace_and_name_shortened_collision_safe) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *again = NULL;
+        char name[80];
+
+        ASSERT_OK(sts_pod_session_name("payments", "api-7d9f-x2x", &a));
+        ASSERT_STREQ(a, "payments.api-7d9f-x2x");
+        memset(name, 'n', 70);
+        name[70] = '\0';
+        ASSERT_OK(sts_pod_session_name("payments", name, &b));
+        ASSERT_EQ(strlen(b), (size_t) STS_SESSION_NAME_MAX);
+        ASSERT_TRUE(startswith(b, "payments.nnnn"));
+        ASSERT_EQ(b[STS_SESSION_NAME_MAX - 13], '=');
+        ASSERT_OK(sts_pod_session_name("payments", name, &again));
+        ASSERT_STREQ(again, b); /* stable: the same pod always gets the same name */
+        name[69] = 'm';         /* same first 51 characters, another pod */
+        ASSERT_OK(sts_pod_session_name("payments", name, &c));
+        ASSERT_FALSE(streq(b, c));
+        ASSERT_TRUE(strneq(b, c, STS_SESSION_NAME_MAX - 12));
+        char *f = NULL;
+        ASSERT_ERROR(sts_pod_session_name("ns", "a=b", &f), -EINVAL);
+        ASSERT_ERROR(sts_pod_session_name("", "a", &f), -EINVAL);
+        ASSERT_NULL(f);
+}
+
 TEST(sts_reply_parses_reordered_whitespaced_fractional_success) {
         _cleanup_credentials_ Credentials *c = NULL;
         StsError *e = NULL;
@@ -153,6 +177,7 @@ TEST(sts_reply_parses_reordered_whitespaced_fractional_success) {
         ASSERT_OK(parse_timestamp_rfc3339("2011-07-15T23:28:33.359Z", &want));
         ASSERT_UEQ(c->expiration, want);
         ASSERT_UEQ(c->last_updated, 42);
+        ASSERT_STREQ(c->assumed_role_id, "ARO123EXAMPLE123:Bob");
 }
 
 TEST(sts_reply_parses_expiration_without_fraction_and_huge_token) {

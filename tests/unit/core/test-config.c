@@ -373,3 +373,19 @@ TEST(session_tags_alone_means_all_six_and_a_list_narrows) {
         ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--cluster-name=a;b"), -EINVAL);
         config_done(&c);
 }
+
+TEST(session_name_is_kube2iam_or_pod) {
+        Config c;
+
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, ""));
+        ASSERT_FALSE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=pod"));
+        ASSERT_TRUE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=pod --session-name=kube2iam"));
+        ASSERT_FALSE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=uid"), -EINVAL);
+        config_done(&c);
+}

@@ -32,18 +32,23 @@ typedef struct World {
         StrBuf woken; /* the IPs the last pass woke, in order */
 } World;
 
-static void world_init_tags(World *w, bool restrictions, unsigned tags) {
+static void world_init_full(World *w, bool restrictions, unsigned tags, bool pod_names) {
         *w = (World){};
         w->creds = new_cache(&w->fake, &settings, NULL);
         ASSERT_OK(store_new(&w->store));
         ASSERT_OK(roles_new(BASE, NULL, restrictions, NAMESPACE_RESTRICTION_GLOB, &w->roles));
-        ASSERT_OK(pod_roles_new(
-                &(const PodRolesDeps){ .store = w->store,
-                                       .roles = w->roles,
-                                       .creds = w->creds,
-                                       .prefetch = true,
-                                       .session_tags = { .tags = tags, .cluster_name = "c1" } },
-                &w->pod_roles));
+        ASSERT_OK(
+                pod_roles_new(&(const PodRolesDeps){ .store = w->store,
+                                                     .roles = w->roles,
+                                                     .creds = w->creds,
+                                                     .prefetch = true,
+                                                     .session_tags = { .tags = tags, .cluster_name = "c1" },
+                                                     .pod_session_names = pod_names },
+                              &w->pod_roles));
+}
+
+static void world_init_tags(World *w, bool restrictions, unsigned tags) {
+        world_init_full(w, restrictions, tags, false);
 }
 
 static void world_init(World *w, bool restrictions) {
@@ -340,5 +345,22 @@ TEST(pod_tags_give_every_pod_its_own_session) {
         turn(&w, NULL);
         ASSERT_EQ(creds_size(w.creds), 2);
         ASSERT_NOT_NULL(strstr(w.fake.last_params, "kubernetes-pod-uid&Tags.member.4.Value=u"));
+        world_done(&w);
+}
+
+TEST(pod_session_names_give_each_pod_its_session_named_after_it) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        World w;
+
+        world_init_full(&w, false, 0, true);
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        turn(&w, NULL);
+        ASSERT_STREQ(w.fake.last_session, "web.u1");
+        ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
+        turn(&w, NULL);
+        ASSERT_STREQ(w.fake.last_session, "web.u2");
+        ASSERT_EQ(creds_size(w.creds), 2);
+        ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u2"), &d));
+        ASSERT_STREQ(d.session_name, "web.u2");
         world_done(&w);
 }
