@@ -52,18 +52,24 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         if (r < 0)
                 return r;
         ns = store_get_namespace(p->d.store, pod->namespace);
-        r = -EINVAL;
-        if (!ns || !ns->session_tags_invalid)
-                r = session_tags_for_pod(&p->d.session_tags, pod, ns ? ns->session_tags : NULL, &d.session);
-        if (r == -EINVAL) {
-                /* tags STS would refuse: no credentials rather than a session with fewer tags */
-                d.verdict = POD_ROLE_SESSION_REFUSED;
-                d.session = NULL;
+        if (p->d.session_tags.tags && !ns) {
+                /* the namespace may add tags: a session without them would be the wrong one */
+                d.verdict = POD_ROLE_NAMESPACE_UNKNOWN;
                 *ret = d;
                 return 0;
         }
+        r = ns && ns->session_tags_invalid ? -EINVAL
+                                           : session_tags_for_pod(&p->d.session_tags, pod,
+                                                                  ns ? ns->session_tags : NULL, &d.session);
         if (r >= 0 && p->d.pod_session_names)
                 r = sts_pod_session_name(pod->namespace, pod->name, &d.session_name);
+        if (r == -EINVAL) {
+                /* tags or a name STS would refuse: no credentials rather than another session */
+                d.verdict = POD_ROLE_SESSION_REFUSED;
+                d.session = mfree(d.session);
+                *ret = d;
+                return 0;
+        }
         if (r < 0) {
                 pod_role_decision_done(&d);
                 return r;

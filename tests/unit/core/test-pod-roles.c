@@ -313,11 +313,15 @@ TEST(audit_repeats_are_held_back_per_pod_and_changes_pass) {
         world_done(&w);
 }
 
+/* namespaces without annotations: with --session-tags pods wait for theirs to be known */
+static const StoreNamespaceSpec namespaces[] = { { "web", NULL, NULL }, { "batch", NULL, NULL } };
+
 TEST(namespace_tag_gives_two_namespaces_two_sessions_of_one_role) {
         _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
         World w;
 
         world_init_tags(&w, false, (1U << SESSION_TAG_NAMESPACE) | (1U << SESSION_TAG_CLUSTER_NAME));
+        ASSERT_OK(store_namespaces_replace(w.store, namespaces, ELEMENTSOF(namespaces)));
         ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
         ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
         ASSERT_OK(store_pod_update(w.store, pod("u3", "batch", "10.0.0.3", "a")));
@@ -340,6 +344,7 @@ TEST(pod_tags_give_every_pod_its_own_session) {
         World w;
 
         world_init_tags(&w, false, SESSION_TAGS_ALL);
+        ASSERT_OK(store_namespaces_replace(w.store, namespaces, ELEMENTSOF(namespaces)));
         ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
         ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
         turn(&w, NULL);
@@ -362,5 +367,24 @@ TEST(pod_session_names_give_each_pod_its_session_named_after_it) {
         ASSERT_EQ(creds_size(w.creds), 2);
         ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u2"), &d));
         ASSERT_STREQ(d.session_name, "web.u2");
+        world_done(&w);
+}
+
+TEST(with_session_tags_an_unknown_namespace_waits_for_its_tags) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        const StoreNamespaceSpec known[] = { { "web", NULL, "{\"team\": \"blue\"}" } };
+        World w;
+
+        world_init_tags(&w, false, 1U << SESSION_TAG_NAMESPACE);
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        turn(&w, NULL);
+        ASSERT_EQ(w.fake.calls, 0);
+        ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u1"), &d));
+        ASSERT_EQ(d.verdict, POD_ROLE_NAMESPACE_UNKNOWN);
+        pod_role_decision_done(&d);
+        ASSERT_OK(store_namespaces_replace(w.store, known, 1));
+        turn(&w, NULL);
+        ASSERT_EQ(w.fake.calls, 1);
+        ASSERT_NOT_NULL(strstr(w.fake.last_params, "Key=team&Tags.member.2.Value=blue"));
         world_done(&w);
 }
