@@ -78,6 +78,7 @@ enum {
         ARG_CLUSTER_NAME,
         ARG_CLUSTER_ARN,
         ARG_SESSION_NAME,
+        ARG_SESSION_POLICIES,
 };
 
 typedef struct OptionDoc {
@@ -174,6 +175,9 @@ static const OptionDoc option_docs[] = {
         { ARG_SESSION_NAME, "session-name", required_argument, "kube2iam|pod",
           "RoleSessionName of the STS sessions: kube2iam's (fnv32a of the pod IP, '-', the role name) or "
           "the pod's namespace and name, kept for the pod's life (docs/sessions.md)" },
+        { ARG_SESSION_POLICIES, "session-policies", optional_argument, NULL,
+          "Send a namespace's iam.amazonaws.com/session-policy-arns (a JSON list of managed policy ARNs) "
+          "as PolicyArns with its pods' AssumeRole calls, narrowing their roles (docs/sessions.md)" },
         { ARG_SESSION_TAGS, "session-tags", optional_argument, "LIST",
           "Tag every AssumeRole with EKS Pod Identity's session tags (transitive); LIST narrows them to "
           "some of eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, "
@@ -695,6 +699,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                 if (session_tags_parse(arg, &c->session_tags) < 0)
                         return bad_value(flag, arg, "expected a comma-separated list of session tag keys");
                 return 0;
+        case ARG_SESSION_POLICIES:
+                return parse_bool_arg(flag, arg, &c->session_policies);
         case ARG_SESSION_NAME:
                 if (!streq(arg, "kube2iam") && !streq(arg, "pod"))
                         return bad_value(flag, arg, "expected kube2iam or pod");
@@ -980,6 +986,9 @@ static void print_default(const Config *d, int id, FILE *f) {
                 break;
         case ARG_SESSION_NAME:
                 fprintf(f, " (default kube2iam)");
+                break;
+        case ARG_SESSION_POLICIES:
+                fprintf(f, " (default false)");
                 break;
         case ARG_STS_RATE:
                 fprintf(f, " (default %g)", d->sts_rate);

@@ -76,6 +76,7 @@ typedef struct Config {
         char *cluster_name;     /* --cluster-name: the eks-cluster-name tag */
         char *cluster_arn;      /* --cluster-arn: the eks-cluster-arn tag */
         bool pod_session_names; /* --session-name=pod (false: kube2iam's names) */
+        bool session_policies;  /* --session-policies: namespaces' session-policy-arns annotation */
 
         /* AWS */
         usec_t iam_role_session_ttl; /* --iam-role-session-ttl; STS DurationSeconds = 2 x this */

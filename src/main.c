@@ -772,7 +772,8 @@ static int setup_pods(Daemon *d) {
                                                          .cluster_name = d->config.cluster_name,
                                                          .cluster_arn = d->config.cluster_arn,
                                                  },
-                                                 .pod_session_names = d->config.pod_session_names },
+                                                 .pod_session_names = d->config.pod_session_names,
+                                                 .session_policies = d->config.session_policies },
                           &d->pod_roles);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up per-pod roles: %m");

@@ -52,8 +52,8 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         if (r < 0)
                 return r;
         ns = store_get_namespace(p->d.store, pod->namespace);
-        if (p->d.session_tags.tags && !ns) {
-                /* the namespace may add tags: a session without them would be the wrong one */
+        if ((p->d.session_tags.tags || p->d.session_policies) && !ns) {
+                /* the namespace may add tags or policies: a session without them would be the wrong one */
                 d.verdict = POD_ROLE_NAMESPACE_UNKNOWN;
                 *ret = d;
                 return 0;
@@ -61,6 +61,10 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         r = ns && ns->session_tags_invalid ? -EINVAL
                                            : session_tags_for_pod(&p->d.session_tags, pod,
                                                                   ns ? ns->session_tags : NULL, &d.session);
+        if (r >= 0 && p->d.session_policies)
+                r = ns->session_policies_invalid
+                            ? -EINVAL
+                            : sts_session_add_policy_arns(&d.session, ns->session_policies);
         if (r >= 0 && p->d.pod_session_names)
                 r = sts_pod_session_name(pod->namespace, pod->name, &d.session_name);
         if (r == -EINVAL) {

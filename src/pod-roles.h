@@ -59,6 +59,7 @@ typedef struct PodRolesDeps {
         bool prefetch;                    /* --prefetch: warm the cache when a pod starts using a role */
         SessionTagsSettings session_tags; /* --session-tags, --cluster-name, --cluster-arn */
         bool pod_session_names;           /* --session-name=pod */
+        bool session_policies;            /* --session-policies: the namespace's PolicyArns */
 } PodRolesDeps;
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);

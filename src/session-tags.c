@@ -150,6 +150,49 @@ int session_tags_parse_annotation(const char *annotation, char ***ret, char **re
         return 0;
 }
 
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int session_policies_parse_annotation(const char *annotation, char ***ret, char **ret_why) {
+        _cleanup_strv_free_ char **l = NULL;
+        cJSON *root, *item;
+        size_t n = 0;
+        int r = 0;
+
+        *ret = NULL;
+        *ret_why = NULL;
+        if (isempty(annotation))
+                return 0;
+        if (strlen(annotation) > SESSION_TAGS_ANNOTATION_MAX)
+                return why(ret_why, "%s", "longer than 32 KiB");
+        root = cJSON_Parse(annotation);
+        if (!cJSON_IsArray(root)) {
+                cJSON_Delete(root);
+                return why(ret_why, "%s", "not a JSON list");
+        }
+        cJSON_ArrayForEach(item, root) {
+                if (++n > STS_POLICY_ARNS_MAX)
+                        r = why(ret_why, "%s", "more than 10 policy ARNs");
+                else if (!cJSON_IsString(item) || !sts_policy_arn_valid(item->valuestring))
+                        r = why(ret_why, "%s", "an element is not a policy ARN STS accepts");
+                else if (strv_contains(l, item->valuestring))
+                        r = why(ret_why, "%s appears twice", item->valuestring);
+                else if (strv_extend(&l, item->valuestring) < 0)
+                        r = -ENOMEM;
+                if (r < 0)
+                        break;
+        }
+        cJSON_Delete(root);
+        if (r < 0)
+                return r;
+        /* sorted: one namespace's list makes one cache key, whatever order it was written in */
+        if (n > 0)
+                qsort(l, n, sizeof(char *), compare_strings);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int session_tags_for_pod(const SessionTagsSettings *s, const KubePod *pod, char *const *ns_tags,
                          char **ret) {
         StsTag tags[STS_TAGS_MAX];

@@ -45,6 +45,11 @@ typedef struct SessionTagsSettings {
  * (owned) saying what broke, -ENOMEM. */
 int session_tags_parse_annotation(const char *annotation, char ***ret, char **ret_why);
 
+/* The session-policy-arns annotation (KUBE_SESSION_POLICIES_ANNOTATION): a JSON list of at most
+ * STS_POLICY_ARNS_MAX managed policy ARNs STS accepts, no duplicates. *ret: sorted, NULL for none.
+ * -EINVAL with *ret_why (owned), -ENOMEM. */
+int session_policies_parse_annotation(const char *annotation, char ***ret, char **ret_why);
+
 /* The pod's session parameters (sts_session_tags_params()): "" when no tags are on; the node's
  * tags, then ns_tags (from session_tags_parse_annotation(), may be NULL) when any tag is on.
  * -EINVAL when a value STS would refuse (then the pod gets no credentials rather than fewer

@@ -79,6 +79,8 @@ static StoreNamespace *namespace_free(StoreNamespace *n) {
         strv_free(n->allowed_roles);
         free(n->session_tags_annotation);
         strv_free(n->session_tags);
+        free(n->session_policies_annotation);
+        strv_free(n->session_policies);
         free(n);
         return NULL;
 }
@@ -488,7 +490,33 @@ static int namespace_set_session_tags(StoreNamespace *n, const char *annotation)
         return 1;
 }
 
-int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags) {
+/* The session-policy-arns annotation, parsed when it changed. */
+static int namespace_set_session_policies(StoreNamespace *n, const char *annotation) {
+        _cleanup_free_ char *copy = NULL, *why = NULL;
+        char **arns = NULL;
+        int r;
+
+        if (str_equal_null(n->session_policies_annotation, annotation) &&
+            (annotation || !n->session_policies))
+                return 0;
+        if (annotation && !(copy = strdup(annotation)))
+                return -ENOMEM;
+        r = session_policies_parse_annotation(annotation, &arns, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+                           "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
+                           n->name, KUBE_SESSION_POLICIES_ANNOTATION, strna(why));
+        free_and_replace(n->session_policies_annotation, copy);
+        strv_free(n->session_policies);
+        n->session_policies = arns;
+        n->session_policies_invalid = r < 0;
+        return 1;
+}
+
+int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
+                           const char *session_policies) {
         StoreNamespace *n;
         int r;
 
@@ -502,8 +530,11 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
                 r = namespace_set_session_tags(n, session_tags);
                 if (r < 0)
                         return r;
+                int q = namespace_set_session_policies(n, session_policies);
+                if (q < 0)
+                        return q;
                 if (str_equal_null(n->annotation, annotation)) {
-                        if (r > 0)
+                        if (r > 0 || q > 0)
                                 record_namespace(s, name);
                         return 0;
                 }
@@ -533,6 +564,8 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
         if (r >= 0)
                 r = namespace_set_session_tags(n, session_tags);
+        if (r >= 0)
+                r = namespace_set_session_policies(n, session_policies);
         if (r >= 0)
                 r = strmap_put(&s->namespaces, n->name, n);
         if (r < 0) {
@@ -585,7 +618,8 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags);
+                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
+                                               ns[i].session_policies);
                 if (k < 0 && r >= 0)
                         r = k;
         }

@@ -78,6 +78,32 @@ int sts_session_tags_params(const StsTag *tags, size_t n, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+bool sts_policy_arn_valid(const char *arn) {
+        return arn && role_arn_valid(arn);
+}
+
+int sts_session_add_policy_arns(char **params, char *const *arns) {
+        _cleanup_strbuf_ StrBuf b = {};
+        size_t n = 0;
+        int r;
+
+        if (!params || !*params)
+                return -EINVAL;
+        strbuf_append(&b, *params);
+        for (; arns && arns[n]; n++) {
+                if (n >= STS_POLICY_ARNS_MAX || !sts_policy_arn_valid(arns[n]))
+                        return -EINVAL;
+                strbuf_appendf(&b, "&PolicyArns.member.%zu.arn=", n + 1);
+                sigv4_uri_encode(&b, arns[n], strlen(arns[n]), false);
+        }
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        free(*params);
+        *params = strbuf_steal(&b);
+        return *params ? 0 : -ENOMEM;
+}
+
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
                          const char *external_id, const char *session_params, char **ret) {
         _cleanup_strbuf_ StrBuf b = {};

@@ -98,6 +98,14 @@ bool sts_tag_value_valid(const char *value);
  * n == 0 gives "". */
 int sts_session_tags_params(const StsTag *tags, size_t n, char **ret);
 
+/* AssumeRole's PolicyArns: at most 10 managed policy ARNs of 20..2048 characters. */
+#define STS_POLICY_ARNS_MAX 10
+/* Whether STS accepts this as one of PolicyArns (printable ASCII, "arn:", 20..2048). */
+bool sts_policy_arn_valid(const char *arn);
+/* Appends "&PolicyArns.member.N.arn=.." for each ARN of the NULL-terminated arns to *params
+ * (a string from sts_session_tags_params(), replaced). -EINVAL past STS's limits. */
+int sts_session_add_policy_arns(char **params, char *const *arns);
+
 /* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]"
  * followed by session_params (from sts_session_tags_params(); NULL or "" for none), values
  * percent-encoded with the unreserved set -._~. Validates every input against the API limits:

@@ -103,9 +103,10 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
 }
 
 int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const char **ret_name,
-                             const char **ret_annotation, const char **ret_session_tags) {
+                             const char **ret_annotation, const char **ret_session_tags,
+                             const char **ret_policies) {
         const cJSON *meta = get(ns, "metadata"), *annotations = get(meta, "annotations");
-        const char *name, *a = NULL, *t = NULL;
+        const char *name, *a = NULL, *t = NULL, *pol = NULL;
 
         if (get_str(meta, "name", &name) < 0 || isempty(name))
                 return -EBADMSG;
@@ -115,10 +116,14 @@ int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const 
                 return -EBADMSG;
         if (keys->session_tags_key && get_str(annotations, keys->session_tags_key, &t) < 0)
                 return -EBADMSG;
+        if (keys->session_policies_key && get_str(annotations, keys->session_policies_key, &pol) < 0)
+                return -EBADMSG;
         *ret_name = name;
         *ret_annotation = a;
         if (ret_session_tags)
                 *ret_session_tags = t;
+        if (ret_policies)
+                *ret_policies = pol;
         return 0;
 }
 

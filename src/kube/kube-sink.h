@@ -18,6 +18,7 @@ typedef struct KubeNamespace {
         char *name;
         char *annotation;
         char *session_tags;
+        char *session_policies;
 } KubeNamespace;
 
 typedef struct KubeSink {

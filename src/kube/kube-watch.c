@@ -57,14 +57,15 @@ static void namespace_free(void *item) {
         free(ns->name);
         free(ns->annotation);
         free(ns->session_tags);
+        free(ns->session_policies);
         free(ns);
 }
 
 static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
-        const char *name, *annotation, *tags;
+        const char *name, *annotation, *tags, *policies;
         KubeNamespace *ns;
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation, &tags) < 0)
+        if (kube_namespace_from_json(o, keys, &name, &annotation, &tags, &policies) < 0)
                 return -EBADMSG;
         ns = calloc(1, sizeof *ns);
         if (!ns)
@@ -72,7 +73,9 @@ static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **re
         ns->name = strdup(name);
         ns->annotation = annotation ? strdup(annotation) : NULL;
         ns->session_tags = tags ? strdup(tags) : NULL;
-        if (!ns->name || (annotation && !ns->annotation) || (tags && !ns->session_tags)) {
+        ns->session_policies = policies ? strdup(policies) : NULL;
+        if (!ns->name || (annotation && !ns->annotation) || (tags && !ns->session_tags) ||
+            (policies && !ns->session_policies)) {
                 namespace_free(ns);
                 return -ENOMEM;
         }
@@ -89,7 +92,7 @@ static int namespace_upsert(const KubeSink *s, void *item) {
 static int namespace_delete(const KubeSink *s, const cJSON *o, const KubeObjectKeys *keys) {
         const char *name, *annotation;
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation, NULL) < 0)
+        if (kube_namespace_from_json(o, keys, &name, &annotation, NULL, NULL) < 0)
                 return -EBADMSG;
         return s->namespace_delete(name, s->userdata);
 }

@@ -145,3 +145,19 @@ def test_long_pod_names_are_shortened_and_stay_distinct(node_env, daemon_factory
     names = sorted(c["session_name"] for c in served_by_sts(node_env, BASE_ARN + ROLE))
     assert len(names) == 2 and names[0] != names[1]
     assert all(len(n) == 64 and n[51] == "=" for n in names)  # the fake STS accepted them: STS's rules hold
+
+
+def test_namespace_policy_arns_narrow_its_sessions_and_are_part_of_the_key(node_env, daemon_factory):
+    ro, deny = "arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::123456789012:policy/deny-s3-delete"
+    node_env.api.add_namespace("narrow", annotations={"iam.amazonaws.com/session-policy-arns": json.dumps([ro, deny])})
+    node_env.api.add_namespace("wide")
+    node_env.add_pod("n", "127.0.0.73", role=ROLE, namespace="narrow")
+    node_env.add_pod("w", "127.0.0.74", role=ROLE, namespace="wide")
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-policies")
+    assert http_key(d, "127.0.0.73") != http_key(d, "127.0.0.74")  # two sessions of one role
+    calls = served_by_sts(node_env, BASE_ARN + ROLE)
+    assert sorted(c["policy_arns"] for c in calls) == [[], sorted([ro, deny])]
+    # a list STS would refuse is refused by the daemon: the namespace's pods get nothing
+    node_env.api.add_namespace("narrow", annotations={"iam.amazonaws.com/session-policy-arns": '["nope"]'})
+    wait_until(lambda: "session-policy-arns annotation is refused" in d.output(), what="the refusal")
+    wait_until(lambda: get(d, CREDS + ROLE, source="127.0.0.73")[0].status == 404, what="the denial")

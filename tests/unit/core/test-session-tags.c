@@ -3,6 +3,7 @@
  * parameters they make for a pod. */
 #include <stdlib.h>
 
+#include "aws/sts.h"
 #include "kube/kube-pod.h"
 #include "session-tags.h"
 #include "string-util.h"
@@ -80,4 +81,42 @@ TEST(pod_session_has_the_nodes_tags_then_the_namespaces) {
         s.tags = 0;
         ASSERT_OK(session_tags_for_pod(&s, pod, ns_tags, &off));
         ASSERT_STREQ(off, "");
+}
+
+TEST(policy_arns_annotation_is_a_sorted_list_within_sts_limits) {
+        _cleanup_strv_free_ char **arns = NULL;
+        _cleanup_free_ char *why = NULL, *params = strdup("&Tags.member.1.Key=k&Tags.member.1.Value=v");
+
+        ASSERT_OK(session_policies_parse_annotation(
+                "[\"arn:aws:iam::1:policy/z-read-only\", \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]", &arns,
+                &why));
+        ASSERT_STREQ(arns[0], "arn:aws:iam::1:policy/z-read-only");
+        ASSERT_STREQ(arns[1], "arn:aws:iam::aws:policy/ReadOnlyAccess");
+        ASSERT_NULL(arns[2]);
+        ASSERT_OK(sts_session_add_policy_arns(&params, arns));
+        ASSERT_STREQ(params, "&Tags.member.1.Key=k&Tags.member.1.Value=v"
+                             "&PolicyArns.member.1.arn=arn%3Aaws%3Aiam%3A%3A1%3Apolicy%2Fz-read-only"
+                             "&PolicyArns.member.2.arn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FReadOnlyAccess");
+}
+
+TEST(policy_arns_annotation_breaking_a_rule_is_refused) {
+        static const char *const bad[] = {
+                "{\"a\": \"arn:aws:iam::aws:policy/ReadOnlyAccess\"}",
+                "[\"not-an-arn-but-long-enough\"]",
+                "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\", \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]",
+                "[1]",
+                "[\"arn:aws:iam::1:policy/p0\", \"arn:aws:iam::1:policy/p1\", \"arn:aws:iam::1:policy/p2\", "
+                "\"arn:aws:iam::1:policy/p3\", \"arn:aws:iam::1:policy/p4\", \"arn:aws:iam::1:policy/p5\", "
+                "\"arn:aws:iam::1:policy/p6\", \"arn:aws:iam::1:policy/p7\", \"arn:aws:iam::1:policy/p8\", "
+                "\"arn:aws:iam::1:policy/p9\", \"arn:aws:iam::1:policy/pa\"]",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *why = NULL;
+                char **arns = NULL;
+
+                ASSERT_ERROR(session_policies_parse_annotation(bad[i], &arns, &why), -EINVAL);
+                ASSERT_NULL(arns);
+                ASSERT_NOT_NULL(why);
+        }
 }
