@@ -112,6 +112,26 @@ static int check_member(const cJSON *item, const cJSON *object, char **ret_why) 
         return 0;
 }
 
+/* The annotation as JSON of the expected type (an object, else a list): 0 with *ret_root NULL
+ * when absent or empty, 1 with *ret_root set, -EINVAL with *ret_why. */
+static int annotation_json(const char *annotation, bool object, cJSON **ret_root, char **ret_why) {
+        cJSON *root;
+
+        *ret_root = NULL;
+        *ret_why = NULL;
+        if (isempty(annotation))
+                return 0;
+        if (strlen(annotation) > SESSION_TAGS_ANNOTATION_MAX)
+                return why(ret_why, "%s", "longer than 32 KiB");
+        root = cJSON_Parse(annotation);
+        if (object ? !cJSON_IsObject(root) : !cJSON_IsArray(root)) {
+                cJSON_Delete(root);
+                return why(ret_why, "%s", object ? "not a JSON object" : "not a JSON list");
+        }
+        *ret_root = root;
+        return 1;
+}
+
 int session_tags_parse_annotation(const char *annotation, char ***ret, char **ret_why) {
         _cleanup_strv_free_ char **l = NULL;
         cJSON *root, *item;
@@ -119,16 +139,10 @@ int session_tags_parse_annotation(const char *annotation, char ***ret, char **re
         int r = 0;
 
         *ret = NULL;
-        *ret_why = NULL;
-        if (isempty(annotation))
-                return 0;
-        if (strlen(annotation) > SESSION_TAGS_ANNOTATION_MAX)
-                return why(ret_why, "%s", "longer than 32 KiB");
-        root = cJSON_Parse(annotation);
-        if (!cJSON_IsObject(root)) {
-                cJSON_Delete(root);
-                return why(ret_why, "%s", "not a JSON object");
-        }
+        r = annotation_json(annotation, true, &root, ret_why);
+        if (r <= 0)
+                return r;
+        r = 0;
         cJSON_ArrayForEach(item, root) {
                 if (++n > SESSION_TAGS_NAMESPACE_MAX) {
                         r = why(ret_why, "%s", "more than 44 tags");
@@ -161,16 +175,10 @@ int session_policies_parse_annotation(const char *annotation, char ***ret, char 
         int r = 0;
 
         *ret = NULL;
-        *ret_why = NULL;
-        if (isempty(annotation))
-                return 0;
-        if (strlen(annotation) > SESSION_TAGS_ANNOTATION_MAX)
-                return why(ret_why, "%s", "longer than 32 KiB");
-        root = cJSON_Parse(annotation);
-        if (!cJSON_IsArray(root)) {
-                cJSON_Delete(root);
-                return why(ret_why, "%s", "not a JSON list");
-        }
+        r = annotation_json(annotation, false, &root, ret_why);
+        if (r <= 0)
+                return r;
+        r = 0;
         cJSON_ArrayForEach(item, root) {
                 if (++n > STS_POLICY_ARNS_MAX)
                         r = why(ret_why, "%s", "more than 10 policy ARNs");

@@ -466,53 +466,43 @@ static void log_namespace_roles(const StoreNamespace *n, const char *event) {
                            "Discovered role on namespace (%s)", event);
 }
 
-/* The session-tags annotation, parsed when it changed. */
-static int namespace_set_session_tags(StoreNamespace *n, const char *annotation) {
+/* A namespace annotation that shapes sessions (session-tags.h), parsed when it changed: *raw the
+ * annotation, *parsed what parse() made of it, *invalid when parse() refused it. 1 when changed. */
+static int namespace_set_session_list(const StoreNamespace *n, const char *key,
+                                      int (*parse)(const char *, char ***, char **), const char *annotation,
+                                      char **raw, char ***parsed, bool *invalid) {
         _cleanup_free_ char *copy = NULL, *why = NULL;
-        char **tags = NULL;
+        char **l = NULL;
         int r;
 
-        if (str_equal_null(n->session_tags_annotation, annotation) && (annotation || !n->session_tags))
+        if (str_equal_null(*raw, annotation) && (annotation || !*parsed))
                 return 0;
         if (annotation && !(copy = strdup(annotation)))
                 return -ENOMEM;
-        r = session_tags_parse_annotation(annotation, &tags, &why);
+        r = parse(annotation, &l, &why);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
                            "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
-                           n->name, KUBE_SESSION_TAGS_ANNOTATION, strna(why));
-        free_and_replace(n->session_tags_annotation, copy);
-        strv_free(n->session_tags);
-        n->session_tags = tags;
-        n->session_tags_invalid = r < 0;
+                           n->name, key, strna(why));
+        free_and_replace(*raw, copy);
+        strv_free(*parsed);
+        *parsed = l;
+        *invalid = r < 0;
         return 1;
 }
 
-/* The session-policy-arns annotation, parsed when it changed. */
-static int namespace_set_session_policies(StoreNamespace *n, const char *annotation) {
-        _cleanup_free_ char *copy = NULL, *why = NULL;
-        char **arns = NULL;
-        int r;
+static int namespace_set_session_tags(StoreNamespace *n, const char *annotation) {
+        return namespace_set_session_list(n, KUBE_SESSION_TAGS_ANNOTATION, session_tags_parse_annotation,
+                                          annotation, &n->session_tags_annotation, &n->session_tags,
+                                          &n->session_tags_invalid);
+}
 
-        if (str_equal_null(n->session_policies_annotation, annotation) &&
-            (annotation || !n->session_policies))
-                return 0;
-        if (annotation && !(copy = strdup(annotation)))
-                return -ENOMEM;
-        r = session_policies_parse_annotation(annotation, &arns, &why);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
-                           "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
-                           n->name, KUBE_SESSION_POLICIES_ANNOTATION, strna(why));
-        free_and_replace(n->session_policies_annotation, copy);
-        strv_free(n->session_policies);
-        n->session_policies = arns;
-        n->session_policies_invalid = r < 0;
-        return 1;
+static int namespace_set_session_policies(StoreNamespace *n, const char *annotation) {
+        return namespace_set_session_list(
+                n, KUBE_SESSION_POLICIES_ANNOTATION, session_policies_parse_annotation, annotation,
+                &n->session_policies_annotation, &n->session_policies, &n->session_policies_invalid);
 }
 
 int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
