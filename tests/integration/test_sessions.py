@@ -16,6 +16,15 @@ CREDS = "/latest/meta-data/iam/security-credentials/"
 CLUSTER_ARN = "arn:aws:eks:us-east-1:123456789012:cluster/prod-1"
 
 
+def answer(d, path, source):
+    """The first answer that is not 404: with --session-tags or --session-policies a pod waits for
+    its namespace, and the namespace list may arrive after the pod list (404 until then)."""
+    got = []
+    wait_until(lambda: got.append(get(d, path, source=source)) or got[-1][0].status != 404,
+               what=f"an answer for {source}")
+    return got[-1]
+
+
 def botocore_key(d):
     """The access key botocore gets from the daemon, as the pod at 127.0.0.1."""
     code = ("import botocore.session, json; c = botocore.session.get_session().get_credentials();"
@@ -27,7 +36,7 @@ def botocore_key(d):
 
 
 def http_key(d, source):
-    r, body = get(d, CREDS + ROLE, source=source)
+    r, body = answer(d, CREDS + ROLE, source)
     assert r.status == 200, body
     return json.loads(body)["AccessKeyId"]
 
@@ -40,8 +49,8 @@ def test_two_namespaces_with_one_role_get_two_tagged_sessions(node_env, daemon_f
     node_env.add_pod("pay-2", "127.0.0.63", role=ROLE, namespace="payments", service_account="pay-sa")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}",
               "--session-tags=kubernetes-namespace,kubernetes-service-account")
-    keys = {"127.0.0.1": botocore_key(d), "127.0.0.62": http_key(d, "127.0.0.62"),
-            "127.0.0.63": http_key(d, "127.0.0.63")}
+    keys = {"127.0.0.62": http_key(d, "127.0.0.62"), "127.0.0.63": http_key(d, "127.0.0.63"),
+            "127.0.0.1": botocore_key(d)}
     calls = served_by_sts(node_env, BASE_ARN + ROLE)
     by_ns = {c["tags"]["kubernetes-namespace"]: c for c in calls}
     # one session per (role, namespace, service account): the two payments pods share one
@@ -57,7 +66,7 @@ def test_session_tags_alone_send_pod_identitys_six_tags(node_env, daemon_factory
     uid = node_env.add_pod("web-0", "127.0.0.64", role=ROLE, service_account="web")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-tags",
               "--cluster-name=prod-1", f"--cluster-arn={CLUSTER_ARN}")
-    r, _ = get(d, CREDS + ROLE, source="127.0.0.64")
+    r, _ = answer(d, CREDS + ROLE, "127.0.0.64")
     assert r.status == 200
     call = served_by_sts(node_env, BASE_ARN + ROLE)[-1]
     want = {"eks-cluster-arn": CLUSTER_ARN, "eks-cluster-name": "prod-1", "kubernetes-namespace": "default",
@@ -79,7 +88,7 @@ def test_trust_policy_without_tag_session_is_a_500_with_the_code_and_the_cause(n
     node_env.add_pod("tagged", "127.0.0.66", role="untagged-trust")
     node_env.sts.configure(deny_tag_session=[BASE_ARN + "untagged-trust"])
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-tags=kubernetes-namespace")
-    r, body = get(d, CREDS + "untagged-trust", source="127.0.0.66")
+    r, body = answer(d, CREDS + "untagged-trust", "127.0.0.66")
     assert r.status == 500 and b"AccessDenied" in body and b"sts:TagSession" in body
     # no silent downgrade: no untagged call was made
     assert all(c["tags"] for c in node_env.sts.calls() if c.get("role_arn") == BASE_ARN + "untagged-trust")
@@ -90,7 +99,7 @@ def test_packed_policy_too_large_is_a_500_with_the_code(node_env, daemon_factory
     node_env.add_pod("big", "127.0.0.67", role=ROLE)
     node_env.sts.configure(packed_limit=10)
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--session-tags")
-    r, body = get(d, CREDS + ROLE, source="127.0.0.67")
+    r, body = answer(d, CREDS + ROLE, "127.0.0.67")
     assert r.status == 500 and b"PackedPolicyTooLarge" in body
     wait_until(lambda: "exceed STS's packed size limit" in d.output(), what="audit cause")
 
