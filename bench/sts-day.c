@@ -13,7 +13,9 @@
  *
  * Prints one JSON object: the calls, the calls per hour, per role per hour, requests served and
  * requests that had to wait. Flags: --pods N --roles N --hours N --poll SEC --churn SEC
- * --sts-latency MS --session-ttl DURATION (the daemon's --iam-role-session-ttl). */
+ * --sts-latency MS --session-ttl DURATION (the daemon's --iam-role-session-ttl) --pod-tags (the
+ * daemon's --session-tags with kubernetes-pod-uid: every pod, and every replacement, has a session
+ * key of its own, so nothing is shared between the pods of a role). */
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -51,6 +53,8 @@ typedef struct Sim {
         Pending pending[SIM_MAX_PENDING];
         unsigned n_pending;
         unsigned serial;
+        bool pod_tags;   /* --pod-tags */
+        unsigned n_uids; /* pod instances created so far (their kubernetes-pod-uid) */
 } Sim;
 
 typedef struct Pod {
@@ -60,6 +64,7 @@ typedef struct Pod {
         usec_t started;    /* its container asks from then on */
         usec_t next_poll;
         bool waiting;
+        char session[96]; /* its session parameters: "" unless --pod-tags */
 } Pod;
 
 static usec_t sim_now(void *userdata) {
@@ -67,7 +72,7 @@ static usec_t sim_now(void *userdata) {
 }
 
 static int sim_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                     unsigned duration_sec, const char *external_id, void **ret_handle,
+                     unsigned duration_sec, const char *external_id, const char *session, void **ret_handle,
                      StsError **ret_error) {
         Sim *s = userdata;
 
@@ -154,6 +159,7 @@ static int pod_request(Creds *c, Pod *p, unsigned i) {
         pod_ip(i, ip, sizeof ip);
         r = creds_get(c,
                       &(CredsRequest){ .role_arn = arn,
+                                       .session = p->session,
                                        .caller_ip = ip,
                                        .deadline = s->now + 10 * USEC_PER_SEC,
                                        .done = pod_done,
@@ -179,17 +185,23 @@ static int pod_appear(Creds *c, Pod *p, unsigned i) {
 
         role_arn(p->role, arn, sizeof arn);
         pod_ip(i, ip, sizeof ip);
-        r = creds_set_in_use(c, arn, NULL, true);
+        p->session[0] = '\0';
+        if (p->sim->pod_tags)
+                snprintf(p->session, sizeof p->session,
+                         "&Tags.member.1.Key=kubernetes-pod-uid"
+                         "&Tags.member.1.Value=sim-%u",
+                         ++p->sim->n_uids);
+        r = creds_set_in_use(c, &(CredsKey){ .role_arn = arn, .session = p->session }, true);
         if (r < 0)
                 return r;
-        return creds_prefetch(c, arn, NULL, ip);
+        return creds_prefetch(c, &(CredsKey){ .role_arn = arn, .session = p->session }, ip);
 }
 
 static int pod_vanish(Creds *c, Pod *p) {
         char arn[80];
 
         role_arn(p->role, arn, sizeof arn);
-        return creds_set_in_use(c, arn, NULL, false);
+        return creds_set_in_use(c, &(CredsKey){ .role_arn = arn, .session = p->session }, false);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *ret) {
@@ -212,6 +224,7 @@ int main(int argc, char *argv[]) {
                                                  { "churn", required_argument, NULL, 'c' },
                                                  { "sts-latency", required_argument, NULL, 'l' },
                                                  { "session-ttl", required_argument, NULL, 't' },
+                                                 { "pod-tags", no_argument, NULL, 'T' },
                                                  {} };
         unsigned n_pods = 250, n_roles = 40, hours = 24, poll_sec = 300, churn_sec = 600, latency_ms = 200;
         _cleanup_(creds_freep) Creds *c = NULL;
@@ -252,6 +265,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 't':
                         r = parse_duration(optarg, &settings.session_ttl);
+                        break;
+                case 'T':
+                        sim.pod_tags = true;
+                        r = 0;
                         break;
                 default:
                         return EXIT_FAILURE;
@@ -316,12 +333,12 @@ int main(int argc, char *argv[]) {
                 }
         }
 
-        printf("{\"pods\": %u, \"roles\": %u, \"hours\": %u, \"session_ttl_sec\": %" PRIu64
+        printf("{\"pods\": %u, \"roles\": %u, \"pod_tags\": %s, \"hours\": %u, \"session_ttl_sec\": %" PRIu64
                ", \"sts_calls\": %" PRIu64 ", \"sts_calls_per_hour\": %.1f, \"per_role_per_hour\": %.2f"
                ", \"requests_served_from_cache\": %" PRIu64 ", \"requests_waited\": %" PRIu64
                ", \"errors\": %" PRIu64 ", \"pods_replaced\": %u, \"cache_entries\": %zu}\n",
-               n_pods, n_roles, hours, settings.session_ttl / USEC_PER_SEC, sim.calls,
-               (double) sim.calls / hours, (double) sim.calls / hours / n_roles, sim.served_now, sim.waited,
-               sim.errors, churned, creds_size(c));
+               n_pods, n_roles, sim.pod_tags ? "true" : "false", hours, settings.session_ttl / USEC_PER_SEC,
+               sim.calls, (double) sim.calls / hours, (double) sim.calls / hours / n_roles, sim.served_now,
+               sim.waited, sim.errors, churned, creds_size(c));
         return sim.errors == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -114,7 +114,8 @@ static void sink_pods_vouched(bool vouched, void *userdata) {
 
 static int sink_namespace_upsert(const KubeNamespace *ns, void *userdata) {
         ClusterView *v = userdata;
-        int r = store_namespace_update(v->store, ns->name, ns->annotation);
+        int r = store_namespace_update(v->store, ns->name, ns->annotation, ns->session_tags,
+                                       ns->session_policies);
         cluster_view_update(v);
         return r;
 }
@@ -134,7 +135,8 @@ static int sink_namespaces_replace(const KubeNamespace *ns, size_t n, void *user
         if (!specs)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                specs[i] = (StoreNamespaceSpec){ ns[i].name, ns[i].annotation };
+                specs[i] = (StoreNamespaceSpec){ ns[i].name, ns[i].annotation, ns[i].session_tags,
+                                                 ns[i].session_policies };
         r = store_namespaces_replace(v->store, specs, n);
         cluster_view_update(v);
         return r;

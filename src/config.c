@@ -17,7 +17,9 @@
 #include "nft/redirect.h"
 #include "kubeconfig.h"
 #include "kube/kube-freshness.h"
+#include "aws/sts.h"
 #include "log.h"
+#include "session-tags.h"
 #include "string-util.h"
 
 /* Defaults for the token bucket in front of STS: STS allows hundreds of calls per second per
@@ -72,6 +74,11 @@ enum {
         ARG_STS_BURST,
         ARG_IPV6,
         ARG_HOST_IPV6,
+        ARG_SESSION_TAGS,
+        ARG_CLUSTER_NAME,
+        ARG_CLUSTER_ARN,
+        ARG_SESSION_NAME,
+        ARG_SESSION_POLICIES,
 };
 
 typedef struct OptionDoc {
@@ -100,6 +107,10 @@ static const OptionDoc option_docs[] = {
         { ARG_BASE_ROLE_ARN, "base-role-arn", required_argument, "ARN", "Base role ARN" },
         { ARG_CACHE_RESYNC_PERIOD, "cache-resync-period", required_argument, "DURATION",
           "Kubernetes caches resync period (accepted for compatibility; watches keep the caches current)" },
+        { ARG_CLUSTER_ARN, "cluster-arn", required_argument, "ARN",
+          "The cluster's ARN, sent as the eks-cluster-arn session tag (--session-tags)" },
+        { ARG_CLUSTER_NAME, "cluster-name", required_argument, "NAME",
+          "The cluster's name, sent as the eks-cluster-name session tag (--session-tags)" },
         { ARG_DEBUG, "debug", optional_argument, NULL, "Enable debug features (/debug/store)" },
         { ARG_DEFAULT_ROLE, "default-role", required_argument, "ROLE",
           "Fallback role to use when annotation is not set" },
@@ -161,6 +172,16 @@ static const OptionDoc option_docs[] = {
         { ARG_RESOLVE_DUPLICATE_CACHE_IPS, "resolve-duplicate-cache-ips", optional_argument, NULL,
           "Queries the k8s api server to find the source of truth when the pod cache contains multiple pods "
           "with the same IP" },
+        { ARG_SESSION_NAME, "session-name", required_argument, "kube2iam|pod",
+          "RoleSessionName of the STS sessions: kube2iam's (fnv32a of the pod IP, '-', the role name) or "
+          "the pod's namespace and name, kept for the pod's life (docs/sessions.md)" },
+        { ARG_SESSION_POLICIES, "session-policies", optional_argument, NULL,
+          "Send a namespace's iam.amazonaws.com/session-policy-arns (a JSON list of managed policy ARNs) "
+          "as PolicyArns with its pods' AssumeRole calls, narrowing their roles (docs/sessions.md)" },
+        { ARG_SESSION_TAGS, "session-tags", optional_argument, "LIST",
+          "Tag every AssumeRole with EKS Pod Identity's session tags (transitive); LIST narrows them to "
+          "some of eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, "
+          "kubernetes-pod-name, kubernetes-pod-uid. Roles must allow sts:TagSession (docs/sessions.md)" },
         { ARG_STS_BURST, "sts-burst", required_argument, "N", "AssumeRole calls allowed in a burst" },
         { ARG_STS_ENDPOINT, "sts-endpoint", required_argument, "URL",
           "STS base URL (VPC endpoint, FIPS); default: the regional endpoint of the node's region" },
@@ -220,6 +241,8 @@ void config_done(Config *c) {
         free(c->iam_external_id);
         free(c->namespace_key);
         free(c->sts_endpoint);
+        free(c->cluster_name);
+        free(c->cluster_arn);
         free(c->host_ip);
         strv_free(c->host_interfaces);
         free(c->host_ipv6);
@@ -664,6 +687,30 @@ static int parse_one(Config *c, int id, const char *arg) {
         }
         case ARG_PREFETCH:
                 return parse_bool_arg(flag, arg, &c->prefetch);
+        case ARG_SESSION_TAGS:
+                if (!arg || streq(arg, "true")) {
+                        c->session_tags = SESSION_TAGS_ALL;
+                        return 0;
+                }
+                if (streq(arg, "false")) {
+                        c->session_tags = 0;
+                        return 0;
+                }
+                if (session_tags_parse(arg, &c->session_tags) < 0)
+                        return bad_value(flag, arg, "expected a comma-separated list of session tag keys");
+                return 0;
+        case ARG_SESSION_POLICIES:
+                return parse_bool_arg(flag, arg, &c->session_policies);
+        case ARG_SESSION_NAME:
+                if (!streq(arg, "kube2iam") && !streq(arg, "pod"))
+                        return bad_value(flag, arg, "expected kube2iam or pod");
+                c->pod_session_names = streq(arg, "pod");
+                return 0;
+        case ARG_CLUSTER_NAME:
+        case ARG_CLUSTER_ARN:
+                if (isempty(arg) || !sts_tag_value_valid(arg))
+                        return bad_value(flag, arg, "expected a value STS accepts as a session tag value");
+                return set_string(id == ARG_CLUSTER_NAME ? &c->cluster_name : &c->cluster_arn, arg);
         case ARG_STS_RATE: {
                 char *end;
                 double d;
@@ -933,6 +980,15 @@ static void print_default(const Config *d, int id, FILE *f) {
                 break;
         case ARG_PREFETCH:
                 fprintf(f, " (default true)");
+                break;
+        case ARG_SESSION_TAGS:
+                fprintf(f, " (default: none; alone: all six)");
+                break;
+        case ARG_SESSION_NAME:
+                fprintf(f, " (default kube2iam)");
+                break;
+        case ARG_SESSION_POLICIES:
+                fprintf(f, " (default false)");
                 break;
         case ARG_STS_RATE:
                 fprintf(f, " (default %g)", d->sts_rate);

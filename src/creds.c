@@ -42,8 +42,10 @@ struct Entry {
         Entry *hnext;       /* hash chain */
         Entry *prev, *next; /* all entries */
         char *role_arn;
-        char *external_id; /* "" for none */
-        char *session_ip;  /* the caller that names the next STS session */
+        char *external_id;  /* "" for none */
+        char *session;      /* the session parameters (sts_session_tags_params()), "" for none */
+        char *session_name; /* RoleSessionName; "" names it as kube2iam does, after session_ip */
+        char *session_ip;   /* the caller that names the next STS session */
         Credentials *creds;
         usec_t obtained;
         usec_t refresh_at;
@@ -108,17 +110,26 @@ static unsigned duration_sec(const Creds *c) {
         return (unsigned) (2 * c->settings.session_ttl / USEC_PER_SEC);
 }
 
-static const char *ext_or_empty(const char *ext) {
-        return ext ? ext : "";
-}
-
-static unsigned key_hash(const char *role, const char *ext) {
-        uint32_t h = sts_fnv32a(role);
-        for (const unsigned char *p = (const unsigned char *) ext; *p; p++) {
+static uint32_t hash_more(uint32_t h, const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 h ^= *p;
                 h *= 16777619u;
         }
-        return h & (CREDS_BUCKETS - 1);
+        /* a separator, so that ("ab", "c") and ("a", "bc") differ */
+        h ^= 0xffu;
+        return h * 16777619u;
+}
+
+static unsigned key_hash(const char *role, const char *ext, const char *name, const char *session) {
+        return hash_more(hash_more(hash_more(sts_fnv32a(role), ext), name), session) & (CREDS_BUCKETS - 1);
+}
+
+/* The key with "" for every absent part. */
+static CredsKey key_normalize(const CredsKey *k) {
+        return (CredsKey){ .role_arn = k->role_arn,
+                           .external_id = strempty(k->external_id),
+                           .session_name = strempty(k->session_name),
+                           .session = strempty(k->session) };
 }
 
 static void metric_role(MetricFamily *f, const char *role) {
@@ -213,16 +224,20 @@ size_t creds_size(const Creds *c) {
         return c ? c->n_entries : 0;
 }
 
-static Entry *entry_find(Creds *c, const char *role, const char *ext) {
-        for (Entry *e = c->buckets[key_hash(role, ext)]; e; e = e->hnext)
-                if (streq(e->role_arn, role) && streq(e->external_id, ext))
+static Entry *entry_find(Creds *c, const CredsKey *k) {
+        unsigned h = key_hash(k->role_arn, k->external_id, k->session_name, k->session);
+
+        for (Entry *e = c->buckets[h]; e; e = e->hnext)
+                if (streq(e->role_arn, k->role_arn) && streq(e->external_id, k->external_id) &&
+                    streq(e->session_name, k->session_name) && streq(e->session, k->session))
                         return e;
         return NULL;
 }
 
-static int entry_get(Creds *c, const char *role, const char *ext, bool create, Entry **ret) {
+/* key's strings must not be NULL (key_normalize()). */
+static int entry_get(Creds *c, const CredsKey *key, bool create, Entry **ret) {
         unsigned h;
-        Entry *e = entry_find(c, role, ext);
+        Entry *e = entry_find(c, key);
 
         if (e || !create) {
                 *ret = e;
@@ -230,21 +245,27 @@ static int entry_get(Creds *c, const char *role, const char *ext, bool create, E
         }
         if (c->n_entries >= CREDS_MAX_ENTRIES)
                 return -ENOSPC;
-        if (strlen(role) > STS_ROLE_ARN_MAX || strlen(ext) > STS_EXTERNAL_ID_MAX)
+        if (strlen(key->role_arn) > STS_ROLE_ARN_MAX || strlen(key->external_id) > STS_EXTERNAL_ID_MAX ||
+            strlen(key->session_name) > STS_SESSION_NAME_MAX ||
+            strlen(key->session) > CREDS_SESSION_PARAMS_MAX)
                 return -EINVAL;
         e = calloc(1, sizeof *e);
         if (!e)
                 return -ENOMEM;
         e->owner = c;
-        e->role_arn = strdup(role);
-        e->external_id = strdup(ext);
-        if (!e->role_arn || !e->external_id) {
+        e->role_arn = strdup(key->role_arn);
+        e->external_id = strdup(key->external_id);
+        e->session_name = strdup(key->session_name);
+        e->session = strdup(key->session);
+        if (!e->role_arn || !e->external_id || !e->session_name || !e->session) {
                 free(e->role_arn);
                 free(e->external_id);
+                free(e->session_name);
+                free(e->session);
                 free(e);
                 return -ENOMEM;
         }
-        h = key_hash(role, ext);
+        h = key_hash(e->role_arn, e->external_id, e->session_name, e->session);
         e->hnext = c->buckets[h];
         c->buckets[h] = e;
         e->next = c->entries;
@@ -260,7 +281,7 @@ static int entry_get(Creds *c, const char *role, const char *ext, bool create, E
 
 static void entry_free(Entry *e) {
         Creds *c = e->owner;
-        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id)];
+        Entry **pp = &c->buckets[key_hash(e->role_arn, e->external_id, e->session_name, e->session)];
 
         assert(!e->waiters);
         while (*pp && *pp != e)
@@ -282,6 +303,8 @@ static void entry_free(Entry *e) {
         sts_error_free(e->error);
         free(e->role_arn);
         free(e->external_id);
+        free(e->session);
+        free(e->session_name);
         free(e->session_ip);
         free(e);
 }
@@ -433,7 +456,10 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         void *handle = NULL;
         int r;
 
-        r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
+        if (!isempty(e->session_name))
+                r = (session = strdup(e->session_name)) ? 0 : -ENOMEM;
+        else
+                r = sts_role_session_name(e->session_ip ?: "0.0.0.0", e->role_arn, &session);
         if (r < 0) {
                 e->retry_at = now + backoff_next(c, e);
                 entry_enter(e, entry_rest(e), reason, now);
@@ -441,7 +467,7 @@ static void start_fetch(Creds *c, Entry *e, FetchReason reason, usec_t now) {
         }
         entry_enter(e, CREDS_ENTRY_FETCHING, reason, now);
         r = c->fetcher.start(c->fetcher.userdata, c, e, e->role_arn, session, duration_sec(c),
-                             e->external_id, &handle, &err);
+                             e->external_id, e->session, &handle, &err);
         if (r < 0) {
                 entry_enter(e, entry_rest(e), reason, now);
                 if (!err && sts_error_new(STS_ERROR_TRANSIENT, r, 0, "InternalError", NULL, &err) < 0)
@@ -590,6 +616,7 @@ void creds_set_on_change(Creds *c, void (*on_change)(void *userdata), void *user
 int creds_restore(Creds *c, const char *role_arn, const char *external_id, Credentials *creds) {
         usec_t now, life;
         double frac;
+        CredsKey key;
         Entry *e;
         int r;
 
@@ -598,7 +625,9 @@ int creds_restore(Creds *c, const char *role_arn, const char *external_id, Crede
         now = now_of(c);
         if (credentials_remaining(creds, now) == 0 || creds->last_updated >= creds->expiration)
                 return -ESTALE;
-        r = entry_get(c, role_arn, ext_or_empty(external_id), true, &e);
+        /* a snapshot holds kube2iam's default sessions only (creds_foreach_valid()) */
+        key = key_normalize(&(const CredsKey){ .role_arn = role_arn, .external_id = external_id });
+        r = entry_get(c, &key, true, &e);
         if (r < 0)
                 return r;
         if (e->creds || e->error || entry_busy(e))
@@ -622,7 +651,9 @@ int creds_foreach_valid(Creds *c,
 
         for (Entry *e = c->entries; e; e = e->next) {
                 int r;
-                if (!valid(e, now))
+                /* sessions with tags or a pod's name are fetched again after a restart: the
+                 * snapshot's format has no room for their keys yet */
+                if (!valid(e, now) || !isempty(e->session_name) || !isempty(e->session))
                         continue;
                 r = f(e->role_arn, e->external_id, e->creds, userdata);
                 if (r < 0)
@@ -647,7 +678,11 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         if (!c || !req || !req->role_arn || !req->done || !ret_creds || !ret_error)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, req->role_arn, ext_or_empty(req->external_id), true, &e);
+        CredsKey key = key_normalize(&(const CredsKey){ .role_arn = req->role_arn,
+                                                        .external_id = req->external_id,
+                                                        .session_name = req->session_name,
+                                                        .session = req->session });
+        r = entry_get(c, &key, true, &e);
         if (r == -ENOSPC)
                 return immediate_error(STS_ERROR_TRANSIENT, r, "TooManyRoles",
                                        "the credential cache is full", ret_error);
@@ -718,15 +753,17 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
         return CREDS_WAIT;
 }
 
-int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip) {
+int creds_prefetch(Creds *c, const CredsKey *key, const char *caller_ip) {
+        CredsKey k;
         usec_t now;
         Entry *e;
         int r;
 
-        if (!c || !role_arn)
+        if (!c || !key || !key->role_arn)
                 return -EINVAL;
         now = now_of(c);
-        r = entry_get(c, role_arn, ext_or_empty(external_id), true, &e);
+        k = key_normalize(key);
+        r = entry_get(c, &k, true, &e);
         if (r < 0)
                 return r;
         if (caller_ip && !e->session_ip)
@@ -738,13 +775,15 @@ int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, cons
         return 0;
 }
 
-int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use) {
+int creds_set_in_use(Creds *c, const CredsKey *key, bool in_use) {
+        CredsKey k;
         Entry *e;
         int r;
 
-        if (!c || !role_arn)
+        if (!c || !key || !key->role_arn)
                 return -EINVAL;
-        r = entry_get(c, role_arn, ext_or_empty(external_id), in_use, &e);
+        k = key_normalize(key);
+        r = entry_get(c, &k, in_use, &e);
         if (r < 0)
                 return in_use ? r : 0;
         if (in_use)
@@ -966,8 +1005,9 @@ static const char *entry_state_now(const Creds *c, const Entry *e, usec_t now) {
                                                               : "error";
 }
 
-int creds_describe(Creds *c, const char *role_arn, const char *external_id, CredsEntryInfo *ret) {
-        Entry *e = entry_find(c, role_arn, strempty(external_id));
+int creds_describe(Creds *c, const CredsKey *key, CredsEntryInfo *ret) {
+        CredsKey k = key_normalize(key);
+        Entry *e = entry_find(c, &k);
         usec_t now = now_of(c);
 
         if (!e)
@@ -1032,7 +1072,7 @@ static void on_sts_done(StsClient *sts, Credentials *creds, const StsError *erro
 
 static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *role_arn,
                            const char *session_name, unsigned duration, const char *external_id,
-                           void **ret_handle, StsError **ret_error) {
+                           const char *session, void **ret_handle, StsError **ret_error) {
         StsFetch *f = calloc(1, sizeof *f);
         StsRefusal refusal;
         int r;
@@ -1041,7 +1081,7 @@ static int sts_fetch_start(void *userdata, Creds *c, void *token, const char *ro
                 return -ENOMEM;
         f->creds = c;
         f->token = token;
-        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, on_sts_done, f,
+        r = sts_assume_role(userdata, role_arn, session_name, duration, external_id, session, on_sts_done, f,
                             &f->call, &refusal);
         if (r < 0) {
                 free(f);

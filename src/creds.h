@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #pragma once
 
-/* Creds: the credential cache, keyed by (role ARN, external id) (issue 3).
+/* Creds: the credential cache, keyed by CredsKey (role ARN, external id, session name, session
+ * parameters) as pod-roles decides it (docs/sessions.md).
  * - One STS call in flight per key (single flight): callers register a completion callback and a
  *   deadline; any number of them wait for the same fetch.
  * - STS DurationSeconds = 2 x --iam-role-session-ttl. Entries are refreshed in the background once
@@ -35,6 +36,9 @@ typedef struct CredsWaiter CredsWaiter;
 
 /* kube2iam's ccache held 5000 items; one node never has that many distinct roles. */
 #define CREDS_MAX_ENTRIES 5000
+/* Session parameters of one key: STS_TAGS_MAX tags with keys and values at their limits, each
+ * character percent-encoded, stay below this. */
+#define CREDS_SESSION_PARAMS_MAX (64 * 1024)
 /* Waiters per entry: every pod request in flight for one role; beyond this the node is under attack. */
 #define CREDS_MAX_WAITERS_PER_ENTRY 4096
 /* Jittered exponential backoff after a retryable STS failure. */
@@ -77,7 +81,7 @@ void creds_settings_from_config(const Config *config, CredsSettings *ret);
  * as <0 with *ret_error set (classified). */
 typedef struct CredsFetcher {
         int (*start)(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-                     unsigned duration_sec, const char *external_id, void **ret_handle,
+                     unsigned duration_sec, const char *external_id, const char *session, void **ret_handle,
                      StsError **ret_error);
         void (*cancel)(void *userdata, void *handle);
         void *userdata;
@@ -99,11 +103,21 @@ int creds_attach_event(Creds *c, sd_event *event);
 void creds_set_clock(Creds *c, usec_t (*now)(void *userdata), void *userdata);
 void creds_set_seed(Creds *c, uint64_t seed);
 
+/* What one cache entry holds credentials for. NULL and "" mean the same. */
+typedef struct CredsKey {
+        const char *role_arn;
+        const char *external_id;  /* NULL for none */
+        const char *session_name; /* RoleSessionName; NULL: kube2iam's, from the caller's IP */
+        const char *session;      /* session parameters (sts_session_tags_params()); NULL for none */
+} CredsKey;
+
 typedef struct CredsRequest {
         const char *role_arn;
-        const char *external_id; /* NULL or "" for none */
-        const char *caller_ip;   /* names the STS session as kube2iam does */
-        usec_t deadline;         /* realtime usec: when a waiting caller gives up */
+        const char *external_id;  /* NULL or "" for none */
+        const char *session_name; /* NULL or "": kube2iam's name, from caller_ip */
+        const char *session;      /* session parameters (sts_session_tags_params()), NULL or "" for none */
+        const char *caller_ip;    /* names the STS session as kube2iam does */
+        usec_t deadline;          /* realtime usec: when a waiting caller gives up */
         /* Called once for a waiting caller: creds (borrowed) or error (borrowed; error->error is the
          * errno: -ETIMEDOUT at the deadline, -ECANCELED on shutdown, -EACCES for a denial). */
         void (*done)(Credentials *creds, const StsError *error, void *userdata);
@@ -123,10 +137,10 @@ int creds_get(Creds *c, const CredsRequest *req, Credentials **ret_creds, StsErr
 void creds_waiter_cancel(CredsWaiter *w);
 
 /* Warms an entry through the same single-flight path (a pod appeared). Never waits. */
-int creds_prefetch(Creds *c, const char *role_arn, const char *external_id, const char *caller_ip);
+int creds_prefetch(Creds *c, const CredsKey *key, const char *caller_ip);
 /* A live pod on this node uses (role, external id), as pod-roles decides. Counted: every true
  * needs its false. */
-int creds_set_in_use(Creds *c, const char *role_arn, const char *external_id, bool in_use);
+int creds_set_in_use(Creds *c, const CredsKey *key, bool in_use);
 
 /* Does what is due now (refreshes, retries, deadlines, drops, queued fetches). */
 void creds_run(Creds *c);
@@ -143,8 +157,8 @@ typedef struct CredsEntryInfo {
         unsigned waiters;
         const StsError *error; /* the last failure (code, request id), NULL for none */
 } CredsEntryInfo;
-/* -ENOENT when the cache holds no entry for the role and external id (NULL or "" for none). */
-int creds_describe(Creds *c, const char *role_arn, const char *external_id, CredsEntryInfo *ret);
+/* -ENOENT when the cache holds no entry for the key (the pod's: pod_roles_decide()). */
+int creds_describe(Creds *c, const CredsKey *key, CredsEntryInfo *ret);
 
 /* Warm restarts (src/snapshot.h). on_change runs after new credentials were cached (worth keeping
  * in a snapshot); the caller coalesces. */

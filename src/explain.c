@@ -143,7 +143,12 @@ static void add_cache(Builder *b, const PodRoleDecision *dec, CacheOutlook *ret)
         if (!b->d->creds || !dec->role_arn || dec->verdict != POD_ROLE_ALLOWED)
                 return;
         o = add_obj(b, b->root, "cache");
-        if (creds_describe(b->d->creds, dec->role_arn, dec->external_id, &info) < 0) {
+        if (creds_describe(b->d->creds,
+                           &(const CredsKey){ .role_arn = dec->role_arn,
+                                              .external_id = dec->external_id,
+                                              .session_name = dec->session_name,
+                                              .session = dec->session },
+                           &info) < 0) {
                 add_str(b, o, "state", "none");
                 return;
         }

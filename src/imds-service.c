@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "aws/credentials.h"
 #include "aws/imds-client.h"
 #include "aws/sts.h"
+#include "kube/kube-object.h"
 #include "config.h"
 #include "creds.h"
 #include "imds-service.h"
@@ -72,6 +74,7 @@ struct PodRequest {
         usec_t wait_started; /* CLOCK_MONOTONIC: when it was linked */
         bool counted_miss;
         char *audit_uid, *audit_ns, *audit_name, *audit_role;
+        bool audit_tagged; /* the STS session carries session tags (--session-tags) */
         PodRequest *prev, *next;
 };
 
@@ -287,32 +290,48 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
 
 /* message: the line's text when kube2iam had one people grep for ("Error assuming role ..."); NULL
  * for ours, "Credentials <result> for pod ...". */
+/* Fields an audit entry may carry besides the pod's (STS's code and the cause, the issued key). */
+#define AUDIT_EXTRA_FIELDS_MAX 3
+
 static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                        const char *role, const char *result, int level, const char *message_id,
-                       const char *detail, const char *message) {
+                       const char *detail, const char *message, const LogField *extra, size_t n_extra) {
         _cleanup_free_ char *key = strconcat3(result, " ", strempty(role));
 
+        assert(n_extra <= AUDIT_EXTRA_FIELDS_MAX);
         if (!key)
                 return;
         if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))
                 return;
-        const LogField fields[] = {
+        LogField fields[7 + AUDIT_EXTRA_FIELDS_MAX] = {
                 { "MESSAGE_ID", message_id }, { "POD_NAMESPACE", ns }, { "POD_NAME", name },
                 { "POD_UID", uid },           { "POD_IP", ip },        { "ROLE_ARN", role },
                 { "RESULT", result },
         };
+        for (size_t i = 0; i < n_extra; i++)
+                fields[7 + i] = extra[i];
         if (message)
-                log_fields(level, fields, ELEMENTSOF(fields), "%s", message);
+                log_fields(level, fields, 7 + n_extra, "%s", message);
         else
-                log_fields(level, fields, ELEMENTSOF(fields),
-                           "Credentials %s for pod %s/%s at %s, role %s%s%s", result, strna(ns), strna(name),
-                           ip, strna(role), detail ? ": " : "", strempty(detail));
+                log_fields(level, fields, 7 + n_extra, "Credentials %s for pod %s/%s at %s, role %s%s%s",
+                           result, strna(ns), strna(name), ip, strna(role), detail ? ": " : "",
+                           strempty(detail));
 }
 
 static void audit(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                   const char *role, const char *result, int level, const char *message_id,
                   const char *detail) {
-        audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL);
+        audit_full(s, uid, ns, name, ip, role, result, level, message_id, detail, NULL, NULL, 0);
+}
+
+/* Why STS refused, when a setting of ours is the likely reason (docs/sessions.md); NULL otherwise. */
+static const char *sts_failure_cause(const StsError *error, bool tagged) {
+        if (streq(error->code, "PackedPolicyTooLarge"))
+                return "the session tags and policies exceed STS's packed size limit";
+        if (tagged && streq(error->code, "AccessDenied"))
+                return "the call carried session tags: the role's trust policy must allow sts:TagSession "
+                       "(--session-tags)";
+        return NULL;
 }
 
 /* ---- a pod request's life ---- */
@@ -463,19 +482,27 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                                         s->m_remaining, NULL,
                                         (double) credentials_remaining(creds, now_realtime()) /
                                                 USEC_PER_SEC);
-                        audit(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
-                              "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, NULL);
+                        /* the key id and STS's session id map a CloudTrail row back to this pod */
+                        const LogField ids[] = { { "ACCESS_KEY_ID", creds->access_key_id },
+                                                 { "ASSUMED_ROLE_ID", creds->assumed_role_id } };
+                        audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
+                                   "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, creds->access_key_id,
+                                   NULL, ids, ELEMENTSOF(ids));
                 }
         } else {
                 /* kube2iam's 500 body is the SDK's error string, and its log line "Error assuming role
                  * <that string>" */
                 _cleanup_free_ char *msg = NULL, *line = NULL;
+                const char *cause = sts_failure_cause(error, pr->audit_tagged);
                 if (sts_error_describe(error, &msg) < 0 ||
-                    asprintf(&line, "Error assuming role %s", msg) < 0)
+                    asprintf(&line, "Error assuming role %s%s%s%s", msg, cause ? " (" : "", strempty(cause),
+                             cause ? ")" : "") < 0)
                         line = NULL;
                 respond_error(req, 500, msg ?: "Error assuming role");
+                const LogField extra[] = { { "STS_ERROR_CODE", error->code }, { "STS_ERROR_CAUSE", cause } };
                 audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
-                           "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line);
+                           "sts-error", LOG_ERR, LOG_MESSAGE_ID_STS_FAILURE, error->code, line, extra,
+                           ELEMENTSOF(extra));
         }
         (void) pod_request_enter(pr, POD_REQUEST_DONE);
 }
@@ -523,12 +550,20 @@ static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
                 if (asprintf(&line, "Role: %s on namespace: %s not found.", d->role_arn, pod->namespace) < 0)
                         line = NULL; /* kube2iam's warning, word for word */
                 break;
+        case POD_ROLE_SESSION_REFUSED:
+                if (asprintf(&line, "Role: %s refused for pod %s/%s: its session tags are refused (%s)",
+                             d->role_arn, pod->namespace, pod->name, KUBE_SESSION_TAGS_ANNOTATION) < 0)
+                        line = NULL;
+                break;
         }
         (void) asprintf(&msg, "role requested %s not valid for namespace of pod at %s with namespace %s",
                         d->role_arn, pr->ip, pod->namespace);
         audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "denied", LOG_WARNING,
                    LOG_MESSAGE_ID_ROLE_DENIED,
-                   d->verdict == POD_ROLE_DENIED ? "namespace restriction" : "namespace not known", line);
+                   d->verdict == POD_ROLE_DENIED            ? "namespace restriction"
+                   : d->verdict == POD_ROLE_SESSION_REFUSED ? "session tags refused"
+                                                            : "namespace not known",
+                   line, NULL, 0);
         pod_request_fail(pr, 404, msg ?: "role not valid for namespace");
         return -EACCES;
 }
@@ -559,9 +594,12 @@ static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRol
 
         free(pr->audit_role);
         pr->audit_role = strdup(d->role_arn);
+        pr->audit_tagged = !isempty(d->session);
         CredsRequest cr = {
                 .role_arn = d->role_arn,
                 .external_id = d->external_id,
+                .session_name = d->session_name,
+                .session = d->session,
                 .caller_ip = pr->ip,
                 .deadline = usec_add(now_realtime(), IMDS_SERVICE_CREDS_WAIT),
                 .done = on_creds,

@@ -885,7 +885,14 @@ static int setup_pods(Daemon *d) {
         r = pod_roles_new(&(const PodRolesDeps){ .store = d->store,
                                                  .roles = d->roles,
                                                  .creds = d->creds,
-                                                 .prefetch = d->config.prefetch },
+                                                 .prefetch = d->config.prefetch,
+                                                 .session_tags = {
+                                                         .tags = d->config.session_tags,
+                                                         .cluster_name = d->config.cluster_name,
+                                                         .cluster_arn = d->config.cluster_arn,
+                                                 },
+                                                 .pod_session_names = d->config.pod_session_names,
+                                                 .session_policies = d->config.session_policies },
                           &d->pod_roles);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up per-pod roles: %m");

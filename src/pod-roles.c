@@ -4,22 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/sts.h"
 #include "creds.h"
 #include "pod-roles.h"
 #include "store.h"
 #include "string-util.h"
 #include "strmap.h"
 
+/* A credential cache key (CredsKey) with its strings owned; role_arn NULL for none. */
+typedef struct PodKey {
+        char *role_arn;
+        char *external_id;
+        char *session_name;
+        char *session;
+} PodKey;
+
 /* What is known about one pod of the store. */
 typedef struct PodRole {
         char *uid;
         PodRoleVerdict verdict;
-        char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
         RoleSource source;
-        char *external_id;
-        /* what the credential cache was told this pod uses (creds_set_in_use), NULL for nothing */
-        char *in_use_arn;
-        char *in_use_external_id;
+        PodKey key;    /* the decision's; role_arn NULL for POD_ROLE_NO_ROLE */
+        PodKey in_use; /* what the cache was told this pod uses (creds_set_in_use); role_arn NULL: nothing */
         char *audit_key; /* "<result> <role>" of the last audit entry */
         usec_t audit_at;
         LogRatelimit log_ratelimit;                      /* the lines this pod's requests may cause */
@@ -49,6 +55,32 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         if (r < 0)
                 return r;
         ns = store_get_namespace(p->d.store, pod->namespace);
+        if ((p->d.session_tags.tags || p->d.session_policies) && !ns) {
+                /* the namespace may add tags or policies: a session without them would be the wrong one */
+                d.verdict = POD_ROLE_NAMESPACE_UNKNOWN;
+                *ret = d;
+                return 0;
+        }
+        r = ns && ns->session_tags_invalid ? -EINVAL
+                                           : session_tags_for_pod(&p->d.session_tags, pod,
+                                                                  ns ? ns->session_tags : NULL, &d.session);
+        if (r >= 0 && p->d.session_policies)
+                r = ns->session_policies_invalid
+                            ? -EINVAL
+                            : sts_session_add_policy_arns(&d.session, ns->session_policies);
+        if (r >= 0 && p->d.pod_session_names)
+                r = sts_pod_session_name(pod->namespace, pod->name, &d.session_name);
+        if (r == -EINVAL) {
+                /* tags or a name STS would refuse: no credentials rather than another session */
+                d.verdict = POD_ROLE_SESSION_REFUSED;
+                d.session = mfree(d.session);
+                *ret = d;
+                return 0;
+        }
+        if (r < 0) {
+                pod_role_decision_done(&d);
+                return r;
+        }
         if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL, ns ? ns->allowed_roles : NULL))
                 d.verdict = POD_ROLE_ALLOWED;
         else
@@ -58,17 +90,64 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
 }
 
 void pod_role_decision_done(PodRoleDecision *d) {
-        if (d)
-                d->role_arn = mfree(d->role_arn);
+        if (!d)
+                return;
+        d->role_arn = mfree(d->role_arn);
+        d->session_name = mfree(d->session_name);
+        d->session = mfree(d->session);
+}
+
+static void pod_key_done(PodKey *k) {
+        k->role_arn = mfree(k->role_arn);
+        k->external_id = mfree(k->external_id);
+        k->session_name = mfree(k->session_name);
+        k->session = mfree(k->session);
+}
+
+static bool pod_key_equal(const PodKey *a, const PodKey *b) {
+        /* as the cache compares keys: NULL and "" are the same */
+        return streq(strempty(a->role_arn), strempty(b->role_arn)) &&
+               streq(strempty(a->external_id), strempty(b->external_id)) &&
+               streq(strempty(a->session_name), strempty(b->session_name)) &&
+               streq(strempty(a->session), strempty(b->session));
+}
+
+static char *strdup_null(const char *s, bool *oom) {
+        char *c = s ? strdup(s) : NULL;
+        if (s && !c)
+                *oom = true;
+        return c;
+}
+
+static int pod_key_copy(const PodKey *from, PodKey *to) {
+        bool oom = false;
+
+        *to = (PodKey){ .role_arn = strdup_null(from->role_arn, &oom),
+                        .external_id = strdup_null(from->external_id, &oom),
+                        .session_name = strdup_null(from->session_name, &oom),
+                        .session = strdup_null(from->session, &oom) };
+        if (oom) {
+                pod_key_done(to);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static CredsKey pod_key_creds(const PodKey *k) {
+        return (CredsKey){ .role_arn = k->role_arn,
+                           .external_id = k->external_id,
+                           .session_name = k->session_name,
+                           .session = k->session };
 }
 
 static void pod_role_release(PodRoles *p, PodRole *r) {
-        if (!r->in_use_arn)
+        if (!r->in_use.role_arn)
                 return;
-        if (p->d.creds)
-                (void) creds_set_in_use(p->d.creds, r->in_use_arn, r->in_use_external_id, false);
-        r->in_use_arn = mfree(r->in_use_arn);
-        r->in_use_external_id = mfree(r->in_use_external_id);
+        if (p->d.creds) {
+                CredsKey k = pod_key_creds(&r->in_use);
+                (void) creds_set_in_use(p->d.creds, &k, false);
+        }
+        pod_key_done(&r->in_use);
 }
 
 static void pod_role_free(PodRoles *p, PodRole *r) {
@@ -76,8 +155,7 @@ static void pod_role_free(PodRoles *p, PodRole *r) {
                 return;
         pod_role_release(p, r);
         free(r->uid);
-        free(r->role_arn);
-        free(r->external_id);
+        pod_key_done(&r->key);
         free(r->audit_key);
         free(r);
 }
@@ -85,23 +163,18 @@ static void pod_role_free(PodRoles *p, PodRole *r) {
 /* Moves the pod's in-use count in the cache to what the decision says, and warms the new role. */
 static void pod_role_use(PodRoles *p, PodRole *r, const StorePod *pod) {
         bool use = r->verdict == POD_ROLE_ALLOWED && pod->indexed && pod->ips && !pod->terminating;
-        bool same = use && r->in_use_arn && streq(r->in_use_arn, r->role_arn) &&
-                    streq(strempty(r->in_use_external_id), strempty(r->external_id));
+        bool same = use && r->in_use.role_arn && pod_key_equal(&r->in_use, &r->key);
 
         if (same || !p->d.creds)
                 return;
         pod_role_release(p, r);
         if (!use)
                 return;
-        r->in_use_arn = strdup(r->role_arn);
-        r->in_use_external_id = r->external_id ? strdup(r->external_id) : NULL;
-        if (!r->in_use_arn || (r->external_id && !r->in_use_external_id)) {
-                r->in_use_arn = mfree(r->in_use_arn);
-                r->in_use_external_id = mfree(r->in_use_external_id);
-        } else
-                (void) creds_set_in_use(p->d.creds, r->role_arn, r->external_id, true);
+        CredsKey k = pod_key_creds(&r->key);
+        if (pod_key_copy(&r->key, &r->in_use) >= 0)
+                (void) creds_set_in_use(p->d.creds, &k, true);
         if (p->d.prefetch)
-                (void) creds_prefetch(p->d.creds, r->role_arn, r->external_id, pod->ips[0]);
+                (void) creds_prefetch(p->d.creds, &k, pod->ips[0]);
 }
 
 static int pod_role_new(PodRoles *p, const char *uid, PodRole **ret) {
@@ -145,8 +218,11 @@ static void pod_role_refresh(PodRoles *p, const char *uid) {
                 pod_role_drop(p, uid);
                 return;
         }
-        free_and_replace(r->role_arn, d.role_arn);
-        free_and_replace(r->external_id, ext);
+        pod_key_done(&r->key);
+        r->key = (PodKey){ .role_arn = TAKE_PTR(d.role_arn),
+                           .external_id = TAKE_PTR(ext),
+                           .session_name = TAKE_PTR(d.session_name),
+                           .session = TAKE_PTR(d.session) };
         r->verdict = d.verdict;
         r->source = d.source;
         pod_role_use(p, r, pod);
@@ -205,8 +281,12 @@ int pod_roles_decide(PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
                 .source = r->source,
                 .external_id = pod->external_id,
         };
-        if (r->role_arn && !(ret->role_arn = strdup(r->role_arn)))
+        if ((r->key.role_arn && !(ret->role_arn = strdup(r->key.role_arn))) ||
+            (r->key.session_name && !(ret->session_name = strdup(r->key.session_name))) ||
+            (r->key.session && !(ret->session = strdup(r->key.session)))) {
+                pod_role_decision_done(ret);
                 return -ENOMEM;
+        }
         return 0;
 }
 
@@ -260,7 +340,7 @@ size_t pod_roles_requests(const PodRoles *p, const char *uid, const PodRoleReque
 
 bool pod_roles_in_use(const PodRoles *p, const char *uid) {
         const PodRole *r = p && uid ? strmap_get(&p->pods, uid) : NULL;
-        return r && r->in_use_arn;
+        return r && r->in_use.role_arn;
 }
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret) {

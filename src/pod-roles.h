@@ -17,6 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "roles.h"
+#include "session-tags.h"
 #include "time-util.h"
 
 typedef struct Creds Creds;
@@ -47,6 +48,7 @@ typedef enum PodRoleVerdict {
         POD_ROLE_DENIED,  /* the namespace's allowed roles exclude it */
         POD_ROLE_NAMESPACE_UNKNOWN, /* restrictions apply and the namespace is not known: deny */
         POD_ROLE_NO_ROLE,           /* no annotation and no default role */
+        POD_ROLE_SESSION_REFUSED,   /* its session tags break STS's rules (the namespace's annotation) */
 } PodRoleVerdict;
 
 /* A decision about one pod. Strings are owned by the decision. */
@@ -55,13 +57,19 @@ typedef struct PodRoleDecision {
         char *role_arn; /* NULL for POD_ROLE_NO_ROLE */
         RoleSource source;
         const char *external_id; /* the pod's annotation (borrowed from the pod); NULL when absent */
+        char *session_name;      /* --session-name=pod: the pod's RoleSessionName; NULL: kube2iam's */
+        char *session;           /* the session parameters of its credentials (session-tags.h); "" for none,
+                        * NULL for POD_ROLE_NO_ROLE. With role_arn, external_id and session_name: the cache key. */
 } PodRoleDecision;
 
 typedef struct PodRolesDeps {
         Store *store;
         const Roles *roles;
-        Creds *creds;  /* NULL: decisions only, nothing counted or prefetched */
-        bool prefetch; /* --prefetch: warm the cache when a pod starts using a role */
+        Creds *creds;                     /* NULL: decisions only, nothing counted or prefetched */
+        bool prefetch;                    /* --prefetch: warm the cache when a pod starts using a role */
+        SessionTagsSettings session_tags; /* --session-tags, --cluster-name, --cluster-arn */
+        bool pod_session_names;           /* --session-name=pod */
+        bool session_policies;            /* --session-policies: the namespace's PolicyArns */
 } PodRolesDeps;
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);

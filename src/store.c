@@ -7,7 +7,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "kube/kube-object.h"
 #include "log.h"
+#include "session-tags.h"
 #include "store.h"
 #include "string-util.h"
 #include "strmap.h"
@@ -75,6 +77,10 @@ static StoreNamespace *namespace_free(StoreNamespace *n) {
         free(n->name);
         free(n->annotation);
         strv_free(n->allowed_roles);
+        free(n->session_tags_annotation);
+        strv_free(n->session_tags);
+        free(n->session_policies_annotation);
+        strv_free(n->session_policies);
         free(n);
         return NULL;
 }
@@ -289,7 +295,7 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
         return streq(a->namespace, b->namespace) && streq(a->name, b->name) && streq(a->phase, b->phase) &&
                a->host_network == b->host_network && a->terminating == b->terminating &&
                str_equal_null(a->role, b->role) && str_equal_null(a->external_id, b->external_id) &&
-               strv_equal(a->ips, b->ips);
+               str_equal_null(a->service_account, b->service_account) && strv_equal(a->ips, b->ips);
 }
 
 static int apply_pod(Store *s, StorePod *pod) {
@@ -460,7 +466,47 @@ static void log_namespace_roles(const StoreNamespace *n, const char *event) {
                            "Discovered role on namespace (%s)", event);
 }
 
-int store_namespace_update(Store *s, const char *name, const char *annotation) {
+/* A namespace annotation that shapes sessions (session-tags.h), parsed when it changed: *raw the
+ * annotation, *parsed what parse() made of it, *invalid when parse() refused it. 1 when changed. */
+static int namespace_set_session_list(const StoreNamespace *n, const char *key,
+                                      int (*parse)(const char *, char ***, char **), const char *annotation,
+                                      char **raw, char ***parsed, bool *invalid) {
+        _cleanup_free_ char *copy = NULL, *why = NULL;
+        char **l = NULL;
+        int r;
+
+        if (str_equal_null(*raw, annotation) && (annotation || !*parsed))
+                return 0;
+        if (annotation && !(copy = strdup(annotation)))
+                return -ENOMEM;
+        r = parse(annotation, &l, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+                           "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
+                           n->name, key, strna(why));
+        free_and_replace(*raw, copy);
+        strv_free(*parsed);
+        *parsed = l;
+        *invalid = r < 0;
+        return 1;
+}
+
+static int namespace_set_session_tags(StoreNamespace *n, const char *annotation) {
+        return namespace_set_session_list(n, KUBE_SESSION_TAGS_ANNOTATION, session_tags_parse_annotation,
+                                          annotation, &n->session_tags_annotation, &n->session_tags,
+                                          &n->session_tags_invalid);
+}
+
+static int namespace_set_session_policies(StoreNamespace *n, const char *annotation) {
+        return namespace_set_session_list(
+                n, KUBE_SESSION_POLICIES_ANNOTATION, session_policies_parse_annotation, annotation,
+                &n->session_policies_annotation, &n->session_policies, &n->session_policies_invalid);
+}
+
+int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
+                           const char *session_policies) {
         StoreNamespace *n;
         int r;
 
@@ -471,8 +517,17 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 char *copy = NULL, **roles = NULL;
                 bool invalid;
 
-                if (str_equal_null(n->annotation, annotation))
+                r = namespace_set_session_tags(n, session_tags);
+                if (r < 0)
+                        return r;
+                int q = namespace_set_session_policies(n, session_policies);
+                if (q < 0)
+                        return q;
+                if (str_equal_null(n->annotation, annotation)) {
+                        if (r > 0 || q > 0)
+                                record_namespace(s, name);
                         return 0;
+                }
                 if (annotation && !(copy = strdup(annotation)))
                         return -ENOMEM;
                 r = parse_allowed_roles(name, annotation, &roles, &invalid);
@@ -497,6 +552,10 @@ int store_namespace_update(Store *s, const char *name, const char *annotation) {
                 return -ENOMEM;
         }
         r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
+        if (r >= 0)
+                r = namespace_set_session_tags(n, session_tags);
+        if (r >= 0)
+                r = namespace_set_session_policies(n, session_policies);
         if (r >= 0)
                 r = strmap_put(&s->namespaces, n->name, n);
         if (r < 0) {
@@ -549,7 +608,8 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation);
+                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
+                                               ns[i].session_policies);
                 if (k < 0 && r >= 0)
                         r = k;
         }

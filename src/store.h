@@ -33,9 +33,15 @@ typedef KubePod StorePod;
 
 typedef struct StoreNamespace {
         char *name;
-        char *annotation;     /* the raw allowed-roles annotation, NULL when absent */
-        char **allowed_roles; /* parsed; NULL allows nothing (absent, empty or invalid) */
-        bool invalid;         /* the annotation was not a JSON array of strings */
+        char *annotation;                  /* the raw allowed-roles annotation, NULL when absent */
+        char **allowed_roles;              /* parsed; NULL allows nothing (absent, empty or invalid) */
+        bool invalid;                      /* the annotation was not a JSON array of strings */
+        char *session_tags_annotation;     /* the raw session-tags annotation, NULL when absent */
+        char **session_tags;               /* parsed: key, value, ... sorted by key; NULL for none */
+        bool session_tags_invalid;         /* the annotation breaks a rule: its pods get no credentials */
+        char *session_policies_annotation; /* the raw session-policy-arns annotation, NULL when absent */
+        char **session_policies;           /* parsed ARNs, sorted; NULL for none */
+        bool session_policies_invalid;     /* the annotation breaks a rule: its pods get no credentials */
 } StoreNamespace;
 
 typedef enum StorePodEvent {
@@ -80,7 +86,9 @@ typedef struct StoreLookup {
 /* Describes one namespace for store_namespaces_replace(). */
 typedef struct StoreNamespaceSpec {
         const char *name;
-        const char *annotation; /* NULL when absent */
+        const char *annotation;       /* NULL when absent */
+        const char *session_tags;     /* the session-tags annotation, NULL when absent */
+        const char *session_policies; /* the session-policy-arns annotation, NULL when absent */
 } StoreNamespaceSpec;
 
 int store_new(Store **ret);
@@ -111,7 +119,8 @@ int store_pod_remove(Store *s, const char *uid);
 int store_pods_replace(Store *s, StorePod **pods, size_t n);
 
 /* Namespace ADDED/MODIFIED; the annotation is parsed only when it changed. */
-int store_namespace_update(Store *s, const char *name, const char *annotation);
+int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
+                           const char *session_policies);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
 /* False until a namespace list was applied, and again after store_namespaces_unavailable()

@@ -52,6 +52,7 @@ Credentials *credentials_unref(Credentials *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         free(c->access_key_id);
+        free(c->assumed_role_id);
         secret_free(c->secret_access_key);
         secret_free(c->session_token);
         free(c);

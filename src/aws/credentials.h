@@ -20,6 +20,7 @@ typedef struct Credentials {
         Secret *session_token; /* NULL for long-term keys from the environment */
         usec_t expiration;     /* CLOCK_REALTIME usec; USEC_INFINITY for long-term keys */
         usec_t last_updated;   /* CLOCK_REALTIME usec when we obtained them */
+        char *assumed_role_id; /* STS's AssumedRoleId ("AROA...:<session name>"), NULL when unknown */
 } Credentials;
 
 /* Takes ownership of secret and token (also on failure). access_key_id is copied and must be

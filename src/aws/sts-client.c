@@ -249,8 +249,8 @@ static int refuse(StsRefusal *ret, StsRefusal why, int error) {
 }
 
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
-                    StsRefusal *ret_refusal) {
+                    const char *external_id, const char *session_params, sts_done_t done, void *userdata,
+                    StsCall **ret_call, StsRefusal *ret_refusal) {
         _cleanup_free_ char *url = NULL, *signing_region = NULL, *form = NULL, *host = NULL, *path = NULL;
         _cleanup_(sigv4_signer_freep) SigV4Signer *override_signer = NULL;
         _cleanup_sigv4_signature_ SigV4Signature sig = {};
@@ -262,7 +262,7 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
         refuse(ret_refusal, STS_REFUSAL_INTERNAL, 0);
         if (!c || !role_arn || !session_name || !done)
                 return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, -EINVAL);
-        r = sts_assume_role_form(role_arn, session_name, duration_sec, external_id, &form);
+        r = sts_assume_role_form(role_arn, session_name, duration_sec, external_id, session_params, &form);
         if (r == -EINVAL)
                 return refuse(ret_refusal, STS_REFUSAL_INVALID_PARAMETER, r);
         if (r < 0)

@@ -50,8 +50,8 @@ void sts_client_set_timeout(StsClient *c, usec_t timeout);
  * (optional) says which (sts.h: permanent or transient). Everything later ends in done().
  * *ret_call (optional) identifies the call for sts_call_cancel(). */
 int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name, unsigned duration_sec,
-                    const char *external_id, sts_done_t done, void *userdata, StsCall **ret_call,
-                    StsRefusal *ret_refusal);
+                    const char *external_id, const char *session_params, sts_done_t done, void *userdata,
+                    StsCall **ret_call, StsRefusal *ret_refusal);
 /* AssumeRoleWithWebIdentity, unsigned: the node's own identity from a web identity token
  * (AWS_WEB_IDENTITY_TOKEN_FILE). Same endpoint, errors and callback as sts_assume_role(), but needs
  * no node credentials. */

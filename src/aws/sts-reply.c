@@ -130,6 +130,16 @@ static int parse_error(xmlNode *root, long status, StsError **ret) {
         return 0;
 }
 
+static bool assumed_role_id_valid(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr("_+=,.@:-", *s)))
+                        return false;
+        return true;
+}
+
 static int parse_success(xmlNode *root, long status, usec_t now, Credentials **ret_creds,
                          StsError **ret_error) {
         xmlNode *cred = find_element(root, "Credentials", 0);
@@ -166,7 +176,19 @@ static int parse_success(xmlNode *root, long status, usec_t now, Credentials **r
                 secret_free(s);
                 return r;
         }
-        return credentials_new(key_id, s, t, exp, now, ret_creds);
+        r = credentials_new(key_id, s, t, exp, now, ret_creds);
+        if (r < 0)
+                return r;
+        /* AssumedRoleId maps a CloudTrail row back to the pod's audit entry: kept when well formed */
+        xmlNode *user = find_element(root, "AssumedRoleUser", 0);
+        _cleanup_free_ char *role_id = NULL;
+        if (user && element_text(user, "AssumedRoleId", STS_ASSUMED_ROLE_ID_MAX, &role_id) == -ENOMEM) {
+                *ret_creds = credentials_unref(*ret_creds);
+                return -ENOMEM;
+        }
+        if (role_id && assumed_role_id_valid(role_id))
+                (*ret_creds)->assumed_role_id = TAKE_PTR(role_id);
+        return 0;
 }
 
 int sts_reply_parse(const char *body, size_t size, long http_status, usec_t now_realtime,

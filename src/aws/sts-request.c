@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "sigv4.h"
 #include "string-util.h"
@@ -41,8 +44,68 @@ static bool role_arn_valid(const char *arn) {
         return true;
 }
 
+bool sts_tag_key_valid(const char *key) {
+        return key && chars_valid(key, " .:/=+-@", 1, STS_TAG_KEY_MAX);
+}
+
+bool sts_tag_value_valid(const char *value) {
+        return value && chars_valid(value, " .:/=+-@", 0, STS_TAG_VALUE_MAX);
+}
+
+int sts_session_tags_params(const StsTag *tags, size_t n, char **ret) {
+        _cleanup_strbuf_ StrBuf b = {};
+        int r;
+
+        if (!ret || n > STS_TAGS_MAX || (n > 0 && !tags))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!sts_tag_key_valid(tags[i].key) || !sts_tag_value_valid(tags[i].value))
+                        return -EINVAL;
+                strbuf_appendf(&b, "&Tags.member.%zu.Key=", i + 1);
+                sigv4_uri_encode(&b, tags[i].key, strlen(tags[i].key), false);
+                strbuf_appendf(&b, "&Tags.member.%zu.Value=", i + 1);
+                sigv4_uri_encode(&b, tags[i].value, strlen(tags[i].value), false);
+        }
+        for (size_t i = 0; i < n; i++) {
+                strbuf_appendf(&b, "&TransitiveTagKeys.member.%zu=", i + 1);
+                sigv4_uri_encode(&b, tags[i].key, strlen(tags[i].key), false);
+        }
+        strbuf_append(&b, "");
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        *ret = strbuf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
+bool sts_policy_arn_valid(const char *arn) {
+        return arn && role_arn_valid(arn);
+}
+
+int sts_session_add_policy_arns(char **params, char *const *arns) {
+        _cleanup_strbuf_ StrBuf b = {};
+        size_t n = 0;
+        int r;
+
+        if (!params || !*params)
+                return -EINVAL;
+        strbuf_append(&b, *params);
+        for (; arns && arns[n]; n++) {
+                if (n >= STS_POLICY_ARNS_MAX || !sts_policy_arn_valid(arns[n]))
+                        return -EINVAL;
+                strbuf_appendf(&b, "&PolicyArns.member.%zu.arn=", n + 1);
+                sigv4_uri_encode(&b, arns[n], strlen(arns[n]), false);
+        }
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        free(*params);
+        *params = strbuf_steal(&b);
+        return *params ? 0 : -ENOMEM;
+}
+
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
-                         const char *external_id, char **ret) {
+                         const char *external_id, const char *session_params, char **ret) {
         _cleanup_strbuf_ StrBuf b = {};
         int r;
 
@@ -64,6 +127,8 @@ int sts_assume_role_form(const char *role_arn, const char *session_name, unsigne
                 strbuf_append(&b, "&ExternalId=");
                 sigv4_uri_encode(&b, external_id, strlen(external_id), false);
         }
+        if (!isempty(session_params))
+                strbuf_append(&b, session_params);
         r = strbuf_error(&b);
         if (r < 0)
                 return r;
@@ -94,6 +159,33 @@ int sts_web_identity_form(const char *role_arn, const char *session_name, unsign
         if (r < 0)
                 return r;
         *ret = strbuf_steal(&b);
+        return 0;
+}
+
+/* The part of a shortened pod session name kept from "<namespace>.<name>", then '=' and 12 hex. */
+#define STS_POD_SESSION_PREFIX (STS_SESSION_NAME_MAX - 1 - 12)
+
+int sts_pod_session_name(const char *namespace, const char *name, char **ret) {
+        _cleanup_free_ char *full = NULL, *path = NULL;
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned n_digest = 0;
+
+        if (isempty(namespace) || isempty(name) || !ret)
+                return -EINVAL;
+        if (asprintf(&full, "%s.%s", namespace, name) < 0 || asprintf(&path, "%s/%s", namespace, name) < 0)
+                return -ENOMEM;
+        if (!chars_valid(full, "+,.@-", 2, SIZE_MAX))
+                return -EINVAL; /* '=' is ours, and Kubernetes names never hold it */
+        if (strlen(full) <= STS_SESSION_NAME_MAX) {
+                *ret = TAKE_PTR(full);
+                return 0;
+        }
+        if (EVP_Digest(path, strlen(path), digest, &n_digest, EVP_sha256(), NULL) != 1 || n_digest < 6)
+                return -ENOMEM;
+        full[STS_POD_SESSION_PREFIX] = '\0';
+        if (asprintf(ret, "%s=%02x%02x%02x%02x%02x%02x", full, digest[0], digest[1], digest[2], digest[3],
+                     digest[4], digest[5]) < 0)
+                return -ENOMEM;
         return 0;
 }
 

@@ -23,6 +23,8 @@
 /* Error codes and messages are echoed to logs and metric labels: keep them short. */
 #define STS_ERROR_CODE_MAX 128
 #define STS_ERROR_MESSAGE_MAX 1024
+/* AssumedRoleId: the role's unique id (up to 128) ':' the session name (up to 64). */
+#define STS_ASSUMED_ROLE_ID_MAX 193
 
 typedef enum StsErrorClass {
         STS_ERROR_THROTTLED, /* a throttling code: retry later, and slow the token bucket down */
@@ -75,11 +77,41 @@ bool sts_error_code_is_throttle(const char *code);
 /* Classifies an AWS error code with the HTTP status it came with. */
 StsErrorClass sts_error_classify(const char *code, long http_status);
 
-/* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]",
- * values percent-encoded with the unreserved set -._~. Validates every input against the API limits:
+/* Session tags (AssumeRole's Tags): at most 50, keys 1..128 and values 0..256 characters of letters,
+ * digits, spaces and _.:/=+-@ (docs/sessions.md). */
+#define STS_TAGS_MAX 50
+#define STS_TAG_KEY_MAX 128
+#define STS_TAG_VALUE_MAX 256
+
+typedef struct StsTag {
+        const char *key;
+        const char *value;
+} StsTag;
+
+/* Whether STS accepts this key, or this value (ASCII letters and digits only: anything else is
+ * refused here, never sent). */
+bool sts_tag_key_valid(const char *key);
+bool sts_tag_value_valid(const char *value);
+/* "&Tags.member.1.Key=..&Tags.member.1.Value=..[...]&TransitiveTagKeys.member.1=..[...]": the
+ * session parameters of a tagged AssumeRole, every tag transitive (as EKS Pod Identity's are), in
+ * the order given. -EINVAL for a key or value STS would refuse, or more than STS_TAGS_MAX tags;
+ * n == 0 gives "". */
+int sts_session_tags_params(const StsTag *tags, size_t n, char **ret);
+
+/* AssumeRole's PolicyArns: at most 10 managed policy ARNs of 20..2048 characters. */
+#define STS_POLICY_ARNS_MAX 10
+/* Whether STS accepts this as one of PolicyArns (printable ASCII, "arn:", 20..2048). */
+bool sts_policy_arn_valid(const char *arn);
+/* Appends "&PolicyArns.member.N.arn=.." for each ARN of the NULL-terminated arns to *params
+ * (a string from sts_session_tags_params(), replaced). -EINVAL past STS's limits. */
+int sts_session_add_policy_arns(char **params, char *const *arns);
+
+/* "Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=..[&ExternalId=..]"
+ * followed by session_params (from sts_session_tags_params(); NULL or "" for none), values
+ * percent-encoded with the unreserved set -._~. Validates every input against the API limits:
  * -EINVAL for anything AWS would reject. external_id may be NULL or "". */
 int sts_assume_role_form(const char *role_arn, const char *session_name, unsigned duration_sec,
-                         const char *external_id, char **ret);
+                         const char *external_id, const char *session_params, char **ret);
 
 /* AssumeRoleWithWebIdentity's WebIdentityToken (botocore service-2.json): an OIDC token from a file
  * (EKS pod identity webhook, IRSA). */
@@ -96,6 +128,11 @@ int sts_web_identity_form(const char *role_arn, const char *session_name, unsign
  * '-', the part of the role ARN after its last '/'; characters outside [\w+=,.@-] dropped, cut to 64. */
 int sts_role_session_name(const char *caller_ip, const char *role_arn, char **ret);
 uint32_t sts_fnv32a(const char *s);
+/* --session-name=pod: "<namespace>.<name>" when it fits STS's 64 characters; else its first 51
+ * characters, '=' and the first 12 hex digits of the SHA-256 of "<namespace>/<name>". Kubernetes
+ * names never hold '=', so a shortened name never equals a whole one, and two shortened names
+ * collide only when 48 bits of SHA-256 do. -EINVAL for a name STS would refuse. */
+int sts_pod_session_name(const char *namespace, const char *name, char **ret);
 
 /* Parses an AssumeRole (or AssumeRoleWithWebIdentity) reply body with its HTTP status. On return exactly one of *ret_creds and
  * *ret_error is set: success gives Credentials (Expiration with or without fractional seconds;

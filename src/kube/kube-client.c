@@ -276,7 +276,9 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         k->node = strdup(c->node);
         if (!k->node)
                 return -ENOMEM;
-        k->keys = (KubeObjectKeys){ c->iam_role_key, c->iam_external_id, c->namespace_key };
+        k->keys = (KubeObjectKeys){ c->iam_role_key, c->iam_external_id, c->namespace_key,
+                                    c->session_tags ? KUBE_SESSION_TAGS_ANNOTATION : NULL,
+                                    c->session_policies ? KUBE_SESSION_POLICIES_ANNOTATION : NULL };
         k->idle_timeout = KUBE_WATCH_IDLE_USEC;
         r = kube_auth_new(event, on_auth_ready, k, &k->auth);
         if (r < 0)

@@ -69,6 +69,10 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
         if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v))
                 return -EBADMSG;
         p->host_network = cJSON_IsTrue(v);
+        if (get_str(spec, "serviceAccountName", &s) < 0)
+                return -EBADMSG;
+        if (!isempty(s) && !(p->service_account = strdup(s)))
+                return -ENOMEM;
 
         if (get_str(status, "phase", &s) < 0)
                 return -EBADMSG;
@@ -99,9 +103,10 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
 }
 
 int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const char **ret_name,
-                             const char **ret_annotation) {
+                             const char **ret_annotation, const char **ret_session_tags,
+                             const char **ret_policies) {
         const cJSON *meta = get(ns, "metadata"), *annotations = get(meta, "annotations");
-        const char *name, *a = NULL;
+        const char *name, *a = NULL, *t = NULL, *pol = NULL;
 
         if (get_str(meta, "name", &name) < 0 || isempty(name))
                 return -EBADMSG;
@@ -109,8 +114,16 @@ int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const 
                 return -EBADMSG;
         if (keys->namespace_key && get_str(annotations, keys->namespace_key, &a) < 0)
                 return -EBADMSG;
+        if (keys->session_tags_key && get_str(annotations, keys->session_tags_key, &t) < 0)
+                return -EBADMSG;
+        if (keys->session_policies_key && get_str(annotations, keys->session_policies_key, &pol) < 0)
+                return -EBADMSG;
         *ret_name = name;
         *ret_annotation = a;
+        if (ret_session_tags)
+                *ret_session_tags = t;
+        if (ret_policies)
+                *ret_policies = pol;
         return 0;
 }
 

@@ -32,10 +32,17 @@ int kube_list_scan(const char *body, size_t len, kube_list_item_t cb, void *user
  * refuse; any part not found, or not made of name characters, reads "?". */
 int kube_object_identity(const char *obj, size_t len, char **ret);
 
+/* The namespace annotation of extra session tags (a JSON object), read with --session-tags. */
+#define KUBE_SESSION_TAGS_ANNOTATION "iam.amazonaws.com/session-tags"
+/* The namespace annotation of managed policy ARNs (a JSON list), read with --session-policies. */
+#define KUBE_SESSION_POLICIES_ANNOTATION "iam.amazonaws.com/session-policy-arns"
+
 typedef struct KubeObjectKeys {
-        const char *role_key;        /* --iam-role-key */
-        const char *external_id_key; /* --iam-external-id */
-        const char *namespace_key;   /* --namespace-key */
+        const char *role_key;             /* --iam-role-key */
+        const char *external_id_key;      /* --iam-external-id */
+        const char *namespace_key;        /* --namespace-key */
+        const char *session_tags_key;     /* the namespace's extra session tags; NULL: not read */
+        const char *session_policies_key; /* the namespace's session policy ARNs; NULL: not read */
 } KubeObjectKeys;
 
 /* A v1 Pod to a KubePod. -EBADMSG when uid, namespace or name is missing or a field has the
@@ -43,6 +50,9 @@ typedef struct KubeObjectKeys {
 int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **ret);
 /* metadata.uid of any object (DELETED events need nothing else). */
 const char *kube_object_uid(const cJSON *o);
-/* A v1 Namespace: its name and the allowed-roles annotation (NULL when absent); both point into o. */
+/* A v1 Namespace: its name, the allowed-roles annotation and the session-tags and
+ * session-policy-arns annotations (NULL when absent; ret_session_tags and ret_policies may be
+ * NULL); all point into o. */
 int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const char **ret_name,
-                             const char **ret_annotation);
+                             const char **ret_annotation, const char **ret_session_tags,
+                             const char **ret_policies);

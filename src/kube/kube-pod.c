@@ -43,6 +43,7 @@ KubePod *kube_pod_free(KubePod *p) {
         free(p->phase);
         free(p->role);
         free(p->external_id);
+        free(p->service_account);
         strv_free(p->ips);
         free(p);
         return NULL;

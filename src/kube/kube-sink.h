@@ -12,10 +12,13 @@
 
 #include "kube-pod.h"
 
-/* A v1 Namespace reduced to its name and the allowed-roles annotation (NULL when absent). */
+/* A v1 Namespace reduced to its name and the allowed-roles and session-tags annotations (NULL when
+ * absent). */
 typedef struct KubeNamespace {
         char *name;
         char *annotation;
+        char *session_tags;
+        char *session_policies;
 } KubeNamespace;
 
 typedef struct KubeSink {

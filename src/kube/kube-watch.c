@@ -56,21 +56,26 @@ static void namespace_free(void *item) {
                 return;
         free(ns->name);
         free(ns->annotation);
+        free(ns->session_tags);
+        free(ns->session_policies);
         free(ns);
 }
 
 static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
-        const char *name, *annotation;
+        const char *name, *annotation, *tags, *policies;
         KubeNamespace *ns;
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation) < 0)
+        if (kube_namespace_from_json(o, keys, &name, &annotation, &tags, &policies) < 0)
                 return -EBADMSG;
         ns = calloc(1, sizeof *ns);
         if (!ns)
                 return -ENOMEM;
         ns->name = strdup(name);
         ns->annotation = annotation ? strdup(annotation) : NULL;
-        if (!ns->name || (annotation && !ns->annotation)) {
+        ns->session_tags = tags ? strdup(tags) : NULL;
+        ns->session_policies = policies ? strdup(policies) : NULL;
+        if (!ns->name || (annotation && !ns->annotation) || (tags && !ns->session_tags) ||
+            (policies && !ns->session_policies)) {
                 namespace_free(ns);
                 return -ENOMEM;
         }
@@ -87,7 +92,7 @@ static int namespace_upsert(const KubeSink *s, void *item) {
 static int namespace_delete(const KubeSink *s, const cJSON *o, const KubeObjectKeys *keys) {
         const char *name, *annotation;
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation) < 0)
+        if (kube_namespace_from_json(o, keys, &name, &annotation, NULL, NULL) < 0)
                 return -EBADMSG;
         return s->namespace_delete(name, s->userdata);
 }

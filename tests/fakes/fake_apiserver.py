@@ -141,7 +141,7 @@ class FakeApiServer:
 
     def add_pod(self, name, namespace="default", node="node-1", ip=None, ips=None, role=None,
                 external_id=None, phase="Running", host_network=False, uid=None, annotations=None,
-                pad_bytes=0):
+                pad_bytes=0, service_account="default"):
         """pad_bytes: that many bytes of container args after metadata, as a tenant's big pod spec
         (the real API server allows objects up to etcd's request limit, 1.5 MiB by default)."""
         with self.lock:
@@ -162,7 +162,8 @@ class FakeApiServer:
                    "metadata": {"name": name, "namespace": namespace, "uid": uid,
                                 "resourceVersion": self._next_rv(), "annotations": ann,
                                 "labels": {"app": name}},
-                   "spec": {"nodeName": node, "hostNetwork": host_network, "containers": [container]},
+                   "spec": {"nodeName": node, "hostNetwork": host_network, "containers": [container],
+                            "serviceAccountName": service_account},
                    "status": status}
             self.pods[uid] = obj
             self._emit("pods", "ADDED", obj)

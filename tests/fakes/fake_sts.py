@@ -12,6 +12,10 @@ Control interface (same port):
   GET  /_control/calls     the recorded calls as JSON
   POST /_control/reset     forget recorded calls, back to normal answers
   POST /_control/config    JSON, any of: {"mode": "ok"|"throttle"|"deny"|"error500"|"hang"|"garbage",
+                           "deny_tag_session": [role ARN, ...]: roles whose trust policy lacks
+                           sts:TagSession (a call with Tags is AccessDenied),
+                           "packed_limit": bytes: a call whose tags and policy ARNs, packed, exceed
+                           it is PackedPolicyTooLarge (null: no limit),
                            "delay": seconds before answering, "deny_roles": [role ARN, ...],
                            "expires_in": seconds of life of issued credentials (default DurationSeconds),
                            "region": the region the signature's scope must name (null: any),
@@ -20,6 +24,9 @@ Control interface (same port):
   "hang" holds the connection until the mode changes or the server stops.
   "garbage" answers 200 with a body that is not an AssumeRole reply (truncated XML, another
   document, HTML, nothing), a different one each call.
+Every AssumeRole parameter is checked as STS checks it (check_session_params: session name,
+external id, tag keys and values, their count, transitive keys, PolicyArns) and recorded on the
+call ("tags", "transitive_tag_keys", "policy_arns").
 Run standalone: fake_sts.py --port N --access-key AK --secret-key SK [--session-token T] [--region R]
 It prints "READY <port>" on stdout once it listens.
 """
@@ -27,6 +34,7 @@ It prints "READY <port>" on stdout once it listens.
 import argparse
 import datetime
 import json
+import re
 import secrets
 import string
 import sys
@@ -47,6 +55,70 @@ MAX_BODY = 64 * 1024
 
 
 _SIGN_LOCK = threading.Lock()
+
+# AssumeRole's limits (the STS API reference; botocore's sts service-2.json).
+SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.A)
+EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.A)
+# Tag keys and values: Unicode letters, digits, spaces and _ . : / = + - @
+TAG_CHARS_RE = re.compile(r"[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
+MAX_TAGS = 50
+MAX_POLICY_ARNS = 10
+
+
+def _members(params, prefix):
+    """The values of prefix.member.N[suffix] in N order; None when the numbering has a gap."""
+    found = {}
+    for k, v in params.items():
+        m = re.fullmatch(re.escape(prefix) + r"\.member\.([1-9][0-9]*)(\..+)?", k)
+        if m:
+            found.setdefault(int(m.group(1)), {})[m.group(2) or ""] = v
+    if sorted(found) != list(range(1, len(found) + 1)):
+        return None
+    return [found[i] for i in range(1, len(found) + 1)]
+
+
+def check_session_params(params):
+    """(tags, transitive, policy_arns, error): error is (status, code, message) or None."""
+    tags, transitive, arns = {}, [], []
+    if not SESSION_NAME_RE.fullmatch(params.get("RoleSessionName") or ""):
+        return tags, transitive, arns, (400, "ValidationError", "RoleSessionName fails [\\w+=,.@-]{2,64}")
+    if "ExternalId" in params and not EXTERNAL_ID_RE.fullmatch(params["ExternalId"]):
+        return tags, transitive, arns, (400, "ValidationError", "ExternalId fails [\\w+=,.@:/-]{2,1224}")
+    members = _members(params, "Tags")
+    if members is None:
+        return tags, transitive, arns, (400, "ValidationError", "Tags numbering has a gap")
+    for m in members:
+        key, value = m.get(".Key"), m.get(".Value")
+        if key is None or value is None or set(m) - {".Key", ".Value"}:
+            return tags, transitive, arns, (400, "ValidationError", "a tag needs a Key and a Value")
+        if not (1 <= len(key) <= 128) or len(value) > 256 or not TAG_CHARS_RE.fullmatch(key) \
+                or not TAG_CHARS_RE.fullmatch(value):
+            return tags, transitive, arns, (400, "ValidationError", f"tag {key!r} fails STS's charset or length")
+        if key.lower() in (k.lower() for k in tags):
+            return tags, transitive, arns, (400, "InvalidParameterValue", f"duplicate tag key {key!r}")
+        if key.lower().startswith("aws:"):
+            return tags, transitive, arns, (400, "InvalidParameterValue", f"tag key {key!r} is reserved")
+        tags[key] = value
+    if len(tags) > MAX_TAGS:
+        return tags, transitive, arns, (400, "ValidationError", "more than 50 session tags")
+    tmembers = _members(params, "TransitiveTagKeys")
+    if tmembers is None or any(set(m) != {""} for m in tmembers):
+        return tags, transitive, arns, (400, "ValidationError", "TransitiveTagKeys malformed")
+    transitive = [m[""] for m in tmembers]
+    if any(k not in tags for k in transitive):
+        return tags, transitive, arns, (400, "InvalidParameterValue", "a transitive key is not a session tag")
+    pmembers = _members(params, "PolicyArns")
+    if pmembers is None or any(set(m) != {".arn"} for m in pmembers):
+        return tags, transitive, arns, (400, "ValidationError", "PolicyArns malformed")
+    arns = [m[".arn"] for m in pmembers]
+    if len(arns) > MAX_POLICY_ARNS or any(not (20 <= len(a) <= 2048) or not a.startswith("arn:") for a in arns):
+        return tags, transitive, arns, (400, "ValidationError", "PolicyArns: at most 10 ARNs of 20..2048")
+    return tags, transitive, arns, None
+
+
+def packed_size(tags, arns):
+    """A stand-in for STS's packed size of session tags and policies (its formula is not public)."""
+    return sum(len(k) + len(v) for k, v in tags.items()) + sum(len(a) for a in arns)
 
 def error_xml(code, message, kind="Sender"):
     rid = secrets.token_hex(16)
@@ -82,6 +154,7 @@ class State:
 
     def reset(self):
         self.config = {"mode": "ok", "delay": 0.0, "deny_roles": [], "expires_in": None,
+                       "deny_tag_session": [], "packed_limit": None,
                        "region": getattr(self, "config", {}).get("region")}
         self.release.set()
         self.release = threading.Event()
@@ -218,6 +291,10 @@ def make_handler(state):
                 dur = int(params.get("DurationSeconds") or 3600)
                 if dur < 900 or dur > 43200:
                     bad = (400, "ValidationError", "DurationSeconds out of range")
+            tags, transitive, arns, bad_params = check_session_params(params)
+            call.update({"tags": tags, "transitive_tag_keys": transitive, "policy_arns": arns})
+            if bad is None:
+                bad = bad_params
             call["verified"] = bad is None or bad[1] == "ValidationError"
             with state.lock:
                 state.calls.append(call)
@@ -243,6 +320,15 @@ def make_handler(state):
                     n = state.serial
                 call["result"] = "garbage"
                 return self._send(200, GARBAGE_BODIES[n % len(GARBAGE_BODIES)])
+            if tags and params["RoleArn"] in cfg["deny_tag_session"]:
+                call["result"] = "AccessDenied"
+                return self._send(403, error_xml(
+                    "AccessDenied", f"User: arn:aws:sts::123456789012:assumed-role/node/i-0 is not authorized to "
+                    f"perform: sts:TagSession on resource: {params['RoleArn']}"))
+            if cfg["packed_limit"] is not None and packed_size(tags, arns) > cfg["packed_limit"]:
+                call["result"] = "PackedPolicyTooLarge"
+                return self._send(400, error_xml(
+                    "PackedPolicyTooLarge", "Packed size of session tags and policies exceeds the limit"))
             if mode == "deny" or params["RoleArn"] in cfg["deny_roles"]:
                 call["result"] = "AccessDenied"
                 return self._send(403, error_xml(

@@ -38,7 +38,8 @@ static int on_event(const WatchEvent *ev, void *userdata) {
                                 abort();
                         kube_pod_free(pod);
                 }
-                if (kube_namespace_from_json(ev->object, &keys, &name, &annotation) >= 0 && !name)
+                if (kube_namespace_from_json(ev->object, &keys, &name, &annotation, NULL, NULL) >= 0 &&
+                    !name)
                         abort();
                 (void) kube_object_uid(ev->object);
         }

@@ -257,9 +257,13 @@ int main(int argc, char *argv[]) {
                         p.keys = strv_free(p.keys);
                         p.codes = strv_free(p.codes);
                 } else if (streq(w[0], "prefetch") && w[1]) {
-                        printf("prefetch %d\n", creds_prefetch(creds, w[1], NULL, "10.0.0.1"));
+                        printf("prefetch %d\n",
+                               creds_prefetch(creds, &(CredsKey){ .role_arn = w[1], .external_id = NULL },
+                                              "10.0.0.1"));
                 } else if (streq(w[0], "inuse") && w[1] && w[2]) {
-                        printf("inuse %d\n", creds_set_in_use(creds, w[1], NULL, streq(w[2], "1")));
+                        printf("inuse %d\n",
+                               creds_set_in_use(creds, &(CredsKey){ .role_arn = w[1], .external_id = NULL },
+                                                streq(w[2], "1")));
                 } else if (streq(w[0], "sleep") && w[1]) {
                         (void) run_until(&p, never, strtoull(w[1], NULL, 10) * USEC_PER_MSEC);
                         printf("slept\n");

@@ -1,22 +1,24 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aws/sts.h"
+#include "string-util.h"
 #include "tap.h"
 
 TEST(sts_form_has_every_parameter_percent_encoded) {
         _cleanup_free_ char *f = NULL;
 
         ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/path/my-role", "debebe8d-my-role",
-                                       3600, "ext:id/x=y", &f));
+                                       3600, "ext:id/x=y", NULL, &f));
         ASSERT_STREQ(
                 f,
                 "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F"
                 "path%2Fmy-role&RoleSessionName=debebe8d-my-role&DurationSeconds=3600&ExternalId=ext%3Aid%2F"
                 "x%3Dy");
         f = mfree(f);
-        ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "", &f));
+        ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "", NULL, &f));
         ASSERT_STREQ(
                 f,
                 "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr"
@@ -27,21 +29,73 @@ TEST(sts_form_rejects_what_aws_would_reject) {
         char *f = NULL;
         char big[STS_EXTERNAL_ID_MAX + 2];
 
-        ASSERT_ERROR(sts_assume_role_form("not-an-arn-but-long-enough", "ab", 900, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::1:role/x y z w", "ab", 900, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a", 900, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a b", 900, NULL, &f),
+        ASSERT_ERROR(sts_assume_role_form("not-an-arn-but-long-enough", "ab", 900, NULL, NULL, &f), -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::1:role/x y z w", "ab", 900, NULL, NULL, &f),
                      -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 899, NULL, &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 43201, NULL, &f),
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a", 900, NULL, NULL, &f),
                      -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "x", &f), -EINVAL);
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "a&b", &f),
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "a b", 900, NULL, NULL, &f),
+                     -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 899, NULL, NULL, &f),
+                     -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 43201, NULL, NULL, &f),
+                     -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "x", NULL, &f),
+                     -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, "a&b", NULL, &f),
                      -EINVAL);
         memset(big, 'a', sizeof big - 1);
         big[sizeof big - 1] = '\0';
-        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, big, &f), -EINVAL);
+        ASSERT_ERROR(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, big, NULL, &f),
+                     -EINVAL);
         ASSERT_NULL(f);
+}
+
+TEST(session_tags_are_encoded_and_all_transitive) {
+        _cleanup_free_ char *p = NULL, *f = NULL;
+        StsTag tags[] = { { "kubernetes-namespace", "web" },
+                          { "eks-cluster-arn", "arn:aws:eks:x:1:cluster/a b" } };
+
+        ASSERT_OK(sts_session_tags_params(tags, 2, &p));
+        ASSERT_STREQ(p, "&Tags.member.1.Key=kubernetes-namespace&Tags.member.1.Value=web"
+                        "&Tags.member.2.Key=eks-cluster-arn&Tags.member.2.Value=arn%3Aaws%3Aeks%3Ax%3A1%"
+                        "3Acluster%2Fa%20b"
+                        "&TransitiveTagKeys.member.1=kubernetes-namespace&TransitiveTagKeys.member.2=eks-"
+                        "cluster-arn");
+        ASSERT_OK(sts_assume_role_form("arn:aws:iam::123456789012:role/r", "ab", 900, NULL, p, &f));
+        ASSERT_TRUE(endswith(
+                f, "&DurationSeconds=900&Tags.member.1.Key=kubernetes-namespace&Tags.member.1.Value=web"
+                   "&Tags.member.2.Key=eks-cluster-arn&Tags.member.2.Value=arn%3Aaws%3Aeks%3Ax%3A1%3A"
+                   "cluster%2Fa%20b&TransitiveTagKeys.member.1=kubernetes-namespace"
+                   "&TransitiveTagKeys.member.2=eks-cluster-arn"));
+        p = mfree(p);
+        ASSERT_OK(sts_session_tags_params(NULL, 0, &p));
+        ASSERT_STREQ(p, "");
+}
+
+TEST(session_tags_outside_sts_limits_are_refused) {
+        char key[STS_TAG_KEY_MAX + 2], value[STS_TAG_VALUE_MAX + 2];
+        StsTag many[STS_TAGS_MAX + 1];
+        char *p = NULL;
+
+        ASSERT_ERROR(sts_session_tags_params(&(StsTag){ "", "v" }, 1, &p), -EINVAL);
+        ASSERT_ERROR(sts_session_tags_params(&(StsTag){ "k&x", "v" }, 1, &p), -EINVAL);
+        ASSERT_ERROR(sts_session_tags_params(&(StsTag){ "k", "v\n" }, 1, &p), -EINVAL);
+        memset(key, 'k', sizeof key - 1);
+        key[sizeof key - 1] = '\0';
+        ASSERT_ERROR(sts_session_tags_params(&(StsTag){ key, "v" }, 1, &p), -EINVAL);
+        key[STS_TAG_KEY_MAX] = '\0';
+        ASSERT_TRUE(sts_tag_key_valid(key));
+        memset(value, 'v', sizeof value - 1);
+        value[sizeof value - 1] = '\0';
+        ASSERT_FALSE(sts_tag_value_valid(value));
+        value[STS_TAG_VALUE_MAX] = '\0';
+        ASSERT_TRUE(sts_tag_value_valid(value));
+        ASSERT_TRUE(sts_tag_value_valid(""));
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                many[i] = (StsTag){ "k", "v" };
+        ASSERT_ERROR(sts_session_tags_params(many, ELEMENTSOF(many), &p), -EINVAL);
+        ASSERT_NULL(p);
 }
 
 TEST(sts_session_name_matches_kube2iam) {
@@ -85,6 +139,30 @@ static const char success_xml[] =
         "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>\n"
         "</AssumeRoleResponse>\n";
 
+TEST(pod_session_name_is_namespace_and_name_shortened_collision_safe) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *again = NULL;
+        char name[80];
+
+        ASSERT_OK(sts_pod_session_name("payments", "api-7d9f-x2x", &a));
+        ASSERT_STREQ(a, "payments.api-7d9f-x2x");
+        memset(name, 'n', 70);
+        name[70] = '\0';
+        ASSERT_OK(sts_pod_session_name("payments", name, &b));
+        ASSERT_EQ(strlen(b), (size_t) STS_SESSION_NAME_MAX);
+        ASSERT_TRUE(startswith(b, "payments.nnnn"));
+        ASSERT_EQ(b[STS_SESSION_NAME_MAX - 13], '=');
+        ASSERT_OK(sts_pod_session_name("payments", name, &again));
+        ASSERT_STREQ(again, b); /* stable: the same pod always gets the same name */
+        name[69] = 'm';         /* same first 51 characters, another pod */
+        ASSERT_OK(sts_pod_session_name("payments", name, &c));
+        ASSERT_FALSE(streq(b, c));
+        ASSERT_TRUE(strneq(b, c, STS_SESSION_NAME_MAX - 12));
+        char *f = NULL;
+        ASSERT_ERROR(sts_pod_session_name("ns", "a=b", &f), -EINVAL);
+        ASSERT_ERROR(sts_pod_session_name("", "a", &f), -EINVAL);
+        ASSERT_NULL(f);
+}
+
 TEST(sts_reply_parses_reordered_whitespaced_fractional_success) {
         _cleanup_credentials_ Credentials *c = NULL;
         StsError *e = NULL;
@@ -99,6 +177,7 @@ TEST(sts_reply_parses_reordered_whitespaced_fractional_success) {
         ASSERT_OK(parse_timestamp_rfc3339("2011-07-15T23:28:33.359Z", &want));
         ASSERT_UEQ(c->expiration, want);
         ASSERT_UEQ(c->last_updated, 42);
+        ASSERT_STREQ(c->assumed_role_id, "ARO123EXAMPLE123:Bob");
 }
 
 TEST(sts_reply_parses_expiration_without_fraction_and_huge_token) {

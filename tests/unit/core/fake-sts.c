@@ -9,7 +9,8 @@ usec_t fake_now(void *userdata) {
 }
 
 int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-               unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error) {
+               unsigned duration, const char *external_id, const char *session, void **ret_handle,
+               StsError **ret_error) {
         FakeSts *f = userdata;
 
         if (f->fail_start) {
@@ -19,6 +20,7 @@ int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, cons
         f->calls++;
         snprintf(f->last_session, sizeof f->last_session, "%s", session_name);
         snprintf(f->last_ext, sizeof f->last_ext, "%s", strempty(external_id));
+        snprintf(f->last_params, sizeof f->last_params, "%s", strempty(session));
         f->last_duration = duration;
         if (f->n_pending >= FAKE_MAX_PENDING)
                 return -EBUSY;

@@ -18,6 +18,7 @@ typedef struct FakeSts {
         unsigned cancelled;
         char last_session[80];
         char last_ext[80];
+        char last_params[512];
         unsigned last_duration;
         void *pending[FAKE_MAX_PENDING];
         unsigned n_pending;
@@ -27,7 +28,8 @@ typedef struct FakeSts {
 
 usec_t fake_now(void *userdata);
 int fake_start(void *userdata, Creds *c, void *token, const char *role_arn, const char *session_name,
-               unsigned duration, const char *external_id, void **ret_handle, StsError **ret_error);
+               unsigned duration, const char *external_id, const char *session, void **ret_handle,
+               StsError **ret_error);
 void fake_cancel(void *userdata, void *handle);
 /* Credentials valid for life from f->now, with a new access key id each. */
 Credentials *make_creds(FakeSts *f, usec_t life);

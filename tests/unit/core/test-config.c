@@ -5,6 +5,7 @@
 #include "config.h"
 #include "kube/kube-freshness.h"
 #include "log.h"
+#include "session-tags.h"
 #include "string-util.h"
 #include "tap.h"
 
@@ -343,5 +344,48 @@ TEST(nft_program_takes_a_command) {
         ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_NFT, NULL, "flush"), -EINVAL);
         config_done(&c);
         ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_NFT, NULL, "install remove"), -EINVAL);
+        config_done(&c);
+}
+
+TEST(session_tags_alone_means_all_six_and_a_list_narrows) {
+        Config c;
+
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, ""));
+        ASSERT_EQ(c.session_tags, 0U);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL,
+                        "--session-tags --cluster-name=prod-1 "
+                        "--cluster-arn=arn:aws:eks:eu-west-1:1:cluster/prod-1"));
+        ASSERT_EQ(c.session_tags, SESSION_TAGS_ALL);
+        ASSERT_STREQ(c.cluster_name, "prod-1");
+        ASSERT_STREQ(c.cluster_arn, "arn:aws:eks:eu-west-1:1:cluster/prod-1");
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL,
+                        "--session-tags=kubernetes-namespace,kubernetes-service-account"));
+        ASSERT_EQ(c.session_tags, (1U << SESSION_TAG_NAMESPACE) | (1U << SESSION_TAG_SERVICE_ACCOUNT));
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-tags=kubernetes-namespace,team"),
+                     -EINVAL);
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-tags=kubernetes-namespace,"),
+                     -EINVAL);
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--cluster-name=a;b"), -EINVAL);
+        config_done(&c);
+}
+
+TEST(session_name_is_kube2iam_or_pod) {
+        Config c;
+
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, ""));
+        ASSERT_FALSE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=pod"));
+        ASSERT_TRUE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_OK(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=pod --session-name=kube2iam"));
+        ASSERT_FALSE(c.pod_session_names);
+        config_done(&c);
+        ASSERT_ERROR(parse(&c, CONFIG_PROGRAM_DAEMON, NULL, "--session-name=uid"), -EINVAL);
         config_done(&c);
 }

@@ -126,9 +126,9 @@ TEST(every_sts_call_is_timed_prefetch_and_refresh_included) {
         ASSERT_OK(metrics_new(&m));
         c = new_cache(&f, &defaults, m);
         d = metrics_find_family(m, "kube2iam_iam_request_duration_seconds");
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         /* a prefetch: no pod asked yet */
-        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1"));
+        ASSERT_OK(creds_prefetch(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, "10.0.0.1"));
         ASSERT_EQ(f.calls, 1);
         fake_succeed_all(&f, c);
         ASSERT_EQ(metrics_get(d, (const char *const[]){ "Success", ROLE }), 1);
@@ -150,7 +150,7 @@ TEST(refresh_happens_between_60_and_50_percent_of_life) {
         Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         fake_succeed_all(&f, c);
         /* 60 min life: nothing before 24 min have passed (60% left) */
@@ -172,7 +172,7 @@ TEST(three_simulated_hours_never_serve_less_than_session_ttl) {
         usec_t least = USEC_INFINITY;
         unsigned served = 0;
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         /* a request every 7 s, STS answering 0.3 s after a call starts */
         for (usec_t t = 0; t <= 3 * USEC_PER_HOUR; t += 7 * USEC_PER_SEC) {
                 usec_t left;
@@ -278,7 +278,7 @@ TEST(cached_credentials_served_while_sts_fails) {
         usec_t left;
         unsigned served = 0, waited = 0;
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         fake_succeed_all(&f, c);
         /* from the first refresh on, STS fails: 500s and throttling, alternately */
@@ -348,10 +348,11 @@ TEST(entry_in_use_is_refreshed_and_kept_until_released) {
         FakeSts f = {};
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
-        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1"));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
+        ASSERT_OK(creds_prefetch(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, "10.0.0.1"));
         ASSERT_EQ(f.calls, 1);
-        ASSERT_OK(creds_prefetch(c, ROLE, NULL, "10.0.0.1")); /* single flight */
+        ASSERT_OK(creds_prefetch(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL },
+                                 "10.0.0.1")); /* single flight */
         ASSERT_EQ(f.calls, 1);
         fake_succeed_all(&f, c);
         for (int i = 0; i < 120; i++) {
@@ -361,7 +362,7 @@ TEST(entry_in_use_is_refreshed_and_kept_until_released) {
         }
         ASSERT_TRUE(f.calls >= 5);
         ASSERT_EQ(creds_size(c), 1);
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, false));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, false));
         for (int i = 0; i < 60; i++) {
                 f.now += USEC_PER_MINUTE;
                 creds_run(c);
@@ -466,10 +467,12 @@ TEST(external_id_churn_never_wakes_the_timer_without_progress) {
          * prefetches the new one, far more than the bucket (burst 10) allows at once */
         for (int i = 0; i < 300; i++) {
                 snprintf(ext, sizeof ext, "ext-%d", i);
-                ASSERT_OK(creds_set_in_use(c, ROLE, ext, true));
-                ASSERT_OK(creds_prefetch(c, ROLE, ext, "10.0.0.1"));
+                ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = ext }, true));
+                ASSERT_OK(
+                        creds_prefetch(c, &(CredsKey){ .role_arn = ROLE, .external_id = ext }, "10.0.0.1"));
                 if (prev[0])
-                        ASSERT_OK(creds_set_in_use(c, ROLE, prev, false));
+                        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = prev },
+                                                   false));
                 memcpy(prev, ext, sizeof prev);
         }
         ASSERT_EQ(f.calls, defaults.sts_burst);
@@ -492,14 +495,14 @@ TEST(failed_refresh_of_an_entry_nobody_uses_is_not_due_now) {
         Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         fake_succeed_all(&f, c);
         /* the refresh point: the refresh starts, fails, and the pod goes away meanwhile */
         f.now = creds_next_wakeup(c);
         run_expecting_progress(c, &f);
         ASSERT_EQ(f.calls, 2);
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, false));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, false));
         fake_fail_all(&f, c, STS_ERROR_TRANSIENT, "InternalFailure", 500);
         /* the retry is not wanted, the credentials are still fresh: nothing to do until they are not */
         for (int i = 0; i < 10 && creds_size(c) > 0; i++) {
@@ -517,7 +520,7 @@ TEST(debug_json_shows_state_but_no_secret_or_key) {
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
         _cleanup_strbuf_ StrBuf out = {};
 
-        ASSERT_OK(creds_set_in_use(c, ROLE, NULL, true));
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
         ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
         fake_succeed_all(&f, c);
         ASSERT_OK(creds_debug_json(c, &out));

@@ -32,15 +32,27 @@ typedef struct World {
         StrBuf woken; /* the IPs the last pass woke, in order */
 } World;
 
-static void world_init(World *w, bool restrictions) {
+static void world_init_full(World *w, bool restrictions, unsigned tags, bool pod_names) {
         *w = (World){};
         w->creds = new_cache(&w->fake, &settings, NULL);
         ASSERT_OK(store_new(&w->store));
         ASSERT_OK(roles_new(BASE, NULL, restrictions, NAMESPACE_RESTRICTION_GLOB, &w->roles));
-        ASSERT_OK(pod_roles_new(
-                &(const PodRolesDeps){
-                        .store = w->store, .roles = w->roles, .creds = w->creds, .prefetch = true },
-                &w->pod_roles));
+        ASSERT_OK(
+                pod_roles_new(&(const PodRolesDeps){ .store = w->store,
+                                                     .roles = w->roles,
+                                                     .creds = w->creds,
+                                                     .prefetch = true,
+                                                     .session_tags = { .tags = tags, .cluster_name = "c1" },
+                                                     .pod_session_names = pod_names },
+                              &w->pod_roles));
+}
+
+static void world_init_tags(World *w, bool restrictions, unsigned tags) {
+        world_init_full(w, restrictions, tags, false);
+}
+
+static void world_init(World *w, bool restrictions) {
+        world_init_tags(w, restrictions, 0);
 }
 
 static void world_done(World *w) {
@@ -298,5 +310,81 @@ TEST(audit_repeats_are_held_back_per_pod_and_changes_pass) {
         ASSERT_TRUE(pod_roles_audit_allow(w.pod_roles, "nobody", "issued a", 1000, &shared));
         ASSERT_NULL(pod_roles_log_ratelimit(w.pod_roles, "nobody"));
         ASSERT_NOT_NULL(pod_roles_log_ratelimit(w.pod_roles, "u1"));
+        world_done(&w);
+}
+
+/* namespaces without annotations: with --session-tags pods wait for theirs to be known */
+static const StoreNamespaceSpec namespaces[] = { { "web", NULL, NULL }, { "batch", NULL, NULL } };
+
+TEST(namespace_tag_gives_two_namespaces_two_sessions_of_one_role) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        World w;
+
+        world_init_tags(&w, false, (1U << SESSION_TAG_NAMESPACE) | (1U << SESSION_TAG_CLUSTER_NAME));
+        ASSERT_OK(store_namespaces_replace(w.store, namespaces, ELEMENTSOF(namespaces)));
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
+        ASSERT_OK(store_pod_update(w.store, pod("u3", "batch", "10.0.0.3", "a")));
+        turn(&w, NULL);
+        /* one session per (role, namespace): u1 and u2 share theirs */
+        ASSERT_EQ(creds_size(w.creds), 2);
+        ASSERT_EQ(w.fake.calls, 2);
+        ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u3"), &d));
+        ASSERT_STREQ(d.session, "&Tags.member.1.Key=eks-cluster-name&Tags.member.1.Value=c1"
+                                "&Tags.member.2.Key=kubernetes-namespace&Tags.member.2.Value=batch"
+                                "&TransitiveTagKeys.member.1=eks-cluster-name"
+                                "&TransitiveTagKeys.member.2=kubernetes-namespace");
+        ASSERT_OK(store_pod_remove(w.store, "u3"));
+        turn(&w, NULL);
+        ASSERT_EQ(pod_roles_size(w.pod_roles), 2);
+        world_done(&w);
+}
+
+TEST(pod_tags_give_every_pod_its_own_session) {
+        World w;
+
+        world_init_tags(&w, false, SESSION_TAGS_ALL);
+        ASSERT_OK(store_namespaces_replace(w.store, namespaces, ELEMENTSOF(namespaces)));
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
+        turn(&w, NULL);
+        ASSERT_EQ(creds_size(w.creds), 2);
+        ASSERT_NOT_NULL(strstr(w.fake.last_params, "kubernetes-pod-uid&Tags.member.4.Value=u"));
+        world_done(&w);
+}
+
+TEST(pod_session_names_give_each_pod_its_session_named_after_it) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        World w;
+
+        world_init_full(&w, false, 0, true);
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        turn(&w, NULL);
+        ASSERT_STREQ(w.fake.last_session, "web.u1");
+        ASSERT_OK(store_pod_update(w.store, pod("u2", "web", "10.0.0.2", "a")));
+        turn(&w, NULL);
+        ASSERT_STREQ(w.fake.last_session, "web.u2");
+        ASSERT_EQ(creds_size(w.creds), 2);
+        ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u2"), &d));
+        ASSERT_STREQ(d.session_name, "web.u2");
+        world_done(&w);
+}
+
+TEST(with_session_tags_an_unknown_namespace_waits_for_its_tags) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+        const StoreNamespaceSpec known[] = { { "web", NULL, "{\"team\": \"blue\"}" } };
+        World w;
+
+        world_init_tags(&w, false, 1U << SESSION_TAG_NAMESPACE);
+        ASSERT_OK(store_pod_update(w.store, pod("u1", "web", "10.0.0.1", "a")));
+        turn(&w, NULL);
+        ASSERT_EQ(w.fake.calls, 0);
+        ASSERT_OK(pod_roles_decide(w.pod_roles, store_get_pod(w.store, "u1"), &d));
+        ASSERT_EQ(d.verdict, POD_ROLE_NAMESPACE_UNKNOWN);
+        pod_role_decision_done(&d);
+        ASSERT_OK(store_namespaces_replace(w.store, known, 1));
+        turn(&w, NULL);
+        ASSERT_EQ(w.fake.calls, 1);
+        ASSERT_NOT_NULL(strstr(w.fake.last_params, "Key=team&Tags.member.2.Value=blue"));
         world_done(&w);
 }

@@ -91,10 +91,10 @@ TEST(namespace_json_name_and_allowed_roles_annotation) {
         _cleanup_(json_deletep) cJSON *bad = cJSON_Parse("{\"metadata\":{\"annotations\":{}}}");
         const char *name, *annotation;
 
-        ASSERT_OK(kube_namespace_from_json(j, &keys, &name, &annotation));
+        ASSERT_OK(kube_namespace_from_json(j, &keys, &name, &annotation, NULL, NULL));
         ASSERT_STREQ(name, "payments");
         ASSERT_STREQ(annotation, "[\"a\"]");
-        ASSERT_ERROR(kube_namespace_from_json(bad, &keys, &name, &annotation), -EBADMSG);
+        ASSERT_ERROR(kube_namespace_from_json(bad, &keys, &name, &annotation, NULL, NULL), -EBADMSG);
 }
 
 typedef struct Items {
