@@ -67,6 +67,7 @@ enum {
         ARG_LISTEN_ADDRESS,
         ARG_IMDSV2_REQUIRED,
         ARG_READY_SYNC_TIMEOUT,
+        ARG_POD_EVENTS,
         ARG_POD_STORE_MAX_STALE,
         ARG_METADATA_ALLOW,
         ARG_PREFETCH,
@@ -162,6 +163,9 @@ static const OptionDoc option_docs[] = {
         { ARG_NAMESPACE_RESTRICTIONS, "namespace-restrictions", optional_argument, NULL,
           "Enable namespace restrictions" },
         { ARG_NODE, "node", required_argument, "NAME", "Name of the node where kube2iam is running" },
+        { ARG_POD_EVENTS, "pod-events", optional_argument, NULL,
+          "Post a Kubernetes Event on a pod refused a role or whose AssumeRole failed (rate-limited per pod "
+          "and reason)" },
         { ARG_POD_STORE_MAX_STALE, "pod-store-max-stale", required_argument, "DURATION",
           "Stop answering for pods once the API server has answered but the pod list could not be refreshed "
           "for this long (an unreachable API server does not count)" },
@@ -674,6 +678,8 @@ static int parse_one(Config *c, int id, const char *arg) {
                 return parse_bool_arg(flag, arg, &c->imdsv2_required);
         case ARG_READY_SYNC_TIMEOUT:
                 return parse_duration_arg(flag, arg, &c->ready_sync_timeout);
+        case ARG_POD_EVENTS:
+                return parse_bool_arg(flag, arg, &c->pod_events);
         case ARG_POD_STORE_MAX_STALE: {
                 usec_t u;
                 int q = parse_duration_arg(flag, arg, &u);

@@ -46,6 +46,7 @@ typedef struct Config {
         bool node_given;   /* --node was given (else the daemon may take the certificate's) */
         usec_t cache_resync_period; /* --cache-resync-period (kept for compatibility; watches need none) */
         bool resolve_duplicate_cache_ips; /* --resolve-duplicate-cache-ips */
+        bool pod_events;                  /* --pod-events: Events on pods refused a role or failed by STS */
         usec_t ready_sync_timeout; /* --ready-sync-timeout: max wait for the first pod list before READY=1 */
         usec_t pod_store_max_stale; /* --pod-store-max-stale: see KUBE_POD_STORE_MAX_STALE_USEC */
 

@@ -7,16 +7,14 @@
 #include <curl/curl.h>
 
 #include "aws/endpoints.h"
+#include "doctor-checks.h"
 #include "doctor.h"
 #include "explain-socket.h"
 #include "kube/kubeconfig.h"
 #include "redirect.h"
 #include "string-util.h"
 
-/* What an IMDS answer may be for the doctor: a token is 56 bytes, instance-id ~20. */
-#define DOCTOR_IMDS_MAX_BODY 4096U
-
-static bool report(FILE *out, DoctorVerdict v, const char *name, const char *what, const char *fix) {
+bool doctor_report(FILE *out, DoctorVerdict v, const char *name, const char *what, const char *fix) {
         static const char *const names[] = {
                 [DOCTOR_PASS] = "PASS", [DOCTOR_FAIL] = "FAIL", [DOCTOR_SKIP] = "SKIP"
         };
@@ -32,29 +30,25 @@ static bool check_redirect(const DoctorOptions *o, FILE *out) {
         config_redirect_options(o->config, &ro);
         r = redirect_check(&ro);
         if (r > 0)
-                return report(out, DOCTOR_PASS, "redirect",
-                              "the nftables redirect is installed as the flags say", NULL);
+                return doctor_report(out, DOCTOR_PASS, "redirect",
+                                     "the nftables redirect is installed as the flags say", NULL);
         if (r == 0)
-                return report(out, DOCTOR_FAIL, "redirect",
-                              "the nftables redirect is missing or differs from the flags",
-                              "systemctl restart kube2iam (its ExecStartPre runs kube2iam-nft install)");
+                return doctor_report(
+                        out, DOCTOR_FAIL, "redirect",
+                        "the nftables redirect is missing or differs from the flags",
+                        "systemctl restart kube2iam (its ExecStartPre runs kube2iam-nft install)");
         if (r == -EPERM || r == -EACCES)
-                return report(out, DOCTOR_FAIL, "redirect", "cannot read nftables",
-                              "run kube2iam doctor as root");
-        return report(out, DOCTOR_FAIL, "redirect", "cannot check nftables (see kube2iam-nft check)",
-                      "load nf_tables and nft_nat, or run kube2iam-nft check for the error");
+                return doctor_report(out, DOCTOR_FAIL, "redirect", "cannot read nftables",
+                                     "run kube2iam doctor as root");
+        return doctor_report(out, DOCTOR_FAIL, "redirect", "cannot check nftables (see kube2iam-nft check)",
+                             "load nf_tables and nft_nat, or run kube2iam-nft check for the error");
 }
 
-typedef struct Body {
-        char buf[DOCTOR_IMDS_MAX_BODY + 1];
-        size_t n;
-} Body;
-
-static size_t body_write(char *p, size_t size, size_t nmemb, void *userdata) {
-        Body *b = userdata;
+size_t doctor_body_write(char *p, size_t size, size_t nmemb, void *userdata) {
+        DoctorBody *b = userdata;
         size_t n = size * nmemb;
 
-        if (n > DOCTOR_IMDS_MAX_BODY - b->n)
+        if (n > DOCTOR_MAX_BODY - b->n)
                 return 0; /* over the limit: curl fails the transfer */
         memcpy(b->buf + b->n, p, n);
         b->n += n;
@@ -62,37 +56,44 @@ static size_t body_write(char *p, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-/* One request: the HTTP status, 0 when none came. */
-static long http_request(const char *url, const char *method, const char *header, Body *b) {
-        struct curl_slist *h = NULL;
+long doctor_http(const char *url, const char *method, struct curl_slist *headers, const char *post,
+                 DoctorBody *b) {
         CURL *e = curl_easy_init();
         long status = 0;
 
-        *b = (Body){};
+        *b = (DoctorBody){};
         if (!e)
                 return 0;
-        h = header ? curl_slist_append(NULL, header) : NULL;
         if (curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, h) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
+            (!post || curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, post) == CURLE_OK) &&
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, DOCTOR_IMDS_TIMEOUT_MS) == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, doctor_body_write) == CURLE_OK &&
             curl_easy_setopt(e, CURLOPT_WRITEDATA, b) == CURLE_OK) {
                 /* a body over the limit ends the transfer, but the status was received */
                 CURLcode res = curl_easy_perform(e);
                 if (res == CURLE_OK || res == CURLE_WRITE_ERROR)
                         (void) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
         }
-        curl_slist_free_all(h);
         curl_easy_cleanup(e);
+        return status;
+}
+
+/* One request with at most one header: the HTTP status, 0 when none came. */
+static long http_request(const char *url, const char *method, const char *header, DoctorBody *b) {
+        struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
+        long status = doctor_http(url, method, h, NULL, b);
+
+        curl_slist_free_all(h);
         return status;
 }
 
 /* One request to the upstream IMDS (--metadata-addr). */
 static long imds_request(const DoctorOptions *o, const char *method, const char *path, const char *header,
-                         Body *b) {
+                         DoctorBody *b) {
         _cleanup_free_ char *url = NULL;
         bool v6 = strchr(o->config->metadata_host, ':');
 
@@ -103,10 +104,10 @@ static long imds_request(const DoctorOptions *o, const char *method, const char 
 }
 
 /* The region as the daemon finds it: the environment, else the instance's placement. */
-static char *find_region(const DoctorOptions *o) {
+char *doctor_find_region(const DoctorOptions *o) {
         _cleanup_free_ char *auth = NULL;
         char *region = NULL;
-        Body b;
+        DoctorBody b;
 
         if (aws_region_from_env(&region) >= 0)
                 return region;
@@ -122,64 +123,76 @@ static char *find_region(const DoctorOptions *o) {
         return region;
 }
 
-static bool check_sts(const DoctorOptions *o, FILE *out) {
-        _cleanup_free_ char *region = NULL, *url = NULL, *what = NULL;
-        const AwsPartition *part;
-        Body b;
+int doctor_sts_target(const DoctorOptions *o, char **ret_url, char **ret_region) {
+        _cleanup_free_ char *region = doctor_find_region(o), *url = NULL;
+        const AwsPartition *part = region ? aws_partition_for_region(region) : NULL;
 
         if (o->config->sts_endpoint)
                 url = strdup(o->config->sts_endpoint);
-        else {
-                region = find_region(o);
-                part = region ? aws_partition_for_region(region) : NULL;
-                if (!part)
-                        return report(out, DOCTOR_FAIL, "sts", "the region is not known (environment, IMDS)",
-                                      "set AWS_REGION in the service's environment file");
-                if (asprintf(&url, "https://sts.%s.%s/", region, part->dns_suffix) < 0)
-                        url = NULL;
-        }
+        else if (!part)
+                return -ENXIO;
+        else if (asprintf(&url, "https://sts.%s.%s/", region, part->dns_suffix) < 0)
+                url = NULL;
         if (!url)
-                return report(out, DOCTOR_FAIL, "sts", "out of memory", NULL);
+                return -ENOMEM;
+        *ret_url = TAKE_PTR(url);
+        if (ret_region)
+                *ret_region = TAKE_PTR(region);
+        return 0;
+}
+
+static bool check_sts(const DoctorOptions *o, FILE *out) {
+        _cleanup_free_ char *url = NULL, *what = NULL;
+        DoctorBody b;
+        int r;
+
+        r = doctor_sts_target(o, &url, NULL);
+        if (r == -ENXIO)
+                return doctor_report(out, DOCTOR_FAIL, "sts", "the region is not known (environment, IMDS)",
+                                     "set AWS_REGION in the service's environment file");
+        if (r < 0)
+                return doctor_report(out, DOCTOR_FAIL, "sts", "out of memory", NULL);
         /* any HTTP answer: the endpoint is reachable (an unsigned request is refused, as it should be) */
         if (http_request(url, "GET", NULL, &b) == 0) {
                 if (asprintf(&what, "STS does not answer at %s", url) < 0)
                         return false;
-                return report(
+                return doctor_report(
                         out, DOCTOR_FAIL, "sts", what,
                         "allow HTTPS to the regional STS endpoint (security groups, proxy, VPC endpoint)");
         }
         if (asprintf(&what, "STS answers at %s", url) < 0)
                 return false;
-        return report(out, DOCTOR_PASS, "sts", what, NULL);
+        return doctor_report(out, DOCTOR_PASS, "sts", what, NULL);
 }
 
 static bool check_imds(const DoctorOptions *o, FILE *out) {
         _cleanup_free_ char *auth = NULL;
-        Body b;
+        DoctorBody b;
         long st;
         bool ok;
 
         st = imds_request(o, "PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60", &b);
         if (st != 200 || b.n == 0)
-                return report(out, DOCTOR_FAIL, "imds",
-                              "the upstream metadata service gives no IMDSv2 token",
-                              "enable the instance's metadata endpoint, or correct --metadata-addr");
+                return doctor_report(out, DOCTOR_FAIL, "imds",
+                                     "the upstream metadata service gives no IMDSv2 token",
+                                     "enable the instance's metadata endpoint, or correct --metadata-addr");
         if (asprintf(&auth, "X-aws-ec2-metadata-token: %s", b.buf) < 0)
-                return report(out, DOCTOR_FAIL, "imds", "out of memory", NULL);
+                return doctor_report(out, DOCTOR_FAIL, "imds", "out of memory", NULL);
         explicit_bzero(&b, sizeof b);
         st = imds_request(o, "GET", "/latest/meta-data/instance-id", auth, &b);
         explicit_bzero(auth, strlen(auth));
         if (st != 200)
-                return report(out, DOCTOR_FAIL, "imds",
-                              "the upstream metadata service does not answer with a token",
-                              "check the instance's metadata options and --metadata-addr");
+                return doctor_report(out, DOCTOR_FAIL, "imds",
+                                     "the upstream metadata service does not answer with a token",
+                                     "check the instance's metadata options and --metadata-addr");
         /* without a token: 401 when the instance requires IMDSv2 (HttpTokens=required) */
         st = imds_request(o, "GET", "/latest/meta-data/instance-id", NULL, &b);
         ok = st == 401;
-        return report(out, DOCTOR_PASS, "imds",
-                      ok ? "the upstream metadata service answers; HttpTokens=required"
-                         : "the upstream metadata service answers; HttpTokens=optional (IMDSv1 allowed)",
-                      NULL);
+        return doctor_report(
+                out, DOCTOR_PASS, "imds",
+                ok ? "the upstream metadata service answers; HttpTokens=required"
+                   : "the upstream metadata service answers; HttpTokens=optional (IMDSv1 allowed)",
+                NULL);
 }
 
 static bool check_kubeconfig(const DoctorOptions *o, FILE *out) {
@@ -188,19 +201,20 @@ static bool check_kubeconfig(const DoctorOptions *o, FILE *out) {
         int r;
 
         if (o->skip_cluster)
-                return report(out, DOCTOR_SKIP, "kubeconfig", "--skip-cluster: no cluster here", NULL);
+                return doctor_report(out, DOCTOR_SKIP, "kubeconfig", "--skip-cluster: no cluster here",
+                                     NULL);
         r = kubeconfig_from_config(o->config, &kc, &waiting);
         if (r == -ENOENT) {
                 if (asprintf(&msg, "no kubeconfig yet (waiting for %s)", strna(waiting)) < 0)
                         return false;
-                return report(out, DOCTOR_FAIL, "kubeconfig", msg,
-                              "let kubelet's TLS bootstrap finish, or give --kubeconfig");
+                return doctor_report(out, DOCTOR_FAIL, "kubeconfig", msg,
+                                     "let kubelet's TLS bootstrap finish, or give --kubeconfig");
         }
         if (r < 0)
-                return report(out, DOCTOR_FAIL, "kubeconfig",
-                              "the kubeconfig does not load (see the journal)",
-                              "correct the file --kubeconfig names");
-        return report(out, DOCTOR_PASS, "kubeconfig", "the kubeconfig loads", NULL);
+                return doctor_report(out, DOCTOR_FAIL, "kubeconfig",
+                                     "the kubeconfig does not load (see the journal)",
+                                     "correct the file --kubeconfig names");
+        return doctor_report(out, DOCTOR_PASS, "kubeconfig", "the kubeconfig loads", NULL);
 }
 
 static bool jtrue(const cJSON *o, const char *name) {
@@ -216,24 +230,26 @@ static bool check_daemon_status(const DoctorOptions *o, const cJSON *st, FILE *o
         char what[512];
 
         if (!jtrue(st, "ready"))
-                ok &= report(out, DOCTOR_FAIL, "daemon", "kube2iam runs but is not READY",
-                             "journalctl -u kube2iam for what it waits for");
+                ok &= doctor_report(out, DOCTOR_FAIL, "daemon", "kube2iam runs but is not READY",
+                                    "journalctl -u kube2iam for what it waits for");
         else if (o->skip_cluster)
-                ok &= report(out, DOCTOR_PASS, "daemon",
-                             "kube2iam is READY (--skip-cluster: sync not checked)", NULL);
+                ok &= doctor_report(out, DOCTOR_PASS, "daemon",
+                                    "kube2iam is READY (--skip-cluster: sync not checked)", NULL);
         else if (!jtrue(st, "synced"))
-                ok &= report(out, DOCTOR_FAIL, "daemon", "kube2iam is READY but its pod list is not synced",
-                             "check the API server and the node's RBAC (contrib/rbac)");
+                ok &= doctor_report(out, DOCTOR_FAIL, "daemon",
+                                    "kube2iam is READY but its pod list is not synced",
+                                    "check the API server and the node's RBAC (contrib/rbac)");
         else
-                ok &= report(out, DOCTOR_PASS, "daemon", "kube2iam is READY and synced", NULL);
+                ok &= doctor_report(out, DOCTOR_PASS, "daemon", "kube2iam is READY and synced", NULL);
 
         snprintf(what, sizeof what, "the daemon listens on port %.0f, --app-port is %u",
                  jnum(st, "listenPort"), o->config->app_port);
-        ok &= report(out, jnum(st, "listenPort") == o->config->app_port ? DOCTOR_PASS : DOCTOR_FAIL,
-                     "socket-port", what,
-                     jnum(st, "listenPort") == o->config->app_port ? NULL
-                                                                   : "make kube2iam.socket's ListenStream= "
-                                                                     "and --app-port the same");
+        ok &= doctor_report(out, jnum(st, "listenPort") == o->config->app_port ? DOCTOR_PASS : DOCTOR_FAIL,
+                            "socket-port", what,
+                            jnum(st, "listenPort") == o->config->app_port
+                                    ? NULL
+                                    : "make kube2iam.socket's ListenStream= "
+                                      "and --app-port the same");
 
         if (jnum(st, "podsOutside") > 0) {
                 snprintf(what, sizeof what,
@@ -242,12 +258,12 @@ static bool check_daemon_status(const DoctorOptions *o, const cJSON *st, FILE *o
                          strna(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "examplePod"))),
                          strna(cJSON_GetStringValue(
                                  cJSON_GetObjectItemCaseSensitive(st, "exampleInterface"))));
-                ok &= report(out, DOCTOR_FAIL, "pod-interfaces", what,
-                             "set --host-interface to the CNI's interfaces (cali+, eni+, ...)");
+                ok &= doctor_report(out, DOCTOR_FAIL, "pod-interfaces", what,
+                                    "set --host-interface to the CNI's interfaces (cali+, eni+, ...)");
         } else {
                 snprintf(what, sizeof what, "%.0f pods, all routed through --host-interface",
                          jnum(st, "podsChecked"));
-                ok &= report(out, DOCTOR_PASS, "pod-interfaces", what, NULL);
+                ok &= doctor_report(out, DOCTOR_PASS, "pod-interfaces", what, NULL);
         }
         return ok;
 }
@@ -260,13 +276,14 @@ static bool check_daemon(const DoctorOptions *o, FILE *out) {
 
         r = explain_socket_ask(o->runtime_dir, DOCTOR_STATUS_QUERY, &answer);
         if (r < 0)
-                return report(out, DOCTOR_FAIL, "daemon", "kube2iam does not answer on its socket",
-                              "systemctl start kube2iam; journalctl -u kube2iam");
+                return doctor_report(out, DOCTOR_FAIL, "daemon", "kube2iam does not answer on its socket",
+                                     "systemctl start kube2iam; journalctl -u kube2iam");
         st = cJSON_Parse(answer);
         if (!cJSON_IsObject(st)) {
                 cJSON_Delete(st);
-                return report(out, DOCTOR_FAIL, "daemon", "kube2iam's status answer is not understood",
-                              "run the same version of kube2iam and its command");
+                return doctor_report(out, DOCTOR_FAIL, "daemon",
+                                     "kube2iam's status answer is not understood",
+                                     "run the same version of kube2iam and its command");
         }
         ok = check_daemon_status(o, st, out);
         cJSON_Delete(st);
@@ -280,7 +297,9 @@ bool doctor_run(const DoctorOptions *o, FILE *out) {
         ok &= check_redirect(o, out);
         ok &= check_imds(o, out);
         ok &= check_sts(o, out);
+        ok &= doctor_check_node_credentials(o, out);
         ok &= check_kubeconfig(o, out);
+        ok &= doctor_check_rbac(o, out);
         ok &= check_daemon(o, out);
         return ok;
 }

@@ -15,7 +15,7 @@
 /* The query the explain socket answers with the daemon's status: no pod name or address starts
  * with '?' (Kubernetes names are DNS labels). */
 #define DOCTOR_STATUS_QUERY "?status"
-/* Each request to the upstream IMDS: it answers in milliseconds on EC2. */
+/* Each request to the upstream IMDS or STS: both answer in milliseconds from EC2. */
 #define DOCTOR_IMDS_TIMEOUT_MS 2000L
 
 typedef enum DoctorVerdict {

@@ -288,6 +288,42 @@ bool imds_service_host_is_metadata(const char *host, const char *metadata_host) 
 
 /* ---- audit: one entry per issuance and per denial, deduplicated per pod by pod-roles ---- */
 
+/* --pod-events: an audit result the pod's user should see on `kubectl describe pod`, as an
+ * Event's reason and message (the reason names the decision, the message the way out). */
+static void pod_event(ImdsService *s, const char *uid, const char *ns, const char *name, const char *role,
+                      const char *result, const char *detail, const char *message) {
+        const Config *c = s->d.config;
+        _cleanup_free_ char *text = NULL;
+        const char *reason;
+        int r = -EINVAL;
+
+        if (!s->d.kube || !c->pod_events || isempty(uid))
+                return;
+        if (streq(result, "denied")) {
+                reason = "IAMRoleDenied";
+                r = asprintf(&text, "kube2iam refused role %s: %s of namespace %s (annotation %s)",
+                             strna(role), strna(detail), strna(ns), c->namespace_key);
+        } else if (streq(result, "no-role")) {
+                reason = "IAMRoleNotFound";
+                r = asprintf(&text, "kube2iam found no IAM role for this pod: no annotation %s%s",
+                             c->iam_role_key, c->default_role ? "" : " and no --default-role");
+        } else if (streq(result, "wrong-role")) {
+                reason = "IAMRoleMismatch";
+                r = asprintf(&text, "kube2iam refused role %s: the pod's role is %s", strna(detail),
+                             strna(role));
+        } else if (streq(result, "sts-error")) {
+                reason = "AssumeRoleFailed";
+                r = asprintf(&text, "kube2iam could not assume role %s: STS %s: %s", strna(role),
+                             strna(detail), strna(message));
+        } else
+                return;
+        if (r < 0)
+                return;
+        (void) kube_client_pod_event(
+                s->d.kube, &(const KubeEventInfo){
+                                   .ns = ns, .name = name, .uid = uid, .reason = reason, .message = text });
+}
+
 /* message: the line's text when kube2iam had one people grep for ("Error assuming role ..."); NULL
  * for ours, "Credentials <result> for pod ...". */
 /* Fields an audit entry may carry besides the pod's (STS's code and the cause, the issued key). */
@@ -299,6 +335,8 @@ static void audit_full(ImdsService *s, const char *uid, const char *ns, const ch
         _cleanup_free_ char *key = strconcat3(result, " ", strempty(role));
 
         assert(n_extra <= AUDIT_EXTRA_FIELDS_MAX);
+        pod_event(s, uid, ns, name, role, result, detail, message);
+
         if (!key)
                 return;
         if (!pod_roles_audit_allow(s->d.pod_roles, uid, key, now_monotonic(), &s->audit_ratelimit))

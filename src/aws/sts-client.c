@@ -78,9 +78,7 @@ static void call_free(StsCall *call) {
                 else
                         curl_easy_cleanup(call->easy);
         }
-        for (struct curl_slist *h = call->headers; h; h = h->next)
-                explicit_bzero(h->data, strlen(h->data));
-        curl_slist_free_all(call->headers);
+        sts_headers_free_erase(call->headers);
         call->form = erase_and_free(call->form); /* a web identity token travels in the form */
         strbuf_done_erase(&call->reply.buf);
         free(call);
@@ -188,8 +186,13 @@ static void on_done(HttpClient *http, CURL *easy, int error, CURLcode result, vo
         done(c, creds, e, done_userdata);
 }
 
-/* "host" or "host:port" exactly as curl will send it in Host:, which is what we sign. */
-static int url_host_header(const char *url, char **ret_host, char **ret_path) {
+void sts_headers_free_erase(struct curl_slist *l) {
+        for (struct curl_slist *h = l; h; h = h->next)
+                explicit_bzero(h->data, strlen(h->data));
+        curl_slist_free_all(l);
+}
+
+int sts_url_host_header(const char *url, char **ret_host, char **ret_path) {
         CURLU *u = curl_url();
         char *host = NULL, *port = NULL, *path = NULL;
         int r = -EINVAL;
@@ -223,8 +226,7 @@ finish:
         return r;
 }
 
-/* value NULL: "name:" (tells curl not to send that header). */
-static int append_header(struct curl_slist **l, const char *name, const char *value) {
+int sts_header_append(struct curl_slist **l, const char *name, const char *value) {
         _cleanup_erase_ char *h = NULL;
         struct curl_slist *n;
 
@@ -281,7 +283,7 @@ int sts_assume_role(StsClient *c, const char *role_arn, const char *session_name
                 return refuse(ret_refusal, STS_REFUSAL_NO_NODE_CREDENTIALS, -ENOKEY);
         if (c->n_calls >= STS_CLIENT_MAX_CALLS)
                 return refuse(ret_refusal, STS_REFUSAL_BUSY, -EBUSY);
-        r = url_host_header(url, &host, &path);
+        r = sts_url_host_header(url, &host, &path);
         if (r < 0)
                 return r;
 
@@ -340,16 +342,16 @@ static int call_start(StsClient *c, const char *url, char *form, const SigV4Sign
         c->calls = call;
         c->n_calls++;
 
-        r = append_header(&call->headers, "Content-Type",
-                          "application/x-www-form-urlencoded; charset=utf-8");
+        r = sts_header_append(&call->headers, "Content-Type",
+                              "application/x-www-form-urlencoded; charset=utf-8");
         if (r >= 0 && sig)
-                r = append_header(&call->headers, "X-Amz-Date", sig->amz_date);
+                r = sts_header_append(&call->headers, "X-Amz-Date", sig->amz_date);
         if (r >= 0 && sig)
-                r = append_header(&call->headers, "Authorization", sig->authorization);
+                r = sts_header_append(&call->headers, "Authorization", sig->authorization);
         if (r >= 0 && sig && session_token)
-                r = append_header(&call->headers, "X-Amz-Security-Token", secret_reveal(session_token));
+                r = sts_header_append(&call->headers, "X-Amz-Security-Token", secret_reveal(session_token));
         if (r >= 0)
-                r = append_header(&call->headers, "Expect", NULL);
+                r = sts_header_append(&call->headers, "Expect", NULL);
         if (r < 0)
                 goto fail;
 

@@ -59,4 +59,14 @@ int sts_assume_role_with_web_identity(StsClient *c, const char *role_arn, const 
                                       unsigned duration_sec, const Secret *token, sts_done_t done,
                                       void *userdata, StsCall **ret_call);
 void sts_call_cancel(StsCall *call);
+
+/* What a signed STS request is made of, shared with `kube2iam doctor`'s GetCallerIdentity. */
+struct curl_slist;
+/* "host" or "host:port" exactly as curl will send it in Host:, which is what is signed, and the
+ * URL's path. */
+int sts_url_host_header(const char *url, char **ret_host, char **ret_path);
+/* Appends "name: value" to *l; value NULL: "name:" (tells curl not to send that header). */
+int sts_header_append(struct curl_slist **l, const char *name, const char *value);
+/* Wipes (they carry the signature and the session token) and frees the headers. */
+void sts_headers_free_erase(struct curl_slist *l);
 unsigned sts_client_calls_running(const StsClient *c);

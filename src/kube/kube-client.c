@@ -37,6 +37,7 @@ struct KubeClient {
         KubeAuth *auth;
         ClientWatch watches[_KUBE_RESOURCE_MAX];
         KubeLookups *lookups;
+        KubeEvents *events; /* --pod-events, else NULL */
         usec_t idle_timeout;
         bool started;
 };
@@ -286,6 +287,11 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         r = kube_lookups_new(http, &k->keys, k, &k->lookups);
         if (r < 0)
                 return r;
+        if (c->pod_events) {
+                r = kube_events_new(http, &k->events);
+                if (r < 0)
+                        return r;
+        }
         for (KubeResourceType t = 0; t < _KUBE_RESOURCE_MAX; t++) {
                 ClientWatch *cw = &k->watches[t];
                 cw->client = k;
@@ -311,6 +317,7 @@ KubeClient *kube_client_free(KubeClient *k) {
         if (!k)
                 return NULL;
         k->lookups = kube_lookups_free(k->lookups);
+        k->events = kube_events_free(k->events);
         for (size_t i = 0; i < _KUBE_RESOURCE_MAX; i++) {
                 k->watches[i].watch = kube_watch_free(k->watches[i].watch); /* cancels its transfer */
                 kube_request_done(&k->watches[i].req);
@@ -407,4 +414,31 @@ int kube_client_resolve_ip(KubeClient *k, const char *ip, kube_client_resolve_t 
         if (r < 0)
                 return r;
         return kube_lookup_start(k->lookups, k->kubeconfig, creds, ip, cb, userdata);
+}
+
+int kube_client_pod_event(KubeClient *k, const KubeEventInfo *ev) {
+        KubeCredentials *creds = NULL;
+        int r;
+
+        if (!k || !ev)
+                return -EINVAL;
+        if (!k->events)
+                return 0; /* --pod-events is off */
+        if (!k->kubeconfig || kube_auth_ready(k->auth, k->kubeconfig) <= 0)
+                return -ENOTCONN;
+        if (!kube_events_admit(k->events, ev, now_monotonic()))
+                return 0;
+        r = kube_auth_credentials(k->auth, k->kubeconfig, &creds);
+        if (r < 0)
+                return r;
+        r = kube_events_post(k->events, k->kubeconfig, creds, k->node, ev, now_realtime());
+        return r < 0 ? r : 1;
+}
+
+unsigned long long kube_client_events_posted(const KubeClient *k) {
+        return k ? kube_events_posted(k->events) : 0;
+}
+
+unsigned long long kube_client_events_dropped(const KubeClient *k) {
+        return k ? kube_events_dropped(k->events) : 0;
 }

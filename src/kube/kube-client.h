@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "kube-events.h"
 #include "kube-lookup.h"
 #include "kube-sink.h"
 #include "kube-watch.h"
@@ -73,3 +74,11 @@ unsigned long long kube_client_events_applied(const KubeClient *k);
 /* kube2iam's --resolve-duplicate-cache-ips (kube-lookup.h). cb is called exactly once, never from
  * within this call, unless this returns an error. */
 int kube_client_resolve_ip(KubeClient *k, const char *ip, kube_client_resolve_t cb, void *userdata);
+
+/* --pod-events: posts ev as an Event on its pod with the kubeconfig's identity, unless one was
+ * posted for the same pod and reason within KUBE_EVENTS_WINDOW_USEC (kube-events.h). Returns 1
+ * when a POST started, 0 when the flag is off or the Event was de-duplicated or dropped, <0 on
+ * error. Never waits: the POST runs on the loop. */
+int kube_client_pod_event(KubeClient *k, const KubeEventInfo *ev);
+unsigned long long kube_client_events_posted(const KubeClient *k);
+unsigned long long kube_client_events_dropped(const KubeClient *k);

@@ -16,6 +16,8 @@ streams, 401 and 403 on demand. Controlled through its Python API while a client
     srv.add_pod("big", pad_bytes=1450 * 1024)  # a tenant's padded pod spec
     srv.error_next = 5; srv.error_only = "/api/v1/pods"  # 500s, for pods only
     srv.list_limits            # the limit= of every list request, in order
+    srv.events                 # Events POSTed and accepted (validated as the API server does)
+    srv.deny_access = {("list", "pods")}  # SelfSubjectAccessReview answers allowed: false
     srv.stop()
 
 Only ever listens on 127.0.0.1."""
@@ -73,6 +75,10 @@ class FakeApiServer:
         self.error_next = 0             # the next N requests get 500 (an overloaded or restarting server)
         self.error_only = None          # a path such as "/api/v1/pods": error_next applies to it alone
         self.expire_next_continue = False  # the next continue request gets 410
+        self.events = []        # core/v1 Events POSTed and accepted, as created
+        self.rejected_events = []  # (code, body) of Events refused as invalid
+        self.access_reviews = []   # SelfSubjectAccessReview specs, in order
+        self.deny_access = set()   # (verb, resource) a SelfSubjectAccessReview answers as not allowed
         self._httpd = None
         self._thread = None
         self.port = None
@@ -366,6 +372,76 @@ class _Handler(BaseHTTPRequestHandler):
         if q.get("watch", ["0"])[0] in ("1", "true"):
             return self._watch(kind, q)
         return self._list(kind, q)
+
+    # the API server's validation of a core/v1 Event that matters to a client: the namespace of
+    # the path, the object's and the involved object's agree; reason and type are set; the message
+    # fits (1 kB, as events.k8s.io's note)
+    EVENT_MESSAGE_MAX = 1024
+
+    def _event_invalid(self, ns, ev):
+        meta = ev.get("metadata") or {}
+        obj = ev.get("involvedObject") or {}
+        if ev.get("kind") != "Event" or ev.get("apiVersion") != "v1":
+            return "kind and apiVersion must be Event and v1"
+        if meta.get("namespace", ns) != ns or obj.get("namespace") != ns:
+            return "involvedObject.namespace: does not match event.namespace"
+        if not (meta.get("name") or meta.get("generateName")):
+            return "metadata.name or generateName: Required value"
+        if obj.get("kind") != "Pod" or not obj.get("name") or not obj.get("uid"):
+            return "involvedObject: a Pod with name and uid required"
+        if not ev.get("reason") or len(ev["reason"]) > 128:
+            return "reason: Required value, at most 128 characters"
+        if ev.get("type") not in ("Normal", "Warning"):
+            return "type: Unsupported value"
+        if len(ev.get("message", "").encode()) > self.EVENT_MESSAGE_MAX:
+            return "message: Too long: may not be longer than 1024"
+        return None
+
+    def _read_json(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        if n <= 0 or n > 1024 * 1024 or "json" not in self.headers.get("Content-Type", ""):
+            return None
+        try:
+            return json.loads(self.rfile.read(n))
+        except ValueError:
+            return None
+
+    def do_POST(self):
+        api = self.api
+        path = urllib.parse.urlparse(self.path).path
+        who = self._authenticate()
+        with api.lock:
+            api.requests.append(("POST", self.path, who))
+        body = self._read_json()
+        if who is None:
+            return self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+        if body is None:
+            return self._send_json(400, _status(400, "BadRequest", "the body is not a JSON object"))
+        parts = path.split("/")
+        if len(parts) == 6 and parts[:4] == ["", "api", "v1", "namespaces"] and parts[5] == "events":
+            invalid = self._event_invalid(parts[4], body)
+            with api.lock:
+                if invalid:
+                    api.rejected_events.append((422, body))
+                    return self._send_json(422, _status(422, "Invalid", invalid))
+                ev = copy.deepcopy(body)
+                ev["metadata"]["namespace"] = parts[4]
+                ev["metadata"]["name"] = ev["metadata"].get("name") or (
+                    ev["metadata"]["generateName"] + uuid.uuid4().hex[:5])
+                ev["metadata"]["resourceVersion"] = api._next_rv()
+                api.events.append(ev)
+            return self._send_json(201, ev)
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
+            with api.lock:
+                api.access_reviews.append(attrs)
+                allowed = (attrs.get("verb"), attrs.get("resource")) not in api.deny_access
+            review = copy.deepcopy(body)
+            review["status"] = {"allowed": allowed}
+            if not allowed:
+                review["status"]["reason"] = "no RBAC policy matched"
+            return self._send_json(201, review)
+        return self._send_json(404, _status(404, "NotFound", "not found"))
 
     def _list(self, kind, q):
         api = self.api

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""A stand-in for AWS STS (AssumeRole over the Query API), for tests and the local demo.
+"""A stand-in for AWS STS (AssumeRole over the Query API, and GetCallerIdentity for
+`kube2iam doctor`), for tests and the local demo.
 
 It answers AssumeRole with AWS's XML only when the request's SigV4 signature verifies: botocore's
 SigV4Auth recomputes it from the request with the credentials the node is known to have (access
@@ -147,6 +148,7 @@ class State:
         self.secret_key = secret_key
         self.session_token = session_token
         self.calls = []
+        self.identity_calls = 0  # GetCallerIdentity requests (not in calls: they are not AssumeRole)
         self.serial = 0
         self.release = threading.Event()
         self.reset()
@@ -279,6 +281,8 @@ def make_handler(state):
                 release = state.release
             if params.get("Action") == "AssumeRoleWithWebIdentity":
                 return self._assume_role_with_web_identity(params, cfg)
+            if params.get("Action") == "GetCallerIdentity":
+                return self._get_caller_identity(body)
             call = {"role_arn": params.get("RoleArn"), "session_name": params.get("RoleSessionName"),
                     "duration": params.get("DurationSeconds"), "external_id": params.get("ExternalId"),
                     "content_type": self.headers.get("Content-Type"), "mode": cfg["mode"],
@@ -357,6 +361,21 @@ def make_handler(state):
                    f'    <RequestId>{secrets.token_hex(16)}</RequestId>\n  </ResponseMetadata>\n'
                    f'</AssumeRoleResponse>\n')
             self._send(200, xml)
+
+        def _get_caller_identity(self, body):
+            """Who the signing credentials are, as AWS answers (never denied by a policy: only
+            credentials that do not verify are refused)."""
+            bad = verify_signature(state, "POST", self.path, self.headers, body)
+            with state.lock:
+                state.identity_calls += 1
+            if bad is not None:
+                return self._send(bad[0], error_xml(bad[1], bad[2]))
+            self._send(200, f'<GetCallerIdentityResponse xmlns="{NS}">\n  <GetCallerIdentityResult>\n'
+                            f'    <Arn>arn:aws:sts::123456789012:assumed-role/node/i-0123456789abcdef0</Arn>\n'
+                            f'    <UserId>AROA1234567890EXAMPLE:i-0123456789abcdef0</UserId>\n'
+                            f'    <Account>123456789012</Account>\n  </GetCallerIdentityResult>\n'
+                            f'  <ResponseMetadata>\n    <RequestId>{secrets.token_hex(16)}</RequestId>\n'
+                            f'  </ResponseMetadata>\n</GetCallerIdentityResponse>\n')
 
         def _assume_role_with_web_identity(self, params, cfg):
             """Unsigned, as AWS takes it: the token is the proof. Issues the node credentials the fake

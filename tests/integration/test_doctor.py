@@ -33,8 +33,10 @@ def start(node_env, daemon_factory, runtime_dir, *extra, synced=True):
     return d
 
 
-def doctor(runtime_dir, *args):
-    env = {k: v for k, v in os.environ.items() if k != "KUBE2IAM_ARGS"}
+def doctor(runtime_dir, *args, env=None):
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items() if k != "KUBE2IAM_ARGS" and not k.startswith("AWS_")}
+    env.update(extra)
     env["RUNTIME_DIRECTORY"] = runtime_dir
     r = subprocess.run([binary("kube2iam"), "doctor", *args], env=env, capture_output=True, text=True, timeout=60)
     lines = {}
@@ -52,7 +54,8 @@ def verdicts(lines):
 def test_every_check_has_a_line_and_the_daemon_side_passes(node_env, daemon_factory, runtime_dir):
     d = start(node_env, daemon_factory, runtime_dir)
     rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
-    assert set(lines) == {"redirect", "imds", "sts", "kubeconfig", "daemon", "socket-port", "pod-interfaces"}
+    assert set(lines) == {"redirect", "imds", "sts", "node-credentials", "kubeconfig", "rbac", "daemon",
+                          "socket-port", "pod-interfaces"}
     v = verdicts(lines)
     assert {k: v[k] for k in v if k != "redirect"} == dict.fromkeys(set(v) - {"redirect"}, "PASS"), lines
     assert "HttpTokens=" in lines["imds"][1]
@@ -112,3 +115,45 @@ def test_daemon_not_synced_fails(node_env, daemon_factory, runtime_dir):
     rc, lines = seen[0]
     assert rc == 1
     assert lines["daemon"][0] == "FAIL" and "not synced" in lines["daemon"][1]
+
+
+def test_node_credentials_are_checked_with_get_caller_identity(node_env, daemon_factory, runtime_dir):
+    d = start(node_env, daemon_factory, runtime_dir)
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
+    assert lines["node-credentials"] == (
+        "PASS", "the node's credentials (imds) are arn:aws:sts::123456789012:assumed-role/node/i-0123456789abcdef0")
+    assert node_env.sts.state.identity_calls == 1
+    # keys the fake STS does not know (as a stale AWS_* in the service's environment) fail it
+    env = {"AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1", "AWS_SECRET_ACCESS_KEY": "wrong-secret"}
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args(), env=env)
+    assert rc == 1
+    verdict, what = lines["node-credentials"]
+    assert verdict == "FAIL" and "STS refuses the node's credentials" in what and "(HTTP 403)" in what
+    assert "wrong-secret" not in what
+    rc, lines = doctor(runtime_dir, "--skip-cluster", f"--app-port={d.port}", *node_env.daemon_args())
+    assert lines["node-credentials"][0] == "SKIP" and "--skip-cluster" in lines["node-credentials"][1]
+
+
+def test_rbac_is_checked_with_self_subject_access_reviews(node_env, daemon_factory, runtime_dir):
+    d = start(node_env, daemon_factory, runtime_dir)
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
+    assert lines["rbac"] == ("PASS", "the kubeconfig's identity may list pods and namespaces")
+    assert sorted(a["resource"] for a in node_env.api.access_reviews) == ["namespaces", "pods"]
+    assert all(a["verb"] == "list" for a in node_env.api.access_reviews)
+    # asked with the kubelet's client certificate
+    assert {who for m, p, who in node_env.api.requests if "selfsubjectaccessreviews" in p} == {"cert"}
+    node_env.api.deny_access = {("list", "pods")}
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
+    assert rc == 1
+    assert lines["rbac"][0] == "FAIL" and "may not list pods" in lines["rbac"][1] and "contrib/rbac" in lines["rbac"][1]
+    rc, lines = doctor(runtime_dir, "--skip-cluster", f"--app-port={d.port}", *node_env.daemon_args())
+    assert lines["rbac"][0] == "SKIP"
+
+
+def test_namespaces_denied_fails_rbac_only_with_namespace_restrictions(node_env, daemon_factory, runtime_dir):
+    d = start(node_env, daemon_factory, runtime_dir)
+    node_env.api.deny_access = {("list", "namespaces")}
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args())
+    assert lines["rbac"][0] == "PASS" and "not namespaces" in lines["rbac"][1]
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", "--namespace-restrictions", *node_env.daemon_args())
+    assert lines["rbac"][0] == "FAIL" and "namespaces-for-nodes.yaml" in lines["rbac"][1]
