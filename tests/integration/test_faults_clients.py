@@ -4,7 +4,6 @@ paths, invalid UTF-8 and NUL bytes in paths and headers, 500 source addresses wh
 Throughout, a known pod's credential request is answered within its deadline. Loopback only:
 pods are 127.x.y.z source addresses."""
 
-import http.client
 import json
 import resource
 import socket
@@ -14,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from k2i_testlib import assert_clean_output, wait_until
+from k2i_testlib import assert_clean_output, http_get, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -26,13 +25,7 @@ KNOWN = "127.0.0.2"
 
 
 def get(d, path, source="127.0.0.1", timeout=DEADLINE):
-    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+    return http_get(d, path, source, timeout)
 
 
 def known_pod_served(d):

@@ -4,13 +4,12 @@ STS client's timeout, hangs, and 200s that are not AssumeRole replies. Cached cr
 being served, no pod request waits past its deadline, and a burst of cold roles passes the token
 bucket (--sts-rate, --sts-burst). Loopback only: pods are 127.0.0.x."""
 
-import http.client
 import json
 import socket
 import threading
 import time
 
-from k2i_testlib import assert_clean_output, wait_until
+from k2i_testlib import assert_clean_output, http_get, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -26,13 +25,7 @@ SHORT_LIFE_SEC = 600
 
 
 def get(d, path, source="127.0.0.1", timeout=DEADLINE):
-    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+    return http_get(d, path, source, timeout)
 
 
 def timed_get(d, path, source):

@@ -364,19 +364,6 @@ def assert_clean_output(out, env):
         assert ln not in out, "the API server client key appears in the daemon's output"
 
 
-def http_get(d, path, source="127.0.0.1", timeout=10):
-    """GET path from the daemon d with the source address of a pod (127.0.0.x on loopback);
-    returns (status, body bytes)."""
-    import http.client
-    c = http.client.HTTPConnection(d.host, d.port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
 def metric_value(d, name):
     """The value of an unlabelled metric on the daemon's /metrics, or None."""
     for line in http_get(d, "/metrics")[1].decode().splitlines():
