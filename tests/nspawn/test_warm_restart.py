@@ -6,7 +6,7 @@ One container for the module; the tests run in file order."""
 import re
 
 from nspawn_helpers import BASE_ARN, POD_IP, POD_NAME, POD_ROLE
-from test_node import PodClientLoop, pod_curl, ready, served_role  # noqa: F401 (ready: the fixture)
+from test_node import CREDS, PodClientLoop, pod_curl, ready, served_role  # noqa: F401 (ready: the fixture)
 
 SNAPSHOT_WAIT = 10  # seconds: a new role's snapshot is pushed within 1 s (coalesced)
 
@@ -131,7 +131,11 @@ def test_pod_deleted_while_down_and_its_ip_reused_is_never_served_the_old_role(n
         rc, code, body = pod_curl(node)
         assert body != POD_ROLE, (rc, code, body)
     assert served_role(node) == "other-role"
-    assert any(c["role_arn"] == BASE_ARN + "other-role" for c in sts_calls(node))
+    rc, code, _ = pod_curl(node, CREDS + "other-role")
+    assert (rc, code) == (0, "200")
+    # the new pod's role is assumed (prefetch or its request), never taken from the old pod's entry
+    assert node.wait_for(lambda: any(c["role_arn"] == BASE_ARN + "other-role" for c in sts_calls(node)),
+                         SNAPSHOT_WAIT, "an STS call for the new pod's role")
 
 
 def test_stop_then_start_is_cold_and_works(node, ready):

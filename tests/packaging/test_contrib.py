@@ -143,13 +143,16 @@ def test_packer_install_script_is_valid_sh_and_enables_both_units():
     assert "/etc/sysconfig/kube2iam" in text and "/etc/default/kube2iam" in text
 
 
-def test_rbac_manifests_grant_only_reads():
+def test_rbac_manifests_grant_only_reads_and_creating_events():
     for name in ("namespaces-for-nodes.yaml", "kube2iam-user.yaml"):
         text = (REPO / "contrib" / "rbac" / name).read_text()
-        verbs = re.findall(r"verbs:\s*\[([^\]]*)\]", text)
-        assert verbs
-        for v in verbs:
-            assert {x.strip().strip('"') for x in v.split(",")} == {"get", "list", "watch"}
+        rules = re.findall(r"resources:\s*\[([^\]]*)\]\s*\n\s*verbs:\s*\[([^\]]*)\]", text)
+        assert rules
+        for resources, verbs in rules:
+            res = {x.strip().strip('"') for x in resources.split(",")}
+            verbs = {x.strip().strip('"') for x in verbs.split(",")}
+            # reads, and creating Events for --pod-events: nothing that changes a pod or namespace
+            assert verbs == {"get", "list", "watch"} or (res == {"events"} and verbs == {"create"}), (res, verbs)
     nodes = (REPO / "contrib" / "rbac" / "namespaces-for-nodes.yaml").read_text()
     assert 'resources: ["namespaces"]' in nodes and "name: system:nodes" in nodes
 
