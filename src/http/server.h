@@ -115,6 +115,19 @@ int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *head
 /* The same, for a body that holds secrets: the server's copy is wiped when it is freed. */
 int http_request_respond_secret(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
                                 const void *body, size_t size);
+
+/* A response built once and answered many times (the credential document of one set of cached
+ * credentials): headers and body are copied when it is made; with secret, the body is wiped when
+ * the last reference goes, which may be a connection still sending it after its maker let go.
+ * Answering with one costs no allocation and no copy. */
+typedef struct HttpResponse HttpResponse;
+int http_response_new(const HttpHeader *headers, size_t n_headers, const void *body, size_t size,
+                      bool secret, HttpResponse **ret);
+HttpResponse *http_response_ref(HttpResponse *p);
+HttpResponse *http_response_unref(HttpResponse *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpResponse *, http_response_unref);
+/* http_request_respond() with a prepared response (a new reference is taken). */
+int http_request_respond_prepared(HttpRequest *r, unsigned status, HttpResponse *p);
 /* Registers the owner of a kept request, told (abort) when the request ends unanswered. */
 void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data);
 /* Per-request slot for the handler layer (route label for metrics, etc.). */
