@@ -17,10 +17,15 @@
 #include "server.h"
 #include "string-util.h"
 
-/* MHD's per-connection memory pool holds the read buffer, the parsed headers and the response
- * headers: twice the header limit leaves MHD room for the rest, and a request over the limit is
- * refused by MHD itself with 431/414. */
-#define HTTP_CONNECTION_POOL_BYTES (2U * HTTP_MAX_HEADER_BYTES)
+/* MHD's per-connection memory pool holds the request head, MHD's record of each header line (64
+ * bytes in 0.9.75) and the response's head (Date, Server, Content-Type, Content-Length: a few
+ * hundred bytes); an answer's body is sent from the response itself. A head that does not fit is
+ * refused by MHD with 431/414. MHD zeroes the pool for every request of a kept-alive connection,
+ * and half of it again when it answers: the pool is what the limits need and no more. */
+#define HTTP_HEADER_RECORD_BYTES 64U
+#define HTTP_RESPONSE_HEAD_BYTES 512U
+#define HTTP_CONNECTION_POOL_BYTES \
+        (HTTP_MAX_HEADER_BYTES + HTTP_MAX_HEADER_LINES * HTTP_HEADER_RECORD_BYTES + HTTP_RESPONSE_HEAD_BYTES)
 /* libmicrohttpd's own messages (a refused connection over the per-address limit, a broken
  * request): a client can trigger one per connection, so they are rate-limited like request logs. */
 #define HTTP_LIBRARY_LOG_BURST 20U

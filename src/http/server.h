@@ -17,11 +17,12 @@
 #include "macro.h"
 #include "time-util.h"
 
-/* Request line plus headers: IMDS clients (the SDKs, curl) send a few hundred bytes, a token
- * header included; 4 KiB is ten times that. MHD zeroes its per-connection pool (twice this) for
- * every request on a kept-alive connection: at 8 KiB that was 30% of a cached credential
- * request's instructions (bench/, callgrind). */
+/* Request line plus headers: IMDS clients (the SDKs, curl) send a few hundred bytes in fewer than
+ * ten header lines, a token header included; 4 KiB in up to 32 lines is ten times that. MHD zeroes
+ * its per-connection pool (sized from these two) for every request on a kept-alive connection:
+ * at 16 KiB that was half of a cached credential request's instructions (bench/, callgrind). */
 #define HTTP_MAX_HEADER_BYTES (4U * 1024U)
+#define HTTP_MAX_HEADER_LINES 32U
 /* IMDS requests carry no body (the token PUT neither); a small allowance keeps odd clients working. */
 #define HTTP_MAX_BODY_BYTES 1024U
 /* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn.
