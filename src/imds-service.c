@@ -724,6 +724,9 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
         _cleanup_strbuf_ StrBuf b = {};
 
+        /* the explain ring (main.c) records the answer for this pod, without a lookup of its own */
+        if (pr->req)
+                http_request_set_subject(pr->req, pod->uid);
         if (pr->route == ROUTE_PROXY)
                 return answer_metadata(pr);
 
@@ -992,7 +995,8 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         pr->route = m->id;
         pr->extended = m->extended;
         pr->verdict = verdict;
-        snprintf(pr->ip, sizeof pr->ip, "%s", http_request_peer(req));
+        const char *peer = http_request_peer(req); /* at most INET6_ADDRSTRLEN: no printf on this path */
+        memcpy(pr->ip, peer, MIN(strlen(peer), sizeof pr->ip - 1));
         /* kube2iam retries for --backoff-max-elapsed-time, then sleeps once more at most
          * --backoff-max-interval before its last attempt: the same budget, woken by the store */
         pr->deadline = usec_add(now_monotonic(), usec_add(s->d.config->backoff_max_elapsed_time,

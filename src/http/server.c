@@ -84,6 +84,7 @@ struct HttpRequest {
         StrBuf body;
         usec_t start;
         const char *label;
+        char subject[HTTP_REQUEST_SUBJECT_MAX]; /* "" when not set */
 
         struct MHD_Response *response; /* the answer waiting to be queued */
         HttpResponse *prepared;        /* when the answer is a prepared one: our reference to it */
@@ -741,6 +742,18 @@ void http_request_set_label(HttpRequest *r, const char *label) {
 
 const char *http_request_label(const HttpRequest *r) {
         return r->label;
+}
+
+void http_request_set_subject(HttpRequest *r, const char *subject) {
+        size_t n = subject ? strnlen(subject, sizeof r->subject) : 0;
+
+        r->subject[0] = '\0';
+        if (n > 0 && n < sizeof r->subject) /* one too long to keep is as if never set */
+                memcpy(r->subject, subject, n + 1);
+}
+
+const char *http_request_subject(const HttpRequest *r) {
+        return r->subject[0] ? r->subject : NULL;
 }
 
 static bool request_can_answer(const HttpRequest *r) {

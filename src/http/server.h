@@ -131,6 +131,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpResponse *, http_response_unref);
 int http_request_respond_prepared(HttpRequest *r, unsigned status, HttpResponse *p);
 /* Registers the owner of a kept request, told (abort) when the request ends unanswered. */
 void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data);
+/* Who the handler layer found the client to be (the pod's uid), for the observer: a copy is kept,
+ * none when longer than HTTP_REQUEST_SUBJECT_MAX. NULL when never set. */
+#define HTTP_REQUEST_SUBJECT_MAX 64U
+void http_request_set_subject(HttpRequest *r, const char *subject);
+const char *http_request_subject(const HttpRequest *r);
 /* Per-request slot for the handler layer (route label for metrics, etc.). */
 void http_request_set_label(HttpRequest *r, const char *label);
 const char *http_request_label(const HttpRequest *r);
