@@ -345,8 +345,8 @@ def test_prepared_document_follows_new_credentials_and_each_api_keeps_its_own(no
     wait_until(lambda: len(served_by_sts(node_env, role)) == 2, what="the background refresh")
     call = served_by_sts(node_env, role)[1]
     body, cached = doc(plain)
-    assert cached["AccessKeyId"] == call["access_key_id"] and cached["SecretAccessKey"] == call["secret_access_key"]
-    assert cached["Token"] == call["session_token"] and "AccountId" not in cached
+    assert cached["AccessKeyId"] == call["access_key_id"] and cached["Token"] == call["session_token"]
+    assert cached["SecretAccessKey"] == call["secret_access_key"] and "AccountId" not in cached
     ext_body, ext = doc(extended)
     assert {k: v for k, v in ext.items() if k != "AccountId"} == cached and ext["AccountId"] == "123456789012"
     for _ in range(3):
