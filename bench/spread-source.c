@@ -3,7 +3,6 @@
  * $K2I_BENCH_SOURCES loopback addresses (127.0.0.1, 127.0.0.2, ...), as a node's many pods make
  * theirs. Without it every connection of a load row comes from 127.0.0.1, and a row with more
  * connections than the daemon's per-address limit (HTTP_MAX_CONNECTIONS_PER_IP) measures refusals. */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <netinet/in.h>
