@@ -522,7 +522,8 @@ def section_callgrind(a, R):
     R["callgrind"] = {"n": n, "ir_total": total, "ir_idle": base, "per_request": (total - base) / n,
                       "proxied_n": n // 4, "proxied_per_request": (ptotal - base) / (n // 4),
                       "close_n": n // 4, "close_per_request": (ctotal - base) / (n // 4),
-                      "out": os.path.relpath(out, REPO), "top": top}
+                      "out": os.path.relpath(out, REPO), "top": top,
+                      "top_file": os.path.relpath(os.path.join(outdir, "callgrind-top.txt"), REPO)}
     inclusive = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True,
                                text=True).stdout
     with open(os.path.join(outdir, "callgrind-top.txt"), "w") as f:
@@ -749,8 +750,8 @@ def table(R):
         L.append("")
         L.append("instructions per cached credential request (callgrind, keep-alive, N=%d): %.0f" % (
             c["n"], c["per_request"]))
-        L.append("  (%d total - %d idle baseline) / %d; top functions: bench/results/callgrind-top.txt" % (
-            c["ir_total"], c["ir_idle"], c["n"]))
+        L.append("  (%d total - %d idle baseline) / %d; top functions: %s" % (
+            c["ir_total"], c["ir_idle"], c["n"], c.get("top_file", "bench/results/callgrind-top.txt")))
         L.append("instructions per proxied request (instance-id, keep-alive, N=%d): %.0f" % (
             c["proxied_n"], c["proxied_per_request"]))
         if c.get("close_per_request"):
