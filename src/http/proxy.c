@@ -599,6 +599,42 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
         return 0;
 }
 
+/* The upstream request's headers: the client's but hop-by-hop and dropped ones, extra ones,
+ * kube2iam's X-Forwarded-For rule. */
+static int call_set_headers(ProxyCall *c, HttpRequest *req, const char *path, const HttpHeader *extra,
+                            size_t n_extra, const char *const *drop) {
+        HeaderCopy hc = { .call = c,
+                          .extra = extra,
+                          .n_extra = n_extra,
+                          .drop = drop,
+                          .connection = http_request_header(req, "Connection") };
+        int r = 0;
+
+        http_request_foreach_header(req, copy_header, &hc);
+        if (hc.oom || strbuf_error(&hc.xff) < 0) {
+                strbuf_done(&hc.xff);
+                return -ENOMEM;
+        }
+        if (proxy_adds_xff(http_request_method(req), path,
+                           http_request_header(req, "X-aws-ec2-metadata-token"))) {
+                if (hc.xff.len > 0)
+                        strbuf_append(&hc.xff, ", ");
+                strbuf_append(&hc.xff, http_request_peer(req));
+        }
+        if (hc.xff.len > 0)
+                r = append_header(c, "X-Forwarded-For", strbuf_str(&hc.xff));
+        strbuf_done(&hc.xff);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_extra; i++)
+                if (append_header(c, extra[i].name, extra[i].value) < 0)
+                        return -ENOMEM;
+        /* curl would add its own Accept and Expect */
+        if (!hc.has_accept && append_header(c, "Accept", NULL) < 0)
+                return -ENOMEM;
+        return append_header(c, "Expect", NULL);
+}
+
 /* A GET answered without a request of its own: from a kept answer, or by joining the upstream
  * request already in flight for its path. Neither costs budget: nothing more goes upstream. */
 static bool answer_shared(Proxy *p, HttpRequest *req, const char *path, usec_t keep) {
@@ -619,12 +655,10 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
                    const void *filter_data, usec_t keep) {
         const char *method = http_request_method(req);
         _cleanup_strbuf_ StrBuf url = {};
-        HeaderCopy hc = {};
         ProxyCall *c;
         size_t body_size;
         const void *body = http_request_body(req, &body_size);
         bool shared;
-        int r = 0;
 
         /* a GET is answered alike whoever asks (the upstream token is the daemon's own) */
         shared = streq(method, "GET") && body_size == 0;
@@ -670,33 +704,8 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
                         goto fail;
         }
 
-        hc = (HeaderCopy){ .call = c,
-                           .extra = extra_headers,
-                           .n_extra = n_extra,
-                           .drop = drop_headers,
-                           .connection = http_request_header(req, "Connection") };
-        http_request_foreach_header(req, copy_header, &hc);
-        if (hc.oom || strbuf_error(&hc.xff) < 0)
+        if (call_set_headers(c, req, path, extra_headers, n_extra, drop_headers) < 0)
                 goto fail;
-        if (proxy_adds_xff(method, path, http_request_header(req, "X-aws-ec2-metadata-token"))) {
-                if (hc.xff.len > 0)
-                        strbuf_append(&hc.xff, ", ");
-                strbuf_append(&hc.xff, http_request_peer(req));
-        }
-        if (hc.xff.len > 0)
-                r = append_header(c, "X-Forwarded-For", strbuf_str(&hc.xff));
-        strbuf_done(&hc.xff);
-        if (r < 0)
-                goto fail;
-        for (size_t i = 0; i < n_extra; i++)
-                if (append_header(c, extra_headers[i].name, extra_headers[i].value) < 0)
-                        goto fail;
-        /* curl would add its own Accept and Expect */
-        if (!hc.has_accept && append_header(c, "Accept", NULL) < 0)
-                goto fail;
-        if (append_header(c, "Expect", NULL) < 0)
-                goto fail;
-
         if (http_client_prepare(c->easy,
                                 &(const HttpRequestOptions){ .url = c->url,
                                                              .protocols = HTTP_PROTOCOLS_HTTP,
@@ -733,7 +742,6 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         return;
 
 fail:
-        strbuf_done(&hc.xff);
         respond_502(c, "failed to set up the upstream request");
         call_free(c);
 }
