@@ -18,7 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "build-info.h"
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
 #include "cluster-view.h"
@@ -30,7 +30,7 @@
 #include "health.h"
 #include "http-client.h"
 #include "imds-service.h"
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "kube/kube-client.h"
 #include "kube/kubeconfig.h"
 #include "log.h"
