@@ -10,14 +10,14 @@
 #include <openssl/sha.h>
 
 #include "aws/credentials.h"
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/sts.h"
 #include "kube/kube-object.h"
 #include "config.h"
 #include "creds.h"
 #include "imds-service.h"
 #include "imds-surface.h"
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "kube/kube-client.h"
 #include "log.h"
 #include "metrics.h"
