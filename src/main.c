@@ -892,7 +892,9 @@ static int setup_pods(Daemon *d) {
                                                          .cluster_arn = d->config.cluster_arn,
                                                  },
                                                  .pod_session_names = d->config.pod_session_names,
-                                                 .session_policies = d->config.session_policies },
+                                                 .session_policies = d->config.session_policies,
+                                                 .service_account_roles = d->config.service_account_roles,
+                                                 .namespace_default_roles = d->config.namespace_default_roles },
                           &d->pod_roles);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up per-pod roles: %m");

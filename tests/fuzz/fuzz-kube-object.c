@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .namespace_key = "iam.amazonaws.com/allowed-roles",
         };
         _cleanup_(json_deletep) cJSON *j = NULL;
-        const char *name = NULL, *annotation = NULL;
+        KubeNamespaceFields f;
         KubePod *pod = NULL;
 
         if (size > 256 * 1024)
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 kube_pod_free(pod);
         } else if (pod)
                 abort(); /* no ret_ output on failure */
-        if (kube_namespace_from_json(j, &keys, &name, &annotation, NULL, NULL) >= 0 && !name)
+        if (kube_namespace_from_json(j, &keys, &f) >= 0 && !f.name)
                 abort();
         (void) kube_object_uid(j);
         return 0;

@@ -220,7 +220,8 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
 
         ASSERT_OK(store_new(&s));
         ASSERT_FALSE(store_namespaces_known(s));
-        ASSERT_OK(store_namespace_update(s, "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]", NULL, NULL));
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]" }));
         ASSERT_NULL(store_get_namespace(s, "a")); /* not before a full list */
         StoreNamespaceSpec specs[] = {
                 { "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]" },
@@ -240,7 +241,7 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         ASSERT_NULL(store_get_namespace(s, "c")->allowed_roles);
         ASSERT_TRUE(store_get_namespace(s, "c")->invalid);
         ASSERT_NULL(store_get_namespace(s, "d")->allowed_roles);
-        ASSERT_OK(store_namespace_update(s, "b", "[\"new\"]", NULL, NULL));
+        ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ "b", "[\"new\"]" }));
         ASSERT_STREQ(store_get_namespace(s, "b")->allowed_roles[0], "new");
         ASSERT_OK(store_namespace_remove(s, "b"));
         ASSERT_NULL(store_get_namespace(s, "b"));
