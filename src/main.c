@@ -73,6 +73,7 @@ typedef struct Daemon {
         Health *health;
         Metrics *registry;
         MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting;
+        MetricFamily *m_forbidden; /* kube2iam_watch_forbidden{resource} */
         UpstreamClient *imds;
         NodeCredentials *node;
         StsClient *sts;
@@ -170,6 +171,11 @@ static void handle_metrics(Daemon *d, HttpRequest *req) {
         (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
         (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
         (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        (void) metrics_gauge_set(d->m_forbidden, (const char *const[]){ "namespaces" },
+                                 kube_client_namespaces_state(d->kube) == KUBE_SYNC_FORBIDDEN);
+        if (d->config.service_account_roles)
+                (void) metrics_gauge_set(d->m_forbidden, (const char *const[]){ "serviceaccounts" },
+                                         kube_client_service_accounts_state(d->kube) == KUBE_SYNC_FORBIDDEN);
         (void) process_metrics_update(d->registry);
         if (metrics_render(d->registry, &b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
@@ -262,6 +268,10 @@ static int daemon_status_json(Daemon *d, char **ret) {
 
         if (!o || !cJSON_AddBoolToObject(o, "ready", d->ready) ||
             !cJSON_AddBoolToObject(o, "synced", d->kube && kube_client_pods_current(d->kube)) ||
+            !cJSON_AddBoolToObject(o, "serviceAccountsForbidden",
+                                   d->config.service_account_roles &&
+                                           kube_client_service_accounts_state(d->kube) ==
+                                                   KUBE_SYNC_FORBIDDEN) ||
             !cJSON_AddNumberToObject(o, "listenPort",
                                      d->socket_activated ? d->listen_port : d->config.app_port) ||
             !cJSON_AddNumberToObject(o, "podsChecked", (double) d->routes.n_pods) ||
@@ -752,6 +762,7 @@ finish:
 static int setup_metrics(Daemon *d) {
         static const char *const http_labels[] = { "code", "method", "handler", NULL };
         static const char *const info_labels[] = { "version", "build_date", "commit_hash", NULL };
+        static const char *const forbidden_labels[] = { "resource", NULL };
         MetricFamily *info;
         int r;
 
@@ -779,6 +790,12 @@ static int setup_metrics(Daemon *d) {
                 r = metrics_add_family(d->registry, "kube2iam_requests_waiting",
                                        "Requests waiting for their pod to be known.", METRIC_GAUGE, NULL,
                                        NULL, 0, 0, &d->m_waiting);
+        if (r >= 0)
+                r = metrics_add_family(
+                        d->registry, "kube2iam_watch_forbidden",
+                        "1 when the API server refuses to list the resource (403): grant list "
+                        "and watch on it (contrib/rbac).",
+                        METRIC_GAUGE, forbidden_labels, NULL, 0, 0, &d->m_forbidden);
         if (r >= 0)
                 r = process_metrics_register(d->registry);
         if (r < 0)
