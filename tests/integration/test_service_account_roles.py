@@ -11,6 +11,7 @@ from k2i_testlib import wait_until
 from node_env import BASE_ARN
 from test_credentials import get, served_by_sts, start
 from test_explain import explain_json, runtime_dir  # noqa: F401 (a fixture)
+from test_doctor import doctor
 from test_explain import start as explain_start
 from test_sessions import botocore_key
 
@@ -158,3 +159,16 @@ def test_explain_names_the_service_account_or_the_namespace_default_as_the_sourc
     _, ns = explain_json(runtime_dir, "team/ns-pod")
     assert ns["role"] == BASE_ARN + "team-role" and ns["rule"]["source"] == "namespace-default-role"
     assert "iam.amazonaws.com/default-role" in ns["rule"]["from"]
+
+
+def test_doctor_names_the_serviceaccounts_grant(node_env, daemon_factory, runtime_dir):
+    node_env.api.forbid_service_accounts = True
+    node_env.api.deny_access = {("list", "serviceaccounts")}
+    d = explain_start(node_env, daemon_factory, runtime_dir, "--service-account-roles")
+    wait_until(lambda: "may not list and watch serviceaccounts" in d.output(), what="the 403 line")
+    rc, lines = doctor(runtime_dir, f"--app-port={d.port}", *node_env.daemon_args("--service-account-roles"))
+    assert rc == 1
+    assert lines["rbac"][0] == "FAIL" and "may not list serviceaccounts" in lines["rbac"][1]
+    assert "namespaces-for-nodes.yaml" in lines["rbac"][1]
+    assert "serviceaccounts" in [a["resource"] for a in node_env.api.access_reviews]
+    assert lines["daemon"][0] == "FAIL" and "ServiceAccount list (403)" in lines["daemon"][1]
