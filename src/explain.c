@@ -304,6 +304,7 @@ static int explain_pod(Builder *b, const StorePod *pod) {
                           "serviceaccounts)"
                 : dec.verdict == POD_ROLE_SERVICE_ACCOUNTS_LISTING
                         ? "no role: ServiceAccounts not listed yet"
+                : !dec.role_arn ? "no role: the namespace, which may name a default role, is not known"
                 : dec.verdict != POD_ROLE_ALLOWED
                         ? "the namespace restriction denies the role"
                         : "STS denied the role (answered from the cache until the error TTL ends)");
