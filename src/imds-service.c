@@ -301,7 +301,11 @@ static void pod_event(ImdsService *s, const char *uid, const char *ns, const cha
 
         if (!s->d.kube || !c->pod_events || isempty(uid))
                 return;
-        if (streq(result, "denied")) {
+        if (streq(result, "denied") && !role) {
+                /* no role could be chosen: the ServiceAccounts or the namespace are not known */
+                reason = "IAMRoleDenied";
+                r = asprintf(&text, "kube2iam gave this pod no role: %s", strna(detail));
+        } else if (streq(result, "denied")) {
                 reason = "IAMRoleDenied";
                 r = asprintf(&text, "kube2iam refused role %s: %s of namespace %s (annotation %s)",
                              strna(role), strna(detail), strna(ns), c->namespace_key);
