@@ -73,6 +73,18 @@ int strmap_put(StrMap *m, const char *key, void *value) {
         return 0;
 }
 
+void *strmap_replace(StrMap *m, const char *key, void *value) {
+        if (!m->buckets)
+                return NULL;
+        for (StrMapEntry *e = m->buckets[hash_string(m, key) % m->n_buckets]; e; e = e->next)
+                if (streq(e->key, key)) {
+                        void *old = e->value;
+                        *e = (StrMapEntry){ .next = e->next, .key = key, .value = value };
+                        return old;
+                }
+        return NULL;
+}
+
 void *strmap_remove(StrMap *m, const char *key) {
         if (!m->buckets)
                 return NULL;

@@ -24,6 +24,9 @@ int strmap_init(StrMap *m);
 void *strmap_get(const StrMap *m, const char *key);
 /* key must stay valid while the entry exists (it points into value) and must be absent. */
 int strmap_put(StrMap *m, const char *key, void *value);
+/* Puts value in place of the value under key, which must be present; key points into the new value.
+ * Returns the old value. Never fails (nothing is allocated). */
+void *strmap_replace(StrMap *m, const char *key, void *value);
 /* Returns the value, NULL when absent. */
 void *strmap_remove(StrMap *m, const char *key);
 /* Empties the map, calling free_value (may be NULL) on every value; the map stays usable. */

@@ -215,6 +215,7 @@ TEST(store_relist_replaces_state_and_records_like_events) {
 
 TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char **roles = NULL;
         const StoreNamespace *n;
         int saved = log_get_max_level();
 
@@ -234,14 +235,19 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         ASSERT_TRUE(store_namespaces_known(s));
         n = store_get_namespace(s, "a");
         ASSERT_NOT_NULL(n);
-        ASSERT_EQ(strv_length(n->allowed_roles), 2);
-        ASSERT_STREQ(n->allowed_roles[1], "arn:aws:iam::1:role/x*");
-        ASSERT_NULL(store_get_namespace(s, "b")->allowed_roles);
-        ASSERT_NULL(store_get_namespace(s, "c")->allowed_roles);
-        ASSERT_TRUE(store_get_namespace(s, "c")->invalid);
-        ASSERT_NULL(store_get_namespace(s, "d")->allowed_roles);
+        ASSERT_STREQ(store_namespace_name(n), "a");
+        ASSERT_OK(store_namespace_list(n, STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_EQ(strv_length(roles), 2);
+        ASSERT_STREQ(roles[1], "arn:aws:iam::1:role/x*");
+        roles = mfree(roles);
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+        ASSERT_FALSE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "c"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+        ASSERT_TRUE(store_namespace_invalid(store_get_namespace(s, "c"), STORE_NAMESPACE_ALLOWED_ROLES));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "d"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
         ASSERT_OK(store_namespace_update(s, "b", "[\"new\"]", NULL, NULL));
-        ASSERT_STREQ(store_get_namespace(s, "b")->allowed_roles[0], "new");
+        ASSERT_OK(store_namespace_list(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_STREQ(roles[0], "new");
         ASSERT_OK(store_namespace_remove(s, "b"));
         ASSERT_NULL(store_get_namespace(s, "b"));
         ASSERT_EQ(store_n_namespaces(s), 3);
