@@ -51,34 +51,40 @@ static int pod_replace(const KubeSink *s, void **items, size_t n) {
 }
 
 static void namespace_free(void *item) {
-        KubeNamespace *ns = item;
-        if (!ns)
-                return;
-        free(ns->name);
-        free(ns->annotation);
-        free(ns->session_tags);
-        free(ns->session_policies);
-        free(ns);
+        free(item); /* one allocation: namespace_parse() */
+}
+
+static size_t string_size(const char *s) {
+        return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies s to *at and advances it; NULL stays NULL. */
+static char *pack_string(char **at, const char *s) {
+        char *copy = *at;
+
+        if (!s)
+                return NULL;
+        *at = stpcpy(copy, s) + 1;
+        return copy;
 }
 
 static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
         const char *name, *annotation, *tags, *policies;
         KubeNamespace *ns;
+        char *at;
 
         if (kube_namespace_from_json(o, keys, &name, &annotation, &tags, &policies) < 0)
                 return -EBADMSG;
-        ns = calloc(1, sizeof *ns);
+        /* one allocation: a list holds every namespace of the cluster until it is complete */
+        ns = malloc(sizeof(KubeNamespace) + string_size(name) + string_size(annotation) + string_size(tags) +
+                    string_size(policies));
         if (!ns)
                 return -ENOMEM;
-        ns->name = strdup(name);
-        ns->annotation = annotation ? strdup(annotation) : NULL;
-        ns->session_tags = tags ? strdup(tags) : NULL;
-        ns->session_policies = policies ? strdup(policies) : NULL;
-        if (!ns->name || (annotation && !ns->annotation) || (tags && !ns->session_tags) ||
-            (policies && !ns->session_policies)) {
-                namespace_free(ns);
-                return -ENOMEM;
-        }
+        at = (char *) (ns + 1);
+        ns->name = pack_string(&at, name);
+        ns->annotation = pack_string(&at, annotation);
+        ns->session_tags = pack_string(&at, tags);
+        ns->session_policies = pack_string(&at, policies);
         *ret = ns;
         return 0;
 }

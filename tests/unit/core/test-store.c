@@ -258,6 +258,64 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         ASSERT_NULL(store_get_namespace(s, "a"));
 }
 
+static void on_namespace(Store *s, const char *name, void *userdata) {
+        Trace *t = userdata;
+        strbuf_appendf(&t->b, "ns:%s ", strna(name));
+}
+
+static const char *played_namespaces(Store *s, Trace *t) {
+        const StoreChangeHandler h = { .namespace = on_namespace, .userdata = t };
+
+        strbuf_reset(&t->b);
+        store_dispatch_changes(s, &h);
+        return strbuf_str(&t->b);
+}
+
+TEST(store_namespace_record_changes_only_when_what_the_annotations_say_changes) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char **roles = NULL, **tags = NULL, **policies = NULL;
+        StoreNamespaceSpec specs[] = { { "a", "[\"r1\", \"\", \"r2\"]", "{\"team\": \"x\", \"cost\": \"\"}",
+                                         "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]" },
+                                       { "b", "[]" } };
+        const StoreNamespace *a;
+        Trace t = {};
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_namespaces_replace(s, specs, ELEMENTSOF(specs)));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:n/a "); /* the list became known: all */
+        a = store_get_namespace(s, "a");
+        /* the lists keep their order and their empty strings; tags sorted by key */
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_EQ(strv_length(roles), 3);
+        ASSERT_STREQ(roles[1], "");
+        ASSERT_STREQ(roles[2], "r2");
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_SESSION_TAGS, &tags));
+        ASSERT_EQ(strv_length(tags), 4);
+        ASSERT_STREQ(tags[0], "cost");
+        ASSERT_STREQ(tags[1], "");
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_SESSION_POLICIES, &policies));
+        ASSERT_STREQ(policies[0], "arn:aws:iam::aws:policy/ReadOnlyAccess");
+        ASSERT_NULL(policies[1]);
+        ASSERT_TRUE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+
+        /* the same lists written differently: the record stays, nothing is recorded */
+        ASSERT_OK(store_namespace_update(s, "a", "[ \"r1\",\"\",\"r2\" ]", "{\"cost\":\"\",\"team\":\"x\"}",
+                                         "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]"));
+        ASSERT_TRUE(store_get_namespace(s, "a") == a);
+        ASSERT_FALSE(store_has_changes(s));
+        /* a tag changes: a new record, the namespace's pods are looked at again */
+        ASSERT_OK(store_namespace_update(s, "a", "[\"r1\",\"\",\"r2\"]", "{\"cost\":\"1\",\"team\":\"x\"}",
+                                         "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]"));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:a ");
+        ASSERT_FALSE(store_namespace_invalid(store_get_namespace(s, "a"), STORE_NAMESPACE_SESSION_TAGS));
+        /* "[]" and an absent annotation both allow nothing, but are not the same record */
+        ASSERT_OK(store_namespace_update(s, "b", NULL, NULL, NULL));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:b ");
+        ASSERT_FALSE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        strbuf_done(&t.b);
+}
+
 TEST(store_debug_json_has_kube2iam_shape_with_sorted_keys) {
         _cleanup_(store_freep) Store *s = NULL;
         _cleanup_free_ char *j = NULL;
