@@ -34,16 +34,22 @@ typedef struct PodChange {
         StorePod *pod; /* in the store, or retired (replaced or removed) until the dispatch */
 } PodChange;
 
+/* Names in the order they were added, without duplicates; adding is O(1), so that a list of 10,000
+ * namespaces records its changes in linear time. */
+typedef struct NameSet {
+        StrMap set;   /* name -> its copy in names */
+        char **names; /* owned copies */
+        size_t n, cap;
+} NameSet;
+
 typedef struct Changes {
         PodChange *pods;
         size_t n_pods, cap_pods;
         StorePod **retired; /* pods no longer in the store that a PodChange still points to */
         size_t n_retired, cap_retired;
-        char **namespaces; /* names whose allowed roles changed, without duplicates */
+        NameSet namespaces; /* namespaces whose annotations changed */
         bool all_namespaces;
-        StrMap ip_set; /* ip -> the copy in ips (deduplication) */
-        char **ips;    /* IPs whose answer may have changed, in order */
-        size_t n_ips, cap_ips;
+        NameSet ips; /* IPs whose answer may have changed */
         bool all_ips;
         bool replaced; /* a complete list was applied: give its leftovers back afterwards */
         bool pending;  /* something is recorded: the hook has been called */
@@ -87,7 +93,7 @@ int store_new(Store **ret) {
         if (!s)
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
-            strmap_init(&s->changes.ip_set) < 0)
+            strmap_init(&s->changes.ips.set) < 0 || strmap_init(&s->changes.namespaces.set) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -169,29 +175,45 @@ static void retire(Store *s, StorePod *p) {
         c->retired[c->n_retired++] = p;
 }
 
-static void record_ip(Store *s, const char *ip) {
-        Changes *c = &s->changes;
+static int name_set_add(NameSet *x, const char *name) {
         char *copy;
 
-        if (c->all_ips || c->oom || strmap_get(&c->ip_set, ip)) {
-                changes_mark(s);
-                return;
-        }
-        if (!grow((void **) &c->ips, &c->cap_ips, c->n_ips, sizeof(char *)) || !(copy = strdup(ip)))
-                return changes_oom(s);
-        if (strmap_put(&c->ip_set, copy, copy) < 0) {
+        if (strmap_get(&x->set, name))
+                return 0;
+        if (!grow((void **) &x->names, &x->cap, x->n, sizeof(char *)) || !(copy = strdup(name)))
+                return -ENOMEM;
+        if (strmap_put(&x->set, copy, copy) < 0) {
                 free(copy);
-                return changes_oom(s);
+                return -ENOMEM;
         }
-        c->ips[c->n_ips++] = copy;
+        x->names[x->n++] = copy;
+        return 0;
+}
+
+static void name_set_reset(NameSet *x) {
+        strmap_clear(&x->set, free);
+        x->n = 0;
+}
+
+static void name_set_done(NameSet *x) {
+        name_set_reset(x);
+        strmap_done(&x->set, NULL);
+        x->names = mfree(x->names);
+        x->cap = 0;
+}
+
+static void record_ip(Store *s, const char *ip) {
+        Changes *c = &s->changes;
+
+        if (!c->all_ips && !c->oom && name_set_add(&c->ips, ip) < 0)
+                return changes_oom(s);
         changes_mark(s);
 }
 
 static void record_namespace(Store *s, const char *name) {
         Changes *c = &s->changes;
 
-        if (!c->all_namespaces && !strv_contains(c->namespaces, name) &&
-            strv_extend(&c->namespaces, name) < 0)
+        if (!c->all_namespaces && name_set_add(&c->namespaces, name) < 0)
                 c->all_namespaces = true; /* asks for every pod to be looked at again: never less */
         changes_mark(s);
 }
@@ -210,18 +232,18 @@ static void record_all_namespaces(Store *s) {
 static void changes_reset(Changes *c) {
         for (size_t i = 0; i < c->n_retired; i++)
                 store_pod_free(c->retired[i]);
-        strmap_clear(&c->ip_set, free);
-        c->namespaces = strv_free(c->namespaces);
-        c->n_pods = c->n_retired = c->n_ips = 0;
+        name_set_reset(&c->ips);
+        name_set_reset(&c->namespaces);
+        c->n_pods = c->n_retired = 0;
         c->all_namespaces = c->all_ips = c->oom = c->pending = c->replaced = false;
 }
 
 static void changes_done(Changes *c) {
         changes_reset(c);
-        strmap_done(&c->ip_set, NULL);
+        name_set_done(&c->ips);
+        name_set_done(&c->namespaces);
         free(c->pods);
         free(c->retired);
-        free(c->ips);
 }
 
 static void unindex(Store *s, StorePod *p) {
@@ -299,25 +321,17 @@ static int apply_pod(Store *s, StorePod *pod) {
         bool was_indexed = false;
         int r;
 
-        old = strmap_remove(&s->pods, new->uid);
-        if (old && pod_equal(old, new)) {
-                /* nothing a decision uses changed: keep the old object, record nothing */
-                r = strmap_put(&s->pods, old->uid, old);
-                if (r >= 0)
-                        return r;
-                new = store_pod_free(new); /* out of memory: the pod goes, as if deleted */
-        }
+        old = strmap_get(&s->pods, new->uid);
+        if (old && pod_equal(old, new))
+                return 0; /* nothing a decision uses changed: keep the old object, record nothing */
         if (old) {
                 was_indexed = old->indexed;
                 unindex(s, old);
-        }
-        r = new ? strmap_put(&s->pods, new->uid, new) : -ENOMEM;
-        if (r < 0) {
-                if (old) {
-                        record_pod(s, STORE_POD_REMOVED, old);
-                        retire(s, old);
-                }
-                return r;
+                (void) strmap_replace(&s->pods, new->uid, new); /* cannot fail: the uid is there */
+        } else {
+                r = strmap_put(&s->pods, new->uid, new);
+                if (r < 0)
+                        return r;
         }
         p = TAKE_PTR(new);
         r = index_pod(s, p);
@@ -701,6 +715,10 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         STRMAP_FOREACH(e, &s->namespaces)
         if (!strmap_get(&incoming, e->key))
                 gone[n_gone++] = (char *) e->key;
+        /* the first list: restrictions stop denying for want of a list, every pod is looked at again
+         * (recorded first, so that the namespaces are not also recorded one by one) */
+        if (!s->namespaces_known)
+                record_all_namespaces(s);
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
@@ -709,8 +727,6 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
                 if (k < 0 && r >= 0)
                         r = k;
         }
-        if (!s->namespaces_known)
-                record_all_namespaces(s); /* restrictions stop denying for want of a list */
         s->namespaces_known = true;
         record_replaced(s);
 out:
@@ -783,15 +799,15 @@ void store_dispatch_changes(Store *s, const StoreChangeHandler *h) {
                 if (c->all_namespaces || c->oom)
                         h->namespace(s, NULL, h->userdata);
                 else
-                        for (char **n = c->namespaces; n && *n; n++)
-                                h->namespace(s, *n, h->userdata);
+                        for (size_t i = 0; i < c->namespaces.n; i++)
+                                h->namespace(s, c->namespaces.names[i], h->userdata);
         }
         if (h->ip) {
                 if (c->all_ips || c->oom)
                         h->ip(s, NULL, h->userdata);
                 else
-                        for (size_t i = 0; i < c->n_ips; i++)
-                                h->ip(s, c->ips[i], h->userdata);
+                        for (size_t i = 0; i < c->ips.n; i++)
+                                h->ip(s, c->ips.names[i], h->userdata);
         }
         trim = c->replaced;
         changes_reset(c);

@@ -57,7 +57,9 @@ void *strmap_get(const StrMap *m, const char *key) {
 }
 
 static int strmap_grow(StrMap *m) {
-        StrMap bigger = { .n_slots = m->n_slots * 2, .n = m->n, .seed = m->seed };
+        StrMap bigger = { .n_slots = m->slots ? m->n_slots * 2 : STRMAP_INITIAL_SLOTS,
+                          .n = m->n,
+                          .seed = m->seed };
 
         bigger.slots = calloc(bigger.n_slots, sizeof(StrMapEntry));
         if (!bigger.slots)
@@ -121,6 +123,11 @@ void strmap_clear(StrMap *m, void (*free_value)(void *)) {
                 m->slots[i] = (StrMapEntry){};
         }
         m->n = 0;
+        if (m->n_slots > STRMAP_INITIAL_SLOTS) {
+                /* a table grown for one large batch (a list's changes) is not kept once empty */
+                m->slots = mfree(m->slots);
+                m->n_slots = 0;
+        }
 }
 
 void strmap_done(StrMap *m, void (*free_value)(void *)) {

@@ -29,7 +29,8 @@ int strmap_put(StrMap *m, const char *key, void *value);
 void *strmap_replace(StrMap *m, const char *key, void *value);
 /* Returns the value, NULL when absent. Moves other entries: not while iterating. */
 void *strmap_remove(StrMap *m, const char *key);
-/* Empties the map, calling free_value (may be NULL) on every value; the map stays usable. */
+/* Empties the map, calling free_value (may be NULL) on every value; the map stays usable (a grown
+ * table is freed and allocated again by the next put). */
 void strmap_clear(StrMap *m, void (*free_value)(void *));
 /* strmap_clear() and the slots: the map must be initialised again before use. */
 void strmap_done(StrMap *m, void (*free_value)(void *));

@@ -42,6 +42,12 @@ TEST(strmap_finds_every_key_through_growth_and_removals) {
                 ASSERT_TRUE(strmap_get(&m, keys[i]) == (i % 2 ? keys[i] : NULL));
         ASSERT_NULL(strmap_remove(&m, keys[0]));
         ASSERT_UEQ(count_entries(&m), N_KEYS / 2);
+        /* emptied, the grown table goes; the map is usable again */
+        strmap_clear(&m, NULL);
+        ASSERT_NULL(strmap_get(&m, keys[1]));
+        ASSERT_UEQ(count_entries(&m), 0);
+        ASSERT_OK(strmap_put(&m, keys[1], keys[1]));
+        ASSERT_TRUE(strmap_get(&m, keys[1]) == keys[1]);
         strmap_done(&m, NULL);
         ASSERT_NULL(strmap_get(&m, keys[1]));
 }
