@@ -40,7 +40,6 @@ struct PodRoles {
         void *wake_userdata;
 };
 
-/* The pure part: kube2iam's rules (roles.h) applied to a pod and its namespace as the store has it. */
 /* A namespace's lists as arrays (store_namespace_list()), for the rules that take them. */
 typedef struct NamespaceLists {
         char **l[_STORE_NAMESPACE_LIST_MAX];
@@ -60,6 +59,7 @@ static int ns_lists(const StoreNamespace *ns, NamespaceLists *ret) {
         return 0;
 }
 
+/* The pure part: kube2iam's rules (roles.h) applied to a pod and its namespace as the store has it. */
 static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
         PodRoleDecision d = { .external_id = pod->external_id };
         _cleanup_(ns_lists_done) NamespaceLists lists = {};
