@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "snapshot.h"
 #include "string-util.h"
 

@@ -61,6 +61,8 @@ struct Store {
         StrMap ips;        /* ip -> IpSlot */
         StrMap namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
+        StrMap service_accounts; /* "namespace/name" -> StoreServiceAccount (only those naming a role) */
+        StoreServiceAccounts service_accounts_state;
         bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
         Changes changes;
         bool dispatching;
@@ -84,6 +86,8 @@ static void namespace_free_void(void *n) {
         free(n); /* one allocation (StoreNamespace) */
 }
 
+static void service_account_free(void *p);
+
 int store_new(Store **ret) {
         _cleanup_(store_freep) Store *s = NULL;
 
@@ -93,7 +97,8 @@ int store_new(Store **ret) {
         if (!s)
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
-            strmap_init(&s->changes.ips.set) < 0 || strmap_init(&s->changes.namespaces.set) < 0)
+            strmap_init(&s->service_accounts) < 0 || strmap_init(&s->changes.ips.set) < 0 ||
+            strmap_init(&s->changes.namespaces.set) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -107,6 +112,7 @@ Store *store_free(Store *s) {
         strmap_done(&s->ips, ip_slot_free);
         strmap_done(&s->pods, pod_free_void);
         strmap_done(&s->namespaces, namespace_free_void);
+        strmap_done(&s->service_accounts, service_account_free);
         changes_done(&s->changes);
         free(s);
         return NULL;
@@ -489,19 +495,26 @@ static int parse_allowed_roles(const char *annotation, char ***ret, char **ret_w
         return 0;
 }
 
-static int namespace_parse(const char *annotation, const char *session_tags, const char *session_policies,
-                           NamespaceParsed *ret) {
+/* The default-role annotation as a list of one item; "" is none. */
+static int parse_default_role(const char *role, char ***ret) {
+        return isempty(role) ? 0 : strv_extend(ret, role);
+}
+
+static int namespace_parse(const StoreNamespaceSpec *spec, NamespaceParsed *ret) {
         NamespaceParsed p = {};
         int r[_STORE_NAMESPACE_LIST_MAX];
 
         r[STORE_NAMESPACE_ALLOWED_ROLES] =
-                parse_allowed_roles(annotation, &p.list[STORE_NAMESPACE_ALLOWED_ROLES],
+                parse_allowed_roles(spec->annotation, &p.list[STORE_NAMESPACE_ALLOWED_ROLES],
                                     &p.why[STORE_NAMESPACE_ALLOWED_ROLES], &p.roles_declared);
-        r[STORE_NAMESPACE_SESSION_TAGS] = session_tags_parse_annotation(
-                session_tags, &p.list[STORE_NAMESPACE_SESSION_TAGS], &p.why[STORE_NAMESPACE_SESSION_TAGS]);
+        r[STORE_NAMESPACE_SESSION_TAGS] =
+                session_tags_parse_annotation(spec->session_tags, &p.list[STORE_NAMESPACE_SESSION_TAGS],
+                                              &p.why[STORE_NAMESPACE_SESSION_TAGS]);
         r[STORE_NAMESPACE_SESSION_POLICIES] = session_policies_parse_annotation(
-                session_policies, &p.list[STORE_NAMESPACE_SESSION_POLICIES],
+                spec->session_policies, &p.list[STORE_NAMESPACE_SESSION_POLICIES],
                 &p.why[STORE_NAMESPACE_SESSION_POLICIES]);
+        r[STORE_NAMESPACE_DEFAULT_ROLE] =
+                parse_default_role(spec->default_role, &p.list[STORE_NAMESPACE_DEFAULT_ROLE]);
         for (size_t i = 0; i < _STORE_NAMESPACE_LIST_MAX; i++)
                 if (r[i] == -ENOMEM || (r[i] < 0 && !p.why[i])) {
                         namespace_parsed_done(&p);
@@ -589,6 +602,12 @@ size_t store_namespace_count(const StoreNamespace *n, StoreNamespaceList l) {
         return n->count[l];
 }
 
+const char *store_namespace_default_role(const StoreNamespace *n) {
+        return n->count[STORE_NAMESPACE_DEFAULT_ROLE] > 0
+                       ? namespace_list_start(n, STORE_NAMESPACE_DEFAULT_ROLE)
+                       : NULL;
+}
+
 int store_namespace_list(const StoreNamespace *n, StoreNamespaceList l, char ***ret) {
         const char *at;
         char **v;
@@ -641,23 +660,22 @@ static void log_namespace_refusals(const StoreNamespace *old, const StoreNamespa
         }
 }
 
-int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies) {
+int store_namespace_update(Store *s, const StoreNamespaceSpec *spec) {
         _cleanup_(namespace_parsed_done) NamespaceParsed p = {};
         _cleanup_free_ StoreNamespace *n = NULL, *old = NULL;
         bool roles_changed;
         int r;
 
-        if (!s || isempty(name))
+        if (!s || !spec || isempty(spec->name))
                 return -EINVAL;
         /* parsed every time rather than kept raw to compare: the parsed form is what decides, and
          * keeping both would double what every namespace costs */
-        r = namespace_parse(annotation, session_tags, session_policies, &p);
+        r = namespace_parse(spec, &p);
         if (r >= 0)
-                r = namespace_pack(name, &p, &n);
+                r = namespace_pack(spec->name, &p, &n);
         if (r < 0)
                 return r;
-        old = strmap_get(&s->namespaces, name);
+        old = strmap_get(&s->namespaces, spec->name);
         if (old && namespace_equal(old, n)) {
                 TAKE_PTR(old); /* unchanged: stays */
                 return 0;
@@ -673,7 +691,7 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
         roles_changed = !old || !namespace_list_equal(old, n, STORE_NAMESPACE_ALLOWED_ROLES);
         if (roles_changed)
                 log_namespace_roles(n, old ? "OnUpdate" : "OnAdd");
-        record_namespace(s, name);
+        record_namespace(s, spec->name);
         TAKE_PTR(n);
         return 0;
 }
@@ -722,8 +740,7 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
-                                               ns[i].session_policies);
+                int k = store_namespace_update(s, &ns[i]);
                 if (k < 0 && r >= 0)
                         r = k;
         }
@@ -744,6 +761,141 @@ void store_namespaces_unavailable(Store *s) {
         s->namespaces_known = false;
         strmap_clear(&s->namespaces, namespace_free_void);
         record_all_namespaces(s);
+}
+
+/* ---- ServiceAccounts ---- */
+
+typedef struct StoreServiceAccount {
+        char *key; /* "namespace/name": neither part holds '/' (DNS names), so it is unique */
+        char *role_arn;
+        bool listed; /* seen in the list being applied (store_service_accounts_replace) */
+} StoreServiceAccount;
+
+static void service_account_free(void *p) {
+        StoreServiceAccount *a = p;
+        if (!a)
+                return;
+        free(a->key);
+        free(a->role_arn);
+        free(a);
+}
+
+static char *service_account_key(const char *namespace, const char *name) {
+        return strconcat3(namespace, "/", name);
+}
+
+/* Sets (role non-empty) or forgets (role NULL or "") namespace/name; records its namespace when
+ * that changes what its pods get. */
+static int service_account_set(Store *s, const char *namespace, const char *name, const char *role) {
+        _cleanup_free_ char *key = NULL;
+        StoreServiceAccount *a;
+
+        if (isempty(namespace) || isempty(name))
+                return -EINVAL;
+        key = service_account_key(namespace, name);
+        if (!key)
+                return -ENOMEM;
+        a = strmap_get(&s->service_accounts, key);
+        if (a)
+                a->listed = true;
+        if (isempty(role)) {
+                if (!a)
+                        return 0;
+                service_account_free(strmap_remove(&s->service_accounts, key));
+        } else if (a) {
+                char *copy;
+                if (streq(a->role_arn, role))
+                        return 0;
+                copy = strdup(role);
+                if (!copy)
+                        return -ENOMEM;
+                free_and_replace(a->role_arn, copy);
+        } else {
+                a = calloc(1, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                *a = (StoreServiceAccount){ .key = TAKE_PTR(key), .role_arn = strdup(role), .listed = true };
+                if (!a->role_arn || strmap_put(&s->service_accounts, a->key, a) < 0) {
+                        service_account_free(a);
+                        return -ENOMEM;
+                }
+        }
+        record_namespace(s, namespace); /* its pods are decided again */
+        return 0;
+}
+
+int store_service_account_update(Store *s, const StoreServiceAccountSpec *sa) {
+        if (!s || !sa)
+                return -EINVAL;
+        return service_account_set(s, sa->namespace, sa->name, sa->role_arn);
+}
+
+int store_service_account_remove(Store *s, const char *namespace, const char *name) {
+        if (!s)
+                return -EINVAL;
+        return service_account_set(s, namespace, name, NULL);
+}
+
+int store_service_accounts_replace(Store *s, const StoreServiceAccountSpec *sa, size_t n) {
+        _cleanup_strv_free_ char **gone = NULL;
+        int r = 0;
+
+        if (!s || (!sa && n > 0))
+                return -EINVAL;
+        STRMAP_FOREACH(e, &s->service_accounts)
+        ((StoreServiceAccount *) e->value)->listed = false;
+        for (size_t i = 0; i < n; i++) {
+                int k = store_service_account_update(s, &sa[i]);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        if (r < 0)
+                return r; /* the list is applied again (re-list): nothing is dropped on a failure */
+        STRMAP_FOREACH(e, &s->service_accounts)
+        if (!((StoreServiceAccount *) e->value)->listed && strv_extend(&gone, e->key) < 0)
+                return -ENOMEM;
+        for (char **g = gone; g && *g; g++) {
+                char *slash = strchr(*g, '/');
+                *slash = 0;
+                (void) service_account_set(s, *g, slash + 1, NULL);
+        }
+        if (s->service_accounts_state != STORE_SERVICE_ACCOUNTS_KNOWN) {
+                /* pods decided without the list (or waiting for it) are decided again */
+                record_all_namespaces(s);
+                s->changes.all_ips = true;
+        }
+        s->service_accounts_state = STORE_SERVICE_ACCOUNTS_KNOWN;
+        record_replaced(s);
+        return 0;
+}
+
+StoreServiceAccounts store_service_accounts_state(const Store *s) {
+        return s ? s->service_accounts_state : STORE_SERVICE_ACCOUNTS_LISTING;
+}
+
+void store_service_accounts_unavailable(Store *s) {
+        if (!s)
+                return;
+        s->service_accounts_state = STORE_SERVICE_ACCOUNTS_FORBIDDEN;
+        strmap_clear(&s->service_accounts, service_account_free);
+        record_all_namespaces(s);
+        s->changes.all_ips = true; /* requests waiting for the list are answered now */
+        changes_mark(s);
+}
+
+const char *store_service_account_role(const Store *s, const char *namespace, const char *name) {
+        _cleanup_free_ char *key = NULL;
+
+        const StoreServiceAccount *a;
+
+        if (!s || !namespace || !name || !(key = service_account_key(namespace, name)))
+                return NULL;
+        a = strmap_get(&s->service_accounts, key);
+        return a ? a->role_arn : NULL;
+}
+
+size_t store_n_service_accounts(const Store *s) {
+        return s ? s->service_accounts.n : 0;
 }
 
 void store_set_pods_unconfirmed(Store *s, bool unconfirmed) {

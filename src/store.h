@@ -36,6 +36,8 @@ typedef enum StoreNamespaceList {
         STORE_NAMESPACE_ALLOWED_ROLES,    /* allowed-roles: role patterns; invalid allows nothing */
         STORE_NAMESPACE_SESSION_TAGS,     /* key, value, ... sorted by key; invalid: no credentials */
         STORE_NAMESPACE_SESSION_POLICIES, /* policy ARNs, sorted; invalid: no credentials */
+        STORE_NAMESPACE_DEFAULT_ROLE,     /* the default-role annotation (--namespace-default-roles): one
+                                           * item, none when absent or empty */
         _STORE_NAMESPACE_LIST_MAX,
 } StoreNamespaceList;
 
@@ -89,7 +91,15 @@ typedef struct StoreNamespaceSpec {
         const char *annotation;       /* NULL when absent */
         const char *session_tags;     /* the session-tags annotation, NULL when absent */
         const char *session_policies; /* the session-policy-arns annotation, NULL when absent */
+        const char *default_role;     /* the default-role annotation, NULL when absent */
 } StoreNamespaceSpec;
+
+/* Describes one ServiceAccount for store_service_accounts_replace(). */
+typedef struct StoreServiceAccountSpec {
+        const char *namespace;
+        const char *name;
+        const char *role_arn; /* its IRSA annotation, NULL when absent */
+} StoreServiceAccountSpec;
 
 int store_new(Store **ret);
 Store *store_free(Store *s);
@@ -120,8 +130,7 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n);
 
 /* Namespace ADDED/MODIFIED. The annotations are parsed each time and the record replaced only when
  * what they say changed (then the pods of the namespace are looked at again). */
-int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies);
+int store_namespace_update(Store *s, const StoreNamespaceSpec *ns);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
 /* False until a namespace list was applied, and again after store_namespaces_unavailable()
@@ -129,6 +138,22 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
 bool store_namespaces_known(const Store *s);
 void store_namespaces_unavailable(Store *s);
 
+/* ServiceAccounts (--service-account-roles). Only those with a role annotation are kept (a cluster
+ * has thousands; few name a role); a change of one is recorded as a change of its namespace, so
+ * that its pods are decided again. */
+int store_service_account_update(Store *s, const StoreServiceAccountSpec *sa);
+int store_service_account_remove(Store *s, const char *namespace, const char *name);
+int store_service_accounts_replace(Store *s, const StoreServiceAccountSpec *sa, size_t n);
+typedef enum StoreServiceAccounts {
+        STORE_SERVICE_ACCOUNTS_LISTING,   /* no complete list yet */
+        STORE_SERVICE_ACCOUNTS_KNOWN,     /* a complete list applied */
+        STORE_SERVICE_ACCOUNTS_FORBIDDEN, /* the credentials may not read them */
+} StoreServiceAccounts;
+StoreServiceAccounts store_service_accounts_state(const Store *s);
+void store_service_accounts_unavailable(Store *s);
+/* The role annotation of namespace/name, NULL when it has none or is not known. */
+const char *store_service_account_role(const Store *s, const char *namespace, const char *name);
+size_t store_n_service_accounts(const Store *s);
 /* While set, no lookup finds a pod (NOT_FOUND, with a message saying why): the pods held could
  * not be confirmed with the API server for too long (docs/pod-store.md). The contents are kept,
  * so that the next complete list reports exactly what changed. A change of the flag records
@@ -159,6 +184,8 @@ size_t store_namespace_count(const StoreNamespace *n, StoreNamespaceList l);
 /* List l as a NULL-terminated array of pointers into n: free() the array, not the strings, and do
  * not change them. *ret is NULL for an empty list. -ENOMEM. */
 int store_namespace_list(const StoreNamespace *n, StoreNamespaceList l, char ***ret);
+/* The default-role annotation, NULL when absent or empty (points into n). */
+const char *store_namespace_default_role(const StoreNamespace *n);
 /* Calls fn for every pod, in no particular order; fn must not change the store. */
 typedef void (*store_pod_visitor_t)(const StorePod *pod, void *userdata);
 void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata);

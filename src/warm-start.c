@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "creds.h"
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "log.h"
 #include "warm-start.h"
 
