@@ -961,11 +961,17 @@ def svg_panels(R):
             "ms", None))
     if R.get("scale"):
         bars = []
+        idle = R.get("idle_memory")
+        if idle:
+            bars.append(("idle (empty cluster): RssAnon", idle.get("RssAnon", 0) / 1024, K2I_COLOUR, ""))
+            bars.append(("idle (empty cluster): VmRSS", idle.get("VmRSS", 0) / 1024, REF_COLOUR, ""))
         for sc in R["scale"]:
             name = "%d pods / %d namespaces" % (sc["pods"], sc["namespaces"])
             bars.append((name + ": RssAnon", sc.get("daemon_rss_anon_kb", 0) / 1024, K2I_COLOUR, ""))
             bars.append((name + ": VmRSS", sc["daemon_rss_kb"] / 1024, REF_COLOUR, ""))
-        P.append(("Memory: private (RssAnon) and resident (VmRSS)", bars, "MiB", (4.0, "4 MiB private")))
+        target = max(RSS_ANON_TARGET.values()) / 1024
+        P.append(("Memory: private (RssAnon) and resident (VmRSS)", bars, "MiB",
+                  (target, "%g MiB private (250 pods / 10,000 namespaces)" % target)))
         P.append(("Watch events applied per second (kube-watch)",
                   [("%d pods / %d namespaces" % (sc["pods"], sc["namespaces"]), sc["events_per_s"], K2I_COLOUR, "")
                    for sc in R["scale"]], "events/s", None))
