@@ -12,9 +12,17 @@
 #include "snapshot.h"
 #include "string-util.h"
 
-/* Longest string field: an ARN (2,048), an external id (1,224), a session token (a few KiB). */
-#define SNAPSHOT_FIELD_MAX 16384U
+/* Longest string field: session parameters (CREDS_SESSION_PARAMS_MAX, 64 KiB); an ARN (2,048), an
+ * external id (1,224) and a session token (a few KiB) are far shorter. */
+#define SNAPSHOT_FIELD_MAX ((size_t) CREDS_SESSION_PARAMS_MAX)
 #define SNAPSHOT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+static void snapshot_credentials_done(SnapshotCredentials *e) {
+        free(e->role_arn);
+        free(e->external_id);
+        free(e->session_name);
+        free(e->session);
+}
 
 int snapshot_new(Snapshot **ret) {
         Snapshot *s = calloc(1, sizeof *s);
@@ -30,8 +38,7 @@ Snapshot *snapshot_free(Snapshot *s) {
         free(s->build);
         secret_free(s->token_key);
         for (size_t i = 0; i < s->n_creds; i++) {
-                free(s->creds[i].role_arn);
-                free(s->creds[i].external_id);
+                snapshot_credentials_done(&s->creds[i]);
                 credentials_unref(s->creds[i].creds);
         }
         free(s->creds);
@@ -53,11 +60,10 @@ int snapshot_set_token_key(Snapshot *s, const Secret *key) {
         return 0;
 }
 
-int snapshot_add_credentials(Snapshot *s, const char *role_arn, const char *external_id,
-                             Credentials *creds) {
+int snapshot_add_credentials(Snapshot *s, const CredsKey *key, Credentials *creds) {
         SnapshotCredentials *n, *e;
 
-        if (!s || !role_arn || !creds || !creds->session_token)
+        if (!s || !key || !key->role_arn || !creds || !creds->session_token)
                 return -EINVAL;
         if (s->n_creds >= SNAPSHOT_CREDS_MAX)
                 return -E2BIG;
@@ -66,10 +72,12 @@ int snapshot_add_credentials(Snapshot *s, const char *role_arn, const char *exte
                 return -ENOMEM;
         s->creds = n;
         e = &n[s->n_creds];
-        *e = (SnapshotCredentials){ .role_arn = strdup(role_arn), .external_id = strdup(external_id ?: "") };
-        if (!e->role_arn || !e->external_id) {
-                free(e->role_arn);
-                free(e->external_id);
+        *e = (SnapshotCredentials){ .role_arn = strdup(key->role_arn),
+                                    .external_id = strdup(strempty(key->external_id)),
+                                    .session_name = strdup(strempty(key->session_name)),
+                                    .session = strdup(strempty(key->session)) };
+        if (!e->role_arn || !e->external_id || !e->session_name || !e->session) {
+                snapshot_credentials_done(e);
                 return -ENOMEM;
         }
         e->creds = credentials_ref(creds);
@@ -114,11 +122,6 @@ static void writer_u8(Writer *w, uint8_t v) {
         writer_put(w, &v, 1);
 }
 
-static void writer_u16(Writer *w, uint16_t v) {
-        uint8_t b[2] = { (uint8_t) v, (uint8_t) (v >> 8) };
-        writer_put(w, b, sizeof b);
-}
-
 static void writer_u32(Writer *w, uint32_t v) {
         uint8_t b[4];
         for (size_t i = 0; i < sizeof b; i++)
@@ -138,7 +141,7 @@ static void writer_str(Writer *w, const char *s, size_t n) {
                 w->error = w->error ?: -E2BIG;
                 return;
         }
-        writer_u16(w, (uint16_t) n);
+        writer_u32(w, (uint32_t) n);
         writer_put(w, s, n);
 }
 
@@ -166,6 +169,8 @@ static void write_credentials(Writer *w, const SnapshotCredentials *e) {
 
         writer_str(w, e->role_arn, strlen(e->role_arn));
         writer_str(w, e->external_id, strlen(e->external_id));
+        writer_str(w, e->session_name, strlen(e->session_name));
+        writer_str(w, e->session, strlen(e->session));
         writer_str(w, c->access_key_id, strlen(c->access_key_id));
         writer_str(w, secret_reveal(c->secret_access_key), secret_size(c->secret_access_key));
         writer_str(w, secret_reveal(c->session_token), secret_size(c->session_token));
@@ -242,7 +247,7 @@ static uint64_t reader_uint(Reader *r, size_t n) {
 
 /* A length-prefixed field, viewed in place; *ret_n its length. */
 static const char *reader_str(Reader *r, size_t *ret_n) {
-        size_t n = (size_t) reader_uint(r, 2);
+        size_t n = (size_t) reader_uint(r, 4);
         const uint8_t *p;
         if (n > SNAPSHOT_FIELD_MAX)
                 r->bad = true;
@@ -257,12 +262,15 @@ static bool field_text(const char *p, size_t n, bool allow_empty) {
         return memchr(p, '\0', n) == NULL;
 }
 
+/* The cache key's four parts, then access key id, secret key, session token. */
+enum { F_ROLE, F_EXT, F_NAME, F_SESSION, F_AKID, F_SECRET, F_TOKEN, _F_MAX };
+
 static int read_credentials(Reader *rec, Snapshot *s) {
-        _cleanup_free_ char *role = NULL, *ext = NULL, *akid = NULL;
+        _cleanup_free_ char *role = NULL, *ext = NULL, *name = NULL, *session = NULL, *akid = NULL;
         _cleanup_(credentials_unrefp) Credentials *creds = NULL;
         Secret *secret = NULL, *token = NULL;
-        const char *f[5];
-        size_t n[5];
+        const char *f[_F_MAX];
+        size_t n[_F_MAX];
         uint64_t expiration, updated;
         int r;
 
@@ -270,18 +278,22 @@ static int read_credentials(Reader *rec, Snapshot *s) {
                 f[i] = reader_str(rec, &n[i]);
         expiration = reader_uint(rec, 8);
         updated = reader_uint(rec, 8);
-        if (rec->bad || rec->left != 0 || !field_text(f[0], n[0], false) || !field_text(f[1], n[1], true) ||
-            !field_text(f[2], n[2], false) || n[3] == 0 || n[4] == 0)
+        if (rec->bad || rec->left != 0 || !field_text(f[F_ROLE], n[F_ROLE], false) ||
+            !field_text(f[F_EXT], n[F_EXT], true) || !field_text(f[F_NAME], n[F_NAME], true) ||
+            !field_text(f[F_SESSION], n[F_SESSION], true) || !field_text(f[F_AKID], n[F_AKID], false) ||
+            n[F_SECRET] == 0 || n[F_TOKEN] == 0)
                 return -EBADMSG;
-        role = strndup(f[0], n[0]);
-        ext = strndup(f[1], n[1]);
-        akid = strndup(f[2], n[2]);
-        if (!role || !ext || !akid)
+        role = strndup(f[F_ROLE], n[F_ROLE]);
+        ext = strndup(f[F_EXT], n[F_EXT]);
+        name = strndup(f[F_NAME], n[F_NAME]);
+        session = strndup(f[F_SESSION], n[F_SESSION]);
+        akid = strndup(f[F_AKID], n[F_AKID]);
+        if (!role || !ext || !name || !session || !akid)
                 return -ENOMEM;
-        r = secret_new(f[3], n[3], &secret);
+        r = secret_new(f[F_SECRET], n[F_SECRET], &secret);
         if (r < 0)
                 return r;
-        r = secret_new(f[4], n[4], &token);
+        r = secret_new(f[F_TOKEN], n[F_TOKEN], &token);
         if (r < 0) {
                 secret_free(secret);
                 return r;
@@ -289,7 +301,11 @@ static int read_credentials(Reader *rec, Snapshot *s) {
         r = credentials_new(akid, secret, token, (usec_t) expiration, (usec_t) updated, &creds);
         if (r < 0)
                 return r == -ENOMEM ? r : -EBADMSG;
-        r = snapshot_add_credentials(s, role, ext, creds);
+        r = snapshot_add_credentials(
+                s,
+                &(const CredsKey){
+                        .role_arn = role, .external_id = ext, .session_name = name, .session = session },
+                creds);
         return r == -E2BIG ? -EBADMSG : r;
 }
 

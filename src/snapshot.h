@@ -8,14 +8,16 @@
  * Format (all integers little endian):
  *   "K2ISNAP\n"  8 bytes magic
  *   u32          SNAPSHOT_FORMAT_VERSION
- *   u16 + bytes  the build that wrote it (KUBE2IAM_VERSION and commit), for the journal: an upgrade
+ *   u32 + bytes  the build that wrote it (KUBE2IAM_VERSION and commit), for the journal: an upgrade
  *                keeps the snapshot; what it may contain is decided by the format version alone,
  *                which every change to the records bumps
  *   records      u8 type, u32 length, payload
  *   32 bytes     SHA-256 over everything before it
  * Records: SNAPSHOT_RECORD_TOKEN_KEY (the IMDSv2 key, TOKEN_KEY_BYTES) at most once, and up to
- * CREDS_MAX_ENTRIES SNAPSHOT_RECORD_CREDENTIALS: role ARN, external id, access key id, secret key,
- * session token (each u16 length + bytes), expiration and last update (u64 realtime usec).
+ * CREDS_MAX_ENTRIES SNAPSHOT_RECORD_CREDENTIALS: the cache key (role ARN, external id, session name,
+ * session parameters: "" for absent), access key id, secret key, session token (each u32 length +
+ * bytes), expiration and last update (u64 realtime usec). Version 1 had no session name or
+ * parameters (default sessions only); it is dropped like any other version.
  * An unknown record type, a short field, trailing bytes or a bad checksum reject the whole snapshot:
  * a snapshot is either understood entirely or not used at all.
  *
@@ -27,12 +29,13 @@
 #include <stdint.h>
 
 #include "aws/credentials.h"
+#include "creds.h"
 #include "macro.h"
 #include "secret.h"
 
 #define SNAPSHOT_MAGIC "K2ISNAP\n"
 #define SNAPSHOT_MAGIC_LEN 8U
-#define SNAPSHOT_FORMAT_VERSION 1U
+#define SNAPSHOT_FORMAT_VERSION 2U
 #define SNAPSHOT_CHECKSUM_BYTES 32U
 /* The name the memfd has in the fd store (FDNAME=). */
 #define SNAPSHOT_FDNAME "snapshot"
@@ -51,7 +54,9 @@ typedef enum SnapshotRecordType {
 
 typedef struct SnapshotCredentials {
         char *role_arn;
-        char *external_id; /* "" for none */
+        char *external_id;  /* "" for none */
+        char *session_name; /* "" for kube2iam's (from the caller's address) */
+        char *session;      /* session parameters, "" for none */
         Credentials *creds;
 } SnapshotCredentials;
 
@@ -68,8 +73,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Snapshot *, snapshot_free);
 
 /* Copies key (TOKEN_KEY_BYTES bytes) into the snapshot. */
 int snapshot_set_token_key(Snapshot *s, const Secret *key);
-/* Takes a new reference to creds. -E2BIG beyond SNAPSHOT_CREDS_MAX. */
-int snapshot_add_credentials(Snapshot *s, const char *role_arn, const char *external_id, Credentials *creds);
+/* Copies key and takes a new reference to creds. -E2BIG beyond SNAPSHOT_CREDS_MAX. */
+int snapshot_add_credentials(Snapshot *s, const CredsKey *key, Credentials *creds);
 
 /* Encodes s for build. *ret is wiped and freed by the caller (erase_and_free()). */
 int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size);

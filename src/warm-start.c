@@ -167,16 +167,20 @@ size_t warm_start_restore_creds(WarmStart *w, Creds *c) {
                 return 0;
         for (size_t i = 0; i < w->snapshot->n_creds; i++) {
                 const SnapshotCredentials *e = &w->snapshot->creds[i];
-                if (creds_restore(c, e->role_arn, e->external_id, e->creds) >= 0)
+                CredsKey key = { .role_arn = e->role_arn,
+                                 .external_id = e->external_id,
+                                 .session_name = e->session_name,
+                                 .session = e->session };
+                if (creds_restore(c, &key, e->creds) >= 0)
                         n++;
         }
         return n;
 }
 
-static int add_creds(const char *role_arn, const char *external_id, Credentials *creds, void *userdata) {
+static int add_creds(const CredsKey *key, Credentials *creds, void *userdata) {
         if (!creds->session_token)
                 return 0; /* long-term keys are never cached; nothing to keep */
-        return snapshot_add_credentials(userdata, role_arn, external_id, creds);
+        return snapshot_add_credentials(userdata, key, creds);
 }
 
 static int push(WarmStart *w) {

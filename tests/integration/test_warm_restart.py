@@ -9,6 +9,8 @@ import os
 import fcntl
 import time
 
+import pytest
+
 from k2i_testlib import Daemon, FdStore, assert_no_secrets, wait_until
 from node_env import BASE_ARN
 
@@ -18,12 +20,12 @@ POD_IP = "127.0.0.1"
 CREDS = "/latest/meta-data/iam/security-credentials/app-role"
 
 
-def start(node_env, store, runtime_dir, wait_synced=True):
+def start(node_env, store, runtime_dir, wait_synced=True, extra=()):
     """A run of the daemon handed what the store holds, as systemd hands it over."""
     env, fds = store.handoff_env()
     env["RUNTIME_DIRECTORY"] = runtime_dir
     # --log-level=warning: the restore must not depend on what is logged (it once sat inside log_info())
-    args = node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}", "--log-level=warning")
+    args = node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}", "--log-level=warning", *extra)
     d = Daemon(args, env=env, notify=store, wait=False, fds=fds)
     wait_until(lambda: store.wait_for("READY=1", timeout=0.1), timeout=30, what="READY=1")
     if wait_synced:
@@ -128,6 +130,38 @@ def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path)
         assert not (tmp_path / "snapshot-restoring").exists()
         assert get(d2, CREDS, source=POD_IP)[0].status == 200
         for run in runs:
+            assert run.cleanup() is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("flag,expect", [("--session-tags=kubernetes-namespace", "tags"),
+                                         ("--session-name=pod", "session_name")])
+def test_tagged_and_pod_named_sessions_survive_a_restart_without_an_sts_call(node_env, tmp_path, flag, expect):
+    store, runs = FdStore(), []
+    try:
+        node_env.api.add_namespace("payments")
+        node_env.add_pod("api-0", POD_IP, role="app-role", namespace="payments")
+        d = start(node_env, store, str(tmp_path), extra=(flag,))
+        runs.append(d)
+        wait_until(lambda: get(d, CREDS, source=POD_IP)[0].status == 200, what="the first answer")
+        calls = served_by_sts(node_env, BASE_ARN + "app-role")
+        assert len(calls) == 1, calls
+        # the key is not kube2iam's default one: tags, or the pod's own session name
+        assert calls[0]["tags"] if expect == "tags" else calls[0]["session_name"] == "payments.api-0", calls
+        key = json.loads(get(d, CREDS, source=POD_IP)[1])["AccessKeyId"]
+        wait_until(lambda: any(b"app-role" in store.stored(fd) for fd in store.snapshot()),
+                   what="a snapshot with the session")
+        assert d.stop() == 0
+        store.clear_messages()
+        d2 = start(node_env, store, str(tmp_path), wait_synced=False, extra=(flag,))
+        runs.append(d2)
+        wait_until(lambda: get(d2, CREDS, source=POD_IP)[0].status == 200, what="served after the restart")
+        assert json.loads(get(d2, CREDS, source=POD_IP)[1])["AccessKeyId"] == key
+        assert sts_calls(node_env) == 1, node_env.sts.calls()
+        assert any("warm start (1 role(s)" in s for s in status(store)), status(store)
+        for run in runs:
+            assert_no_secrets(run.output(), node_env)
             assert run.cleanup() is None
     finally:
         store.close()

@@ -36,8 +36,14 @@ static Snapshot *make_snapshot(void) {
         if (!a || !b || secret_new((const char *) raw, sizeof raw, &key) < 0 || snapshot_new(&s) < 0)
                 return NULL;
         if (snapshot_set_token_key(s, key) < 0 ||
-            snapshot_add_credentials(s, "arn:aws:iam::123456789012:role/a", NULL, a) < 0 ||
-            snapshot_add_credentials(s, "arn:aws:iam::123456789012:role/b", "ext-id", b) < 0)
+            snapshot_add_credentials(s, &(const CredsKey){ .role_arn = "arn:aws:iam::123456789012:role/a" },
+                                     a) < 0 ||
+            snapshot_add_credentials(s,
+                                     &(const CredsKey){ .role_arn = "arn:aws:iam::123456789012:role/b",
+                                                        .external_id = "ext-id",
+                                                        .session_name = "default.app-0",
+                                                        .session = "Tags.member.1.Key=ns" },
+                                     b) < 0)
                 return snapshot_free(s);
         return s;
 }
@@ -61,6 +67,10 @@ TEST(snapshot_round_trip_keeps_key_and_credentials) {
         ASSERT_STREQ(back->creds[0].role_arn, "arn:aws:iam::123456789012:role/a");
         ASSERT_STREQ(back->creds[0].external_id, "");
         ASSERT_STREQ(back->creds[1].external_id, "ext-id");
+        ASSERT_STREQ(back->creds[0].session_name, "");
+        ASSERT_STREQ(back->creds[0].session, "");
+        ASSERT_STREQ(back->creds[1].session_name, "default.app-0");
+        ASSERT_STREQ(back->creds[1].session, "Tags.member.1.Key=ns");
         ASSERT_STREQ(back->creds[1].creds->access_key_id, "ASIABBBB");
         ASSERT_TRUE(
                 secret_equal(s->creds[0].creds->secret_access_key, back->creds[0].creds->secret_access_key));
@@ -91,7 +101,9 @@ TEST(snapshot_from_another_build_is_read_another_format_is_refused) {
         ASSERT_OK(snapshot_decode(buf, n, &back)); /* an upgrade keeps it: the format decides */
         ASSERT_STREQ(back->build, "0.0.9 old");
         back = snapshot_free(back);
-        buf[SNAPSHOT_MAGIC_LEN] = 2; /* format version 2 */
+        buf[SNAPSHOT_MAGIC_LEN] = 1; /* format version 1: default sessions only, no longer read */
+        ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTONOSUPPORT);
+        buf[SNAPSHOT_MAGIC_LEN] = SNAPSHOT_FORMAT_VERSION + 1; /* a newer format */
         ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTONOSUPPORT);
         buf[0] = 'X';
         ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTO);
