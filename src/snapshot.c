@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include "imds-token.h"
+#include "kube/kube-watch.h"
 #include "snapshot.h"
 #include "string-util.h"
 
-/* Longest string field: session parameters (CREDS_SESSION_PARAMS_MAX, 64 KiB); an ARN (2,048), an
- * external id (1,224) and a session token (a few KiB) are far shorter. */
-#define SNAPSHOT_FIELD_MAX ((size_t) CREDS_SESSION_PARAMS_MAX)
+/* Longest string field: an annotation, as Kubernetes bounds all of one object's annotations to
+ * 256 KiB; session parameters (CREDS_SESSION_PARAMS_MAX), ARNs, external ids and session tokens are
+ * shorter. */
+#define SNAPSHOT_FIELD_MAX ((size_t) 256 * 1024)
 #define SNAPSHOT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
 static void snapshot_credentials_done(SnapshotCredentials *e) {
@@ -42,8 +44,100 @@ Snapshot *snapshot_free(Snapshot *s) {
                 credentials_unref(s->creds[i].creds);
         }
         free(s->creds);
+        free(s->pods_rv);
+        for (size_t i = 0; i < s->n_pods; i++)
+                kube_pod_free(s->pods[i]);
+        free(s->pods);
+        free(s->namespaces_rv);
+        for (size_t i = 0; i < s->n_namespaces; i++) {
+                free(s->namespaces[i].name);
+                free(s->namespaces[i].annotation);
+                free(s->namespaces[i].session_tags);
+                free(s->namespaces[i].session_policies);
+        }
+        free(s->namespaces);
         free(s);
         return NULL;
+}
+
+int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv) {
+        char *p = NULL, *n = NULL;
+
+        if (!s)
+                return -EINVAL;
+        if ((pods_rv && !(p = strdup(pods_rv))) || (namespaces_rv && !(n = strdup(namespaces_rv)))) {
+                free(p);
+                return -ENOMEM;
+        }
+        free_and_replace(s->pods_rv, p);
+        free_and_replace(s->namespaces_rv, n);
+        return 0;
+}
+
+static int strdup_opt(const char *from, char **to) {
+        if (from && !(*to = strdup(from)))
+                return -ENOMEM;
+        return 0;
+}
+
+int snapshot_add_pod(Snapshot *s, const KubePod *pod) {
+        _cleanup_(kube_pod_freep) KubePod *c = NULL;
+        KubePod **n;
+        int r;
+
+        if (!s || !pod)
+                return -EINVAL;
+        if (s->n_pods >= SNAPSHOT_PODS_MAX)
+                return -E2BIG;
+        r = kube_pod_new(pod->uid, pod->namespace, pod->name, &c);
+        if (r < 0)
+                return r;
+        free(c->phase);
+        c->phase = NULL;
+        if (strdup_opt(pod->phase ?: "", &c->phase) < 0 || strdup_opt(pod->role, &c->role) < 0 ||
+            strdup_opt(pod->external_id, &c->external_id) < 0 ||
+            strdup_opt(pod->service_account, &c->service_account) < 0 ||
+            strdup_opt(pod->resource_version, &c->resource_version) < 0)
+                return -ENOMEM;
+        c->host_network = pod->host_network;
+        c->terminating = pod->terminating;
+        for (char **ip = pod->ips; ip && *ip; ip++) {
+                r = kube_pod_add_ip(c, *ip);
+                if (r < 0)
+                        return r;
+        }
+        n = reallocarray(s->pods, s->n_pods + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        s->pods = n;
+        n[s->n_pods++] = TAKE_PTR(c);
+        return 0;
+}
+
+int snapshot_add_namespace(Snapshot *s, const char *name, const char *annotation, const char *session_tags,
+                           const char *session_policies) {
+        SnapshotNamespace *n, *e;
+
+        if (!s || isempty(name))
+                return -EINVAL;
+        if (s->n_namespaces >= SNAPSHOT_NAMESPACES_MAX)
+                return -E2BIG;
+        n = reallocarray(s->namespaces, s->n_namespaces + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        s->namespaces = n;
+        e = &n[s->n_namespaces];
+        *e = (SnapshotNamespace){ .name = strdup(name) };
+        if (!e->name || strdup_opt(annotation, &e->annotation) < 0 ||
+            strdup_opt(session_tags, &e->session_tags) < 0 ||
+            strdup_opt(session_policies, &e->session_policies) < 0) {
+                free(e->name);
+                free(e->annotation);
+                free(e->session_tags);
+                return -ENOMEM;
+        }
+        s->n_namespaces++;
+        return 0;
 }
 
 int snapshot_set_token_key(Snapshot *s, const Secret *key) {
@@ -179,6 +273,66 @@ static void write_credentials(Writer *w, const SnapshotCredentials *e) {
         writer_record_end(w, at);
 }
 
+static void writer_cstr(Writer *w, const char *s) {
+        writer_str(w, s, strlen(s));
+}
+
+/* u8 present, then the string when it is */
+static void writer_opt(Writer *w, const char *s) {
+        writer_u8(w, s ? 1 : 0);
+        if (s)
+                writer_cstr(w, s);
+}
+
+static void write_view(Writer *w, KubeResourceType type, const char *rv) {
+        size_t at = writer_record_start(w, SNAPSHOT_RECORD_VIEW);
+        writer_u8(w, (uint8_t) type);
+        writer_cstr(w, rv);
+        writer_record_end(w, at);
+}
+
+static void write_pod(Writer *w, const KubePod *p) {
+        size_t at = writer_record_start(w, SNAPSHOT_RECORD_POD), n = 0;
+
+        writer_cstr(w, p->uid);
+        writer_cstr(w, p->namespace);
+        writer_cstr(w, p->name);
+        writer_cstr(w, strempty(p->phase));
+        writer_cstr(w, strempty(p->resource_version));
+        writer_opt(w, p->role);
+        writer_opt(w, p->external_id);
+        writer_opt(w, p->service_account);
+        writer_u8(w, (uint8_t) ((p->host_network ? 1 : 0) | (p->terminating ? 2 : 0)));
+        for (char **ip = p->ips; ip && *ip; ip++)
+                n++;
+        writer_u8(w, (uint8_t) n);
+        for (char **ip = p->ips; ip && *ip; ip++)
+                writer_cstr(w, *ip);
+        writer_record_end(w, at);
+}
+
+static void write_namespace(Writer *w, const SnapshotNamespace *n) {
+        size_t at = writer_record_start(w, SNAPSHOT_RECORD_NAMESPACE);
+        writer_cstr(w, n->name);
+        writer_opt(w, n->annotation);
+        writer_opt(w, n->session_tags);
+        writer_opt(w, n->session_policies);
+        writer_record_end(w, at);
+}
+
+static void write_view_records(Writer *w, const Snapshot *s) {
+        if (s->pods_rv) {
+                write_view(w, KUBE_RESOURCE_PODS, s->pods_rv);
+                for (size_t i = 0; i < s->n_pods; i++)
+                        write_pod(w, s->pods[i]);
+        }
+        if (s->namespaces_rv) {
+                write_view(w, KUBE_RESOURCE_NAMESPACES, s->namespaces_rv);
+                for (size_t i = 0; i < s->n_namespaces; i++)
+                        write_namespace(w, &s->namespaces[i]);
+        }
+}
+
 static int checksum(const void *buf, size_t n, uint8_t out[static SNAPSHOT_CHECKSUM_BYTES]) {
         unsigned len = 0;
         if (!EVP_Digest(buf, n, out, &len, EVP_sha256(), NULL) || len != SNAPSHOT_CHECKSUM_BYTES)
@@ -203,6 +357,7 @@ int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *re
         }
         for (size_t i = 0; i < s->n_creds; i++)
                 write_credentials(&w, &s->creds[i]);
+        write_view_records(&w, s);
         r = w.error;
         if (r >= 0)
                 r = checksum(w.buf, w.len, sum);
@@ -309,6 +464,90 @@ static int read_credentials(Reader *rec, Snapshot *s) {
         return r == -E2BIG ? -EBADMSG : r;
 }
 
+/* A text field, copied; NULL and rd->bad when it is not one. */
+static char *reader_text(Reader *rd, bool allow_empty) {
+        size_t n;
+        const char *p = reader_str(rd, &n);
+        char *c;
+
+        if (rd->bad || !field_text(p, n, allow_empty)) {
+                rd->bad = true;
+                return NULL;
+        }
+        c = strndup(p, n);
+        if (!c)
+                rd->bad = true;
+        return c;
+}
+
+static char *reader_opt(Reader *rd) {
+        uint8_t present = (uint8_t) reader_uint(rd, 1);
+        if (present > 1)
+                rd->bad = true;
+        return present == 1 ? reader_text(rd, true) : NULL;
+}
+
+static int read_view(Reader *rec, Snapshot *s) {
+        uint8_t type = (uint8_t) reader_uint(rec, 1);
+        _cleanup_free_ char *rv = reader_text(rec, false);
+        char **slot = type == KUBE_RESOURCE_PODS         ? &s->pods_rv
+                      : type == KUBE_RESOURCE_NAMESPACES ? &s->namespaces_rv
+                                                         : NULL;
+
+        if (rec->bad || rec->left != 0 || !slot || *slot)
+                return -EBADMSG;
+        *slot = TAKE_PTR(rv);
+        return 0;
+}
+
+static int read_pod(Reader *rec, Snapshot *s) {
+        _cleanup_free_ char *uid = reader_text(rec, false), *ns = reader_text(rec, false),
+                            *name = reader_text(rec, false);
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
+        uint8_t flags, n_ips;
+        int r;
+
+        if (rec->bad || !s->pods_rv || s->n_pods >= SNAPSHOT_PODS_MAX)
+                return -EBADMSG;
+        r = kube_pod_new(uid, ns, name, &p);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        free(p->phase);
+        p->phase = reader_text(rec, true);
+        p->resource_version = reader_text(rec, true);
+        p->role = reader_opt(rec);
+        p->external_id = reader_opt(rec);
+        p->service_account = reader_opt(rec);
+        flags = (uint8_t) reader_uint(rec, 1);
+        n_ips = (uint8_t) reader_uint(rec, 1);
+        if (rec->bad || !p->phase || !p->resource_version || flags > 3 || n_ips > KUBE_POD_MAX_IPS)
+                return -EBADMSG;
+        if (isempty(p->resource_version))
+                p->resource_version = mfree(p->resource_version);
+        p->host_network = flags & 1;
+        p->terminating = flags & 2;
+        for (uint8_t i = 0; i < n_ips; i++) {
+                _cleanup_free_ char *ip = reader_text(rec, false);
+                if (rec->bad || kube_pod_add_ip(p, ip) < 0)
+                        return -EBADMSG;
+        }
+        if (rec->left != 0)
+                return -EBADMSG;
+        r = snapshot_add_pod(s, p);
+        return r == -E2BIG ? -EBADMSG : r;
+}
+
+static int read_namespace(Reader *rec, Snapshot *s) {
+        _cleanup_free_ char *name = reader_text(rec, false), *a = reader_opt(rec), *t = reader_opt(rec),
+                            *pol = reader_opt(rec);
+        int r;
+
+        if (rec->bad || rec->left != 0 || !s->namespaces_rv)
+                return -EBADMSG;
+        r = snapshot_add_namespace(s, name, a, t, pol);
+        return r == -E2BIG || r == -EINVAL ? -EBADMSG : r;
+}
+
 static int read_record(Reader *rd, Snapshot *s) {
         uint8_t type = (uint8_t) reader_uint(rd, 1);
         size_t len = (size_t) reader_uint(rd, 4);
@@ -328,6 +567,12 @@ static int read_record(Reader *rd, Snapshot *s) {
                 return r;
         case SNAPSHOT_RECORD_CREDENTIALS:
                 return read_credentials(&rec, s);
+        case SNAPSHOT_RECORD_VIEW:
+                return read_view(&rec, s);
+        case SNAPSHOT_RECORD_POD:
+                return read_pod(&rec, s);
+        case SNAPSHOT_RECORD_NAMESPACE:
+                return read_namespace(&rec, s);
         default:
                 return -EBADMSG; /* not understood: not used */
         }

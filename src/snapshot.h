@@ -18,6 +18,11 @@
  * session parameters: "" for absent), access key id, secret key, session token (each u32 length +
  * bytes), expiration and last update (u64 realtime usec). Version 1 had no session name or
  * parameters (default sessions only); it is dropped like any other version.
+ * Then the view (version 2): SNAPSHOT_RECORD_VIEW per resource kept, with its resourceVersion;
+ * SNAPSHOT_RECORD_POD (uid, namespace, name, phase, resourceVersion, then role, external id, service
+ * account each u8 present + string, u8 flags: host network, terminating; u8 count + the IPs) and
+ * SNAPSHOT_RECORD_NAMESPACE (name, then its three annotations each u8 present + string). Pods or
+ * namespaces without the VIEW record of their resource are refused.
  * An unknown record type, a short field, trailing bytes or a bad checksum reject the whole snapshot:
  * a snapshot is either understood entirely or not used at all.
  *
@@ -30,6 +35,7 @@
 
 #include "aws/credentials.h"
 #include "creds.h"
+#include "kube/kube-pod.h"
 #include "macro.h"
 #include "secret.h"
 
@@ -47,10 +53,25 @@
 /* Up to CREDS_MAX_ENTRIES credential records (creds.h). */
 #define SNAPSHOT_CREDS_MAX 5000U
 
+/* The pods of one node: max-pods is 110 by default and 737 on the largest instance types. */
+#define SNAPSHOT_PODS_MAX 4096U
+/* Namespaces are cluster-wide: 100,000 of ~200 bytes each stay within SNAPSHOT_SIZE_MAX. */
+#define SNAPSHOT_NAMESPACES_MAX 100000U
+
 typedef enum SnapshotRecordType {
         SNAPSHOT_RECORD_TOKEN_KEY = 1,
         SNAPSHOT_RECORD_CREDENTIALS = 2,
+        SNAPSHOT_RECORD_VIEW = 3,      /* u8 resource (KubeResourceType), the resourceVersion */
+        SNAPSHOT_RECORD_POD = 4,       /* one KubePod */
+        SNAPSHOT_RECORD_NAMESPACE = 5, /* one namespace and its annotations */
 } SnapshotRecordType;
+
+typedef struct SnapshotNamespace {
+        char *name;
+        char *annotation; /* each NULL when absent */
+        char *session_tags;
+        char *session_policies;
+} SnapshotNamespace;
 
 typedef struct SnapshotCredentials {
         char *role_arn;
@@ -65,6 +86,14 @@ typedef struct Snapshot {
         Secret *token_key; /* NULL: none kept */
         SnapshotCredentials *creds;
         size_t n_creds;
+        /* The pod and namespace view and the resourceVersion it is current at (NULL: not kept; then
+         * no pod, or no namespace, is in it). */
+        char *pods_rv;
+        KubePod **pods;
+        size_t n_pods;
+        char *namespaces_rv;
+        SnapshotNamespace *namespaces;
+        size_t n_namespaces;
 } Snapshot;
 
 int snapshot_new(Snapshot **ret);
@@ -75,6 +104,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Snapshot *, snapshot_free);
 int snapshot_set_token_key(Snapshot *s, const Secret *key);
 /* Copies key and takes a new reference to creds. -E2BIG beyond SNAPSHOT_CREDS_MAX. */
 int snapshot_add_credentials(Snapshot *s, const CredsKey *key, Credentials *creds);
+
+/* The view: pods_rv and namespaces_rv (either may be NULL: that resource is not kept). */
+int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv);
+/* Copies pod. -E2BIG beyond SNAPSHOT_PODS_MAX. */
+int snapshot_add_pod(Snapshot *s, const KubePod *pod);
+/* -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */
+int snapshot_add_namespace(Snapshot *s, const char *name, const char *annotation, const char *session_tags,
+                           const char *session_policies);
 
 /* Encodes s for build. *ret is wiped and freed by the caller (erase_and_free()). */
 int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size);

@@ -53,6 +53,7 @@ struct Store {
         StrMap namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
         bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
+        StrMap gone;           /* uids the API server said are gone (store_pod_forget()); values unused */
         Changes changes;
         bool dispatching;
         store_change_hook_t hook;
@@ -98,7 +99,7 @@ int store_new(Store **ret) {
         if (!s)
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
-            strmap_init(&s->changes.ip_set) < 0)
+            strmap_init(&s->changes.ip_set) < 0 || strmap_init(&s->gone) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -112,6 +113,7 @@ Store *store_free(Store *s) {
         strmap_done(&s->ips, ip_slot_free);
         strmap_done(&s->pods, pod_free_void);
         strmap_done(&s->namespaces, namespace_free_void);
+        strmap_done(&s->gone, free);
         changes_done(&s->changes);
         free(s);
         return NULL;
@@ -298,18 +300,67 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
                str_equal_null(a->service_account, b->service_account) && strv_equal(a->ips, b->ips);
 }
 
+/* A resourceVersion as the integer Kubernetes 1.35 lets clients compare (KEP-5504); false when it
+ * is not one (older servers promise nothing but equality). */
+static bool rv_parse(const char *rv, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (isempty(rv) || strlen(rv) > 19 || (rv[0] == '0' && rv[1]))
+                return false;
+        for (const char *p = rv; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return false;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        *ret = v;
+        return true;
+}
+
+/* new is older than what the store holds: both versions are integers and new's is lower. A live
+ * GET can be ahead of the watch replaying what happened while the daemon was down; its answer is
+ * not undone by an older event. When either version is not an integer the event is applied: the
+ * watch is in order and ends at the newest state. */
+static bool pod_older(const StorePod *old, const StorePod *new) {
+        uint64_t a, b;
+        return old && rv_parse(old->resource_version, &a) && rv_parse(new->resource_version, &b) && b < a;
+}
+
+/* The same pod in the same state: the old object stays. Confirming a restored pod records its IPs,
+ * so that the requests waiting for the confirmation look again. */
+static int keep_pod(Store *s, StorePod *old, StorePod *new) {
+        int r = strmap_put(&s->pods, old->uid, old);
+
+        if (r < 0)
+                return r;
+        free_and_replace(old->resource_version, new->resource_version);
+        if (old->unconfirmed && !new->unconfirmed) {
+                old->unconfirmed = false;
+                for (char **ip = old->indexed ? old->ips : NULL; ip && *ip; ip++)
+                        record_ip(s, *ip);
+        }
+        store_pod_free(new);
+        return 0;
+}
+
 static int apply_pod(Store *s, StorePod *pod) {
         _cleanup_(store_pod_freep) StorePod *new = pod;
         StorePod *old, *p;
         bool was_indexed = false;
         int r;
 
+        if (strmap_get(&s->gone, new->uid))
+                return 0; /* the API server said it is gone: an older event does not bring it back */
+        old = strmap_get(&s->pods, new->uid);
+        if (pod_older(old, new))
+                return 0;
         old = strmap_remove(&s->pods, new->uid);
         if (old && pod_equal(old, new)) {
                 /* nothing a decision uses changed: keep the old object, record nothing */
-                r = strmap_put(&s->pods, old->uid, old);
-                if (r >= 0)
+                r = keep_pod(s, old, new);
+                if (r >= 0) {
+                        new = NULL;
                         return r;
+                }
                 new = store_pod_free(new); /* out of memory: the pod goes, as if deleted */
         }
         if (old) {
@@ -364,6 +415,44 @@ int store_pod_remove(Store *s, const char *uid) {
                         record_ip(s, *ip);
         retire(s, p);
         return 0;
+}
+
+int store_pod_forget(Store *s, const char *uid) {
+        char *key;
+        int r;
+
+        if (!s || isempty(uid))
+                return -EINVAL;
+        if (!strmap_get(&s->gone, uid)) {
+                if (s->gone.n >= STORE_GONE_MAX)
+                        return -ENOSPC;
+                key = strdup(uid);
+                if (!key)
+                        return -ENOMEM;
+                r = strmap_put(&s->gone, key, key);
+                if (r < 0) {
+                        free(key);
+                        return r;
+                }
+        }
+        r = store_pod_remove(s, uid);
+        return r == -ENOENT ? 0 : r;
+}
+
+int store_pods_restore(Store *s, StorePod **pods, size_t n) {
+        int r = 0;
+
+        if (!s || (!pods && n > 0))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                StorePod *p = TAKE_PTR(pods[i]);
+                p->unconfirmed = true;
+                int k = apply_pod(s, p);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        free(pods);
+        return r;
 }
 
 int store_pods_replace(Store *s, StorePod **pods, size_t n) {
@@ -513,6 +602,12 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
         if (!s || isempty(name))
                 return -EINVAL;
         n = strmap_get(&s->namespaces, name);
+        if (n && n->unconfirmed) {
+                /* confirmed by the API server: the requests waiting for it look again */
+                n->unconfirmed = false;
+                s->changes.all_ips = true;
+                changes_mark(s);
+        }
         if (n) {
                 char *copy = NULL, **roles = NULL;
                 bool invalid;
@@ -621,6 +716,35 @@ out:
         return r;
 }
 
+int store_namespaces_restore(Store *s, const StoreNamespaceSpec *ns, size_t n) {
+        int r = 0;
+
+        if (!s || (!ns && n > 0))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                StoreNamespace *x;
+                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
+                                               ns[i].session_policies);
+                x = k >= 0 ? strmap_get(&s->namespaces, ns[i].name) : NULL;
+                if (x)
+                        x->unconfirmed = true;
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        if (!s->namespaces_known)
+                record_all_namespaces(s);
+        s->namespaces_known = true;
+        return r;
+}
+
+int store_namespace_forget(Store *s, const char *name) {
+        StoreNamespace *n = s && name ? strmap_get(&s->namespaces, name) : NULL;
+
+        if (!n || !n->unconfirmed)
+                return 0; /* a watch event or a list has spoken since: it is newer than a 404 */
+        return store_namespace_remove(s, name);
+}
+
 bool store_namespaces_known(const Store *s) {
         return s && s->namespaces_known;
 }
@@ -719,7 +843,16 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
                         return ret->error = NULL, -ENOMEM;
                 return 0;
         }
+        /* a pod restored from a snapshot and not confirmed yet loses to one the API server
+         * confirmed: the address has moved on (deleted while the daemon was down, reused) */
+        for (size_t i = 0; i < slot->n; i++)
+                if (!slot->pods[i]->unconfirmed)
+                        n_live++;
+        bool confirmed_only = n_live > 0;
+        n_live = 0;
         for (size_t i = 0; i < slot->n; i++) {
+                if (confirmed_only && slot->pods[i]->unconfirmed)
+                        continue;
                 if (slot->pods[i]->terminating) {
                         dying = slot->pods[i];
                         n_dying++;

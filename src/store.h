@@ -20,6 +20,9 @@
 #include "kube/kube-pod.h"
 #include "macro.h"
 
+/* Pods the API server said are gone (a live GET answered 404 or another uid) while a watch may
+ * still replay older events for them: at most the pods a snapshot restored. */
+#define STORE_GONE_MAX 4096
 /* Pods sharing one IP on one node: at most a terminating pod or two and its successor. 16 is
  * far past any real overlap; beyond it the IP is treated as ambiguous rather than growing. */
 #define MAX_PODS_PER_IP 16
@@ -42,6 +45,7 @@ typedef struct StoreNamespace {
         char *session_policies_annotation; /* the raw session-policy-arns annotation, NULL when absent */
         char **session_policies;           /* parsed ARNs, sorted; NULL for none */
         bool session_policies_invalid;     /* the annotation breaks a rule: its pods get no credentials */
+        bool unconfirmed; /* restored from a snapshot: its pods wait until the API server confirms it */
 } StoreNamespace;
 
 typedef enum StorePodEvent {
@@ -114,6 +118,16 @@ static inline void store_pod_freep(StorePod **p) {
 int store_pod_update(Store *s, StorePod *pod);
 /* DELETED: -ENOENT when unknown. */
 int store_pod_remove(Store *s, const char *uid);
+/* Warm restarts (docs/warm-restart.md): the pods of a snapshot, marked unconfirmed (a lookup
+ * returns them, and the caller must have the API server confirm them before vouching for them; a
+ * confirmed pod at the same IP wins). A watch event or a live GET of the pod (store_pod_update())
+ * confirms it; a list replaces it. Takes the pods and the array. */
+int store_pods_restore(Store *s, StorePod **pods, size_t n);
+/* The API server said the pod is gone (404, or the name now has another uid): removed, and no
+ * later update of that uid (an older event replayed by a resumed watch) brings it back. */
+int store_pod_forget(Store *s, const char *uid);
+/* A pod update older than the one held (both resourceVersions integers, KEP-5504) is ignored. */
+
 /* A complete list (re-list): afterwards the store holds exactly these pods, as if DELETED
  * events had been applied for the others. Takes ownership of the pods and of the array. */
 int store_pods_replace(Store *s, StorePod **pods, size_t n);
@@ -123,6 +137,11 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
                            const char *session_policies);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
+/* Warm restarts: the namespaces of a snapshot, marked unconfirmed until an update (a watch event,
+ * a live GET, a list) confirms each; the list counts as known. */
+int store_namespaces_restore(Store *s, const StoreNamespaceSpec *ns, size_t n);
+/* A live GET said the namespace is gone: removed if it is still unconfirmed. */
+int store_namespace_forget(Store *s, const char *name);
 /* False until a namespace list was applied, and again after store_namespaces_unavailable()
  * (the credentials may not read namespaces): restrictions must then deny. */
 bool store_namespaces_known(const Store *s);

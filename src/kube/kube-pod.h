@@ -23,7 +23,9 @@ typedef struct KubePod {
         char *external_id;     /* the external-id annotation; NULL when absent */
         char *service_account; /* spec.serviceAccountName; NULL when absent */
         char **ips;            /* status.podIP and status.podIPs, no duplicates; NULL when none */
-        bool indexed;          /* the store's mark: it indexes the pod by IP (never set here) */
+        char *resource_version; /* metadata.resourceVersion; NULL when absent */
+        bool unconfirmed; /* restored from a snapshot: not vouched for until the API server confirms it */
+        bool indexed;     /* the store's mark: it indexes the pod by IP (never set here) */
 } KubePod;
 
 /* A pod from its identity; phase "", no IPs. */
