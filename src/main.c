@@ -636,7 +636,8 @@ static void wake_requests(const char *ip, void *userdata) {
 static int on_turn(sd_event_source *s, void *userdata) {
         Daemon *d = userdata;
 
-        (void) pod_roles_dispatch(d->pod_roles, wake_requests, d);
+        if (pod_roles_dispatch(d->pod_roles, wake_requests, d))
+                warm_start_changed(d->warm); /* the view changed: worth a snapshot */
         if (d->status_changed) {
                 d->status_changed = false;
                 update_status(d);
@@ -912,6 +913,13 @@ static int setup_pods(Daemon *d) {
         r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        if (warm_start_snapshot(d->warm)) {
+                size_t n = warm_start_restore_view(d->warm, d->store, d->kube);
+                log_info(
+                        "Restored %zu pod(s) from the snapshot, each served once the API server confirms it",
+                        n);
+        }
+        warm_start_keep_view(d->warm, d->store, d->kube);
 
         r = imds_service_new(&(const ImdsServiceDeps){ .event = d->event,
                                                        .config = &d->config,

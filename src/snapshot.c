@@ -44,20 +44,27 @@ Snapshot *snapshot_free(Snapshot *s) {
                 credentials_unref(s->creds[i].creds);
         }
         free(s->creds);
-        free(s->pods_rv);
-        for (size_t i = 0; i < s->n_pods; i++)
-                kube_pod_free(s->pods[i]);
+        s->pods_rv = mfree(s->pods_rv);
+        s->namespaces_rv = mfree(s->namespaces_rv);
+        snapshot_clear_view(s);
         free(s->pods);
-        free(s->namespaces_rv);
-        for (size_t i = 0; i < s->n_namespaces; i++) {
-                free(s->namespaces[i].name);
-                free(s->namespaces[i].annotation);
-                free(s->namespaces[i].session_tags);
-                free(s->namespaces[i].session_policies);
-        }
         free(s->namespaces);
         free(s);
         return NULL;
+}
+
+void snapshot_clear_view(Snapshot *s) {
+        if (!s->pods_rv)
+                for (; s->n_pods > 0; s->n_pods--)
+                        s->pods[s->n_pods - 1] = kube_pod_free(s->pods[s->n_pods - 1]);
+        if (!s->namespaces_rv)
+                for (; s->n_namespaces > 0; s->n_namespaces--) {
+                        SnapshotNamespace *n = &s->namespaces[s->n_namespaces - 1];
+                        free(n->name);
+                        free(n->annotation);
+                        free(n->session_tags);
+                        free(n->session_policies);
+                }
 }
 
 int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv) {

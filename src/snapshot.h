@@ -107,6 +107,8 @@ int snapshot_add_credentials(Snapshot *s, const CredsKey *key, Credentials *cred
 
 /* The view: pods_rv and namespaces_rv (either may be NULL: that resource is not kept). */
 int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv);
+/* Frees the pods when pods_rv is NULL, the namespaces when namespaces_rv is: a view not kept. */
+void snapshot_clear_view(Snapshot *s);
 /* Copies pod. -E2BIG beyond SNAPSHOT_PODS_MAX. */
 int snapshot_add_pod(Snapshot *s, const KubePod *pod);
 /* -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */

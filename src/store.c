@@ -898,6 +898,14 @@ void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata) {
         fn(e->value, userdata);
 }
 
+void store_foreach_namespace(const Store *s, void (*fn)(const StoreNamespace *ns, void *userdata),
+                             void *userdata) {
+        if (!s || !fn || !s->namespaces_known)
+                return;
+        STRMAP_FOREACH(e, &s->namespaces)
+        fn(e->value, userdata);
+}
+
 size_t store_n_pods(const Store *s) {
         return s ? s->pods.n : 0;
 }

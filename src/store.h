@@ -171,6 +171,9 @@ const StoreNamespace *store_get_namespace(Store *s, const char *name);
 typedef void (*store_pod_visitor_t)(const StorePod *pod, void *userdata);
 void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata);
 size_t store_n_pods(const Store *s);
+/* Calls fn for every namespace (the list known, else none); fn must not change the store. */
+void store_foreach_namespace(const Store *s, void (*fn)(const StoreNamespace *ns, void *userdata),
+                             void *userdata);
 size_t store_n_namespaces(const Store *s);
 
 /* kube2iam's /debug/store body: {"namespaceByIP":{},"rolesByIP":{},"rolesByNamespace":{}},

@@ -26,6 +26,8 @@ typedef struct KubeSink {
         int (*pod_upsert)(KubePod *pod, void *userdata);
         /* DELETED: -ENOENT when unknown (not an error for the client). */
         int (*pod_delete)(const char *uid, void *userdata);
+        /* A live GET said a pod restored from a snapshot is gone (404, or another uid has its name). */
+        int (*pod_forget)(const char *uid, void *userdata);
         /* A complete list: afterwards exactly these pods are known. Takes the pods and the array. */
         int (*pods_replace)(KubePod **pods, size_t n, void *userdata);
         /* Whether the pods may be answered for (false while the list cannot be refreshed past
@@ -34,6 +36,8 @@ typedef struct KubeSink {
 
         int (*namespace_upsert)(const KubeNamespace *ns, void *userdata);
         int (*namespace_delete)(const char *name, void *userdata);
+        /* A live GET said a namespace restored from a snapshot is gone (404). */
+        int (*namespace_forget)(const char *name, void *userdata);
         int (*namespaces_replace)(const KubeNamespace *ns, size_t n, void *userdata);
         /* The credentials may not read namespaces (403): every namespace restriction denies. */
         void (*namespaces_unavailable)(void *userdata);

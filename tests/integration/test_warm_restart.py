@@ -165,3 +165,168 @@ def test_tagged_and_pod_named_sessions_survive_a_restart_without_an_sts_call(nod
             assert run.cleanup() is None
     finally:
         store.close()
+
+
+# ---- the pod and namespace view: restored unconfirmed, the watches resumed (docs/warm-restart.md) ----
+
+POD_PATH = "/api/v1/namespaces/default/pods/app"
+
+
+def debug_store(d):
+    r, body = get(d, "/debug/store")
+    assert r.status == 200, body
+    return json.loads(body)
+
+
+def run_then_stop(node_env, store, runtime_dir, runs, extra=()):
+    """A first run that served the pod and stored a snapshot holding its credentials and the view."""
+    uid = node_env.add_pod("app", POD_IP, role="app-role")
+    d = start(node_env, store, runtime_dir, extra=("--debug", *extra))
+    runs.append(d)
+    r, body = get(d, CREDS, source=POD_IP)
+    assert r.status == 200, body
+    wait_until(lambda: any(b"app-role" in store.stored(fd) and uid.encode() in store.stored(fd)
+                           for fd in store.snapshot()), what="a snapshot with the role and the pod")
+    assert d.stop() == 0
+    store.clear_messages()
+    return uid
+
+
+def restart(node_env, store, runtime_dir, runs, extra=()):
+    """The next run; returns it and the API server's request count when it started."""
+    mark = len(node_env.api.requests)
+    d = start(node_env, store, runtime_dir, wait_synced=False, extra=("--debug", *extra))
+    runs.append(d)
+    return d, mark
+
+
+def requests_since(node_env, mark):
+    with node_env.api.lock:
+        return list(node_env.api.requests[mark:])
+
+
+def lists_since(node_env, mark):
+    return [p for (m, p, _) in requests_since(node_env, mark)
+            if p.split("?")[0] in ("/api/v1/pods", "/api/v1/namespaces") and "watch=1" not in p]
+
+
+def gets_since(node_env, mark, path=POD_PATH):
+    return [p for (m, p, _) in requests_since(node_env, mark) if p == path]
+
+
+def finish(runs, node_env):
+    for run in runs:
+        assert_no_secrets(run.output(), node_env)
+        assert run.cleanup() is None
+
+
+def test_warm_start_makes_no_list_and_a_get_confirms_the_restored_pod(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        run_then_stop(node_env, store, str(tmp_path), runs)
+        before = sts_calls(node_env)
+        d2, mark = restart(node_env, store, str(tmp_path), runs)
+        assert any("1 pod(s) to confirm" in s for s in status(store)), status(store)
+        r, body = get(d2, CREDS, source=POD_IP)
+        assert r.status == 200, body
+        assert len(gets_since(node_env, mark)) == 1  # the live GET that vouched for it
+        assert sts_calls(node_env) == before
+        # both watches resumed from the snapshot's resourceVersions: no list at all
+        wait_until(lambda: node_env.api.n_watches("pods") >= 1 and node_env.api.n_watches("namespaces") >= 1,
+                   what="both watches")
+        lists = lists_since(node_env, mark)
+        print(f"\nlist requests on a warm start: {len(lists)}")
+        assert lists == [], lists
+        finish(runs, node_env)
+    finally:
+        store.close()
+
+
+def test_get_404_for_a_restored_pod_is_never_served(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        uid = run_then_stop(node_env, store, str(tmp_path), runs)
+        node_env.api.delete_pod(uid, silently=True)  # no event: only the GET can tell
+        d2, mark = restart(node_env, store, str(tmp_path), runs)
+        r, body = get(d2, CREDS, source=POD_IP)
+        assert r.status == 404, body
+        assert len(gets_since(node_env, mark)) >= 1
+        assert POD_IP not in debug_store(d2)["rolesByIP"]
+        finish(runs, node_env)
+    finally:
+        store.close()
+
+
+def test_deletion_while_down_is_replayed_before_the_pod_is_vouched_for(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        uid = run_then_stop(node_env, store, str(tmp_path), runs)
+        node_env.api.delete_pod(uid)
+        # its address reused by a pod of another namespace with another role
+        node_env.api.add_namespace("other")
+        node_env.add_pod("intruder", POD_IP, role="other-role", namespace="other")
+        d2, mark = restart(node_env, store, str(tmp_path), runs)
+        wait_until(lambda: debug_store(d2)["namespaceByIP"].get(POD_IP) == "other",
+                   what="the replayed deletion and addition")
+        assert gets_since(node_env, mark) == []  # the watch said it, not a GET
+        r, body = get(d2, CREDS, source=POD_IP)
+        assert r.status != 200 or b"other-role" not in body  # never the old role
+        r, body = get(d2, "/latest/meta-data/iam/security-credentials/", source=POD_IP)
+        assert r.status == 200 and body == b"other-role", body
+        assert lists_since(node_env, mark) == []
+        finish(runs, node_env)
+    finally:
+        store.close()
+
+
+def test_annotation_change_while_down_is_replayed(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        uid = run_then_stop(node_env, store, str(tmp_path), runs)
+        node_env.api.update_pod(uid, role="new-role")
+        d2, mark = restart(node_env, store, str(tmp_path), runs)
+        wait_until(lambda: debug_store(d2)["rolesByIP"].get(POD_IP) == "new-role", what="the replayed change")
+        r, body = get(d2, "/latest/meta-data/iam/security-credentials/", source=POD_IP)
+        assert r.status == 200 and body == b"new-role", body
+        assert gets_since(node_env, mark) == []  # a watch event confirms the pod too
+        r, _ = get(d2, CREDS, source=POD_IP)
+        assert r.status == 403  # the old role is no longer the pod's
+        finish(runs, node_env)
+    finally:
+        store.close()
+
+
+def test_410_on_resume_relists_and_drops_the_restored_pods(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        uid = run_then_stop(node_env, store, str(tmp_path), runs)
+        node_env.api.delete_pod(uid, silently=True)
+        node_env.api.compact()  # the snapshot's resourceVersion is too old now
+        d2, mark = restart(node_env, store, str(tmp_path), runs)
+        wait_until(lambda: lists_since(node_env, mark), what="a list after the 410")
+        wait_until(lambda: POD_IP not in debug_store(d2)["rolesByIP"], what="the restored pod dropped")
+        assert gets_since(node_env, mark) == []
+        r, _ = get(d2, CREDS, source=POD_IP)
+        assert r.status == 404
+        finish(runs, node_env)
+    finally:
+        store.close()
+
+
+def test_namespace_restriction_changed_while_down_is_not_served_from_the_snapshot(node_env, tmp_path):
+    store, runs = FdStore(), []
+    allowed = {"iam.amazonaws.com/allowed-roles": json.dumps(["app-role"])}
+    try:
+        node_env.api.add_namespace("default", annotations=allowed)
+        run_then_stop(node_env, store, str(tmp_path), runs, extra=("--namespace-restrictions",))
+        # while down the namespace stops allowing the role; no event reaches the next run
+        with node_env.api.lock:
+            node_env.api.namespaces["default"]["metadata"]["annotations"] = {
+                "iam.amazonaws.com/allowed-roles": json.dumps(["another-role"])}
+        d2, mark = restart(node_env, store, str(tmp_path), runs, extra=("--namespace-restrictions",))
+        r, _ = get(d2, CREDS, source=POD_IP)
+        assert r.status == 404  # the live GET of the namespace decided, not the snapshot
+        assert gets_since(node_env, mark, "/api/v1/namespaces/default") != []
+        finish(runs, node_env)
+    finally:
+        store.close()
