@@ -176,3 +176,58 @@ TEST(snapshot_unsealed_memfd_is_refused) {
         ASSERT_ERROR(snapshot_from_memfd(fd, &back, NULL), -EPERM);
         ASSERT_NULL(back);
 }
+
+TEST(snapshot_view_round_trips_pods_namespaces_and_versions) {
+        _cleanup_(snapshot_freep) Snapshot *s = make_snapshot(), *back = NULL;
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        ASSERT_NOT_NULL(s);
+        ASSERT_OK(kube_pod_new("uid-1", "payments", "api-0", &p));
+        ASSERT_OK(kube_pod_add_ip(p, "10.0.0.7"));
+        ASSERT_OK(kube_pod_add_ip(p, "fd00::7"));
+        p->role = strdup("app-role");
+        p->resource_version = strdup("4711");
+        p->terminating = true;
+        ASSERT_OK(snapshot_set_view(s, "5000", "5001"));
+        ASSERT_OK(snapshot_add_pod(s, p));
+        ASSERT_OK(snapshot_add_namespace(s, "payments", "[\"app-role\"]", NULL,
+                                         "[\"arn:aws:iam::aws:policy/X\"]"));
+        encode(s, &buf, &n);
+        ASSERT_OK(snapshot_decode(buf, n, &back));
+        ASSERT_STREQ(back->pods_rv, "5000");
+        ASSERT_STREQ(back->namespaces_rv, "5001");
+        ASSERT_UEQ(back->n_pods, 1);
+        ASSERT_STREQ(back->pods[0]->uid, "uid-1");
+        ASSERT_STREQ(back->pods[0]->role, "app-role");
+        ASSERT_NULL(back->pods[0]->external_id);
+        ASSERT_STREQ(back->pods[0]->resource_version, "4711");
+        ASSERT_TRUE(back->pods[0]->terminating);
+        ASSERT_FALSE(back->pods[0]->host_network);
+        ASSERT_STREQ(back->pods[0]->ips[1], "fd00::7");
+        ASSERT_UEQ(back->n_namespaces, 1);
+        ASSERT_STREQ(back->namespaces[0].annotation, "[\"app-role\"]");
+        ASSERT_NULL(back->namespaces[0].session_tags);
+        ASSERT_STREQ(back->namespaces[0].session_policies, "[\"arn:aws:iam::aws:policy/X\"]");
+}
+
+TEST(snapshot_view_not_kept_leaves_its_objects_out) {
+        _cleanup_(snapshot_freep) Snapshot *s = make_snapshot(), *back = NULL;
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        ASSERT_NOT_NULL(s);
+        ASSERT_OK(kube_pod_new("uid-1", "default", "app", &p));
+        ASSERT_OK(snapshot_set_view(s, "5000", NULL));
+        ASSERT_OK(snapshot_add_pod(s, p));
+        ASSERT_OK(snapshot_add_namespace(s, "default", NULL, NULL, NULL));
+        snapshot_clear_view(s); /* namespaces were being listed: not kept */
+        ASSERT_UEQ(s->n_namespaces, 0);
+        ASSERT_UEQ(s->n_pods, 1);
+        encode(s, &buf, &n);
+        ASSERT_OK(snapshot_decode(buf, n, &back));
+        ASSERT_NULL(back->namespaces_rv);
+        ASSERT_UEQ(back->n_pods, 1);
+}
