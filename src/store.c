@@ -300,29 +300,29 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
                str_equal_null(a->service_account, b->service_account) && strv_equal(a->ips, b->ips);
 }
 
-/* A resourceVersion as the integer Kubernetes 1.35 lets clients compare (KEP-5504); false when it
- * is not one (older servers promise nothing but equality). */
-static bool rv_parse(const char *rv, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (isempty(rv) || strlen(rv) > 19 || (rv[0] == '0' && rv[1]))
+/* A resourceVersion as Kubernetes 1.35 lets clients compare them (KEP-5504, client-go's
+ * CompareResourceVersion): a positive decimal integer of any length without leading zeros. */
+static bool rv_comparable(const char *rv) {
+        if (isempty(rv) || rv[0] == '0')
                 return false;
-        for (const char *p = rv; *p; p++) {
+        for (const char *p = rv; *p; p++)
                 if (*p < '0' || *p > '9')
                         return false;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        *ret = v;
         return true;
 }
 
-/* new is older than what the store holds: both versions are integers and new's is lower. A live
+/* new is older than what the store holds: both versions are comparable and new's is lower. A live
  * GET can be ahead of the watch replaying what happened while the daemon was down; its answer is
- * not undone by an older event. When either version is not an integer the event is applied: the
- * watch is in order and ends at the newest state. */
+ * not undone by an older event. When either version is not comparable (a server before 1.35 only
+ * promises equality) the update is applied: the watch is in order and ends at the newest state. */
 static bool pod_older(const StorePod *old, const StorePod *new) {
-        uint64_t a, b;
-        return old && rv_parse(old->resource_version, &a) && rv_parse(new->resource_version, &b) && b < a;
+        size_t a, b;
+
+        if (!old || !rv_comparable(old->resource_version) || !rv_comparable(new->resource_version))
+                return false;
+        a = strlen(old->resource_version);
+        b = strlen(new->resource_version);
+        return b < a || (b == a && strcmp(new->resource_version, old->resource_version) < 0);
 }
 
 /* The same pod in the same state: the old object stays. Confirming a restored pod records its IPs,

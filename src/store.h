@@ -126,7 +126,8 @@ int store_pods_restore(Store *s, StorePod **pods, size_t n);
 /* The API server said the pod is gone (404, or the name now has another uid): removed, and no
  * later update of that uid (an older event replayed by a resumed watch) brings it back. */
 int store_pod_forget(Store *s, const char *uid);
-/* A pod update older than the one held (both resourceVersions integers, KEP-5504) is ignored. */
+/* A pod update older than the one held (both resourceVersions comparable integers, KEP-5504) is
+ * ignored. */
 
 /* A complete list (re-list): afterwards the store holds exactly these pods, as if DELETED
  * events had been applied for the others. Takes ownership of the pods and of the array. */

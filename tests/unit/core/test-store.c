@@ -356,6 +356,11 @@ TEST(store_older_update_is_ignored_when_both_versions_are_integers) {
         ASSERT_STREQ(role_for(s, "10.0.0.1"), "later-role");
         ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "newer-role", "130")));
         ASSERT_STREQ(role_for(s, "10.0.0.1"), "newer-role");
+        /* no length limit: compared as numbers */
+        ASSERT_OK(
+                store_pod_update(s, pod_at("a", "10.0.0.1", "long-role", "123456789012345678901234567890")));
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "short-role", "999")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "long-role");
 }
 
 TEST(store_forgotten_pod_is_not_brought_back_by_a_replayed_event) {
