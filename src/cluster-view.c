@@ -161,6 +161,12 @@ static void sink_namespaces_unavailable(void *userdata) {
         store_namespaces_unavailable(v->store);
 }
 
+static void sink_progress(void *userdata) {
+        ClusterView *v = userdata;
+        if (v->progress)
+                v->progress(v->userdata);
+}
+
 static void sink_state_changed(void *userdata) {
         cluster_view_update(userdata);
 }
@@ -181,6 +187,7 @@ void cluster_view_init(ClusterView *v, Store *store, const Config *c, cluster_vi
                                       .namespace_forget = sink_namespace_forget,
                                       .namespaces_replace = sink_namespaces_replace,
                                       .namespaces_unavailable = sink_namespaces_unavailable,
+                                      .progress = sink_progress,
                                       .state_changed = sink_state_changed,
                                       .userdata = v } };
 }

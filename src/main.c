@@ -814,7 +814,7 @@ static int setup_loop(Daemon *d) {
         return 0;
 }
 
-static void on_creds_changed(void *userdata) {
+static void on_worth_a_snapshot(void *userdata) {
         Daemon *d = userdata;
         warm_start_changed(d->warm);
 }
@@ -850,7 +850,7 @@ static int setup_credentials(Daemon *d) {
                 size_t n = warm_start_restore_creds(d->warm, d->creds);
                 log_info("Restored %zu credential set(s) still valid from the snapshot", n);
         }
-        creds_set_on_change(d->creds, on_creds_changed, d);
+        creds_set_on_change(d->creds, on_worth_a_snapshot, d);
         return 0;
 }
 
@@ -910,6 +910,7 @@ static int setup_pods(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the proxy's metrics: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);
+        d->view.progress = on_worth_a_snapshot; /* a bookmark: the next snapshot resumes from later */
         r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");

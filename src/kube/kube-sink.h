@@ -42,6 +42,9 @@ typedef struct KubeSink {
         /* The credentials may not read namespaces (403): every namespace restriction denies. */
         void (*namespaces_unavailable)(void *userdata);
 
+        /* A bookmark moved a watch's resourceVersion on without a change (may be NULL): what a warm
+         * restart resumes from can be newer. */
+        void (*progress)(void *userdata);
         /* The sync state (kube_client_state()), or the error it reports, changed. */
         void (*state_changed)(void *userdata);
         void *userdata;

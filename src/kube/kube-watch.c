@@ -383,6 +383,8 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
                             strna(ev->message));
                 return -EPROTO;
         case WATCH_EVENT_BOOKMARK:
+                if (w->sink->progress)
+                        w->sink->progress(w->sink->userdata);
                 break;
         case WATCH_EVENT_ADDED:
         case WATCH_EVENT_MODIFIED:
