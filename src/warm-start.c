@@ -171,11 +171,22 @@ const Snapshot *warm_start_snapshot(const WarmStart *w) {
         return w->snapshot;
 }
 
+/* The fault point of the crash-at-restore test (WARM_START_FAULT_CRASH_AT_RESTORE). */
+static void restore_fault_point(const WarmStart *w) {
+#if KUBE2IAM_TEST_FAULTS
+        if (streq(w->snapshot->build, WARM_START_FAULT_CRASH_AT_RESTORE)) {
+                log_error("Test fault point: aborting in the middle of the restore");
+                abort();
+        }
+#endif
+}
+
 size_t warm_start_restore_creds(WarmStart *w, Creds *c) {
         size_t n = 0;
 
         if (!w->snapshot)
                 return 0;
+        restore_fault_point(w);
         for (size_t i = 0; i < w->snapshot->n_creds; i++) {
                 const SnapshotCredentials *e = &w->snapshot->creds[i];
                 CredsKey key = { .role_arn = e->role_arn,

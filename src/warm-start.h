@@ -26,6 +26,10 @@ typedef struct WarmStart WarmStart;
 #define WARM_START_COALESCE_USEC (1 * USEC_PER_SEC)
 /* How long to wait for PID 1 to confirm it dropped the snapshot before restoring from it. */
 #define WARM_START_BARRIER_USEC (5 * USEC_PER_SEC)
+/* -Dtest_faults=true builds only: a snapshot written by this "build" aborts the daemon in the middle
+ * of its restore (after the marker is written), as a snapshot that crashes the daemon would. The
+ * parser accepts it like any other; release builds compile the fault point out. */
+#define WARM_START_FAULT_CRASH_AT_RESTORE "test-fault: crash at restore"
 /* The restore marker's name under $RUNTIME_DIRECTORY. */
 #define WARM_START_MARKER "snapshot-restoring"
 

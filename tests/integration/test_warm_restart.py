@@ -4,9 +4,11 @@ for PID 1's notify socket keeps what the daemon stores (FDSTORE=1, FDNAME=, FDST
 and hands it to the next run the way systemd does (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID). The
 same behaviour under the real systemd 252 is proven by tests/nspawn."""
 
+import hashlib
 import json
 import os
 import fcntl
+import struct
 import time
 
 import pytest
@@ -328,5 +330,78 @@ def test_namespace_restriction_changed_while_down_is_not_served_from_the_snapsho
         assert r.status == 404  # the live GET of the namespace decided, not the snapshot
         assert gets_since(node_env, mark, "/api/v1/namespaces/default") != []
         finish(runs, node_env)
+    finally:
+        store.close()
+
+
+# ---- a snapshot that really crashes the restore (-Dtest_faults=true builds) ----
+
+CRASH_BUILD = b"test-fault: crash at restore"  # WARM_START_FAULT_CRASH_AT_RESTORE
+
+
+def built_with_test_faults():
+    path = os.path.join(os.environ.get("KUBE2IAM_BUILD_DIR", "build"), "meson-info", "intro-buildoptions.json")
+    try:
+        with open(path) as f:
+            return any(o["name"] == "test_faults" and o["value"] is True for o in json.load(f))
+    except OSError:
+        return False
+
+
+def with_build(data, build):
+    """The snapshot data re-encoded as written by build: the same records, a valid checksum."""
+    head = 8 + 4
+    (n,) = struct.unpack_from("<I", data, head)
+    body = data[:head] + struct.pack("<I", len(build)) + build + data[head + 4 + n:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def sealed_memfd(data):
+    mfd = os.memfd_create("crafted", os.MFD_ALLOW_SEALING)
+    os.write(mfd, data)
+    fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+                | fcntl.F_SEAL_SEAL)
+    return mfd
+
+
+def put_snapshot(store, data):
+    with store.lock:
+        for _, fd in store.fds:
+            os.close(fd)
+        store.fds = [("snapshot", sealed_memfd(data))]
+
+
+@pytest.mark.skipif(not built_with_test_faults(), reason="needs a -Dtest_faults=true build (scripts/test.sh has one)")
+def test_snapshot_that_crashes_the_restore_is_dropped_by_the_next_start(node_env, tmp_path):
+    store, runs = FdStore(), []
+    try:
+        d = first_run(node_env, store, str(tmp_path), runs)
+        assert d.stop() == 0
+        crash = with_build(store.stored(store.snapshot()[0]), CRASH_BUILD)
+        put_snapshot(store, crash)
+        store.clear_messages()
+        env, fds = store.handoff_env()
+        env["RUNTIME_DIRECTORY"] = str(tmp_path)
+        d2 = Daemon(node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}"), env=env, notify=store,
+                    wait=False, fds=fds)
+        runs.append(d2)
+        assert d2.proc.wait(timeout=30) != 0  # aborted inside the restore
+        assert "Test fault point: aborting in the middle of the restore" in d2.output()
+        store.sync()
+        # consumed once: PID 1 dropped it before the restore began ...
+        assert store.snapshot() == []
+        # ... and the marker names it, for when PID 1 had not read FDSTOREREMOVE yet: hand it over again
+        assert (tmp_path / "snapshot-restoring").read_text() == crash[-32:].hex()
+        put_snapshot(store, crash)
+        before = sts_calls(node_env)
+        d3 = start(node_env, store, str(tmp_path))
+        runs.append(d3)
+        assert any("cold start (snapshot dropped: it crashed the previous start)" in s for s in status(store)), \
+            status(store)
+        assert not (tmp_path / "snapshot-restoring").exists()
+        assert get(d3, CREDS, source=POD_IP)[0].status == 200
+        assert sts_calls(node_env) == before + 1  # cold: nothing of the crashing snapshot was used
+        for run in runs:
+            assert run.cleanup() is None
     finally:
         store.close()
