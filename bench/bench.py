@@ -32,6 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "fakes"))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+from fake_imds import MAC  # noqa: E402
 from node_env import BASE_ARN, NodeEnv  # noqa: E402
 
 _handle_error = socketserver.BaseServer.handle_error
@@ -52,6 +53,8 @@ SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "sta
 CRED_ROLE = "bench-role"
 CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
 PROXIED_PATH = "/latest/meta-data/instance-id"
+# forwarded, not fixed: kept for its 1 s TTL, concurrent GETs share one upstream request
+PROXIED_TTL_PATH = f"/latest/meta-data/network/interfaces/macs/{MAC}/subnet-id"
 # Quiet, and fast to give up on unknown addresses (the first-request rows use fresh addresses).
 DAEMON_FLAGS = ["--log-level=warning", "--backoff-max-elapsed-time=2s", "--backoff-max-interval=100ms",
                 f"--base-role-arn={BASE_ARN}"]
@@ -154,7 +157,8 @@ class Daemon:
 class Nginx:
     """One nginx worker with one loopback server per entry of servers: each serves files
     ({path: bytes}) and proxies everything else to proxy (a loopback port) with keep-alive
-    upstream connections, as the daemon keeps its own."""
+    upstream connections, as the daemon keeps its own; "log": True keeps that server's access
+    log (requests(i, path) counts them)."""
 
     def __init__(self, servers):
         self.dir = tempfile.mkdtemp(prefix="k2i-bench-nginx-")
@@ -187,6 +191,8 @@ class Nginx:
 """)
             else:
                 blocks.append(f"    server {{ listen 127.0.0.1:{port}; root {www}; }}\n")
+            if srv.get("log"):
+                blocks[-1] = blocks[-1].replace(f"root {www};", f"root {www}; access_log {self.dir}/access{i}.log;", 1)
         temps = "".join(f"    {k}_temp_path {self.dir}/{k};\n" for k in
                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -214,6 +220,13 @@ http {{
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start: " + open(self.dir + "/error.log").read())
+
+    def requests(self, i, path):
+        try:
+            with open(os.path.join(self.dir, "access%d.log" % i)) as f:
+                return sum(1 for line in f if '"GET %s ' % path in line)
+        except FileNotFoundError:
+            return 0
 
     def stop(self):
         self.proc.send_signal(signal.SIGQUIT)
@@ -343,11 +356,15 @@ def section_load(a, R):
     try:
         env.add_pod("bench", "127.0.0.1", role=CRED_ROLE)
         instance_id = get(env.imds.port, PROXIED_PATH)[1]
-        up = Nginx([{"files": {PROXIED_PATH: instance_id}, "proxy": env.imds.port}])
+        subnet = get(env.imds.port, PROXIED_TTL_PATH)[1]
+        # the same files and upstream behind two servers: the daemon's logs what reaches it, the
+        # reference's (nginx proxy_pass, one upstream request per request) does not pay for a log
+        files = {PROXIED_PATH: instance_id, PROXIED_TTL_PATH: subnet}
+        up = Nginx([{"files": files, "proxy": env.imds.port, "log": True}, {"files": files, "proxy": env.imds.port}])
         d = Daemon(a.build, env, metadata_port=up.ports[0])
         st, body = get(d.port, CRED_PATH)
         assert st == 200, body
-        ref = Nginx([{"files": {CRED_PATH: body}}, {"proxy": up.ports[0]}])
+        ref = Nginx([{"files": {CRED_PATH: body}}, {"proxy": up.ports[1]}])
         assert get(ref.ports[0], CRED_PATH)[1] == body
         secs = a.seconds
         rows = []
@@ -374,13 +391,26 @@ def section_load(a, R):
             assert get(ref.ports[1], PROXIED_PATH) == (200, instance_id)
             k, n = pair(f"http://127.0.0.1:{d.port}{PROXIED_PATH}",
                         f"http://127.0.0.1:{ref.ports[1]}{PROXIED_PATH}", 32)
-            u = wrk(f"http://127.0.0.1:{up.ports[0]}{PROXIED_PATH}", 32, secs)
+            u = wrk(f"http://127.0.0.1:{up.ports[1]}{PROXIED_PATH}", 32, secs)
             rows.append({"what": "proxied (instance-id), keep-alive, 32 conns", "k2i": k, "ref": n,
                          "ref_name": "nginx proxy_pass", "ratio": k["rps"] / n["rps"]})
+            # forwarded and not fixed: what reached the upstream while the daemon was measured
+            assert get(d.port, PROXIED_TTL_PATH) == (200, subnet)
+            ks, ns, sent = [], [], 0
+            for _ in range(a.rounds):
+                before = up.requests(0, PROXIED_TTL_PATH)
+                ks.append(wrk(f"http://127.0.0.1:{d.port}{PROXIED_TTL_PATH}", 32, secs))
+                sent += up.requests(0, PROXIED_TTL_PATH) - before
+                ns.append(wrk(f"http://127.0.0.1:{ref.ports[1]}{PROXIED_TTL_PATH}", 32, secs))
+            k, n = median_run(ks), median_run(ns)
+            rows.append({"what": "proxied (subnet-id, 1 s TTL), keep-alive, 32 conns", "k2i": k, "ref": n,
+                         "ref_name": "nginx proxy_pass", "ratio": k["rps"] / n["rps"]})
+            R["proxied_ttl"] = {"path": PROXIED_TTL_PATH, "upstream": sent, "seconds": secs * a.rounds,
+                                "requests": sum(x["rps"] for x in ks) * secs}
             rows.append({"what": "  the upstream alone (nginx, static), 32 conns", "k2i": u, "ref": None,
                          "ref_name": "", "ratio": k["rps"] / u["rps"]})
             # the link-local budget: a pod flooding a path that is forwarded every time
-            flood = "/latest/meta-data/security-groups"
+            flood = "/latest/meta-data/public-ipv4"  # never kept
             env.imds.reset()
             f = wrk(f"http://127.0.0.1:{d.port}{flood}", 32, secs)
             sent = len([q for q in env.imds.requests() if q["path"] == flood])
@@ -650,9 +680,13 @@ def table(R):
             R["seconds"], R["rounds"]))
         L.append("  ref: nginx 1.22, one worker, same bytes from a file; proxied: nginx proxy_pass (upstream "
                  "keep-alive) to the same upstream; last row's ratio: k2i proxied / upstream alone")
+        t = R.get("proxied_ttl")
+        if t:
+            L.append("proxied subnet-id: the upstream saw %d requests in %d s of kube2iam runs (~%.0f requests "
+                     "answered; nginx proxy_pass sends one per request)" % (t["upstream"], t["seconds"], t["requests"]))
         b = R.get("budget")
         if b:
-            L.append("link-local budget: one pod floods security-groups (forwarded each time), 32 conns, %d s: "
+            L.append("link-local budget: one pod floods public-ipv4 (never kept, shared while in flight), 32 conns, %d s: "
                      "%.0f req/s answered, %d answered 429; upstream saw %d = %.1f req/s (bound: %d/s "
                      "daemon-wide after a burst of %d, %d/s per pod after %d)" % (
                          b["seconds"], b["rps"], b["throttled"], b["upstream"], b["upstream_rps"], 64, 256, 16, 128))

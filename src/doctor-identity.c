@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 #include <systemd/sd-event.h>
 
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sigv4.h"
 #include "aws/sts-client.h"

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "health.h"
 #include "log.h"
 

@@ -10,14 +10,14 @@
 #include <openssl/sha.h>
 
 #include "aws/credentials.h"
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/sts.h"
 #include "kube/kube-object.h"
 #include "config.h"
 #include "creds.h"
 #include "imds-service.h"
 #include "imds-surface.h"
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "kube/kube-client.h"
 #include "log.h"
 #include "metrics.h"
@@ -54,6 +54,7 @@ struct ImdsService {
         MetricFamily *m_remaining;              /* remaining lifetime of the credentials handed out */
         MetricFamily *m_wait;                   /* how long requests waited for their pod */
         MetricFamily *m_upstream, *m_throttled; /* the link-local budget (proxy.h) */
+        MetricFamily *m_joined, *m_kept;        /* single-flight and TTL hits (proxy.h) */
 };
 
 struct PodRequest {
@@ -879,13 +880,21 @@ static void forward_metadata(ImdsService *s, HttpRequest *req, const char *path,
                 extra[0] = (HttpHeader){ TOKEN_HEADER, upstream };
                 n_extra = 1;
         }
-        uint64_t sent = proxy_upstream_requests(s->d.proxy), throttled = proxy_throttled(s->d.proxy);
+        /* a fixed fact is kept for good; the rest for its path's TTL (docs/imds-surface.md) */
+        usec_t keep = !listing && imds_surface_immutable(path) ? USEC_INFINITY
+                                                               : imds_surface_ttl(path) * USEC_PER_SEC;
+        uint64_t sent = proxy_upstream_requests(s->d.proxy), throttled = proxy_throttled(s->d.proxy),
+                 joined = proxy_joined(s->d.proxy), kept = proxy_kept_hits(s->d.proxy);
         proxy_forward(s->d.proxy, req, path, extra, n_extra, drop, listing ? filter_listing : NULL,
-                      s->d.config, !listing && imds_surface_immutable(path));
+                      s->d.config, keep);
         if (s->m_upstream && proxy_upstream_requests(s->d.proxy) > sent)
                 (void) metrics_counter_inc(s->m_upstream, NULL);
         if (s->m_throttled && proxy_throttled(s->d.proxy) > throttled)
                 (void) metrics_counter_inc(s->m_throttled, NULL);
+        if (s->m_joined && proxy_joined(s->d.proxy) > joined)
+                (void) metrics_counter_inc(s->m_joined, NULL);
+        if (s->m_kept && proxy_kept_hits(s->d.proxy) > kept)
+                (void) metrics_counter_inc(s->m_kept, NULL);
         if (upstream)
                 explicit_bzero(upstream, strlen(upstream));
 }
@@ -1034,10 +1043,22 @@ int imds_service_new(const ImdsServiceDeps *deps, ImdsService **ret) {
                                 deps->metrics, "kube2iam_imds_upstream_throttled_total",
                                 "Proxied requests answered 429: the link-local budget was spent.",
                                 METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_throttled);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_imds_upstream_joined_total",
+                                               "Proxied GETs answered by the upstream request already in "
+                                               "flight for their path (single-flight).",
+                                               METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_joined);
+                if (r >= 0)
+                        r = metrics_add_family(deps->metrics, "kube2iam_imds_upstream_ttl_hits_total",
+                                               "Proxied GETs answered from an upstream answer kept for its "
+                                               "path's TTL.",
+                                               METRIC_COUNTER, NULL, NULL, 0, 0, &s->m_kept);
                 if (r < 0)
                         return r;
                 (void) metrics_touch(s->m_upstream, NULL);
                 (void) metrics_touch(s->m_throttled, NULL);
+                (void) metrics_touch(s->m_joined, NULL);
+                (void) metrics_touch(s->m_kept, NULL);
                 (void) metrics_touch(s->m_not_in_cache, NULL);
                 (void) metrics_touch(s->m_dup, NULL);
                 (void) metrics_touch(s->m_dup_success, NULL);

@@ -4,15 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "imds-surface.h"
 #include "roles.h"
 
 #define E(p, m, v) \
-        { p, IMDS_SURFACE_##m, IMDS_SURFACE_##v, false }
+        { p, IMDS_SURFACE_##m, IMDS_SURFACE_##v, false, IMDS_SURFACE_TTL_NEVER }
 /* FORWARD, and fixed for the life of the instance (a stop and start restarts the daemon too) */
 #define FIXED(p, m) \
-        { p, IMDS_SURFACE_##m, IMDS_SURFACE_FORWARD, true }
+        { p, IMDS_SURFACE_##m, IMDS_SURFACE_FORWARD, true, IMDS_SURFACE_TTL_NEVER }
+/* FORWARD; an upstream 200 answer is reused for IMDS_SURFACE_TTL_<ttl> seconds */
+#define FWD(p, m, ttl) \
+        { p, IMDS_SURFACE_##m, IMDS_SURFACE_FORWARD, false, IMDS_SURFACE_TTL_##ttl }
 
 /* AWS's documented instance-metadata categories (EC2 User Guide, "Instance metadata categories"
  * and "Dynamic data categories") and what each gets; docs/imds-surface.md says why per entry. */
@@ -31,36 +35,42 @@ static const ImdsSurfaceEntry table[] = {
         FIXED("meta-data/ami-launch-index", EXACT),
         FIXED("meta-data/ami-manifest-path", EXACT),
         FIXED("meta-data/ancestor-ami-ids", EXACT),
-        E("meta-data/autoscaling/target-lifecycle-state", EXACT, FORWARD),
-        E("meta-data/block-device-mapping", TREE, FORWARD),
-        E("meta-data/elastic-gpus", TREE, FORWARD),
-        E("meta-data/elastic-inference", TREE, FORWARD),
-        E("meta-data/events", TREE, FORWARD),
+        FWD("meta-data/autoscaling/target-lifecycle-state", EXACT, NEVER),
+        FWD("meta-data/block-device-mapping", TREE, LAUNCH),
+        FWD("meta-data/elastic-gpus", TREE, LAUNCH),
+        FWD("meta-data/elastic-inference", TREE, LAUNCH),
+        FWD("meta-data/events", TREE, NEVER),
         FIXED("meta-data/hostname", EXACT),
-        E("meta-data/instance-action", EXACT, FORWARD),
+        FWD("meta-data/instance-action", EXACT, NEVER),
         FIXED("meta-data/instance-id", EXACT),
         FIXED("meta-data/instance-life-cycle", EXACT),
         FIXED("meta-data/instance-type", EXACT),
-        E("meta-data/ipv6", EXACT, FORWARD),
+        FWD("meta-data/ipv6", EXACT, NEVER),
         FIXED("meta-data/kernel-id", EXACT),
         FIXED("meta-data/local-hostname", EXACT),
         FIXED("meta-data/local-ipv4", EXACT),
         FIXED("meta-data/mac", EXACT),
-        E("meta-data/metrics/vhostmd", EXACT, FORWARD),
-        E("meta-data/network/interfaces/macs", TREE, FORWARD),
+        FWD("meta-data/metrics/vhostmd", EXACT, LAUNCH),
+        /* an interface's public addresses ('*' is one path segment, the MAC) */
+        FWD("meta-data/network/interfaces/macs/*/ipv4-associations", TREE, NEVER),
+        FWD("meta-data/network/interfaces/macs/*/ipv6-prefix", EXACT, NEVER),
+        FWD("meta-data/network/interfaces/macs/*/ipv6s", EXACT, NEVER),
+        FWD("meta-data/network/interfaces/macs/*/public-hostname", EXACT, NEVER),
+        FWD("meta-data/network/interfaces/macs/*/public-ipv4s", EXACT, NEVER),
+        FWD("meta-data/network/interfaces/macs", TREE, SHORT),
         FIXED("meta-data/placement", TREE),
         FIXED("meta-data/product-codes", EXACT),
-        E("meta-data/public-hostname", EXACT, FORWARD),
-        E("meta-data/public-ipv4", EXACT, FORWARD),
-        E("meta-data/public-keys", TREE, FORWARD),
+        FWD("meta-data/public-hostname", EXACT, NEVER),
+        FWD("meta-data/public-ipv4", EXACT, NEVER),
+        FWD("meta-data/public-keys", TREE, LAUNCH),
         FIXED("meta-data/ramdisk-id", EXACT),
         FIXED("meta-data/reservation-id", EXACT),
-        E("meta-data/security-groups", EXACT, FORWARD),
-        E("meta-data/services", TREE, FORWARD),
-        E("meta-data/spot", TREE, FORWARD),
-        E("meta-data/tags/instance", TREE, FORWARD),
-        E("dynamic/fws/instance-monitoring", EXACT, FORWARD),
-        E("dynamic/instance-identity/document", EXACT, FORWARD),
+        FWD("meta-data/security-groups", EXACT, SHORT),
+        FWD("meta-data/services", TREE, LAUNCH),
+        FWD("meta-data/spot", TREE, NEVER),
+        FWD("meta-data/tags/instance", TREE, NEVER),
+        FWD("dynamic/fws/instance-monitoring", EXACT, SHORT),
+        FWD("dynamic/instance-identity/document", EXACT, LAUNCH),
         /* proof of being the node, and the node's bootstrap secrets: the operator's call */
         E("dynamic/instance-identity/pkcs7", EXACT, WITHHELD),
         E("dynamic/instance-identity/signature", EXACT, WITHHELD),
@@ -94,17 +104,36 @@ bool imds_surface_version_valid(const char *v) {
         return true;
 }
 
+/* How much of rel an entry's path matches from rel's start, '*' standing for one whole non-empty
+ * segment; -1 when it does not. */
+static ssize_t entry_prefix(const char *pat, const char *rel) {
+        const char *r = rel;
+
+        for (const char *p = pat; *p;)
+                if (*p == '*') {
+                        size_t seg = strcspn(r, "/");
+                        if (seg == 0)
+                                return -1;
+                        r += seg;
+                        p++;
+                } else if (*p++ != *r++)
+                        return -1;
+        return r - rel;
+}
+
 /* rel ("meta-data/x", "meta-data/x/", ...) against an entry; n: rel's length without a trailing '/' */
 static bool entry_matches(const ImdsSurfaceEntry *e, const char *rel, size_t n) {
-        size_t l = strlen(e->path);
+        ssize_t l = entry_prefix(e->path, rel);
 
+        if (l < 0)
+                return false;
         switch (e->match) {
         case IMDS_SURFACE_EXACT:
-                return streq(rel, e->path);
+                return rel[l] == '\0';
         case IMDS_SURFACE_DIR:
-                return n == l && strneq(rel, e->path, l);
+                return (size_t) l == n;
         case IMDS_SURFACE_TREE:
-                return strneq(rel, e->path, l) && (rel[l] == '\0' || rel[l] == '/');
+                return rel[l] == '\0' || rel[l] == '/';
         }
         return false;
 }
@@ -153,19 +182,34 @@ static const char *relative_path(const char *path) {
         return rel[0] == '/' ? NULL : rel; /* not clean: the router never hands this over */
 }
 
-bool imds_surface_immutable(const char *path) {
+/* The table entry that decides path (as for imds_surface_classify), NULL when none does. */
+static const ImdsSurfaceEntry *entry_of(const char *path) {
         const char *rel;
         size_t n;
 
         if (path[0] != '/' || strchr(path, ';') || !(rel = relative_path(path)))
-                return false;
+                return NULL;
         n = strlen(rel);
         if (n > 0 && rel[n - 1] == '/')
                 n--;
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (entry_matches(&table[i], rel, n))
-                        return table[i].verdict == IMDS_SURFACE_FORWARD && table[i].immutable;
-        return false;
+                        return &table[i];
+        return NULL;
+}
+
+bool imds_surface_immutable(const char *path) {
+        const ImdsSurfaceEntry *e = entry_of(path);
+        return e && e->verdict == IMDS_SURFACE_FORWARD && e->immutable;
+}
+
+unsigned imds_surface_ttl(const char *path) {
+        const ImdsSurfaceEntry *e = entry_of(path);
+
+        if (e)
+                return e->verdict == IMDS_SURFACE_FORWARD && !e->immutable ? e->ttl : IMDS_SURFACE_TTL_NEVER;
+        return imds_surface_classify(path, NULL) == IMDS_SURFACE_LISTING ? IMDS_SURFACE_TTL_LISTING
+                                                                         : IMDS_SURFACE_TTL_NEVER;
 }
 
 ImdsSurfaceVerdict imds_surface_classify(const char *path, char *const *allow) {

@@ -29,13 +29,24 @@ typedef enum ImdsSurfaceMatch {
         IMDS_SURFACE_TREE,  /* the directory, with or without its '/', and everything below it */
 } ImdsSurfaceMatch;
 
+/* Seconds an upstream 200 answer to a forwarded path that is not fixed is reused for later GETs of
+ * that path (docs/imds-surface.md says why per entry). Whatever the TTL, concurrent GETs of one
+ * path share one upstream request (src/http/proxy.h). */
+#define IMDS_SURFACE_TTL_NEVER 0U   /* notices, public addresses, tags, lifecycle: IMDS every time */
+#define IMDS_SURFACE_TTL_SHORT 1U   /* what IMDS itself shows seconds late: interfaces, security groups */
+#define IMDS_SURFACE_TTL_LAUNCH 10U /* what IMDS changes only when the instance starts */
+/* Directory listings change when categories come and go (an interface attached, a notice
+ * posted): IMDS itself shows that seconds late. */
+#define IMDS_SURFACE_TTL_LISTING IMDS_SURFACE_TTL_SHORT
+
 typedef struct ImdsSurfaceEntry {
-        const char *path; /* below /{version}/, no leading or trailing '/' */
+        const char *path; /* below /{version}/, no leading or trailing '/'; '*' is one whole segment */
         ImdsSurfaceMatch match;
         ImdsSurfaceVerdict verdict;
         /* a fact fixed for the instance's life (docs/imds-surface.md says why per entry): the
          * upstream's 200 answer is kept in memory and served from there */
         bool immutable;
+        unsigned ttl; /* IMDS_SURFACE_TTL_*, for a FORWARD entry that is not immutable */
 } ImdsSurfaceEntry;
 
 /* The table, in matching order (the first entry that matches decides). */
@@ -50,6 +61,10 @@ ImdsSurfaceVerdict imds_surface_classify(const char *path, char *const *allow);
 
 /* The path (as for imds_surface_classify) names an immutable FORWARD entry. */
 bool imds_surface_immutable(const char *path);
+/* Seconds an upstream 200 answer to path (as for imds_surface_classify) may be reused: its entry's
+ * TTL, IMDS_SURFACE_TTL_LISTING for a listing, IMDS_SURFACE_TTL_NEVER for what is immutable (kept
+ * for good, see imds_surface_immutable), withheld, served, refused or unknown. */
+unsigned imds_surface_ttl(const char *path);
 
 /* A valid {version} segment: "latest", "1.0" or a YYYY-MM-DD metadata build. */
 bool imds_surface_version_valid(const char *v);

@@ -18,7 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "build-info.h"
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
 #include "cluster-view.h"
@@ -30,7 +30,7 @@
 #include "health.h"
 #include "http-client.h"
 #include "imds-service.h"
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "kube/kube-client.h"
 #include "kube/kubeconfig.h"
 #include "log.h"
@@ -72,7 +72,7 @@ typedef struct Daemon {
         Proxy *proxy;
         Health *health;
         Metrics *registry;
-        MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting;
+        MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting, *m_pod_events;
         UpstreamClient *imds;
         NodeCredentials *node;
         StsClient *sts;
@@ -162,6 +162,21 @@ static void handle_healthz(Daemon *d, HttpRequest *req) {
         (void) http_request_respond(req, 200, h, 1, b.s, b.len);
 }
 
+/* The Events client counts what it posted and dropped; a counter only goes up, so each scrape adds
+ * what happened since the last one. */
+static void pod_events_metrics_update(Daemon *d) {
+        const double now[] = { (double) kube_client_events_posted(d->kube),
+                               (double) kube_client_events_dropped(d->kube) };
+        static const char *const results[] = { "posted", "dropped" };
+
+        for (size_t i = 0; i < ELEMENTSOF(results); i++) {
+                const char *const labels[] = { results[i] };
+
+                (void) metrics_counter_add(d->m_pod_events, labels,
+                                           MAX(now[i] - metrics_get(d->m_pod_events, labels), 0.0));
+        }
+}
+
 static void handle_metrics(Daemon *d, HttpRequest *req) {
         _cleanup_strbuf_ StrBuf b = {};
         const HttpHeader h[] = { { "Content-Type", METRICS_CONTENT_TYPE } };
@@ -170,6 +185,7 @@ static void handle_metrics(Daemon *d, HttpRequest *req) {
         (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
         (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
         (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        pod_events_metrics_update(d);
         (void) process_metrics_update(d->registry);
         if (metrics_render(d->registry, &b) < 0)
                 return respond_text(req, 500, NULL, "out of memory");
@@ -753,6 +769,7 @@ finish:
 static int setup_metrics(Daemon *d) {
         static const char *const http_labels[] = { "code", "method", "handler", NULL };
         static const char *const info_labels[] = { "version", "build_date", "commit_hash", NULL };
+        static const char *const result_labels[] = { "result", NULL };
         MetricFamily *info;
         int r;
 
@@ -780,6 +797,12 @@ static int setup_metrics(Daemon *d) {
                 r = metrics_add_family(d->registry, "kube2iam_requests_waiting",
                                        "Requests waiting for their pod to be known.", METRIC_GAUGE, NULL,
                                        NULL, 0, 0, &d->m_waiting);
+        if (r >= 0)
+                r = metrics_add_family(
+                        d->registry, "kube2iam_pod_events_total",
+                        "Pod Events (--pod-events) posted, and dropped (de-duplicated ones are "
+                        "not counted).",
+                        METRIC_COUNTER, result_labels, NULL, 0, 0, &d->m_pod_events);
         if (r >= 0)
                 r = process_metrics_register(d->registry);
         if (r < 0)

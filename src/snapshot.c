@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "imds-token.h"
 #include "kube/kube-watch.h"
+#include "token-issuer.h"
 #include "snapshot.h"
 #include "string-util.h"
 

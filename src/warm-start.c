@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "creds.h"
-#include "imds-token.h"
 #include "kube/kube-client.h"
+#include "token-issuer.h"
 #include "log.h"
 #include "store.h"
 #include "warm-start.h"

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "imds-client.h"
+#include "upstream-client.h"
 #include "log.h"
 #include "node-credentials.h"
 #include "shared-config.h"

@@ -6,7 +6,7 @@
 
 #include "endpoints.h"
 #include "http/http-client.h"
-#include "imds-client.h"
+#include "upstream-client.h"
 #include "log.h"
 #include "node-credentials.h"
 #include "sigv4.h"

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "proxy-flight.h"
 #include "proxy.h"
 #include "router.h"
 #include "string-util.h"
@@ -25,11 +26,13 @@ typedef struct PodBucket {
         TokenBucket bucket;
 } PodBucket;
 
-/* One immutable upstream answer: its headers ("name\0value\0" pairs, as received) and body. */
+/* One upstream 200 answer kept for its path: its headers ("name\0value\0" pairs, as received) and
+ * body (as the client gets it, a listing filtered), until expires (USEC_INFINITY: a fixed fact). */
 typedef struct ProxyMemo {
         char *path; /* the map's key */
         StrBuf headers;
         StrBuf body;
+        usec_t expires; /* CLOCK_MONOTONIC */
 } ProxyMemo;
 
 struct Proxy {
@@ -41,15 +44,21 @@ struct Proxy {
         MetricFamily *m_requests; /* proxied requests by category and status */
         MetricFamily *m_latency;  /* the upstream's answers */
         LogRatelimit error_ratelimit;
-        StrMap memo; /* path -> ProxyMemo */
-        uint64_t n_upstream, n_memo_hits, n_throttled;
+        StrMap memo;           /* path -> ProxyMemo, fixed facts */
+        StrMap kept;           /* path -> ProxyMemo, answers kept for their path's TTL */
+        ProxyFlights *flights; /* path -> the GET in flight upstream and its waiters */
+        uint64_t n_upstream, n_memo_hits, n_throttled, n_joined, n_kept_hits;
         TokenBucket budget; /* the whole daemon */
         StrMap pod_budgets; /* peer address -> PodBucket */
 };
 
+/* One upstream request. Its answer goes to the requests of its flight (a GET shared with later
+ * GETs of its path), or to req alone (HEAD, or a GET the flight table had no room for). */
 struct ProxyCall {
         Proxy *proxy;
         HttpRequest *req;
+        ProxyFlight *flight;
+        char peer[64]; /* the first requester's address, for the error log */
         CURL *easy;
         struct curl_slist *headers;
         HttpBody body;
@@ -59,7 +68,7 @@ struct ProxyCall {
         ProxyFilter filter;
         const void *filter_data;
         usec_t started; /* CLOCK_MONOTONIC */
-        bool memo;      /* keep a 200 answer to this GET (proxy_forward) */
+        usec_t keep;    /* how long a 200 answer is kept for later GETs (proxy_forward) */
 };
 
 static const char *const hop_headers[] = {
@@ -99,10 +108,13 @@ int proxy_new(HttpClient *client, const char *host, uint16_t port, Proxy **ret) 
         p->error_ratelimit = (LogRatelimit){ .interval_usec = PROXY_ERROR_LOG_INTERVAL_USEC,
                                              .burst = PROXY_ERROR_LOG_BURST };
         p->budget = (TokenBucket){ .tokens = PROXY_UPSTREAM_BURST, .at = now_monotonic() };
-        if (strmap_init(&p->memo) < 0 || strmap_init(&p->pod_budgets) < 0 ||
+        if (strmap_init(&p->memo) < 0 || strmap_init(&p->kept) < 0 || strmap_init(&p->pod_budgets) < 0 ||
+            proxy_flights_new(PROXY_FLIGHT_MAX_KEYS, PROXY_FLIGHT_MAX_WAITERS, &p->flights) < 0 ||
             asprintf(&p->base_url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port) < 0) {
                 strmap_done(&p->memo, NULL);
+                strmap_done(&p->kept, NULL);
                 strmap_done(&p->pod_budgets, NULL);
+                proxy_flights_free(p->flights);
                 free(p);
                 return -ENOMEM;
         }
@@ -133,7 +145,9 @@ Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
         strmap_done(&p->memo, memo_free);
+        strmap_done(&p->kept, memo_free);
         strmap_done(&p->pod_budgets, pod_bucket_free);
+        proxy_flights_free(p->flights);
         for (unsigned i = 0; i < p->n_pool; i++)
                 curl_easy_cleanup(p->pool[i]);
         free(p->base_url);
@@ -184,10 +198,6 @@ static void count_path(Proxy *p, const char *path, unsigned status) {
         snprintf(st, sizeof st, "%u", status);
         (void) metrics_counter_inc(p->m_requests,
                                    (const char *const[]){ proxy_category(strempty(path)), st });
-}
-
-static void count_request(ProxyCall *c, unsigned status) {
-        count_path(c->proxy, c->path, status);
 }
 
 uint64_t proxy_upstream_requests(const Proxy *p) {
@@ -257,6 +267,14 @@ uint64_t proxy_memo_hits(const Proxy *p) {
         return p ? p->n_memo_hits : 0;
 }
 
+uint64_t proxy_kept_hits(const Proxy *p) {
+        return p ? p->n_kept_hits : 0;
+}
+
+uint64_t proxy_joined(const Proxy *p) {
+        return p ? p->n_joined : 0;
+}
+
 unsigned proxy_in_flight(const Proxy *p) {
         return p ? p->in_flight : 0;
 }
@@ -282,6 +300,11 @@ static void pool_put(Proxy *p, CURL *e) {
 static void call_free(ProxyCall *c) {
         if (!c)
                 return;
+        if (c->flight) {
+                /* nobody is left to answer: the flight goes, so the path's next GET starts anew */
+                _cleanup_free_ void **w = NULL;
+                (void) proxy_flights_land(c->proxy->flights, c->flight, &w);
+        }
         if (c->easy) {
                 http_client_cancel(c->proxy->client, c->easy);
                 pool_put(c->proxy, c->easy);
@@ -322,15 +345,33 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+/* Gives c's answer to every request waiting for it, alike; c has none left after this. */
+static void answer_waiters(ProxyCall *c, unsigned status, const HttpHeader *h, size_t n, const void *body,
+                           size_t size) {
+        _cleanup_free_ void **w = NULL;
+        HttpRequest *solo = TAKE_PTR(c->req);
+        size_t n_w = solo ? 1 : 0;
+
+        if (c->flight) {
+                n_w = proxy_flights_land(c->proxy->flights, c->flight, &w);
+                c->flight = NULL;
+        }
+        for (size_t i = 0; i < n_w; i++) {
+                HttpRequest *r = w ? w[i] : solo;
+                http_request_set_owner(r, NULL, NULL);
+                count_path(c->proxy, c->path, status);
+                (void) http_request_respond(r, status, h, n, body, size);
+        }
+}
+
+/* One line for the upstream failure (rate-limited), a 502 for each request waiting for it. */
 static void respond_502(ProxyCall *c, const char *why) {
         Proxy *p = c->proxy;
 
         (void) log_ratelimited(NULL, &p->error_ratelimit, LOG_ERR, 0,
-                               ((const LogField[]){ { "METADATA_URL", c->url },
-                                                    { "REQ_REMOTE", http_request_peer(c->req) } }),
+                               ((const LogField[]){ { "METADATA_URL", c->url }, { "REQ_REMOTE", c->peer } }),
                                2, "http: proxy error: %s", why);
-        count_request(c, 502);
-        (void) http_request_respond(c->req, 502, NULL, 0, NULL, 0);
+        answer_waiters(c, 502, NULL, 0, NULL, 0);
 }
 
 /* The upstream's headers as they go to the client (MHD writes its own framing and Date); the
@@ -357,33 +398,71 @@ static HttpHeader *relayed_headers(const StrBuf *raw, size_t *ret_n) {
         return h;
 }
 
-/* Keeps c's 200 answer for its path; a full memo or no memory just keeps nothing. */
-static void memo_keep(ProxyCall *c) {
+/* Drops the kept answers whose TTL has run out. */
+static void kept_sweep(Proxy *p, usec_t now) {
+        _cleanup_free_ char **expired = calloc(p->kept.n + 1, sizeof(char *));
+        size_t n = 0;
+
+        if (!expired)
+                return;
+        STRMAP_FOREACH(e, &p->kept) {
+                ProxyMemo *m = e->value;
+                if (m->expires <= now)
+                        expired[n++] = m->path;
+        }
+        for (size_t i = 0; i < n; i++)
+                memo_free(strmap_remove(&p->kept, expired[i]));
+}
+
+/* Keeps c's 200 answer (body as the client gets it) for c->keep; a full map or no memory just
+ * keeps nothing. */
+static void answer_keep(ProxyCall *c, const char *body, size_t size) {
         Proxy *p = c->proxy;
+        bool fixed = c->keep == USEC_INFINITY;
+        StrMap *map = fixed ? &p->memo : &p->kept;
+        usec_t now = now_monotonic();
         ProxyMemo *m;
 
-        if (p->memo.n >= PROXY_MEMO_MAX || strmap_get(&p->memo, c->path))
+        if (fixed && (p->memo.n >= PROXY_MEMO_MAX || strmap_get(&p->memo, c->path)))
                 return;
+        if (!fixed) {
+                memo_free(strmap_remove(&p->kept, c->path));
+                if (p->kept.n >= PROXY_KEPT_MAX)
+                        kept_sweep(p, now);
+                if (p->kept.n >= PROXY_KEPT_MAX)
+                        return;
+        }
         m = calloc(1, sizeof *m);
         if (!m)
                 return;
         m->path = strdup(c->path);
+        m->expires = fixed ? USEC_INFINITY : usec_add(now, c->keep);
         strbuf_append_n(&m->headers, c->resp_headers.s ?: "", c->resp_headers.len);
-        strbuf_append_n(&m->body, c->body.buf.s ?: "", c->body.buf.len);
+        strbuf_append_n(&m->body, body ?: "", size);
         if (!m->path || strbuf_error(&m->headers) < 0 || strbuf_error(&m->body) < 0 ||
-            strmap_put(&p->memo, m->path, m) < 0)
+            strmap_put(map, m->path, m) < 0)
                 memo_free(m);
 }
 
-/* Answers req from the memo: true when it did. */
-static bool memo_answer(Proxy *p, HttpRequest *req, const char *path) {
-        ProxyMemo *m = strmap_get(&p->memo, path);
+/* Answers req from a kept answer for path: true when it did. */
+static bool kept_answer(Proxy *p, HttpRequest *req, const char *path, bool fixed) {
+        StrMap *map = fixed ? &p->memo : &p->kept;
+        ProxyMemo *m = strmap_get(map, path);
         _cleanup_free_ HttpHeader *h = NULL;
         size_t n = 0;
 
-        if (!m || !(h = relayed_headers(&m->headers, &n)))
+        if (!m)
                 return false;
-        p->n_memo_hits++;
+        if (m->expires != USEC_INFINITY && m->expires <= now_monotonic()) {
+                memo_free(strmap_remove(map, path));
+                return false;
+        }
+        if (!(h = relayed_headers(&m->headers, &n)))
+                return false;
+        if (fixed)
+                p->n_memo_hits++;
+        else
+                p->n_kept_hits++;
         count_path(p, path, 200);
         (void) http_request_respond(req, 200, h, n, m->body.s, m->body.len);
         return true;
@@ -391,8 +470,10 @@ static bool memo_answer(Proxy *p, HttpRequest *req, const char *path) {
 
 static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, void *userdata) {
         ProxyCall *c = userdata;
-        HttpHeader *h = NULL;
-        size_t n = 0;
+        _cleanup_strbuf_ StrBuf filtered = {};
+        _cleanup_free_ HttpHeader *h = NULL;
+        const char *body;
+        size_t n = 0, size;
         long status = 0;
 
         if (error < 0 || c->body.overflow) {
@@ -414,30 +495,37 @@ static void on_done(HttpClient *client, CURL *easy, int error, CURLcode result, 
                 respond_502(c, "out of memory");
                 goto finish;
         }
-        if (status == 200 && c->memo)
-                memo_keep(c);
+        body = c->body.buf.s;
+        size = c->body.buf.len;
         if (status == 200 && c->filter) {
-                _cleanup_strbuf_ StrBuf filtered = {};
                 if (c->filter(c->path, strbuf_str(&c->body.buf), c->body.buf.len, c->filter_data,
                               &filtered) < 0) {
                         respond_502(c, "failed to filter the upstream answer");
                         goto finish;
                 }
-                (void) http_request_respond(c->req, 200, h, n, strbuf_str(&filtered), filtered.len);
-        } else
-                (void) http_request_respond(c->req, (unsigned) status, h, n, c->body.buf.s, c->body.buf.len);
-        count_request(c, (unsigned) status);
+                body = strbuf_str(&filtered);
+                size = filtered.len;
+        }
+        if (status == 200 && c->keep > 0)
+                answer_keep(c, body, size);
+        answer_waiters(c, (unsigned) status, h, n, body, size);
         log_debug("Proxy ec2 metadata request %s (%ld)", c->url, status);
 
 finish:
-        free(h);
         c->easy = NULL; /* finished: back to the pool, no cancel needed */
         pool_put(c->proxy, easy);
         call_free(c);
 }
 
+/* A waiting request ended unanswered (client gone, server stopping): the upstream request goes on
+ * while others wait for it, and is cancelled when nobody does. */
 static void on_abort(HttpRequest *req, void *owner_data) {
-        call_free(owner_data);
+        ProxyCall *c = owner_data;
+
+        if (c->flight && proxy_flight_leave(c->flight, req) > 0)
+                return;
+        c->req = NULL;
+        call_free(c);
 }
 
 typedef struct HeaderCopy {
@@ -511,19 +599,70 @@ static int append_header(ProxyCall *c, const char *name, const char *value) {
         return 0;
 }
 
-void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
-                   size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
-                   const void *filter_data, bool memo) {
-        const char *method = http_request_method(req);
-        _cleanup_strbuf_ StrBuf url = {};
-        HeaderCopy hc = {};
-        ProxyCall *c;
-        const void *body;
-        size_t body_size;
+/* The upstream request's headers: the client's but hop-by-hop and dropped ones, extra ones,
+ * kube2iam's X-Forwarded-For rule. */
+static int call_set_headers(ProxyCall *c, HttpRequest *req, const char *path, const HttpHeader *extra,
+                            size_t n_extra, const char *const *drop) {
+        HeaderCopy hc = { .call = c,
+                          .extra = extra,
+                          .n_extra = n_extra,
+                          .drop = drop,
+                          .connection = http_request_header(req, "Connection") };
         int r = 0;
 
-        memo = memo && streq(method, "GET");
-        if (memo && memo_answer(p, req, path))
+        http_request_foreach_header(req, copy_header, &hc);
+        if (hc.oom || strbuf_error(&hc.xff) < 0) {
+                strbuf_done(&hc.xff);
+                return -ENOMEM;
+        }
+        if (proxy_adds_xff(http_request_method(req), path,
+                           http_request_header(req, "X-aws-ec2-metadata-token"))) {
+                if (hc.xff.len > 0)
+                        strbuf_append(&hc.xff, ", ");
+                strbuf_append(&hc.xff, http_request_peer(req));
+        }
+        if (hc.xff.len > 0)
+                r = append_header(c, "X-Forwarded-For", strbuf_str(&hc.xff));
+        strbuf_done(&hc.xff);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_extra; i++)
+                if (append_header(c, extra[i].name, extra[i].value) < 0)
+                        return -ENOMEM;
+        /* curl would add its own Accept and Expect */
+        if (!hc.has_accept && append_header(c, "Accept", NULL) < 0)
+                return -ENOMEM;
+        return append_header(c, "Expect", NULL);
+}
+
+/* A GET answered without a request of its own: from a kept answer, or by joining the upstream
+ * request already in flight for its path. Neither costs budget: nothing more goes upstream. */
+static bool answer_shared(Proxy *p, HttpRequest *req, const char *path, usec_t keep) {
+        ProxyFlight *f;
+
+        if (keep > 0 && kept_answer(p, req, path, keep == USEC_INFINITY))
+                return true;
+        f = proxy_flights_find(p->flights, path);
+        if (!f || proxy_flight_join(f, req) < 0)
+                return false; /* a flight with all its waiters: this one goes on its own */
+        p->n_joined++;
+        http_request_set_owner(req, on_abort, proxy_flight_data(f));
+        return true;
+}
+
+void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
+                   size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
+                   const void *filter_data, usec_t keep) {
+        const char *method = http_request_method(req);
+        _cleanup_strbuf_ StrBuf url = {};
+        ProxyCall *c;
+        size_t body_size;
+        const void *body = http_request_body(req, &body_size);
+        bool shared;
+
+        /* a GET is answered alike whoever asks (the upstream token is the daemon's own) */
+        shared = streq(method, "GET") && body_size == 0;
+        if (shared && answer_shared(p, req, path, keep))
                 return;
         if (!budget_take(p, http_request_peer(req))) {
                 const HttpHeader h[] = { { "Server", "EC2ws" } };
@@ -539,11 +678,12 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         }
         c->proxy = p;
         c->req = req;
+        snprintf(c->peer, sizeof c->peer, "%s", http_request_peer(req));
         c->body.max = PROXY_MAX_RESPONSE_BYTES;
         c->filter = filter;
         c->filter_data = filter_data;
         c->started = now_monotonic();
-        c->memo = memo;
+        c->keep = shared ? keep : 0;
         p->in_flight++;
 
         c->easy = pool_get(p);
@@ -564,34 +704,8 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
                         goto fail;
         }
 
-        hc = (HeaderCopy){ .call = c,
-                           .extra = extra_headers,
-                           .n_extra = n_extra,
-                           .drop = drop_headers,
-                           .connection = http_request_header(req, "Connection") };
-        http_request_foreach_header(req, copy_header, &hc);
-        if (hc.oom || strbuf_error(&hc.xff) < 0)
+        if (call_set_headers(c, req, path, extra_headers, n_extra, drop_headers) < 0)
                 goto fail;
-        if (proxy_adds_xff(method, path, http_request_header(req, "X-aws-ec2-metadata-token"))) {
-                if (hc.xff.len > 0)
-                        strbuf_append(&hc.xff, ", ");
-                strbuf_append(&hc.xff, http_request_peer(req));
-        }
-        if (hc.xff.len > 0)
-                r = append_header(c, "X-Forwarded-For", strbuf_str(&hc.xff));
-        strbuf_done(&hc.xff);
-        if (r < 0)
-                goto fail;
-        for (size_t i = 0; i < n_extra; i++)
-                if (append_header(c, extra_headers[i].name, extra_headers[i].value) < 0)
-                        goto fail;
-        /* curl would add its own Accept and Expect */
-        if (!hc.has_accept && append_header(c, "Accept", NULL) < 0)
-                goto fail;
-        if (append_header(c, "Expect", NULL) < 0)
-                goto fail;
-
-        body = http_request_body(req, &body_size);
         if (http_client_prepare(c->easy,
                                 &(const HttpRequestOptions){ .url = c->url,
                                                              .protocols = HTTP_PROTOCOLS_HTTP,
@@ -621,11 +735,13 @@ void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeade
         if (http_client_start(p->client, c->easy, on_done, c) < 0)
                 goto fail;
         p->n_upstream++;
+        /* later GETs of path join this one; with the table full it answers req alone */
+        if (shared && proxy_flights_open(p->flights, path, c, req, &c->flight) >= 0)
+                c->req = NULL;
         http_request_set_owner(req, on_abort, c);
         return;
 
 fail:
-        strbuf_done(&hc.xff);
         respond_502(c, "failed to set up the upstream request");
         call_free(c);
 }

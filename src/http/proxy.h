@@ -31,6 +31,20 @@
 #define PROXY_UPSTREAM_BURST 256U
 #define PROXY_POD_RATE 16U
 #define PROXY_POD_BURST 128U
+/* Single-flight (src/http/proxy-flight.h): concurrent GETs of one path share one upstream request.
+ * Paths in flight at once: the budget lets at most PROXY_UPSTREAM_BURST + PROXY_UPSTREAM_RATE x
+ * PROXY_TIMEOUT_MSEC / 1000 (448) upstream requests be under way, so at 512 the table never turns
+ * away what the budget allows; it bounds the table. Beyond it a GET goes upstream on its own. */
+#define PROXY_FLIGHT_MAX_KEYS 512U
+/* Requests waiting for one path's upstream answer, which is copied to each of them in one turn of
+ * the event loop. Every pod of a node (~250) asking for the same path at the same moment fits;
+ * beyond it a request goes upstream on its own, as every request did before single-flight, and
+ * meets the budget. */
+#define PROXY_FLIGHT_MAX_WAITERS 256U
+/* Answers kept for their path's TTL (imds_surface_ttl): the documented tree has about 80 paths per
+ * metadata version and 20 per network interface. A full map drops the expired ones; if none has
+ * expired the answer is not kept (the path is asked each time, still single-flight). */
+#define PROXY_KEPT_MAX 256U
 /* Pods (client addresses) with a bucket of their own; at this many, idle buckets are dropped. */
 #define PROXY_POD_BUCKETS_MAX 4096U
 /* Idle easy handles kept for reuse. */
@@ -54,15 +68,23 @@ typedef int (*ProxyFilter)(const char *path, const char *body, size_t size, cons
  * Go's ReverseProxy sends URL.Path): the query is not forwarded, the upstream gets exactly the
  * path the caller judged. Answers when the upstream does (or 502). extra_headers replace
  * same-named client headers (e.g. the daemon's own IMDSv2 token); drop_headers (NULL-terminated)
- * are removed. filter (may be NULL) sees a 200's body; filter_data must outlive the request. */
+ * are removed. filter (may be NULL) sees a 200's body; filter, filter_data, extra_headers and
+ * drop_headers must be the same for every GET of one path, and filter_data must outlive it.
+ *
+ * A GET (without a body) joins the upstream request already in flight for its path, if any, and
+ * gets its answer (status, headers, body; a 502 alike), at no cost to the link-local budget; only
+ * the first request's headers go upstream. keep: how long a 200 answer to a GET answers later
+ * GETs of that path from memory: 0 never, USEC_INFINITY for good (a fact that never changes,
+ * imds_surface_immutable), else a TTL (imds_surface_ttl). */
 void proxy_forward(Proxy *p, HttpRequest *req, const char *path, const HttpHeader *extra_headers,
                    size_t n_extra, const char *const *drop_headers, ProxyFilter filter,
-                   const void *filter_data, bool memo);
-/* memo: the path names a fact that never changes (imds_surface_immutable): the first 200 answer
- * to a GET is kept (headers and body) and later GETs of that path are answered from memory. */
-/* Upstream requests sent, and GETs answered from the memo. */
+                   const void *filter_data, usec_t keep);
+/* Upstream requests sent; GETs answered from the fixed facts kept for good, from answers kept for
+ * their TTL, and by joining a request in flight. */
 uint64_t proxy_upstream_requests(const Proxy *p);
 uint64_t proxy_memo_hits(const Proxy *p);
+uint64_t proxy_kept_hits(const Proxy *p);
+uint64_t proxy_joined(const Proxy *p);
 /* Requests answered 429 because the link-local budget was spent. */
 uint64_t proxy_throttled(const Proxy *p);
 

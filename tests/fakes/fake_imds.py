@@ -14,6 +14,8 @@ the tests talk to the fake directly):
   POST /__control/reset         forget recorded requests
   POST /__control/config        JSON: {"delay": seconds, "status": code, "hang": bool,
                                  "drop": bool, "require_token": bool, "paths": {path: body}}
+  hold=True (FakeImds.configure only): requests are recorded, then wait until hold=False (at most
+  30 s), then answered as configured by then: a test knows a request is in flight upstream.
 Run standalone: fake_imds.py --port N [--role NAME] [--region R]
 """
 
@@ -37,6 +39,8 @@ class State:
         self.requests = []
         self.tokens = {}
         self.config = {"delay": 0.0, "status": None, "hang": False, "drop": False, "require_token": False}
+        self.released = threading.Event()  # hold: set when requests may be answered
+        self.released.set()
         self.role = role
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         exp = now + datetime.timedelta(hours=6)
@@ -103,6 +107,9 @@ def documented_tree(account, instance_id, local_ipv4, region):
         f"network/interfaces/macs/{MAC}/device-number": "0",
         f"network/interfaces/macs/{MAC}/local-ipv4s": local_ipv4,
         f"network/interfaces/macs/{MAC}/vpc-id": "vpc-1",
+        f"network/interfaces/macs/{MAC}/subnet-id": "subnet-1",
+        f"network/interfaces/macs/{MAC}/security-group-ids": "sg-1",
+        f"network/interfaces/macs/{MAC}/public-ipv4s": "203.0.113.1",
         "placement/": "availability-zone\navailability-zone-id\ngroup-name\nhost-id\npartition-number\nregion",
         "network/": "interfaces/", "network/interfaces/": "macs/",
         "iam/": "info\nsecurity-credentials/\nsecurity-credentials-extended/",
@@ -192,6 +199,8 @@ def make_handler(state):
             }
             with state.lock:
                 state.requests.append(rec)
+            state.released.wait(30)
+            with state.lock:
                 cfg = dict(state.config)
             if cfg["drop"]:
                 self.close_connection = True
@@ -286,6 +295,8 @@ class FakeImds:
             self.state.requests.clear()
 
     def configure(self, **kw):
+        if "hold" in kw:
+            (self.state.released.clear if kw.pop("hold") else self.state.released.set)()
         with self.state.lock:
             for k, v in kw.items():
                 if k == "paths":

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "imds-token.h"
+#include "token-issuer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,7 +21,8 @@ PROXY_DEADLINE = 3 + 5
 CREDS_DEADLINE = 10
 
 
-MUTABLE = "/latest/meta-data/security-groups"
+# a public address: never kept (docs/imds-surface.md), every GET asks the upstream
+MUTABLE = "/latest/meta-data/public-ipv4"
 
 
 def get(d, path, source="127.0.0.1", timeout=CREDS_DEADLINE):
@@ -55,7 +56,7 @@ def test_upstream_imds_slow_hung_dropping_or_gone_gives_502_and_credentials_are_
     assert status == 200, body
     key = json.loads(body)["AccessKeyId"]
     # a path forwarded on every request (instance facts would be answered from memory)
-    assert get(d, MUTABLE, "127.0.0.2", PROXY_DEADLINE) == (200, b"nodes")
+    assert get(d, MUTABLE, "127.0.0.2", PROXY_DEADLINE) == (200, b"203.0.113.1")
 
     # slow but within the proxy's timeout: still answered
     env.imds.configure(delay=1.0)

@@ -6,7 +6,7 @@ addresses (127.0.0.x)."""
 
 import pytest
 
-from k2i_testlib import http_get, wait_until, caches_synced
+from k2i_testlib import caches_synced, http_get, metric_value, wait_until
 from node_env import BASE_ARN
 
 CREDS = "/latest/meta-data/iam/security-credentials/"
@@ -78,6 +78,10 @@ def test_a_flood_of_denials_posts_one_event_per_pod_and_reason(node_env, daemon_
     assert "other-role" in mismatch["message"] and mismatch["involvedObject"]["name"] == "app"
     assert len(events(node_env, "IAMRoleNotFound")) == 1
     assert len(event_posts(node_env)) == 2
+    # the de-duplicated 29 are neither posted nor dropped
+    posted = 'kube2iam_pod_events_total{result="posted"}'
+    wait_until(lambda: metric_value(d, posted) == 2, what="2 posted Events in /metrics")
+    assert metric_value(d, 'kube2iam_pod_events_total{result="dropped"}') == 0
 
 
 @pytest.mark.parametrize("flag", [[], ["--pod-events=false"]], ids=["default", "false"])

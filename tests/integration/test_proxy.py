@@ -10,6 +10,9 @@ import pytest
 
 from k2i_testlib import start_with_pods
 
+# a path never kept (docs/imds-surface.md: public addresses): each GET asks the upstream
+NEVER_KEPT = "/latest/meta-data/public-ipv4"
+
 
 def request(d, method, path, headers=None, body=None, timeout=10):
     c = http.client.HTTPConnection(d.host, d.port, timeout=timeout)
@@ -58,11 +61,11 @@ def test_proxy_returns_upstream_status_and_headers(proxied):
 
 def test_proxy_appends_peer_to_x_forwarded_for(proxied):
     d, fake = proxied  # a path forwarded every time (instance facts are answered from memory)
-    request(d, "GET", "/latest/meta-data/security-groups", headers={"X-Forwarded-For": "1.2.3.4"})
-    assert header(last(fake, "/latest/meta-data/security-groups"), "X-Forwarded-For") == "1.2.3.4, 127.0.0.1"
+    request(d, "GET", NEVER_KEPT, headers={"X-Forwarded-For": "1.2.3.4"})
+    assert header(last(fake, NEVER_KEPT), "X-Forwarded-For") == "1.2.3.4, 127.0.0.1"
     fake.reset()
-    request(d, "GET", "/latest/meta-data/security-groups")
-    assert header(last(fake, "/latest/meta-data/security-groups"), "X-Forwarded-For") == "127.0.0.1"
+    request(d, "GET", NEVER_KEPT)
+    assert header(last(fake, NEVER_KEPT), "X-Forwarded-For") == "127.0.0.1"
 
 
 def test_token_put_is_answered_by_the_daemon_not_proxied(proxied):
@@ -153,7 +156,7 @@ def test_upstream_hang_gives_502_after_the_proxy_timeout(proxied):
 
 def test_upstream_connections_are_reused(proxied):
     d, fake = proxied
-    path = "/latest/meta-data/security-groups"  # can change under the pod: forwarded every time
+    path = NEVER_KEPT
     for _ in range(20):
         r, _ = request(d, "GET", path)
         assert r.status == 200
@@ -199,8 +202,10 @@ def test_what_can_change_under_a_pod_is_forwarded_every_time(proxied):
     d, fake = proxied
     mac = request(d, "GET", "/latest/meta-data/mac")[1].decode()
     for path in ("/latest/meta-data/spot/instance-action", "/latest/meta-data/public-ipv4",
+                 "/latest/meta-data/instance-action", "/latest/meta-data/ipv6",
+                 "/latest/meta-data/autoscaling/target-lifecycle-state",
                  "/latest/meta-data/events/maintenance/scheduled", "/latest/meta-data/tags/instance/Name",
-                 f"/latest/meta-data/network/interfaces/macs/{mac}/local-ipv4s"):
+                 f"/latest/meta-data/network/interfaces/macs/{mac}/public-ipv4s"):
         for _ in range(3):
             request(d, "GET", path)
         assert len([q for q in fake.requests() if q["path"] == path]) == 3, path
@@ -220,7 +225,7 @@ def test_an_upstream_error_on_an_immutable_fact_is_not_kept(proxied):
 
 def test_a_pod_over_its_link_local_budget_gets_429_and_nothing_more_reaches_the_imds(proxied):
     d, fake = proxied
-    path = "/latest/meta-data/security-groups"
+    path = NEVER_KEPT
     c = http.client.HTTPConnection(d.host, d.port, timeout=10)
     statuses = []
     for _ in range(400):  # far past the pod's burst (PROXY_POD_BURST, 128) on one kept-alive connection

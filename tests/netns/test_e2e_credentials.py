@@ -53,9 +53,11 @@ class NodeDaemon:
     """kube2iam inside the node namespace. With a held listener (listener=socket) it gets the fd as
     systemd passes it (LISTEN_FDS, LISTEN_PID of the daemon itself); otherwise it binds its own."""
 
-    def __init__(self, ns, args, listener=None, notify=None):
+    def __init__(self, ns, args, listener=None, notify=None, runtime_dir=None):
         self.log = tempfile.NamedTemporaryFile(prefix="k2i-e2e-", suffix=".log", delete=False)
         env = hermetic_env()
+        if runtime_dir is not None:
+            env["RUNTIME_DIRECTORY"] = runtime_dir
         if notify is not None:
             env["NOTIFY_SOCKET"] = notify.path
         pass_fds = ()
@@ -108,7 +110,7 @@ def world(node, make_pod):
         env.add_pod("app", pod.ip, role="app-role")
         env.add_pod("stray", stray.ip, role="stray-role")
 
-        def daemon(*extra, hold=True, listener=None, notify=None):
+        def daemon(*extra, hold=True, listener=None, notify=None, runtime_dir=None):
             if hold and listener is None:
                 with in_netns(node.name):
                     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -119,8 +121,9 @@ def world(node, make_pod):
             args = env.daemon_args(f"--base-role-arn={BASE_ARN}", f"--host-ip={pod.node_ip}",
                                    f"--app-port={APP_PORT}", "--backoff-max-elapsed-time=300ms",
                                    "--backoff-max-interval=100ms", *extra)
-            d = NodeDaemon(node.name, args, listener, notify)
+            d = NodeDaemon(node.name, args, listener, notify, runtime_dir)
             d.listener = listener
+            d.args = args
             daemons.append(d)
             return d
 
@@ -324,9 +327,10 @@ def test_daemon_warns_in_journal_and_status_when_pods_are_routed_outside_host_in
     from k2i_testlib import NotifySocket
 
     notify = NotifySocket()
+    runtime_dir = tempfile.mkdtemp(prefix="k2i-e2e-run-")
     try:
         extra = [f"--host-interface={patterns.format(cali=world['pattern'])}"] if patterns else []
-        d = world["daemon"](*extra, notify=notify)
+        d = world["daemon"](*extra, notify=notify, runtime_dir=runtime_dir)
         # the check runs when the pod list is in, before the STATUS= line that says so
         assert notify.wait_for("STATUS=Serving; Synced 2 pods", timeout=SERVE_WAIT) is not None, (
             notify.assignments(), d.output())
@@ -341,5 +345,17 @@ def test_daemon_warns_in_journal_and_status_when_pods_are_routed_outside_host_in
         else:
             assert not warned, warned
             assert not any("WARNING" in a for a in status), status
+
+        # `kube2iam doctor` on the node says the same, from the daemon's explain socket
+        doctor = world["node"].exec(kube2iam_path(), "doctor", *d.args, timeout=90,
+                                    env={**hermetic_env(), "RUNTIME_DIRECTORY": runtime_dir})
+        line = [ln for ln in doctor.stdout.splitlines() if ln.split()[1:2] == ["pod-interfaces"]]
+        assert len(line) == 1, doctor.stdout + doctor.stderr
+        if outside:
+            assert line[0].startswith("FAIL ") and f"{len(outside)} of 2 pods" in line[0], line
+            assert "-- fix: " in line[0] and doctor.returncode == 1, line
+        else:
+            assert line[0].startswith("PASS ") and "2 pods, all routed" in line[0], line
     finally:
         notify.close()
+        shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "aws/endpoints.h"
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/node-credentials.h"
 #include "aws/sts-client.h"
 #include "config.h"

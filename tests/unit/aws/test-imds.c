@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <stdlib.h>
 
-#include "aws/imds-client.h"
+#include "aws/upstream-client.h"
 #include "aws/node-credentials.h"
 #include "tap.h"
 

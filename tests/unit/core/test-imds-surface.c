@@ -64,6 +64,11 @@ static const struct {
         { "/latest/meta-data/network/interfaces/macs/", F },
         { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/device-number", F },
         { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv4-associations/203.0.113.1", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv6-prefix", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv6s", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/public-hostname", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/public-ipv4s", F },
+        { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/security-group-ids", F },
         { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/subnet-ipv4-cidr-block", F },
         { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/vpc-ipv6-cidr-blocks", F },
         { "/latest/meta-data/placement/", F },
@@ -113,17 +118,29 @@ TEST(every_documented_path_gets_its_table_verdict) {
         }
 }
 
+/* entry (a table path, '*' one whole segment) names rel or a directory above it */
+static bool entry_names(const char *entry, const char *rel) {
+        while (*entry)
+                if (*entry == '*') {
+                        size_t seg = strcspn(rel, "/");
+                        if (seg == 0)
+                                return false;
+                        rel += seg;
+                        entry++;
+                } else if (*entry++ != *rel++)
+                        return false;
+        return true;
+}
+
 TEST(every_table_entry_is_walked_by_the_documented_tree) {
         size_t n;
         const ImdsSurfaceEntry *t = imds_surface_table(&n);
 
         for (size_t i = 0; i < n; i++) {
                 bool found = false;
-                for (size_t j = 0; j < ELEMENTSOF(documented) && !found; j++) {
-                        const char *rel = documented[j].path + strlen("/latest/");
+                for (size_t j = 0; j < ELEMENTSOF(documented) && !found; j++)
                         found = strneq(documented[j].path, "/latest/", 8) &&
-                                strneq(rel, t[i].path, strlen(t[i].path));
-                }
+                                entry_names(t[i].path, documented[j].path + strlen("/latest/"));
                 if (!found)
                         tap_fail(__FILE__, __LINE__, "table entry %s is not in the walk", t[i].path);
         }
@@ -247,4 +264,74 @@ TEST(only_fixed_instance_facts_are_kept_in_memory) {
                 ASSERT_TRUE(imds_surface_immutable(fixed[i]));
         for (size_t i = 0; i < ELEMENTSOF(changing); i++)
                 ASSERT_FALSE(imds_surface_immutable(changing[i]));
+}
+
+TEST(answers_are_reused_only_as_long_as_imds_itself_would_show_them_stale) {
+        static const struct {
+                const char *path;
+                unsigned ttl;
+        } want[] = {
+                /* notices, public addresses, tags, lifecycle: asked every time */
+                { "/latest/meta-data/spot/instance-action", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/spot/", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/instance-action", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/events/maintenance/scheduled", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/events/recommendations/rebalance", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/autoscaling/target-lifecycle-state", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/public-ipv4", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/public-hostname", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/ipv6", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/public-ipv4s",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/public-hostname",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv6s",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv6-prefix",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv4-associations/",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/ipv4-associations/"
+                  "203.0.113.1",
+                  IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/tags/instance/Name", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/tags/instance", IMDS_SURFACE_TTL_NEVER },
+                /* node identity material, even when --metadata-allow lets it through */
+                { "/latest/user-data", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/dynamic/instance-identity/pkcs7", IMDS_SURFACE_TTL_NEVER },
+                /* kept for good instead (imds_surface_immutable), or never forwarded */
+                { "/latest/meta-data/instance-id", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/placement/region", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/iam/security-credentials/role", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/identity-credentials/ec2/info", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/profile", IMDS_SURFACE_TTL_NEVER },
+                { "/latest/meta-data/security-groups;x", IMDS_SURFACE_TTL_NEVER },
+                /* what IMDS itself shows seconds late */
+                { "/latest/meta-data/security-groups", IMDS_SURFACE_TTL_SHORT },
+                { "/latest/meta-data/network/interfaces/macs/", IMDS_SURFACE_TTL_SHORT },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/", IMDS_SURFACE_TTL_SHORT },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/local-ipv4s",
+                  IMDS_SURFACE_TTL_SHORT },
+                { "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/subnet-id",
+                  IMDS_SURFACE_TTL_SHORT },
+                { "/2021-03-23/meta-data/network/interfaces/macs/0e:00:00:00:00:01/security-group-ids",
+                  IMDS_SURFACE_TTL_SHORT },
+                { "/latest/dynamic/fws/instance-monitoring", IMDS_SURFACE_TTL_SHORT },
+                { "/latest/meta-data/", IMDS_SURFACE_TTL_LISTING },
+                { "/", IMDS_SURFACE_TTL_LISTING },
+                { "/latest/meta-data/network/interfaces", IMDS_SURFACE_TTL_LISTING },
+                /* what IMDS changes only when the instance starts */
+                { "/latest/meta-data/block-device-mapping/ebs1", IMDS_SURFACE_TTL_LAUNCH },
+                { "/latest/meta-data/public-keys/0/openssh-key", IMDS_SURFACE_TTL_LAUNCH },
+                { "/latest/meta-data/services/partition", IMDS_SURFACE_TTL_LAUNCH },
+                { "/latest/dynamic/instance-identity/document", IMDS_SURFACE_TTL_LAUNCH },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                if (imds_surface_ttl(want[i].path) != want[i].ttl)
+                        tap_fail(__FILE__, __LINE__, "%s: TTL %u, want %u", want[i].path,
+                                 imds_surface_ttl(want[i].path), want[i].ttl);
+        /* a short TTL only for what is forwarded anyway: the classification does not change */
+        ASSERT_EQ(imds_surface_classify(
+                          "/latest/meta-data/network/interfaces/macs/0e:00:00:00:00:01/public-ipv4s", NULL),
+                  IMDS_SURFACE_FORWARD);
 }

@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "snapshot.h"
 #include "tap.h"
 

@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "tap.h"
 
 #define NOW (1000 * USEC_PER_SEC)

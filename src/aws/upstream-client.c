@@ -8,7 +8,7 @@
 
 #include "endpoints.h"
 #include "http/http-client.h"
-#include "imds-client.h"
+#include "upstream-client.h"
 #include "log.h"
 #include "string-util.h"
 

@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "imds-token.h"
+#include "token-issuer.h"
 #include "log.h"
 #include "secret.h"
 #include "string-util.h"
