@@ -290,7 +290,8 @@ static void confirm_pod(const KubeClient *k, const Confirm *c, int error, const 
         } else if (error == -ENOENT || error >= 0) {
                 /* deleted while we were down, or its name now belongs to another pod */
                 log_info("Pod %s restored from the snapshot is gone: dropped", c->uid);
-                (void) k->sink->pod_forget(c->uid, k->sink->userdata);
+                if (k->sink->pod_forget)
+                        (void) k->sink->pod_forget(c->uid, k->sink->userdata);
         }
         /* other errors: it stays unconfirmed; the next request asks again */
 }
@@ -299,7 +300,8 @@ static void confirm_namespace(const KubeClient *k, const Confirm *c, int error, 
         const char *name, *annotation, *tags, *policies;
 
         if (error == -ENOENT) {
-                (void) k->sink->namespace_forget(c->name, k->sink->userdata);
+                if (k->sink->namespace_forget)
+                        (void) k->sink->namespace_forget(c->name, k->sink->userdata);
                 return;
         }
         if (error < 0 ||
