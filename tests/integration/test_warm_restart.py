@@ -65,6 +65,7 @@ def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tm
         assert any(s.startswith("STATUS=Serving; ") and "; cold start (no snapshot" in s
                    for s in status(store)), status(store)
         assert d.stop() == 0
+        store.sync()  # what it pushed at SIGTERM is in the store
         before = sts_calls(node_env)
         assert before == 1
         store.clear_messages()
@@ -93,6 +94,7 @@ def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
     try:
         d = first_run(node_env, store, str(tmp_path), runs)
         assert d.stop() == 0
+        store.sync()  # what it pushed at SIGTERM is in the store
         fd = store.snapshot()[0]
         data = bytearray(store.stored(fd))
         data[len(data) // 2] ^= 0xFF
@@ -122,6 +124,7 @@ def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path)
     try:
         d = first_run(node_env, store, str(tmp_path), runs)
         assert d.stop() == 0
+        store.sync()  # what it pushed at SIGTERM is in the store
         # the previous start died restoring this very snapshot, before PID 1 read its FDSTOREREMOVE
         checksum = store.stored(store.snapshot()[0])[-32:].hex()
         (tmp_path / "snapshot-restoring").write_text(checksum)
@@ -155,6 +158,7 @@ def test_tagged_and_pod_named_sessions_survive_a_restart_without_an_sts_call(nod
         wait_until(lambda: any(b"app-role" in store.stored(fd) for fd in store.snapshot()),
                    what="a snapshot with the session")
         assert d.stop() == 0
+        store.sync()  # what it pushed at SIGTERM is in the store
         store.clear_messages()
         d2 = start(node_env, store, str(tmp_path), wait_synced=False, extra=(flag,))
         runs.append(d2)
@@ -190,6 +194,7 @@ def run_then_stop(node_env, store, runtime_dir, runs, extra=()):
     wait_until(lambda: any(b"app-role" in store.stored(fd) and uid.encode() in store.stored(fd)
                            for fd in store.snapshot()), what="a snapshot with the role and the pod")
     assert d.stop() == 0
+    store.sync()  # what it pushed at SIGTERM is in the store
     store.clear_messages()
     return uid
 
@@ -377,6 +382,7 @@ def test_snapshot_that_crashes_the_restore_is_dropped_by_the_next_start(node_env
     try:
         d = first_run(node_env, store, str(tmp_path), runs)
         assert d.stop() == 0
+        store.sync()  # what it pushed at SIGTERM is in the store
         crash = with_build(store.stored(store.snapshot()[0]), CRASH_BUILD)
         put_snapshot(store, crash)
         store.clear_messages()
