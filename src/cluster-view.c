@@ -22,6 +22,20 @@ static void render_synced(const ClusterView *v, StrBuf *b) {
         default:
                 strbuf_append(b, ", namespaces not listed yet");
         }
+        if (v->config->service_account_roles)
+                switch (kube_client_service_accounts_state(v->kube)) {
+                case KUBE_SYNC_FORBIDDEN:
+                        strbuf_append(b, "; serviceaccounts forbidden (RBAC missing), pods without a role "
+                                         "annotation get no role");
+                        break;
+                case KUBE_SYNC_SYNCED:
+                case KUBE_SYNC_STALE:
+                        strbuf_appendf(b, ", %zu ServiceAccounts with a role",
+                                       store_n_service_accounts(v->store));
+                        break;
+                default:
+                        strbuf_append(b, ", serviceaccounts not listed yet");
+                }
         if (error)
                 strbuf_appendf(b, "; API server: %s, serving from memory", error);
 }
@@ -128,8 +142,9 @@ static void sink_pods_vouched(bool vouched, void *userdata) {
 
 static int sink_namespace_upsert(const KubeNamespace *ns, void *userdata) {
         ClusterView *v = userdata;
-        int r = store_namespace_update(v->store, ns->name, ns->annotation, ns->session_tags,
-                                       ns->session_policies);
+        int r = store_namespace_update(
+                v->store, &(const StoreNamespaceSpec){ ns->name, ns->annotation, ns->session_tags,
+                                                       ns->session_policies, ns->default_role });
         cluster_view_update(v);
         return r;
 }
@@ -150,7 +165,7 @@ static int sink_namespaces_replace(const KubeNamespace *ns, size_t n, void *user
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 specs[i] = (StoreNamespaceSpec){ ns[i].name, ns[i].annotation, ns[i].session_tags,
-                                                 ns[i].session_policies };
+                                                 ns[i].session_policies, ns[i].default_role };
         r = store_namespaces_replace(v->store, specs, n);
         cluster_view_update(v);
         return r;
@@ -165,6 +180,36 @@ static void sink_progress(void *userdata) {
         ClusterView *v = userdata;
         if (v->progress)
                 v->progress(v->userdata);
+}
+
+static int sink_service_account_upsert(const KubeServiceAccount *sa, void *userdata) {
+        ClusterView *v = userdata;
+        return store_service_account_update(
+                v->store, &(const StoreServiceAccountSpec){ sa->namespace, sa->name, sa->role_arn });
+}
+
+static int sink_service_account_delete(const char *namespace, const char *name, void *userdata) {
+        ClusterView *v = userdata;
+        return store_service_account_remove(v->store, namespace, name);
+}
+
+static int sink_service_accounts_replace(const KubeServiceAccount *sa, size_t n, void *userdata) {
+        ClusterView *v = userdata;
+        _cleanup_free_ StoreServiceAccountSpec *specs = calloc(n + 1, sizeof(StoreServiceAccountSpec));
+        int r;
+
+        if (!specs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                specs[i] = (StoreServiceAccountSpec){ sa[i].namespace, sa[i].name, sa[i].role_arn };
+        r = store_service_accounts_replace(v->store, specs, n);
+        cluster_view_update(v);
+        return r;
+}
+
+static void sink_service_accounts_unavailable(void *userdata) {
+        ClusterView *v = userdata;
+        store_service_accounts_unavailable(v->store);
 }
 
 static void sink_state_changed(void *userdata) {
@@ -188,6 +233,10 @@ void cluster_view_init(ClusterView *v, Store *store, const Config *c, cluster_vi
                                       .namespaces_replace = sink_namespaces_replace,
                                       .namespaces_unavailable = sink_namespaces_unavailable,
                                       .progress = sink_progress,
+                                      .service_account_upsert = sink_service_account_upsert,
+                                      .service_account_delete = sink_service_account_delete,
+                                      .service_accounts_replace = sink_service_accounts_replace,
+                                      .service_accounts_unavailable = sink_service_accounts_unavailable,
                                       .state_changed = sink_state_changed,
                                       .userdata = v } };
 }

@@ -80,6 +80,8 @@ enum {
         ARG_CLUSTER_ARN,
         ARG_SESSION_NAME,
         ARG_SESSION_POLICIES,
+        ARG_SERVICE_ACCOUNT_ROLES,
+        ARG_NAMESPACE_DEFAULT_ROLES,
 };
 
 typedef struct OptionDoc {
@@ -155,6 +157,10 @@ static const OptionDoc option_docs[] = {
           "names user-data or instance-identity signatures to forward them (docs/imds-surface.md)" },
         { ARG_METRICS_PORT, "metrics-port", required_argument, "PORT",
           "Metrics server http port (default: same as kube2iam server port)" },
+        { ARG_NAMESPACE_DEFAULT_ROLES, "namespace-default-roles", optional_argument, NULL,
+          "A pod without a role (annotation or ServiceAccount) takes its namespace's "
+          "iam.amazonaws.com/default-role, under the namespace's restrictions, before --default-role "
+          "(docs/sessions.md)" },
         { ARG_NAMESPACE_KEY, "namespace-key", required_argument, "KEY",
           "Namespace annotation key used to retrieve the IAM roles allowed (value in annotation should be "
           "json array)" },
@@ -176,6 +182,10 @@ static const OptionDoc option_docs[] = {
         { ARG_RESOLVE_DUPLICATE_CACHE_IPS, "resolve-duplicate-cache-ips", optional_argument, NULL,
           "Queries the k8s api server to find the source of truth when the pod cache contains multiple pods "
           "with the same IP" },
+        { ARG_SERVICE_ACCOUNT_ROLES, "service-account-roles", optional_argument, NULL,
+          "A pod without a role annotation takes its ServiceAccount's eks.amazonaws.com/role-arn (IRSA's), "
+          "under the namespace's restrictions; needs list and watch on serviceaccounts (contrib/rbac, "
+          "docs/sessions.md)" },
         { ARG_SESSION_NAME, "session-name", required_argument, "kube2iam|pod",
           "RoleSessionName of the STS sessions: kube2iam's (fnv32a of the pod IP, '-', the role name) or "
           "the pod's namespace and name, kept for the pod's life (docs/sessions.md)" },
@@ -707,6 +717,10 @@ static int parse_one(Config *c, int id, const char *arg) {
                 return 0;
         case ARG_SESSION_POLICIES:
                 return parse_bool_arg(flag, arg, &c->session_policies);
+        case ARG_SERVICE_ACCOUNT_ROLES:
+                return parse_bool_arg(flag, arg, &c->service_account_roles);
+        case ARG_NAMESPACE_DEFAULT_ROLES:
+                return parse_bool_arg(flag, arg, &c->namespace_default_roles);
         case ARG_SESSION_NAME:
                 if (!streq(arg, "kube2iam") && !streq(arg, "pod"))
                         return bad_value(flag, arg, "expected kube2iam or pod");
@@ -994,6 +1008,8 @@ static void print_default(const Config *d, int id, FILE *f) {
                 fprintf(f, " (default kube2iam)");
                 break;
         case ARG_SESSION_POLICIES:
+        case ARG_SERVICE_ACCOUNT_ROLES:
+        case ARG_NAMESPACE_DEFAULT_ROLES:
                 fprintf(f, " (default false)");
                 break;
         case ARG_STS_RATE:

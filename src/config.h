@@ -72,12 +72,14 @@ typedef struct Config {
         char *namespace_key;                                     /* --namespace-key (namespace annotation) */
         usec_t backoff_max_interval;                             /* --backoff-max-interval */
         usec_t backoff_max_elapsed_time;                         /* --backoff-max-elapsed-time */
-        bool prefetch;          /* --prefetch (default true): warm credentials when a pod appears */
-        unsigned session_tags;  /* --session-tags: SessionTag bits (session-tags.h), 0 for none */
-        char *cluster_name;     /* --cluster-name: the eks-cluster-name tag */
-        char *cluster_arn;      /* --cluster-arn: the eks-cluster-arn tag */
-        bool pod_session_names; /* --session-name=pod (false: kube2iam's names) */
-        bool session_policies;  /* --session-policies: namespaces' session-policy-arns annotation */
+        bool prefetch;                /* --prefetch (default true): warm credentials when a pod appears */
+        unsigned session_tags;        /* --session-tags: SessionTag bits (session-tags.h), 0 for none */
+        char *cluster_name;           /* --cluster-name: the eks-cluster-name tag */
+        char *cluster_arn;            /* --cluster-arn: the eks-cluster-arn tag */
+        bool pod_session_names;       /* --session-name=pod (false: kube2iam's names) */
+        bool session_policies;        /* --session-policies: namespaces' session-policy-arns annotation */
+        bool service_account_roles;   /* --service-account-roles: the ServiceAccount's IRSA role */
+        bool namespace_default_roles; /* --namespace-default-roles: the namespace's default-role */
 
         /* AWS */
         usec_t iam_role_session_ttl; /* --iam-role-session-ttl; STS DurationSeconds = 2 x this */

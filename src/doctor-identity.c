@@ -244,12 +244,15 @@ static int kube_auth_wait(sd_event *event, KubeAuth *auth, const KubeConfig *kc,
         return *done > 0 ? 0 : *done < 0 ? *done : -ETIMEDOUT;
 }
 
-static bool report_review(FILE *out, int pods, int namespaces, bool need_namespaces) {
+static bool report_review(FILE *out, int pods, int namespaces, int service_accounts, const Config *c) {
+        bool need_namespaces = c->namespace_restrictions || c->namespace_default_roles;
         char what[256];
 
-        if (pods < 0 || namespaces < 0) {
+        if (pods < 0 || namespaces < 0 || service_accounts < 0) {
                 snprintf(what, sizeof what, "the API server does not answer a SelfSubjectAccessReview (%s)",
-                         strerror(-(pods < 0 ? pods : namespaces)));
+                         strerror(-(pods < 0         ? pods
+                                    : namespaces < 0 ? namespaces
+                                                     : service_accounts)));
                 return doctor_report(
                         out, DOCTOR_FAIL, "rbac", what,
                         "check the kubeconfig's server and credentials (see the kubeconfig check)");
@@ -264,6 +267,12 @@ static bool report_review(FILE *out, int pods, int namespaces, bool need_namespa
                         "the kubeconfig's identity may not list namespaces (--namespace-restrictions "
                         "then denies restricted roles)",
                         "kubectl apply -f contrib/rbac/namespaces-for-nodes.yaml");
+        if (!service_accounts)
+                return doctor_report(out, DOCTOR_FAIL, "rbac",
+                                     "the kubeconfig's identity may not list serviceaccounts "
+                                     "(--service-account-roles then gives pods without a role annotation "
+                                     "none)",
+                                     "kubectl apply -f contrib/rbac/namespaces-for-nodes.yaml");
         return doctor_report(
                 out, DOCTOR_PASS, "rbac",
                 namespaces ? "the kubeconfig's identity may list pods and namespaces"
@@ -277,8 +286,8 @@ bool doctor_check_rbac(const DoctorOptions *o, FILE *out) {
         _cleanup_(kube_auth_freep) KubeAuth *auth = NULL;
         _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
         KubeCredentials *creds = NULL;
-        int r, done = 0, verdict[2];
-        static const char *const resources[] = { "pods", "namespaces" };
+        int r, done = 0, verdict[3] = { 1, 1, 1 };
+        static const char *const resources[] = { "pods", "namespaces", "serviceaccounts" };
 
         if (o->skip_cluster)
                 return doctor_report(out, DOCTOR_SKIP, "rbac", "--skip-cluster: no cluster here", NULL);
@@ -292,9 +301,11 @@ bool doctor_check_rbac(const DoctorOptions *o, FILE *out) {
         if (r >= 0)
                 r = kube_auth_wait(event, auth, kc, &done);
         for (size_t i = 0; i < ELEMENTSOF(resources); i++) {
+                if (i == 2 && !o->config->service_account_roles)
+                        break; /* read only with --service-account-roles */
                 if (r >= 0)
                         r = kube_auth_credentials(auth, kc, &creds);
                 verdict[i] = r < 0 ? r : access_review(kc, TAKE_PTR(creds), "list", resources[i]);
         }
-        return report_review(out, verdict[0], verdict[1], o->config->namespace_restrictions);
+        return report_review(out, verdict[0], verdict[1], verdict[2], o->config);
 }

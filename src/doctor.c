@@ -241,6 +241,13 @@ static bool check_daemon_status(const DoctorOptions *o, const cJSON *st, FILE *o
                                     "check the API server and the node's RBAC (contrib/rbac)");
         else
                 ok &= doctor_report(out, DOCTOR_PASS, "daemon", "kube2iam is READY and synced", NULL);
+        if (jtrue(st, "serviceAccountsForbidden"))
+                ok &= doctor_report(
+                        out, DOCTOR_FAIL, "daemon",
+                        "the API server refuses kube2iam's ServiceAccount list (403): pods without a "
+                        "role annotation get no role",
+                        "grant list and watch on serviceaccounts: kubectl apply -f "
+                        "contrib/rbac/namespaces-for-nodes.yaml");
 
         snprintf(what, sizeof what, "the daemon listens on port %.0f, --app-port is %u",
                  jnum(st, "listenPort"), o->config->app_port);

@@ -8,6 +8,7 @@
 
 #include "creds.h"
 #include "explain.h"
+#include "kube/kube-object.h"
 #include "pod-roles.h"
 #include "roles.h"
 #include "store.h"
@@ -71,6 +72,10 @@ static const char *role_source_name(RoleSource s) {
                 return "annotation";
         case ROLE_SOURCE_DEFAULT:
                 return "default-role";
+        case ROLE_SOURCE_SERVICE_ACCOUNT:
+                return "service-account";
+        case ROLE_SOURCE_NAMESPACE_DEFAULT:
+                return "namespace-default-role";
         }
         return "unknown";
 }
@@ -85,14 +90,46 @@ static void add_rule(Builder *b, const StorePod *pod, const PodRoleDecision *dec
                 add_str(b, rule, "from", "no role annotation and no --default-role");
                 return;
         }
+        if (dec->verdict == POD_ROLE_SERVICE_ACCOUNTS_LISTING ||
+            dec->verdict == POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN) {
+                add_str(b, rule, "source", "none");
+                add_str(b, rule, "from",
+                        dec->verdict == POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN
+                                ? "no role annotation, and ServiceAccounts may not be read (RBAC)"
+                                : "no role annotation, and ServiceAccounts are not listed yet");
+                return;
+        }
+        if (!dec->role_arn) {
+                add_str(b, rule, "source", "none");
+                add_str(b, rule, "from",
+                        "no role annotation, and the namespace's default-role is not known");
+                return;
+        }
         add_str(b, rule, "source", role_source_name(dec->source));
-        if (dec->source == ROLE_SOURCE_ANNOTATION) {
-                _cleanup_free_ char *from = NULL;
+        _cleanup_free_ char *from = NULL;
+        switch (dec->source) {
+        case ROLE_SOURCE_ANNOTATION:
                 if (asprintf(&from, "pod annotation %s=%s", b->d->role_key, strempty(pod->role)) < 0)
-                        b->oom = true;
-                add_str(b, rule, "from", from);
-        } else
-                add_str(b, rule, "from", "--default-role (the pod has no role annotation)");
+                        from = NULL;
+                break;
+        case ROLE_SOURCE_SERVICE_ACCOUNT:
+                if (asprintf(&from, "ServiceAccount %s/%s annotation %s (the pod has no role annotation)",
+                             pod->namespace, pod->service_account ?: "default",
+                             KUBE_SERVICE_ACCOUNT_ROLE_ANNOTATION) < 0)
+                        from = NULL;
+                break;
+        case ROLE_SOURCE_NAMESPACE_DEFAULT:
+                if (asprintf(&from, "namespace %s annotation %s (no role annotation or ServiceAccount role)",
+                             pod->namespace, KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION) < 0)
+                        from = NULL;
+                break;
+        case ROLE_SOURCE_DEFAULT:
+                from = strdup("--default-role (the pod has no role annotation)");
+                break;
+        }
+        if (!from)
+                b->oom = true;
+        add_str(b, rule, "from", from);
 }
 
 static void add_namespace(Builder *b, const StorePod *pod, const PodRoleDecision *dec) {
@@ -262,6 +299,12 @@ static int explain_pod(Builder *b, const StorePod *pod) {
                 : cJSON_GetObjectItem(b->root, "ambiguity") ? "the address is ambiguous (IP reuse)"
                 : other                                     ? "another pod holds the address"
                 : dec.verdict == POD_ROLE_NO_ROLE           ? "no role: no annotation and no --default-role"
+                : dec.verdict == POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN
+                        ? "no role: ServiceAccounts may not be read (grant list and watch on "
+                          "serviceaccounts)"
+                : dec.verdict == POD_ROLE_SERVICE_ACCOUNTS_LISTING
+                        ? "no role: ServiceAccounts not listed yet"
+                : !dec.role_arn ? "no role: the namespace, which may name a default role, is not known"
                 : dec.verdict != POD_ROLE_ALLOWED
                         ? "the namespace restriction denies the role"
                         : "STS denied the role (answered from the cache until the error TTL ends)");

@@ -76,6 +76,8 @@ struct PodRequest {
         bool counted_miss;
         char *audit_uid, *audit_ns, *audit_name, *audit_role;
         bool audit_tagged; /* the STS session carries session tags (--session-tags) */
+        char *audit_tags;  /* those tags, "key=value,..." (sts_session_tags_describe), NULL for none */
+        bool final;        /* its deadline has passed: answer now, whatever is still unknown */
         PodRequest *prev, *next;
 };
 
@@ -300,7 +302,11 @@ static void pod_event(ImdsService *s, const char *uid, const char *ns, const cha
 
         if (!s->d.kube || !c->pod_events || isempty(uid))
                 return;
-        if (streq(result, "denied")) {
+        if (streq(result, "denied") && !role) {
+                /* no role could be chosen: the ServiceAccounts or the namespace are not known */
+                reason = "IAMRoleDenied";
+                r = asprintf(&text, "kube2iam gave this pod no role: %s", strna(detail));
+        } else if (streq(result, "denied")) {
                 reason = "IAMRoleDenied";
                 r = asprintf(&text, "kube2iam refused role %s: %s of namespace %s (annotation %s)",
                              strna(role), strna(detail), strna(ns), c->namespace_key);
@@ -329,6 +335,10 @@ static void pod_event(ImdsService *s, const char *uid, const char *ns, const cha
  * for ours, "Credentials <result> for pod ...". */
 /* Fields an audit entry may carry besides the pod's (STS's code and the cause, the issued key). */
 #define AUDIT_EXTRA_FIELDS_MAX 3
+/* SESSION_TAGS= of an issuance: Pod Identity's six tags with long names fit in about 1 KiB; 4 KiB
+ * leaves room for a namespace's own and keeps one entry per issuance small (50 tags at STS's
+ * limits would be 19 KiB). Tags past it are left out and the field ends in ",...". */
+#define AUDIT_SESSION_TAGS_MAX 4096
 
 static void audit_full(ImdsService *s, const char *uid, const char *ns, const char *name, const char *ip,
                        const char *role, const char *result, int level, const char *message_id,
@@ -458,6 +468,7 @@ static int pod_request_enter(PodRequest *pr, PodRequestState to) {
                 free(pr->audit_ns);
                 free(pr->audit_name);
                 free(pr->audit_role);
+                free(pr->audit_tags);
                 free(pr);
                 break;
         case POD_REQUEST_NEW: /* never entered: a request starts there */
@@ -523,7 +534,8 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
                                                 USEC_PER_SEC);
                         /* the key id and STS's session id map a CloudTrail row back to this pod */
                         const LogField ids[] = { { "ACCESS_KEY_ID", creds->access_key_id },
-                                                 { "ASSUMED_ROLE_ID", creds->assumed_role_id } };
+                                                 { "ASSUMED_ROLE_ID", creds->assumed_role_id },
+                                                 { "SESSION_TAGS", pr->audit_tags } };
                         audit_full(s, pr->audit_uid, pr->audit_ns, pr->audit_name, pr->ip, pr->audit_role,
                                    "issued", LOG_INFO, LOG_MESSAGE_ID_CREDS_ISSUED, creds->access_key_id,
                                    NULL, ids, ELEMENTSOF(ids));
@@ -560,7 +572,23 @@ static void answer_metadata(PodRequest *pr) {
         (void) pod_request_enter(pr, POD_REQUEST_DONE);
 }
 
-/* 0: the pod's role may be served (*d filled); <0: the request has been answered. */
+/* The detail of a "denied" audit entry. */
+static const char *pod_role_verdict_reason(PodRoleVerdict v) {
+        switch (v) {
+        case POD_ROLE_DENIED:
+                return "namespace restriction";
+        case POD_ROLE_SESSION_REFUSED:
+                return "session tags refused";
+        case POD_ROLE_SERVICE_ACCOUNTS_LISTING:
+                return "serviceaccounts not listed yet";
+        case POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN:
+                return "serviceaccounts forbidden";
+        default:
+                return "namespace not known";
+        }
+}
+
+/* 0: the pod's role may be served (*d filled); <0: the request has been answered, or waits. */
 static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
         ImdsService *s = pr->service;
         _cleanup_free_ char *msg = NULL, *line = NULL;
@@ -582,6 +610,23 @@ static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
                       LOG_MESSAGE_ID_ROLE_DENIED, NULL);
                 pod_request_fail(pr, 404, msg ?: "unable to find role");
                 return -EACCES;
+        case POD_ROLE_SERVICE_ACCOUNTS_LISTING:
+                if (!pr->final && (pr->state == POD_REQUEST_NEW || pr->state == POD_REQUEST_WAIT_POD)) {
+                        pod_request_wait(pr); /* woken when the list arrives (every IP is) */
+                        return -EAGAIN;
+                }
+                _fallthrough_;
+        case POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN:
+                if (asprintf(&line,
+                             "No role for pod %s/%s: it has no role annotation and the ServiceAccounts %s "
+                             "(--service-account-roles)",
+                             pod->namespace, pod->name,
+                             d->verdict == POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN
+                                     ? "may not be read (grant list and watch on serviceaccounts: "
+                                       "contrib/rbac)"
+                                     : "are not listed yet") < 0)
+                        line = NULL;
+                break;
         case POD_ROLE_NAMESPACE_UNKNOWN:
                 log_debug("Unable to find an indexed namespace of %s", pod->namespace);
                 break;
@@ -596,13 +641,9 @@ static int check_role(PodRequest *pr, const StorePod *pod, PodRoleDecision *d) {
                 break;
         }
         (void) asprintf(&msg, "role requested %s not valid for namespace of pod at %s with namespace %s",
-                        d->role_arn, pr->ip, pod->namespace);
+                        strna(d->role_arn), pr->ip, pod->namespace);
         audit_full(s, pod->uid, pod->namespace, pod->name, pr->ip, d->role_arn, "denied", LOG_WARNING,
-                   LOG_MESSAGE_ID_ROLE_DENIED,
-                   d->verdict == POD_ROLE_DENIED            ? "namespace restriction"
-                   : d->verdict == POD_ROLE_SESSION_REFUSED ? "session tags refused"
-                                                            : "namespace not known",
-                   line, NULL, 0);
+                   LOG_MESSAGE_ID_ROLE_DENIED, pod_role_verdict_reason(d->verdict), line, NULL, 0);
         pod_request_fail(pr, 404, msg ?: "role not valid for namespace");
         return -EACCES;
 }
@@ -634,6 +675,11 @@ static void answer_credentials(PodRequest *pr, const StorePod *pod, const PodRol
         free(pr->audit_role);
         pr->audit_role = strdup(d->role_arn);
         pr->audit_tagged = !isempty(d->session);
+        pr->audit_tags = mfree(pr->audit_tags);
+        if (pr->audit_tagged &&
+            sts_session_tags_describe(d->session, AUDIT_SESSION_TAGS_MAX, &pr->audit_tags) >= 0 &&
+            isempty(pr->audit_tags))
+                pr->audit_tags = mfree(pr->audit_tags); /* policy ARNs only */
         CredsRequest cr = {
                 .role_arn = d->role_arn,
                 .external_id = d->external_id,
@@ -752,7 +798,8 @@ static bool unconfirmed(PodRequest *pr, const StorePod *pod) {
         const StoreNamespace *ns = NULL;
         bool wait = false;
 
-        if (c->namespace_restrictions || c->session_tags || c->session_policies)
+        if (c->namespace_restrictions || c->session_tags || c->session_policies ||
+            c->namespace_default_roles)
                 ns = store_get_namespace(s->d.store, pod->namespace);
         if (pod->unconfirmed) {
                 if (s->d.kube)
@@ -774,6 +821,7 @@ static void try_answer(PodRequest *pr, bool final) {
 
         if (pr->state != POD_REQUEST_NEW && pr->state != POD_REQUEST_WAIT_POD)
                 return;
+        pr->final = final || now_monotonic() >= pr->deadline;
         if (store_lookup_ip(s->d.store, pr->ip, &l) < 0)
                 return pod_request_fail(pr, 500, "out of memory");
         if (l.status == STORE_LOOKUP_FOUND && unconfirmed(pr, l.pod)) {

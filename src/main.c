@@ -73,6 +73,7 @@ typedef struct Daemon {
         Health *health;
         Metrics *registry;
         MetricFamily *m_http, *m_health, *m_pods, *m_namespaces, *m_waiting, *m_pod_events;
+        MetricFamily *m_forbidden; /* kube2iam_watch_forbidden{resource} */
         UpstreamClient *imds;
         NodeCredentials *node;
         StsClient *sts;
@@ -185,6 +186,11 @@ static void handle_metrics(Daemon *d, HttpRequest *req) {
         (void) metrics_gauge_set(d->m_pods, NULL, (double) store_n_pods(d->store));
         (void) metrics_gauge_set(d->m_namespaces, NULL, (double) store_n_namespaces(d->store));
         (void) metrics_gauge_set(d->m_waiting, NULL, (double) imds_service_waiting(d->service));
+        (void) metrics_gauge_set(d->m_forbidden, (const char *const[]){ "namespaces" },
+                                 kube_client_namespaces_state(d->kube) == KUBE_SYNC_FORBIDDEN);
+        if (d->config.service_account_roles)
+                (void) metrics_gauge_set(d->m_forbidden, (const char *const[]){ "serviceaccounts" },
+                                         kube_client_service_accounts_state(d->kube) == KUBE_SYNC_FORBIDDEN);
         pod_events_metrics_update(d);
         (void) process_metrics_update(d->registry);
         if (metrics_render(d->registry, &b) < 0)
@@ -278,6 +284,10 @@ static int daemon_status_json(Daemon *d, char **ret) {
 
         if (!o || !cJSON_AddBoolToObject(o, "ready", d->ready) ||
             !cJSON_AddBoolToObject(o, "synced", d->kube && kube_client_pods_current(d->kube)) ||
+            !cJSON_AddBoolToObject(o, "serviceAccountsForbidden",
+                                   d->config.service_account_roles &&
+                                           kube_client_service_accounts_state(d->kube) ==
+                                                   KUBE_SYNC_FORBIDDEN) ||
             !cJSON_AddNumberToObject(o, "listenPort",
                                      d->socket_activated ? d->listen_port : d->config.app_port) ||
             !cJSON_AddNumberToObject(o, "podsChecked", (double) d->routes.n_pods) ||
@@ -770,6 +780,7 @@ static int setup_metrics(Daemon *d) {
         static const char *const http_labels[] = { "code", "method", "handler", NULL };
         static const char *const info_labels[] = { "version", "build_date", "commit_hash", NULL };
         static const char *const result_labels[] = { "result", NULL };
+        static const char *const forbidden_labels[] = { "resource", NULL };
         MetricFamily *info;
         int r;
 
@@ -803,6 +814,12 @@ static int setup_metrics(Daemon *d) {
                         "Pod Events (--pod-events) posted, and dropped (de-duplicated ones are "
                         "not counted).",
                         METRIC_COUNTER, result_labels, NULL, 0, 0, &d->m_pod_events);
+        if (r >= 0)
+                r = metrics_add_family(
+                        d->registry, "kube2iam_watch_forbidden",
+                        "1 when the API server refuses to list the resource (403): grant list "
+                        "and watch on it (contrib/rbac).",
+                        METRIC_GAUGE, forbidden_labels, NULL, 0, 0, &d->m_forbidden);
         if (r >= 0)
                 r = process_metrics_register(d->registry);
         if (r < 0)
@@ -916,7 +933,9 @@ static int setup_pods(Daemon *d) {
                                                          .cluster_arn = d->config.cluster_arn,
                                                  },
                                                  .pod_session_names = d->config.pod_session_names,
-                                                 .session_policies = d->config.session_policies },
+                                                 .session_policies = d->config.session_policies,
+                                                 .service_account_roles = d->config.service_account_roles,
+                                                 .namespace_default_roles = d->config.namespace_default_roles },
                           &d->pod_roles);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up per-pod roles: %m");

@@ -40,13 +40,48 @@ struct PodRoles {
         void *wake_userdata;
 };
 
+/* The pod's role candidates (roles.h) beyond its annotation: its ServiceAccount's role and its
+ * namespace's default role, when asked for. POD_ROLE_ALLOWED when they are known, else the verdict
+ * that says which is not. */
+static PodRoleVerdict candidates(const PodRoles *p, const StorePod *pod, const StoreNamespace *ns,
+                                 RoleCandidates *c) {
+        *c = (RoleCandidates){ .annotation = pod->role };
+        if (pod->role)
+                return POD_ROLE_ALLOWED;
+        if (p->d.service_account_roles) {
+                switch (store_service_accounts_state(p->d.store)) {
+                case STORE_SERVICE_ACCOUNTS_LISTING:
+                        return POD_ROLE_SERVICE_ACCOUNTS_LISTING;
+                case STORE_SERVICE_ACCOUNTS_FORBIDDEN:
+                        return POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN;
+                case STORE_SERVICE_ACCOUNTS_KNOWN:
+                        break;
+                }
+                /* the API server sets "default" when a pod names none */
+                c->service_account = store_service_account_role(p->d.store, pod->namespace,
+                                                                pod->service_account ?: "default");
+        }
+        if (p->d.namespace_default_roles && isempty(c->service_account)) {
+                if (!ns)
+                        return POD_ROLE_NAMESPACE_UNKNOWN; /* its default role is not known */
+                c->namespace_default = ns->default_role;
+        }
+        return POD_ROLE_ALLOWED;
+}
+
 /* The pure part: kube2iam's rules (roles.h) applied to a pod and its namespace as the store has it. */
 static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
         PodRoleDecision d = { .external_id = pod->external_id };
-        const StoreNamespace *ns;
+        const StoreNamespace *ns = store_get_namespace(p->d.store, pod->namespace);
+        RoleCandidates c;
         int r;
 
-        r = roles_for_pod(p->d.roles, pod->role, &d.role_arn, &d.source);
+        d.verdict = candidates(p, pod, ns, &c);
+        if (d.verdict != POD_ROLE_ALLOWED) {
+                *ret = d;
+                return 0;
+        }
+        r = roles_choose(p->d.roles, &c, &d.role_arn, &d.source);
         if (r == -ENOENT) {
                 d.verdict = POD_ROLE_NO_ROLE;
                 *ret = d;
@@ -54,7 +89,6 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
         }
         if (r < 0)
                 return r;
-        ns = store_get_namespace(p->d.store, pod->namespace);
         if ((p->d.session_tags.tags || p->d.session_policies) && !ns) {
                 /* the namespace may add tags or policies: a session without them would be the wrong one */
                 d.verdict = POD_ROLE_NAMESPACE_UNKNOWN;

@@ -2,7 +2,8 @@
 #pragma once
 
 /* PodRoles: the one owner of per-pod decisions, by pod uid: the pod's role ARN (kube2iam's rules,
- * roles.h) and external id, its namespace's verdict on that role, whether the credential cache is
+ * roles.h; then, when asked for, the ServiceAccount's role and the namespace's default role: pod
+ * annotation > ServiceAccount > namespace default-role > --default-role) and external id, its namespace's verdict on that role, whether the credential cache is
  * told that a live pod uses the role (creds_set_in_use), and the pod's audit state (the last
  * audit entry and the log budget of its requests).
  *
@@ -49,6 +50,10 @@ typedef enum PodRoleVerdict {
         POD_ROLE_NAMESPACE_UNKNOWN, /* restrictions apply and the namespace is not known: deny */
         POD_ROLE_NO_ROLE,           /* no annotation and no default role */
         POD_ROLE_SESSION_REFUSED,   /* its session tags break STS's rules (the namespace's annotation) */
+        /* --service-account-roles, a pod without a role annotation: its ServiceAccount may name its
+         * role, and the ServiceAccounts are not known. Never the default role in their place. */
+        POD_ROLE_SERVICE_ACCOUNTS_LISTING,   /* not listed yet: a request may wait for the list */
+        POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN, /* the credentials may not read them (RBAC): deny */
 } PodRoleVerdict;
 
 /* A decision about one pod. Strings are owned by the decision. */
@@ -70,6 +75,8 @@ typedef struct PodRolesDeps {
         SessionTagsSettings session_tags; /* --session-tags, --cluster-name, --cluster-arn */
         bool pod_session_names;           /* --session-name=pod */
         bool session_policies;            /* --session-policies: the namespace's PolicyArns */
+        bool service_account_roles;       /* --service-account-roles: the ServiceAccount's IRSA role */
+        bool namespace_default_roles;     /* --namespace-default-roles: the namespace's default-role */
 } PodRolesDeps;
 
 int pod_roles_new(const PodRolesDeps *deps, PodRoles **ret);

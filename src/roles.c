@@ -69,13 +69,20 @@ const char *roles_default_arn(const Roles *r) {
         return r->default_arn;
 }
 
-int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSource *ret_source) {
+int roles_choose(const Roles *r, const RoleCandidates *c, char **ret_arn, RoleSource *ret_source) {
         char *arn;
-        RoleSource source = ROLE_SOURCE_ANNOTATION;
+        RoleSource source;
 
-        if (annotation)
-                arn = roles_arn(r, annotation);
-        else if (!isempty(r->default_arn)) {
+        if (c->annotation) {
+                arn = roles_arn(r, c->annotation);
+                source = ROLE_SOURCE_ANNOTATION;
+        } else if (!isempty(c->service_account)) {
+                arn = roles_arn(r, c->service_account);
+                source = ROLE_SOURCE_SERVICE_ACCOUNT;
+        } else if (!isempty(c->namespace_default)) {
+                arn = roles_arn(r, c->namespace_default);
+                source = ROLE_SOURCE_NAMESPACE_DEFAULT;
+        } else if (!isempty(r->default_arn)) {
                 arn = strdup(r->default_arn);
                 source = ROLE_SOURCE_DEFAULT;
         } else
@@ -86,6 +93,10 @@ int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSo
         if (ret_source)
                 *ret_source = source;
         return 0;
+}
+
+int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSource *ret_source) {
+        return roles_choose(r, &(const RoleCandidates){ .annotation = annotation }, ret_arn, ret_source);
 }
 
 bool roles_glob_match(const char *p, const char *s) {

@@ -31,10 +31,21 @@ const char *roles_default_arn(const Roles *r);
 typedef enum RoleSource {
         ROLE_SOURCE_ANNOTATION,
         ROLE_SOURCE_DEFAULT,
+        ROLE_SOURCE_SERVICE_ACCOUNT,   /* --service-account-roles: IRSA's ServiceAccount annotation */
+        ROLE_SOURCE_NAMESPACE_DEFAULT, /* --namespace-default-roles: the namespace's default-role */
 } RoleSource;
 
-/* The pod's role. annotation: the value of --iam-role-key, or NULL when the pod has none (an
- * empty value counts as present). -ENOENT when there is no annotation and no default. */
+/* What a pod's role may come from, first to last (docs/sessions.md). */
+typedef struct RoleCandidates {
+        const char *annotation;        /* --iam-role-key's value; NULL: none ("" counts as present) */
+        const char *service_account;   /* its ServiceAccount's role annotation; NULL or "": none */
+        const char *namespace_default; /* its namespace's default-role; NULL or "": none */
+} RoleCandidates;
+
+/* The pod's role: the first candidate present, through RoleARN(), else the default role. -ENOENT
+ * when there is none. */
+int roles_choose(const Roles *r, const RoleCandidates *c, char **ret_arn, RoleSource *ret_source);
+/* The same with the annotation alone (kube2iam's rule). */
 int roles_for_pod(const Roles *r, const char *annotation, char **ret_arn, RoleSource *ret_source);
 
 /* Namespace restrictions. namespace_known: the namespace is in the watch cache. allowed: its

@@ -26,6 +26,14 @@ static void snapshot_credentials_done(SnapshotCredentials *e) {
         free(e->session);
 }
 
+static void snapshot_namespace_done(SnapshotNamespace *n) {
+        free(n->name);
+        free(n->annotation);
+        free(n->session_tags);
+        free(n->session_policies);
+        free(n->default_role);
+}
+
 int snapshot_new(Snapshot **ret) {
         Snapshot *s = calloc(1, sizeof *s);
         if (!s)
@@ -58,13 +66,8 @@ void snapshot_clear_view(Snapshot *s) {
                 for (; s->n_pods > 0; s->n_pods--)
                         s->pods[s->n_pods - 1] = kube_pod_free(s->pods[s->n_pods - 1]);
         if (!s->namespaces_rv)
-                for (; s->n_namespaces > 0; s->n_namespaces--) {
-                        SnapshotNamespace *n = &s->namespaces[s->n_namespaces - 1];
-                        free(n->name);
-                        free(n->annotation);
-                        free(n->session_tags);
-                        free(n->session_policies);
-                }
+                for (; s->n_namespaces > 0; s->n_namespaces--)
+                        snapshot_namespace_done(&s->namespaces[s->n_namespaces - 1]);
 }
 
 int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv) {
@@ -121,11 +124,10 @@ int snapshot_add_pod(Snapshot *s, const KubePod *pod) {
         return 0;
 }
 
-int snapshot_add_namespace(Snapshot *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies) {
+int snapshot_add_namespace(Snapshot *s, const SnapshotNamespace *ns) {
         SnapshotNamespace *n, *e;
 
-        if (!s || isempty(name))
+        if (!s || !ns || isempty(ns->name))
                 return -EINVAL;
         if (s->n_namespaces >= SNAPSHOT_NAMESPACES_MAX)
                 return -E2BIG;
@@ -134,13 +136,12 @@ int snapshot_add_namespace(Snapshot *s, const char *name, const char *annotation
                 return -ENOMEM;
         s->namespaces = n;
         e = &n[s->n_namespaces];
-        *e = (SnapshotNamespace){ .name = strdup(name) };
-        if (!e->name || strdup_opt(annotation, &e->annotation) < 0 ||
-            strdup_opt(session_tags, &e->session_tags) < 0 ||
-            strdup_opt(session_policies, &e->session_policies) < 0) {
-                free(e->name);
-                free(e->annotation);
-                free(e->session_tags);
+        *e = (SnapshotNamespace){ .name = strdup(ns->name) };
+        if (!e->name || strdup_opt(ns->annotation, &e->annotation) < 0 ||
+            strdup_opt(ns->session_tags, &e->session_tags) < 0 ||
+            strdup_opt(ns->session_policies, &e->session_policies) < 0 ||
+            strdup_opt(ns->default_role, &e->default_role) < 0) {
+                snapshot_namespace_done(e);
                 return -ENOMEM;
         }
         s->n_namespaces++;
@@ -324,6 +325,7 @@ static void write_namespace(Writer *w, const SnapshotNamespace *n) {
         writer_opt(w, n->annotation);
         writer_opt(w, n->session_tags);
         writer_opt(w, n->session_policies);
+        writer_opt(w, n->default_role);
         writer_record_end(w, at);
 }
 
@@ -546,12 +548,12 @@ static int read_pod(Reader *rec, Snapshot *s) {
 
 static int read_namespace(Reader *rec, Snapshot *s) {
         _cleanup_free_ char *name = reader_text(rec, false), *a = reader_opt(rec), *t = reader_opt(rec),
-                            *pol = reader_opt(rec);
+                            *pol = reader_opt(rec), *def = reader_opt(rec);
         int r;
 
         if (rec->bad || rec->left != 0 || !s->namespaces_rv)
                 return -EBADMSG;
-        r = snapshot_add_namespace(s, name, a, t, pol);
+        r = snapshot_add_namespace(s, &(const SnapshotNamespace){ name, a, t, pol, def });
         return r == -E2BIG || r == -EINVAL ? -EBADMSG : r;
 }
 

@@ -21,7 +21,8 @@
  * Then the view (version 2): SNAPSHOT_RECORD_VIEW per resource kept, with its resourceVersion;
  * SNAPSHOT_RECORD_POD (uid, namespace, name, phase, resourceVersion, then role, external id, service
  * account each u8 present + string, u8 flags: host network, terminating; u8 count + the IPs) and
- * SNAPSHOT_RECORD_NAMESPACE (name, then its three annotations each u8 present + string). Pods or
+ * SNAPSHOT_RECORD_NAMESPACE (name, then its four annotations each u8 present + string: allowed
+ * roles, session tags, session policies, default role). Pods or
  * namespaces without the VIEW record of their resource are refused.
  * An unknown record type, a short field, trailing bytes or a bad checksum reject the whole snapshot:
  * a snapshot is either understood entirely or not used at all.
@@ -71,6 +72,7 @@ typedef struct SnapshotNamespace {
         char *annotation; /* each NULL when absent */
         char *session_tags;
         char *session_policies;
+        char *default_role;
 } SnapshotNamespace;
 
 typedef struct SnapshotCredentials {
@@ -111,9 +113,8 @@ int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_r
 void snapshot_clear_view(Snapshot *s);
 /* Copies pod. -E2BIG beyond SNAPSHOT_PODS_MAX. */
 int snapshot_add_pod(Snapshot *s, const KubePod *pod);
-/* -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */
-int snapshot_add_namespace(Snapshot *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies);
+/* Copies ns. -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */
+int snapshot_add_namespace(Snapshot *s, const SnapshotNamespace *ns);
 
 /* Encodes s for build. *ret is wiped and freed by the caller (erase_and_free()). */
 int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size);

@@ -52,6 +52,8 @@ struct Store {
         StrMap ips;        /* ip -> IpSlot */
         StrMap namespaces; /* name -> StoreNamespace */
         bool namespaces_known;
+        StrMap service_accounts; /* "namespace/name" -> StoreServiceAccount (only those naming a role) */
+        StoreServiceAccounts service_accounts_state;
         bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
         StrMap gone;           /* uids the API server said are gone (store_pod_forget()); values unused */
         Changes changes;
@@ -82,6 +84,7 @@ static StoreNamespace *namespace_free(StoreNamespace *n) {
         strv_free(n->session_tags);
         free(n->session_policies_annotation);
         strv_free(n->session_policies);
+        free(n->default_role);
         free(n);
         return NULL;
 }
@@ -89,6 +92,8 @@ static StoreNamespace *namespace_free(StoreNamespace *n) {
 static void namespace_free_void(void *n) {
         namespace_free(n);
 }
+
+static void service_account_free(void *p);
 
 int store_new(Store **ret) {
         _cleanup_(store_freep) Store *s = NULL;
@@ -99,7 +104,8 @@ int store_new(Store **ret) {
         if (!s)
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
-            strmap_init(&s->changes.ip_set) < 0 || strmap_init(&s->gone) < 0)
+            strmap_init(&s->service_accounts) < 0 || strmap_init(&s->changes.ip_set) < 0 ||
+            strmap_init(&s->gone) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -113,6 +119,7 @@ Store *store_free(Store *s) {
         strmap_done(&s->ips, ip_slot_free);
         strmap_done(&s->pods, pod_free_void);
         strmap_done(&s->namespaces, namespace_free_void);
+        strmap_done(&s->service_accounts, service_account_free);
         strmap_done(&s->gone, free);
         changes_done(&s->changes);
         free(s);
@@ -594,14 +601,62 @@ static int namespace_set_session_policies(StoreNamespace *n, const char *annotat
                 &n->session_policies_annotation, &n->session_policies, &n->session_policies_invalid);
 }
 
-int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies) {
+/* The default-role annotation; "" is none. 1 when changed. */
+static int namespace_set_default_role(StoreNamespace *n, const char *role) {
+        char *copy = NULL;
+
+        if (isempty(role))
+                role = NULL;
+        if (str_equal_null(n->default_role, role))
+                return 0;
+        if (role && !(copy = strdup(role)))
+                return -ENOMEM;
+        free_and_replace(n->default_role, copy);
+        return 1;
+}
+
+static int namespace_set_allowed_roles(StoreNamespace *n, const char *annotation) {
+        char *copy = NULL, **roles = NULL;
+        bool invalid;
+        int r;
+
+        if (annotation && !(copy = strdup(annotation)))
+                return -ENOMEM;
+        r = parse_allowed_roles(n->name, annotation, &roles, &invalid);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        free_and_replace(n->annotation, copy);
+        strv_free(n->allowed_roles);
+        n->allowed_roles = roles;
+        n->invalid = invalid;
+        return 0;
+}
+
+/* The session annotations and the default role; 1 when any changed. */
+static int namespace_set_extras(StoreNamespace *n, const StoreNamespaceSpec *spec) {
+        int r, q, d;
+
+        r = namespace_set_session_tags(n, spec->session_tags);
+        if (r < 0)
+                return r;
+        q = namespace_set_session_policies(n, spec->session_policies);
+        if (q < 0)
+                return q;
+        d = namespace_set_default_role(n, spec->default_role);
+        if (d < 0)
+                return d;
+        return r > 0 || q > 0 || d > 0;
+}
+
+int store_namespace_update(Store *s, const StoreNamespaceSpec *spec) {
         StoreNamespace *n;
         int r;
 
-        if (!s || isempty(name))
+        if (!s || !spec || isempty(spec->name))
                 return -EINVAL;
-        n = strmap_get(&s->namespaces, name);
+        n = strmap_get(&s->namespaces, spec->name);
         if (n && n->unconfirmed) {
                 /* confirmed by the API server: the requests waiting for it look again */
                 n->unconfirmed = false;
@@ -609,48 +664,28 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
                 changes_mark(s);
         }
         if (n) {
-                char *copy = NULL, **roles = NULL;
-                bool invalid;
-
-                r = namespace_set_session_tags(n, session_tags);
+                r = namespace_set_extras(n, spec);
                 if (r < 0)
                         return r;
-                int q = namespace_set_session_policies(n, session_policies);
-                if (q < 0)
-                        return q;
-                if (str_equal_null(n->annotation, annotation)) {
-                        if (r > 0 || q > 0)
-                                record_namespace(s, name);
+                if (str_equal_null(n->annotation, spec->annotation)) {
+                        if (r > 0)
+                                record_namespace(s, spec->name);
                         return 0;
                 }
-                if (annotation && !(copy = strdup(annotation)))
-                        return -ENOMEM;
-                r = parse_allowed_roles(name, annotation, &roles, &invalid);
-                if (r < 0) {
-                        free(copy);
+                r = namespace_set_allowed_roles(n, spec->annotation);
+                if (r < 0)
                         return r;
-                }
-                free_and_replace(n->annotation, copy);
-                strv_free(n->allowed_roles);
-                n->allowed_roles = roles;
-                n->invalid = invalid;
                 log_namespace_roles(n, "OnUpdate");
-                record_namespace(s, name);
+                record_namespace(s, spec->name);
                 return 0;
         }
         n = calloc(1, sizeof *n);
         if (!n)
                 return -ENOMEM;
-        n->name = strdup(name);
-        if (!n->name || (annotation && !(n->annotation = strdup(annotation)))) {
-                namespace_free(n);
-                return -ENOMEM;
-        }
-        r = parse_allowed_roles(name, annotation, &n->allowed_roles, &n->invalid);
+        n->name = strdup(spec->name);
+        r = n->name ? namespace_set_allowed_roles(n, spec->annotation) : -ENOMEM;
         if (r >= 0)
-                r = namespace_set_session_tags(n, session_tags);
-        if (r >= 0)
-                r = namespace_set_session_policies(n, session_policies);
+                r = namespace_set_extras(n, spec);
         if (r >= 0)
                 r = strmap_put(&s->namespaces, n->name, n);
         if (r < 0) {
@@ -658,8 +693,8 @@ int store_namespace_update(Store *s, const char *name, const char *annotation, c
                 return r;
         }
         log_namespace_roles(n, "OnAdd");
-        record_namespace(s, name);
-        return r;
+        record_namespace(s, spec->name);
+        return 0;
 }
 
 int store_namespace_remove(Store *s, const char *name) {
@@ -703,8 +738,7 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
-                                               ns[i].session_policies);
+                int k = store_namespace_update(s, &ns[i]);
                 if (k < 0 && r >= 0)
                         r = k;
         }
@@ -723,8 +757,7 @@ int store_namespaces_restore(Store *s, const StoreNamespaceSpec *ns, size_t n) {
                 return -EINVAL;
         for (size_t i = 0; i < n; i++) {
                 StoreNamespace *x;
-                int k = store_namespace_update(s, ns[i].name, ns[i].annotation, ns[i].session_tags,
-                                               ns[i].session_policies);
+                int k = store_namespace_update(s, &ns[i]);
                 x = k >= 0 ? strmap_get(&s->namespaces, ns[i].name) : NULL;
                 if (x)
                         x->unconfirmed = true;
@@ -755,6 +788,140 @@ void store_namespaces_unavailable(Store *s) {
         s->namespaces_known = false;
         strmap_clear(&s->namespaces, namespace_free_void);
         record_all_namespaces(s);
+}
+
+/* ---- ServiceAccounts ---- */
+
+typedef struct StoreServiceAccount {
+        char *key; /* "namespace/name": neither part holds '/' (DNS names), so it is unique */
+        char *role_arn;
+        bool listed; /* seen in the list being applied (store_service_accounts_replace) */
+} StoreServiceAccount;
+
+static void service_account_free(void *p) {
+        StoreServiceAccount *a = p;
+        if (!a)
+                return;
+        free(a->key);
+        free(a->role_arn);
+        free(a);
+}
+
+static char *service_account_key(const char *namespace, const char *name) {
+        return strconcat3(namespace, "/", name);
+}
+
+/* Sets (role non-empty) or forgets (role NULL or "") namespace/name; records its namespace when
+ * that changes what its pods get. */
+static int service_account_set(Store *s, const char *namespace, const char *name, const char *role) {
+        _cleanup_free_ char *key = NULL;
+        StoreServiceAccount *a;
+
+        if (isempty(namespace) || isempty(name))
+                return -EINVAL;
+        key = service_account_key(namespace, name);
+        if (!key)
+                return -ENOMEM;
+        a = strmap_get(&s->service_accounts, key);
+        if (a)
+                a->listed = true;
+        if (isempty(role)) {
+                if (!a)
+                        return 0;
+                service_account_free(strmap_remove(&s->service_accounts, key));
+        } else if (a) {
+                char *copy;
+                if (streq(a->role_arn, role))
+                        return 0;
+                copy = strdup(role);
+                if (!copy)
+                        return -ENOMEM;
+                free_and_replace(a->role_arn, copy);
+        } else {
+                a = calloc(1, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                *a = (StoreServiceAccount){ .key = TAKE_PTR(key), .role_arn = strdup(role), .listed = true };
+                if (!a->role_arn || strmap_put(&s->service_accounts, a->key, a) < 0) {
+                        service_account_free(a);
+                        return -ENOMEM;
+                }
+        }
+        record_namespace(s, namespace); /* its pods are decided again */
+        return 0;
+}
+
+int store_service_account_update(Store *s, const StoreServiceAccountSpec *sa) {
+        if (!s || !sa)
+                return -EINVAL;
+        return service_account_set(s, sa->namespace, sa->name, sa->role_arn);
+}
+
+int store_service_account_remove(Store *s, const char *namespace, const char *name) {
+        if (!s)
+                return -EINVAL;
+        return service_account_set(s, namespace, name, NULL);
+}
+
+int store_service_accounts_replace(Store *s, const StoreServiceAccountSpec *sa, size_t n) {
+        _cleanup_strv_free_ char **gone = NULL;
+        int r = 0;
+
+        if (!s || (!sa && n > 0))
+                return -EINVAL;
+        STRMAP_FOREACH(e, &s->service_accounts)
+        ((StoreServiceAccount *) e->value)->listed = false;
+        for (size_t i = 0; i < n; i++) {
+                int k = store_service_account_update(s, &sa[i]);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        if (r < 0)
+                return r; /* the list is applied again (re-list): nothing is dropped on a failure */
+        STRMAP_FOREACH(e, &s->service_accounts)
+        if (!((StoreServiceAccount *) e->value)->listed && strv_extend(&gone, e->key) < 0)
+                return -ENOMEM;
+        for (char **g = gone; g && *g; g++) {
+                char *slash = strchr(*g, '/');
+                *slash = 0;
+                (void) service_account_set(s, *g, slash + 1, NULL);
+        }
+        if (s->service_accounts_state != STORE_SERVICE_ACCOUNTS_KNOWN) {
+                /* pods decided without the list (or waiting for it) are decided again */
+                record_all_namespaces(s);
+                s->changes.all_ips = true;
+        }
+        s->service_accounts_state = STORE_SERVICE_ACCOUNTS_KNOWN;
+        return 0;
+}
+
+StoreServiceAccounts store_service_accounts_state(const Store *s) {
+        return s ? s->service_accounts_state : STORE_SERVICE_ACCOUNTS_LISTING;
+}
+
+void store_service_accounts_unavailable(Store *s) {
+        if (!s)
+                return;
+        s->service_accounts_state = STORE_SERVICE_ACCOUNTS_FORBIDDEN;
+        strmap_clear(&s->service_accounts, service_account_free);
+        record_all_namespaces(s);
+        s->changes.all_ips = true; /* requests waiting for the list are answered now */
+        changes_mark(s);
+}
+
+const char *store_service_account_role(const Store *s, const char *namespace, const char *name) {
+        _cleanup_free_ char *key = NULL;
+
+        const StoreServiceAccount *a;
+
+        if (!s || !namespace || !name || !(key = service_account_key(namespace, name)))
+                return NULL;
+        a = strmap_get(&s->service_accounts, key);
+        return a ? a->role_arn : NULL;
+}
+
+size_t store_n_service_accounts(const Store *s) {
+        return s ? s->service_accounts.n : 0;
 }
 
 void store_set_pods_unconfirmed(Store *s, bool unconfirmed) {

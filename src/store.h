@@ -45,6 +45,8 @@ typedef struct StoreNamespace {
         char *session_policies_annotation; /* the raw session-policy-arns annotation, NULL when absent */
         char **session_policies;           /* parsed ARNs, sorted; NULL for none */
         bool session_policies_invalid;     /* the annotation breaks a rule: its pods get no credentials */
+        char *default_role;                /* the default-role annotation (--namespace-default-roles), NULL
+                                            * when absent or empty */
         bool unconfirmed; /* restored from a snapshot: its pods wait until the API server confirms it */
 } StoreNamespace;
 
@@ -93,7 +95,15 @@ typedef struct StoreNamespaceSpec {
         const char *annotation;       /* NULL when absent */
         const char *session_tags;     /* the session-tags annotation, NULL when absent */
         const char *session_policies; /* the session-policy-arns annotation, NULL when absent */
+        const char *default_role;     /* the default-role annotation, NULL when absent */
 } StoreNamespaceSpec;
+
+/* Describes one ServiceAccount for store_service_accounts_replace(). */
+typedef struct StoreServiceAccountSpec {
+        const char *namespace;
+        const char *name;
+        const char *role_arn; /* its IRSA annotation, NULL when absent */
+} StoreServiceAccountSpec;
 
 int store_new(Store **ret);
 Store *store_free(Store *s);
@@ -133,9 +143,8 @@ int store_pod_forget(Store *s, const char *uid);
  * events had been applied for the others. Takes ownership of the pods and of the array. */
 int store_pods_replace(Store *s, StorePod **pods, size_t n);
 
-/* Namespace ADDED/MODIFIED; the annotation is parsed only when it changed. */
-int store_namespace_update(Store *s, const char *name, const char *annotation, const char *session_tags,
-                           const char *session_policies);
+/* Namespace ADDED/MODIFIED; each annotation is parsed only when it changed. */
+int store_namespace_update(Store *s, const StoreNamespaceSpec *ns);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
 /* Warm restarts: the namespaces of a snapshot, marked unconfirmed until an update (a watch event,
@@ -148,6 +157,22 @@ int store_namespace_forget(Store *s, const char *name);
 bool store_namespaces_known(const Store *s);
 void store_namespaces_unavailable(Store *s);
 
+/* ServiceAccounts (--service-account-roles). Only those with a role annotation are kept (a cluster
+ * has thousands; few name a role); a change of one is recorded as a change of its namespace, so
+ * that its pods are decided again. */
+int store_service_account_update(Store *s, const StoreServiceAccountSpec *sa);
+int store_service_account_remove(Store *s, const char *namespace, const char *name);
+int store_service_accounts_replace(Store *s, const StoreServiceAccountSpec *sa, size_t n);
+typedef enum StoreServiceAccounts {
+        STORE_SERVICE_ACCOUNTS_LISTING,   /* no complete list yet */
+        STORE_SERVICE_ACCOUNTS_KNOWN,     /* a complete list applied */
+        STORE_SERVICE_ACCOUNTS_FORBIDDEN, /* the credentials may not read them */
+} StoreServiceAccounts;
+StoreServiceAccounts store_service_accounts_state(const Store *s);
+void store_service_accounts_unavailable(Store *s);
+/* The role annotation of namespace/name, NULL when it has none or is not known. */
+const char *store_service_account_role(const Store *s, const char *namespace, const char *name);
+size_t store_n_service_accounts(const Store *s);
 /* While set, no lookup finds a pod (NOT_FOUND, with a message saying why): the pods held could
  * not be confirmed with the API server for too long (docs/pod-store.md). The contents are kept,
  * so that the next complete list reports exactly what changed. A change of the flag records

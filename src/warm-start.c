@@ -214,7 +214,8 @@ size_t warm_start_restore_view(WarmStart *w, Store *store, KubeClient *kube) {
                 for (size_t i = 0; i < s->n_namespaces; i++)
                         specs[i] = (StoreNamespaceSpec){ s->namespaces[i].name, s->namespaces[i].annotation,
                                                          s->namespaces[i].session_tags,
-                                                         s->namespaces[i].session_policies };
+                                                         s->namespaces[i].session_policies,
+                                                         s->namespaces[i].default_role };
         }
         /* the watches first: a view restored without its resume would never be confirmed */
         r = kube_client_resume(kube, s->pods_rv, s->namespaces_rv);
@@ -249,8 +250,9 @@ static void add_pod(const StorePod *pod, void *userdata) {
 static void add_namespace(const StoreNamespace *ns, void *userdata) {
         Snapshot *s = userdata;
         if (s->namespaces_rv &&
-            snapshot_add_namespace(s, ns->name, ns->annotation, ns->session_tags_annotation,
-                                   ns->session_policies_annotation) < 0)
+            snapshot_add_namespace(
+                    s, &(const SnapshotNamespace){ ns->name, ns->annotation, ns->session_tags_annotation,
+                                                   ns->session_policies_annotation, ns->default_role }) < 0)
                 s->namespaces_rv = mfree(s->namespaces_rv);
 }
 

@@ -78,6 +78,74 @@ int sts_session_tags_params(const StsTag *tags, size_t n, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* Appends the percent-decoded [s, s + n) to b; -EINVAL for a broken escape. */
+static int uri_decode_append(StrBuf *b, const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int hi, lo;
+                if (s[i] != '%') {
+                        strbuf_append_n(b, &s[i], 1);
+                        continue;
+                }
+                if (i + 2 >= n)
+                        return -EINVAL;
+                hi = unhexchar(s[i + 1]);
+                lo = unhexchar(s[i + 2]);
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                char c = (char) (hi << 4 | lo);
+                strbuf_append_n(b, &c, 1);
+                i += 2;
+        }
+        return 0;
+}
+
+int sts_session_tags_describe(const char *params, size_t max, char **ret) {
+        _cleanup_strbuf_ StrBuf b = {};
+        const char *p = params;
+        size_t whole = 0; /* the length up to the last tag that fit */
+        bool cut = false;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        strbuf_append(&b, "");
+        while (p && *p) {
+                const char *part = *p == '&' ? p + 1 : p, *end = strchrnul(part, '&');
+                const char *eq = memchr(part, '=', end - part);
+                bool tag = eq && startswith(part, "Tags.member.");
+                bool key = tag && eq - part > 4 && !memcmp(eq - 4, ".Key", 4);
+                bool value = tag && eq - part > 6 && !memcmp(eq - 6, ".Value", 6);
+
+                p = end;
+                if (!key && !value)
+                        continue;
+                if (key && b.len > 0)
+                        strbuf_append(&b, ",");
+                if (value)
+                        strbuf_append(&b, "=");
+                r = uri_decode_append(&b, eq + 1, end - eq - 1);
+                if (r < 0)
+                        return r;
+                if (value) {
+                        if (b.len > max) {
+                                cut = true;
+                                break;
+                        }
+                        whole = b.len;
+                }
+        }
+        r = strbuf_error(&b);
+        if (r < 0)
+                return r;
+        if (cut) {
+                b.s[whole] = 0;
+                b.len = whole;
+                strbuf_append(&b, ",...");
+        }
+        *ret = strbuf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
 bool sts_policy_arn_valid(const char *arn) {
         return arn && role_arn_valid(arn);
 }

@@ -98,6 +98,12 @@ bool sts_tag_value_valid(const char *value);
  * n == 0 gives "". */
 int sts_session_tags_params(const StsTag *tags, size_t n, char **ret);
 
+/* The tags of session parameters (from sts_session_tags_params()) for an audit entry:
+ * "key=value,key=value" in the order sent; "" when there are none. Keys and values never hold ','
+ * (STS's charset). Tags past max bytes are left out, and ",..." says so. -ENOMEM, -EINVAL for
+ * parameters not made by sts_session_tags_params(). */
+int sts_session_tags_describe(const char *params, size_t max, char **ret);
+
 /* AssumeRole's PolicyArns: at most 10 managed policy ARNs of 20..2048 characters. */
 #define STS_POLICY_ARNS_MAX 10
 /* Whether STS accepts this as one of PolicyArns (printable ASCII, "arn:", 20..2048). */

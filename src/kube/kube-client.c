@@ -136,7 +136,7 @@ static void client_set_server(KubeClient *k) {
         const char *server = k->kubeconfig ? k->kubeconfig->server : NULL;
 
         for (size_t i = 0; i < _KUBE_RESOURCE_MAX; i++)
-                if (kube_watch_set_server(k->watches[i].watch, server) < 0)
+                if (k->watches[i].watch && kube_watch_set_server(k->watches[i].watch, server) < 0)
                         log_error("Out of memory naming the API server in log lines");
 }
 
@@ -297,22 +297,22 @@ static void confirm_pod(const KubeClient *k, const Confirm *c, int error, const 
 }
 
 static void confirm_namespace(const KubeClient *k, const Confirm *c, int error, const cJSON *object) {
-        const char *name, *annotation, *tags, *policies;
+        KubeNamespaceFields f;
 
         if (error == -ENOENT) {
                 if (k->sink->namespace_forget)
                         (void) k->sink->namespace_forget(c->name, k->sink->userdata);
                 return;
         }
-        if (error < 0 ||
-            kube_namespace_from_json(object, &k->keys, &name, &annotation, &tags, &policies) < 0 ||
-            !streq(name, c->name))
+        if (error < 0 || kube_namespace_from_json(object, &k->keys, &f) < 0 || !streq(f.name, c->name))
                 return;
-        (void) k->sink->namespace_upsert(&(const KubeNamespace){ .name = (char *) name,
-                                                                 .annotation = (char *) annotation,
-                                                                 .session_tags = (char *) tags,
-                                                                 .session_policies = (char *) policies },
-                                         k->sink->userdata);
+        (void) k->sink->namespace_upsert(
+                &(const KubeNamespace){ .name = (char *) f.name,
+                                        .annotation = (char *) f.annotation,
+                                        .session_tags = (char *) f.session_tags,
+                                        .session_policies = (char *) f.session_policies,
+                                        .default_role = (char *) f.default_role },
+                k->sink->userdata);
 }
 
 static void on_confirmed(KubeClient *k, int error, const cJSON *object, void *userdata) {
@@ -438,9 +438,13 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         k->node = strdup(c->node);
         if (!k->node)
                 return -ENOMEM;
-        k->keys = (KubeObjectKeys){ c->iam_role_key, c->iam_external_id, c->namespace_key,
+        k->keys = (KubeObjectKeys){ c->iam_role_key,
+                                    c->iam_external_id,
+                                    c->namespace_key,
                                     c->session_tags ? KUBE_SESSION_TAGS_ANNOTATION : NULL,
-                                    c->session_policies ? KUBE_SESSION_POLICIES_ANNOTATION : NULL };
+                                    c->session_policies ? KUBE_SESSION_POLICIES_ANNOTATION : NULL,
+                                    c->namespace_default_roles ? KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION
+                                                               : NULL };
         k->idle_timeout = KUBE_WATCH_IDLE_USEC;
         r = kube_auth_new(event, on_auth_ready, k, &k->auth);
         if (r < 0)
@@ -459,6 +463,8 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         for (KubeResourceType t = 0; t < _KUBE_RESOURCE_MAX; t++) {
                 ClientWatch *cw = &k->watches[t];
                 cw->client = k;
+                if (t == KUBE_RESOURCE_SERVICE_ACCOUNTS && !c->service_account_roles)
+                        continue; /* read only for --service-account-roles */
                 r = kube_watch_new(event,
                                    &(const KubeWatchOptions){ .type = t,
                                                               .node = c->node,
@@ -527,6 +533,12 @@ KubeSyncState kube_client_namespaces_state(const KubeClient *k) {
         return client_state(k, KUBE_RESOURCE_NAMESPACES);
 }
 
+KubeSyncState kube_client_service_accounts_state(const KubeClient *k) {
+        if (k && !k->watches[KUBE_RESOURCE_SERVICE_ACCOUNTS].watch)
+                return KUBE_SYNC_STARTING;
+        return client_state(k, KUBE_RESOURCE_SERVICE_ACCOUNTS);
+}
+
 bool kube_client_pods_synced(const KubeClient *k) {
         KubeSyncState s = kube_client_state(k);
         return s == KUBE_SYNC_SYNCED || s == KUBE_SYNC_STALE;
@@ -558,7 +570,8 @@ unsigned long long kube_client_events_applied(const KubeClient *k) {
         unsigned long long n = 0;
 
         for (size_t i = 0; k && i < _KUBE_RESOURCE_MAX; i++)
-                n += kube_watch_events_applied(k->watches[i].watch);
+                if (k->watches[i].watch)
+                        n += kube_watch_events_applied(k->watches[i].watch);
         return n;
 }
 

@@ -3,7 +3,8 @@
 
 /* KubeClient: keeps a KubeSink in step with the API server. Owns the kubeconfig in use (waiting
  * for it when kubelet's TLS bootstrap has not written it yet, polling), one list+watch state
- * machine per resource (kube-watch.h: pods of this node, namespaces cluster-wide) and the
+ * machine per resource (kube-watch.h: pods of this node, namespaces cluster-wide, ServiceAccounts
+ * cluster-wide with --service-account-roles) and the
  * transfers that drive them over the HttpClient (kube-transport.h), the credentials
  * (kube-auth.h: files re-read on every connection, exec plugin results cached; a 401 refreshes
  * them and re-reads the kubeconfig) and the live lookups by IP (kube-lookup.h). It reports its
@@ -55,6 +56,8 @@ int kube_client_start(KubeClient *k);
 KubeSyncState kube_client_state(const KubeClient *k);
 /* The namespaces' state: as above, or FORBIDDEN (403: namespace restrictions deny). */
 KubeSyncState kube_client_namespaces_state(const KubeClient *k);
+/* The ServiceAccounts' state (--service-account-roles; STARTING without it): as namespaces. */
+KubeSyncState kube_client_service_accounts_state(const KubeClient *k);
 /* A complete pod list has been delivered (it may have turned stale since). */
 bool kube_client_pods_synced(const KubeClient *k);
 /* Synced, and not stale: the pods delivered may be answered for (kube-freshness.h). */

@@ -107,29 +107,34 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
         return 0;
 }
 
-int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const char **ret_name,
-                             const char **ret_annotation, const char **ret_session_tags,
-                             const char **ret_policies) {
+int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, KubeNamespaceFields *ret) {
         const cJSON *meta = get(ns, "metadata"), *annotations = get(meta, "annotations");
-        const char *name, *a = NULL, *t = NULL, *pol = NULL;
+        const char *const *const want[] = { &keys->namespace_key, &keys->session_tags_key,
+                                            &keys->session_policies_key, &keys->default_role_key };
+        const char **const out[] = { &ret->annotation, &ret->session_tags, &ret->session_policies,
+                                     &ret->default_role };
 
-        if (get_str(meta, "name", &name) < 0 || isempty(name))
+        *ret = (KubeNamespaceFields){};
+        if (get_str(meta, "name", &ret->name) < 0 || isempty(ret->name))
                 return -EBADMSG;
         if (annotations && !cJSON_IsNull(annotations) && !cJSON_IsObject(annotations))
                 return -EBADMSG;
-        if (keys->namespace_key && get_str(annotations, keys->namespace_key, &a) < 0)
-                return -EBADMSG;
-        if (keys->session_tags_key && get_str(annotations, keys->session_tags_key, &t) < 0)
-                return -EBADMSG;
-        if (keys->session_policies_key && get_str(annotations, keys->session_policies_key, &pol) < 0)
-                return -EBADMSG;
-        *ret_name = name;
-        *ret_annotation = a;
-        if (ret_session_tags)
-                *ret_session_tags = t;
-        if (ret_policies)
-                *ret_policies = pol;
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                if (*want[i] && get_str(annotations, *want[i], out[i]) < 0)
+                        return -EBADMSG;
         return 0;
+}
+
+int kube_service_account_from_json(const cJSON *sa, KubeServiceAccountFields *ret) {
+        const cJSON *meta = get(sa, "metadata"), *annotations = get(meta, "annotations");
+
+        *ret = (KubeServiceAccountFields){};
+        if (get_str(meta, "namespace", &ret->namespace) < 0 || isempty(ret->namespace) ||
+            get_str(meta, "name", &ret->name) < 0 || isempty(ret->name))
+                return -EBADMSG;
+        if (annotations && !cJSON_IsNull(annotations) && !cJSON_IsObject(annotations))
+                return -EBADMSG;
+        return get_str(annotations, KUBE_SERVICE_ACCOUNT_ROLE_ANNOTATION, &ret->role_arn);
 }
 
 /* ---- list bodies, one item at a time ---- */

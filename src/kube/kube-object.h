@@ -36,6 +36,12 @@ int kube_object_identity(const char *obj, size_t len, char **ret);
 #define KUBE_SESSION_TAGS_ANNOTATION "iam.amazonaws.com/session-tags"
 /* The namespace annotation of managed policy ARNs (a JSON list), read with --session-policies. */
 #define KUBE_SESSION_POLICIES_ANNOTATION "iam.amazonaws.com/session-policy-arns"
+/* The namespace annotation naming the role of its pods without one, read with
+ * --namespace-default-roles (docs/sessions.md). */
+#define KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION "iam.amazonaws.com/default-role"
+/* The ServiceAccount annotation of IRSA (EKS's pod identity webhook), read with
+ * --service-account-roles. */
+#define KUBE_SERVICE_ACCOUNT_ROLE_ANNOTATION "eks.amazonaws.com/role-arn"
 
 typedef struct KubeObjectKeys {
         const char *role_key;             /* --iam-role-key */
@@ -43,6 +49,7 @@ typedef struct KubeObjectKeys {
         const char *namespace_key;        /* --namespace-key */
         const char *session_tags_key;     /* the namespace's extra session tags; NULL: not read */
         const char *session_policies_key; /* the namespace's session policy ARNs; NULL: not read */
+        const char *default_role_key;     /* the namespace's default role; NULL: not read */
 } KubeObjectKeys;
 
 /* A v1 Pod to a KubePod. -EBADMSG when uid, namespace or name is missing or a field has the
@@ -50,9 +57,26 @@ typedef struct KubeObjectKeys {
 int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **ret);
 /* metadata.uid of any object (DELETED events need nothing else). */
 const char *kube_object_uid(const cJSON *o);
-/* A v1 Namespace: its name, the allowed-roles annotation and the session-tags and
- * session-policy-arns annotations (NULL when absent; ret_session_tags and ret_policies may be
- * NULL); all point into o. */
-int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, const char **ret_name,
-                             const char **ret_annotation, const char **ret_session_tags,
-                             const char **ret_policies);
+/* What a v1 Namespace says, as kube_namespace_from_json() reads it: pointers into the object. */
+typedef struct KubeNamespaceFields {
+        const char *name;
+        const char *annotation;       /* allowed roles (--namespace-key), NULL when absent */
+        const char *session_tags;     /* NULL when absent or not read */
+        const char *session_policies; /* NULL when absent or not read */
+        const char *default_role;     /* NULL when absent or not read */
+} KubeNamespaceFields;
+
+/* A v1 Namespace: its name and the annotations keys names (each NULL when absent); all point
+ * into o. -EBADMSG when the name is missing or an annotation is not a string. */
+int kube_namespace_from_json(const cJSON *ns, const KubeObjectKeys *keys, KubeNamespaceFields *ret);
+
+/* What a v1 ServiceAccount says: pointers into the object. */
+typedef struct KubeServiceAccountFields {
+        const char *namespace;
+        const char *name;
+        const char *role_arn; /* KUBE_SERVICE_ACCOUNT_ROLE_ANNOTATION, NULL when absent */
+} KubeServiceAccountFields;
+
+/* A v1 ServiceAccount: -EBADMSG when namespace or name is missing or the annotation is not a
+ * string. */
+int kube_service_account_from_json(const cJSON *sa, KubeServiceAccountFields *ret);

@@ -12,14 +12,22 @@
 
 #include "kube-pod.h"
 
-/* A v1 Namespace reduced to its name and the allowed-roles and session-tags annotations (NULL when
- * absent). */
+/* A v1 Namespace reduced to its name and the annotations the daemon reads (NULL when absent):
+ * allowed roles, session tags, session policy ARNs, default role. */
 typedef struct KubeNamespace {
         char *name;
         char *annotation;
         char *session_tags;
         char *session_policies;
+        char *default_role;
 } KubeNamespace;
+
+/* A v1 ServiceAccount reduced to its identity and its IRSA role annotation (NULL when absent). */
+typedef struct KubeServiceAccount {
+        char *namespace;
+        char *name;
+        char *role_arn;
+} KubeServiceAccount;
 
 typedef struct KubeSink {
         /* ADDED or MODIFIED: takes ownership of pod (also on failure). */
@@ -42,9 +50,17 @@ typedef struct KubeSink {
         /* The credentials may not read namespaces (403): every namespace restriction denies. */
         void (*namespaces_unavailable)(void *userdata);
 
+        /* --service-account-roles: ServiceAccounts cluster-wide, as namespaces above. */
+        int (*service_account_upsert)(const KubeServiceAccount *sa, void *userdata);
+        int (*service_account_delete)(const char *namespace, const char *name, void *userdata);
+        int (*service_accounts_replace)(const KubeServiceAccount *sa, size_t n, void *userdata);
+        /* The credentials may not read ServiceAccounts (403): no pod takes a role from one. */
+        void (*service_accounts_unavailable)(void *userdata);
+
         /* A bookmark moved a watch's resourceVersion on without a change (may be NULL): what a warm
          * restart resumes from can be newer. */
         void (*progress)(void *userdata);
+
         /* The sync state (kube_client_state()), or the error it reports, changed. */
         void (*state_changed)(void *userdata);
         void *userdata;

@@ -21,6 +21,9 @@ typedef struct KubeResource {
         const char *selector_prefix; /* fieldSelector: this, then the node name; NULL for none */
         bool tracks_freshness;       /* the sink is told when it stops vouching (docs/pod-store.md) */
         bool may_be_forbidden;       /* 403 is a degraded state, retried rarely, not an outage */
+        /* may_be_forbidden: what a 403 costs, for the log line, and how the sink is told */
+        const char *forbidden_effect;
+        void (*unavailable)(const KubeSink *s);
         /* An object of an event or list to the item the sink takes; -EBADMSG when malformed. */
         int (*parse)(const cJSON *o, const KubeObjectKeys *keys, void **ret);
         void (*free_item)(void *item);
@@ -58,24 +61,34 @@ static void namespace_free(void *item) {
         free(ns->annotation);
         free(ns->session_tags);
         free(ns->session_policies);
+        free(ns->default_role);
         free(ns);
 }
 
-static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
-        const char *name, *annotation, *tags, *policies;
-        KubeNamespace *ns;
+/* A copy of s, or NULL for NULL; *oom set when the copy failed. */
+static char *copy_or_null(const char *s, bool *oom) {
+        char *c = s ? strdup(s) : NULL;
+        if (s && !c)
+                *oom = true;
+        return c;
+}
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation, &tags, &policies) < 0)
+static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
+        KubeNamespaceFields f;
+        KubeNamespace *ns;
+        bool oom = false;
+
+        if (kube_namespace_from_json(o, keys, &f) < 0)
                 return -EBADMSG;
         ns = calloc(1, sizeof *ns);
         if (!ns)
                 return -ENOMEM;
-        ns->name = strdup(name);
-        ns->annotation = annotation ? strdup(annotation) : NULL;
-        ns->session_tags = tags ? strdup(tags) : NULL;
-        ns->session_policies = policies ? strdup(policies) : NULL;
-        if (!ns->name || (annotation && !ns->annotation) || (tags && !ns->session_tags) ||
-            (policies && !ns->session_policies)) {
+        *ns = (KubeNamespace){ .name = copy_or_null(f.name, &oom),
+                               .annotation = copy_or_null(f.annotation, &oom),
+                               .session_tags = copy_or_null(f.session_tags, &oom),
+                               .session_policies = copy_or_null(f.session_policies, &oom),
+                               .default_role = copy_or_null(f.default_role, &oom) };
+        if (oom) {
                 namespace_free(ns);
                 return -ENOMEM;
         }
@@ -90,11 +103,11 @@ static int namespace_upsert(const KubeSink *s, void *item) {
 }
 
 static int namespace_delete(const KubeSink *s, const cJSON *o, const KubeObjectKeys *keys) {
-        const char *name, *annotation;
+        KubeNamespaceFields f;
 
-        if (kube_namespace_from_json(o, keys, &name, &annotation, NULL, NULL) < 0)
+        if (kube_namespace_from_json(o, keys, &f) < 0)
                 return -EBADMSG;
-        return s->namespace_delete(name, s->userdata);
+        return s->namespace_delete(f.name, s->userdata);
 }
 
 static int namespace_replace(const KubeSink *s, void **items, size_t n) {
@@ -110,6 +123,76 @@ static int namespace_replace(const KubeSink *s, void **items, size_t n) {
                 namespace_free(items[i]);
         free(items);
         return r;
+}
+
+static void namespaces_unavailable(const KubeSink *s) {
+        if (s->namespaces_unavailable)
+                s->namespaces_unavailable(s->userdata);
+}
+
+static void service_account_free(void *item) {
+        KubeServiceAccount *sa = item;
+        if (!sa)
+                return;
+        free(sa->namespace);
+        free(sa->name);
+        free(sa->role_arn);
+        free(sa);
+}
+
+static int service_account_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
+        KubeServiceAccountFields f;
+        KubeServiceAccount *sa;
+        bool oom = false;
+
+        if (kube_service_account_from_json(o, &f) < 0)
+                return -EBADMSG;
+        sa = calloc(1, sizeof *sa);
+        if (!sa)
+                return -ENOMEM;
+        *sa = (KubeServiceAccount){ .namespace = copy_or_null(f.namespace, &oom),
+                                    .name = copy_or_null(f.name, &oom),
+                                    .role_arn = copy_or_null(f.role_arn, &oom) };
+        if (oom) {
+                service_account_free(sa);
+                return -ENOMEM;
+        }
+        *ret = sa;
+        return 0;
+}
+
+static int service_account_upsert(const KubeSink *s, void *item) {
+        int r = s->service_account_upsert(item, s->userdata);
+        service_account_free(item);
+        return r;
+}
+
+static int service_account_delete(const KubeSink *s, const cJSON *o, const KubeObjectKeys *keys) {
+        KubeServiceAccountFields f;
+
+        if (kube_service_account_from_json(o, &f) < 0)
+                return -EBADMSG;
+        return s->service_account_delete(f.namespace, f.name, s->userdata);
+}
+
+static int service_account_replace(const KubeSink *s, void **items, size_t n) {
+        _cleanup_free_ KubeServiceAccount *sa = calloc(n + 1, sizeof(KubeServiceAccount));
+        int r = -ENOMEM;
+
+        if (sa) {
+                for (size_t i = 0; i < n; i++)
+                        sa[i] = *(KubeServiceAccount *) items[i];
+                r = s->service_accounts_replace(sa, n, s->userdata);
+        }
+        for (size_t i = 0; i < n; i++)
+                service_account_free(items[i]);
+        free(items);
+        return r;
+}
+
+static void service_accounts_unavailable(const KubeSink *s) {
+        if (s->service_accounts_unavailable)
+                s->service_accounts_unavailable(s->userdata);
 }
 
 static const KubeResource kube_resources[_KUBE_RESOURCE_MAX] = {
@@ -130,11 +213,29 @@ static const KubeResource kube_resources[_KUBE_RESOURCE_MAX] = {
                 .kind = "namespace",
                 .path = "/api/v1/namespaces",
                 .may_be_forbidden = true,
+                .forbidden_effect = "Namespace restrictions deny every role",
+                .unavailable = namespaces_unavailable,
                 .parse = namespace_parse,
                 .free_item = namespace_free,
                 .upsert = namespace_upsert,
                 .delete = namespace_delete,
                 .replace = namespace_replace,
+        },
+        /* --service-account-roles. The Node authorizer lets a kubelet create tokens for the
+         * ServiceAccounts of its pods, never read them: docs/sessions.md */
+        [KUBE_RESOURCE_SERVICE_ACCOUNTS] = {
+                .what = "serviceaccounts",
+                .kind = "serviceaccount",
+                .path = "/api/v1/serviceaccounts",
+                .may_be_forbidden = true,
+                .forbidden_effect = "Pods without a role annotation get no role (not even the default "
+                                    "role: their ServiceAccount's may be meant)",
+                .unavailable = service_accounts_unavailable,
+                .parse = service_account_parse,
+                .free_item = service_account_free,
+                .upsert = service_account_upsert,
+                .delete = service_account_delete,
+                .replace = service_account_replace,
         },
 };
 
@@ -615,12 +716,11 @@ static void watch_forbidden(KubeWatch *w, const char *message) {
                 return;
         }
         if (w->sync != KUBE_SYNC_FORBIDDEN)
-                log_error("The credentials may not list and watch %s (403: %s). Namespace restrictions deny "
-                          "every role until a ClusterRole allowing get, list and watch on %s is bound to "
-                          "this user (contrib/ ships one); pods are still served",
-                          w->res->what, strna(message), w->res->what);
-        if (w->sink->namespaces_unavailable)
-                w->sink->namespaces_unavailable(w->sink->userdata);
+                log_error("The credentials may not list and watch %s (403: %s). %s until a ClusterRole "
+                          "allowing get, list and watch on %s is bound to this user (contrib/rbac ships "
+                          "one); pods are still served",
+                          w->res->what, strna(message), w->res->forbidden_effect, w->res->what);
+        w->res->unavailable(w->sink);
         watch_relist(w);
         watch_schedule(w, KUBE_FORBIDDEN_RETRY_USEC, KUBE_WATCH_FORBIDDEN);
         watch_set_sync(w, KUBE_SYNC_FORBIDDEN);

@@ -52,8 +52,9 @@ typedef struct KubeWatch KubeWatch;
 
 /* One row of the resource table. */
 typedef enum KubeResourceType {
-        KUBE_RESOURCE_PODS,       /* of this node (fieldSelector=spec.nodeName=<node>) */
-        KUBE_RESOURCE_NAMESPACES, /* cluster-wide */
+        KUBE_RESOURCE_PODS,             /* of this node (fieldSelector=spec.nodeName=<node>) */
+        KUBE_RESOURCE_NAMESPACES,       /* cluster-wide */
+        KUBE_RESOURCE_SERVICE_ACCOUNTS, /* cluster-wide, with --service-account-roles only */
         _KUBE_RESOURCE_MAX,
 } KubeResourceType;
 
@@ -65,7 +66,7 @@ typedef enum KubeSyncState {
         KUBE_SYNC_LISTING,            /* no complete list applied yet */
         KUBE_SYNC_SYNCED,             /* a complete list applied, kept current by the watch */
         KUBE_SYNC_STALE,              /* pods: not refreshed past --pod-store-max-stale, not vouched for */
-        KUBE_SYNC_FORBIDDEN,          /* namespaces: 403, the credentials may not read them */
+        KUBE_SYNC_FORBIDDEN, /* namespaces, serviceaccounts: 403, the credentials may not read them */
         _KUBE_SYNC_STATE_MAX,
 } KubeSyncState;
 

@@ -9,6 +9,8 @@ streams, 401 and 403 on demand. Controlled through its Python API while a client
     uid = srv.add_pod("web", "default", node="node-1", ip="10.0.0.5", role="r")
     srv.update_pod(uid, phase="Succeeded"); srv.delete_pod(uid)
     srv.add_namespace("default", {"iam.amazonaws.com/allowed-roles": '["r"]'})
+    srv.add_service_account("app", "default", {"eks.amazonaws.com/role-arn": "arn:..."})
+    srv.forbid_service_accounts = True  # 403 on /api/v1/serviceaccounts
     srv.compact()              # older resourceVersions now get HTTP 410
     srv.send_in_stream_410()   # running watches get an ERROR event with code 410
     srv.drop_watches(); srv.stall_watches(); srv.forbid_namespaces = True
@@ -60,10 +62,12 @@ class FakeApiServer:
         self.bookmark_interval = bookmark_interval
         self.tls = tls
         self.forbid_namespaces = False
+        self.forbid_service_accounts = False
         self.lock = threading.RLock()
         self.rv = 100
         self.pods = {}          # uid -> object
         self.namespaces = {}    # name -> object
+        self.service_accounts = {}  # "namespace/name" -> object
         self.history = []       # (rv, kind, type, object)
         self.compacted_rv = 0
         self.watches = []
@@ -213,6 +217,23 @@ class FakeApiServer:
             self.namespaces[name] = obj
             self._emit("namespaces", etype, obj)
 
+    def add_service_account(self, name, namespace="default", annotations=None):
+        """Adds or replaces a ServiceAccount (MODIFIED when it exists)."""
+        key = f"{namespace}/{name}"
+        with self.lock:
+            etype = "MODIFIED" if key in self.service_accounts else "ADDED"
+            obj = {"kind": "ServiceAccount", "apiVersion": "v1",
+                   "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                "resourceVersion": self._next_rv(), "annotations": dict(annotations or {})}}
+            self.service_accounts[key] = obj
+            self._emit("serviceaccounts", etype, obj)
+
+    def delete_service_account(self, name, namespace="default"):
+        with self.lock:
+            obj = copy.deepcopy(self.service_accounts.pop(f"{namespace}/{name}"))
+            obj["metadata"]["resourceVersion"] = self._next_rv()
+            self._emit("serviceaccounts", "DELETED", obj)
+
     def add_namespaces_bulk(self, names):
         """Many namespaces at once, without events (for benchmarks before a client starts)."""
         with self.lock:
@@ -286,6 +307,9 @@ class FakeApiServer:
                 return True
             time.sleep(0.05)
         return False
+
+
+_KINDS = {"pods": "Pod", "namespaces": "Namespace", "serviceaccounts": "ServiceAccount"}
 
 
 def _matches(kind, obj, selector):
@@ -378,6 +402,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(403, _status(
                     403, "Forbidden", 'namespaces is forbidden: User "system:node:node-1" cannot list '
                     'resource "namespaces" in API group "" at the cluster scope'))
+        elif url.path == "/api/v1/serviceaccounts":
+            kind = "serviceaccounts"
+            if api.forbid_service_accounts:
+                return self._send_json(403, _status(
+                    403, "Forbidden", 'serviceaccounts is forbidden: User "system:node:node-1" cannot list '
+                    'resource "serviceaccounts" in API group "" at the cluster scope'))
         else:
             return self._get_one(url.path)
         if q.get("watch", ["0"])[0] in ("1", "true"):
@@ -475,7 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
                 # a token stays valid until compaction: a client may repeat a page (with a smaller limit)
                 rv, items = api.continues[cont]
             else:
-                store = api.pods if kind == "pods" else api.namespaces
+                store = {"pods": api.pods, "namespaces": api.namespaces,
+                         "serviceaccounts": api.service_accounts}[kind]
                 items = [copy.deepcopy(o) for o in store.values() if _matches(kind, o, sel)]
                 rv = str(api.rv)
             page, rest = (items[:limit], items[limit:]) if limit else (items, [])
@@ -484,8 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
                 token = base64.b64encode(uuid.uuid4().bytes).decode()
                 api.continues[token] = (rv, rest)
                 meta["continue"] = token
-        self._send_json(200, {"kind": "PodList" if kind == "pods" else "NamespaceList", "apiVersion": "v1",
-                              "metadata": meta, "items": page})
+        self._send_json(200, {"kind": _KINDS[kind] + "List", "apiVersion": "v1", "metadata": meta, "items": page})
 
     def _chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -579,7 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
                     with api.lock:
                         brv = str(api.rv)
                     self._write_event({"type": "BOOKMARK", "object": {
-                        "kind": "Pod" if kind == "pods" else "Namespace", "apiVersion": "v1",
+                        "kind": _KINDS[kind], "apiVersion": "v1",
                         "metadata": {"resourceVersion": brv}}})
                     next_bookmark = time.monotonic() + api.bookmark_interval
             self.wfile.write(b"0\r\n\r\n")

@@ -16,9 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .role_key = "iam.amazonaws.com/role",
                 .external_id_key = "iam.amazonaws.com/external-id",
                 .namespace_key = "iam.amazonaws.com/allowed-roles",
+                .default_role_key = KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION,
         };
         _cleanup_(json_deletep) cJSON *j = NULL;
-        const char *name = NULL, *annotation = NULL;
+        KubeNamespaceFields f;
+        KubeServiceAccountFields sa;
         KubePod *pod = NULL;
 
         if (size > 256 * 1024)
@@ -36,7 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 kube_pod_free(pod);
         } else if (pod)
                 abort(); /* no ret_ output on failure */
-        if (kube_namespace_from_json(j, &keys, &name, &annotation, NULL, NULL) >= 0 && !name)
+        if (kube_namespace_from_json(j, &keys, &f) >= 0 && !f.name)
+                abort();
+        if (kube_service_account_from_json(j, &sa) >= 0 && (isempty(sa.namespace) || isempty(sa.name)))
                 abort();
         (void) kube_object_uid(j);
         return 0;

@@ -25,7 +25,7 @@ static int on_event(const WatchEvent *ev, void *userdata) {
                 .namespace_key = "iam.amazonaws.com/allowed-roles",
         };
         unsigned *n = userdata;
-        const char *name, *annotation;
+        KubeNamespaceFields f;
         KubePod *pod = NULL;
 
         if (ev->type > WATCH_EVENT_ERROR || !watch_event_type_to_string(ev->type))
@@ -38,8 +38,7 @@ static int on_event(const WatchEvent *ev, void *userdata) {
                                 abort();
                         kube_pod_free(pod);
                 }
-                if (kube_namespace_from_json(ev->object, &keys, &name, &annotation, NULL, NULL) >= 0 &&
-                    !name)
+                if (kube_namespace_from_json(ev->object, &keys, &f) >= 0 && !f.name)
                         abort();
                 (void) kube_object_uid(ev->object);
         }

@@ -73,6 +73,29 @@ TEST(session_tags_are_encoded_and_all_transitive) {
         ASSERT_STREQ(p, "");
 }
 
+TEST(session_tags_described_for_the_audit_decoded_in_order_and_bounded) {
+        _cleanup_free_ char *p = NULL, *d = NULL;
+        char *arns[] = { "arn:aws:iam::aws:policy/ReadOnlyAccess", NULL };
+        StsTag tags[] = { { "kubernetes-namespace", "web" },
+                          { "eks-cluster-arn", "arn:aws:eks:x:1:cluster/a b" },
+                          { "team", "pay=ments" } };
+
+        ASSERT_OK(sts_session_tags_params(tags, 3, &p));
+        ASSERT_OK(sts_session_add_policy_arns(&p, arns));
+        ASSERT_OK(sts_session_tags_describe(p, 4096, &d));
+        ASSERT_STREQ(d,
+                     "kubernetes-namespace=web,eks-cluster-arn=arn:aws:eks:x:1:cluster/a b,team=pay=ments");
+        d = mfree(d);
+        /* past the bound: whole tags only, and the cut is said */
+        ASSERT_OK(sts_session_tags_describe(p, 30, &d));
+        ASSERT_STREQ(d, "kubernetes-namespace=web,...");
+        d = mfree(d);
+        ASSERT_OK(sts_session_tags_describe("&PolicyArns.member.1.arn=x", 4096, &d));
+        ASSERT_STREQ(d, "");
+        d = mfree(d);
+        ASSERT_ERROR(sts_session_tags_describe("&Tags.member.1.Key=a%2", 4096, &d), -EINVAL);
+}
+
 TEST(session_tags_outside_sts_limits_are_refused) {
         char key[STS_TAG_KEY_MAX + 2], value[STS_TAG_VALUE_MAX + 2];
         StsTag many[STS_TAGS_MAX + 1];

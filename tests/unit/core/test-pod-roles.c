@@ -388,3 +388,99 @@ TEST(with_session_tags_an_unknown_namespace_waits_for_its_tags) {
         ASSERT_NOT_NULL(strstr(w.fake.last_params, "Key=team&Tags.member.2.Value=blue"));
         world_done(&w);
 }
+
+/* --service-account-roles and --namespace-default-roles with restrictions and --default-role. */
+static void world_init_sources(World *w) {
+        *w = (World){};
+        w->creds = new_cache(&w->fake, &settings, NULL);
+        ASSERT_OK(store_new(&w->store));
+        ASSERT_OK(roles_new(BASE, "fallback", true, NAMESPACE_RESTRICTION_GLOB, &w->roles));
+        ASSERT_OK(pod_roles_new(&(const PodRolesDeps){ .store = w->store,
+                                                       .roles = w->roles,
+                                                       .creds = w->creds,
+                                                       .prefetch = true,
+                                                       .service_account_roles = true,
+                                                       .namespace_default_roles = true },
+                                &w->pod_roles));
+}
+
+static StorePod *pod_of(const char *uid, const char *ip, const char *role, const char *sa) {
+        StorePod *p = pod(uid, "web", ip, role);
+        if (sa)
+                ASSERT_NOT_NULL(p->service_account = strdup(sa));
+        return p;
+}
+
+static void assert_decision(World *w, const char *uid, PodRoleVerdict verdict, const char *role,
+                            RoleSource source) {
+        _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
+
+        ASSERT_OK(pod_roles_decide(w->pod_roles, store_get_pod(w->store, uid), &d));
+        ASSERT_EQ(d.verdict, verdict);
+        if (role) {
+                ASSERT_STREQ(d.role_arn, role);
+                ASSERT_EQ(d.source, source);
+        }
+}
+
+TEST(roles_from_annotation_then_service_account_then_namespace_default_then_default_role) {
+        const StoreNamespaceSpec ns[] = {
+                { .name = "web", .annotation = "[\"a\",\"sa-*\",\"ns-def\"]", .default_role = "ns-def" }
+        };
+        const StoreNamespaceSpec narrow[] = {
+                { .name = "web", .annotation = "[\"a\"]", .default_role = "ns-def" }
+        };
+        const StoreServiceAccountSpec sas[] = { { "web", "app", BASE "sa-1" }, { "web", "default", NULL } };
+        World w;
+
+        world_init_sources(&w);
+        ASSERT_OK(store_pod_update(w.store, pod_of("u1", "10.0.0.1", NULL, "app")));
+        ASSERT_OK(store_pod_update(w.store, pod_of("u2", "10.0.0.2", "a", "app")));
+        ASSERT_OK(store_pod_update(w.store, pod_of("u3", "10.0.0.3", NULL, NULL)));
+        ASSERT_OK(store_namespaces_replace(w.store, ns, 1));
+        turn(&w, NULL);
+        /* ServiceAccounts not listed: unannotated pods get nothing, not even --default-role */
+        assert_decision(&w, "u1", POD_ROLE_SERVICE_ACCOUNTS_LISTING, NULL, 0);
+        assert_decision(&w, "u3", POD_ROLE_SERVICE_ACCOUNTS_LISTING, NULL, 0);
+        assert_decision(&w, "u2", POD_ROLE_ALLOWED, BASE "a", ROLE_SOURCE_ANNOTATION);
+        ASSERT_FALSE(pod_roles_in_use(w.pod_roles, "u1"));
+
+        ASSERT_OK(store_service_accounts_replace(w.store, sas, ELEMENTSOF(sas)));
+        turn(&w, NULL);
+        assert_decision(&w, "u1", POD_ROLE_ALLOWED, BASE "sa-1", ROLE_SOURCE_SERVICE_ACCOUNT);
+        assert_decision(&w, "u2", POD_ROLE_ALLOWED, BASE "a", ROLE_SOURCE_ANNOTATION);
+        assert_decision(&w, "u3", POD_ROLE_ALLOWED, BASE "ns-def", ROLE_SOURCE_NAMESPACE_DEFAULT);
+        ASSERT_TRUE(pod_roles_in_use(w.pod_roles, "u1"));
+
+        /* the ServiceAccount names another role: the pod's key follows at the next turn */
+        ASSERT_OK(store_service_account_update(
+                w.store, &(const StoreServiceAccountSpec){ "web", "app", BASE "sa-2" }));
+        turn(&w, NULL);
+        assert_decision(&w, "u1", POD_ROLE_ALLOWED, BASE "sa-2", ROLE_SOURCE_SERVICE_ACCOUNT);
+        ASSERT_EQ(in_use(&w, BASE "sa-1"), 0);
+        ASSERT_EQ(in_use(&w, BASE "sa-2"), 1);
+
+        /* restrictions hold for both sources */
+        ASSERT_OK(store_namespaces_replace(w.store, narrow, 1));
+        turn(&w, NULL);
+        assert_decision(&w, "u1", POD_ROLE_DENIED, BASE "sa-2", ROLE_SOURCE_SERVICE_ACCOUNT);
+        assert_decision(&w, "u3", POD_ROLE_DENIED, BASE "ns-def", ROLE_SOURCE_NAMESPACE_DEFAULT);
+
+        /* no namespace default: --default-role, which restrictions let through as kube2iam does */
+        ASSERT_OK(store_namespace_update(
+                w.store, &(const StoreNamespaceSpec){ .name = "web", .annotation = "[\"a\"]" }));
+        turn(&w, NULL);
+        assert_decision(&w, "u3", POD_ROLE_ALLOWED, BASE "fallback", ROLE_SOURCE_DEFAULT);
+
+        /* the namespace is gone: its default may be meant, so no role rather than --default-role */
+        ASSERT_OK(store_namespace_remove(w.store, "web"));
+        turn(&w, NULL);
+        assert_decision(&w, "u3", POD_ROLE_NAMESPACE_UNKNOWN, NULL, 0);
+
+        /* the ServiceAccounts may no longer be read: unannotated pods get nothing */
+        store_service_accounts_unavailable(w.store);
+        turn(&w, NULL);
+        assert_decision(&w, "u1", POD_ROLE_SERVICE_ACCOUNTS_FORBIDDEN, NULL, 0);
+        ASSERT_FALSE(pod_roles_in_use(w.pod_roles, "u1"));
+        world_done(&w);
+}

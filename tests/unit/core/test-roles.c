@@ -68,6 +68,37 @@ TEST(pod_role_from_annotation_default_or_none) {
         ASSERT_ERROR(roles_for_pod(quirk, NULL, &a, &src), -ENOENT);
 }
 
+TEST(pod_role_sources_in_order_annotation_service_account_namespace_default) {
+        _cleanup_(roles_freep) Roles *def = NULL;
+        _cleanup_free_ char *a = NULL;
+        RoleSource src;
+
+        ASSERT_OK(roles_new(BASE, "fallback", false, NAMESPACE_RESTRICTION_GLOB, &def));
+        ASSERT_OK(roles_choose(def, &(const RoleCandidates){ "pod", "arn:aws:iam::1:role/sa", "ns" }, &a,
+                               &src));
+        ASSERT_STREQ(a, BASE "pod");
+        ASSERT_EQ(src, ROLE_SOURCE_ANNOTATION);
+        a = mfree(a);
+        ASSERT_OK(roles_choose(def, &(const RoleCandidates){ NULL, "arn:aws:iam::1:role/sa", "ns" }, &a,
+                               &src));
+        ASSERT_STREQ(a, "arn:aws:iam::1:role/sa");
+        ASSERT_EQ(src, ROLE_SOURCE_SERVICE_ACCOUNT);
+        a = mfree(a);
+        /* an empty ServiceAccount annotation is none (IRSA's webhook ignores it too) */
+        ASSERT_OK(roles_choose(def, &(const RoleCandidates){ NULL, "", "ns" }, &a, &src));
+        ASSERT_STREQ(a, BASE "ns");
+        ASSERT_EQ(src, ROLE_SOURCE_NAMESPACE_DEFAULT);
+        a = mfree(a);
+        ASSERT_OK(roles_choose(def, &(const RoleCandidates){ NULL, NULL, "" }, &a, &src));
+        ASSERT_STREQ(a, BASE "fallback");
+        ASSERT_EQ(src, ROLE_SOURCE_DEFAULT);
+        a = mfree(a);
+        /* an empty pod annotation still counts as present, as in kube2iam */
+        ASSERT_OK(
+                roles_choose(def, &(const RoleCandidates){ "", "arn:aws:iam::1:role/sa", NULL }, &a, &src));
+        ASSERT_EQ(src, ROLE_SOURCE_ANNOTATION);
+}
+
 TEST(role_list_strips_the_base_arn) {
         _cleanup_(roles_freep) Roles *r = mk(BASE, NULL, false, NAMESPACE_RESTRICTION_GLOB);
         ASSERT_STREQ(roles_list_name(r, BASE "my-role"), "my-role");

@@ -220,7 +220,8 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
 
         ASSERT_OK(store_new(&s));
         ASSERT_FALSE(store_namespaces_known(s));
-        ASSERT_OK(store_namespace_update(s, "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]", NULL, NULL));
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]" }));
         ASSERT_NULL(store_get_namespace(s, "a")); /* not before a full list */
         StoreNamespaceSpec specs[] = {
                 { "a", "[\"role-1\",\"arn:aws:iam::1:role/x*\"]" },
@@ -240,7 +241,7 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         ASSERT_NULL(store_get_namespace(s, "c")->allowed_roles);
         ASSERT_TRUE(store_get_namespace(s, "c")->invalid);
         ASSERT_NULL(store_get_namespace(s, "d")->allowed_roles);
-        ASSERT_OK(store_namespace_update(s, "b", "[\"new\"]", NULL, NULL));
+        ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ "b", "[\"new\"]" }));
         ASSERT_STREQ(store_get_namespace(s, "b")->allowed_roles[0], "new");
         ASSERT_OK(store_namespace_remove(s, "b"));
         ASSERT_NULL(store_get_namespace(s, "b"));
@@ -250,6 +251,87 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         store_namespaces_unavailable(s);
         ASSERT_FALSE(store_namespaces_known(s));
         ASSERT_NULL(store_get_namespace(s, "a"));
+}
+
+static void on_namespace(Store *s, const char *name, void *userdata) {
+        Trace *t = userdata;
+        strbuf_appendf(&t->b, "ns:%s ", strna(name));
+}
+
+static const char *played_namespaces(Store *s, Trace *t) {
+        const StoreChangeHandler h = { .namespace = on_namespace, .ip = on_ip, .userdata = t };
+
+        strbuf_reset(&t->b);
+        store_dispatch_changes(s, &h);
+        return strbuf_str(&t->b);
+}
+
+TEST(store_keeps_service_accounts_naming_a_role_and_records_their_namespace) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Trace t = {};
+        const StoreServiceAccountSpec list[] = { { "web", "app", "arn:aws:iam::1:role/app" },
+                                                 { "web", "default", NULL },
+                                                 { "db", "pg", "" } };
+        const StoreServiceAccountSpec relist[] = { { "web", "default", NULL } };
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_EQ(store_service_accounts_state(s), STORE_SERVICE_ACCOUNTS_LISTING);
+        ASSERT_OK(store_service_accounts_replace(s, list, ELEMENTSOF(list)));
+        ASSERT_EQ(store_service_accounts_state(s), STORE_SERVICE_ACCOUNTS_KNOWN);
+        /* the first list: every pod is decided again and every waiting request looks again */
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:n/a ip:n/a ");
+        ASSERT_EQ(store_n_service_accounts(s), 1U);
+        ASSERT_STREQ(store_service_account_role(s, "web", "app"), "arn:aws:iam::1:role/app");
+        ASSERT_NULL(store_service_account_role(s, "web", "default"));
+        ASSERT_NULL(store_service_account_role(s, "db", "pg"));
+
+        /* a new role, a role added elsewhere, one unchanged: only what changed is recorded */
+        ASSERT_OK(store_service_account_update(
+                s, &(const StoreServiceAccountSpec){ "web", "app", "arn:aws:iam::1:role/v2" }));
+        ASSERT_OK(store_service_account_update(
+                s, &(const StoreServiceAccountSpec){ "db", "pg", "arn:aws:iam::1:role/pg" }));
+        ASSERT_OK(store_service_account_update(
+                s, &(const StoreServiceAccountSpec){ "db", "pg", "arn:aws:iam::1:role/pg" }));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:web ns:db ");
+        ASSERT_STREQ(store_service_account_role(s, "web", "app"), "arn:aws:iam::1:role/v2");
+
+        /* the annotation removed, then a re-list without db/pg: both forgotten */
+        ASSERT_OK(store_service_account_update(s, &(const StoreServiceAccountSpec){ "web", "app", NULL }));
+        ASSERT_OK(store_service_accounts_replace(s, relist, ELEMENTSOF(relist)));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:web ns:db ");
+        ASSERT_EQ(store_n_service_accounts(s), 0U);
+        ASSERT_ERROR(store_service_account_remove(s, "", "x"), -EINVAL);
+        ASSERT_OK(store_service_account_remove(s, "web", "gone"));
+
+        /* the credentials lose the right to read them: nothing is known, every pod looks again */
+        ASSERT_OK(store_service_account_update(s, &(const StoreServiceAccountSpec){ "web", "app", "r" }));
+        store_service_accounts_unavailable(s);
+        ASSERT_EQ(store_service_accounts_state(s), STORE_SERVICE_ACCOUNTS_FORBIDDEN);
+        ASSERT_NULL(store_service_account_role(s, "web", "app"));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:n/a ip:n/a ");
+        strbuf_done(&t.b);
+}
+
+TEST(store_namespace_default_role_change_is_recorded) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Trace t = {};
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_namespaces_replace(s, NULL, 0));
+        (void) played_namespaces(s, &t);
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "r1" }));
+        ASSERT_STREQ(store_get_namespace(s, "web")->default_role, "r1");
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:web ");
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "r1" }));
+        ASSERT_STREQ(played_namespaces(s, &t), "");
+        /* "" is no default role */
+        ASSERT_OK(
+                store_namespace_update(s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "" }));
+        ASSERT_NULL(store_get_namespace(s, "web")->default_role);
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:web ");
+        strbuf_done(&t.b);
 }
 
 TEST(store_debug_json_has_kube2iam_shape_with_sorted_keys) {
@@ -381,13 +463,14 @@ TEST(store_forgotten_pod_is_not_brought_back_by_a_replayed_event) {
 
 TEST(store_restored_namespace_is_unconfirmed_until_updated_or_forgotten) {
         _cleanup_(store_freep) Store *s = NULL;
-        const StoreNamespaceSpec ns[] = { { "a", "[\"r\"]", NULL, NULL }, { "b", NULL, NULL, NULL } };
+        const StoreNamespaceSpec ns[] = { { .name = "a", .annotation = "[\"r\"]" }, { .name = "b" } };
 
         ASSERT_OK(store_new(&s));
         ASSERT_OK(store_namespaces_restore(s, ns, 2));
         ASSERT_TRUE(store_namespaces_known(s));
         ASSERT_TRUE(store_get_namespace(s, "a")->unconfirmed);
-        ASSERT_OK(store_namespace_update(s, "a", "[\"r\"]", NULL, NULL));
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ .name = "a", .annotation = "[\"r\"]" }));
         ASSERT_FALSE(store_get_namespace(s, "a")->unconfirmed);
         ASSERT_OK(store_namespace_forget(s, "a")); /* confirmed since: a 404 that raced it is older */
         ASSERT_NOT_NULL(store_get_namespace(s, "a"));

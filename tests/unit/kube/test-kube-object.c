@@ -89,12 +89,52 @@ TEST(namespace_json_name_and_allowed_roles_annotation) {
                 "{\"metadata\":{\"name\":\"payments\",\"annotations\":{\"iam.amazonaws.com/allowed-roles\":"
                 "\"[\\\"a\\\"]\"}}}");
         _cleanup_(json_deletep) cJSON *bad = cJSON_Parse("{\"metadata\":{\"annotations\":{}}}");
-        const char *name, *annotation;
+        KubeNamespaceFields f;
 
-        ASSERT_OK(kube_namespace_from_json(j, &keys, &name, &annotation, NULL, NULL));
-        ASSERT_STREQ(name, "payments");
-        ASSERT_STREQ(annotation, "[\"a\"]");
-        ASSERT_ERROR(kube_namespace_from_json(bad, &keys, &name, &annotation, NULL, NULL), -EBADMSG);
+        ASSERT_OK(kube_namespace_from_json(j, &keys, &f));
+        ASSERT_STREQ(f.name, "payments");
+        ASSERT_STREQ(f.annotation, "[\"a\"]");
+        ASSERT_NULL(f.default_role);
+        ASSERT_ERROR(kube_namespace_from_json(bad, &keys, &f), -EBADMSG);
+}
+
+TEST(namespace_json_default_role_read_only_when_asked) {
+        _cleanup_(json_deletep) cJSON *j = cJSON_Parse(
+                "{\"metadata\":{\"name\":\"team\",\"annotations\":{\"iam.amazonaws.com/default-role\":"
+                "\"team-role\"}}}");
+        _cleanup_(json_deletep) cJSON *bad = cJSON_Parse(
+                "{\"metadata\":{\"name\":\"team\",\"annotations\":{\"iam.amazonaws.com/default-role\":7}}}");
+        KubeObjectKeys k = keys;
+        KubeNamespaceFields f;
+
+        ASSERT_OK(kube_namespace_from_json(j, &k, &f));
+        ASSERT_NULL(f.default_role);
+        k.default_role_key = KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION;
+        ASSERT_OK(kube_namespace_from_json(j, &k, &f));
+        ASSERT_STREQ(f.default_role, "team-role");
+        ASSERT_ERROR(kube_namespace_from_json(bad, &k, &f), -EBADMSG);
+}
+
+TEST(service_account_json_identity_and_irsa_annotation) {
+        _cleanup_(json_deletep) cJSON *j =
+                cJSON_Parse("{\"metadata\":{\"name\":\"app\",\"namespace\":\"team\",\"annotations\":{"
+                            "\"eks.amazonaws.com/role-arn\":\"arn:aws:iam::1:role/app\"}}}");
+        _cleanup_(json_deletep) cJSON *plain =
+                cJSON_Parse("{\"metadata\":{\"name\":\"default\",\"namespace\":\"team\"}}");
+        _cleanup_(json_deletep) cJSON *no_ns = cJSON_Parse("{\"metadata\":{\"name\":\"app\"}}");
+        _cleanup_(json_deletep) cJSON *bad =
+                cJSON_Parse("{\"metadata\":{\"name\":\"app\",\"namespace\":\"team\",\"annotations\":{"
+                            "\"eks.amazonaws.com/role-arn\":[\"x\"]}}}");
+        KubeServiceAccountFields f;
+
+        ASSERT_OK(kube_service_account_from_json(j, &f));
+        ASSERT_STREQ(f.namespace, "team");
+        ASSERT_STREQ(f.name, "app");
+        ASSERT_STREQ(f.role_arn, "arn:aws:iam::1:role/app");
+        ASSERT_OK(kube_service_account_from_json(plain, &f));
+        ASSERT_NULL(f.role_arn);
+        ASSERT_ERROR(kube_service_account_from_json(no_ns, &f), -EBADMSG);
+        ASSERT_ERROR(kube_service_account_from_json(bad, &f), -EBADMSG);
 }
 
 typedef struct Items {

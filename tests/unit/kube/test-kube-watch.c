@@ -23,6 +23,8 @@ typedef struct Fake {
         char *last_uid;
         bool vouched;
         unsigned vouch_calls;
+        unsigned sa_upserts, sa_deletes, sa_unavailable;
+        char *sa_last; /* "namespace/name=role" of the last upsert or delete */
 } Fake;
 
 static int fake_start(KubeWatch *w, const char *path, KubeTransfer kind, void *userdata) {
@@ -100,6 +102,38 @@ static void sink_namespaces_unavailable(void *userdata) {
         ((Fake *) userdata)->unavailable++;
 }
 
+static void sa_remember(Fake *f, const char *ns, const char *name, const char *role) {
+        free(f->sa_last);
+        ASSERT_TRUE(asprintf(&f->sa_last, "%s/%s=%s", ns, name, strna(role)) > 0);
+}
+
+static int sink_service_account_upsert(const KubeServiceAccount *sa, void *userdata) {
+        Fake *f = userdata;
+        f->sa_upserts++;
+        sa_remember(f, sa->namespace, sa->name, sa->role_arn);
+        return 0;
+}
+
+static int sink_service_account_delete(const char *ns, const char *name, void *userdata) {
+        Fake *f = userdata;
+        f->sa_deletes++;
+        sa_remember(f, ns, name, NULL);
+        return 0;
+}
+
+static int sink_service_accounts_replace(const KubeServiceAccount *sa, size_t n, void *userdata) {
+        Fake *f = userdata;
+        f->replaces++;
+        f->replaced = n;
+        if (n > 0)
+                sa_remember(f, sa[0].namespace, sa[0].name, sa[0].role_arn);
+        return 0;
+}
+
+static void sink_service_accounts_unavailable(void *userdata) {
+        ((Fake *) userdata)->sa_unavailable++;
+}
+
 static void sink_state_changed(void *userdata) {
         ((Fake *) userdata)->changed++;
 }
@@ -121,6 +155,10 @@ static void harness_init(Harness *h, KubeResourceType type, usec_t max_stale) {
                               .namespace_delete = sink_namespace_delete,
                               .namespaces_replace = sink_namespaces_replace,
                               .namespaces_unavailable = sink_namespaces_unavailable,
+                              .service_account_upsert = sink_service_account_upsert,
+                              .service_account_delete = sink_service_account_delete,
+                              .service_accounts_replace = sink_service_accounts_replace,
+                              .service_accounts_unavailable = sink_service_accounts_unavailable,
                               .state_changed = sink_state_changed,
                               .userdata = &h->fake };
         ASSERT_OK(sd_event_new(&h->event));
@@ -143,6 +181,7 @@ static void harness_done(Harness *h) {
         h->event = sd_event_unref(h->event);
         free(h->fake.path);
         free(h->fake.last_uid);
+        free(h->fake.sa_last);
 }
 
 /* A complete response: the body, then the end. */
@@ -316,6 +355,39 @@ TEST(forbidden_namespaces_degrade_and_are_asked_for_rarely) {
         ASSERT_EQ(kube_watch_state(h.w), KUBE_WATCH_FORBIDDEN);
         ASSERT_UEQ(h.fake.unavailable, 1);
         ASSERT_UEQ(h.fake.starts, 1);
+        harness_done(&h);
+}
+
+#define SA(ns, name, annotations) \
+        "{\"metadata\":{\"namespace\":\"" ns "\",\"name\":\"" name "\",\"resourceVersion\":\"7\"," \
+        "\"annotations\":{" annotations "}}}"
+#define IRSA(arn) "\"eks.amazonaws.com/role-arn\":\"" arn "\""
+
+TEST(service_accounts_are_listed_watched_and_forbidden_like_namespaces) {
+        Harness h;
+
+        harness_init(&h, KUBE_RESOURCE_SERVICE_ACCOUNTS, 0);
+        kube_watch_start(h.w);
+        ASSERT_STREQ(h.fake.path, "/api/v1/serviceaccounts?limit=500");
+        respond(&h, 200,
+                "{\"metadata\":{\"resourceVersion\":\"100\"},\"items\":[" SA(
+                        "web", "app", IRSA("arn:aws:iam::1:role/a")) "," SA("web", "default", "") "]}");
+        ASSERT_UEQ(h.fake.replaced, 2);
+        ASSERT_STREQ(h.fake.sa_last, "web/app=arn:aws:iam::1:role/a");
+        ASSERT_EQ(kube_watch_sync_state(h.w), KUBE_SYNC_SYNCED);
+        const char *ev = "{\"type\":\"MODIFIED\",\"object\":" SA(
+                "web", "app", IRSA("arn:aws:iam::1:role/b")) "}\n"
+                                                             "{\"type\":\"DELETED\",\"object\":" SA(
+                                                                     "web", "old", "") "}\n";
+        ASSERT_UEQ(kube_watch_receive(h.w, 200, ev, strlen(ev)), strlen(ev));
+        ASSERT_UEQ(h.fake.sa_upserts, 1);
+        ASSERT_UEQ(h.fake.sa_deletes, 1);
+        ASSERT_STREQ(h.fake.sa_last, "web/old=n/a");
+        ASSERT_UEQ(h.fake.upserts, 0); /* nothing went to the namespace or pod callbacks */
+        respond(&h, 403, "{\"kind\":\"Status\",\"message\":\"serviceaccounts is forbidden\"}");
+        ASSERT_EQ(kube_watch_sync_state(h.w), KUBE_SYNC_FORBIDDEN);
+        ASSERT_UEQ(h.fake.sa_unavailable, 1);
+        ASSERT_UEQ(h.fake.unavailable, 0);
         harness_done(&h);
 }
 
