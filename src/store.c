@@ -431,6 +431,7 @@ int store_pod_forget(Store *s, const char *uid) {
         if (!s || isempty(uid))
                 return -EINVAL;
         if (!strmap_get(&s->gone, uid)) {
+                /* full: the pod stays, unconfirmed, so it is still never served (fail closed) */
                 if (s->gone.n >= STORE_GONE_MAX)
                         return -ENOSPC;
                 key = strdup(uid);
