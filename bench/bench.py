@@ -573,10 +573,32 @@ def section_burst(a, R):
         env.stop()
 
 
+# Issue 15's memory target: the daemon's private memory with 250 pods and 10,000 namespaces.
+RSS_ANON_TARGET = {(250, 10000): 4096}
+
+
+def daemon_idle_memory(a):
+    """The daemon's memory with an empty cluster (no pods, no namespaces), once listed."""
+    env = NodeEnv(namespaces=())
+    d = None
+    try:
+        d = Daemon(a.build, env, extra=("--prefetch=false",))
+        want = {"kube2iam_pods_known": 0, "kube2iam_namespaces_known": 0}
+        end = time.monotonic() + 60
+        while metrics(d.port, want) != want and time.monotonic() < end:
+            time.sleep(0.05)
+        return d.memory()
+    finally:
+        if d:
+            d.stop()
+        env.stop()
+
+
 def section_scale(a, R):
     spec = importlib.util.spec_from_file_location("kube_watch_bench", os.path.join(REPO, "bench", "kube-watch.py"))
     kw = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(kw)
+    R["idle_memory"] = daemon_idle_memory(a)
     rows = []
     for pods, nss in a.scale:
         # the daemon itself: RSS once the pods and namespaces are listed
@@ -726,9 +748,16 @@ def table(R):
                 s["rss_synced_kb"], s["events_per_s"], s["rss_after_kb"]))
         for s in R["scale"]:
             libs = sorted(s.get("daemon_libs_kb", {}).items(), key=lambda kv: -kv[1])[:6]
-            L.append("  daemon %d / %d: RssAnon (private) %d KiB of VmRSS %d KiB; resident per file: %s" % (
-                s["pods"], s["namespaces"], s.get("daemon_rss_anon_kb", 0), s["daemon_rss_kb"],
+            target = RSS_ANON_TARGET.get((s["pods"], s["namespaces"]))
+            verdict = "" if not target else " [target <= %d KiB: %s]" % (
+                target, "met" if s.get("daemon_rss_anon_kb", 0) <= target else "NOT MET")
+            L.append("  daemon %d / %d: RssAnon (private) %d KiB%s of VmRSS %d KiB; resident per file: %s" % (
+                s["pods"], s["namespaces"], s.get("daemon_rss_anon_kb", 0), verdict, s["daemon_rss_kb"],
                 ", ".join("%s %d" % kv for kv in libs)))
+        idle = R.get("idle_memory")
+        if idle:
+            L.append("  daemon idle (empty cluster, listed): RssAnon %d KiB of VmRSS %d KiB" % (
+                idle.get("RssAnon", 0), idle.get("VmRSS", 0)))
         L.append("  kube-watch: the daemon's Kubernetes half alone (tests/tools); events: %d pod updates in one "
                  "burst, rate measured inside the client; empty-cluster RSS %d KiB" % (
                      R["scale"][0]["events"], R["scale"][0]["rss_empty_kb"]))

@@ -135,25 +135,29 @@ static void add_rule(Builder *b, const StorePod *pod, const PodRoleDecision *dec
 static void add_namespace(Builder *b, const StorePod *pod, const PodRoleDecision *dec) {
         const StoreNamespace *ns = store_get_namespace(b->d->store, pod->namespace);
         cJSON *o = add_obj(b, b->root, "namespace");
+        _cleanup_free_ char **roles = NULL;
         const char *pattern = NULL;
         bool allowed;
+
+        if (ns && store_namespace_list(ns, STORE_NAMESPACE_ALLOWED_ROLES, &roles) < 0)
+                b->oom = true;
 
         add_str(b, o, "name", pod->namespace);
         add_bool(b, o, "restricted", roles_restrictions(b->d->roles));
         add_bool(b, o, "known", ns != NULL);
         if (ns) {
                 cJSON *a = add_arr(b, o, "allowedRoles");
-                for (char **r = ns->allowed_roles; a && r && *r; r++)
+                for (char **r = roles; a && r && *r; r++)
                         arr_str(b, a, *r);
-                add_bool(b, o, "annotationInvalid", ns->invalid);
+                add_bool(b, o, "annotationInvalid",
+                         store_namespace_invalid(ns, STORE_NAMESPACE_ALLOWED_ROLES));
         }
         add_str(b, o, "annotation", b->d->namespace_key);
         if (!dec->role_arn) {
                 add_str(b, o, "result", "no role to check");
                 return;
         }
-        allowed = roles_namespace_match(b->d->roles, dec->role_arn, ns != NULL,
-                                        ns ? ns->allowed_roles : NULL, &pattern);
+        allowed = roles_namespace_match(b->d->roles, dec->role_arn, ns != NULL, roles, &pattern);
         add_str(b, o, "matched", pattern);
         add_str(b, o, "result",
                 !roles_restrictions(b->d->roles) ? "not restricted"

@@ -806,9 +806,9 @@ static bool unconfirmed(PodRequest *pr, const StorePod *pod) {
                         (void) kube_client_confirm_pod(s->d.kube, pod->uid, pod->namespace, pod->name);
                 wait = true;
         }
-        if (ns && ns->unconfirmed) {
+        if (store_namespace_unconfirmed(ns)) {
                 if (s->d.kube)
-                        (void) kube_client_confirm_namespace(s->d.kube, ns->name);
+                        (void) kube_client_confirm_namespace(s->d.kube, store_namespace_name(ns));
                 wait = true;
         }
         return wait;

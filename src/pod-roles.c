@@ -40,6 +40,25 @@ struct PodRoles {
         void *wake_userdata;
 };
 
+/* A namespace's lists as arrays (store_namespace_list()), for the rules that take them. */
+typedef struct NamespaceLists {
+        char **l[_STORE_NAMESPACE_LIST_MAX];
+} NamespaceLists;
+
+static void ns_lists_done(NamespaceLists *x) {
+        for (size_t i = 0; i < _STORE_NAMESPACE_LIST_MAX; i++)
+                free(x->l[i]);
+}
+
+static int ns_lists(const StoreNamespace *ns, NamespaceLists *ret) {
+        for (size_t i = 0; ns && i < _STORE_NAMESPACE_LIST_MAX; i++) {
+                int r = store_namespace_list(ns, i, &ret->l[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* The pod's role candidates (roles.h) beyond its annotation: its ServiceAccount's role and its
  * namespace's default role, when asked for. POD_ROLE_ALLOWED when they are known, else the verdict
  * that says which is not. */
@@ -64,7 +83,7 @@ static PodRoleVerdict candidates(const PodRoles *p, const StorePod *pod, const S
         if (p->d.namespace_default_roles && isempty(c->service_account)) {
                 if (!ns)
                         return POD_ROLE_NAMESPACE_UNKNOWN; /* its default role is not known */
-                c->namespace_default = ns->default_role;
+                c->namespace_default = store_namespace_default_role(ns);
         }
         return POD_ROLE_ALLOWED;
 }
@@ -73,6 +92,7 @@ static PodRoleVerdict candidates(const PodRoles *p, const StorePod *pod, const S
 static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) {
         PodRoleDecision d = { .external_id = pod->external_id };
         const StoreNamespace *ns = store_get_namespace(p->d.store, pod->namespace);
+        _cleanup_(ns_lists_done) NamespaceLists lists = {};
         RoleCandidates c;
         int r;
 
@@ -95,13 +115,17 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
                 *ret = d;
                 return 0;
         }
-        r = ns && ns->session_tags_invalid ? -EINVAL
-                                           : session_tags_for_pod(&p->d.session_tags, pod,
-                                                                  ns ? ns->session_tags : NULL, &d.session);
-        if (r >= 0 && p->d.session_policies)
-                r = ns->session_policies_invalid
+        r = ns_lists(ns, &lists);
+        if (r >= 0)
+                r = ns && store_namespace_invalid(ns, STORE_NAMESPACE_SESSION_TAGS)
                             ? -EINVAL
-                            : sts_session_add_policy_arns(&d.session, ns->session_policies);
+                            : session_tags_for_pod(&p->d.session_tags, pod,
+                                                   lists.l[STORE_NAMESPACE_SESSION_TAGS], &d.session);
+        if (r >= 0 && p->d.session_policies)
+                r = store_namespace_invalid(ns, STORE_NAMESPACE_SESSION_POLICIES)
+                            ? -EINVAL
+                            : sts_session_add_policy_arns(&d.session,
+                                                          lists.l[STORE_NAMESPACE_SESSION_POLICIES]);
         if (r >= 0 && p->d.pod_session_names)
                 r = sts_pod_session_name(pod->namespace, pod->name, &d.session_name);
         if (r == -EINVAL) {
@@ -115,7 +139,8 @@ static int decide(const PodRoles *p, const StorePod *pod, PodRoleDecision *ret) 
                 pod_role_decision_done(&d);
                 return r;
         }
-        if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL, ns ? ns->allowed_roles : NULL))
+        if (roles_namespace_allows(p->d.roles, d.role_arn, ns != NULL,
+                                   lists.l[STORE_NAMESPACE_ALLOWED_ROLES]))
                 d.verdict = POD_ROLE_ALLOWED;
         else
                 d.verdict = ns ? POD_ROLE_DENIED : POD_ROLE_NAMESPACE_UNKNOWN;

@@ -26,14 +26,6 @@ static void snapshot_credentials_done(SnapshotCredentials *e) {
         free(e->session);
 }
 
-static void snapshot_namespace_done(SnapshotNamespace *n) {
-        free(n->name);
-        free(n->annotation);
-        free(n->session_tags);
-        free(n->session_policies);
-        free(n->default_role);
-}
-
 int snapshot_new(Snapshot **ret) {
         Snapshot *s = calloc(1, sizeof *s);
         if (!s)
@@ -67,7 +59,7 @@ void snapshot_clear_view(Snapshot *s) {
                         s->pods[s->n_pods - 1] = kube_pod_free(s->pods[s->n_pods - 1]);
         if (!s->namespaces_rv)
                 for (; s->n_namespaces > 0; s->n_namespaces--)
-                        snapshot_namespace_done(&s->namespaces[s->n_namespaces - 1]);
+                        s->namespaces[s->n_namespaces - 1] = mfree(s->namespaces[s->n_namespaces - 1]);
 }
 
 int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_rv) {
@@ -124,10 +116,10 @@ int snapshot_add_pod(Snapshot *s, const KubePod *pod) {
         return 0;
 }
 
-int snapshot_add_namespace(Snapshot *s, const SnapshotNamespace *ns) {
-        SnapshotNamespace *n, *e;
+int snapshot_add_namespace(Snapshot *s, const char *name) {
+        char **n;
 
-        if (!s || !ns || isempty(ns->name))
+        if (!s || isempty(name))
                 return -EINVAL;
         if (s->n_namespaces >= SNAPSHOT_NAMESPACES_MAX)
                 return -E2BIG;
@@ -135,15 +127,9 @@ int snapshot_add_namespace(Snapshot *s, const SnapshotNamespace *ns) {
         if (!n)
                 return -ENOMEM;
         s->namespaces = n;
-        e = &n[s->n_namespaces];
-        *e = (SnapshotNamespace){ .name = strdup(ns->name) };
-        if (!e->name || strdup_opt(ns->annotation, &e->annotation) < 0 ||
-            strdup_opt(ns->session_tags, &e->session_tags) < 0 ||
-            strdup_opt(ns->session_policies, &e->session_policies) < 0 ||
-            strdup_opt(ns->default_role, &e->default_role) < 0) {
-                snapshot_namespace_done(e);
+        n[s->n_namespaces] = strdup(name);
+        if (!n[s->n_namespaces])
                 return -ENOMEM;
-        }
         s->n_namespaces++;
         return 0;
 }
@@ -319,13 +305,9 @@ static void write_pod(Writer *w, const KubePod *p) {
         writer_record_end(w, at);
 }
 
-static void write_namespace(Writer *w, const SnapshotNamespace *n) {
+static void write_namespace(Writer *w, const char *name) {
         size_t at = writer_record_start(w, SNAPSHOT_RECORD_NAMESPACE);
-        writer_cstr(w, n->name);
-        writer_opt(w, n->annotation);
-        writer_opt(w, n->session_tags);
-        writer_opt(w, n->session_policies);
-        writer_opt(w, n->default_role);
+        writer_cstr(w, name);
         writer_record_end(w, at);
 }
 
@@ -338,7 +320,7 @@ static void write_view_records(Writer *w, const Snapshot *s) {
         if (s->namespaces_rv) {
                 write_view(w, KUBE_RESOURCE_NAMESPACES, s->namespaces_rv);
                 for (size_t i = 0; i < s->n_namespaces; i++)
-                        write_namespace(w, &s->namespaces[i]);
+                        write_namespace(w, s->namespaces[i]);
         }
 }
 
@@ -547,13 +529,12 @@ static int read_pod(Reader *rec, Snapshot *s) {
 }
 
 static int read_namespace(Reader *rec, Snapshot *s) {
-        _cleanup_free_ char *name = reader_text(rec, false), *a = reader_opt(rec), *t = reader_opt(rec),
-                            *pol = reader_opt(rec), *def = reader_opt(rec);
+        _cleanup_free_ char *name = reader_text(rec, false);
         int r;
 
         if (rec->bad || rec->left != 0 || !s->namespaces_rv)
                 return -EBADMSG;
-        r = snapshot_add_namespace(s, &(const SnapshotNamespace){ name, a, t, pol, def });
+        r = snapshot_add_namespace(s, name);
         return r == -E2BIG || r == -EINVAL ? -EBADMSG : r;
 }
 

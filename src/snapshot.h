@@ -21,8 +21,8 @@
  * Then the view (version 2): SNAPSHOT_RECORD_VIEW per resource kept, with its resourceVersion;
  * SNAPSHOT_RECORD_POD (uid, namespace, name, phase, resourceVersion, then role, external id, service
  * account each u8 present + string, u8 flags: host network, terminating; u8 count + the IPs) and
- * SNAPSHOT_RECORD_NAMESPACE (name, then its four annotations each u8 present + string: allowed
- * roles, session tags, session policies, default role). Pods or
+ * SNAPSHOT_RECORD_NAMESPACE (its name: a restored namespace's annotations are asked of the API
+ * server before they decide anything). Pods or
  * namespaces without the VIEW record of their resource are refused.
  * An unknown record type, a short field, trailing bytes or a bad checksum reject the whole snapshot:
  * a snapshot is either understood entirely or not used at all.
@@ -56,7 +56,7 @@
 
 /* The pods of one node: max-pods is 110 by default and 737 on the largest instance types. */
 #define SNAPSHOT_PODS_MAX 4096U
-/* Namespaces are cluster-wide: 100,000 of ~200 bytes each stay within SNAPSHOT_SIZE_MAX. */
+/* Namespaces are cluster-wide: 100,000 names of at most 63 bytes stay far within SNAPSHOT_SIZE_MAX. */
 #define SNAPSHOT_NAMESPACES_MAX 100000U
 
 typedef enum SnapshotRecordType {
@@ -64,16 +64,8 @@ typedef enum SnapshotRecordType {
         SNAPSHOT_RECORD_CREDENTIALS = 2,
         SNAPSHOT_RECORD_VIEW = 3,      /* u8 resource (KubeResourceType), the resourceVersion */
         SNAPSHOT_RECORD_POD = 4,       /* one KubePod */
-        SNAPSHOT_RECORD_NAMESPACE = 5, /* one namespace and its annotations */
+        SNAPSHOT_RECORD_NAMESPACE = 5, /* one namespace's name */
 } SnapshotRecordType;
-
-typedef struct SnapshotNamespace {
-        char *name;
-        char *annotation; /* each NULL when absent */
-        char *session_tags;
-        char *session_policies;
-        char *default_role;
-} SnapshotNamespace;
 
 typedef struct SnapshotCredentials {
         char *role_arn;
@@ -94,7 +86,7 @@ typedef struct Snapshot {
         KubePod **pods;
         size_t n_pods;
         char *namespaces_rv;
-        SnapshotNamespace *namespaces;
+        char **namespaces; /* names only: what a namespace's annotations say is asked again */
         size_t n_namespaces;
 } Snapshot;
 
@@ -113,8 +105,8 @@ int snapshot_set_view(Snapshot *s, const char *pods_rv, const char *namespaces_r
 void snapshot_clear_view(Snapshot *s);
 /* Copies pod. -E2BIG beyond SNAPSHOT_PODS_MAX. */
 int snapshot_add_pod(Snapshot *s, const KubePod *pod);
-/* Copies ns. -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */
-int snapshot_add_namespace(Snapshot *s, const SnapshotNamespace *ns);
+/* Copies name. -E2BIG beyond SNAPSHOT_NAMESPACES_MAX. */
+int snapshot_add_namespace(Snapshot *s, const char *name);
 
 /* Encodes s for build. *ret is wiped and freed by the caller (erase_and_free()). */
 int snapshot_encode(const Snapshot *s, const char *build, char **ret, size_t *ret_size);

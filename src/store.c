@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,19 +34,26 @@ typedef struct PodChange {
         StorePod *pod; /* in the store, or retired (replaced or removed) until the dispatch */
 } PodChange;
 
+/* Names in the order they were added, without duplicates; adding is O(1), so that a list of 10,000
+ * namespaces records its changes in linear time. */
+typedef struct NameSet {
+        StrMap set;   /* name -> its copy in names */
+        char **names; /* owned copies */
+        size_t n, cap;
+} NameSet;
+
 typedef struct Changes {
         PodChange *pods;
         size_t n_pods, cap_pods;
         StorePod **retired; /* pods no longer in the store that a PodChange still points to */
         size_t n_retired, cap_retired;
-        char **namespaces; /* names whose allowed roles changed, without duplicates */
+        NameSet namespaces; /* namespaces whose annotations changed */
         bool all_namespaces;
-        StrMap ip_set; /* ip -> the copy in ips (deduplication) */
-        char **ips;    /* IPs whose answer may have changed, in order */
-        size_t n_ips, cap_ips;
+        NameSet ips; /* IPs whose answer may have changed */
         bool all_ips;
-        bool pending; /* something is recorded: the hook has been called */
-        bool oom;     /* a change could not be recorded: the next dispatch reports everything */
+        bool replaced; /* a complete list was applied: give its leftovers back afterwards */
+        bool pending;  /* something is recorded: the hook has been called */
+        bool oom;      /* a change could not be recorded: the next dispatch reports everything */
 } Changes;
 
 struct Store {
@@ -74,23 +83,8 @@ static void ip_slot_free(void *v) {
         free(s);
 }
 
-static StoreNamespace *namespace_free(StoreNamespace *n) {
-        if (!n)
-                return NULL;
-        free(n->name);
-        free(n->annotation);
-        strv_free(n->allowed_roles);
-        free(n->session_tags_annotation);
-        strv_free(n->session_tags);
-        free(n->session_policies_annotation);
-        strv_free(n->session_policies);
-        free(n->default_role);
-        free(n);
-        return NULL;
-}
-
 static void namespace_free_void(void *n) {
-        namespace_free(n);
+        free(n); /* one allocation (StoreNamespace) */
 }
 
 static void service_account_free(void *p);
@@ -104,8 +98,8 @@ int store_new(Store **ret) {
         if (!s)
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
-            strmap_init(&s->service_accounts) < 0 || strmap_init(&s->changes.ip_set) < 0 ||
-            strmap_init(&s->gone) < 0)
+            strmap_init(&s->service_accounts) < 0 || strmap_init(&s->changes.ips.set) < 0 ||
+            strmap_init(&s->changes.namespaces.set) < 0 || strmap_init(&s->gone) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -189,30 +183,52 @@ static void retire(Store *s, StorePod *p) {
         c->retired[c->n_retired++] = p;
 }
 
-static void record_ip(Store *s, const char *ip) {
-        Changes *c = &s->changes;
+static int name_set_add(NameSet *x, const char *name) {
         char *copy;
 
-        if (c->all_ips || c->oom || strmap_get(&c->ip_set, ip)) {
-                changes_mark(s);
-                return;
-        }
-        if (!grow((void **) &c->ips, &c->cap_ips, c->n_ips, sizeof(char *)) || !(copy = strdup(ip)))
-                return changes_oom(s);
-        if (strmap_put(&c->ip_set, copy, copy) < 0) {
+        if (strmap_get(&x->set, name))
+                return 0;
+        if (!grow((void **) &x->names, &x->cap, x->n, sizeof(char *)) || !(copy = strdup(name)))
+                return -ENOMEM;
+        if (strmap_put(&x->set, copy, copy) < 0) {
                 free(copy);
-                return changes_oom(s);
+                return -ENOMEM;
         }
-        c->ips[c->n_ips++] = copy;
+        x->names[x->n++] = copy;
+        return 0;
+}
+
+static void name_set_reset(NameSet *x) {
+        strmap_clear(&x->set, free);
+        x->n = 0;
+}
+
+static void name_set_done(NameSet *x) {
+        name_set_reset(x);
+        strmap_done(&x->set, NULL);
+        x->names = mfree(x->names);
+        x->cap = 0;
+}
+
+static void record_ip(Store *s, const char *ip) {
+        Changes *c = &s->changes;
+
+        if (!c->all_ips && !c->oom && name_set_add(&c->ips, ip) < 0)
+                return changes_oom(s);
         changes_mark(s);
 }
 
 static void record_namespace(Store *s, const char *name) {
         Changes *c = &s->changes;
 
-        if (!c->all_namespaces && !strv_contains(c->namespaces, name) &&
-            strv_extend(&c->namespaces, name) < 0)
+        if (!c->all_namespaces && name_set_add(&c->namespaces, name) < 0)
                 c->all_namespaces = true; /* asks for every pod to be looked at again: never less */
+        changes_mark(s);
+}
+
+/* A complete list was applied (pods or namespaces). */
+static void record_replaced(Store *s) {
+        s->changes.replaced = true;
         changes_mark(s);
 }
 
@@ -224,18 +240,18 @@ static void record_all_namespaces(Store *s) {
 static void changes_reset(Changes *c) {
         for (size_t i = 0; i < c->n_retired; i++)
                 store_pod_free(c->retired[i]);
-        strmap_clear(&c->ip_set, free);
-        c->namespaces = strv_free(c->namespaces);
-        c->n_pods = c->n_retired = c->n_ips = 0;
-        c->all_namespaces = c->all_ips = c->oom = c->pending = false;
+        name_set_reset(&c->ips);
+        name_set_reset(&c->namespaces);
+        c->n_pods = c->n_retired = 0;
+        c->all_namespaces = c->all_ips = c->oom = c->pending = c->replaced = false;
 }
 
 static void changes_done(Changes *c) {
         changes_reset(c);
-        strmap_done(&c->ip_set, NULL);
+        name_set_done(&c->ips);
+        name_set_done(&c->namespaces);
         free(c->pods);
         free(c->retired);
-        free(c->ips);
 }
 
 static void unindex(Store *s, StorePod *p) {
@@ -332,21 +348,15 @@ static bool pod_older(const StorePod *old, const StorePod *new) {
         return b < a || (b == a && strcmp(new->resource_version, old->resource_version) < 0);
 }
 
-/* The same pod in the same state: the old object stays. Confirming a restored pod records its IPs,
- * so that the requests waiting for the confirmation look again. */
-static int keep_pod(Store *s, StorePod *old, StorePod *new) {
-        int r = strmap_put(&s->pods, old->uid, old);
-
-        if (r < 0)
-                return r;
+/* The same pod in the same state: the old object stays, with the newer version. Confirming a
+ * restored pod records its IPs, so that the requests waiting for the confirmation look again. */
+static void keep_pod(Store *s, StorePod *old, StorePod *new) {
         free_and_replace(old->resource_version, new->resource_version);
         if (old->unconfirmed && !new->unconfirmed) {
                 old->unconfirmed = false;
                 for (char **ip = old->indexed ? old->ips : NULL; ip && *ip; ip++)
                         record_ip(s, *ip);
         }
-        store_pod_free(new);
-        return 0;
 }
 
 static int apply_pod(Store *s, StorePod *pod) {
@@ -360,27 +370,19 @@ static int apply_pod(Store *s, StorePod *pod) {
         old = strmap_get(&s->pods, new->uid);
         if (pod_older(old, new))
                 return 0;
-        old = strmap_remove(&s->pods, new->uid);
         if (old && pod_equal(old, new)) {
                 /* nothing a decision uses changed: keep the old object, record nothing */
-                r = keep_pod(s, old, new);
-                if (r >= 0) {
-                        new = NULL;
-                        return r;
-                }
-                new = store_pod_free(new); /* out of memory: the pod goes, as if deleted */
+                keep_pod(s, old, new);
+                return 0;
         }
         if (old) {
                 was_indexed = old->indexed;
                 unindex(s, old);
-        }
-        r = new ? strmap_put(&s->pods, new->uid, new) : -ENOMEM;
-        if (r < 0) {
-                if (old) {
-                        record_pod(s, STORE_POD_REMOVED, old);
-                        retire(s, old);
-                }
-                return r;
+                (void) strmap_replace(&s->pods, new->uid, new); /* cannot fail: the uid is there */
+        } else {
+                r = strmap_put(&s->pods, new->uid, new);
+                if (r < 0)
+                        return r;
         }
         p = TAKE_PTR(new);
         r = index_pod(s, p);
@@ -505,6 +507,7 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n) {
                 if (k < 0 && r >= 0)
                         r = k;
         }
+        record_replaced(s);
 out:
         strmap_done(&incoming, NULL);
         for (size_t i = 0; i < n; i++)
@@ -513,203 +516,290 @@ out:
         return r;
 }
 
-/* The allowed-roles annotation: a JSON array of strings, anything else allows nothing. */
-static int parse_allowed_roles(const char *ns, const char *annotation, char ***ret, bool *ret_invalid) {
-        _cleanup_strv_free_ char **l = NULL;
-        cJSON *root, *i;
+/* ---- namespaces ---- */
 
-        *ret_invalid = false;
-        if (isempty(annotation)) {
-                *ret = NULL;
-                return 0;
+/* One namespace in one allocation: a cluster may hold tens of thousands and every node keeps all of
+ * them, so a namespace costs its name and what its annotations say, parsed, and no more (no copy of
+ * the raw annotations, no pointer per string: docs/limits.md, "Memory"). data holds the name, then
+ * the items of each list in StoreNamespaceList order, each NUL-terminated (items may be empty). */
+struct StoreNamespace {
+        uint32_t count[_STORE_NAMESPACE_LIST_MAX]; /* items per list */
+        uint8_t invalid;                           /* bit per list: the annotation broke its rule */
+        bool roles_declared;                       /* allowed-roles was a JSON array, maybe empty */
+        bool unconfirmed; /* restored from a snapshot: its pods wait until the API server confirms it */
+        char data[];
+};
+
+/* The parsed annotations of a namespace before they are packed. */
+typedef struct NamespaceParsed {
+        char **list[_STORE_NAMESPACE_LIST_MAX];
+        char *why[_STORE_NAMESPACE_LIST_MAX]; /* why a list is invalid; NULL when valid */
+        bool roles_declared;
+} NamespaceParsed;
+
+static void namespace_parsed_done(NamespaceParsed *p) {
+        for (size_t i = 0; i < _STORE_NAMESPACE_LIST_MAX; i++) {
+                strv_free(p->list[i]);
+                free(p->why[i]);
         }
+}
+
+/* The allowed-roles annotation: a JSON array of strings, anything else allows nothing. */
+static int parse_allowed_roles(const char *annotation, char ***ret, char **ret_why, bool *ret_declared) {
+        _cleanup_strv_free_ char **l = NULL;
+        cJSON *root, *items, *i;
+        const char *why = NULL;
+        int r = 0;
+
+        *ret_declared = false;
+        if (isempty(annotation))
+                return 0;
         root = cJSON_Parse(annotation);
-        if (!cJSON_IsArray(root)) {
-                cJSON_Delete(root);
-                log_error(
-                        "Unable to decode roles on namespace %s: the allowed-roles annotation is not a JSON "
-                        "array of strings; it allows no role",
-                        ns);
-                *ret_invalid = true;
-                *ret = NULL;
-                return 0;
-        }
-        cJSON_ArrayForEach(i, root) {
+        if (!cJSON_IsArray(root))
+                why = "is not a JSON array of strings";
+        items = why ? NULL : root;
+        cJSON_ArrayForEach(i, items) {
                 if (!cJSON_IsString(i)) {
-                        cJSON_Delete(root);
-                        log_error("Unable to decode roles on namespace %s: the allowed-roles annotation "
-                                  "holds a "
-                                  "non-string; it allows no role",
-                                  ns);
-                        *ret_invalid = true;
-                        *ret = NULL;
-                        return 0;
+                        why = "holds a non-string";
+                        break;
                 }
                 if (strv_extend(&l, i->valuestring) < 0) {
-                        cJSON_Delete(root);
-                        return -ENOMEM;
+                        r = -ENOMEM;
+                        break;
                 }
         }
         cJSON_Delete(root);
+        if (r < 0)
+                return r;
+        if (why) {
+                *ret_why = strdup(why);
+                return *ret_why ? -EINVAL : -ENOMEM;
+        }
         *ret = TAKE_PTR(l);
+        *ret_declared = true;
+        return 0;
+}
+
+/* The default-role annotation as a list of one item; "" is none. */
+static int parse_default_role(const char *role, char ***ret) {
+        return isempty(role) ? 0 : strv_extend(ret, role);
+}
+
+static int namespace_parse(const StoreNamespaceSpec *spec, NamespaceParsed *ret) {
+        NamespaceParsed p = {};
+        int r[_STORE_NAMESPACE_LIST_MAX];
+
+        r[STORE_NAMESPACE_ALLOWED_ROLES] =
+                parse_allowed_roles(spec->annotation, &p.list[STORE_NAMESPACE_ALLOWED_ROLES],
+                                    &p.why[STORE_NAMESPACE_ALLOWED_ROLES], &p.roles_declared);
+        r[STORE_NAMESPACE_SESSION_TAGS] =
+                session_tags_parse_annotation(spec->session_tags, &p.list[STORE_NAMESPACE_SESSION_TAGS],
+                                              &p.why[STORE_NAMESPACE_SESSION_TAGS]);
+        r[STORE_NAMESPACE_SESSION_POLICIES] = session_policies_parse_annotation(
+                spec->session_policies, &p.list[STORE_NAMESPACE_SESSION_POLICIES],
+                &p.why[STORE_NAMESPACE_SESSION_POLICIES]);
+        r[STORE_NAMESPACE_DEFAULT_ROLE] =
+                parse_default_role(spec->default_role, &p.list[STORE_NAMESPACE_DEFAULT_ROLE]);
+        for (size_t i = 0; i < _STORE_NAMESPACE_LIST_MAX; i++)
+                if (r[i] == -ENOMEM || (r[i] < 0 && !p.why[i])) {
+                        namespace_parsed_done(&p);
+                        return -ENOMEM;
+                }
+        *ret = p;
+        return 0;
+}
+
+static size_t namespace_size(const StoreNamespace *n) {
+        const char *at = n->data + strlen(n->data) + 1;
+
+        for (size_t l = 0; l < _STORE_NAMESPACE_LIST_MAX; l++)
+                for (uint32_t i = 0; i < n->count[l]; i++)
+                        at += strlen(at) + 1;
+        return at - n->data;
+}
+
+static int namespace_pack(const char *name, const NamespaceParsed *p, StoreNamespace **ret) {
+        size_t size = strlen(name) + 1;
+        StoreNamespace *n;
+        char *at;
+
+        for (size_t l = 0; l < _STORE_NAMESPACE_LIST_MAX; l++)
+                for (char **i = p->list[l]; i && *i; i++)
+                        size += strlen(*i) + 1;
+        n = malloc(offsetof(StoreNamespace, data) + size);
+        if (!n)
+                return -ENOMEM;
+        *n = (StoreNamespace){ .roles_declared = p->roles_declared };
+        at = stpcpy(n->data, name) + 1;
+        for (size_t l = 0; l < _STORE_NAMESPACE_LIST_MAX; l++) {
+                n->count[l] = strv_length(p->list[l]);
+                if (p->why[l])
+                        n->invalid |= 1U << l;
+                for (char **i = p->list[l]; i && *i; i++)
+                        at = stpcpy(at, *i) + 1;
+        }
+        *ret = n;
+        return 0;
+}
+
+static bool namespace_equal(const StoreNamespace *a, const StoreNamespace *b) {
+        size_t size = namespace_size(a);
+
+        return a->invalid == b->invalid && a->roles_declared == b->roles_declared &&
+               memcmp(a->count, b->count, sizeof a->count) == 0 && size == namespace_size(b) &&
+               memcmp(a->data, b->data, size) == 0;
+}
+
+/* The first item of list l. */
+static const char *namespace_list_start(const StoreNamespace *n, StoreNamespaceList l) {
+        const char *at = n->data + strlen(n->data) + 1;
+
+        for (size_t k = 0; k < (size_t) l; k++)
+                for (uint32_t i = 0; i < n->count[k]; i++)
+                        at += strlen(at) + 1;
+        return at;
+}
+
+static bool namespace_list_equal(const StoreNamespace *a, const StoreNamespace *b, StoreNamespaceList l) {
+        const char *x = namespace_list_start(a, l), *y = namespace_list_start(b, l);
+
+        if (a->count[l] != b->count[l] || (a->invalid & (1U << l)) != (b->invalid & (1U << l)))
+                return false;
+        for (uint32_t i = 0; i < a->count[l]; i++, x += strlen(x) + 1, y += strlen(y) + 1)
+                if (!streq(x, y))
+                        return false;
+        return l != STORE_NAMESPACE_ALLOWED_ROLES || a->roles_declared == b->roles_declared;
+}
+
+const char *store_namespace_name(const StoreNamespace *n) {
+        return n->data;
+}
+
+bool store_namespace_invalid(const StoreNamespace *n, StoreNamespaceList l) {
+        return n->invalid & (1U << l);
+}
+
+bool store_namespace_roles_declared(const StoreNamespace *n) {
+        return n->roles_declared;
+}
+
+size_t store_namespace_count(const StoreNamespace *n, StoreNamespaceList l) {
+        return n->count[l];
+}
+
+const char *store_namespace_default_role(const StoreNamespace *n) {
+        return n->count[STORE_NAMESPACE_DEFAULT_ROLE] > 0
+                       ? namespace_list_start(n, STORE_NAMESPACE_DEFAULT_ROLE)
+                       : NULL;
+}
+
+int store_namespace_list(const StoreNamespace *n, StoreNamespaceList l, char ***ret) {
+        const char *at;
+        char **v;
+
+        if (n->count[l] == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        v = calloc(n->count[l] + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        at = namespace_list_start(n, l);
+        for (uint32_t i = 0; i < n->count[l]; i++, at += strlen(at) + 1)
+                v[i] = (char *) at;
+        *ret = v;
         return 0;
 }
 
 /* kube2iam's namespace lines, which operators grep for: one per allowed role when a namespace
- * appears or its annotation changes. */
+ * appears or its allowed roles change. */
 static void log_namespace_roles(const StoreNamespace *n, const char *event) {
-        for (char **role = n->allowed_roles; role && *role; role++)
-                log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name }, { "NS_ROLE", *role } }), 2,
+        const char *role = namespace_list_start(n, STORE_NAMESPACE_ALLOWED_ROLES);
+
+        for (uint32_t i = 0; i < n->count[STORE_NAMESPACE_ALLOWED_ROLES]; i++, role += strlen(role) + 1)
+                log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->data }, { "NS_ROLE", role } }), 2,
                            "Discovered role on namespace (%s)", event);
 }
 
-/* A namespace annotation that shapes sessions (session-tags.h), parsed when it changed: *raw the
- * annotation, *parsed what parse() made of it, *invalid when parse() refused it. 1 when changed. */
-static int namespace_set_session_list(const StoreNamespace *n, const char *key,
-                                      int (*parse)(const char *, char ***, char **), const char *annotation,
-                                      char **raw, char ***parsed, bool *invalid) {
-        _cleanup_free_ char *copy = NULL, *why = NULL;
-        char **l = NULL;
-        int r;
+/* An annotation that became invalid is logged once, when it does. */
+static void log_namespace_refusals(const StoreNamespace *old, const StoreNamespace *n,
+                                   const NamespaceParsed *p) {
+        static const char *const keys[_STORE_NAMESPACE_LIST_MAX] = {
+                [STORE_NAMESPACE_SESSION_TAGS] = KUBE_SESSION_TAGS_ANNOTATION,
+                [STORE_NAMESPACE_SESSION_POLICIES] = KUBE_SESSION_POLICIES_ANNOTATION,
+        };
 
-        if (str_equal_null(*raw, annotation) && (annotation || !*parsed))
-                return 0;
-        if (annotation && !(copy = strdup(annotation)))
-                return -ENOMEM;
-        r = parse(annotation, &l, &why);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
-                           "Namespace %s: the %s annotation is refused (%s); its pods get no credentials",
-                           n->name, key, strna(why));
-        free_and_replace(*raw, copy);
-        strv_free(*parsed);
-        *parsed = l;
-        *invalid = r < 0;
-        return 1;
-}
-
-static int namespace_set_session_tags(StoreNamespace *n, const char *annotation) {
-        return namespace_set_session_list(n, KUBE_SESSION_TAGS_ANNOTATION, session_tags_parse_annotation,
-                                          annotation, &n->session_tags_annotation, &n->session_tags,
-                                          &n->session_tags_invalid);
-}
-
-static int namespace_set_session_policies(StoreNamespace *n, const char *annotation) {
-        return namespace_set_session_list(
-                n, KUBE_SESSION_POLICIES_ANNOTATION, session_policies_parse_annotation, annotation,
-                &n->session_policies_annotation, &n->session_policies, &n->session_policies_invalid);
-}
-
-/* The default-role annotation; "" is none. 1 when changed. */
-static int namespace_set_default_role(StoreNamespace *n, const char *role) {
-        char *copy = NULL;
-
-        if (isempty(role))
-                role = NULL;
-        if (str_equal_null(n->default_role, role))
-                return 0;
-        if (role && !(copy = strdup(role)))
-                return -ENOMEM;
-        free_and_replace(n->default_role, copy);
-        return 1;
-}
-
-static int namespace_set_allowed_roles(StoreNamespace *n, const char *annotation) {
-        char *copy = NULL, **roles = NULL;
-        bool invalid;
-        int r;
-
-        if (annotation && !(copy = strdup(annotation)))
-                return -ENOMEM;
-        r = parse_allowed_roles(n->name, annotation, &roles, &invalid);
-        if (r < 0) {
-                free(copy);
-                return r;
+        for (size_t l = 0; l < _STORE_NAMESPACE_LIST_MAX; l++) {
+                if (!p->why[l] || (old && store_namespace_invalid(old, l)))
+                        continue;
+                if (l == STORE_NAMESPACE_ALLOWED_ROLES)
+                        log_error("Unable to decode roles on namespace %s: the allowed-roles annotation %s; "
+                                  "it "
+                                  "allows no role",
+                                  n->data, p->why[l]);
+                else
+                        log_fields(LOG_ERR, ((const LogField[]){ { "NS_NAME", n->data } }), 1,
+                                   "Namespace %s: the %s annotation is refused (%s); its pods get no "
+                                   "credentials",
+                                   n->data, keys[l], p->why[l]);
         }
-        free_and_replace(n->annotation, copy);
-        strv_free(n->allowed_roles);
-        n->allowed_roles = roles;
-        n->invalid = invalid;
-        return 0;
-}
-
-/* The session annotations and the default role; 1 when any changed. */
-static int namespace_set_extras(StoreNamespace *n, const StoreNamespaceSpec *spec) {
-        int r, q, d;
-
-        r = namespace_set_session_tags(n, spec->session_tags);
-        if (r < 0)
-                return r;
-        q = namespace_set_session_policies(n, spec->session_policies);
-        if (q < 0)
-                return q;
-        d = namespace_set_default_role(n, spec->default_role);
-        if (d < 0)
-                return d;
-        return r > 0 || q > 0 || d > 0;
 }
 
 int store_namespace_update(Store *s, const StoreNamespaceSpec *spec) {
-        StoreNamespace *n;
+        _cleanup_(namespace_parsed_done) NamespaceParsed p = {};
+        _cleanup_free_ StoreNamespace *n = NULL, *old = NULL;
+        StoreNamespace *held;
+        bool roles_changed;
         int r;
 
         if (!s || !spec || isempty(spec->name))
                 return -EINVAL;
-        n = strmap_get(&s->namespaces, spec->name);
-        if (n && n->unconfirmed) {
+        held = strmap_get(&s->namespaces, spec->name);
+        if (held && held->unconfirmed) {
                 /* confirmed by the API server: the requests waiting for it look again */
-                n->unconfirmed = false;
+                held->unconfirmed = false;
                 s->changes.all_ips = true;
                 changes_mark(s);
         }
-        if (n) {
-                r = namespace_set_extras(n, spec);
-                if (r < 0)
-                        return r;
-                if (str_equal_null(n->annotation, spec->annotation)) {
-                        if (r > 0)
-                                record_namespace(s, spec->name);
-                        return 0;
-                }
-                r = namespace_set_allowed_roles(n, spec->annotation);
-                if (r < 0)
-                        return r;
-                log_namespace_roles(n, "OnUpdate");
-                record_namespace(s, spec->name);
+        /* parsed every time rather than kept raw to compare: the parsed form is what decides, and
+         * keeping both would double what every namespace costs */
+        r = namespace_parse(spec, &p);
+        if (r >= 0)
+                r = namespace_pack(spec->name, &p, &n);
+        if (r < 0)
+                return r;
+        old = strmap_get(&s->namespaces, spec->name);
+        if (old && namespace_equal(old, n)) {
+                TAKE_PTR(old); /* unchanged: stays */
                 return 0;
         }
-        n = calloc(1, sizeof *n);
-        if (!n)
-                return -ENOMEM;
-        n->name = strdup(spec->name);
-        r = n->name ? namespace_set_allowed_roles(n, spec->annotation) : -ENOMEM;
-        if (r >= 0)
-                r = namespace_set_extras(n, spec);
-        if (r >= 0)
-                r = strmap_put(&s->namespaces, n->name, n);
-        if (r < 0) {
-                namespace_free(n);
-                return r;
+        if (old)
+                (void) strmap_replace(&s->namespaces, n->data, n); /* the key now points into n */
+        else {
+                r = strmap_put(&s->namespaces, n->data, n);
+                if (r < 0)
+                        return r;
         }
-        log_namespace_roles(n, "OnAdd");
+        log_namespace_refusals(old, n, &p);
+        roles_changed = !old || !namespace_list_equal(old, n, STORE_NAMESPACE_ALLOWED_ROLES);
+        if (roles_changed)
+                log_namespace_roles(n, old ? "OnUpdate" : "OnAdd");
         record_namespace(s, spec->name);
+        TAKE_PTR(n);
         return 0;
 }
 
 int store_namespace_remove(Store *s, const char *name) {
-        StoreNamespace *n;
+        _cleanup_free_ StoreNamespace *n = NULL;
 
         if (!s || !name)
                 return -EINVAL;
         n = strmap_remove(&s->namespaces, name);
         if (!n)
                 return -ENOENT;
-        log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->name } }), 1,
+        log_fields(LOG_INFO, ((const LogField[]){ { "NS_NAME", n->data } }), 1,
                    "Deleting namespace (OnDelete)");
-        record_namespace(s, n->name);
-        namespace_free(n);
+        record_namespace(s, n->data);
         return 0;
 }
 
@@ -736,6 +826,10 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
         STRMAP_FOREACH(e, &s->namespaces)
         if (!strmap_get(&incoming, e->key))
                 gone[n_gone++] = (char *) e->key;
+        /* the first list: restrictions stop denying for want of a list, every pod is looked at again
+         * (recorded first, so that the namespaces are not also recorded one by one) */
+        if (!s->namespaces_known)
+                record_all_namespaces(s);
         for (size_t i = 0; i < n_gone; i++)
                 (void) store_namespace_remove(s, gone[i]);
         for (size_t i = 0; i < n; i++) {
@@ -743,23 +837,24 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
                 if (k < 0 && r >= 0)
                         r = k;
         }
-        if (!s->namespaces_known)
-                record_all_namespaces(s); /* restrictions stop denying for want of a list */
         s->namespaces_known = true;
+        record_replaced(s);
 out:
         strmap_done(&incoming, NULL);
         return r;
 }
 
-int store_namespaces_restore(Store *s, const StoreNamespaceSpec *ns, size_t n) {
+int store_namespaces_restore(Store *s, char *const *names, size_t n) {
         int r = 0;
 
-        if (!s || (!ns && n > 0))
+        if (!s || (!names && n > 0))
                 return -EINVAL;
         for (size_t i = 0; i < n; i++) {
                 StoreNamespace *x;
-                int k = store_namespace_update(s, &ns[i]);
-                x = k >= 0 ? strmap_get(&s->namespaces, ns[i].name) : NULL;
+                /* the name only: what its annotations say is asked of the API server before it
+                 * decides anything (store.h) */
+                int k = store_namespace_update(s, &(const StoreNamespaceSpec){ .name = names[i] });
+                x = k >= 0 ? strmap_get(&s->namespaces, names[i]) : NULL;
                 if (x)
                         x->unconfirmed = true;
                 if (k < 0 && r >= 0)
@@ -777,6 +872,10 @@ int store_namespace_forget(Store *s, const char *name) {
         if (!n || !n->unconfirmed)
                 return 0; /* a watch event or a list has spoken since: it is newer than a 404 */
         return store_namespace_remove(s, name);
+}
+
+bool store_namespace_unconfirmed(const StoreNamespace *n) {
+        return n && n->unconfirmed;
 }
 
 bool store_namespaces_known(const Store *s) {
@@ -893,6 +992,7 @@ int store_service_accounts_replace(Store *s, const StoreServiceAccountSpec *sa, 
                 s->changes.all_ips = true;
         }
         s->service_accounts_state = STORE_SERVICE_ACCOUNTS_KNOWN;
+        record_replaced(s);
         return 0;
 }
 
@@ -967,6 +1067,7 @@ static void dispatch_pods(Store *s, const StoreChangeHandler *h) {
 
 void store_dispatch_changes(Store *s, const StoreChangeHandler *h) {
         Changes *c;
+        bool trim;
 
         if (!store_has_changes(s) || !h)
                 return;
@@ -977,18 +1078,26 @@ void store_dispatch_changes(Store *s, const StoreChangeHandler *h) {
                 if (c->all_namespaces || c->oom)
                         h->namespace(s, NULL, h->userdata);
                 else
-                        for (char **n = c->namespaces; n && *n; n++)
-                                h->namespace(s, *n, h->userdata);
+                        for (size_t i = 0; i < c->namespaces.n; i++)
+                                h->namespace(s, c->namespaces.names[i], h->userdata);
         }
         if (h->ip) {
                 if (c->all_ips || c->oom)
                         h->ip(s, NULL, h->userdata);
                 else
-                        for (size_t i = 0; i < c->n_ips; i++)
-                                h->ip(s, c->ips[i], h->userdata);
+                        for (size_t i = 0; i < c->ips.n; i++)
+                                h->ip(s, c->ips.names[i], h->userdata);
         }
+        trim = c->replaced;
         changes_reset(c);
         s->dispatching = false;
+        /* A list of 10,000 namespaces goes through its page buffer, cJSON trees and the kube client's
+         * copies before it lands here, and the records it replaced are freed: glibc keeps all that
+         * resident in holes of the heap, which it gives back only at its top. A complete list is rare
+         * (start, expiry, errors) and the walk costs far less than parsing the list did, so hand the
+         * free pages back once its handlers ran (docs/limits.md, "Memory"). */
+        if (trim)
+                (void) malloc_trim(0);
 }
 
 int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
@@ -1130,15 +1239,17 @@ int store_debug_json(Store *s, char **ret) {
         }
         for (size_t i = 0; nss[i]; i++) {
                 const StoreNamespace *n = strmap_get(&s->namespaces, nss[i]);
+                const char *role = namespace_list_start(n, STORE_NAMESPACE_ALLOWED_ROLES);
                 cJSON *a;
 
                 /* kube2iam (Go): null without a decodable annotation, [] for an empty array */
-                if (!n->allowed_roles && (isempty(n->annotation) || n->invalid))
+                if (!n->roles_declared)
                         a = cJSON_AddNullToObject(by_ns, nss[i]);
                 else {
                         a = cJSON_AddArrayToObject(by_ns, nss[i]);
-                        for (char **r = n->allowed_roles; a && r && *r; r++) {
-                                cJSON *str = cJSON_CreateString(*r);
+                        for (uint32_t k = 0; a && k < n->count[STORE_NAMESPACE_ALLOWED_ROLES];
+                             k++, role += strlen(role) + 1) {
+                                cJSON *str = cJSON_CreateString(role);
                                 if (!str || !cJSON_AddItemToArray(a, str)) {
                                         cJSON_Delete(str);
                                         a = NULL;

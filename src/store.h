@@ -34,21 +34,20 @@ typedef struct Store Store;
  * The store sets `indexed`. */
 typedef KubePod StorePod;
 
-typedef struct StoreNamespace {
-        char *name;
-        char *annotation;                  /* the raw allowed-roles annotation, NULL when absent */
-        char **allowed_roles;              /* parsed; NULL allows nothing (absent, empty or invalid) */
-        bool invalid;                      /* the annotation was not a JSON array of strings */
-        char *session_tags_annotation;     /* the raw session-tags annotation, NULL when absent */
-        char **session_tags;               /* parsed: key, value, ... sorted by key; NULL for none */
-        bool session_tags_invalid;         /* the annotation breaks a rule: its pods get no credentials */
-        char *session_policies_annotation; /* the raw session-policy-arns annotation, NULL when absent */
-        char **session_policies;           /* parsed ARNs, sorted; NULL for none */
-        bool session_policies_invalid;     /* the annotation breaks a rule: its pods get no credentials */
-        char *default_role;                /* the default-role annotation (--namespace-default-roles), NULL
-                                            * when absent or empty */
-        bool unconfirmed; /* restored from a snapshot: its pods wait until the API server confirms it */
-} StoreNamespace;
+/* What a namespace's annotations say, parsed: the lists a namespace holds. */
+typedef enum StoreNamespaceList {
+        STORE_NAMESPACE_ALLOWED_ROLES,    /* allowed-roles: role patterns; invalid allows nothing */
+        STORE_NAMESPACE_SESSION_TAGS,     /* key, value, ... sorted by key; invalid: no credentials */
+        STORE_NAMESPACE_SESSION_POLICIES, /* policy ARNs, sorted; invalid: no credentials */
+        STORE_NAMESPACE_DEFAULT_ROLE,     /* the default-role annotation (--namespace-default-roles): one
+                                           * item, none when absent or empty */
+        _STORE_NAMESPACE_LIST_MAX,
+} StoreNamespaceList;
+
+/* One namespace: its name and its parsed annotations in one compact record (every node holds every
+ * namespace of the cluster: docs/limits.md, "Memory"). The raw annotations are not kept. Read it
+ * with the functions below; valid until the store next changes. */
+typedef struct StoreNamespace StoreNamespace;
 
 typedef enum StorePodEvent {
         STORE_POD_ADDED,
@@ -143,13 +142,15 @@ int store_pod_forget(Store *s, const char *uid);
  * events had been applied for the others. Takes ownership of the pods and of the array. */
 int store_pods_replace(Store *s, StorePod **pods, size_t n);
 
-/* Namespace ADDED/MODIFIED; each annotation is parsed only when it changed. */
+/* Namespace ADDED/MODIFIED. The annotations are parsed each time and the record replaced only when
+ * what they say changed (then the pods of the namespace are looked at again). */
 int store_namespace_update(Store *s, const StoreNamespaceSpec *ns);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
-/* Warm restarts: the namespaces of a snapshot, marked unconfirmed until an update (a watch event,
- * a live GET, a list) confirms each; the list counts as known. */
-int store_namespaces_restore(Store *s, const StoreNamespaceSpec *ns, size_t n);
+/* Warm restarts: the namespaces a snapshot named, marked unconfirmed (with no annotations) until
+ * an update (a watch event, a live GET, a list) confirms each and says what its annotations are;
+ * the list counts as known. */
+int store_namespaces_restore(Store *s, char *const *names, size_t n);
 /* A live GET said the namespace is gone: removed if it is still unconfirmed. */
 int store_namespace_forget(Store *s, const char *name);
 /* False until a namespace list was applied, and again after store_namespaces_unavailable()
@@ -193,6 +194,20 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret);
 void store_lookup_done(StoreLookup *l);
 const StorePod *store_get_pod(Store *s, const char *uid);
 const StoreNamespace *store_get_namespace(Store *s, const char *name);
+const char *store_namespace_name(const StoreNamespace *n);
+/* Restored from a snapshot and not confirmed by the API server yet (store_namespaces_restore()). */
+bool store_namespace_unconfirmed(const StoreNamespace *n);
+/* The annotation of list l was present and broke its rule (see StoreNamespaceList). */
+bool store_namespace_invalid(const StoreNamespace *n, StoreNamespaceList l);
+/* The allowed-roles annotation was a JSON array of strings, maybe empty ([] rather than null in
+ * /debug/store). */
+bool store_namespace_roles_declared(const StoreNamespace *n);
+size_t store_namespace_count(const StoreNamespace *n, StoreNamespaceList l);
+/* List l as a NULL-terminated array of pointers into n: free() the array, not the strings, and do
+ * not change them. *ret is NULL for an empty list. -ENOMEM. */
+int store_namespace_list(const StoreNamespace *n, StoreNamespaceList l, char ***ret);
+/* The default-role annotation, NULL when absent or empty (points into n). */
+const char *store_namespace_default_role(const StoreNamespace *n);
 /* Calls fn for every pod, in no particular order; fn must not change the store. */
 typedef void (*store_pod_visitor_t)(const StorePod *pod, void *userdata);
 void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata);

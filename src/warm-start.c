@@ -201,29 +201,18 @@ size_t warm_start_restore_creds(WarmStart *w, Creds *c) {
 
 size_t warm_start_restore_view(WarmStart *w, Store *store, KubeClient *kube) {
         Snapshot *s = w->snapshot;
-        _cleanup_free_ StoreNamespaceSpec *specs = NULL;
         size_t n = 0;
         int r;
 
         if (!s || (!s->pods_rv && !s->namespaces_rv))
                 return 0;
-        if (s->namespaces_rv) {
-                specs = calloc(s->n_namespaces + 1, sizeof *specs);
-                if (!specs)
-                        return 0;
-                for (size_t i = 0; i < s->n_namespaces; i++)
-                        specs[i] = (StoreNamespaceSpec){ s->namespaces[i].name, s->namespaces[i].annotation,
-                                                         s->namespaces[i].session_tags,
-                                                         s->namespaces[i].session_policies,
-                                                         s->namespaces[i].default_role };
-        }
         /* the watches first: a view restored without its resume would never be confirmed */
         r = kube_client_resume(kube, s->pods_rv, s->namespaces_rv);
         if (r < 0) {
                 log_warning_errno(r, "Failed to resume the watches, listing instead: %m");
                 return 0;
         }
-        if (s->namespaces_rv && store_namespaces_restore(store, specs, s->n_namespaces) < 0)
+        if (s->namespaces_rv && store_namespaces_restore(store, s->namespaces, s->n_namespaces) < 0)
                 log_warning("Failed to restore every namespace of the snapshot; the others are confirmed "
                             "as usual");
         if (s->pods_rv) {
@@ -249,10 +238,7 @@ static void add_pod(const StorePod *pod, void *userdata) {
 
 static void add_namespace(const StoreNamespace *ns, void *userdata) {
         Snapshot *s = userdata;
-        if (s->namespaces_rv &&
-            snapshot_add_namespace(
-                    s, &(const SnapshotNamespace){ ns->name, ns->annotation, ns->session_tags_annotation,
-                                                   ns->session_policies_annotation, ns->default_role }) < 0)
+        if (s->namespaces_rv && snapshot_add_namespace(s, store_namespace_name(ns)) < 0)
                 s->namespaces_rv = mfree(s->namespaces_rv);
 }
 

@@ -54,44 +54,42 @@ static int pod_replace(const KubeSink *s, void **items, size_t n) {
 }
 
 static void namespace_free(void *item) {
-        KubeNamespace *ns = item;
-        if (!ns)
-                return;
-        free(ns->name);
-        free(ns->annotation);
-        free(ns->session_tags);
-        free(ns->session_policies);
-        free(ns->default_role);
-        free(ns);
+        free(item); /* one allocation: namespace_parse() */
 }
 
-/* A copy of s, or NULL for NULL; *oom set when the copy failed. */
-static char *copy_or_null(const char *s, bool *oom) {
-        char *c = s ? strdup(s) : NULL;
-        if (s && !c)
-                *oom = true;
-        return c;
+static size_t string_size(const char *s) {
+        return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies s to *at and advances it; NULL stays NULL. */
+static char *pack_string(char **at, const char *s) {
+        char *copy = *at;
+
+        if (!s)
+                return NULL;
+        *at = stpcpy(copy, s) + 1;
+        return copy;
 }
 
 static int namespace_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
         KubeNamespaceFields f;
         KubeNamespace *ns;
-        bool oom = false;
+        char *at;
 
         if (kube_namespace_from_json(o, keys, &f) < 0)
                 return -EBADMSG;
-        ns = calloc(1, sizeof *ns);
+        /* one allocation: a list holds every namespace of the cluster until it is complete */
+        ns = malloc(sizeof(KubeNamespace) + string_size(f.name) + string_size(f.annotation) +
+                    string_size(f.session_tags) + string_size(f.session_policies) +
+                    string_size(f.default_role));
         if (!ns)
                 return -ENOMEM;
-        *ns = (KubeNamespace){ .name = copy_or_null(f.name, &oom),
-                               .annotation = copy_or_null(f.annotation, &oom),
-                               .session_tags = copy_or_null(f.session_tags, &oom),
-                               .session_policies = copy_or_null(f.session_policies, &oom),
-                               .default_role = copy_or_null(f.default_role, &oom) };
-        if (oom) {
-                namespace_free(ns);
-                return -ENOMEM;
-        }
+        at = (char *) (ns + 1);
+        ns->name = pack_string(&at, f.name);
+        ns->annotation = pack_string(&at, f.annotation);
+        ns->session_tags = pack_string(&at, f.session_tags);
+        ns->session_policies = pack_string(&at, f.session_policies);
+        ns->default_role = pack_string(&at, f.default_role);
         *ret = ns;
         return 0;
 }
@@ -131,32 +129,25 @@ static void namespaces_unavailable(const KubeSink *s) {
 }
 
 static void service_account_free(void *item) {
-        KubeServiceAccount *sa = item;
-        if (!sa)
-                return;
-        free(sa->namespace);
-        free(sa->name);
-        free(sa->role_arn);
-        free(sa);
+        free(item); /* one allocation: service_account_parse() */
 }
 
 static int service_account_parse(const cJSON *o, const KubeObjectKeys *keys, void **ret) {
         KubeServiceAccountFields f;
         KubeServiceAccount *sa;
-        bool oom = false;
+        char *at;
 
         if (kube_service_account_from_json(o, &f) < 0)
                 return -EBADMSG;
-        sa = calloc(1, sizeof *sa);
+        /* one allocation: a list holds every ServiceAccount of the cluster until it is complete */
+        sa = malloc(sizeof(KubeServiceAccount) + string_size(f.namespace) + string_size(f.name) +
+                    string_size(f.role_arn));
         if (!sa)
                 return -ENOMEM;
-        *sa = (KubeServiceAccount){ .namespace = copy_or_null(f.namespace, &oom),
-                                    .name = copy_or_null(f.name, &oom),
-                                    .role_arn = copy_or_null(f.role_arn, &oom) };
-        if (oom) {
-                service_account_free(sa);
-                return -ENOMEM;
-        }
+        at = (char *) (sa + 1);
+        sa->namespace = pack_string(&at, f.namespace);
+        sa->name = pack_string(&at, f.name);
+        sa->role_arn = pack_string(&at, f.role_arn);
         *ret = sa;
         return 0;
 }

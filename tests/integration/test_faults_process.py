@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from k2i_testlib import assert_clean_output, binary, free_port, start_with_pods, wait_until
+from k2i_testlib import assert_clean_output, binary, free_port, metric_value, start_with_pods, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -85,9 +85,14 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
         t.start()
     wait_until(lambda: len([c for c in env.sts.calls() if c["role_arn"].split("/")[-1].startswith("cold-")])
                >= n_cold, what="STS calls for the cold roles in flight")
-    # proxied requests have reached the upstream: the daemon accepted and is working on them
-    wait_until(lambda: len([r for r in env.imds.requests() if "local-ipv4" in r["path"]]) >= n_proxied // 2,
-               what="proxied requests in flight")
+    # proxied requests have reached the daemon and wait on the upstream: the first leads one upstream
+    # request (single flight, docs/imds-surface.md), the others join it
+    def proxied_in_flight():
+        upstream = len([r for r in env.imds.requests() if "local-ipv4" in r["path"]])
+        joined = metric_value(d, "kube2iam_imds_upstream_joined_total") or 0
+        return upstream >= 1 and upstream + joined >= n_proxied // 2
+
+    wait_until(proxied_in_flight, what="proxied requests in flight")
     for _ in threads:
         assert sent.acquire(timeout=DEADLINE)
     # The daemon owns its listening socket here (no socket activation), so a connection still in

@@ -215,6 +215,7 @@ TEST(store_relist_replaces_state_and_records_like_events) {
 
 TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char **roles = NULL;
         const StoreNamespace *n;
         int saved = log_get_max_level();
 
@@ -235,14 +236,19 @@ TEST(store_namespace_allowed_roles_parsed_and_garbage_allows_nothing) {
         ASSERT_TRUE(store_namespaces_known(s));
         n = store_get_namespace(s, "a");
         ASSERT_NOT_NULL(n);
-        ASSERT_EQ(strv_length(n->allowed_roles), 2);
-        ASSERT_STREQ(n->allowed_roles[1], "arn:aws:iam::1:role/x*");
-        ASSERT_NULL(store_get_namespace(s, "b")->allowed_roles);
-        ASSERT_NULL(store_get_namespace(s, "c")->allowed_roles);
-        ASSERT_TRUE(store_get_namespace(s, "c")->invalid);
-        ASSERT_NULL(store_get_namespace(s, "d")->allowed_roles);
+        ASSERT_STREQ(store_namespace_name(n), "a");
+        ASSERT_OK(store_namespace_list(n, STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_EQ(strv_length(roles), 2);
+        ASSERT_STREQ(roles[1], "arn:aws:iam::1:role/x*");
+        roles = mfree(roles);
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+        ASSERT_FALSE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "c"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+        ASSERT_TRUE(store_namespace_invalid(store_get_namespace(s, "c"), STORE_NAMESPACE_ALLOWED_ROLES));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "d"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
         ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ "b", "[\"new\"]" }));
-        ASSERT_STREQ(store_get_namespace(s, "b")->allowed_roles[0], "new");
+        ASSERT_OK(store_namespace_list(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_STREQ(roles[0], "new");
         ASSERT_OK(store_namespace_remove(s, "b"));
         ASSERT_NULL(store_get_namespace(s, "b"));
         ASSERT_EQ(store_n_namespaces(s), 3);
@@ -264,6 +270,55 @@ static const char *played_namespaces(Store *s, Trace *t) {
         strbuf_reset(&t->b);
         store_dispatch_changes(s, &h);
         return strbuf_str(&t->b);
+}
+
+TEST(store_namespace_record_changes_only_when_what_the_annotations_say_changes) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char **roles = NULL, **tags = NULL, **policies = NULL;
+        StoreNamespaceSpec specs[] = { { "a", "[\"r1\", \"\", \"r2\"]", "{\"team\": \"x\", \"cost\": \"\"}",
+                                         "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]" },
+                                       { "b", "[]" } };
+        const StoreNamespace *a;
+        Trace t = {};
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_namespaces_replace(s, specs, ELEMENTSOF(specs)));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:n/a "); /* the list became known: all */
+        a = store_get_namespace(s, "a");
+        /* the lists keep their order and their empty strings; tags sorted by key */
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_ALLOWED_ROLES, &roles));
+        ASSERT_EQ(strv_length(roles), 3);
+        ASSERT_STREQ(roles[1], "");
+        ASSERT_STREQ(roles[2], "r2");
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_SESSION_TAGS, &tags));
+        ASSERT_EQ(strv_length(tags), 4);
+        ASSERT_STREQ(tags[0], "cost");
+        ASSERT_STREQ(tags[1], "");
+        ASSERT_OK(store_namespace_list(a, STORE_NAMESPACE_SESSION_POLICIES, &policies));
+        ASSERT_STREQ(policies[0], "arn:aws:iam::aws:policy/ReadOnlyAccess");
+        ASSERT_NULL(policies[1]);
+        ASSERT_TRUE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        ASSERT_EQ(store_namespace_count(store_get_namespace(s, "b"), STORE_NAMESPACE_ALLOWED_ROLES), 0);
+
+        /* the same lists written differently: the record stays, nothing is recorded */
+        ASSERT_OK(store_namespace_update(
+                s,
+                &(const StoreNamespaceSpec){ "a", "[ \"r1\",\"\",\"r2\" ]", "{\"cost\":\"\",\"team\":\"x\"}",
+                                             "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]" }));
+        ASSERT_TRUE(store_get_namespace(s, "a") == a);
+        ASSERT_FALSE(store_has_changes(s));
+        /* a tag changes: a new record, the namespace's pods are looked at again */
+        ASSERT_OK(store_namespace_update(
+                s,
+                &(const StoreNamespaceSpec){ "a", "[\"r1\",\"\",\"r2\"]", "{\"cost\":\"1\",\"team\":\"x\"}",
+                                             "[\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]" }));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:a ");
+        ASSERT_FALSE(store_namespace_invalid(store_get_namespace(s, "a"), STORE_NAMESPACE_SESSION_TAGS));
+        /* "[]" and an absent annotation both allow nothing, but are not the same record */
+        ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ "b" }));
+        ASSERT_STREQ(played_namespaces(s, &t), "ns:b ");
+        ASSERT_FALSE(store_namespace_roles_declared(store_get_namespace(s, "b")));
+        strbuf_done(&t.b);
 }
 
 TEST(store_keeps_service_accounts_naming_a_role_and_records_their_namespace) {
@@ -321,7 +376,7 @@ TEST(store_namespace_default_role_change_is_recorded) {
         (void) played_namespaces(s, &t);
         ASSERT_OK(store_namespace_update(
                 s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "r1" }));
-        ASSERT_STREQ(store_get_namespace(s, "web")->default_role, "r1");
+        ASSERT_STREQ(store_namespace_default_role(store_get_namespace(s, "web")), "r1");
         ASSERT_STREQ(played_namespaces(s, &t), "ns:web ");
         ASSERT_OK(store_namespace_update(
                 s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "r1" }));
@@ -329,7 +384,7 @@ TEST(store_namespace_default_role_change_is_recorded) {
         /* "" is no default role */
         ASSERT_OK(
                 store_namespace_update(s, &(const StoreNamespaceSpec){ .name = "web", .default_role = "" }));
-        ASSERT_NULL(store_get_namespace(s, "web")->default_role);
+        ASSERT_NULL(store_namespace_default_role(store_get_namespace(s, "web")));
         ASSERT_STREQ(played_namespaces(s, &t), "ns:web ");
         strbuf_done(&t.b);
 }
@@ -463,17 +518,20 @@ TEST(store_forgotten_pod_is_not_brought_back_by_a_replayed_event) {
 
 TEST(store_restored_namespace_is_unconfirmed_until_updated_or_forgotten) {
         _cleanup_(store_freep) Store *s = NULL;
-        const StoreNamespaceSpec ns[] = { { .name = "a", .annotation = "[\"r\"]" }, { .name = "b" } };
+        char *ns[] = { (char *) "a", (char *) "b", (char *) "c" };
 
         ASSERT_OK(store_new(&s));
-        ASSERT_OK(store_namespaces_restore(s, ns, 2));
+        ASSERT_OK(store_namespaces_restore(s, ns, 3));
         ASSERT_TRUE(store_namespaces_known(s));
-        ASSERT_TRUE(store_get_namespace(s, "a")->unconfirmed);
+        ASSERT_TRUE(store_namespace_unconfirmed(store_get_namespace(s, "a")));
         ASSERT_OK(store_namespace_update(
                 s, &(const StoreNamespaceSpec){ .name = "a", .annotation = "[\"r\"]" }));
-        ASSERT_FALSE(store_get_namespace(s, "a")->unconfirmed);
+        ASSERT_FALSE(store_namespace_unconfirmed(store_get_namespace(s, "a")));
         ASSERT_OK(store_namespace_forget(s, "a")); /* confirmed since: a 404 that raced it is older */
         ASSERT_NOT_NULL(store_get_namespace(s, "a"));
         ASSERT_OK(store_namespace_forget(s, "b"));
         ASSERT_NULL(store_get_namespace(s, "b"));
+        /* confirmed without annotations: the same packed record, still confirmed */
+        ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ .name = "c" }));
+        ASSERT_FALSE(store_namespace_unconfirmed(store_get_namespace(s, "c")));
 }
