@@ -39,6 +39,11 @@ def status(store):
     return [a for a in store.assignments() if a.startswith("STATUS=")]
 
 
+def wait_status(store, text):
+    """STATUS= says text (the line follows READY=1 in its own message: wait for it)."""
+    wait_until(lambda: any(text in s for s in status(store)), what=f"STATUS= with {text!r}")
+
+
 def sts_calls(node_env):
     return len(served_by_sts(node_env, BASE_ARN + "app-role"))
 
@@ -77,7 +82,7 @@ def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tm
         r, body = get(d2, CREDS, source=POD_IP, headers={"X-aws-ec2-metadata-token": token.decode()})
         assert r.status == 200, body
         assert sts_calls(node_env) == before, node_env.sts.calls()
-        assert any("warm start (1 role(s), token key" in s for s in status(store)), status(store)
+        wait_status(store, "warm start (1 role(s), token key")
         # consumed once: out of the store before the restore, a new one after it
         daemons = [m for m in store.messages if not m.startswith("K2I_TEST_SYNC=")]
         assert daemons[0].startswith("FDSTOREREMOVE=1"), daemons[:3]
@@ -109,7 +114,7 @@ def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
         before = sts_calls(node_env)
         d2 = start(node_env, store, str(tmp_path))
         runs.append(d2)
-        assert any("cold start (corrupt snapshot dropped)" in s for s in status(store)), status(store)
+        wait_status(store, "cold start (corrupt snapshot dropped)")
         r, _ = get(d2, CREDS, source=POD_IP)
         assert r.status == 200
         assert sts_calls(node_env) == before + 1
@@ -131,7 +136,7 @@ def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path)
         store.clear_messages()
         d2 = start(node_env, store, str(tmp_path))
         runs.append(d2)
-        assert any("cold start (snapshot dropped: it crashed the previous start)" in s for s in status(store))
+        wait_status(store, "cold start (snapshot dropped: it crashed the previous start)")
         assert not (tmp_path / "snapshot-restoring").exists()
         assert get(d2, CREDS, source=POD_IP)[0].status == 200
         for run in runs:
@@ -165,7 +170,7 @@ def test_tagged_and_pod_named_sessions_survive_a_restart_without_an_sts_call(nod
         wait_until(lambda: get(d2, CREDS, source=POD_IP)[0].status == 200, what="served after the restart")
         assert json.loads(get(d2, CREDS, source=POD_IP)[1])["AccessKeyId"] == key
         assert sts_calls(node_env) == 1, node_env.sts.calls()
-        assert any("warm start (1 role(s)" in s for s in status(store)), status(store)
+        wait_status(store, "warm start (1 role(s)")
         for run in runs:
             assert_no_secrets(run.output(), node_env)
             assert run.cleanup() is None
@@ -233,7 +238,7 @@ def test_warm_start_makes_no_list_and_a_get_confirms_the_restored_pod(node_env, 
         run_then_stop(node_env, store, str(tmp_path), runs)
         before = sts_calls(node_env)
         d2, mark = restart(node_env, store, str(tmp_path), runs)
-        assert any("1 pod(s) to confirm" in s for s in status(store)), status(store)
+        wait_status(store, "1 pod(s) to confirm")
         r, body = get(d2, CREDS, source=POD_IP)
         assert r.status == 200, body
         assert len(gets_since(node_env, mark)) == 1  # the live GET that vouched for it
@@ -402,8 +407,7 @@ def test_snapshot_that_crashes_the_restore_is_dropped_by_the_next_start(node_env
         before = sts_calls(node_env)
         d3 = start(node_env, store, str(tmp_path))
         runs.append(d3)
-        assert any("cold start (snapshot dropped: it crashed the previous start)" in s for s in status(store)), \
-            status(store)
+        wait_status(store, "cold start (snapshot dropped: it crashed the previous start)")
         assert not (tmp_path / "snapshot-restoring").exists()
         assert get(d3, CREDS, source=POD_IP)[0].status == 200
         assert sts_calls(node_env) == before + 1  # cold: nothing of the crashing snapshot was used
