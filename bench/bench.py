@@ -316,12 +316,13 @@ def median_run(runs):
 
 def restart_run(a, env, store, pods, with_snapshot):
     """One run of the daemon after a first one cached every pod's role: (ms from exec to the first
-    pod's answer, STS calls the run made while every pod asked once)."""
+    pod's answer, STS calls the run made while every pod asked once, list requests it made)."""
     sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
     from k2i_testlib import Daemon as TestDaemon
     handoff, fds = store.handoff_env() if with_snapshot else ({}, [])
     handoff["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="k2i-bench-run-")
     calls = len(env.sts.calls())
+    lists = len(env.api.lists("pods")) + len(env.api.lists("namespaces"))
     t0 = time.monotonic()
     d = TestDaemon(env.daemon_args(*DAEMON_FLAGS), env=handoff, notify=store, wait=False, fds=fds)
     try:
@@ -339,7 +340,8 @@ def restart_run(a, env, store, pods, with_snapshot):
         first = (time.monotonic() - t0) * 1e3
         for ip, role in pods:
             assert get(d.port, "/latest/meta-data/iam/security-credentials/" + role, source=ip)[0] == 200
-        return first, len(env.sts.calls()) - calls
+        lists = len(env.api.lists("pods")) + len(env.api.lists("namespaces")) - lists
+        return first, len(env.sts.calls()) - calls, lists
     finally:
         d.stop()
         shutil.rmtree(handoff["RUNTIME_DIRECTORY"], ignore_errors=True)
@@ -373,7 +375,9 @@ def section_restart(a, R):
                     "cold_first_ms": statistics.median(c[0] for c in cold),
                     "warm_first_ms": statistics.median(w[0] for w in warm),
                     "cold_sts": statistics.median(c[1] for c in cold),
-                    "warm_sts": statistics.median(w[1] for w in warm)}
+                    "warm_sts": statistics.median(w[1] for w in warm),
+                    "cold_lists": statistics.median(c[2] for c in cold),
+                    "warm_lists": statistics.median(w[2] for w in warm)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -877,10 +881,11 @@ def table(R):
     rs = R.get("restart")
     if rs:
         L.append("")
-        L.append("restart with %d pods on %d roles (median of %d): cold %.0f STS calls, first answer %.0f ms "
-                 "after exec; warm (fd store snapshot) %.0f STS calls, first answer %.0f ms" % (
-                     rs["pods"], rs["roles"], rs["trials"], rs["cold_sts"], rs["cold_first_ms"], rs["warm_sts"],
-                     rs["warm_first_ms"]))
+        L.append("restart with %d pods on %d roles (median of %d): cold %.0f STS calls, %.0f list requests, "
+                 "first answer %.0f ms after exec; warm (fd store snapshot) %.0f STS calls, %.0f list requests, "
+                 "first answer %.0f ms" % (
+                     rs["pods"], rs["roles"], rs["trials"], rs["cold_sts"], rs["cold_lists"], rs["cold_first_ms"],
+                     rs["warm_sts"], rs["warm_lists"], rs["warm_first_ms"]))
     L.append("")
     L.append("bench wall time: %.0f s" % R["wall_s"])
     return "\n".join(L) + "\n"

@@ -114,6 +114,20 @@ static int sink_pod_delete(const char *uid, void *userdata) {
         return r;
 }
 
+static int sink_pod_forget(const char *uid, void *userdata) {
+        ClusterView *v = userdata;
+        int r = store_pod_forget(v->store, uid);
+        cluster_view_update(v);
+        return r;
+}
+
+static int sink_namespace_forget(const char *name, void *userdata) {
+        ClusterView *v = userdata;
+        int r = store_namespace_forget(v->store, name);
+        cluster_view_update(v);
+        return r;
+}
+
 static int sink_pods_replace(KubePod **pods, size_t n, void *userdata) {
         ClusterView *v = userdata;
         int r = store_pods_replace(v->store, pods, n);
@@ -162,6 +176,12 @@ static void sink_namespaces_unavailable(void *userdata) {
         store_namespaces_unavailable(v->store);
 }
 
+static void sink_progress(void *userdata) {
+        ClusterView *v = userdata;
+        if (v->progress)
+                v->progress(v->userdata);
+}
+
 static int sink_service_account_upsert(const KubeServiceAccount *sa, void *userdata) {
         ClusterView *v = userdata;
         return store_service_account_update(
@@ -204,12 +224,15 @@ void cluster_view_init(ClusterView *v, Store *store, const Config *c, cluster_vi
                             .userdata = userdata,
                             .sink = { .pod_upsert = sink_pod_upsert,
                                       .pod_delete = sink_pod_delete,
+                                      .pod_forget = sink_pod_forget,
                                       .pods_replace = sink_pods_replace,
                                       .pods_vouched = sink_pods_vouched,
                                       .namespace_upsert = sink_namespace_upsert,
                                       .namespace_delete = sink_namespace_delete,
+                                      .namespace_forget = sink_namespace_forget,
                                       .namespaces_replace = sink_namespaces_replace,
                                       .namespaces_unavailable = sink_namespaces_unavailable,
+                                      .progress = sink_progress,
                                       .service_account_upsert = sink_service_account_upsert,
                                       .service_account_delete = sink_service_account_delete,
                                       .service_accounts_replace = sink_service_accounts_replace,

@@ -20,6 +20,7 @@ struct ClusterView {
         KubeSink sink;    /* hand &sink to kube_client_new() */
         char *status;
         cluster_view_changed_t changed;
+        void (*progress)(void *userdata); /* a bookmark (KubeSink.progress); may be NULL */
         void *userdata;
 };
 

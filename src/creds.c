@@ -613,20 +613,20 @@ void creds_set_on_change(Creds *c, void (*on_change)(void *userdata), void *user
         c->on_change_userdata = userdata;
 }
 
-int creds_restore(Creds *c, const char *role_arn, const char *external_id, Credentials *creds) {
+int creds_restore(Creds *c, const CredsKey *k, Credentials *creds) {
         usec_t now, life;
         double frac;
         CredsKey key;
         Entry *e;
         int r;
 
-        if (!c || !role_arn || !creds)
+        if (!c || !k || !k->role_arn || !creds)
                 return -EINVAL;
         now = now_of(c);
         if (credentials_remaining(creds, now) == 0 || creds->last_updated >= creds->expiration)
                 return -ESTALE;
-        /* a snapshot holds kube2iam's default sessions only (creds_foreach_valid()) */
-        key = key_normalize(&(const CredsKey){ .role_arn = role_arn, .external_id = external_id });
+        /* every key: default sessions, tagged ones, pod-named ones, scoped-down ones */
+        key = key_normalize(k);
         r = entry_get(c, &key, true, &e);
         if (r < 0)
                 return r;
@@ -643,19 +643,20 @@ int creds_restore(Creds *c, const char *role_arn, const char *external_id, Crede
         return 0;
 }
 
-int creds_foreach_valid(Creds *c,
-                        int (*f)(const char *role_arn, const char *external_id, Credentials *creds,
-                                 void *userdata),
+int creds_foreach_valid(Creds *c, int (*f)(const CredsKey *key, Credentials *creds, void *userdata),
                         void *userdata) {
         usec_t now = now_of(c);
 
         for (Entry *e = c->entries; e; e = e->next) {
+                CredsKey key = { .role_arn = e->role_arn,
+                                 .external_id = e->external_id,
+                                 .session_name = e->session_name,
+                                 .session = e->session };
                 int r;
-                /* sessions with tags or a pod's name are fetched again after a restart: the
-                 * snapshot's format has no room for their keys yet */
-                if (!valid(e, now) || !isempty(e->session_name) || !isempty(e->session))
+
+                if (!valid(e, now))
                         continue;
-                r = f(e->role_arn, e->external_id, e->creds, userdata);
+                r = f(&key, e->creds, userdata);
                 if (r < 0)
                         return r;
         }

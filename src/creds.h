@@ -163,14 +163,13 @@ int creds_describe(Creds *c, const CredsKey *key, CredsEntryInfo *ret);
 /* Warm restarts (src/snapshot.h). on_change runs after new credentials were cached (worth keeping
  * in a snapshot); the caller coalesces. */
 void creds_set_on_change(Creds *c, void (*on_change)(void *userdata), void *userdata);
-/* Puts credentials an earlier run obtained back into the cache, served at once while fresh and
- * refreshed on the schedule they had. -ESTALE: no longer valid; -EEXIST: this run already has the
- * entry. */
-int creds_restore(Creds *c, const char *role_arn, const char *external_id, Credentials *creds);
-/* Calls f for each entry holding valid credentials (external id "" for none); stops at f's error. */
-int creds_foreach_valid(Creds *c,
-                        int (*f)(const char *role_arn, const char *external_id, Credentials *creds,
-                                 void *userdata),
+/* Puts credentials an earlier run obtained for key back into the cache, served at once while fresh
+ * and refreshed on the schedule they had. -ESTALE: no longer valid; -EEXIST: this run already has
+ * the entry; -EINVAL: a key part over its limit. */
+int creds_restore(Creds *c, const CredsKey *key, Credentials *creds);
+/* Calls f for each entry holding valid credentials, whatever its key (every part "" when absent);
+ * stops at f's error. */
+int creds_foreach_valid(Creds *c, int (*f)(const CredsKey *key, Credentials *creds, void *userdata),
                         void *userdata);
 
 /* Appends a JSON array describing the entries for /debug: role, external id presence, expiry,

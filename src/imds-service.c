@@ -853,6 +853,32 @@ static bool try_resolve(PodRequest *pr) {
         return true;
 }
 
+/* A pod, or the namespace whose annotations decide its role, restored from a snapshot is vouched
+ * for once the API server confirms it (docs/warm-restart.md): a live GET is asked for (one per
+ * object at a time) and the request waits for the store to change, like one whose pod is not
+ * known yet. True: not confirmed yet. */
+static bool unconfirmed(PodRequest *pr, const StorePod *pod) {
+        ImdsService *s = pr->service;
+        const Config *c = s->d.config;
+        const StoreNamespace *ns = NULL;
+        bool wait = false;
+
+        if (c->namespace_restrictions || c->session_tags || c->session_policies ||
+            c->namespace_default_roles)
+                ns = store_get_namespace(s->d.store, pod->namespace);
+        if (pod->unconfirmed) {
+                if (s->d.kube)
+                        (void) kube_client_confirm_pod(s->d.kube, pod->uid, pod->namespace, pod->name);
+                wait = true;
+        }
+        if (store_namespace_unconfirmed(ns)) {
+                if (s->d.kube)
+                        (void) kube_client_confirm_namespace(s->d.kube, store_namespace_name(ns));
+                wait = true;
+        }
+        return wait;
+}
+
 /* Looks the pod up; answers, waits, or (final) gives up with kube2iam's error text. */
 static void try_answer(PodRequest *pr, bool final) {
         ImdsService *s = pr->service;
@@ -863,7 +889,12 @@ static void try_answer(PodRequest *pr, bool final) {
         pr->final = final || now_monotonic() >= pr->deadline;
         if (store_lookup_ip(s->d.store, pr->ip, &l) < 0)
                 return pod_request_fail(pr, 500, "out of memory");
-        if (l.status == STORE_LOOKUP_FOUND)
+        if (l.status == STORE_LOOKUP_FOUND && unconfirmed(pr, l.pod)) {
+                if (final || now_monotonic() >= pr->deadline)
+                        pod_request_fail(pr, 404, "pod not confirmed by the API server since the restart");
+                else
+                        pod_request_wait(pr);
+        } else if (l.status == STORE_LOOKUP_FOUND)
                 answer_for_pod(pr, l.pod);
         else if (l.status == STORE_LOOKUP_AMBIGUOUS && try_resolve(pr))
                 ;

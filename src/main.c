@@ -678,7 +678,8 @@ static void wake_requests(const char *ip, void *userdata) {
 static int on_turn(sd_event_source *s, void *userdata) {
         Daemon *d = userdata;
 
-        (void) pod_roles_dispatch(d->pod_roles, wake_requests, d);
+        if (pod_roles_dispatch(d->pod_roles, wake_requests, d))
+                warm_start_changed(d->warm); /* the view changed: worth a snapshot */
         if (d->status_changed) {
                 d->status_changed = false;
                 update_status(d);
@@ -869,7 +870,7 @@ static int setup_loop(Daemon *d) {
         return 0;
 }
 
-static void on_creds_changed(void *userdata) {
+static void on_worth_a_snapshot(void *userdata) {
         Daemon *d = userdata;
         warm_start_changed(d->warm);
 }
@@ -905,7 +906,7 @@ static int setup_credentials(Daemon *d) {
                 size_t n = warm_start_restore_creds(d->warm, d->creds);
                 log_info("Restored %zu credential set(s) still valid from the snapshot", n);
         }
-        creds_set_on_change(d->creds, on_creds_changed, d);
+        creds_set_on_change(d->creds, on_worth_a_snapshot, d);
         return 0;
 }
 
@@ -967,9 +968,17 @@ static int setup_pods(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the proxy's metrics: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);
+        d->view.progress = on_worth_a_snapshot; /* a bookmark: the next snapshot resumes from later */
         r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+        if (warm_start_snapshot(d->warm)) {
+                size_t n = warm_start_restore_view(d->warm, d->store, d->kube);
+                log_info(
+                        "Restored %zu pod(s) from the snapshot, each served once the API server confirms it",
+                        n);
+        }
+        warm_start_keep_view(d->warm, d->store, d->kube);
 
         r = imds_service_new(&(const ImdsServiceDeps){ .event = d->event,
                                                        .config = &d->config,

@@ -64,6 +64,7 @@ struct Store {
         StrMap service_accounts; /* "namespace/name" -> StoreServiceAccount (only those naming a role) */
         StoreServiceAccounts service_accounts_state;
         bool pods_unconfirmed; /* store_set_pods_unconfirmed(): lookups vouch for no pod */
+        StrMap gone;           /* uids the API server said are gone (store_pod_forget()); values unused */
         Changes changes;
         bool dispatching;
         store_change_hook_t hook;
@@ -98,7 +99,7 @@ int store_new(Store **ret) {
                 return -ENOMEM;
         if (strmap_init(&s->pods) < 0 || strmap_init(&s->ips) < 0 || strmap_init(&s->namespaces) < 0 ||
             strmap_init(&s->service_accounts) < 0 || strmap_init(&s->changes.ips.set) < 0 ||
-            strmap_init(&s->changes.namespaces.set) < 0)
+            strmap_init(&s->changes.namespaces.set) < 0 || strmap_init(&s->gone) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(s);
         return 0;
@@ -113,6 +114,7 @@ Store *store_free(Store *s) {
         strmap_done(&s->pods, pod_free_void);
         strmap_done(&s->namespaces, namespace_free_void);
         strmap_done(&s->service_accounts, service_account_free);
+        strmap_done(&s->gone, free);
         changes_done(&s->changes);
         free(s);
         return NULL;
@@ -321,15 +323,58 @@ static bool pod_equal(const StorePod *a, const StorePod *b) {
                str_equal_null(a->service_account, b->service_account) && strv_equal(a->ips, b->ips);
 }
 
+/* A resourceVersion as Kubernetes 1.35 lets clients compare them (KEP-5504, client-go's
+ * CompareResourceVersion): a positive decimal integer of any length without leading zeros. */
+static bool rv_comparable(const char *rv) {
+        if (isempty(rv) || rv[0] == '0')
+                return false;
+        for (const char *p = rv; *p; p++)
+                if (*p < '0' || *p > '9')
+                        return false;
+        return true;
+}
+
+/* new is older than what the store holds: both versions are comparable and new's is lower. A live
+ * GET can be ahead of the watch replaying what happened while the daemon was down; its answer is
+ * not undone by an older event. When either version is not comparable (a server before 1.35 only
+ * promises equality) the update is applied: the watch is in order and ends at the newest state. */
+static bool pod_older(const StorePod *old, const StorePod *new) {
+        size_t a, b;
+
+        if (!old || !rv_comparable(old->resource_version) || !rv_comparable(new->resource_version))
+                return false;
+        a = strlen(old->resource_version);
+        b = strlen(new->resource_version);
+        return b < a || (b == a && strcmp(new->resource_version, old->resource_version) < 0);
+}
+
+/* The same pod in the same state: the old object stays, with the newer version. Confirming a
+ * restored pod records its IPs, so that the requests waiting for the confirmation look again. */
+static void keep_pod(Store *s, StorePod *old, StorePod *new) {
+        free_and_replace(old->resource_version, new->resource_version);
+        if (old->unconfirmed && !new->unconfirmed) {
+                old->unconfirmed = false;
+                for (char **ip = old->indexed ? old->ips : NULL; ip && *ip; ip++)
+                        record_ip(s, *ip);
+        }
+}
+
 static int apply_pod(Store *s, StorePod *pod) {
         _cleanup_(store_pod_freep) StorePod *new = pod;
         StorePod *old, *p;
         bool was_indexed = false;
         int r;
 
+        if (strmap_get(&s->gone, new->uid))
+                return 0; /* the API server said it is gone: an older event does not bring it back */
         old = strmap_get(&s->pods, new->uid);
-        if (old && pod_equal(old, new))
-                return 0; /* nothing a decision uses changed: keep the old object, record nothing */
+        if (pod_older(old, new))
+                return 0;
+        if (old && pod_equal(old, new)) {
+                /* nothing a decision uses changed: keep the old object, record nothing */
+                keep_pod(s, old, new);
+                return 0;
+        }
         if (old) {
                 was_indexed = old->indexed;
                 unindex(s, old);
@@ -379,6 +424,45 @@ int store_pod_remove(Store *s, const char *uid) {
                         record_ip(s, *ip);
         retire(s, p);
         return 0;
+}
+
+int store_pod_forget(Store *s, const char *uid) {
+        char *key;
+        int r;
+
+        if (!s || isempty(uid))
+                return -EINVAL;
+        if (!strmap_get(&s->gone, uid)) {
+                /* full: the pod stays, unconfirmed, so it is still never served (fail closed) */
+                if (s->gone.n >= STORE_GONE_MAX)
+                        return -ENOSPC;
+                key = strdup(uid);
+                if (!key)
+                        return -ENOMEM;
+                r = strmap_put(&s->gone, key, key);
+                if (r < 0) {
+                        free(key);
+                        return r;
+                }
+        }
+        r = store_pod_remove(s, uid);
+        return r == -ENOENT ? 0 : r;
+}
+
+int store_pods_restore(Store *s, StorePod **pods, size_t n) {
+        int r = 0;
+
+        if (!s || (!pods && n > 0))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                StorePod *p = TAKE_PTR(pods[i]);
+                p->unconfirmed = true;
+                int k = apply_pod(s, p);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        free(pods);
+        return r;
 }
 
 int store_pods_replace(Store *s, StorePod **pods, size_t n) {
@@ -442,6 +526,7 @@ struct StoreNamespace {
         uint32_t count[_STORE_NAMESPACE_LIST_MAX]; /* items per list */
         uint8_t invalid;                           /* bit per list: the annotation broke its rule */
         bool roles_declared;                       /* allowed-roles was a JSON array, maybe empty */
+        bool unconfirmed; /* restored from a snapshot: its pods wait until the API server confirms it */
         char data[];
 };
 
@@ -663,11 +748,19 @@ static void log_namespace_refusals(const StoreNamespace *old, const StoreNamespa
 int store_namespace_update(Store *s, const StoreNamespaceSpec *spec) {
         _cleanup_(namespace_parsed_done) NamespaceParsed p = {};
         _cleanup_free_ StoreNamespace *n = NULL, *old = NULL;
+        StoreNamespace *held;
         bool roles_changed;
         int r;
 
         if (!s || !spec || isempty(spec->name))
                 return -EINVAL;
+        held = strmap_get(&s->namespaces, spec->name);
+        if (held && held->unconfirmed) {
+                /* confirmed by the API server: the requests waiting for it look again */
+                held->unconfirmed = false;
+                s->changes.all_ips = true;
+                changes_mark(s);
+        }
         /* parsed every time rather than kept raw to compare: the parsed form is what decides, and
          * keeping both would double what every namespace costs */
         r = namespace_parse(spec, &p);
@@ -749,6 +842,40 @@ int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n) {
 out:
         strmap_done(&incoming, NULL);
         return r;
+}
+
+int store_namespaces_restore(Store *s, char *const *names, size_t n) {
+        int r = 0;
+
+        if (!s || (!names && n > 0))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                StoreNamespace *x;
+                /* the name only: what its annotations say is asked of the API server before it
+                 * decides anything (store.h) */
+                int k = store_namespace_update(s, &(const StoreNamespaceSpec){ .name = names[i] });
+                x = k >= 0 ? strmap_get(&s->namespaces, names[i]) : NULL;
+                if (x)
+                        x->unconfirmed = true;
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        if (!s->namespaces_known)
+                record_all_namespaces(s);
+        s->namespaces_known = true;
+        return r;
+}
+
+int store_namespace_forget(Store *s, const char *name) {
+        StoreNamespace *n = s && name ? strmap_get(&s->namespaces, name) : NULL;
+
+        if (!n || !n->unconfirmed)
+                return 0; /* a watch event or a list has spoken since: it is newer than a 404 */
+        return store_namespace_remove(s, name);
+}
+
+bool store_namespace_unconfirmed(const StoreNamespace *n) {
+        return n && n->unconfirmed;
 }
 
 bool store_namespaces_known(const Store *s) {
@@ -993,7 +1120,16 @@ int store_lookup_ip(Store *s, const char *ip, StoreLookup *ret) {
                         return ret->error = NULL, -ENOMEM;
                 return 0;
         }
+        /* a pod restored from a snapshot and not confirmed yet loses to one the API server
+         * confirmed: the address has moved on (deleted while the daemon was down, reused) */
+        for (size_t i = 0; i < slot->n; i++)
+                if (!slot->pods[i]->unconfirmed)
+                        n_live++;
+        bool confirmed_only = n_live > 0;
+        n_live = 0;
         for (size_t i = 0; i < slot->n; i++) {
+                if (confirmed_only && slot->pods[i]->unconfirmed)
+                        continue;
                 if (slot->pods[i]->terminating) {
                         dying = slot->pods[i];
                         n_dying++;
@@ -1036,6 +1172,14 @@ void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata) {
         if (!s)
                 return;
         STRMAP_FOREACH(e, &s->pods)
+        fn(e->value, userdata);
+}
+
+void store_foreach_namespace(const Store *s, void (*fn)(const StoreNamespace *ns, void *userdata),
+                             void *userdata) {
+        if (!s || !fn || !s->namespaces_known)
+                return;
+        STRMAP_FOREACH(e, &s->namespaces)
         fn(e->value, userdata);
 }
 

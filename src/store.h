@@ -20,6 +20,9 @@
 #include "kube/kube-pod.h"
 #include "macro.h"
 
+/* Pods the API server said are gone (a live GET answered 404 or another uid) while a watch may
+ * still replay older events for them: at most the pods a snapshot restored. */
+#define STORE_GONE_MAX 4096
 /* Pods sharing one IP on one node: at most a terminating pod or two and its successor. 16 is
  * far past any real overlap; beyond it the IP is treated as ambiguous rather than growing. */
 #define MAX_PODS_PER_IP 16
@@ -124,6 +127,17 @@ static inline void store_pod_freep(StorePod **p) {
 int store_pod_update(Store *s, StorePod *pod);
 /* DELETED: -ENOENT when unknown. */
 int store_pod_remove(Store *s, const char *uid);
+/* Warm restarts (docs/warm-restart.md): the pods of a snapshot, marked unconfirmed (a lookup
+ * returns them, and the caller must have the API server confirm them before vouching for them; a
+ * confirmed pod at the same IP wins). A watch event or a live GET of the pod (store_pod_update())
+ * confirms it; a list replaces it. Takes the pods and the array. */
+int store_pods_restore(Store *s, StorePod **pods, size_t n);
+/* The API server said the pod is gone (404, or the name now has another uid): removed, and no
+ * later update of that uid (an older event replayed by a resumed watch) brings it back. */
+int store_pod_forget(Store *s, const char *uid);
+/* A pod update older than the one held (both resourceVersions comparable integers, KEP-5504) is
+ * ignored. */
+
 /* A complete list (re-list): afterwards the store holds exactly these pods, as if DELETED
  * events had been applied for the others. Takes ownership of the pods and of the array. */
 int store_pods_replace(Store *s, StorePod **pods, size_t n);
@@ -133,6 +147,12 @@ int store_pods_replace(Store *s, StorePod **pods, size_t n);
 int store_namespace_update(Store *s, const StoreNamespaceSpec *ns);
 int store_namespace_remove(Store *s, const char *name);
 int store_namespaces_replace(Store *s, const StoreNamespaceSpec *ns, size_t n);
+/* Warm restarts: the namespaces a snapshot named, marked unconfirmed (with no annotations) until
+ * an update (a watch event, a live GET, a list) confirms each and says what its annotations are;
+ * the list counts as known. */
+int store_namespaces_restore(Store *s, char *const *names, size_t n);
+/* A live GET said the namespace is gone: removed if it is still unconfirmed. */
+int store_namespace_forget(Store *s, const char *name);
 /* False until a namespace list was applied, and again after store_namespaces_unavailable()
  * (the credentials may not read namespaces): restrictions must then deny. */
 bool store_namespaces_known(const Store *s);
@@ -175,6 +195,8 @@ void store_lookup_done(StoreLookup *l);
 const StorePod *store_get_pod(Store *s, const char *uid);
 const StoreNamespace *store_get_namespace(Store *s, const char *name);
 const char *store_namespace_name(const StoreNamespace *n);
+/* Restored from a snapshot and not confirmed by the API server yet (store_namespaces_restore()). */
+bool store_namespace_unconfirmed(const StoreNamespace *n);
 /* The annotation of list l was present and broke its rule (see StoreNamespaceList). */
 bool store_namespace_invalid(const StoreNamespace *n, StoreNamespaceList l);
 /* The allowed-roles annotation was a JSON array of strings, maybe empty ([] rather than null in
@@ -190,6 +212,9 @@ const char *store_namespace_default_role(const StoreNamespace *n);
 typedef void (*store_pod_visitor_t)(const StorePod *pod, void *userdata);
 void store_foreach_pod(const Store *s, store_pod_visitor_t fn, void *userdata);
 size_t store_n_pods(const Store *s);
+/* Calls fn for every namespace (the list known, else none); fn must not change the store. */
+void store_foreach_namespace(const Store *s, void (*fn)(const StoreNamespace *ns, void *userdata),
+                             void *userdata);
 size_t store_n_namespaces(const Store *s);
 
 /* kube2iam's /debug/store body: {"namespaceByIP":{},"rolesByIP":{},"rolesByNamespace":{}},

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "kube/kube-client.h"
 #include "token-issuer.h"
 #include "log.h"
+#include "store.h"
 #include "warm-start.h"
 
 #define WARM_START_STATUS_MAX 160U
@@ -23,6 +25,8 @@ struct WarmStart {
         char status[WARM_START_STATUS_MAX];
         Creds *creds; /* the sources of later snapshots (not owned) */
         TokenIssuer *tokens;
+        Store *store;
+        KubeClient *kube;
         sd_event_source *timer;
         bool pending;
         bool can_store; /* NOTIFY_SOCKET is set: there is a PID 1 to give snapshots to */
@@ -104,8 +108,15 @@ static void consume(WarmStart *w, int fd) {
         }
         marker_write(w, hex);
         w->warm = true;
-        snprintf(w->status, sizeof w->status, "warm start (%zu role(s)%s, from %s)", w->snapshot->n_creds,
-                 w->snapshot->token_key ? ", token key" : "", w->snapshot->build);
+        if (w->snapshot->pods_rv)
+                snprintf(w->status, sizeof w->status,
+                         "warm start (%zu role(s)%s, %zu pod(s) to confirm, from %s)", w->snapshot->n_creds,
+                         w->snapshot->token_key ? ", token key" : "", w->snapshot->n_pods,
+                         w->snapshot->build);
+        else
+                snprintf(w->status, sizeof w->status, "warm start (%zu role(s)%s, pods listed, from %s)",
+                         w->snapshot->n_creds, w->snapshot->token_key ? ", token key" : "",
+                         w->snapshot->build);
         log_info("Restoring a snapshot from %s: %zu credential set(s)%s", w->snapshot->build,
                  w->snapshot->n_creds, w->snapshot->token_key ? " and the IMDSv2 token key" : "");
 }
@@ -160,23 +171,100 @@ const Snapshot *warm_start_snapshot(const WarmStart *w) {
         return w->snapshot;
 }
 
+/* The fault point of the crash-at-restore test (WARM_START_FAULT_CRASH_AT_RESTORE). */
+static void restore_fault_point(const WarmStart *w) {
+#if KUBE2IAM_TEST_FAULTS
+        if (streq(w->snapshot->build, WARM_START_FAULT_CRASH_AT_RESTORE)) {
+                log_error("Test fault point: aborting in the middle of the restore");
+                abort();
+        }
+#endif
+}
+
 size_t warm_start_restore_creds(WarmStart *w, Creds *c) {
         size_t n = 0;
 
         if (!w->snapshot)
                 return 0;
+        restore_fault_point(w);
         for (size_t i = 0; i < w->snapshot->n_creds; i++) {
                 const SnapshotCredentials *e = &w->snapshot->creds[i];
-                if (creds_restore(c, e->role_arn, e->external_id, e->creds) >= 0)
+                CredsKey key = { .role_arn = e->role_arn,
+                                 .external_id = e->external_id,
+                                 .session_name = e->session_name,
+                                 .session = e->session };
+                if (creds_restore(c, &key, e->creds) >= 0)
                         n++;
         }
         return n;
 }
 
-static int add_creds(const char *role_arn, const char *external_id, Credentials *creds, void *userdata) {
+size_t warm_start_restore_view(WarmStart *w, Store *store, KubeClient *kube) {
+        Snapshot *s = w->snapshot;
+        size_t n = 0;
+        int r;
+
+        if (!s || (!s->pods_rv && !s->namespaces_rv))
+                return 0;
+        /* the watches first: a view restored without its resume would never be confirmed */
+        r = kube_client_resume(kube, s->pods_rv, s->namespaces_rv);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to resume the watches, listing instead: %m");
+                return 0;
+        }
+        if (s->namespaces_rv && store_namespaces_restore(store, s->namespaces, s->n_namespaces) < 0)
+                log_warning("Failed to restore every namespace of the snapshot; the others are confirmed "
+                            "as usual");
+        if (s->pods_rv) {
+                n = s->n_pods;
+                if (store_pods_restore(store, TAKE_PTR(s->pods), n) < 0)
+                        log_warning("Failed to restore every pod of the snapshot; the others are confirmed "
+                                    "as usual");
+                s->n_pods = 0;
+        }
+        return n;
+}
+
+void warm_start_keep_view(WarmStart *w, Store *store, KubeClient *kube) {
+        w->store = store;
+        w->kube = kube;
+}
+
+static void add_pod(const StorePod *pod, void *userdata) {
+        Snapshot *s = userdata;
+        if (s->pods_rv && snapshot_add_pod(s, pod) < 0)
+                s->pods_rv = mfree(s->pods_rv); /* not all of it: none of it (the next start lists) */
+}
+
+static void add_namespace(const StoreNamespace *ns, void *userdata) {
+        Snapshot *s = userdata;
+        if (s->namespaces_rv && snapshot_add_namespace(s, store_namespace_name(ns)) < 0)
+                s->namespaces_rv = mfree(s->namespaces_rv);
+}
+
+/* The view at the resourceVersions the watches are current at; a resource being listed is left
+ * out (its next start lists). */
+static int add_view(WarmStart *w, Snapshot *s) {
+        int r;
+
+        if (!w->store || !w->kube)
+                return 0;
+        r = snapshot_set_view(s, kube_client_resource_version(w->kube, KUBE_RESOURCE_PODS),
+                              kube_client_resource_version(w->kube, KUBE_RESOURCE_NAMESPACES));
+        if (r < 0)
+                return r;
+        store_foreach_pod(w->store, add_pod, s);
+        if (!store_namespaces_known(w->store))
+                s->namespaces_rv = mfree(s->namespaces_rv);
+        store_foreach_namespace(w->store, add_namespace, s);
+        snapshot_clear_view(s);
+        return 0;
+}
+
+static int add_creds(const CredsKey *key, Credentials *creds, void *userdata) {
         if (!creds->session_token)
                 return 0; /* long-term keys are never cached; nothing to keep */
-        return snapshot_add_credentials(userdata, role_arn, external_id, creds);
+        return snapshot_add_credentials(userdata, key, creds);
 }
 
 static int push(WarmStart *w) {
@@ -193,6 +281,8 @@ static int push(WarmStart *w) {
         if (r >= 0 && w->creds)
                 r = creds_foreach_valid(w->creds, add_creds, s);
         if (r >= 0)
+                r = add_view(w, s);
+        if (r >= 0)
                 r = snapshot_to_memfd(s, w->build, &fd);
         if (r < 0)
                 return log_warning_errno(r, "Failed to write a snapshot, the next start may be cold: %m");
@@ -203,7 +293,8 @@ static int push(WarmStart *w) {
                 r = sd_pid_notify_with_fds(0, false, "FDSTORE=1\nFDNAME=" SNAPSHOT_FDNAME, &fd, 1);
         if (r < 0)
                 return log_warning_errno(r, "Failed to hand a snapshot to systemd: %m");
-        log_debug("Snapshot stored: %zu credential set(s)", s->n_creds);
+        log_debug("Snapshot stored: %zu credential set(s), %zu pod(s), %zu namespace(s)", s->n_creds,
+                  s->n_pods, s->n_namespaces);
         return 0;
 }
 
@@ -244,7 +335,7 @@ void warm_start_changed(WarmStart *w) {
 }
 
 void warm_start_flush(WarmStart *w) {
-        if (w && w->pending)
+        if (w && (w->pending || (w->can_store && w->store)))
                 (void) push(w);
 }
 

@@ -16,6 +16,8 @@
 #include "time-util.h"
 
 typedef struct Creds Creds;
+typedef struct KubeClient KubeClient;
+typedef struct Store Store;
 typedef struct TokenIssuer TokenIssuer;
 typedef struct WarmStart WarmStart;
 
@@ -24,6 +26,10 @@ typedef struct WarmStart WarmStart;
 #define WARM_START_COALESCE_USEC (1 * USEC_PER_SEC)
 /* How long to wait for PID 1 to confirm it dropped the snapshot before restoring from it. */
 #define WARM_START_BARRIER_USEC (5 * USEC_PER_SEC)
+/* -Dtest_faults=true builds only: a snapshot written by this "build" aborts the daemon in the middle
+ * of its restore (after the marker is written), as a snapshot that crashes the daemon would. The
+ * parser accepts it like any other; release builds compile the fault point out. */
+#define WARM_START_FAULT_CRASH_AT_RESTORE "test-fault: crash at restore"
 /* The restore marker's name under $RUNTIME_DIRECTORY. */
 #define WARM_START_MARKER "snapshot-restoring"
 
@@ -38,12 +44,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(WarmStart *, warm_start_free);
 const Snapshot *warm_start_snapshot(const WarmStart *w);
 /* Puts the snapshot's valid credentials into c; returns how many were restored. */
 size_t warm_start_restore_creds(WarmStart *w, Creds *c);
+/* Puts the snapshot's pod and namespace view into store, marked unconfirmed (store.h), and has the
+ * kube client's watches resume from the resourceVersions it is current at, instead of listing.
+ * Before kube_client_start(). Returns how many pods were restored. */
+size_t warm_start_restore_view(WarmStart *w, Store *store, KubeClient *kube);
+/* Later snapshots carry store's view at the resourceVersions kube's watches are current at. */
+void warm_start_keep_view(WarmStart *w, Store *store, KubeClient *kube);
 /* Restoring is over: the marker goes, the snapshot is freed, and the sources of every later
  * snapshot are c and t; one is pushed now, so a crash from here on restarts warm. */
 void warm_start_restored(WarmStart *w, Creds *c, TokenIssuer *t);
 /* Something worth keeping changed: a snapshot is pushed within WARM_START_COALESCE_USEC. */
 void warm_start_changed(WarmStart *w);
-/* Pushes at once if a change is pending (shutdown). */
+/* Pushes at once if a change is pending, or the view is kept (its resourceVersion moves with every
+ * bookmark): shutdown. */
 void warm_start_flush(WarmStart *w);
 /* "warm start (...)" or "cold start (why)", for STATUS= and the journal. */
 const char *warm_start_status(const WarmStart *w);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "node-identity.h"
 #include "string-util.h"
+#include "strmap.h"
 
 /* One resource's machine and the transfer that drives it. */
 typedef struct ClientWatch {
@@ -38,6 +39,7 @@ struct KubeClient {
         ClientWatch watches[_KUBE_RESOURCE_MAX];
         KubeLookups *lookups;
         KubeEvents *events; /* --pod-events, else NULL */
+        StrMap confirming;  /* "pod/<uid>" or "namespace/<name>" -> Confirm: one GET each at a time */
         usec_t idle_timeout;
         bool started;
 };
@@ -258,6 +260,165 @@ static void client_kick(KubeClient *k) {
                 log_error_errno(r, "Failed to schedule the kubeconfig check: %m");
 }
 
+/* ---- confirming what a warm restart restored (docs/warm-restart.md) ---- */
+
+typedef struct Confirm {
+        KubeClient *client;
+        char *key;  /* in k->confirming */
+        char *uid;  /* pods: the uid restored; NULL for a namespace */
+        char *name; /* namespaces: its name */
+} Confirm;
+
+static void confirm_free_void(void *p) {
+        Confirm *c = p;
+        if (!c)
+                return;
+        free(c->key);
+        free(c->uid);
+        free(c->name);
+        free(c);
+}
+
+static void confirm_pod(const KubeClient *k, const Confirm *c, int error, const cJSON *object) {
+        _cleanup_(kube_pod_freep) KubePod *pod = NULL;
+
+        if (error >= 0 && kube_pod_from_json(object, &k->keys, &pod) < 0)
+                error = -EBADMSG;
+        if (error >= 0 && streq(pod->uid, c->uid)) {
+                log_debug("Pod %s confirmed by the API server", c->uid);
+                (void) k->sink->pod_upsert(TAKE_PTR(pod), k->sink->userdata);
+        } else if (error == -ENOENT || error >= 0) {
+                /* deleted while we were down, or its name now belongs to another pod */
+                log_info("Pod %s restored from the snapshot is gone: dropped", c->uid);
+                if (k->sink->pod_forget)
+                        (void) k->sink->pod_forget(c->uid, k->sink->userdata);
+        }
+        /* other errors: it stays unconfirmed; the next request asks again */
+}
+
+static void confirm_namespace(const KubeClient *k, const Confirm *c, int error, const cJSON *object) {
+        KubeNamespaceFields f;
+
+        if (error == -ENOENT) {
+                if (k->sink->namespace_forget)
+                        (void) k->sink->namespace_forget(c->name, k->sink->userdata);
+                return;
+        }
+        if (error < 0 || kube_namespace_from_json(object, &k->keys, &f) < 0 || !streq(f.name, c->name))
+                return;
+        (void) k->sink->namespace_upsert(
+                &(const KubeNamespace){ .name = (char *) f.name,
+                                        .annotation = (char *) f.annotation,
+                                        .session_tags = (char *) f.session_tags,
+                                        .session_policies = (char *) f.session_policies,
+                                        .default_role = (char *) f.default_role },
+                k->sink->userdata);
+}
+
+static void on_confirmed(KubeClient *k, int error, const cJSON *object, void *userdata) {
+        Confirm *c = userdata;
+
+        (void) strmap_remove(&k->confirming, c->key);
+        if (c->uid)
+                confirm_pod(k, c, error, object);
+        else
+                confirm_namespace(k, c, error, object);
+        confirm_free_void(c);
+}
+
+static int confirm_start(KubeClient *k, const char *key, const char *path, const char *uid,
+                         const char *name) {
+        KubeCredentials *creds = NULL;
+        Confirm *c;
+        int r;
+
+        if (strmap_get(&k->confirming, key))
+                return 0; /* under way */
+        if (!k->kubeconfig)
+                return -ENOTCONN;
+        r = kube_auth_ready(k->auth, k->kubeconfig);
+        if (r <= 0)
+                return r < 0 ? r : -EAGAIN;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (Confirm){ .client = k,
+                        .key = strdup(key),
+                        .uid = uid ? strdup(uid) : NULL,
+                        .name = name ? strdup(name) : NULL };
+        if (!c->key || (uid && !c->uid) || (name && !c->name) || strmap_put(&k->confirming, c->key, c) < 0) {
+                confirm_free_void(c);
+                return -ENOMEM;
+        }
+        r = kube_auth_credentials(k->auth, k->kubeconfig, &creds);
+        if (r >= 0)
+                r = kube_lookup_get(k->lookups, k->kubeconfig, creds, path, on_confirmed, c);
+        if (r < 0) {
+                (void) strmap_remove(&k->confirming, c->key);
+                confirm_free_void(c);
+                return r;
+        }
+        return 1;
+}
+
+/* a path segment: names and uids are DNS labels, escaped anyway */
+static char *segment(const char *s) {
+        char *e = curl_easy_escape(NULL, s, 0), *copy = e ? strdup(e) : NULL;
+        curl_free(e);
+        return copy;
+}
+
+int kube_client_confirm_pod(KubeClient *k, const char *uid, const char *namespace, const char *name) {
+        _cleanup_free_ char *key = NULL, *path = NULL, *ns = NULL, *n = NULL;
+
+        if (!k || isempty(uid) || isempty(namespace) || isempty(name))
+                return -EINVAL;
+        ns = segment(namespace);
+        n = segment(name);
+        if (!ns || !n || asprintf(&key, "pod/%s", uid) < 0 ||
+            asprintf(&path, "/api/v1/namespaces/%s/pods/%s", ns, n) < 0)
+                return -ENOMEM;
+        return confirm_start(k, key, path, uid, NULL);
+}
+
+int kube_client_confirm_namespace(KubeClient *k, const char *name) {
+        _cleanup_free_ char *key = NULL, *path = NULL, *n = NULL;
+
+        if (!k || isempty(name))
+                return -EINVAL;
+        n = segment(name);
+        if (!n || asprintf(&key, "namespace/%s", name) < 0 ||
+            asprintf(&path, "/api/v1/namespaces/%s", n) < 0)
+                return -ENOMEM;
+        return confirm_start(k, key, path, NULL, name);
+}
+
+int kube_client_resume(KubeClient *k, const char *pods_rv, const char *namespaces_rv) {
+        int r = 0;
+
+        if (!k || k->started)
+                return -EINVAL;
+        if (pods_rv)
+                r = kube_watch_resume(k->watches[KUBE_RESOURCE_PODS].watch, pods_rv);
+        if (r >= 0 && namespaces_rv)
+                r = kube_watch_resume(k->watches[KUBE_RESOURCE_NAMESPACES].watch, namespaces_rv);
+        return r;
+}
+
+const char *kube_client_resource_version(const KubeClient *k, KubeResourceType type) {
+        return k && type >= 0 && type < _KUBE_RESOURCE_MAX
+                       ? kube_watch_resource_version(k->watches[type].watch)
+                       : NULL;
+}
+
+unsigned long long kube_client_lists(const KubeClient *k) {
+        unsigned long long n = 0;
+
+        for (size_t i = 0; k && i < _KUBE_RESOURCE_MAX; i++)
+                n += kube_watch_lists(k->watches[i].watch);
+        return n;
+}
+
 /* ---- public ---- */
 
 int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const KubeSink *sink,
@@ -291,6 +452,9 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         r = kube_lookups_new(http, &k->keys, k, &k->lookups);
         if (r < 0)
                 return r;
+        r = strmap_init(&k->confirming);
+        if (r < 0)
+                return r;
         if (c->pod_events) {
                 r = kube_events_new(http, &k->events);
                 if (r < 0)
@@ -322,7 +486,8 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
 KubeClient *kube_client_free(KubeClient *k) {
         if (!k)
                 return NULL;
-        k->lookups = kube_lookups_free(k->lookups);
+        k->lookups = kube_lookups_free(k->lookups); /* no callback runs after this */
+        strmap_done(&k->confirming, confirm_free_void);
         k->events = kube_events_free(k->events);
         for (size_t i = 0; i < _KUBE_RESOURCE_MAX; i++) {
                 k->watches[i].watch = kube_watch_free(k->watches[i].watch); /* cancels its transfer */

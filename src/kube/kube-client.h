@@ -78,6 +78,22 @@ unsigned long long kube_client_events_applied(const KubeClient *k);
  * within this call, unless this returns an error. */
 int kube_client_resolve_ip(KubeClient *k, const char *ip, kube_client_resolve_t cb, void *userdata);
 
+/* Warm restarts (docs/warm-restart.md). Before kube_client_start(): the watches start from these
+ * resourceVersions (a snapshot's; NULL: that resource lists as usual) instead of listing. */
+int kube_client_resume(KubeClient *k, const char *pods_rv, const char *namespaces_rv);
+/* The resourceVersion the delivered copy of type is current at, NULL while listing. */
+const char *kube_client_resource_version(const KubeClient *k, KubeResourceType type);
+/* Lists started since the client was made (pods and namespaces). */
+unsigned long long kube_client_lists(const KubeClient *k);
+/* A live GET of a restored pod (the Node authorizer lets a node get the pods bound to it): the
+ * same uid is delivered to the sink's pod_upsert (confirmed); 404 or another uid to pod_forget;
+ * any other failure leaves it unconfirmed. One GET per uid at a time: 1 started, 0 already under
+ * way, <0 not possible now (no kubeconfig or credentials yet). Never waits. */
+int kube_client_confirm_pod(KubeClient *k, const char *uid, const char *namespace, const char *name);
+/* The same for a restored namespace (needs get on namespaces, which the ClusterRole that lets the
+ * daemon list and watch them grants): namespace_upsert, or namespace_forget on 404. */
+int kube_client_confirm_namespace(KubeClient *k, const char *name);
+
 /* --pod-events: posts ev as an Event on its pod with the kubeconfig's identity, unless one was
  * posted for the same pod and reason within KUBE_EVENTS_WINDOW_USEC (kube-events.h). Returns 1
  * when a POST started, 0 when the flag is off or the Event was de-duplicated or dropped, <0 on

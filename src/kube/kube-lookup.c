@@ -13,8 +13,9 @@ typedef struct Lookup {
         KubeRequest req;
         HttpBody body;
         kube_lookup_done_t done;
+        kube_get_done_t get_done; /* a GET of one object instead of a lookup by IP */
         void *userdata;
-        char *ip;
+        char *ip; /* or the path of the object */
         struct Lookup *prev, *next;
 } Lookup;
 
@@ -83,6 +84,32 @@ static int lookup_pick(const Lookup *x, KubePod **ret) {
         return r;
 }
 
+/* A GET of one object: 200 hands it over, 404 is -ENOENT, anything else an error. */
+static void on_get_done(Lookup *x, int error, long code) {
+        _cleanup_(json_deletep) cJSON *j = NULL;
+        kube_get_done_t done = x->get_done;
+        void *done_userdata = x->userdata;
+        KubeClient *owner = x->set->owner;
+        int r = 0;
+
+        if (error < 0)
+                r = error;
+        else if (code == 404)
+                r = -ENOENT;
+        else if (code != 200)
+                r = -EIO;
+        else {
+                j = cJSON_ParseWithLength(strbuf_str(&x->body.buf), x->body.buf.len);
+                if (!cJSON_IsObject(j))
+                        r = -EBADMSG;
+        }
+        if (r < 0 && r != -ENOENT)
+                log_warning("Failed to get %s from the API server: %s", x->ip,
+                            error < 0 ? strerror(-error) : "unexpected HTTP status or body");
+        lookup_free(x);
+        done(owner, r, r >= 0 ? j : NULL, done_userdata);
+}
+
 static void on_lookup_done(HttpClient *h, CURL *easy, int error, CURLcode result, void *userdata) {
         Lookup *x = userdata;
         _cleanup_(kube_pod_freep) KubePod *found = NULL;
@@ -92,6 +119,8 @@ static void on_lookup_done(HttpClient *h, CURL *easy, int error, CURLcode result
         KubeClient *owner = x->set->owner;
         int r;
 
+        if (x->get_done)
+                return on_get_done(x, error, code);
         if (error < 0 || code != 200) {
                 log_warning("resolveDuplicatedIP: Error retriving the pod with IP %s: %s", x->ip,
                             error < 0 ? curl_easy_strerror(result) : "unexpected HTTP status");
@@ -102,34 +131,21 @@ static void on_lookup_done(HttpClient *h, CURL *easy, int error, CURLcode result
         done(owner, r, found, done_userdata);
 }
 
-int kube_lookup_start(KubeLookups *l, const KubeConfig *kc, KubeCredentials *creds, const char *ip,
-                      kube_lookup_done_t done, void *userdata) {
+/* Starts GET path; what (the IP, or the path) names it in the log. */
+static int lookup_run(KubeLookups *l, const KubeConfig *kc, KubeCredentials *creds, const char *path,
+                      const char *what, Lookup *proto) {
         _cleanup_(kube_credentials_freep) KubeCredentials *c = creds;
-        _cleanup_free_ char *path = NULL, *sel = NULL;
         Lookup *x;
-        char *e;
         int r;
 
-        if (!l || !kc || !c || isempty(ip) || !done)
-                return -EINVAL;
-        if (asprintf(&sel, "status.podIP=%s", ip) < 0)
-                return -ENOMEM;
-        e = curl_easy_escape(NULL, sel, 0);
-        if (!e)
-                return -ENOMEM;
-        r = asprintf(&path, "/api/v1/pods?fieldSelector=%s", e);
-        curl_free(e);
-        if (r < 0)
-                return -ENOMEM;
         x = calloc(1, sizeof *x);
         if (!x)
                 return -ENOMEM;
-        *x = (Lookup){ .set = l,
-                       .body.max = KUBE_RESOLVE_MAX_BYTES,
-                       .done = done,
-                       .userdata = userdata,
-                       .ip = strdup(ip),
-                       .next = l->running };
+        *x = *proto;
+        x->set = l;
+        x->body.max = KUBE_RESOLVE_MAX_BYTES;
+        x->ip = strdup(what);
+        x->next = l->running;
         if (l->running)
                 l->running->prev = x;
         l->running = x;
@@ -148,4 +164,35 @@ int kube_lookup_start(KubeLookups *l, const KubeConfig *kc, KubeCredentials *cre
                 return r;
         }
         return 0;
+}
+
+int kube_lookup_start(KubeLookups *l, const KubeConfig *kc, KubeCredentials *creds, const char *ip,
+                      kube_lookup_done_t done, void *userdata) {
+        _cleanup_(kube_credentials_freep) KubeCredentials *c = creds;
+        _cleanup_free_ char *path = NULL, *sel = NULL;
+        char *e;
+        int r;
+
+        if (!l || !kc || !c || isempty(ip) || !done)
+                return -EINVAL;
+        if (asprintf(&sel, "status.podIP=%s", ip) < 0)
+                return -ENOMEM;
+        e = curl_easy_escape(NULL, sel, 0);
+        if (!e)
+                return -ENOMEM;
+        r = asprintf(&path, "/api/v1/pods?fieldSelector=%s", e);
+        curl_free(e);
+        if (r < 0)
+                return -ENOMEM;
+        return lookup_run(l, kc, TAKE_PTR(c), path, ip, &(Lookup){ .done = done, .userdata = userdata });
+}
+
+int kube_lookup_get(KubeLookups *l, const KubeConfig *kc, KubeCredentials *creds, const char *path,
+                    kube_get_done_t done, void *userdata) {
+        _cleanup_(kube_credentials_freep) KubeCredentials *c = creds;
+
+        if (!l || !kc || !c || isempty(path) || !done)
+                return -EINVAL;
+        return lookup_run(l, kc, TAKE_PTR(c), path, path,
+                          &(Lookup){ .get_done = done, .userdata = userdata });
 }

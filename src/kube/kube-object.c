@@ -47,6 +47,11 @@ int kube_pod_from_json(const cJSON *pod, const KubeObjectKeys *keys, KubePod **r
         if (r < 0)
                 return r;
 
+        if (get_str(meta, "resourceVersion", &s) < 0)
+                return -EBADMSG;
+        if (!isempty(s) && !(p->resource_version = strdup(s)))
+                return -ENOMEM;
+
         v = get(meta, "deletionTimestamp");
         p->terminating = v && !cJSON_IsNull(v);
 

@@ -44,6 +44,7 @@ KubePod *kube_pod_free(KubePod *p) {
         free(p->role);
         free(p->external_id);
         free(p->service_account);
+        free(p->resource_version);
         strv_free(p->ips);
         free(p);
         return NULL;

@@ -18,12 +18,14 @@ typedef struct KubePod {
         char *name;
         char *phase; /* Pending, Running, Succeeded, Failed, Unknown ("" when absent) */
         bool host_network;
-        bool terminating;      /* metadata.deletionTimestamp is set */
-        char *role;            /* the role annotation; NULL when absent, "" when present but empty */
-        char *external_id;     /* the external-id annotation; NULL when absent */
-        char *service_account; /* spec.serviceAccountName; NULL when absent */
-        char **ips;            /* status.podIP and status.podIPs, no duplicates; NULL when none */
-        bool indexed;          /* the store's mark: it indexes the pod by IP (never set here) */
+        bool terminating;       /* metadata.deletionTimestamp is set */
+        char *role;             /* the role annotation; NULL when absent, "" when present but empty */
+        char *external_id;      /* the external-id annotation; NULL when absent */
+        char *service_account;  /* spec.serviceAccountName; NULL when absent */
+        char **ips;             /* status.podIP and status.podIPs, no duplicates; NULL when none */
+        char *resource_version; /* metadata.resourceVersion; NULL when absent */
+        bool unconfirmed; /* restored from a snapshot: not vouched for until the API server confirms it */
+        bool indexed;     /* the store's mark: it indexes the pod by IP (never set here) */
 } KubePod;
 
 /* A pod from its identity; phase "", no IPs. */

@@ -34,6 +34,8 @@ typedef struct KubeSink {
         int (*pod_upsert)(KubePod *pod, void *userdata);
         /* DELETED: -ENOENT when unknown (not an error for the client). */
         int (*pod_delete)(const char *uid, void *userdata);
+        /* A live GET said a pod restored from a snapshot is gone (404, or another uid has its name). */
+        int (*pod_forget)(const char *uid, void *userdata);
         /* A complete list: afterwards exactly these pods are known. Takes the pods and the array. */
         int (*pods_replace)(KubePod **pods, size_t n, void *userdata);
         /* Whether the pods may be answered for (false while the list cannot be refreshed past
@@ -42,6 +44,8 @@ typedef struct KubeSink {
 
         int (*namespace_upsert)(const KubeNamespace *ns, void *userdata);
         int (*namespace_delete)(const char *name, void *userdata);
+        /* A live GET said a namespace restored from a snapshot is gone (404). */
+        int (*namespace_forget)(const char *name, void *userdata);
         int (*namespaces_replace)(const KubeNamespace *ns, size_t n, void *userdata);
         /* The credentials may not read namespaces (403): every namespace restriction denies. */
         void (*namespaces_unavailable)(void *userdata);
@@ -52,6 +56,10 @@ typedef struct KubeSink {
         int (*service_accounts_replace)(const KubeServiceAccount *sa, size_t n, void *userdata);
         /* The credentials may not read ServiceAccounts (403): no pod takes a role from one. */
         void (*service_accounts_unavailable)(void *userdata);
+
+        /* A bookmark moved a watch's resourceVersion on without a change (may be NULL): what a warm
+         * restart resumes from can be newer. */
+        void (*progress)(void *userdata);
 
         /* The sync state (kube_client_state()), or the error it reports, changed. */
         void (*state_changed)(void *userdata);

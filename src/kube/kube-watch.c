@@ -265,6 +265,7 @@ struct KubeWatch {
         int abort_reason; /* why receive() stopped the transfer */
         unsigned events_this_stream;
         unsigned long long events_applied;
+        unsigned long long lists;
 };
 
 static void watch_next(KubeWatch *w);
@@ -474,6 +475,8 @@ static int apply_event(const WatchEvent *ev, void *userdata) {
                             strna(ev->message));
                 return -EPROTO;
         case WATCH_EVENT_BOOKMARK:
+                if (w->sink->progress)
+                        w->sink->progress(w->sink->userdata);
                 break;
         case WATCH_EVENT_ADDED:
         case WATCH_EVENT_MODIFIED:
@@ -928,6 +931,8 @@ static void watch_next(KubeWatch *w) {
         w->transfer = w->rv ? KUBE_TRANSFER_WATCH : KUBE_TRANSFER_LIST;
         if (w->transfer == KUBE_TRANSFER_WATCH)
                 watch_parser_reset(w->parser);
+        else if (!w->cont)
+                w->lists++;
         w->events_this_stream = 0;
         w->abort_reason = 0;
         w->code = 0;
@@ -1048,6 +1053,28 @@ KubeWatch *kube_watch_free(KubeWatch *w) {
         sd_event_unref(w->event);
         free(w);
         return NULL;
+}
+
+int kube_watch_resume(KubeWatch *w, const char *rv) {
+        char *copy;
+
+        if (!w || isempty(rv) || w->state != KUBE_WATCH_IDLE || w->rv)
+                return -EINVAL;
+        copy = strdup(rv);
+        if (!copy)
+                return -ENOMEM;
+        w->rv = copy;
+        watch_set_sync(w, KUBE_SYNC_SYNCED);
+        watch_record(w, KUBE_REFRESH_CONFIRMED);
+        return 0;
+}
+
+const char *kube_watch_resource_version(const KubeWatch *w) {
+        return w ? w->rv : NULL;
+}
+
+unsigned long long kube_watch_lists(const KubeWatch *w) {
+        return w ? w->lists : 0;
 }
 
 KubeWatchState kube_watch_state(const KubeWatch *w) {

@@ -136,6 +136,16 @@ void kube_watch_headers_done(KubeWatch *w, long code);
 size_t kube_watch_receive(KubeWatch *w, long code, const char *data, size_t n);
 void kube_watch_finished(KubeWatch *w, const KubeResponse *r);
 
+/* Warm restarts: before the first start, watch from rv (a snapshot's) instead of listing, the copy
+ * restored from that snapshot counting as synced. The API server replays what changed since rv;
+ * 410 Gone lists as usual, and the list replaces everything restored. */
+int kube_watch_resume(KubeWatch *w, const char *rv);
+/* The resourceVersion the delivered copy is current at; NULL while a list is under way (or none
+ * has completed). */
+const char *kube_watch_resource_version(const KubeWatch *w);
+/* Lists started (first pages, continuations excluded): a warm start that resumes makes none. */
+unsigned long long kube_watch_lists(const KubeWatch *w);
+
 KubeWatchState kube_watch_state(const KubeWatch *w);
 KubeSyncState kube_watch_sync_state(const KubeWatch *w);
 /* Why the last attempt failed, NULL when the last one worked. */

@@ -285,6 +285,17 @@ class FakeApiServer:
             for w in self.watches:
                 w.stalled = True
 
+    def lists(self, kind):
+        """List requests (first pages and continuations) made for kind ("pods" or "namespaces")."""
+        with self.lock:
+            return [p for (m, p, _) in self.requests if m == "GET" and p.split("?")[0] == "/api/v1/" + kind
+                    and "watch=1" not in p]
+
+    def gets(self, path_prefix):
+        """GETs of single objects whose path starts with path_prefix."""
+        with self.lock:
+            return [p for (m, p, _) in self.requests if m == "GET" and p.startswith(path_prefix)]
+
     def n_watches(self, kind=None):
         with self.lock:
             return len([w for w in self.watches if kind is None or w.kind == kind])
@@ -398,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
                     403, "Forbidden", 'serviceaccounts is forbidden: User "system:node:node-1" cannot list '
                     'resource "serviceaccounts" in API group "" at the cluster scope'))
         else:
-            return self._send_json(404, _status(404, "NotFound", "not found"))
+            return self._get_one(url.path)
         if q.get("watch", ["0"])[0] in ("1", "true"):
             return self._watch(kind, q)
         return self._list(kind, q)
@@ -520,6 +531,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._chunk(line[half:])
         self.wfile.flush()
+
+    def _get_one(self, path):
+        """GET of one object: /api/v1/namespaces/NS/pods/NAME or /api/v1/namespaces/NAME."""
+        api = self.api
+        parts = path.split("/")
+        with api.lock:
+            obj = None
+            if len(parts) == 7 and parts[:4] == ["", "api", "v1", "namespaces"] and parts[5] == "pods":
+                obj = next((o for o in api.pods.values() if o["metadata"]["namespace"] == parts[4]
+                            and o["metadata"]["name"] == parts[6]), None)
+                what = "pods \"%s\"" % parts[6]
+            elif len(parts) == 5 and parts[:4] == ["", "api", "v1", "namespaces"]:
+                if api.forbid_namespaces:
+                    return self._send_json(403, _status(403, "Forbidden", "namespaces is forbidden"))
+                obj = api.namespaces.get(parts[4])
+                what = "namespaces \"%s\"" % parts[4]
+            else:
+                return self._send_json(404, _status(404, "NotFound", "not found"))
+            obj = copy.deepcopy(obj)
+        if obj is None:
+            return self._send_json(404, _status(404, "NotFound", what + " not found"))
+        return self._send_json(200, obj)
 
     def _watch(self, kind, q):
         api = self.api

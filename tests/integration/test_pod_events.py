@@ -37,6 +37,9 @@ def test_namespace_denial_posts_an_IAMRoleDenied_event_on_the_pod(node_env, daem
     node_env.api.add_namespace("restricted", {"iam.amazonaws.com/allowed-roles": '["other"]'})
     uid = node_env.add_pod("app", "127.0.0.4", role="app-role", namespace="restricted")
     d = start(node_env, daemon_factory, "--pod-events", "--namespace-restrictions")
+    # the pod list makes the daemon synced; the namespace list may land later (a pod of a namespace
+    # not known yet is refused too, with another message)
+    wait_until(lambda: (metric_value(d, "kube2iam_namespaces_known") or 0) >= 1, what="namespace list")
     assert http_get(d, CREDS, source="127.0.0.4")[0] == 404
 
     (ev,) = wait_events(node_env, "IAMRoleDenied")

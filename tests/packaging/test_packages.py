@@ -71,6 +71,15 @@ def test_deb_kubelet_dropin_checks_with_the_packaged_helper_and_settings(deb):
     assert "\nEnvironmentFile=-/etc/default/kube2iam\n" in text
 
 
+def test_deb_daemon_has_no_test_fault_points(deb):
+    """-Dtest_faults=true is for the test suites' builds only: the packaged daemon cannot be made
+    to abort by a crafted snapshot."""
+    binary = (deb["root"] / "usr/bin/kube2iam").read_bytes()
+    assert b"kube2iam" in binary
+    assert b"test-fault: crash at restore" not in binary
+    assert b"Test fault point" not in binary
+
+
 def test_deb_environment_file_is_a_conffile_and_named_by_the_unit(deb):
     conffiles = (deb["control"] / "conffiles").read_text().split()
     assert "/etc/default/kube2iam" in conffiles

@@ -629,9 +629,9 @@ static void count_change(void *userdata) {
         (*(unsigned *) userdata)++;
 }
 
-static int collect(const char *role, const char *ext, Credentials *creds, void *userdata) {
+static int collect(const CredsKey *key, Credentials *creds, void *userdata) {
         Creds *into = userdata;
-        return creds_restore(into, role, ext, creds);
+        return creds_restore(into, key, creds);
 }
 
 TEST(restored_credentials_are_served_without_an_sts_call) {
@@ -667,6 +667,47 @@ TEST(expired_credentials_are_not_restored) {
         c = new_cache(&f, &defaults, NULL);
         cr = make_creds(&f, USEC_PER_MINUTE);
         f.now += 2 * USEC_PER_MINUTE;
-        ASSERT_ERROR(creds_restore(c, ROLE, NULL, cr), -ESTALE);
+        ASSERT_ERROR(creds_restore(c, &(const CredsKey){ .role_arn = ROLE }, cr), -ESTALE);
         ASSERT_EQ(creds_size(c), 0);
+}
+
+TEST(tagged_and_pod_named_sessions_are_restored_under_their_own_keys) {
+        FakeSts f = {}, g = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *old = NULL, *fresh_run = NULL;
+        Credentials *cr = NULL;
+        StsError *err = NULL;
+        CredsRequest tagged = { .role_arn = ROLE,
+                                .session = "Tags.member.1.Key=ns&Tags.member.1.Value=a",
+                                .caller_ip = "10.0.0.1",
+                                .deadline = f.now + 5 * USEC_PER_SEC,
+                                .done = on_done,
+                                .userdata = &res };
+        CredsRequest named = { .role_arn = ROLE,
+                               .session_name = "default.app-0",
+                               .caller_ip = "10.0.0.2",
+                               .deadline = f.now + 5 * USEC_PER_SEC,
+                               .done = on_done,
+                               .userdata = &res };
+
+        old = new_cache(&f, &defaults, NULL);
+        ASSERT_EQ(creds_get(old, &tagged, &cr, &err, NULL), CREDS_WAIT);
+        ASSERT_EQ(creds_get(old, &named, &cr, &err, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, old);
+        ASSERT_EQ(f.calls, 2);
+
+        g.now = f.now + USEC_PER_SEC;
+        fresh_run = new_cache(&g, &defaults, NULL);
+        ASSERT_OK(creds_foreach_valid(old, collect, fresh_run));
+        ASSERT_EQ(creds_size(fresh_run), 2);
+        tagged.deadline = named.deadline = g.now + 5 * USEC_PER_SEC;
+        res.fake = &g;
+        ASSERT_EQ(creds_get(fresh_run, &tagged, &cr, &err, NULL), 0);
+        credentials_unref(cr);
+        ASSERT_EQ(creds_get(fresh_run, &named, &cr, &err, NULL), 0);
+        credentials_unref(cr);
+        ASSERT_EQ(g.calls, 0);
+        /* the default session of the same role is another key: not restored, fetched */
+        ASSERT_EQ(get(fresh_run, &g, &res, ROLE, NULL), CREDS_WAIT);
+        ASSERT_EQ(g.calls, 1);
 }

@@ -36,8 +36,14 @@ static Snapshot *make_snapshot(void) {
         if (!a || !b || secret_new((const char *) raw, sizeof raw, &key) < 0 || snapshot_new(&s) < 0)
                 return NULL;
         if (snapshot_set_token_key(s, key) < 0 ||
-            snapshot_add_credentials(s, "arn:aws:iam::123456789012:role/a", NULL, a) < 0 ||
-            snapshot_add_credentials(s, "arn:aws:iam::123456789012:role/b", "ext-id", b) < 0)
+            snapshot_add_credentials(s, &(const CredsKey){ .role_arn = "arn:aws:iam::123456789012:role/a" },
+                                     a) < 0 ||
+            snapshot_add_credentials(s,
+                                     &(const CredsKey){ .role_arn = "arn:aws:iam::123456789012:role/b",
+                                                        .external_id = "ext-id",
+                                                        .session_name = "default.app-0",
+                                                        .session = "Tags.member.1.Key=ns" },
+                                     b) < 0)
                 return snapshot_free(s);
         return s;
 }
@@ -61,6 +67,10 @@ TEST(snapshot_round_trip_keeps_key_and_credentials) {
         ASSERT_STREQ(back->creds[0].role_arn, "arn:aws:iam::123456789012:role/a");
         ASSERT_STREQ(back->creds[0].external_id, "");
         ASSERT_STREQ(back->creds[1].external_id, "ext-id");
+        ASSERT_STREQ(back->creds[0].session_name, "");
+        ASSERT_STREQ(back->creds[0].session, "");
+        ASSERT_STREQ(back->creds[1].session_name, "default.app-0");
+        ASSERT_STREQ(back->creds[1].session, "Tags.member.1.Key=ns");
         ASSERT_STREQ(back->creds[1].creds->access_key_id, "ASIABBBB");
         ASSERT_TRUE(
                 secret_equal(s->creds[0].creds->secret_access_key, back->creds[0].creds->secret_access_key));
@@ -91,7 +101,9 @@ TEST(snapshot_from_another_build_is_read_another_format_is_refused) {
         ASSERT_OK(snapshot_decode(buf, n, &back)); /* an upgrade keeps it: the format decides */
         ASSERT_STREQ(back->build, "0.0.9 old");
         back = snapshot_free(back);
-        buf[SNAPSHOT_MAGIC_LEN] = 2; /* format version 2 */
+        buf[SNAPSHOT_MAGIC_LEN] = 1; /* format version 1: default sessions only, no longer read */
+        ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTONOSUPPORT);
+        buf[SNAPSHOT_MAGIC_LEN] = SNAPSHOT_FORMAT_VERSION + 1; /* a newer format */
         ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTONOSUPPORT);
         buf[0] = 'X';
         ASSERT_ERROR(snapshot_decode(buf, n, &back), -EPROTO);
@@ -163,4 +175,56 @@ TEST(snapshot_unsealed_memfd_is_refused) {
         ASSERT_TRUE(write(fd, buf, n) == (ssize_t) n);
         ASSERT_ERROR(snapshot_from_memfd(fd, &back, NULL), -EPERM);
         ASSERT_NULL(back);
+}
+
+TEST(snapshot_view_round_trips_pods_namespaces_and_versions) {
+        _cleanup_(snapshot_freep) Snapshot *s = make_snapshot(), *back = NULL;
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        ASSERT_NOT_NULL(s);
+        ASSERT_OK(kube_pod_new("uid-1", "payments", "api-0", &p));
+        ASSERT_OK(kube_pod_add_ip(p, "10.0.0.7"));
+        ASSERT_OK(kube_pod_add_ip(p, "fd00::7"));
+        p->role = strdup("app-role");
+        p->resource_version = strdup("4711");
+        p->terminating = true;
+        ASSERT_OK(snapshot_set_view(s, "5000", "5001"));
+        ASSERT_OK(snapshot_add_pod(s, p));
+        ASSERT_OK(snapshot_add_namespace(s, "payments"));
+        encode(s, &buf, &n);
+        ASSERT_OK(snapshot_decode(buf, n, &back));
+        ASSERT_STREQ(back->pods_rv, "5000");
+        ASSERT_STREQ(back->namespaces_rv, "5001");
+        ASSERT_UEQ(back->n_pods, 1);
+        ASSERT_STREQ(back->pods[0]->uid, "uid-1");
+        ASSERT_STREQ(back->pods[0]->role, "app-role");
+        ASSERT_NULL(back->pods[0]->external_id);
+        ASSERT_STREQ(back->pods[0]->resource_version, "4711");
+        ASSERT_TRUE(back->pods[0]->terminating);
+        ASSERT_FALSE(back->pods[0]->host_network);
+        ASSERT_STREQ(back->pods[0]->ips[1], "fd00::7");
+        ASSERT_UEQ(back->n_namespaces, 1);
+        ASSERT_STREQ(back->namespaces[0], "payments");
+}
+
+TEST(snapshot_view_not_kept_leaves_its_objects_out) {
+        _cleanup_(snapshot_freep) Snapshot *s = make_snapshot(), *back = NULL;
+        _cleanup_(kube_pod_freep) KubePod *p = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        ASSERT_NOT_NULL(s);
+        ASSERT_OK(kube_pod_new("uid-1", "default", "app", &p));
+        ASSERT_OK(snapshot_set_view(s, "5000", NULL));
+        ASSERT_OK(snapshot_add_pod(s, p));
+        ASSERT_OK(snapshot_add_namespace(s, "default"));
+        snapshot_clear_view(s); /* namespaces were being listed: not kept */
+        ASSERT_UEQ(s->n_namespaces, 0);
+        ASSERT_UEQ(s->n_pods, 1);
+        encode(s, &buf, &n);
+        ASSERT_OK(snapshot_decode(buf, n, &back));
+        ASSERT_NULL(back->namespaces_rv);
+        ASSERT_UEQ(back->n_pods, 1);
 }

@@ -439,3 +439,99 @@ TEST(store_many_pods_and_namespaces_grow_the_tables) {
         ASSERT_STREQ(role_for(s, "10.2.3.2"), "<none>");
         ASSERT_ERROR(store_pod_remove(s, "uid-0"), -ENOENT);
 }
+
+static StorePod *pod_at(const char *uid, const char *ip, const char *role, const char *rv) {
+        StorePod *p = pod(uid, uid, ip, role);
+        if (p && rv)
+                p->resource_version = strdup(rv);
+        return p;
+}
+
+TEST(store_restored_pod_is_unconfirmed_until_an_update_and_loses_to_a_confirmed_one) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Trace t = {};
+        StorePod **restored = calloc(2, sizeof(StorePod *));
+        StoreLookup l;
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_NOT_NULL(restored);
+        restored[0] = pod_at("a", "10.0.0.1", "old-role", "100");
+        ASSERT_OK(store_pods_restore(s, restored, 1));
+        ASSERT_OK(store_lookup_ip(s, "10.0.0.1", &l));
+        ASSERT_EQ(l.status, STORE_LOOKUP_FOUND);
+        ASSERT_TRUE(l.pod->unconfirmed);
+        store_lookup_done(&l);
+        (void) played(s, &t);
+        /* the same state from the API server: confirmed, and the address is woken */
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "old-role", "105")));
+        ASSERT_FALSE(store_get_pod(s, "a")->unconfirmed);
+        ASSERT_STREQ(played(s, &t), "ip:10.0.0.1 ");
+        ASSERT_STREQ(store_get_pod(s, "a")->resource_version, "105");
+
+        /* another restored pod whose address a confirmed pod now holds: the confirmed one wins */
+        restored = calloc(2, sizeof(StorePod *));
+        ASSERT_NOT_NULL(restored);
+        restored[0] = pod_at("b", "10.0.0.2", "old-role", "100");
+        ASSERT_OK(store_pods_restore(s, restored, 1));
+        ASSERT_OK(store_pod_update(s, pod_at("c", "10.0.0.2", "new-role", "110")));
+        ASSERT_STREQ(role_for(s, "10.0.0.2"), "new-role");
+        strbuf_done(&t.b);
+}
+
+TEST(store_older_update_is_ignored_when_both_versions_are_integers) {
+        _cleanup_(store_freep) Store *s = NULL;
+
+        ASSERT_OK(store_new(&s));
+        /* a live GET answered at 120; the resumed watch then replays 110 */
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "new-role", "120")));
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "old-role", "110")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "new-role");
+        /* not integers: nothing can be compared, the update applies (the watch is in order) */
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "opaque-role", "x7")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "opaque-role");
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "later-role", "007")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "later-role");
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "newer-role", "130")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "newer-role");
+        /* no length limit: compared as numbers */
+        ASSERT_OK(
+                store_pod_update(s, pod_at("a", "10.0.0.1", "long-role", "123456789012345678901234567890")));
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "short-role", "999")));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "long-role");
+}
+
+TEST(store_forgotten_pod_is_not_brought_back_by_a_replayed_event) {
+        _cleanup_(store_freep) Store *s = NULL;
+        StorePod **restored = calloc(2, sizeof(StorePod *));
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_NOT_NULL(restored);
+        restored[0] = pod_at("a", "10.0.0.1", "old-role", "100");
+        ASSERT_OK(store_pods_restore(s, restored, 1));
+        ASSERT_OK(store_pod_forget(s, "a")); /* GET: 404 */
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "<none>");
+        /* the watch replays a MODIFIED from before the deletion, without a comparable version */
+        ASSERT_OK(store_pod_update(s, pod_at("a", "10.0.0.1", "old-role", NULL)));
+        ASSERT_STREQ(role_for(s, "10.0.0.1"), "<none>");
+        ASSERT_NULL(store_get_pod(s, "a"));
+}
+
+TEST(store_restored_namespace_is_unconfirmed_until_updated_or_forgotten) {
+        _cleanup_(store_freep) Store *s = NULL;
+        char *ns[] = { (char *) "a", (char *) "b", (char *) "c" };
+
+        ASSERT_OK(store_new(&s));
+        ASSERT_OK(store_namespaces_restore(s, ns, 3));
+        ASSERT_TRUE(store_namespaces_known(s));
+        ASSERT_TRUE(store_namespace_unconfirmed(store_get_namespace(s, "a")));
+        ASSERT_OK(store_namespace_update(
+                s, &(const StoreNamespaceSpec){ .name = "a", .annotation = "[\"r\"]" }));
+        ASSERT_FALSE(store_namespace_unconfirmed(store_get_namespace(s, "a")));
+        ASSERT_OK(store_namespace_forget(s, "a")); /* confirmed since: a 404 that raced it is older */
+        ASSERT_NOT_NULL(store_get_namespace(s, "a"));
+        ASSERT_OK(store_namespace_forget(s, "b"));
+        ASSERT_NULL(store_get_namespace(s, "b"));
+        /* confirmed without annotations: the same packed record, still confirmed */
+        ASSERT_OK(store_namespace_update(s, &(const StoreNamespaceSpec){ .name = "c" }));
+        ASSERT_FALSE(store_namespace_unconfirmed(store_get_namespace(s, "c")));
+}
