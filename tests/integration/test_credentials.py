@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from k2i_testlib import assert_no_secrets, wait_until
+from k2i_testlib import assert_no_secrets, wait_namespaces, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -167,7 +167,7 @@ def test_namespace_restrictions(node_env, daemon_factory, fmt, allowed, role, ok
     node_env.add_pod("app", "127.0.0.8", role=role, namespace="restricted")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions",
               f"--namespace-restriction-format={fmt}")
-    wait_until(lambda: "restricted" in get(d, "/healthz")[1].decode() or True)
+    wait_namespaces(d)
     r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.8")
     if ok:
         assert r.status == 200 and body == role.encode()
