@@ -244,3 +244,21 @@ void cluster_view_init(ClusterView *v, Store *store, const Config *c, cluster_vi
 void cluster_view_done(ClusterView *v) {
         v->status = mfree(v->status);
 }
+
+const KubeClientOptions *cluster_view_kube_options(const ClusterView *v, KubeClientOptions *ret) {
+        const Config *c = v->config;
+
+        *ret = (KubeClientOptions){
+                .node = c->node,
+                .node_given = c->node_given,
+                .keys = { c->iam_role_key, c->iam_external_id, c->namespace_key,
+                          c->session_tags ? KUBE_SESSION_TAGS_ANNOTATION : NULL,
+                          c->session_policies ? KUBE_SESSION_POLICIES_ANNOTATION : NULL,
+                          c->namespace_default_roles ? KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION : NULL },
+                .pod_events = c->pod_events,
+                .service_account_roles = c->service_account_roles,
+                .max_stale = c->pod_store_max_stale,
+        };
+        config_kubeconfig_source(c, &ret->source);
+        return ret;
+}

@@ -466,7 +466,7 @@ static int parse_one(Config *c, int id, const char *arg) {
                 return set_string(&c->kubeconfig, arg);
         case ARG_API_SERVER:
                 /* client-go takes "host:port" without a scheme too; we then use https (see
-                 * kubeconfig_from_config: a token never travels in clear) */
+                 * kubeconfig_from_source: a token never travels in clear) */
                 if (!url_valid(arg) && (strstr(arg, "://") || !api_host_valid(arg)))
                         return bad_value(flag, arg, "expected an https:// URL or HOST[:PORT]");
                 return set_string(&c->api_server, arg);
@@ -1108,4 +1108,11 @@ void config_redirect_options(const Config *c, RedirectOptions *ret) {
                                   .host_ip = c->host_ip,
                                   .host_ipv6 = c->host_ipv6,
                                   .ipv6 = c->ipv6 };
+}
+
+void config_kubeconfig_source(const Config *c, KubeconfigSource *ret) {
+        *ret = (KubeconfigSource){ .kubeconfig = c->kubeconfig,
+                                   .api_server = c->api_server,
+                                   .api_token = c->api_token,
+                                   .insecure = c->insecure };
 }

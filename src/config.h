@@ -112,6 +112,9 @@ int config_init(Config *c);
 /* The redirect's flags (nft/redirect.h), borrowed from c. */
 typedef struct RedirectOptions RedirectOptions;
 void config_redirect_options(const Config *c, RedirectOptions *ret);
+/* Where the kubeconfig comes from (kube/kubeconfig.h), borrowed from c. */
+typedef struct KubeconfigSource KubeconfigSource;
+void config_kubeconfig_source(const Config *c, KubeconfigSource *ret);
 void config_done(Config *c);
 
 /* Parses $KUBE2IAM_ARGS then argv into c (which config_init() prepared) and validates the result.

@@ -285,13 +285,15 @@ bool doctor_check_rbac(const DoctorOptions *o, FILE *out) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(kube_auth_freep) KubeAuth *auth = NULL;
         _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
+        KubeconfigSource source;
         KubeCredentials *creds = NULL;
         int r, done = 0, verdict[3] = { 1, 1, 1 };
         static const char *const resources[] = { "pods", "namespaces", "serviceaccounts" };
 
         if (o->skip_cluster)
                 return doctor_report(out, DOCTOR_SKIP, "rbac", "--skip-cluster: no cluster here", NULL);
-        if (kubeconfig_from_config(o->config, &kc, NULL) < 0)
+        config_kubeconfig_source(o->config, &source);
+        if (kubeconfig_from_source(&source, &kc, NULL) < 0)
                 return doctor_report(out, DOCTOR_FAIL, "rbac",
                                      "no kubeconfig to ask with (see the kubeconfig check)",
                                      "give --kubeconfig, or wait for kubelet's TLS bootstrap");

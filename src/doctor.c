@@ -197,13 +197,15 @@ static bool check_imds(const DoctorOptions *o, FILE *out) {
 
 static bool check_kubeconfig(const DoctorOptions *o, FILE *out) {
         _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
+        KubeconfigSource source;
         _cleanup_free_ char *waiting = NULL, *msg = NULL;
         int r;
 
         if (o->skip_cluster)
                 return doctor_report(out, DOCTOR_SKIP, "kubeconfig", "--skip-cluster: no cluster here",
                                      NULL);
-        r = kubeconfig_from_config(o->config, &kc, &waiting);
+        config_kubeconfig_source(o->config, &source);
+        r = kubeconfig_from_source(&source, &kc, &waiting);
         if (r == -ENOENT) {
                 if (asprintf(&msg, "no kubeconfig yet (waiting for %s)", strna(waiting)) < 0)
                         return false;

@@ -933,7 +933,9 @@ static int setup_tokens(Daemon *d) {
 }
 
 /* The store, the pass that plays its changes once per turn, and what answers pods. */
+
 static int setup_pods(Daemon *d) {
+        KubeClientOptions kube;
         int r;
 
         r = store_new(&d->store);
@@ -969,7 +971,8 @@ static int setup_pods(Daemon *d) {
                 return log_error_errno(r, "Failed to set up the proxy's metrics: %m");
         cluster_view_init(&d->view, d->store, &d->config, NULL, d);
         d->view.progress = on_worth_a_snapshot; /* a bookmark: the next snapshot resumes from later */
-        r = kube_client_new(d->event, d->http, &d->config, &d->view.sink, &d->kube);
+        r = kube_client_new(d->event, d->http, cluster_view_kube_options(&d->view, &kube), &d->view.sink,
+                            &d->kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Kubernetes client: %m");
         if (warm_start_snapshot(d->warm)) {
@@ -1093,7 +1096,10 @@ static int run(Daemon *d) {
         d->view.changed = on_kube_state;
         {
                 _cleanup_(kubeconfig_freep) KubeConfig *kc = NULL;
-                d->has_kubeconfig = kubeconfig_from_config(&d->config, &kc, NULL) != -ENOENT;
+                KubeconfigSource source;
+
+                config_kubeconfig_source(&d->config, &source);
+                d->has_kubeconfig = kubeconfig_from_source(&source, &kc, NULL) != -ENOENT;
         }
         r = kube_client_start(d->kube);
         if (r < 0)

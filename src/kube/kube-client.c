@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
 #include "http/http-client.h"
 #include "kube-auth.h"
 #include "kube-client.h"
@@ -26,7 +25,7 @@ typedef struct ClientWatch {
 struct KubeClient {
         sd_event *event;
         HttpClient *http;
-        const Config *config;
+        KubeClientOptions options;
         const KubeSink *sink;
         KubeObjectKeys keys;
         KubeConfig *kubeconfig;
@@ -183,7 +182,7 @@ static void client_choose_node(KubeClient *k) {
         const KubeConfig *kc = k->kubeconfig;
         int r;
 
-        if (k->config->node_given || (!kc->client_cert_file && !kc->client_cert_data))
+        if (k->options.node_given || (!kc->client_cert_file && !kc->client_cert_data))
                 return;
         r = kubeconfig_read_credentials(kc, &creds);
         if (r >= 0 && creds->cert_pem)
@@ -195,12 +194,12 @@ static void client_choose_node(KubeClient *k) {
                         r,
                         "No node name in the client certificate of kubeconfig %s (%m); using the host "
                         "name %s: give --node if the API server knows this node by another name",
-                        strna(kc->path), k->config->node);
+                        strna(kc->path), k->options.node);
                 return;
         }
         if (!streq(name, k->node))
                 log_info("Node name %s from the client certificate of kubeconfig %s (host name: %s)", name,
-                         strna(kc->path), k->config->node);
+                         strna(kc->path), k->options.node);
         free_and_replace(k->node, name);
         r = kube_watch_set_node(k->watches[KUBE_RESOURCE_PODS].watch, k->node);
         if (r < 0)
@@ -226,7 +225,7 @@ static void client_kick(KubeClient *k) {
         usec_t delay;
         int r;
 
-        r = kubeconfig_from_config(k->config, &kc, &waiting);
+        r = kubeconfig_from_source(&k->options.source, &kc, &waiting);
         if (r >= 0)
                 return client_use(k, kc);
         if (r == -ENOENT) {
@@ -242,7 +241,7 @@ static void client_kick(KubeClient *k) {
         } else {
                 free(waiting);
                 if (!k->waiting_for)
-                        k->waiting_for = strdup(k->config->kubeconfig ?: "(kubeconfig)");
+                        k->waiting_for = strdup(k->options.source.kubeconfig ?: "(kubeconfig)");
                 k->kubeconfig_invalid = true;
                 k->poll_backoff = k->poll_backoff == 0 ? KUBECONFIG_POLL_USEC
                                                        : MIN(k->poll_backoff * 2, KUBE_BACKOFF_MAX_USEC);
@@ -421,30 +420,24 @@ unsigned long long kube_client_lists(const KubeClient *k) {
 
 /* ---- public ---- */
 
-int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const KubeSink *sink,
+int kube_client_new(sd_event *event, HttpClient *http, const KubeClientOptions *o, const KubeSink *sink,
                     KubeClient **ret) {
         _cleanup_(kube_client_freep) KubeClient *k = NULL;
         int r;
 
-        if (!event || !http || !c || !sink || !ret || isempty(c->node))
+        if (!event || !http || !o || !sink || !ret || isempty(o->node))
                 return -EINVAL;
         k = calloc(1, sizeof *k);
         if (!k)
                 return -ENOMEM;
         k->event = sd_event_ref(event);
         k->http = http;
-        k->config = c;
+        k->options = *o;
         k->sink = sink;
-        k->node = strdup(c->node);
+        k->node = strdup(o->node);
         if (!k->node)
                 return -ENOMEM;
-        k->keys = (KubeObjectKeys){ c->iam_role_key,
-                                    c->iam_external_id,
-                                    c->namespace_key,
-                                    c->session_tags ? KUBE_SESSION_TAGS_ANNOTATION : NULL,
-                                    c->session_policies ? KUBE_SESSION_POLICIES_ANNOTATION : NULL,
-                                    c->namespace_default_roles ? KUBE_NAMESPACE_DEFAULT_ROLE_ANNOTATION
-                                                               : NULL };
+        k->keys = o->keys;
         k->idle_timeout = KUBE_WATCH_IDLE_USEC;
         r = kube_auth_new(event, on_auth_ready, k, &k->auth);
         if (r < 0)
@@ -455,7 +448,7 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         r = strmap_init(&k->confirming);
         if (r < 0)
                 return r;
-        if (c->pod_events) {
+        if (o->pod_events) {
                 r = kube_events_new(http, &k->events);
                 if (r < 0)
                         return r;
@@ -463,13 +456,13 @@ int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const Ku
         for (KubeResourceType t = 0; t < _KUBE_RESOURCE_MAX; t++) {
                 ClientWatch *cw = &k->watches[t];
                 cw->client = k;
-                if (t == KUBE_RESOURCE_SERVICE_ACCOUNTS && !c->service_account_roles)
+                if (t == KUBE_RESOURCE_SERVICE_ACCOUNTS && !o->service_account_roles)
                         continue; /* read only for --service-account-roles */
                 r = kube_watch_new(event,
                                    &(const KubeWatchOptions){ .type = t,
-                                                              .node = c->node,
+                                                              .node = o->node,
                                                               .keys = k->keys,
-                                                              .max_stale = c->pod_store_max_stale,
+                                                              .max_stale = o->max_stale,
                                                               .sink = sink,
                                                               .driver = { .start = watch_start,
                                                                           .cancel = watch_cancel,

@@ -23,7 +23,6 @@
 #include "macro.h"
 #include "time-util.h"
 
-typedef struct Config Config;
 typedef struct HttpClient HttpClient;
 typedef struct KubeClient KubeClient;
 
@@ -41,8 +40,19 @@ typedef struct KubeClient KubeClient;
  * (-ENOENT: no running non-hostNetwork pod has the IP). */
 typedef kube_lookup_done_t kube_client_resolve_t;
 
-/* c and sink must outlive the client. Nothing starts before kube_client_start(). */
-int kube_client_new(sd_event *event, HttpClient *http, const Config *c, const KubeSink *sink,
+/* What the client watches and how: from the daemon's flags (main.c). */
+typedef struct KubeClientOptions {
+        KubeconfigSource source;
+        const char *node; /* --node, or the host name */
+        bool node_given;  /* --node was given: never the client certificate's node name */
+        KubeObjectKeys keys;
+        bool pod_events;            /* --pod-events */
+        bool service_account_roles; /* --service-account-roles: list and watch ServiceAccounts */
+        usec_t max_stale;           /* --pod-store-max-stale */
+} KubeClientOptions;
+
+/* o's strings and sink must outlive the client. Nothing starts before kube_client_start(). */
+int kube_client_new(sd_event *event, HttpClient *http, const KubeClientOptions *o, const KubeSink *sink,
                     KubeClient **ret);
 KubeClient *kube_client_free(KubeClient *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);

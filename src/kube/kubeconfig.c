@@ -10,7 +10,6 @@
 
 #include <yaml.h>
 
-#include "config.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "macro.h"
@@ -620,7 +619,7 @@ int kubeconfig_load(const char *path, KubeConfig **ret) {
         return r;
 }
 
-int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting_for) {
+int kubeconfig_from_source(const KubeconfigSource *c, KubeConfig **ret, char **ret_waiting_for) {
         static const char *const defaults[] = { KUBECONFIG_DEFAULT_PATHS };
         int r;
 

@@ -17,8 +17,6 @@
 #include "secret.h"
 #include "time-util.h"
 
-typedef struct Config Config;
-
 /* A kubeconfig is a few KiB; kubeadm's with embedded certificates about 6 KiB. 1 MiB is far
  * beyond any real one and keeps a wrong path (a log file, /dev/zero) from eating memory. */
 #define KUBECONFIG_MAX_BYTES (1024 * 1024)
@@ -75,11 +73,19 @@ int kubeconfig_parse(const char *text, size_t size, const char *path, KubeConfig
 /* Reads and parses a file (at most KUBECONFIG_MAX_BYTES). -ENOENT when it does not exist (not
  * logged: the caller may be waiting for it); other errors are logged. */
 int kubeconfig_load(const char *path, KubeConfig **ret);
-/* The kubeconfig the daemon should use under c: --kubeconfig, else --api-server with
+/* Where the daemon's kubeconfig comes from: the flags that name it (borrowed strings). */
+typedef struct KubeconfigSource {
+        const char *kubeconfig;  /* --kubeconfig */
+        const char *api_server;  /* --api-server, only with api_token */
+        const Secret *api_token; /* --api-token */
+        bool insecure;           /* --insecure: skip TLS verification, with a kubeconfig too */
+} KubeconfigSource;
+
+/* The kubeconfig the daemon should use under s: --kubeconfig, else --api-server with
  * --api-token, else the first of KUBECONFIG_DEFAULT_PATHS that exists. -ENOENT when none
  * exists yet (kubelet's TLS bootstrap writes it later); *ret_waiting_for (optional) then names
  * what is being waited for. */
-int kubeconfig_from_config(const Config *c, KubeConfig **ret, char **ret_waiting_for);
+int kubeconfig_from_source(const KubeconfigSource *s, KubeConfig **ret, char **ret_waiting_for);
 KubeConfig *kubeconfig_free(KubeConfig *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeConfig *, kubeconfig_free);
 

@@ -248,6 +248,7 @@ int main(int argc, char *argv[]) {
         sd_event *event = NULL;
         Config c;
         Tool t = {};
+        KubeClientOptions opts;
         sigset_t ss;
         const char *idle = getenv("KUBE_WATCH_IDLE_SEC");
         int r;
@@ -270,7 +271,8 @@ int main(int argc, char *argv[]) {
         if (sd_event_default(&event) < 0 || http_client_new(event, &http) < 0 || store_new(&store) < 0)
                 return 1;
         cluster_view_init(&t.view, store, &c, on_state, &t);
-        if (kube_client_new(event, http, &c, &t.view.sink, &client) < 0)
+        if (kube_client_new(event, http, cluster_view_kube_options(&t.view, &opts), &t.view.sink, &client) <
+            0)
                 return 1;
         t.view.kube = client;
         t.event = event;

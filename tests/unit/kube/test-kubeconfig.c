@@ -273,20 +273,28 @@ TEST(kubeconfig_credentials_reread_files_and_keep_only_certificates_outside_secr
         rm_rf(dir);
 }
 
+/* The flags as the daemon turns them into a kubeconfig source. */
+static int from_config(const Config *c, KubeConfig **ret, char **ret_waiting_for) {
+        KubeconfigSource s;
+
+        config_kubeconfig_source(c, &s);
+        return kubeconfig_from_source(&s, ret, ret_waiting_for);
+}
+
 TEST(kubeconfig_from_config_prefers_flag_then_api_server) {
         Config c = {};
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
         _cleanup_free_ char *waiting = NULL;
 
         c.kubeconfig = (char *) "/nonexistent/kubeconfig";
-        ASSERT_ERROR(kubeconfig_from_config(&c, &k, &waiting), -ENOENT);
+        ASSERT_ERROR(from_config(&c, &k, &waiting), -ENOENT);
         ASSERT_STREQ(waiting, "/nonexistent/kubeconfig");
 
         c.kubeconfig = NULL;
         c.api_server = (char *) "api.example.com:6443";
         ASSERT_OK(secret_new("tok", 3, &c.api_token));
         c.insecure = true;
-        ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
+        ASSERT_OK(from_config(&c, &k, NULL));
         ASSERT_STREQ(k->server, "https://api.example.com:6443");
         ASSERT_STREQ(secret_reveal(k->token), "tok");
         ASSERT_TRUE(k->insecure_skip_tls_verify);
@@ -304,13 +312,13 @@ TEST(kubeconfig_flag_ignores_api_server_and_takes_insecure_as_kube2iam_does) {
         snprintf(path, sizeof path, "%s/kubelet.conf", dir);
         c.kubeconfig = path;
         c.api_server = (char *) "10.9.9.9:443";
-        ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
+        ASSERT_OK(from_config(&c, &k, NULL));
         ASSERT_STREQ(k->server, "https://10.0.0.1:6443");
         ASSERT_STREQ(k->client_cert_file, "/var/lib/kubelet/pki/kubelet-client-current.pem");
         ASSERT_FALSE(k->insecure_skip_tls_verify);
         k = kubeconfig_free(k);
         c.insecure = true;
-        ASSERT_OK(kubeconfig_from_config(&c, &k, NULL));
+        ASSERT_OK(from_config(&c, &k, NULL));
         ASSERT_TRUE(k->insecure_skip_tls_verify);
         rm_rf(dir);
 }
@@ -319,7 +327,7 @@ TEST(api_server_without_token_is_never_an_anonymous_client) {
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
         _cleanup_free_ char *waiting = NULL;
         Config c = { .api_server = (char *) "https://10.9.9.9:443" };
-        int r = kubeconfig_from_config(&c, &k, &waiting);
+        int r = from_config(&c, &k, &waiting);
 
         /* the node's kubeconfig stands in for kube2iam's in-cluster identity */
         if (r == -ENOENT)
