@@ -10,7 +10,9 @@ $KUBE2IAM_DEB), then measures, interleaved so that the machine's load hits every
   - `systemctl restart kube2iam` while a pod asks back-to-back (no pause between requests): the
     first 200 after ExecMainStartTimestampMonotonic, when that request was sent, and the daemon's
     first journal line and "Listening" (the time the daemon sent them, _SOURCE_REALTIME_TIMESTAMP,
-    beside the time journald received them).
+    beside the time journald received them); when PID 1 began the start (ExecStartPre= runs
+    before the fork) and the pod's gap, from its last answer by the old process to its first by
+    the new one.
 
     /usr/bin/python3 bench/sandbox-start.py [--runs 8] [--pod-mounts 150]
 
@@ -128,6 +130,16 @@ def journal_ms(node, pid, start):
     return stamps(first), stamps(listening)
 
 
+def pre_start_ms(node, start):
+    """When PID 1 logged "Starting kube2iam.service" for this start (journald's reception time, ms
+    before the fork of the main process: the stop's end and ExecStartPre= lie between)."""
+    out = node.sh("journalctl -o json --no-pager _PID=1 -n 200").stdout
+    starting = [int(e["__MONOTONIC_TIMESTAMP"]) for e in map(json.loads, filter(None, out.splitlines()))
+                if str(e.get("MESSAGE", "")).startswith("Starting kube2iam.service")
+                and int(e["__MONOTONIC_TIMESTAMP"]) <= start]
+    return (max(starting) - start) / 1000 if starting else None
+
+
 def restart_once(node):
     pid = node.show("kube2iam.service", "MainPID")
     loop = BackToBack(node)
@@ -149,7 +161,11 @@ def restart_once(node):
     ok = [r for r in results if r.get("status") == 200 and r["end"] > start / 1e6]
     first = min(ok, key=lambda r: r["end"]) if ok else None
     (line, line_rx), (listening, _) = journal_ms(node, p["MainPID"], start)
+    before = [r["end"] for r in results if r.get("status") == 200 and r["end"] <= start / 1e6]
     return {
+        "pod's gap (last answer before to first after)": None if first is None or not before
+        else (first["end"] - max(before)) * 1000,
+        "ExecStartPre (kube2iam-nft install) began": pre_start_ms(node, start),
         "first answer": None if first is None else (first["end"] * 1e6 - start) / 1000,
         "its request sent": None if first is None else ((first["end"] - first["t"]) * 1e6 - start) / 1000,
         "first journal line (sent)": line,
@@ -196,7 +212,7 @@ def main():
         print(f"  fork -> main(), {what:28s} {summary(forks[what])}  [{mounts[what]} mounts in its namespace]")
     for key in restarts[0]:
         if key not in ("failed requests", "warm"):
-            print(f"  restart: {key:34s} {summary([r[key] for r in restarts])}")
+            print(f"  restart: {key:48s} {summary([r[key] for r in restarts])}")
     print(f"  restart: failed requests {sum(r['failed requests'] for r in restarts)}, "
           f"warm {sum(r['warm'] for r in restarts)} of {len(restarts)}")
 
