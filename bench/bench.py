@@ -49,6 +49,14 @@ socketserver.BaseServer.handle_error = _quiet_handle_error
 # for the client's delayed ACK (40 ms), which made every STS call of the fake look 45 ms long.
 socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 
+# The load rows' clients: this many pods (127.0.0.1 ...), 32 connections each at 256 connections,
+# well inside the per-address limit a single client address would hit (HTTP_MAX_CONNECTIONS_PER_IP).
+LOAD_PODS = 8
+SPREAD_SOURCE = None  # build-bench/bench/spread-source.so, set in main()
+# Issue 15's targets, drawn on the chart: instructions per cached request, and the daemon-wide
+# upstream IMDS bound after its burst (src/http/proxy.h).
+CACHED_INSTRUCTIONS_BUDGET = 35000
+LINK_LOCAL_BOUND = 64
 SECTIONS = ["load", "proxy", "callgrind", "first", "burst", "scale", "sts", "start", "restart"]
 CRED_ROLE = "bench-role"
 CRED_PATH = "/latest/meta-data/iam/security-credentials/" + CRED_ROLE
@@ -221,6 +229,15 @@ http {{
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start: " + open(self.dir + "/error.log").read())
 
+    def worker_pid(self):
+        """The one worker's pid (the master only waits), None when it cannot be told."""
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            return None
+        return int(kids[0]) if len(kids) == 1 else None
+
     def requests(self, i, path):
         try:
             with open(os.path.join(self.dir, "access%d.log" % i)) as f:
@@ -251,18 +268,28 @@ def unit_us(v, unit):
     return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
 
-def wrk(url, conns, seconds, close=False):
+def wrk(url, conns, seconds, close=False, sources=0, pid=None):
+    """wrk's figures; with sources, its connections come from that many loopback addresses
+    (bench/spread-source.c), with pid, the CPU time that process spent per request (us)."""
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    env = dict(os.environ)
+    if sources:
+        env.update(LD_PRELOAD=SPREAD_SOURCE, K2I_BENCH_SOURCES=str(sources))
     script = None
     if close:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write('wrk.headers["Connection"] = "close"\n')
         script.close()
         cmd[1:1] = ["-s", script.name]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    cpu0 = cpu_ticks(pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, env=env).stdout
+    cpu1 = cpu_ticks(pid)
     if script:
         os.unlink(script.name)
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    m = re.search(r"(\d+) requests in", out)
+    if pid and m and int(m.group(1)) > 0:
+        res["cpu_us"] = (cpu1 - cpu0) * 1e6 / os.sysconf("SC_CLK_TCK") / int(m.group(1))
     for pct in ("50", "99"):
         m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % pct, out)
         res["p" + pct] = unit_us(*m.groups()) if m else float("nan")
@@ -271,6 +298,15 @@ def wrk(url, conns, seconds, close=False):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     res["non2xx"] = int(m.group(1)) if m else 0
     return res
+
+
+def cpu_ticks(pid):
+    """User plus system CPU time of a process, in clock ticks (0 without a pid)."""
+    if not pid:
+        return 0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def median_run(runs):
@@ -354,7 +390,9 @@ def section_load(a, R):
     env = NodeEnv()
     d = ref = up = None
     try:
-        env.add_pod("bench", "127.0.0.1", role=CRED_ROLE)
+        pods = ["127.0.0.%d" % (i + 1) for i in range(LOAD_PODS)]
+        for i, ip in enumerate(pods):
+            env.add_pod("bench" if i == 0 else f"bench-{i}", ip, role=CRED_ROLE)
         instance_id = get(env.imds.port, PROXIED_PATH)[1]
         subnet = get(env.imds.port, PROXIED_TTL_PATH)[1]
         # the same files and upstream behind two servers: the daemon's logs what reaches it, the
@@ -364,25 +402,27 @@ def section_load(a, R):
         d = Daemon(a.build, env, metadata_port=up.ports[0])
         st, body = get(d.port, CRED_PATH)
         assert st == 200, body
+        for ip in pods:  # every pod's answer is the cached one, the same bytes
+            assert get(d.port, CRED_PATH, source=ip) == (200, body)
         ref = Nginx([{"files": {CRED_PATH: body}}, {"proxy": up.ports[1]}])
         assert get(ref.ports[0], CRED_PATH)[1] == body
         secs = a.seconds
         rows = []
 
-        def pair(url_k, url_n, conns, close=False):
+        def pair(url_k, url_n, conns, close=False, sources=0):
             # alternate the two, several rounds, and keep each one's median round: other tenants of
             # the machine come and go, and both sides should see the same weather
             ks, ns = [], []
             for _ in range(a.rounds):
-                ks.append(wrk(url_k, conns, secs, close))
-                ns.append(wrk(url_n, conns, secs, close))
+                ks.append(wrk(url_k, conns, secs, close, sources, d.proc.pid))
+                ns.append(wrk(url_n, conns, secs, close, sources, ref.worker_pid()))
             return median_run(ks), median_run(ns)
 
         if "load" in a.only:
             for close in (False, True):
                 for conns in (32, 256):
                     k, n = pair(f"http://127.0.0.1:{d.port}{CRED_PATH}",
-                                f"http://127.0.0.1:{ref.ports[0]}{CRED_PATH}", conns, close)
+                                f"http://127.0.0.1:{ref.ports[0]}{CRED_PATH}", conns, close, LOAD_PODS)
                     rows.append({"what": "cached credentials, %s, %d conns" % (
                         "new conn per request" if close else "keep-alive", conns),
                         "k2i": k, "ref": n, "ref_name": "nginx (same bytes)", "ratio": k["rps"] / n["rps"]})
@@ -435,7 +475,7 @@ def callgrind_total(path):
     raise RuntimeError("no totals in " + path)
 
 
-def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH):
+def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH, close=False):
     env = NodeEnv()
     out = os.path.join(outdir, f"callgrind.{name}.out")
     d = up = None
@@ -456,6 +496,9 @@ def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH):
                        timeout=60)
         t0 = time.monotonic()
         for _ in range(n):
+            if close:  # a connection per request, as a client that does not keep them alive
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60, source_address=("127.0.0.1", 0))
             c.request("GET", path)
             r = c.getresponse()
             r.read()
@@ -473,6 +516,34 @@ def callgrind_run(a, n, outdir, name, idle=0, path=CRED_PATH):
     return callgrind_total(out), took, out
 
 
+def callgrind_self(path):
+    """{function: instructions spent in the function itself} of one callgrind output."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True, check=True).stdout
+    costs = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S+)(?:\s+\[(.*)\])?\s*$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        where, obj = m.group(2), os.path.basename(m.group(3) or "")
+        fn = where.split(":", 1)[1] if ":" in where else where
+        # unnamed code: the library and the address ("'2" marks a recursion level)
+        name = fn if not fn.startswith("0x") else "%s %#x" % (obj.split(".so")[0], int(fn.split("'")[0], 16))
+        costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
+    return costs
+
+
+def callgrind_top(run, idle, n, per_request, count):
+    """The functions with the most instructions of their own per request: the run with n requests
+    minus the run without any (timers, watches, the start and the shutdown cost the same in both)."""
+    a, b = callgrind_self(run), callgrind_self(idle)
+    rows = sorted((((a.get(k, 0) - b.get(k, 0)) / n, k) for k in set(a) | set(b)), reverse=True)
+    # callgrind_annotate gives the frames that were active when the counters were zeroed (main, the
+    # loader's entry, libc's start) the whole window as their own: no real function costs that much
+    rows = [r for r in rows if r[0] < 0.9 * per_request]
+    return [{"function": k, "per_request": v} for v, k in rows[:count]]
+
+
 def section_callgrind(a, R):
     outdir = a.results
     n = a.callgrind_n
@@ -480,14 +551,23 @@ def section_callgrind(a, R):
     # the same window with no request: timers, the watch connections, the shutdown
     base, _, base_out = callgrind_run(a, 0, outdir, "idle", idle=took)
     ptotal, _, pout = callgrind_run(a, n // 4, outdir, "proxied", path=PROXIED_PATH)
+    ctotal, _, cout = callgrind_run(a, n // 4, outdir, "close", close=True)
+    top = callgrind_top(out, base_out, n, (total - base) / n, 40)
     R["callgrind"] = {"n": n, "ir_total": total, "ir_idle": base, "per_request": (total - base) / n,
                       "proxied_n": n // 4, "proxied_per_request": (ptotal - base) / (n // 4),
-                      "out": os.path.relpath(out, REPO)}
-    top = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, text=True).stdout
+                      "close_n": n // 4, "close_per_request": (ctotal - base) / (n // 4),
+                      "out": os.path.relpath(out, REPO), "top": top,
+                      "top_file": os.path.relpath(os.path.join(outdir, "callgrind-top.txt"), REPO)}
+    inclusive = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True,
+                               text=True).stdout
     with open(os.path.join(outdir, "callgrind-top.txt"), "w") as f:
-        f.write("\n".join(top.splitlines()[:60]) + "\n")
+        f.write("instructions per cached credential request in the function itself (N=%d, minus the idle run)\n"
+                % n)
+        f.writelines("%10.0f  %s\n" % (t["per_request"], t["function"]) for t in top)
+        f.write("\nwhole run, inclusive:\n" + "\n".join(inclusive.splitlines()[:60]) + "\n")
     os.unlink(base_out)
     os.unlink(pout)
+    os.rename(cout, os.path.join(outdir, "callgrind.close.out"))
 
 
 def first_request(a, prefetch, trials):
@@ -690,13 +770,18 @@ def table(R):
         R["when"], R["build"], os.cpu_count()))
     if R.get("load"):
         L.append("")
-        L.append("%-50s %10s %9s %9s %6s | %10s %9s %9s | %6s" % (
-            "throughput", "k2i req/s", "p50", "p99", "errs", "ref req/s", "p50", "p99", "ratio"))
+        L.append("%-52s %10s %9s %9s %7s %5s | %10s %9s %9s %7s | %6s" % (
+            "throughput", "k2i req/s", "p50", "p99", "cpu/req", "errs", "ref req/s", "p50", "p99", "cpu/req",
+            "ratio"))
+
+        def cpu(r):
+            return "%5.1f us" % r["cpu_us"] if r.get("cpu_us") else "%8s" % "-"
+
         for row in R["load"]:
             k, n = row["k2i"], row["ref"]
-            ref = ("%10.0f %9s %9s" % (n["rps"], fmt_us(n["p50"]), fmt_us(n["p99"]))) if n else "%30s" % ""
-            L.append("%-50s %10.0f %9s %9s %6d | %s | %5.2fx" % (
-                row["what"], k["rps"], fmt_us(k["p50"]), fmt_us(k["p99"]), k["errors"] + k["non2xx"], ref,
+            ref = ("%10.0f %9s %9s %7s" % (n["rps"], fmt_us(n["p50"]), fmt_us(n["p99"]), cpu(n))) if n else "%38s" % ""
+            L.append("%-52s %10.0f %9s %9s %7s %5d | %s | %5.2fx" % (
+                row["what"], k["rps"], fmt_us(k["p50"]), fmt_us(k["p99"]), cpu(k), k["errors"] + k["non2xx"], ref,
                 row["ratio"]))
         L.append("  wrk -t2, %d s per run, %d alternating rounds per row, median round shown" % (
             R["seconds"], R["rounds"]))
@@ -712,8 +797,11 @@ def table(R):
                      "%.0f req/s answered, %d answered 429; upstream saw %d = %.1f req/s (bound: %d/s "
                      "daemon-wide after a burst of %d, %d/s per pod after %d)" % (
                          b["seconds"], b["rps"], b["throttled"], b["upstream"], b["upstream_rps"], 64, 256, 16, 128))
-        L.append("  errs: wrk socket errors + non-2xx. 256 conns come from ONE address (127.0.0.1): the daemon "
-                 "caps a client address at 128 connections (HTTP_MAX_CONNECTIONS_PER_IP) and refuses the rest")
+        L.append("  cached rows: the connections come from %d pods' addresses (127.0.0.1-%d, bench/spread-source.c), "
+                 "32 each at 256 conns, inside the per-address limit (HTTP_MAX_CONNECTIONS_PER_IP, 128); proxied "
+                 "rows from 127.0.0.1" % (LOAD_PODS, LOAD_PODS))
+        L.append("  errs: wrk socket errors + non-2xx; cpu/req: the server process's user+system CPU time per "
+                 "request (k2i: the daemon, ref: nginx's worker), steadier than req/s on a shared machine")
         if R.get("load_conn_limit_lines"):
             L.append("  daemon log: %d lines, %d of them MHD's \"reached connection limit\" (per-address "
                      "limit %d)" % (R["load_log_lines"], R["load_conn_limit_lines"], 128))
@@ -722,10 +810,16 @@ def table(R):
         L.append("")
         L.append("instructions per cached credential request (callgrind, keep-alive, N=%d): %.0f" % (
             c["n"], c["per_request"]))
-        L.append("  (%d total - %d idle baseline) / %d; top functions: bench/results/callgrind-top.txt" % (
-            c["ir_total"], c["ir_idle"], c["n"]))
+        L.append("  (%d total - %d idle baseline) / %d; top functions: %s" % (
+            c["ir_total"], c["ir_idle"], c["n"], c.get("top_file", "bench/results/callgrind-top.txt")))
         L.append("instructions per proxied request (instance-id, keep-alive, N=%d): %.0f" % (
             c["proxied_n"], c["proxied_per_request"]))
+        if c.get("close_per_request"):
+            L.append("instructions per cached credential request, a new connection each (N=%d): %.0f" % (
+                c["close_n"], c["close_per_request"]))
+        if c.get("top"):
+            L.append("  top 10, instructions of their own per cached request: " + ", ".join(
+                "%s %.0f" % (t["function"], t["per_request"]) for t in c["top"][:10]))
     f = R.get("first")
     if f:
         L.append("")
@@ -797,34 +891,130 @@ def table(R):
     return "\n".join(L) + "\n"
 
 
+K2I_COLOUR, REF_COLOUR, MARK_COLOUR = "#2b6cb0", "#a0aec0", "#c53030"
+
+
+def svg_escape(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def svg_panel(title, bars, unit, mark=None):
+    """One chart: a title, horizontal bars [(label, value, colour, note)] on one scale, and an
+    optional vertical mark (value, label): a target or a bound. Returns (svg lines, height)."""
+    W, left, bar_h = 900, 330, 16
+    peak = max([b[1] for b in bars] + [mark[0] if mark else 0]) or 1
+    scale = (W - left - 190) / peak
+    out = [f'<text x="10" y="20" font-size="14" font-weight="bold">{svg_escape(title)}</text>']
+    y = 30
+    for label, value, colour, note in bars:
+        w = max(1.0, value * scale)
+        out.append(f'<text x="10" y="{y + 12}">{svg_escape(label[:52])}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{w:.0f}" height="{bar_h}" fill="{colour}"/>')
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+        out.append(f'<text x="{left + w + 4:.0f}" y="{y + 12}">{shown}{" " if unit else ""}{svg_escape(unit)}'
+                   f'{svg_escape(note)}</text>')
+        y += bar_h + 4
+    if mark:
+        x = left + mark[0] * scale
+        out.append(f'<line x1="{x:.0f}" y1="28" x2="{x:.0f}" y2="{y}" stroke="{MARK_COLOUR}" '
+                   f'stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{x + 3:.0f}" y="{y + 12}" fill="{MARK_COLOUR}">{svg_escape(mark[1])}</text>')
+        y += 16
+    return out, y + 12
+
+
+def svg_panels(R):
+    """A chart per kind of row the table has: (title, bars, unit, mark)."""
+    P = []
+    load = [r for r in R.get("load", []) if r["ref"]]
+    if load:
+        bars = []
+        for r in load:
+            bars.append((r["what"], r["k2i"]["rps"], K2I_COLOUR, "  (%.2fx)" % r["ratio"]))
+            bars.append(("  " + r["ref_name"], r["ref"]["rps"], REF_COLOUR, ""))
+        P.append(("Throughput: kube2iam (blue) and its reference (grey) in the same run", bars, "req/s", None))
+        P.append(("Ratio to the reference (target: 1.0x or more)",
+                  [(r["what"], r["ratio"], K2I_COLOUR, "x") for r in load], "", (1.0, "1.0x")))
+    c = R.get("callgrind")
+    if c:
+        bars = [("cached credentials, keep-alive", c["per_request"], K2I_COLOUR, "")]
+        if c.get("close_per_request"):
+            bars.append(("cached credentials, a connection each", c["close_per_request"], K2I_COLOUR, ""))
+        bars.append(("proxied (instance-id), keep-alive", c["proxied_per_request"], K2I_COLOUR, ""))
+        budget = (CACHED_INSTRUCTIONS_BUDGET, "cached budget %dk" % (CACHED_INSTRUCTIONS_BUDGET // 1000))
+        P.append(("Instructions per request (callgrind)", bars, "", budget))
+    b = R.get("budget")
+    if b:
+        P.append(("Link-local budget: one pod floods a forwarded path",
+                  [("answered to the pod", b["rps"], K2I_COLOUR, ""),
+                   ("sent to the real IMDS", b["upstream_rps"], REF_COLOUR, "")], "req/s",
+                  (LINK_LOCAL_BOUND, "bound %d/s" % LINK_LOCAL_BOUND)))
+    f = R.get("first")
+    if f:
+        P.append(("A new pod's first credential request (from its ADDED event)",
+                  [("asks at once, prefetch on", f["prefetch_at_once_ms"], K2I_COLOUR, ""),
+                   ("asks at once, prefetch off", f["noprefetch_at_once_ms"], REF_COLOUR, ""),
+                   ("asks %.0f ms later, prefetch on" % f["app_start_ms"], f["prefetch_later_ms"], K2I_COLOUR, ""),
+                   ("asks %.0f ms later, prefetch off" % f["app_start_ms"], f["noprefetch_later_ms"], REF_COLOUR,
+                    "")], "ms", None))
+    bu = R.get("burst")
+    if bu:
+        P.append(("Burst: %d pods ADDED at once, each asks %.0f ms later (%d STS calls, %d roles)" % (
+            bu["pods"], bu["delay_ms"], bu["sts_calls"], bu["roles"]),
+            [("first requests p50", bu["p50_ms"], K2I_COLOUR, ""),
+             ("first requests p99", bu["p99_ms"], K2I_COLOUR, "")],
+            "ms", None))
+    if R.get("scale"):
+        bars = []
+        idle = R.get("idle_memory")
+        if idle:
+            bars.append(("idle (empty cluster): RssAnon", idle.get("RssAnon", 0) / 1024, K2I_COLOUR, ""))
+            bars.append(("idle (empty cluster): VmRSS", idle.get("VmRSS", 0) / 1024, REF_COLOUR, ""))
+        for sc in R["scale"]:
+            name = "%d pods / %d namespaces" % (sc["pods"], sc["namespaces"])
+            bars.append((name + ": RssAnon", sc.get("daemon_rss_anon_kb", 0) / 1024, K2I_COLOUR, ""))
+            bars.append((name + ": VmRSS", sc["daemon_rss_kb"] / 1024, REF_COLOUR, ""))
+        target = max(RSS_ANON_TARGET.values()) / 1024
+        P.append(("Memory: private (RssAnon) and resident (VmRSS)", bars, "MiB",
+                  (target, "%g MiB private (250 pods / 10,000 namespaces)" % target)))
+        P.append(("Watch events applied per second (kube-watch)",
+                  [("%d pods / %d namespaces" % (sc["pods"], sc["namespaces"]), sc["events_per_s"], K2I_COLOUR, "")
+                   for sc in R["scale"]], "events/s", None))
+    st = R.get("sts")
+    if st and "missing" not in st:
+        P.append(("STS calls per role per hour (simulated day)",
+                  [("--iam-role-session-ttl=" + ttl, r["per_role_per_hour"], K2I_COLOUR, "")
+                   for ttl, r in st.items()], "", None))
+    sa = R.get("start")
+    if sa:
+        P.append(("Start: exec to READY=1",
+                  [("250 pods listed", sa["pods250_ms"], K2I_COLOUR, ""), ("no pods", sa["pods0_ms"], REF_COLOUR, "")],
+                  "ms", None))
+    rs = R.get("restart")
+    if rs:
+        P.append(("Restart with %d pods on %d roles: first answer after exec (STS calls)" % (rs["pods"], rs["roles"]),
+                  [("warm (fd store snapshot)", rs["warm_first_ms"], K2I_COLOUR, "  (%d STS)" % rs["warm_sts"]),
+                   ("cold", rs["cold_first_ms"], REF_COLOUR, "  (%d STS)" % rs["cold_sts"])], "ms", None))
+    return P
+
+
 def svg_chart(R):
-    """Grouped bars: kube2iam and its reference, requests/s, one group per load row."""
-    rows = [r for r in R.get("load", []) if r["ref"]]
-    if not rows:
+    """Every kind of row in one SVG, one chart per kind, stacked."""
+    panels = svg_panels(R)
+    if not panels:
         return None
-    W, H, left, top, bottom = 760, 60 + 46 * len(rows), 300, 30, 30
-    peak = max(max(r["k2i"]["rps"], r["ref"]["rps"]) for r in rows) or 1
-    scale = (W - left - 80) / peak
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" '
-           f'font-size="12">', f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="10" y="18" font-size="14">kube2iam vs nginx (one worker), requests/s, same run '
-           f'({R["when"]})</text>']
-    for i, r in enumerate(rows):
-        y = top + 46 * i
-        out.append(f'<text x="10" y="{y + 22}">{r["what"][:44]}</text>')
-        for j, (v, colour, name) in enumerate(((r["k2i"]["rps"], "#2b6cb0", "kube2iam"),
-                                                (r["ref"]["rps"], "#a0aec0", "nginx"))):
-            w = max(1, v * scale)
-            yy = y + 4 + 18 * j
-            out.append(f'<rect x="{left}" y="{yy}" width="{w:.0f}" height="15" fill="{colour}"/>')
-            out.append(f'<text x="{left + w + 4:.0f}" y="{yy + 12}">{v:,.0f}'
-                       + (f' ({r["ratio"]:.2f}x)' if j == 0 else "") + '</text>')
-    out.append(f'<rect x="{left}" y="{H - bottom + 6}" width="12" height="12" fill="#2b6cb0"/>'
-               f'<text x="{left + 16}" y="{H - bottom + 16}">kube2iam</text>'
-               f'<rect x="{left + 90}" y="{H - bottom + 6}" width="12" height="12" fill="#a0aec0"/>'
-               f'<text x="{left + 106}" y="{H - bottom + 16}">nginx</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    W, y, body = 900, 34, []
+    for title, bars, unit, mark in panels:
+        lines, h = svg_panel(title, bars, unit, mark)
+        body.append(f'<g transform="translate(0,{y})">')
+        body.extend(lines)
+        body.append("</g>")
+        y += h
+    head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{y}" font-family="sans-serif" '
+            f'font-size="12">', f'<rect width="{W}" height="{y}" fill="white"/>',
+            f'<text x="10" y="20" font-size="15">kube2iam bench, {svg_escape(R["when"])} '
+            f'({svg_escape(R["build"])}{", --quick" if R.get("quick") else ""})</text>']
+    return "\n".join(head + body + ["</svg>"]) + "\n"
 
 
 def main():
@@ -835,6 +1025,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer trials (a smoke test)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
+    global SPREAD_SOURCE
+    SPREAD_SOURCE = os.path.join(a.build, "bench", "spread-source.so")
     a.only = a.only.split(",")
     a.seconds = 2 if a.quick else 5
     a.rounds = 1 if a.quick else 3
@@ -848,7 +1040,7 @@ def main():
     os.environ["KUBE2IAM_BUILD_DIR"] = a.build  # kube-watch.py's tool
 
     R = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "build": os.path.relpath(a.build, REPO),
-         "seconds": a.seconds, "rounds": a.rounds}
+         "seconds": a.seconds, "rounds": a.rounds, "quick": a.quick}
     t0 = time.monotonic()
     for name, fn in (("load", section_load), ("callgrind", section_callgrind), ("first", section_first),
                      ("burst", section_burst), ("scale", section_scale), ("sts", section_sts), ("start", section_start),

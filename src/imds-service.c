@@ -116,12 +116,14 @@ static void respond_not_found(HttpRequest *req) {
         (void) http_request_respond(req, 404, h, ELEMENTSOF(h), body, sizeof body - 1);
 }
 
-static void respond_ok_text(HttpRequest *req, const char *body, bool secret) {
-        const HttpHeader h[] = { { "Server", "EC2ws" }, { "Content-Type", "text/plain; charset=utf-8" } };
-        if (secret)
-                (void) http_request_respond_secret(req, 200, h, ELEMENTSOF(h), body, strlen(body));
-        else
-                (void) http_request_respond(req, 200, h, ELEMENTSOF(h), body, strlen(body));
+static const HttpHeader ok_text_headers[] = {
+        { "Server", "EC2ws" },
+        { "Content-Type", "text/plain; charset=utf-8" },
+};
+
+static void respond_ok_text(HttpRequest *req, const char *body) {
+        (void) http_request_respond(req, 200, ok_text_headers, ELEMENTSOF(ok_text_headers), body,
+                                    strlen(body));
 }
 
 /* ---- documents ---- */
@@ -237,6 +239,66 @@ int imds_credentials_json(const Credentials *c, const char *account_id, StrBuf *
                 json_field(out, "AccountId", account_id, true);
         strbuf_append(out, "}");
         return strbuf_error(out);
+}
+
+/* The answers made from one set of credentials, kept with them (Credentials.memo): a cached
+ * credential request renders no document and builds no response; both happen once per STS call.
+ * Refreshed credentials are a new object, so a memo never outlives what it was made from. */
+typedef struct CredentialsAnswers {
+        HttpResponse *plain;                        /* iam/security-credentials/<role> */
+        HttpResponse *extended;                     /* ...-extended/<role>: with AccountId */
+        char extended_account[IMDS_ACCOUNT_ID_MAX]; /* the account id `extended` carries */
+} CredentialsAnswers;
+
+static void credentials_answers_free(void *memo) {
+        CredentialsAnswers *a = memo;
+
+        if (!a)
+                return;
+        /* the bodies hold secrets: the server wipes them once no connection sends them any more */
+        http_response_unref(a->plain);
+        http_response_unref(a->extended);
+        free(a);
+}
+
+static int credentials_answer_make(const Credentials *c, const char *account_id, HttpResponse **ret) {
+        _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
+        int r;
+
+        r = imds_credentials_json(c, account_id, &b);
+        if (r < 0)
+                return r;
+        return http_response_new(ok_text_headers, ELEMENTSOF(ok_text_headers), b.s, b.len, true, ret);
+}
+
+/* The prepared answer for c (with AccountId when account_id is not NULL), made on first use;
+ * borrowed: valid while c is. */
+static int credentials_answer(Credentials *c, const char *account_id, HttpResponse **ret) {
+        CredentialsAnswers *a = c->memo;
+        HttpResponse **slot;
+        int r;
+
+        if (!a && !c->memo_free) {
+                a = calloc(1, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                c->memo = a;
+                c->memo_free = credentials_answers_free;
+        }
+        if (!a || c->memo_free != credentials_answers_free)
+                return -EBUSY; /* another consumer's memo: never the case, but never misread either */
+        slot = account_id ? &a->extended : &a->plain;
+        if (*slot && account_id && !streq(a->extended_account, account_id))
+                *slot = http_response_unref(*slot); /* one role per entry: not expected */
+        if (!*slot) {
+                r = credentials_answer_make(c, account_id, slot);
+                if (r < 0)
+                        return r;
+                if (account_id)
+                        snprintf(a->extended_account, sizeof a->extended_account, "%s", account_id);
+        }
+        *ret = *slot;
+        return 0;
 }
 
 int imds_iam_info_json(const char *role_arn, usec_t last_updated, StrBuf *out) {
@@ -519,14 +581,14 @@ static void on_creds(Credentials *creds, const StsError *error, void *userdata) 
         pr->waiter = NULL; /* the cache frees it after this call */
         pr->req = NULL;
         if (creds) {
-                _cleanup_(strbuf_done_erase) StrBuf b = { .erase = true };
                 char account[IMDS_ACCOUNT_ID_MAX];
                 bool with_account = pr->extended && pr->audit_role &&
                                     imds_account_from_arn(pr->audit_role, account) >= 0;
-                if (imds_credentials_json(creds, with_account ? account : NULL, &b) < 0) {
+                HttpResponse *answer;
+                if (credentials_answer(creds, with_account ? account : NULL, &answer) < 0) {
                         respond_error(req, 500, "out of memory");
                 } else {
-                        respond_ok_text(req, b.s, true);
+                        (void) http_request_respond_prepared(req, 200, answer);
                         if (s->m_remaining)
                                 (void) metrics_histogram_observe(
                                         s->m_remaining, NULL,
@@ -566,7 +628,7 @@ static void answer_metadata(PodRequest *pr) {
 
         if (pr->verdict == IMDS_SURFACE_SERVED)
                 /* iam/: what the daemon answers there, as the real IMDS lists it */
-                respond_ok_text(req, "info\nsecurity-credentials/", false);
+                respond_ok_text(req, "info\nsecurity-credentials/");
         else
                 forward_metadata(pr->service, req, pr->path, pr->verdict == IMDS_SURFACE_LISTING);
         (void) pod_request_enter(pr, POD_REQUEST_DONE);
@@ -709,6 +771,9 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
         _cleanup_(pod_role_decision_done) PodRoleDecision d = {};
         _cleanup_strbuf_ StrBuf b = {};
 
+        /* the explain ring (main.c) records the answer for this pod, without a lookup of its own */
+        if (pr->req)
+                http_request_set_subject(pr->req, pod->uid);
         if (pr->route == ROUTE_PROXY)
                 return answer_metadata(pr);
 
@@ -723,14 +788,14 @@ static void answer_for_pod(PodRequest *pr, const StorePod *pod) {
                 return;
         switch (pr->route) {
         case ROUTE_ROLE_LIST:
-                respond_ok_text(pr->req, roles_list_name(pr->service->d.roles, d.role_arn), false);
+                respond_ok_text(pr->req, roles_list_name(pr->service->d.roles, d.role_arn));
                 pr->req = NULL;
                 (void) pod_request_enter(pr, POD_REQUEST_DONE);
                 return;
         case ROUTE_IAM_INFO:
                 if (imds_iam_info_json(d.role_arn, now_realtime(), &b) < 0)
                         return pod_request_fail(pr, 500, "out of memory");
-                respond_ok_text(pr->req, b.s, false);
+                respond_ok_text(pr->req, b.s);
                 pr->req = NULL;
                 (void) pod_request_enter(pr, POD_REQUEST_DONE);
                 return;
@@ -1017,7 +1082,8 @@ void imds_service_handle(ImdsService *s, HttpRequest *req, const RouteMatch *m) 
         pr->route = m->id;
         pr->extended = m->extended;
         pr->verdict = verdict;
-        snprintf(pr->ip, sizeof pr->ip, "%s", http_request_peer(req));
+        const char *peer = http_request_peer(req); /* at most INET6_ADDRSTRLEN: no printf on this path */
+        memcpy(pr->ip, peer, MIN(strlen(peer), sizeof pr->ip - 1));
         /* kube2iam retries for --backoff-max-elapsed-time, then sleeps once more at most
          * --backoff-max-interval before its last attempt: the same budget, woken by the store */
         pr->deadline = usec_add(now_monotonic(), usec_add(s->d.config->backoff_max_elapsed_time,

@@ -264,12 +264,15 @@ static void on_metrics_request(HttpRequest *req, void *userdata) {
 
 /* The pod's ring of last requests (`kube2iam explain`): the metadata routes of a known pod. */
 static void record_request(Daemon *d, const HttpRequest *req, unsigned status) {
-        const char *label = http_request_label(req);
+        const char *label = http_request_label(req), *uid = http_request_subject(req);
         StoreLookup l;
 
         if (!label || streq(label, "healthHandler") || streq(label, "debugStoreHandler") ||
             streq(label, "metricsHandler"))
                 return;
+        /* the pod the request was answered for, when the IMDS service found one */
+        if (uid)
+                return pod_roles_record_request(d->pod_roles, uid, label, status, now_realtime());
         if (store_lookup_ip(d->store, http_request_peer(req), &l) < 0)
                 return;
         if (l.status == STORE_LOOKUP_FOUND)
@@ -323,13 +326,26 @@ static int on_explain(const char *query, char **ret, void *userdata) {
         return explain_query(&deps, query, ret);
 }
 
+/* An HTTP status (three digits, libmicrohttpd refuses others) as text, without printf: this runs
+ * for every answered request. */
+static void format_status(unsigned status, char buf[static 8]) {
+        if (status < 100 || status > 999) {
+                (void) snprintf(buf, 8, "%u", status);
+                return;
+        }
+        buf[0] = (char) ('0' + status / 100);
+        buf[1] = (char) ('0' + status / 10 % 10);
+        buf[2] = (char) ('0' + status % 10);
+        buf[3] = '\0';
+}
+
 static void on_answered(const HttpRequest *req, unsigned status, usec_t duration, void *userdata) {
         Daemon *d = userdata;
         char ms[32], st[8];
 
         /* kube2iam times its app handlers; mux's redirects and /metrics are not */
         if (http_request_label(req)) {
-                snprintf(st, sizeof st, "%u", status);
+                format_status(status, st);
                 (void) metrics_histogram_observe(
                         d->m_http,
                         (const char *const[]){ st, http_request_method(req), http_request_label(req) },
@@ -342,7 +358,7 @@ static void on_answered(const HttpRequest *req, unsigned status, usec_t duration
         if (log_get_max_level() < LOG_DEBUG || streq(http_request_path(req), "/healthz"))
                 return;
         snprintf(ms, sizeof ms, "%f", (double) duration / USEC_PER_MSEC);
-        snprintf(st, sizeof st, "%u", status);
+        format_status(status, st);
         (void) log_ratelimited(NULL, &d->request_log_ratelimit, LOG_DEBUG, 0,
                                ((const LogField[]){ { "REQ_METHOD", http_request_method(req) },
                                                     { "REQ_PATH", http_request_path(req) },

@@ -381,8 +381,7 @@ void pod_roles_record_request(PodRoles *p, const char *uid, const char *route, u
         if (!r)
                 return;
         q = &r->requests[r->n_requests++ % POD_ROLES_REQUEST_RING];
-        *q = (PodRoleRequest){ .status = status, .when = when };
-        (void) snprintf(q->route, sizeof q->route, "%s", strempty(route));
+        *q = (PodRoleRequest){ .route = strempty(route), .status = status, .when = when };
 }
 
 size_t pod_roles_requests(const PodRoles *p, const char *uid, const PodRoleRequest **ret, size_t max) {

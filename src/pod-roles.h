@@ -39,7 +39,7 @@ typedef struct PodRoles PodRoles;
 #define POD_ROLES_REQUEST_RING 8U
 
 typedef struct PodRoleRequest {
-        char route[40]; /* the route's handler name (router.h), cut to fit */
+        const char *route; /* the route's handler name: static text (route_handler_name(), router.h) */
         unsigned status;
         usec_t when; /* realtime */
 } PodRoleRequest;
@@ -104,7 +104,8 @@ bool pod_roles_audit_allow(PodRoles *p, const char *uid, const char *key, usec_t
 LogRatelimit *pod_roles_log_ratelimit(PodRoles *p, const char *uid);
 /* Pods with a decision (the pods of the store after the last dispatch). */
 size_t pod_roles_size(const PodRoles *p);
-/* Remembers an answered request of the pod (nothing for a pod not in the store). */
+/* Remembers an answered request of the pod (nothing for a pod not in the store). route is kept as
+ * it is, so it must be static text (the handler names of router.h). */
 void pod_roles_record_request(PodRoles *p, const char *uid, const char *route, unsigned status, usec_t when);
 /* The pod's last requests, newest first, at most max (borrowed until the next record). */
 size_t pod_roles_requests(const PodRoles *p, const char *uid, const PodRoleRequest **ret, size_t max);

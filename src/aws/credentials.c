@@ -51,6 +51,8 @@ Credentials *credentials_ref(Credentials *c) {
 Credentials *credentials_unref(Credentials *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
+        if (c->memo_free)
+                c->memo_free(c->memo);
         free(c->access_key_id);
         free(c->assumed_role_id);
         secret_free(c->secret_access_key);

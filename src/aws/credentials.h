@@ -21,6 +21,11 @@ typedef struct Credentials {
         usec_t expiration;     /* CLOCK_REALTIME usec; USEC_INFINITY for long-term keys */
         usec_t last_updated;   /* CLOCK_REALTIME usec when we obtained them */
         char *assumed_role_id; /* STS's AssumedRoleId ("AROA...:<session name>"), NULL when unknown */
+        /* What one consumer derives from these credentials and keeps for as long as they live (the
+         * IMDS service's prepared answers, secrets included): memo_free(memo) runs on the last unref.
+         * The fields above never change once the credentials are made, so neither does the memo. */
+        void *memo;
+        void (*memo_free)(void *memo);
 } Credentials;
 
 /* Takes ownership of secret and token (also on failure). access_key_id is copied and must be

@@ -17,10 +17,15 @@
 #include "server.h"
 #include "string-util.h"
 
-/* MHD's per-connection memory pool holds the read buffer, the parsed headers and the response
- * headers: twice the header limit leaves MHD room for the rest, and a request over the limit is
- * refused by MHD itself with 431/414. */
-#define HTTP_CONNECTION_POOL_BYTES (2U * HTTP_MAX_HEADER_BYTES)
+/* MHD's per-connection memory pool holds the request head, MHD's record of each header line (64
+ * bytes in 0.9.75) and the response's head (Date, Server, Content-Type, Content-Length: a few
+ * hundred bytes); an answer's body is sent from the response itself. A head that does not fit is
+ * refused by MHD with 431/414. MHD zeroes the pool for every request of a kept-alive connection,
+ * and half of it again when it answers: the pool is what the limits need and no more. */
+#define HTTP_HEADER_RECORD_BYTES 64U
+#define HTTP_RESPONSE_HEAD_BYTES 512U
+#define HTTP_CONNECTION_POOL_BYTES \
+        (HTTP_MAX_HEADER_BYTES + HTTP_MAX_HEADER_LINES * HTTP_HEADER_RECORD_BYTES + HTTP_RESPONSE_HEAD_BYTES)
 /* libmicrohttpd's own messages (a refused connection over the per-address limit, a broken
  * request): a client can trigger one per connection, so they are rate-limited like request logs. */
 #define HTTP_LIBRARY_LOG_BURST 20U
@@ -79,8 +84,10 @@ struct HttpRequest {
         StrBuf body;
         usec_t start;
         const char *label;
+        char subject[HTTP_REQUEST_SUBJECT_MAX]; /* "" when not set */
 
-        struct MHD_Response *response; /* prepared answer waiting to be queued */
+        struct MHD_Response *response; /* the answer waiting to be queued */
+        HttpResponse *prepared;        /* when the answer is a prepared one: our reference to it */
         unsigned status;
 
         http_request_abort_t abort_cb;
@@ -350,12 +357,25 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s) {
         return strlen(s);
 }
 
+struct HttpResponse {
+        unsigned n_ref;
+        struct MHD_Response *mhd; /* one MHD reference, ours; each connection sending it holds another */
+};
+
+/* Lets go of the request's answer: a response of its own is destroyed, a prepared one unreferenced. */
+static void request_drop_response(HttpRequest *r) {
+        if (r->prepared)
+                r->prepared = http_response_unref(r->prepared);
+        else if (r->response)
+                MHD_destroy_response(r->response);
+        r->response = NULL;
+}
+
 static enum MHD_Result queue_prepared(HttpRequest *r) {
         enum MHD_Result ret;
 
         ret = MHD_queue_response(r->connection, r->status, r->response);
-        MHD_destroy_response(r->response);
-        r->response = NULL;
+        request_drop_response(r);
         r->state = REQUEST_ANSWERED;
         pending_unlink(r->server, r);
         if (r->server->observer)
@@ -482,8 +502,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         pending_unlink(s, r);
         if (r->state == REQUEST_KEPT && r->abort_cb)
                 r->abort_cb(r, r->owner_data);
-        if (r->response)
-                MHD_destroy_response(r->response);
+        request_drop_response(r);
         strbuf_done(&r->body);
         free(r->target);
         free(r);
@@ -725,13 +744,40 @@ const char *http_request_label(const HttpRequest *r) {
         return r->label;
 }
 
+void http_request_set_subject(HttpRequest *r, const char *subject) {
+        size_t n = subject ? strnlen(subject, sizeof r->subject) : 0;
+
+        r->subject[0] = '\0';
+        if (n > 0 && n < sizeof r->subject) /* one too long to keep is as if never set */
+                memcpy(r->subject, subject, n + 1);
+}
+
+const char *http_request_subject(const HttpRequest *r) {
+        return r->subject[0] ? r->subject : NULL;
+}
+
+static bool request_can_answer(const HttpRequest *r) {
+        return r && r->state == REQUEST_KEPT && !r->response;
+}
+
+/* The answer is set: a request the handler kept is resumed, and queued by on_access. */
+static void request_answered(HttpRequest *r) {
+        r->abort_cb = NULL;
+        if (!r->in_handler && r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->connection);
+                /* MHD 0.9.75 does not count a resume in MHD_get_timeout: run it ourselves */
+                (void) sd_event_source_set_enabled(r->server->defer, SD_EVENT_ONESHOT);
+        }
+}
+
 static int respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
                    const void *body, size_t size, bool secret) {
         int ret = 0;
 
-        if (!r || r->state != REQUEST_KEPT || r->response)
+        if (!request_can_answer(r))
                 return -EINVAL;
-        r->abort_cb = NULL;
+        r->abort_cb = NULL; /* the owner lets go now, whether or not an answer can be made */
         r->response = make_response(headers, n_headers, body, size, secret);
         r->status = status;
         if (!r->response) {
@@ -741,13 +787,52 @@ static int respond(HttpRequest *r, unsigned status, const HttpHeader *headers, s
                 if (!r->response)
                         return -ENOMEM;
         }
-        if (!r->in_handler && r->suspended) {
-                r->suspended = false;
-                MHD_resume_connection(r->connection);
-                /* MHD 0.9.75 does not count a resume in MHD_get_timeout: run it ourselves */
-                (void) sd_event_source_set_enabled(r->server->defer, SD_EVENT_ONESHOT);
-        }
+        request_answered(r);
         return ret;
+}
+
+int http_response_new(const HttpHeader *headers, size_t n_headers, const void *body, size_t size,
+                      bool secret, HttpResponse **ret) {
+        HttpResponse *p;
+
+        if (!ret)
+                return -EINVAL;
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->n_ref = 1;
+        p->mhd = make_response(headers, n_headers, body, size, secret);
+        if (!p->mhd) {
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+HttpResponse *http_response_ref(HttpResponse *p) {
+        if (p)
+                p->n_ref++;
+        return p;
+}
+
+HttpResponse *http_response_unref(HttpResponse *p) {
+        if (!p || --p->n_ref > 0)
+                return NULL;
+        /* a connection still sending it keeps MHD's copy (and the secret) until it is done */
+        MHD_destroy_response(p->mhd);
+        free(p);
+        return NULL;
+}
+
+int http_request_respond_prepared(HttpRequest *r, unsigned status, HttpResponse *p) {
+        if (!p || !request_can_answer(r))
+                return -EINVAL;
+        r->prepared = http_response_ref(p);
+        r->response = p->mhd;
+        r->status = status;
+        request_answered(r);
+        return 0;
 }
 
 int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,

@@ -17,11 +17,12 @@
 #include "macro.h"
 #include "time-util.h"
 
-/* Request line plus headers: IMDS clients (the SDKs, curl) send a few hundred bytes, a token
- * header included; 4 KiB is ten times that. MHD zeroes its per-connection pool (twice this) for
- * every request on a kept-alive connection: at 8 KiB that was 30% of a cached credential
- * request's instructions (bench/, callgrind). */
+/* Request line plus headers: IMDS clients (the SDKs, curl) send a few hundred bytes in fewer than
+ * ten header lines, a token header included; 4 KiB in up to 32 lines is ten times that. MHD zeroes
+ * its per-connection pool (sized from these two) for every request on a kept-alive connection:
+ * at 16 KiB that was half of a cached credential request's instructions (bench/, callgrind). */
 #define HTTP_MAX_HEADER_BYTES (4U * 1024U)
+#define HTTP_MAX_HEADER_LINES 32U
 /* IMDS requests carry no body (the token PUT neither); a small allowance keeps odd clients working. */
 #define HTTP_MAX_BODY_BYTES 1024U
 /* A node runs at most ~250 pods; each SDK holds a connection or two. 1024 leaves room for churn.
@@ -115,8 +116,26 @@ int http_request_respond(HttpRequest *r, unsigned status, const HttpHeader *head
 /* The same, for a body that holds secrets: the server's copy is wiped when it is freed. */
 int http_request_respond_secret(HttpRequest *r, unsigned status, const HttpHeader *headers, size_t n_headers,
                                 const void *body, size_t size);
+
+/* A response built once and answered many times (the credential document of one set of cached
+ * credentials): headers and body are copied when it is made; with secret, the body is wiped when
+ * the last reference goes, which may be a connection still sending it after its maker let go.
+ * Answering with one costs no allocation and no copy. */
+typedef struct HttpResponse HttpResponse;
+int http_response_new(const HttpHeader *headers, size_t n_headers, const void *body, size_t size,
+                      bool secret, HttpResponse **ret);
+HttpResponse *http_response_ref(HttpResponse *p);
+HttpResponse *http_response_unref(HttpResponse *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpResponse *, http_response_unref);
+/* http_request_respond() with a prepared response (a new reference is taken). */
+int http_request_respond_prepared(HttpRequest *r, unsigned status, HttpResponse *p);
 /* Registers the owner of a kept request, told (abort) when the request ends unanswered. */
 void http_request_set_owner(HttpRequest *r, http_request_abort_t abort_cb, void *owner_data);
+/* Who the handler layer found the client to be (the pod's uid), for the observer: a copy is kept,
+ * none when longer than HTTP_REQUEST_SUBJECT_MAX. NULL when never set. */
+#define HTTP_REQUEST_SUBJECT_MAX 64U
+void http_request_set_subject(HttpRequest *r, const char *subject);
+const char *http_request_subject(const HttpRequest *r);
 /* Per-request slot for the handler layer (route label for metrics, etc.). */
 void http_request_set_label(HttpRequest *r, const char *label);
 const char *http_request_label(const HttpRequest *r);

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from k2i_testlib import assert_no_secrets, wait_until
+from k2i_testlib import assert_no_secrets, wait_namespaces, wait_until
 from node_env import BASE_ARN
 
 FAST = ["--backoff-max-elapsed-time=300ms", "--backoff-max-interval=100ms"]
@@ -167,7 +167,7 @@ def test_namespace_restrictions(node_env, daemon_factory, fmt, allowed, role, ok
     node_env.add_pod("app", "127.0.0.8", role=role, namespace="restricted")
     d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--namespace-restrictions",
               f"--namespace-restriction-format={fmt}")
-    wait_until(lambda: "restricted" in get(d, "/healthz")[1].decode() or True)
+    wait_namespaces(d)
     r, body = get(d, "/latest/meta-data/iam/security-credentials/", source="127.0.0.8")
     if ok:
         assert r.status == 200 and body == role.encode()
@@ -317,6 +317,41 @@ def test_hundred_concurrent_cold_requests_make_one_sts_call(node_env, daemon_fac
     assert len(results) == 100 and all(s == 200 for s, _ in results), results[:3]
     assert len({k for _, k in results}) == 1
     assert len([c for c in node_env.sts.calls() if c["role_arn"] == BASE_ARN + "cold-role"]) == 1
+
+
+def test_prepared_document_follows_new_credentials_and_each_api_keeps_its_own(node_env, daemon_factory):
+    """The document is rendered once per set of credentials: repeated requests get the same bytes,
+    the extended API its own document with AccountId, and the credentials of a refresh replace both."""
+    role = BASE_ARN + "doc-role"
+    node_env.add_pod("app", "127.0.0.21", role="doc-role")
+    # the first credentials live 4 s: the cache refreshes them in the background halfway through
+    node_env.sts.configure(expires_in=4)
+    d = start(node_env, daemon_factory, f"--base-role-arn={BASE_ARN}", "--prefetch=false")
+    plain = "/latest/meta-data/iam/security-credentials/doc-role"
+    extended = "/latest/meta-data/iam/security-credentials-extended/doc-role"
+
+    def doc(path):
+        r, body = get(d, path, source="127.0.0.21")
+        assert r.status == 200, body
+        return body, json.loads(body)
+
+    body, first = doc(plain)
+    node_env.sts.configure(expires_in=None)
+    call = served_by_sts(node_env, role)[0]
+    assert first["AccessKeyId"] == call["access_key_id"] and first["Token"] == call["session_token"]
+    assert "AccountId" not in first
+    _, ext = doc(extended)
+    assert ext["AccountId"] == "123456789012" and ext["AccessKeyId"] == call["access_key_id"]
+    wait_until(lambda: len(served_by_sts(node_env, role)) == 2, what="the background refresh")
+    call = served_by_sts(node_env, role)[1]
+    body, cached = doc(plain)
+    assert cached["AccessKeyId"] == call["access_key_id"] and cached["Token"] == call["session_token"]
+    assert cached["SecretAccessKey"] == call["secret_access_key"] and "AccountId" not in cached
+    ext_body, ext = doc(extended)
+    assert {k: v for k, v in ext.items() if k != "AccountId"} == cached and ext["AccountId"] == "123456789012"
+    for _ in range(3):
+        assert doc(plain)[0] == body and doc(extended)[0] == ext_body
+    assert len(served_by_sts(node_env, role)) == 2
 
 
 @pytest.mark.parametrize("mode", ["throttle", "error500", "hang"])

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from k2i_testlib import binary, http_get, wait_until
+from k2i_testlib import binary, http_get, wait_namespaces, wait_until
 from node_env import BASE_ARN
 
 
@@ -29,6 +29,8 @@ def start(node_env, daemon_factory, runtime_dir, *extra):
                        env={"RUNTIME_DIRECTORY": runtime_dir})
     wait_until(lambda: json.loads(http_get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
     wait_until(lambda: os.path.exists(os.path.join(runtime_dir, "explain.sock")), what="explain socket")
+    if "--namespace-restrictions" in extra:
+        wait_namespaces(d)
     return d
 
 

@@ -6,7 +6,7 @@ addresses (127.0.0.x)."""
 
 import pytest
 
-from k2i_testlib import caches_synced, http_get, metric_value, wait_until
+from k2i_testlib import caches_synced, http_get, metric_value, wait_namespaces, wait_until
 from node_env import BASE_ARN
 
 CREDS = "/latest/meta-data/iam/security-credentials/"
@@ -37,9 +37,7 @@ def test_namespace_denial_posts_an_IAMRoleDenied_event_on_the_pod(node_env, daem
     node_env.api.add_namespace("restricted", {"iam.amazonaws.com/allowed-roles": '["other"]'})
     uid = node_env.add_pod("app", "127.0.0.4", role="app-role", namespace="restricted")
     d = start(node_env, daemon_factory, "--pod-events", "--namespace-restrictions")
-    # the pod list makes the daemon synced; the namespace list may land later (a pod of a namespace
-    # not known yet is refused too, with another message)
-    wait_until(lambda: (metric_value(d, "kube2iam_namespaces_known") or 0) >= 1, what="namespace list")
+    wait_namespaces(d)
     assert http_get(d, CREDS, source="127.0.0.4")[0] == 404
 
     (ev,) = wait_events(node_env, "IAMRoleDenied")

@@ -121,6 +121,22 @@ def test_oversized_headers_are_refused_and_service_continues(daemon):
     assert r2.status == 200
 
 
+def test_a_head_at_the_limits_is_answered_and_twice_the_bytes_are_refused(daemon):
+    """HTTP_MAX_HEADER_BYTES (4 KiB) in HTTP_MAX_HEADER_LINES (32) lines fits the connection's pool
+    (docs/limits.md); 8 KiB does not."""
+    def head(lines, size):
+        h = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(lines - 2))
+        return h + b"X-Pad: " + b"p" * (size - len(h) - len(b"X-Pad: \r\n\r\n")) + b"\r\n\r\n"
+
+    for lines, size in ((2, 4096), (32, 4096)):
+        data = head(lines, size)
+        assert len(data) == size and data.count(b"\r\n") == lines + 2  # the request line, the blank line
+        r = raw(daemon, data)
+        assert r.startswith(b"HTTP/1.1 200 "), (lines, r[:100])
+    r = raw(daemon, head(2, 8192))
+    assert r.startswith(b"HTTP/1.1 431 "), r[:100]
+
+
 def test_oversized_body_is_413(daemon):
     r, _ = request(daemon, "PUT", "/latest/api/token", body=b"x" * 5000)
     assert r.status == 413

@@ -370,3 +370,10 @@ def metric_value(d, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def wait_namespaces(d, n=1):
+    """Waits until the daemon knows n namespaces: synced (caches_synced) means the pod list; the
+    namespace list may land later, and a pod of a namespace not known yet is refused with another
+    message than the one a test of namespace annotations expects."""
+    wait_until(lambda: (metric_value(d, "kube2iam_namespaces_known") or 0) >= n, what=f"{n} namespace(s) known")

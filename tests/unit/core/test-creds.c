@@ -344,6 +344,54 @@ TEST(unused_entry_is_not_refreshed_and_is_dropped) {
         ASSERT_EQ(creds_size(c), 0);
 }
 
+static void count_memo_free(void *memo) {
+        (*(unsigned *) memo)++;
+}
+
+static Credentials *get_creds(Creds *c, FakeSts *f, Result *res) {
+        Credentials *cr = NULL;
+        StsError *err = NULL;
+        CredsRequest req = { .role_arn = ROLE,
+                             .caller_ip = "10.0.0.1",
+                             .deadline = f->now + 5 * USEC_PER_SEC,
+                             .done = on_done,
+                             .userdata = res };
+
+        ASSERT_OK(creds_get(c, &req, &cr, &err, NULL));
+        return cr;
+}
+
+/* The IMDS service keeps the rendered answer in Credentials.memo: that is right only if a refresh
+ * hands out new credentials (never rewrites the ones served) and the memo goes with the last
+ * reference to its credentials. */
+TEST(refresh_serves_new_credentials_and_the_old_memo_goes_with_them) {
+        FakeSts f = {};
+        Result res = { .least_remaining = USEC_INFINITY, .fake = &f };
+        _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
+        unsigned freed = 0;
+        Credentials *first, *again, *second;
+
+        ASSERT_OK(creds_set_in_use(c, &(CredsKey){ .role_arn = ROLE, .external_id = NULL }, true));
+        ASSERT_EQ(get(c, &f, &res, ROLE, NULL), CREDS_WAIT);
+        fake_succeed_all(&f, c);
+        first = get_creds(c, &f, &res);
+        first->memo = &freed;
+        first->memo_free = count_memo_free;
+        again = get_creds(c, &f, &res);
+        ASSERT_TRUE(again == first); /* cached: the same object, memo and all */
+        credentials_unref(again);
+        f.now = creds_next_wakeup(c);
+        creds_run(c);
+        fake_succeed_all(&f, c);
+        ASSERT_EQ(f.calls, 2);
+        second = get_creds(c, &f, &res);
+        ASSERT_TRUE(second != first && !second->memo);
+        ASSERT_EQ(freed, 0U); /* a request still holds the old ones */
+        credentials_unref(first);
+        ASSERT_EQ(freed, 1U);
+        credentials_unref(second);
+}
+
 TEST(entry_in_use_is_refreshed_and_kept_until_released) {
         FakeSts f = {};
         _cleanup_(creds_freep) Creds *c = new_cache(&f, &defaults, NULL);
