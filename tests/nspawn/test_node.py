@@ -496,6 +496,8 @@ ok cat /var/lib/kubelet/kubeconfig
 ok cat /var/lib/kubelet/pki/kubelet-client-current.pem
 ok cat /etc/kubernetes/pki/ca.crt
 ok cat /var/lib/kubelet/pods/uid-1/volumes/secret/token
+ok cat /var/lib/kubelet/pods/uid-2/volumes/kubernetes.io~secret/token/token
+ok cat /var/lib/kubelet/mounted/file
 ok ls /var/lib/dpkg
 ok test -e /run/dbus/system_bus_socket
 ok systemctl --no-pager show -p Version
@@ -518,6 +520,13 @@ def sandbox_probe(node):
             "echo ca >/etc/kubernetes/pki/ca.crt && "
             "echo secret >/var/lib/kubelet/pods/uid-1/volumes/secret/token && "
             "touch /run/containerd/containerd.sock")
+    # file systems mounted below /var/lib/kubelet, as kubelet mounts a pod's secret volume (a
+    # tmpfs): the sandbox binds the directory without them (norbind)
+    for path in ("/var/lib/kubelet/pods/uid-2/volumes/kubernetes.io~secret/token/token",
+                 "/var/lib/kubelet/mounted/file"):
+        mnt = os.path.dirname(path)
+        node.sh(f"mkdir -p '{mnt}' && (mountpoint -q '{mnt}' || mount -t tmpfs -o size=64k tmpfs '{mnt}') && "
+                f"echo secret >'{path}'")
     unit = node.sh("systemctl cat kube2iam.service").stdout
     service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
     keep = [l for l in service.splitlines()
@@ -539,6 +548,8 @@ def test_sandbox_reads_kubeconfig_and_kubelet_pki_as_root_without_capabilities(s
 
 def test_sandbox_hides_pod_secrets_other_state_and_control_sockets(sandbox_probe):
     for hidden in ("cat /var/lib/kubelet/pods/uid-1/volumes/secret/token", "ls /var/lib/dpkg",
+                   "cat /var/lib/kubelet/pods/uid-2/volumes/kubernetes.io~secret/token/token",
+                   "cat /var/lib/kubelet/mounted/file",
                    "test -e /run/dbus/system_bus_socket",
                    # PID 1's private socket stays visible (a mode-0000 inode over it): what matters
                    # is that root without capabilities cannot talk to PID 1 or D-Bus through it.
