@@ -43,6 +43,7 @@ typedef struct HttpConnection {
         HttpServer *server;
         struct MHD_Connection *connection;
         usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a request is with the handler */
+        bool requested;  /* a request began on it (its first request line arrived) */
         struct HttpConnection *prev, *next;
 } HttpConnection;
 
@@ -331,6 +332,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
         r->path = r->target;
         /* the rest of this head is due within the head deadline, whatever was allowed before */
         hc = connection_of(connection);
+        if (hc)
+                hc->requested = true;
         if (hc)
                 connection_set_deadline(
                         connection,
@@ -659,6 +662,17 @@ void http_server_stop_accepting(HttpServer *s) {
 
 unsigned http_server_pending(const HttpServer *s) {
         return s ? s->n_pending : 0;
+}
+
+unsigned http_server_unrequested(const HttpServer *s) {
+        unsigned n = 0;
+
+        if (!s)
+                return 0;
+        for (const HttpConnection *hc = s->connections; hc; hc = hc->next)
+                if (!hc->requested)
+                        n++;
+        return n;
 }
 
 void http_server_abort_pending(HttpServer *s, unsigned status) {

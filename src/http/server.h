@@ -90,6 +90,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
 void http_server_stop_accepting(HttpServer *s);
 /* Requests accepted and not yet answered. */
 unsigned http_server_pending(const HttpServer *s);
+/* Connections on which no request began yet: a client that connected just before the drain began
+ * writes its request at once, and is owed an answer. */
+unsigned http_server_unrequested(const HttpServer *s);
 /* Answers every kept request with `status` (used at the end of a drain). */
 void http_server_abort_pending(HttpServer *s, unsigned status);
 

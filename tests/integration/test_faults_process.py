@@ -115,6 +115,28 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
     assert_clean_output(out, env)
 
 
+def test_sigterm_answers_a_connection_accepted_just_before_it_whose_request_follows(node_env, daemon_factory):
+    """A pod that connects as the daemon stops: the connection was accepted, its request not yet
+    read. It is owed an answer (DRAIN_FIRST_REQUEST_GRACE, src/main.c), not a closed connection."""
+    env = node_env
+    env.add_pod("app", "127.0.0.2", role="app-role")
+    d = start_with_pods(env, daemon_factory, [], *FAST, f"--base-role-arn={BASE_ARN}")
+    assert get(d.host, d.port, CREDS + "app-role", "127.0.0.2")[0] == 200
+    early = socket.create_connection((d.host, d.port), timeout=DEADLINE, source_address=("127.0.0.2", 0))
+    try:
+        # the backlog is first in, first out: once a later connection is answered, early was accepted
+        assert get(d.host, d.port, CREDS + "app-role", "127.0.0.2")[0] == 200
+        d.send(signal.SIGTERM)
+        wait_until(lambda: "draining" in d.output(), what="the drain to begin")
+        early.sendall(f"GET {CREDS}app-role HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode())
+        resp = http.client.HTTPResponse(early)
+        resp.begin()
+        assert resp.status == 200 and b"AccessKeyId" in resp.read()
+    finally:
+        early.close()
+    assert d.proc.wait(DEADLINE) == 0
+
+
 def test_sigkill_and_restart_under_socket_activation_loses_no_queued_connection(node_env):
     """The test holds the listening socket as systemd does (test_systemd.py's backlog test) and hands
     it to each instance. The first is SIGKILLed while clients keep connecting; every connection
