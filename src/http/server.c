@@ -107,6 +107,7 @@ struct HttpServer {
         http_observer_t observer;
         void *observer_data;
         int listen_fd;
+        bool stopping; /* http_server_stop_accepting() was called: answers end their connection */
         HttpRequest *pending;
         unsigned n_pending;
         LogRatelimit library_log_ratelimit;
@@ -377,6 +378,12 @@ static void request_drop_response(HttpRequest *r) {
 static enum MHD_Result queue_prepared(HttpRequest *r) {
         enum MHD_Result ret;
 
+        /* Stopping: a kept-alive connection must not carry another request to a process about to
+         * exit. A request that says "Connection: close" makes MHD close after the answer and say so
+         * (the response, possibly shared, stays as it is). */
+        if (r->server->stopping)
+                (void) MHD_set_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION,
+                                                "close");
         ret = MHD_queue_response(r->connection, r->status, r->response);
         request_drop_response(r);
         r->state = REQUEST_ANSWERED;
@@ -652,6 +659,7 @@ void http_server_stop_accepting(HttpServer *s) {
 
         if (!s || !s->mhd || s->listen_fd < 0)
                 return;
+        s->stopping = true;
         fd = MHD_quiesce_daemon(s->mhd);
         if (fd != MHD_INVALID_SOCKET) {
                 /* our copy only: under socket activation systemd keeps the socket and its backlog */

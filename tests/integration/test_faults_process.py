@@ -117,7 +117,8 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(node_env,
 
 def test_sigterm_answers_a_connection_accepted_just_before_it_whose_request_follows(node_env, daemon_factory):
     """A pod that connects as the daemon stops: the connection was accepted, its request not yet
-    read. It is owed an answer (DRAIN_FIRST_REQUEST_GRACE, src/main.c), not a closed connection."""
+    read. It is owed an answer (DRAIN_FIRST_REQUEST_GRACE, src/main.c), not a closed connection, and
+    the answer says Connection: close."""
     env = node_env
     env.add_pod("app", "127.0.0.2", role="app-role")
     d = start_with_pods(env, daemon_factory, [], *FAST, f"--base-role-arn={BASE_ARN}")
@@ -132,6 +133,8 @@ def test_sigterm_answers_a_connection_accepted_just_before_it_whose_request_foll
         resp = http.client.HTTPResponse(early)
         resp.begin()
         assert resp.status == 200 and b"AccessKeyId" in resp.read()
+        # and it ends the connection: a kept-alive one must not carry a request to a process that exits
+        assert resp.getheader("Connection") == "close"
     finally:
         early.close()
     assert d.proc.wait(DEADLINE) == 0
