@@ -29,7 +29,9 @@ def start(node_env, store, runtime_dir, wait_synced=True, extra=()):
     # --log-level=warning: the restore must not depend on what is logged (it once sat inside log_info())
     args = node_env.daemon_args(*FAST, f"--base-role-arn={BASE_ARN}", "--log-level=warning", *extra)
     d = Daemon(args, env=env, notify=store, wait=False, fds=fds)
-    wait_until(lambda: store.wait_for("READY=1", timeout=0.1), timeout=30, what="READY=1")
+    wait_until(lambda: store.wait_for("READY=1", timeout=0.1) or d.proc.poll() is not None, timeout=30,
+               what="READY=1")
+    assert d.proc.poll() is None, "the daemon exited before READY=1:\n" + d.output()[-3000:]
     if wait_synced:
         wait_until(lambda: json.loads(get(d, "/healthz")[1])["cachesSynced"], what="pod cache sync")
     return d
