@@ -4,7 +4,9 @@ paths, invalid UTF-8 and NUL bytes in paths and headers, 500 source addresses wh
 Throughout, a known pod's credential request is answered within its deadline. Loopback only:
 pods are 127.x.y.z source addresses."""
 
+import ctypes
 import json
+import os
 import resource
 import socket
 import threading
@@ -21,6 +23,11 @@ CREDS = "/latest/meta-data/iam/security-credentials/"
 # A credential request waits at most IMDS_SERVICE_CREDS_WAIT (5 s), doubled for a loaded machine.
 DEADLINE = 10
 KNOWN = "127.0.0.2"
+# src/main.c: the kernel holds a silent connection this long before the daemon sees it
+DEFER_ACCEPT_SEC = 1
+# src/http/server.h: a request head is due this long after the daemon took the connection
+HEAD_DEADLINE_SEC = 10
+SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture
 
 
 
@@ -93,6 +100,56 @@ def test_1000_idle_connections_do_not_block_a_known_pod(served):
     finally:
         for s in idle:
             s.close()
+    known_pod_served(d)
+
+
+def listening_socket_of(d):
+    """A duplicate of the daemon's listening socket (pidfd_getfd(2): this test started the daemon)."""
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    pidfd = os.pidfd_open(d.proc.pid)
+    try:
+        for name in os.listdir(f"/proc/{d.proc.pid}/fd"):
+            fd = syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+            if fd < 0:
+                continue
+            try:
+                s = socket.socket(fileno=fd)
+            except OSError:
+                os.close(fd)  # not a socket
+                continue
+            if (s.family in (socket.AF_INET, socket.AF_INET6) and s.getsockname()[1] == d.port
+                    and s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                return s
+            s.close()
+    finally:
+        os.close(pidfd)
+    raise AssertionError(f"no listening socket on port {d.port} in the daemon")
+
+
+def test_silent_connections_wait_in_the_kernel_then_meet_the_head_deadline(served):
+    d = served
+    with listening_socket_of(d) as listener:
+        # a connection reaches the daemon with its request bytes (TCP_DEFER_ACCEPT), not before
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == DEFER_ACCEPT_SEC
+    late = socket.create_connection((d.host, d.port), timeout=DEADLINE)
+    silent = socket.create_connection((d.host, d.port),
+                                      timeout=HEAD_DEADLINE_SEC + DEFER_ACCEPT_SEC + DEADLINE)
+    opened = time.monotonic()
+    try:
+        # silent for longer than the kernel defers it: handed over, not dropped, and answered
+        time.sleep(DEFER_ACCEPT_SEC + 1)
+        late.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert late.recv(100).startswith(b"HTTP/1.1 200")
+        # one that never speaks is closed at its head deadline, which starts at the handover
+        try:
+            assert silent.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - opened
+        assert took >= HEAD_DEADLINE_SEC, f"a silent connection was closed after {took:.1f} s"
+    finally:
+        late.close()
+        silent.close()
     known_pod_served(d)
 
 
