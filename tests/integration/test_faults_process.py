@@ -123,13 +123,17 @@ def test_sigterm_answers_a_connection_accepted_just_before_it_whose_request_foll
     env.add_pod("app", "127.0.0.2", role="app-role")
     d = start_with_pods(env, daemon_factory, [], *FAST, f"--base-role-arn={BASE_ARN}")
     assert get(d.host, d.port, CREDS + "app-role", "127.0.0.2")[0] == 200
+    request = f"GET {CREDS}app-role HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode()
     early = socket.create_connection((d.host, d.port), timeout=DEADLINE, source_address=("127.0.0.2", 0))
     try:
-        # the backlog is first in, first out: once a later connection is answered, early was accepted
+        # the listener defers accept until bytes arrive (LISTEN_DEFER_ACCEPT_SEC): a first byte, not yet
+        # a request line; the accept queue is first in, first out: once a later connection is
+        # answered, early was accepted
+        early.sendall(request[:1])
         assert get(d.host, d.port, CREDS + "app-role", "127.0.0.2")[0] == 200
         d.send(signal.SIGTERM)
         wait_until(lambda: "draining" in d.output(), what="the drain to begin")
-        early.sendall(f"GET {CREDS}app-role HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode())
+        early.sendall(request[1:])
         resp = http.client.HTTPResponse(early)
         resp.begin()
         assert resp.status == 200 and b"AccessKeyId" in resp.read()
