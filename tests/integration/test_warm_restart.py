@@ -37,6 +37,15 @@ def start(node_env, store, runtime_dir, wait_synced=True, extra=()):
     return d
 
 
+def close(store, runs):
+    """A failed test's daemons are not left running."""
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    store.close()
+
+
 def status(store):
     return [a for a in store.assignments() if a.startswith("STATUS=")]
 
@@ -93,7 +102,7 @@ def test_restart_serves_cached_roles_and_tokens_without_an_sts_call(node_env, tm
             assert_no_secrets(run.output(), node_env)
             assert run.cleanup() is None
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
@@ -123,7 +132,7 @@ def test_corrupt_snapshot_is_dropped_and_the_start_is_cold(node_env, tmp_path):
         for run in runs:
             assert run.cleanup() is None
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path):
@@ -144,7 +153,7 @@ def test_snapshot_that_crashed_the_previous_start_is_dropped(node_env, tmp_path)
         for run in runs:
             assert run.cleanup() is None
     finally:
-        store.close()
+        close(store, runs)
 
 
 @pytest.mark.parametrize("flag,expect", [("--session-tags=kubernetes-namespace", "tags"),
@@ -177,7 +186,7 @@ def test_tagged_and_pod_named_sessions_survive_a_restart_without_an_sts_call(nod
             assert_no_secrets(run.output(), node_env)
             assert run.cleanup() is None
     finally:
-        store.close()
+        close(store, runs)
 
 
 # ---- the pod and namespace view: restored unconfirmed, the watches resumed (docs/warm-restart.md) ----
@@ -253,7 +262,7 @@ def test_warm_start_makes_no_list_and_a_get_confirms_the_restored_pod(node_env, 
         assert lists == [], lists
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_get_404_for_a_restored_pod_is_never_served(node_env, tmp_path):
@@ -268,7 +277,7 @@ def test_get_404_for_a_restored_pod_is_never_served(node_env, tmp_path):
         assert POD_IP not in debug_store(d2)["rolesByIP"]
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_deletion_while_down_is_replayed_before_the_pod_is_vouched_for(node_env, tmp_path):
@@ -290,7 +299,7 @@ def test_deletion_while_down_is_replayed_before_the_pod_is_vouched_for(node_env,
         assert lists_since(node_env, mark) == []
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_annotation_change_while_down_is_replayed(node_env, tmp_path):
@@ -307,7 +316,7 @@ def test_annotation_change_while_down_is_replayed(node_env, tmp_path):
         assert r.status == 403  # the old role is no longer the pod's
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_410_on_resume_relists_and_drops_the_restored_pods(node_env, tmp_path):
@@ -324,7 +333,7 @@ def test_410_on_resume_relists_and_drops_the_restored_pods(node_env, tmp_path):
         assert r.status == 404
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 def test_namespace_restriction_changed_while_down_is_not_served_from_the_snapshot(node_env, tmp_path):
@@ -343,7 +352,7 @@ def test_namespace_restriction_changed_while_down_is_not_served_from_the_snapsho
         assert gets_since(node_env, mark, "/api/v1/namespaces/default") != []
         finish(runs, node_env)
     finally:
-        store.close()
+        close(store, runs)
 
 
 # ---- a snapshot that really crashes the restore (-Dtest_faults=true builds) ----
@@ -416,4 +425,4 @@ def test_snapshot_that_crashes_the_restore_is_dropped_by_the_next_start(node_env
         for run in runs:
             assert run.cleanup() is None
     finally:
-        store.close()
+        close(store, runs)
