@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +11,16 @@
 #define S USEC_PER_SEC
 
 static char dir[] = "/tmp/k2i-backoff-XXXXXX";
+static bool dir_made;
 
 static void fresh_dir(void) {
         char path[sizeof dir + sizeof RESTART_BACKOFF_FILE + 1];
 
-        if (dir[strlen(dir) - 1] == 'X')
+        /* made once: mkdtemp's random part may itself end in 'X', so the name says nothing */
+        if (!dir_made) {
                 ASSERT_NOT_NULL(mkdtemp(dir));
+                dir_made = true;
+        }
         snprintf(path, sizeof path, "%s/%s", dir, RESTART_BACKOFF_FILE);
         (void) unlink(path);
 }
