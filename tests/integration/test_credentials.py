@@ -344,6 +344,9 @@ def test_prepared_document_follows_new_credentials_and_each_api_keeps_its_own(no
     assert ext["AccountId"] == "123456789012" and ext["AccessKeyId"] == call["access_key_id"]
     wait_until(lambda: len(served_by_sts(node_env, role)) == 2, what="the background refresh")
     call = served_by_sts(node_env, role)[1]
+    # the fake records the call before the daemon has read its reply: wait for the swap
+    wait_until(lambda: doc(plain)[1]["AccessKeyId"] == call["access_key_id"],
+               what="the refreshed credentials served")
     body, cached = doc(plain)
     assert cached["AccessKeyId"] == call["access_key_id"] and cached["Token"] == call["session_token"]
     assert cached["SecretAccessKey"] == call["secret_access_key"] and "AccountId" not in cached
