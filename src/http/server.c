@@ -44,6 +44,8 @@ typedef struct HttpConnection {
         struct MHD_Connection *connection;
         usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a request is with the handler */
         bool requested;  /* a request began on it (its first request line arrived) */
+        bool fin_sent;   /* shutdown(SHUT_WR) done: see connection_send_fin() */
+        int fd;
         struct HttpConnection *prev, *next;
 } HttpConnection;
 
@@ -231,6 +233,18 @@ static void connection_cut(struct MHD_Connection *connection) {
                 (void) shutdown(ci->connect_fd, SHUT_RDWR);
 }
 
+/* The FIN after the last answer of a connection. MHD_USE_TURBO (docs/design.md) skips the
+ * library's shutdown(SHUT_WR) and closes the socket only at the end of its run, after every other
+ * ready connection; a close() with request bytes still unread then sends a reset instead of the
+ * end of the stream, and the client may lose an error answer it has not read yet. Sent once per
+ * connection: when its last request completes, or at the latest just before the library closes. */
+static void connection_send_fin(HttpConnection *hc) {
+        if (hc->fin_sent || hc->fd < 0)
+                return;
+        hc->fin_sent = true;
+        (void) shutdown(hc->fd, SHUT_WR);
+}
+
 static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         HttpServer *s = userdata;
         usec_t now = now_monotonic(), next = USEC_INFINITY;
@@ -258,6 +272,7 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
         HttpServer *s = cls;
+        const union MHD_ConnectionInfo *ci;
         HttpConnection *hc;
 
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -266,7 +281,11 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                         connection_cut(connection); /* a connection without a deadline is not served */
                         return;
                 }
-                *hc = (HttpConnection){ .server = s, .connection = connection, .next = s->connections };
+                ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+                *hc = (HttpConnection){ .server = s,
+                                        .connection = connection,
+                                        .fd = ci ? ci->connect_fd : -1,
+                                        .next = s->connections };
                 if (s->connections)
                         s->connections->prev = hc;
                 s->connections = hc;
@@ -279,6 +298,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         if (!hc)
                 return;
         *socket_context = NULL;
+        connection_send_fin(hc); /* MHD closes the socket right after this */
         if (hc->prev)
                 hc->prev->next = hc->next;
         else
@@ -499,6 +519,35 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
         return MHD_YES;
 }
 
+/* Whether a comma-separated header value lists token (case-insensitive, RFC 9110 5.6.1). */
+static bool header_has_token(const char *value, const char *token) {
+        size_t n = strlen(token);
+
+        for (const char *p = value; p && *p;) {
+                p += strspn(p, " \t,");
+                if (strncasecmp(p, token, n) == 0 && strchr(" \t,", p[n]))
+                        return true;
+                p = strchr(p, ',');
+        }
+        return false;
+}
+
+/* The request said "Connection: close" (or the drain set it), which MHD always honours: this was
+ * the connection's last answer. Sending the FIN now, not at the end of the library's run, lets the
+ * server close first and keep the TIME_WAIT; a client that closes first keeps it instead, and its
+ * next connect() has to search for a free port (bench/run.sh, new-connection rows). Never on a
+ * connection that may be kept alive. */
+static void finish_closing_connection(struct MHD_Connection *connection) {
+        const char *v = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+        const union MHD_ConnectionInfo *ci;
+
+        if (!v || !header_has_token(v, "close"))
+                return;
+        ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+                connection_send_fin(ci->socket_context);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
         HttpServer *s = cls;
@@ -506,6 +555,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 
         /* kept alive, the connection has until the idle timeout to send its next request line */
         connection_set_deadline(connection, usec_add(now_monotonic(), HTTP_IDLE_TIMEOUT_SEC * USEC_PER_SEC));
+        /* the whole answer is sent (COMPLETED_OK comes after its last byte) */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                finish_closing_connection(connection);
         if (!r)
                 return;
         *con_cls = NULL;
@@ -593,11 +645,11 @@ int http_server_new(sd_event *event, int listen_fd, const char *name, http_handl
         (void) sd_event_source_set_priority(s->deadline_timer, HTTP_SERVER_EVENT_PRIORITY);
 
         s->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_library_log, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
+                MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_library_log, s, MHD_OPTION_LISTEN_SOCKET,
+                listen_fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+                s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_POOL_BYTES,
                 MHD_OPTION_CONNECTION_LIMIT, cap, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                 MIN((unsigned) HTTP_MAX_CONNECTIONS_PER_IP, cap), MHD_OPTION_CONNECTION_TIMEOUT,
                 (unsigned) HTTP_IDLE_TIMEOUT_SEC, MHD_OPTION_END);

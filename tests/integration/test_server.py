@@ -183,6 +183,48 @@ def test_keep_alive_connection_serves_many_requests(daemon):
     c.close()
 
 
+def read_to_eof(s, deadline_s=5):
+    out = b""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            return out, True
+        out += chunk
+    return out, False
+
+
+def test_connection_close_gets_the_whole_answer_then_the_end_of_the_stream(daemon):
+    """The daemon sends the FIN itself after the last answer of a connection whose request said
+    close (docs/design.md, MHD_USE_TURBO): the answer is whole, the stream then ends, and a
+    connection whose header only resembles the token stays open for the next request."""
+    for value in ("close", "Close", "keep-alive, close", "TE,close"):
+        for _ in range(20):
+            with socket.create_connection((daemon.host, daemon.port), timeout=5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: %s\r\n\r\n" % value.encode())
+                out, eof = read_to_eof(s)
+            assert eof, value
+            head, _, body = out.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, out
+            length = int([ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")][0].split(b":")[1])
+            assert len(body) == length, out
+    # pipelined: the first is kept alive, the second says close: both answered, then the end
+    with socket.create_connection((daemon.host, daemon.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out, eof = read_to_eof(s)
+    assert eof and out.count(b"HTTP/1.1 200") == 2, out
+    # not the token: the connection is kept and serves another request
+    for value in ("closed", "x-close", "keep-alive"):
+        c = http.client.HTTPConnection(daemon.host, daemon.port, timeout=5)
+        for _ in range(3):
+            c.request("GET", "/healthz", headers={"Connection": value})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200 and r.getheader("Connection") != "close", value
+        c.close()
+
+
 def test_pipelined_requests_are_all_answered(daemon):
     n = 10
     with socket.create_connection((daemon.host, daemon.port), timeout=5) as s:
