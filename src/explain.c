@@ -273,6 +273,8 @@ static int explain_pod(Builder *b, const StorePod *pod) {
         add_str(b, o, "uid", pod->uid);
         add_str(b, o, "phase", pod->phase);
         add_bool(b, o, "terminating", pod->terminating);
+        /* restored from the snapshot of a warm restart: not served until the API server confirms it */
+        add_bool(b, o, "unconfirmed", pod->unconfirmed);
         ips = add_arr(b, o, "addresses");
         for (char **ip = pod->ips; ips && ip && *ip; ip++)
                 arr_str(b, ips, *ip);
@@ -295,11 +297,14 @@ static int explain_pod(Builder *b, const StorePod *pod) {
                  b->d->pods_synced;
         add_bool(b, b->root, "credentials", served);
         add_str(b, b->root, "reason",
-                served && cache == CACHE_RETRIES ? "the pod would get its role's credentials once STS "
-                                                   "answers (the last call failed and is retried)"
-                : served                         ? "the pod would get its role's credentials"
-                : !b->d->pods_synced             ? "the pod list is not synced with the API server"
-                : reason                         ? reason
+                served && pod->unconfirmed
+                        ? "the pod would get its role's credentials once the API server confirms it "
+                          "(restored by a warm restart: its first request asks for it)"
+                : served && cache == CACHE_RETRIES ? "the pod would get its role's credentials once STS "
+                                                     "answers (the last call failed and is retried)"
+                : served                           ? "the pod would get its role's credentials"
+                : !b->d->pods_synced               ? "the pod list is not synced with the API server"
+                : reason                           ? reason
                 : cJSON_GetObjectItem(b->root, "ambiguity") ? "the address is ambiguous (IP reuse)"
                 : other                                     ? "another pod holds the address"
                 : dec.verdict == POD_ROLE_NO_ROLE           ? "no role: no annotation and no --default-role"
@@ -461,11 +466,14 @@ static void render_pod(const cJSON *root, StrBuf *out) {
 
         if (!pod)
                 return;
-        strbuf_appendf(out, "%-12s %s/%s (uid %s, phase %s%s)\n", "pod:", strna(jstr(pod, "namespace")),
+        strbuf_appendf(out, "%-12s %s/%s (uid %s, phase %s%s%s)\n", "pod:", strna(jstr(pod, "namespace")),
                        strna(jstr(pod, "name")), strna(jstr(pod, "uid")),
                        isempty(jstr(pod, "phase")) ? "unknown" : jstr(pod, "phase"),
                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pod, "terminating")) ? ", terminating"
-                                                                                          : "");
+                                                                                          : "",
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pod, "unconfirmed"))
+                               ? ", unconfirmed: restored, not yet confirmed by the API server"
+                               : "");
         strbuf_appendf(out, "%-12s", "addresses:");
         cJSON_ArrayForEach(ip, cJSON_GetObjectItemCaseSensitive(pod, "addresses"))
                 strbuf_appendf(out, " %s", strna(cJSON_GetStringValue(ip)));

@@ -17,6 +17,7 @@ from k2i_testlib import Daemon, FdStore, assert_no_secrets, wait_until
 from node_env import BASE_ARN
 
 from test_credentials import FAST, get, served_by_sts
+from test_explain import explain, explain_json
 
 POD_IP = "127.0.0.1"
 CREDS = "/latest/meta-data/iam/security-credentials/app-role"
@@ -250,9 +251,16 @@ def test_warm_start_makes_no_list_and_a_get_confirms_the_restored_pod(node_env, 
         before = sts_calls(node_env)
         d2, mark = restart(node_env, store, str(tmp_path), runs)
         wait_status(store, "1 pod(s) to confirm")
+        # explain says so (docs/explain.md): restored, not yet confirmed
+        wait_until(lambda: os.path.exists(os.path.join(str(tmp_path), "explain.sock")), what="explain socket")
+        code, e = explain_json(str(tmp_path), POD_IP)
+        assert e["pod"]["unconfirmed"] is True and "confirms it" in e["reason"], e
+        assert "unconfirmed" in explain(str(tmp_path), POD_IP).stdout
         r, body = get(d2, CREDS, source=POD_IP)
         assert r.status == 200, body
         assert len(gets_since(node_env, mark)) == 1  # the live GET that vouched for it
+        code, e = explain_json(str(tmp_path), POD_IP)
+        assert e["pod"]["unconfirmed"] is False and e["credentials"] is True, e
         assert sts_calls(node_env) == before
         # both watches resumed from the snapshot's resourceVersions: no list at all
         wait_until(lambda: node_env.api.n_watches("pods") >= 1 and node_env.api.n_watches("namespaces") >= 1,
