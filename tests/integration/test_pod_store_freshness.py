@@ -98,7 +98,9 @@ def test_api_answering_but_list_failing_stops_vouching_after_the_bound(node_env,
     wait_until(lambda: synced(d), timeout=60, what="cachesSynced true after a complete list")
     assert role_of(d, "127.0.0.6") == "web-role"
     assert "is current again" in d.output()
-    assert notify_socket.assignments()[-1].startswith("STATUS=Serving; Synced ")
+    # the last STATUS= (a snapshot push, FDNAME=..., may come after it)
+    wait_until(lambda: [a for a in notify_socket.assignments() if a.startswith("STATUS=")][-1]
+               .startswith("STATUS=Serving; Synced "), what="STATUS= back to Synced")
     assert_clean_output(d.output(), env)
 
 
